@@ -1,0 +1,111 @@
+/* l_router.c - jararaca.core.router: the C router as a Lua userdata.
+ *   local r = router.new()
+ *   r:add("GET", "/items/{id:int}", 7)       -> true | nil, err
+ *   r:match("GET", "/items/42")              -> 7, { id = 42 } | nil, 404 | nil, 405, "GET, HEAD"
+ * int parameters come back as numbers when exactly representable (|v| < 2^53),
+ * otherwise as strings (LuaJIT numbers are doubles). */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+#include "vm.h"
+
+static char k_router_mt;
+
+typedef struct {
+    jr_router *r;
+} router_ud;
+
+static jr_router *check_router(lua_State *L)
+{
+    router_ud *u = jr_checkudata(L, 1, &k_router_mt, "router");
+    if (!u->r) luaL_error(L, "router is closed");
+    return u->r;
+}
+
+static int l_new(lua_State *L)
+{
+    router_ud *u = lua_newuserdata(L, sizeof *u);
+    u->r = jr_router_new();
+    if (!u->r) return luaL_error(L, "out of memory (router)");
+    lua_pushlightuserdata(L, &k_router_mt);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+static int l_add(lua_State *L)
+{
+    jr_router *r = check_router(L);
+    const char *method = luaL_checkstring(L, 2);
+    const char *tmpl = luaL_checkstring(L, 3);
+    int id = (int)luaL_checkinteger(L, 4);
+    char err[256];
+    if (jr_router_add(r, method, tmpl, id, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void push_param(lua_State *L, const jr_router_param *p)
+{
+    if (p->conv == JR_CONV_INT && p->len <= 16) {
+        /* At most 15 digits plus sign: always exact in a double. */
+        char buf[24];
+        memcpy(buf, p->value, p->len);
+        buf[p->len] = 0;
+        lua_pushnumber(L, (lua_Number)strtoll(buf, NULL, 10));
+        return;
+    }
+    lua_pushlstring(L, p->value, p->len);
+}
+
+static int l_match(lua_State *L)
+{
+    jr_router *r = check_router(L);
+    size_t mlen, plen;
+    const char *method = luaL_checklstring(L, 2, &mlen);
+    const char *path = luaL_checklstring(L, 3, &plen);
+    jr_route_match m;
+    jr_router_match(r, method, mlen, path, plen, &m);
+    if (m.status == JR_ROUTE_FOUND) {
+        lua_pushinteger(L, m.route_id);
+        if (m.nparams == 0) return 1;
+        lua_createtable(L, 0, (int)m.nparams);
+        for (size_t i = 0; i < m.nparams; i++) {
+            push_param(L, &m.params[i]);
+            lua_setfield(L, -2, m.params[i].name);
+        }
+        return 2;
+    }
+    lua_pushnil(L);
+    if (m.status == JR_ROUTE_NOT_FOUND) {
+        lua_pushinteger(L, 404);
+        return 2;
+    }
+    lua_pushinteger(L, 405);
+    lua_pushstring(L, m.allow);
+    return 3;
+}
+
+static int l_gc(lua_State *L)
+{
+    router_ud *u = lua_touserdata(L, 1);
+    if (u && u->r) jr_router_free(u->r);
+    u->r = NULL;
+    return 0;
+}
+
+int jr_open_router(lua_State *L)
+{
+    static const luaL_Reg methods[] = {{"add", l_add}, {"match", l_match}, {NULL, NULL}};
+    jr_newmetatable(L, &k_router_mt, "router", methods, l_gc);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_new);
+    lua_setfield(L, -2, "new");
+    return 1;
+}

@@ -1,0 +1,225 @@
+/* l_sys.c - jararaca.core.sys: logging, process exit, signals, pre-fork. */
+#include <errno.h>
+#include <lauxlib.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "prefork.h"
+#include "scheduler.h"
+#include "vm.h"
+
+/* sys.log(level, msg [, request_id]) ; level = 0..3 */
+static int l_log(lua_State *L)
+{
+    int level = (int)luaL_checkinteger(L, 1);
+    size_t len;
+    const char *msg = luaL_checklstring(L, 2, &len);
+    const char *rid = luaL_optstring(L, 3, NULL);
+    jr_log_msg((jr_log_level)level, rid, msg, len);
+    return 0;
+}
+
+/* sys.log_level() -> int ; sys.set_log(level_name|nil, "text"|"json"|nil) */
+static int l_log_level(lua_State *L)
+{
+    lua_pushinteger(L, jr_log_get_level());
+    return 1;
+}
+
+static int l_set_log(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1)) {
+        int lv = jr_log_parse_level(luaL_checkstring(L, 1));
+        if (lv < 0) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "unknown log level '%s' (debug, info, warn, error, off)", lua_tostring(L, 1));
+            return 2;
+        }
+        jr_log_set_level((jr_log_level)lv);
+    }
+    if (!lua_isnoneornil(L, 2)) {
+        const char *f = luaL_checkstring(L, 2);
+        if (strcmp(f, "json") == 0) jr_log_set_format(JR_LOG_JSON);
+        else if (strcmp(f, "text") == 0) jr_log_set_format(JR_LOG_TEXT);
+        else {
+            lua_pushnil(L);
+            lua_pushfstring(L, "unknown log format '%s' (text, json)", f);
+            return 2;
+        }
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* sys.exit(code): stop the loop; main() returns code. */
+static int l_exit(lua_State *L)
+{
+    jr_vm_global->exit_code = (int)luaL_optinteger(L, 1, 0);
+    jr_vm_global->exit_requested = 1;
+    uv_stop(jr_vm_global->loop);
+    return 0;
+}
+
+static int l_pid(lua_State *L)
+{
+    lua_pushinteger(L, getpid());
+    return 1;
+}
+
+static int l_nproc(lua_State *L)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    lua_pushinteger(L, n > 0 ? n : 1);
+    return 1;
+}
+
+static int l_hostname(lua_State *L)
+{
+    char buf[256];
+    if (gethostname(buf, sizeof buf) != 0) strcpy(buf, "localhost");
+    buf[sizeof buf - 1] = 0;
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+/* sys.prefork(n, stop_timeout_ms) -> worker index (in workers; the master never returns) */
+static int l_prefork(lua_State *L)
+{
+    int n = (int)luaL_checkinteger(L, 1);
+    jr_prefork_opts o = {.stop_timeout_ms = (unsigned)luaL_optinteger(L, 2, 30000)};
+    int idx = jr_prefork_run(n, &o);
+    if (idx < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    /* A forked child must re-create the loop's kernel state (epoll fd). */
+    int rc = uv_loop_fork(jr_vm_global->loop);
+    if (rc != 0) return luaL_error(L, "uv_loop_fork: %s", uv_strerror(rc));
+    lua_pushinteger(L, idx);
+    return 1;
+}
+
+static int l_worker_ready(lua_State *L)
+{
+    (void)L;
+    jr_prefork_worker_ready();
+    return 0;
+}
+
+/* ---- signals: sys.watch_signals() then sys.next_signal() parks until one arrives ---- */
+static uv_signal_t g_sig[4];
+static const int g_signums[4] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP};
+static int g_sig_started;
+static jr_task *g_sig_waiter;
+static uint32_t g_sig_waiter_gen;
+static int g_sig_pending[8];
+static int g_sig_npending;
+
+static const char *signame(int s)
+{
+    switch (s) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGHUP: return "SIGHUP";
+    default: return "SIGNAL";
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    (void)h;
+    jr_task *t = g_sig_waiter;
+    if (t && jr_task_gen(t) == g_sig_waiter_gen) {
+        g_sig_waiter = NULL;
+        lua_pushstring(jr_task_thread(t), signame(signum));
+        jr_task_resume(t, 1);
+        return;
+    }
+    if (g_sig_npending < 8) g_sig_pending[g_sig_npending++] = signum;
+}
+
+static int l_watch_signals(lua_State *L)
+{
+    (void)L;
+    if (g_sig_started) return 0;
+    for (int i = 0; i < 4; i++) {
+        uv_signal_init(jr_vm_global->loop, &g_sig[i]);
+        uv_signal_start(&g_sig[i], on_signal, g_signums[i]);
+        /* Watching signals must not keep the process alive by itself. */
+        uv_unref((uv_handle_t *)&g_sig[i]);
+    }
+    g_sig_started = 1;
+    return 0;
+}
+
+static int l_next_signal(lua_State *L)
+{
+    if (g_sig_npending > 0) {
+        int s = g_sig_pending[0];
+        memmove(g_sig_pending, g_sig_pending + 1, sizeof(int) * (size_t)--g_sig_npending);
+        lua_pushstring(L, signame(s));
+        return 1;
+    }
+    jr_task *t = jr_task_current();
+    if (!t) return luaL_error(L, "next_signal() must be called inside a task");
+    g_sig_waiter = t;
+    g_sig_waiter_gen = jr_task_gen(t);
+    jr_task_park_io(t);
+    /* Keep the loop alive while someone waits for a signal. */
+    for (int i = 0; i < 4; i++) uv_ref((uv_handle_t *)&g_sig[i]);
+    return jr_task_yield(L);
+}
+
+static int l_unref_signals(lua_State *L)
+{
+    (void)L;
+    if (g_sig_started)
+        for (int i = 0; i < 4; i++) uv_unref((uv_handle_t *)&g_sig[i]);
+    return 0;
+}
+
+/* sys.kill(pid, signame) -> true | nil, err */
+static int l_kill(lua_State *L)
+{
+    int pid = (int)luaL_checkinteger(L, 1);
+    const char *s = luaL_optstring(L, 2, "SIGTERM");
+    int sig = strcmp(s, "SIGKILL") == 0 ? SIGKILL : strcmp(s, "SIGINT") == 0 ? SIGINT
+            : strcmp(s, "SIGQUIT") == 0 ? SIGQUIT : strcmp(s, "SIGHUP") == 0 ? SIGHUP
+            : strcmp(s, "SIGTERM") == 0 ? SIGTERM : -1;
+    if (sig < 0) return luaL_argerror(L, 2, "unknown signal");
+    if (kill(pid, sig) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+int jr_open_sys(lua_State *L)
+{
+    static const luaL_Reg fns[] = {{"log", l_log},
+                                   {"log_level", l_log_level},
+                                   {"set_log", l_set_log},
+                                   {"exit", l_exit},
+                                   {"pid", l_pid},
+                                   {"nproc", l_nproc},
+                                   {"hostname", l_hostname},
+                                   {"prefork", l_prefork},
+                                   {"worker_ready", l_worker_ready},
+                                   {"watch_signals", l_watch_signals},
+                                   {"next_signal", l_next_signal},
+                                   {"unref_signals", l_unref_signals},
+                                   {"kill", l_kill},
+                                   {NULL, NULL}};
+    lua_createtable(L, 0, 16);
+    luaL_register(L, NULL, fns);
+    lua_pushstring(L, JR_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}

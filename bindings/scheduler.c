@@ -1,0 +1,444 @@
+/* scheduler.c - the coroutine scheduler (see scheduler.h).
+ *
+ * Tasks are C structs that are recycled, never freed, so a Lua-side handle
+ * (lightuserdata pointer + generation) can always be checked safely: a stale
+ * handle has an older generation. Each task owns a pooled coroutine running
+ * the Lua trampoline (lua/jararaca/sched.lua), which runs one function after
+ * another and parks in idle() between them: no coroutine is created per
+ * request once the pool is warm.
+ *
+ * Resumptions never nest: a resume requested while a task runs (a Lua wake,
+ * a callback fired synchronously from a C call) goes to the ready queue,
+ * drained by an idle handle on the next loop iteration. */
+#include "scheduler.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "vm.h"
+
+#define JR_TASK_POOL_MAX 4096 /* idle coroutines kept for reuse */
+#define JR_TASK_CHUNK 256
+
+struct jr_task {
+    lua_State *co;      /* the task's coroutine (main thread of the task) */
+    int co_ref;         /* registry ref anchoring co */
+    jr_task_state state;
+    uint32_t gen;       /* bumped whenever the task is recycled */
+    int started;        /* co has run the trampoline at least once */
+    int nresume;        /* values pushed on co for the pending resumption */
+    int cancelled;      /* cancel requested while parked on IO */
+    int yield_now;      /* sleep(0): requeue at once after the yield */
+    struct jr_timer *timer;
+    jr_task *next;      /* ready queue / idle pool / free list link */
+};
+
+typedef struct jr_timer {
+    uv_timer_t h;
+    jr_task *task;
+    uint32_t gen;
+} jr_timer;
+
+static lua_State *g_L;
+static uv_loop_t *g_loop;
+static int g_trampoline_ref = LUA_NOREF;
+static jr_task *g_current;
+static jr_task *g_free;       /* structs without a coroutine */
+static jr_task *g_idle;       /* structs with a pooled, idle coroutine */
+static size_t g_idle_count, g_task_count, g_live_count;
+static jr_task *g_ready_head, *g_ready_tail;
+static uv_idle_t g_ready_idle;
+static char k_park; /* address = the sentinel yielded by every park */
+
+static void task_run(jr_task *t, int nargs);
+static void on_ready_idle(uv_idle_t *h);
+
+jr_task *jr_task_current(void) { return g_current; }
+lua_State *jr_task_thread(jr_task *t) { return t->co; }
+uint32_t jr_task_gen(jr_task *t) { return t->gen; }
+
+static jr_task *task_alloc(void)
+{
+    if (!g_free) {
+        jr_task *chunk = calloc(JR_TASK_CHUNK, sizeof *chunk);
+        if (!chunk) return NULL;
+        for (int i = 0; i < JR_TASK_CHUNK; i++) {
+            chunk[i].co_ref = LUA_NOREF;
+            chunk[i].next = g_free;
+            g_free = &chunk[i];
+        }
+    }
+    jr_task *t = g_free;
+    g_free = t->next;
+    t->next = NULL;
+    g_task_count++;
+    return t;
+}
+
+/* Drop the coroutine and put the struct back on the free list. */
+static void task_release(jr_task *t)
+{
+    if (t->co_ref != LUA_NOREF) luaL_unref(g_L, LUA_REGISTRYINDEX, t->co_ref);
+    t->co_ref = LUA_NOREF;
+    t->co = NULL;
+    t->started = 0;
+    t->state = JR_TASK_FREE;
+    t->gen++;
+    t->next = g_free;
+    g_free = t;
+    g_task_count--;
+}
+
+static void ready_push(jr_task *t, int nargs)
+{
+    t->state = JR_TASK_READY;
+    t->nresume = nargs;
+    t->next = NULL;
+    if (g_ready_tail) g_ready_tail->next = t;
+    else g_ready_head = t;
+    g_ready_tail = t;
+    if (!uv_is_active((uv_handle_t *)&g_ready_idle)) uv_idle_start(&g_ready_idle, on_ready_idle);
+}
+
+static void on_ready_idle(uv_idle_t *h)
+{
+    (void)h;
+    /* Only what is queued now: a task that keeps re-queueing itself
+     * (sleep(0) in a loop) must not starve I/O. */
+    jr_task *batch = g_ready_head;
+    g_ready_head = g_ready_tail = NULL;
+    while (batch) {
+        jr_task *t = batch;
+        batch = t->next;
+        t->next = NULL;
+        task_run(t, t->nresume);
+    }
+    if (!g_ready_head) uv_idle_stop(&g_ready_idle);
+}
+
+/* Close a task's timer, if any (the timer frees itself when closed). */
+static void timer_close_cb(uv_handle_t *h) { free(h->data); }
+static void task_drop_timer(jr_task *t)
+{
+    if (!t->timer) return;
+    uv_timer_stop(&t->timer->h);
+    uv_close((uv_handle_t *)&t->timer->h, timer_close_cb);
+    t->timer = NULL;
+}
+
+/* Resume t with nargs values on its stack; handle how it stops. */
+static void task_run(jr_task *t, int nargs)
+{
+    lua_State *co = t->co;
+    t->state = JR_TASK_RUNNING;
+    t->nresume = 0;
+    jr_task *prev = g_current;
+    g_current = t;
+    int rc = lua_resume(co, nargs);
+    g_current = prev;
+    if (rc == LUA_YIELD) {
+        switch (t->state) {
+        case JR_TASK_SLEEP:
+            lua_settop(co, 0); /* the park sentinel */
+            if (t->yield_now) {
+                t->yield_now = 0;
+                lua_pushboolean(co, 1);
+                ready_push(t, 1);
+            }
+            return;
+        case JR_TASK_WAIT:
+        case JR_TASK_IO:
+            lua_settop(co, 0); /* the park sentinel */
+            return;
+        case JR_TASK_IDLE:
+            lua_settop(co, 0);
+            task_drop_timer(t);
+            t->gen++;
+            g_live_count--;
+            if (g_idle_count < JR_TASK_POOL_MAX) {
+                t->next = g_idle;
+                g_idle = t;
+                g_idle_count++;
+            } else {
+                task_release(t);
+            }
+            return;
+        case JR_TASK_READY: /* cannot happen: ready_push is only for parked tasks */
+            return;
+        default:
+            /* A bare coroutine.yield() at the top of a task: treat it as
+             * "let others run" and resume it on the next tick. */
+            lua_settop(co, 0);
+            ready_push(t, 0);
+            return;
+        }
+    }
+    if (rc != 0) {
+        /* The trampoline catches errors of task bodies, so reaching this is
+         * a framework bug: log it and drop the coroutine. */
+        const char *msg = lua_tostring(co, -1);
+        luaL_traceback(g_L, co, msg ? msg : "(non-string error)", 0);
+        jr_logf(JR_LOG_ERROR, NULL, "task crashed: %s", lua_tostring(g_L, -1));
+        lua_pop(g_L, 1);
+    }
+    /* Finished (the trampoline returned) or crashed. */
+    task_drop_timer(t);
+    g_live_count--;
+    task_release(t);
+}
+
+jr_task *jr_task_start(lua_State *L, int nargs)
+{
+    jr_task *t;
+    if (g_idle) {
+        t = g_idle;
+        g_idle = t->next;
+        g_idle_count--;
+        t->next = NULL;
+    } else {
+        t = task_alloc();
+        if (!t) luaL_error(L, "out of memory (task)");
+        t->co = lua_newthread(g_L);
+        t->co_ref = luaL_ref(g_L, LUA_REGISTRYINDEX);
+        t->started = 0;
+        t->cancelled = 0;
+        t->timer = NULL;
+    }
+    t->cancelled = 0;
+    t->yield_now = 0;
+    g_live_count++;
+    int n = nargs + 1; /* function + args */
+    if (!t->started) {
+        lua_rawgeti(t->co, LUA_REGISTRYINDEX, g_trampoline_ref);
+        t->started = 1;
+    }
+    lua_xmove(L, t->co, n);
+    if (g_current) ready_push(t, n);
+    else task_run(t, n);
+    return t;
+}
+
+void jr_task_park_io(jr_task *t) { t->state = JR_TASK_IO; }
+
+int jr_task_yield(lua_State *L)
+{
+    lua_pushlightuserdata(L, &k_park);
+    return lua_yield(L, 1);
+}
+
+void jr_task_resume(jr_task *t, int nresults)
+{
+    task_drop_timer(t);
+    if (g_current) ready_push(t, nresults);
+    else task_run(t, nresults);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lua API: jararaca.core.sched                                         */
+
+static jr_task *check_task_running(lua_State *L, const char *what)
+{
+    jr_task *t = g_current;
+    if (!t) luaL_error(L, "%s must be called inside a task (a request, message, job or spawned function)", what);
+    return t;
+}
+
+static void on_timer(uv_timer_t *h)
+{
+    jr_timer *tm = h->data;
+    jr_task *t = tm->task;
+    if (t->gen != tm->gen || t->timer != tm) return; /* stale: already closed */
+    lua_State *co = t->co;
+    if (t->state == JR_TASK_SLEEP) {
+        lua_pushboolean(co, 1);
+        jr_task_resume(t, 1);
+    } else if (t->state == JR_TASK_WAIT) {
+        lua_pushnil(co);
+        lua_pushliteral(co, "timeout");
+        jr_task_resume(t, 2);
+    }
+}
+
+static int arm_timer(lua_State *L, jr_task *t, double seconds)
+{
+    jr_timer *tm = malloc(sizeof *tm);
+    if (!tm) return luaL_error(L, "out of memory (timer)");
+    uv_timer_init(g_loop, &tm->h);
+    tm->h.data = tm;
+    tm->task = t;
+    tm->gen = t->gen;
+    t->timer = tm;
+    double ms = seconds * 1000.0;
+    if (ms < 0) ms = 0;
+    if (ms > 1e15) ms = 1e15;
+    uv_timer_start(&tm->h, on_timer, (uint64_t)(ms + 0.5), 0);
+    return 0;
+}
+
+/* sched.sleep(seconds) -> true | nil, "cancelled" */
+static int l_sleep(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+    if (s != s) return luaL_argerror(L, 1, "NaN");
+    jr_task *t = check_task_running(L, "jararaca.sleep()");
+    if (s <= 0) {
+        /* Let the others run: task_run requeues it right after the yield. */
+        t->state = JR_TASK_SLEEP;
+        t->yield_now = 1;
+        return jr_task_yield(L);
+    }
+    arm_timer(L, t, s);
+    t->state = JR_TASK_SLEEP;
+    return jr_task_yield(L);
+}
+
+/* sched.wait([timeout]) -> true, ... (woken) | nil, "timeout" | nil, "cancelled" */
+static int l_wait(lua_State *L)
+{
+    jr_task *t = check_task_running(L, "wait()");
+    if (!lua_isnoneornil(L, 1)) {
+        double s = luaL_checknumber(L, 1);
+        arm_timer(L, t, s);
+    }
+    t->state = JR_TASK_WAIT;
+    return jr_task_yield(L);
+}
+
+static jr_task *check_handle(lua_State *L, int idx)
+{
+    luaL_checktype(L, idx, LUA_TLIGHTUSERDATA);
+    jr_task *t = lua_touserdata(L, idx);
+    uint32_t gen = (uint32_t)luaL_checknumber(L, idx + 1);
+    if (!t || t->gen != gen || t->state == JR_TASK_FREE || t->state == JR_TASK_IDLE) return NULL;
+    return t;
+}
+
+/* sched.wake(handle, gen, ...) -> true if t was waiting and is now scheduled */
+static int l_wake(lua_State *L)
+{
+    int top = lua_gettop(L);
+    jr_task *t = check_handle(L, 1);
+    if (!t || t->state != JR_TASK_WAIT) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    int n = top - 2;
+    lua_pushboolean(t->co, 1);
+    if (n > 0) lua_xmove(L, t->co, n);
+    jr_task_resume(t, n + 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* sched.cancel(handle, gen) -> true if a sleeping/waiting task was cancelled */
+static int l_cancel(lua_State *L)
+{
+    jr_task *t = check_handle(L, 1);
+    if (!t) { lua_pushboolean(L, 0); return 1; }
+    if (t->state == JR_TASK_SLEEP || t->state == JR_TASK_WAIT) {
+        lua_pushnil(t->co);
+        lua_pushliteral(t->co, "cancelled");
+        jr_task_resume(t, 2);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (t->state == JR_TASK_IO || t->state == JR_TASK_READY || t->state == JR_TASK_RUNNING) {
+        t->cancelled = 1;
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+/* sched.cancelled() -> true when cancel() was requested for the running task */
+static int l_cancelled(lua_State *L)
+{
+    lua_pushboolean(L, g_current && g_current->cancelled);
+    return 1;
+}
+
+/* sched.spawn(fn, ...) -> handle, gen (starts on the next tick when called from a task) */
+static int l_spawn(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    int nargs = lua_gettop(L) - 1;
+    jr_task *t = jr_task_start(L, nargs);
+    lua_pushlightuserdata(L, t);
+    lua_pushnumber(L, t->gen);
+    return 2;
+}
+
+/* sched.current() -> handle, gen | nil */
+static int l_current(lua_State *L)
+{
+    if (!g_current) return 0;
+    lua_pushlightuserdata(L, g_current);
+    lua_pushnumber(L, g_current->gen);
+    return 2;
+}
+
+/* sched.idle(): the trampoline parks here between two task bodies. */
+static int l_idle(lua_State *L)
+{
+    jr_task *t = check_task_running(L, "idle()");
+    t->state = JR_TASK_IDLE;
+    return lua_yield(L, 0);
+}
+
+static int l_set_trampoline(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (g_trampoline_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, g_trampoline_ref);
+    lua_pushvalue(L, 1);
+    g_trampoline_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* sched.now() -> seconds (loop time, ms resolution); sched.clock() -> hrtime seconds */
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, (double)uv_now(g_loop) / 1000.0);
+    return 1;
+}
+static int l_clock(lua_State *L)
+{
+    lua_pushnumber(L, (double)uv_hrtime() / 1e9);
+    return 1;
+}
+
+static int l_stats(lua_State *L)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushnumber(L, (double)g_live_count);
+    lua_setfield(L, -2, "live");
+    lua_pushnumber(L, (double)g_idle_count);
+    lua_setfield(L, -2, "idle");
+    lua_pushnumber(L, (double)g_task_count);
+    lua_setfield(L, -2, "allocated");
+    return 1;
+}
+
+int jr_open_sched(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"sleep", l_sleep},     {"wait", l_wait},       {"wake", l_wake},
+        {"cancel", l_cancel},   {"cancelled", l_cancelled}, {"spawn", l_spawn},
+        {"current", l_current}, {"idle", l_idle},       {"set_trampoline", l_set_trampoline},
+        {"now", l_now},         {"clock", l_clock},     {"stats", l_stats},
+        {NULL, NULL}};
+    lua_createtable(L, 0, 16);
+    luaL_register(L, NULL, fns);
+    lua_pushlightuserdata(L, &k_park);
+    lua_setfield(L, -2, "PARK");
+    return 1;
+}
+
+void jr_sched_init(lua_State *L, uv_loop_t *loop)
+{
+    g_L = L;
+    g_loop = loop;
+    uv_idle_init(loop, &g_ready_idle);
+}

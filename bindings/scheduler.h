@@ -1,0 +1,53 @@
+/* scheduler.h - coroutine scheduler: every request, message, scheduled run and
+ * spawned function is a "task" running in a pooled Lua coroutine.
+ *
+ * C resumes exactly one Lua entry per task (a pooled trampoline, see
+ * lua/jararaca/sched.lua). Anything that waits - a timer, a socket, a
+ * thread-pool job - records the current task, calls jr_task_park() and makes
+ * its C function end with `return jr_task_yield(L, ...)`. When the event
+ * fires, the C callback pushes the results on the task's stack and calls
+ * jr_task_resume(). All waits look the same from Lua: a call that returns
+ * later. */
+#ifndef JR_SCHEDULER_H
+#define JR_SCHEDULER_H
+
+#include <lua.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct jr_task jr_task;
+
+typedef enum {
+    JR_TASK_FREE = 0,   /* in the struct free list */
+    JR_TASK_IDLE,       /* pooled coroutine waiting for work */
+    JR_TASK_RUNNING,    /* being resumed right now */
+    JR_TASK_READY,      /* queued for resumption on the next tick */
+    JR_TASK_SLEEP,      /* parked on a timer (jararaca.sleep) */
+    JR_TASK_WAIT,       /* parked until woken by jr_task_wake (or a timeout) */
+    JR_TASK_IO          /* parked on a C operation that will resume it */
+} jr_task_state;
+
+void jr_sched_init(lua_State *L, uv_loop_t *loop);
+
+/* The task being resumed, or NULL (main chunk / C callbacks). */
+jr_task *jr_task_current(void);
+lua_State *jr_task_thread(jr_task *t);
+uint32_t jr_task_gen(jr_task *t);
+
+/* Start fn(args...) in a pooled task. Expects on L's stack: function and
+ * nargs arguments on top; pops them. Runs at once when no task is running,
+ * else it is queued (never nested). Returns the task. */
+jr_task *jr_task_start(lua_State *L, int nargs);
+
+/* Park the current task for a C operation (state IO). Call from the C
+ * function that is about to yield; L must be the running coroutine. */
+void jr_task_park_io(jr_task *t);
+/* Yield out of the C function: `return jr_task_yield(L);` */
+int jr_task_yield(lua_State *L);
+
+/* Resume a parked task with nresults values already pushed on its thread
+ * (jr_task_thread(t)). Safe from any libuv callback; if a task is running,
+ * the resumption is queued instead of nested. */
+void jr_task_resume(jr_task *t, int nresults);
+
+#endif

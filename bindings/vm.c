@@ -1,0 +1,113 @@
+/* vm.c - the process's LuaJIT state: libraries, module registry, the Lua
+ * search path, and helpers shared by the binding files. */
+#include "vm.h"
+
+#include <limits.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+jr_vm *jr_vm_global;
+
+void jr_newmetatable(lua_State *L, void *key, const char *name, const luaL_Reg *methods,
+                     lua_CFunction gc)
+{
+    lua_pushlightuserdata(L, key);
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 16);
+    luaL_register(L, NULL, methods);
+    lua_setfield(L, -2, "__index");
+    if (gc) {
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+void *jr_checkudata(lua_State *L, int idx, void *key, const char *name)
+{
+    void *p = lua_touserdata(L, idx);
+    if (p && lua_getmetatable(L, idx)) {
+        lua_pushlightuserdata(L, key);
+        lua_rawget(L, LUA_REGISTRYINDEX);
+        int same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (same) return p;
+    }
+    luaL_typerror(L, idx, name);
+    return NULL;
+}
+
+int jr_traceback(lua_State *L)
+{
+    if (!lua_isstring(L, 1)) return 1; /* keep error objects as they are */
+    luaL_traceback(L, L, lua_tostring(L, 1), 1);
+    return 1;
+}
+
+static int file_exists(const char *p) { return access(p, R_OK) == 0; }
+
+/* The framework's Lua files: $JARARACA_LUA_DIR, else <prefix>/share/jararaca/lua
+ * next to an installed binary, else the source tree the binary was built from. */
+static void find_lua_dir(char *out, size_t cap)
+{
+    const char *env = getenv("JARARACA_LUA_DIR");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return;
+    }
+    char exe[PATH_MAX];
+    size_t sz = sizeof exe;
+    if (uv_exepath(exe, &sz) == 0) {
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            char cand[PATH_MAX + 64];
+            int n = snprintf(cand, sizeof cand, "%s/../%s/jararaca/init.lua", exe, JR_INSTALL_LUA_SUBDIR);
+            if (n > 0 && (size_t)n < sizeof cand && file_exists(cand)) {
+                n = snprintf(out, cap, "%s/../%s", exe, JR_INSTALL_LUA_SUBDIR);
+                if (n > 0 && (size_t)n < cap) return;
+            }
+        }
+    }
+    snprintf(out, cap, "%s", JR_SOURCE_LUA_DIR);
+}
+
+static void preload(lua_State *L, const char *name, lua_CFunction open)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    open(L);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 2);
+}
+
+lua_State *jr_vm_open(jr_vm *vm)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) return NULL;
+    vm->L = L;
+    jr_vm_global = vm;
+    luaL_openlibs(L);
+
+    char dir[PATH_MAX];
+    find_lua_dir(dir, sizeof dir);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 1);
+    lua_pushstring(L, dir);
+    lua_setfield(L, -2, "jararaca_lua_dir");
+    lua_pop(L, 1);
+
+    preload(L, "jararaca.core.sched", jr_open_sched);
+    preload(L, "jararaca.core.http", jr_open_http);
+    preload(L, "jararaca.core.router", jr_open_router);
+    preload(L, "jararaca.core.sys", jr_open_sys);
+    preload(L, "jararaca.core.process", jr_open_process);
+    return L;
+}

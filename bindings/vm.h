@@ -1,0 +1,47 @@
+/* vm.h - the process-wide LuaJIT state and the registry of C modules.
+ *
+ * One jr_vm per process: a libuv loop and one lua_State. C modules register
+ * themselves into package.loaded under "jararaca.core.<name>" (the Lua
+ * framework in lua/jararaca/ wraps them); nothing is put in _G. */
+#ifndef JR_VM_H
+#define JR_VM_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+typedef struct jr_vm {
+    lua_State *L;
+    uv_loop_t *loop;
+    int exit_code;
+    int exit_requested;
+} jr_vm;
+
+extern jr_vm *jr_vm_global;
+
+/* Per-module openers (each returns 1 with its module table on the stack). */
+int jr_open_sched(lua_State *L);
+int jr_open_http(lua_State *L);
+int jr_open_router(lua_State *L);
+int jr_open_sys(lua_State *L);
+int jr_open_process(lua_State *L);
+
+/* Traceback handler usable with lua_pcall. */
+int jr_traceback(lua_State *L);
+
+/* Metatables are keyed by the address of a static (never by a string).
+ * jr_newmetatable registers one with methods as __index and gc as __gc;
+ * jr_checkudata raises "bad argument #idx (NAME expected)" on mismatch. */
+void jr_newmetatable(lua_State *L, void *key, const char *name, const luaL_Reg *methods,
+                     lua_CFunction gc);
+void *jr_checkudata(lua_State *L, int idx, void *key, const char *name);
+
+/* Argument helpers shared by the binding files. */
+int jr_opt_int_field(lua_State *L, int idx, const char *field, int def);
+const char *jr_opt_str_field(lua_State *L, int idx, const char *field, const char *def);
+
+/* Create the state in vm (sets jr_vm_global), open libraries and register
+ * the C modules. Returns NULL when out of memory. */
+lua_State *jr_vm_open(jr_vm *vm);
+
+#endif

@@ -1,0 +1,229 @@
+/* prefork.c - see prefork.h. The master is a plain poll(2) loop over a
+ * signalfd and a readiness pipe: it owns no libuv loop and runs no Lua, so
+ * nothing in it can crash because of user code. */
+#include "prefork.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define MAX_WORKERS 256
+
+typedef struct {
+    pid_t pid;
+    int ready;
+    uint64_t started_ms;
+    unsigned quick_crashes; /* consecutive crashes within 2 s of start */
+    uint64_t restart_at_ms; /* pending restart time, 0 = none */
+} slot_t;
+
+static int g_ready_fd = -1;
+static int g_is_worker;
+static int g_index;
+
+int jr_prefork_is_worker(void) { return g_is_worker; }
+
+void jr_prefork_worker_ready(void)
+{
+    if (g_ready_fd < 0) return;
+    unsigned char b = (unsigned char)g_index;
+    ssize_t w = write(g_ready_fd, &b, 1);
+    (void)w;
+    close(g_ready_fd);
+    g_ready_fd = -1;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Fork one worker into slot i. Returns 1 in the child, 0 in the master. */
+static int spawn(slot_t *s, int i, int pipe_r, int pipe_w, int sfd, const sigset_t *oldmask)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        jr_logf(JR_LOG_ERROR, NULL, "master: fork failed: %s", strerror(errno));
+        s->pid = 0;
+        return 0;
+    }
+    if (pid == 0) {
+        close(pipe_r);
+        if (sfd >= 0) close(sfd);
+        g_ready_fd = pipe_w;
+        g_is_worker = 1;
+        g_index = i;
+        /* Die with the master rather than linger unsupervised. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1) _exit(1);
+        sigprocmask(SIG_SETMASK, oldmask, NULL);
+        return 1;
+    }
+    s->pid = pid;
+    s->ready = 0;
+    s->started_ms = now_ms();
+    s->restart_at_ms = 0;
+    return 0;
+}
+
+int jr_prefork_run(int n, const jr_prefork_opts *opts)
+{
+    if (n < 1) n = 1;
+    if (n > MAX_WORKERS) n = MAX_WORKERS;
+    unsigned stop_timeout = opts && opts->stop_timeout_ms ? opts->stop_timeout_ms : 30000;
+    int pfd[2];
+    if (pipe(pfd) < 0) return -1;
+
+    sigset_t mask, oldmask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGQUIT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, &oldmask);
+
+    slot_t slots[MAX_WORKERS];
+    memset(slots, 0, sizeof slots);
+    for (int i = 0; i < n; i++)
+        if (spawn(&slots[i], i, pfd[0], pfd[1], -1, &oldmask)) return i;
+
+    /* The master keeps pfd[1] open so restarted workers share the pipe. */
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (sfd < 0) {
+        jr_logf(JR_LOG_ERROR, NULL, "master: signalfd: %s", strerror(errno));
+        _exit(1);
+    }
+    jr_logf(JR_LOG_INFO, NULL, "master %d: started %d workers", (int)getpid(), n);
+
+    int stopping = 0, startup_failed = 0, worst = 0, all_ready_logged = 0;
+    uint64_t kill_at = 0;
+    int pipe_open = 1;
+    for (;;) {
+        int alive = 0, pending = 0;
+        for (int i = 0; i < n; i++) {
+            if (slots[i].pid > 0) alive++;
+            if (slots[i].restart_at_ms) pending++;
+        }
+        if (stopping && alive == 0) break;
+        if (!stopping && alive == 0 && pending == 0) break;
+
+        uint64_t t = now_ms();
+        int timeout = 1000;
+        for (int i = 0; i < n; i++)
+            if (slots[i].restart_at_ms) {
+                int64_t d = (int64_t)(slots[i].restart_at_ms - t);
+                if (d < timeout) timeout = d < 0 ? 0 : (int)d;
+            }
+        if (kill_at) {
+            int64_t d = (int64_t)(kill_at - t);
+            if (d < timeout) timeout = d < 0 ? 0 : (int)d;
+        }
+        struct pollfd pf[2] = {{sfd, POLLIN, 0}, {pipe_open ? pfd[0] : -1, POLLIN, 0}};
+        int pr = poll(pf, 2, timeout);
+        if (pr < 0 && errno != EINTR) break;
+        t = now_ms();
+
+        if (pf[1].revents & (POLLIN | POLLHUP)) {
+            unsigned char buf[64];
+            ssize_t r = read(pfd[0], buf, sizeof buf);
+            if (r <= 0) pipe_open = 0;
+            for (ssize_t k = 0; k < r; k++)
+                if (buf[k] < n && slots[buf[k]].pid > 0) {
+                    slots[buf[k]].ready = 1;
+                }
+            if (!all_ready_logged) {
+                int ready = 0;
+                for (int i = 0; i < n; i++) ready += slots[i].ready;
+                if (ready == n) {
+                    all_ready_logged = 1;
+                    jr_logf(JR_LOG_INFO, NULL, "master: all %d workers ready", n);
+                }
+            }
+        }
+        if (pf[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+                int sig = (int)si.ssi_signo;
+                if (sig == SIGCHLD) continue; /* reaped below */
+                if (sig == SIGHUP) continue;  /* reserved for reload */
+                if (!stopping) {
+                    jr_logf(JR_LOG_INFO, NULL, "master: %s, stopping workers", strsignal(sig));
+                    stopping = 1;
+                    kill_at = t + stop_timeout;
+                    for (int i = 0; i < n; i++) {
+                        slots[i].restart_at_ms = 0;
+                        if (slots[i].pid > 0) kill(slots[i].pid, SIGTERM);
+                    }
+                } else if (sig == SIGINT || sig == SIGQUIT) {
+                    /* A second Ctrl-C: do not wait for the grace period. */
+                    for (int i = 0; i < n; i++)
+                        if (slots[i].pid > 0) kill(slots[i].pid, SIGKILL);
+                }
+                break;
+            }
+        }
+        /* Reap. */
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            int i;
+            for (i = 0; i < n; i++)
+                if (slots[i].pid == pid) break;
+            if (i == n) continue;
+            slot_t *s = &slots[i];
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            s->pid = 0;
+            if (stopping) {
+                if (code > worst) worst = code;
+                continue;
+            }
+            if (!s->ready) {
+                jr_logf(JR_LOG_ERROR, NULL, "master: worker %d failed during startup (exit %d), stopping", i, code);
+                startup_failed = 1;
+                stopping = 1;
+                kill_at = t + stop_timeout;
+                for (int k = 0; k < n; k++) {
+                    slots[k].restart_at_ms = 0;
+                    if (slots[k].pid > 0) kill(slots[k].pid, SIGTERM);
+                }
+                continue;
+            }
+            s->quick_crashes = (t - s->started_ms < 2000) ? s->quick_crashes + 1 : 0;
+            uint64_t delay = s->quick_crashes ? 100u << (s->quick_crashes > 6 ? 6 : s->quick_crashes) : 0;
+            jr_logf(JR_LOG_WARN, NULL, "master: worker %d (pid %d) died (%s %d), restarting in %llu ms", i,
+                    (int)pid, WIFEXITED(status) ? "exit" : "signal",
+                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), (unsigned long long)delay);
+            s->restart_at_ms = t + delay;
+            if (s->restart_at_ms == 0) s->restart_at_ms = 1;
+        }
+        /* Restarts due. */
+        if (!stopping)
+            for (int i = 0; i < n; i++)
+                if (slots[i].restart_at_ms && slots[i].restart_at_ms <= t && slots[i].pid == 0)
+                    if (spawn(&slots[i], i, pfd[0], pfd[1], sfd, &oldmask)) return i;
+        if (kill_at && t >= kill_at) {
+            for (int i = 0; i < n; i++)
+                if (slots[i].pid > 0) {
+                    jr_logf(JR_LOG_WARN, NULL, "master: worker %d did not stop in time, killing", i);
+                    kill(slots[i].pid, SIGKILL);
+                }
+            kill_at = 0;
+        }
+    }
+    jr_logf(JR_LOG_INFO, NULL, "master: all workers stopped");
+    exit(startup_failed ? 1 : worst);
+}

@@ -1,0 +1,95 @@
+-- jararaca.http.request: the request object handed to handlers.
+--
+-- Fields computed on first access (nothing is parsed unless asked for):
+--   req.method, req.path, req.params      always there
+--   req.query        { name = first value }       req.query_all  { name = { values } }
+--   req.headers      { lower-case name = value }   req:header(name)  (case-insensitive)
+--   req.body         raw body string               req.json          decoded JSON body (cached)
+--   req.id           request id (X-Request-Id or generated)
+--   req.remote_addr, req.remote_port
+--   req.response     { status = nil, headers = {} }: set status/headers from a handler
+local core = require "jararaca.core.http"
+local cjson = require "cjson.safe"
+local errors = require "jararaca.errors"
+
+local parse_query = core.parse_query
+local decode = cjson.decode
+local rawget, rawset, setmetatable = rawget, rawset, setmetatable
+
+local M = {}
+
+local getters = {}
+
+function getters.query(req)
+  local q, all = parse_query(req._h:query_string())
+  rawset(req, "query_all", all)
+  return q
+end
+
+function getters.query_all(req)
+  local q, all = parse_query(req._h:query_string())
+  rawset(req, "query", q)
+  return all
+end
+
+function getters.headers(req) return req._h:headers() end
+function getters.body(req) return req._h:body() end
+function getters.id(req) return req._h:id() end
+function getters.target(req) return req._h:target() end
+function getters.query_string(req) return req._h:query_string() end
+
+function getters.remote_addr(req)
+  local a, p = req._h:remote()
+  rawset(req, "remote_port", p)
+  return a
+end
+
+function getters.remote_port(req)
+  local a, p = req._h:remote()
+  rawset(req, "remote_addr", a)
+  return p
+end
+
+function getters.response(req)
+  return { status = nil, headers = {} }
+end
+
+function getters.json(req)
+  local body = req.body
+  if body == "" then return nil end
+  local v, err = decode(body)
+  if v == nil and err then
+    errors.raise_http(422, {
+      { loc = { "body" }, msg = "JSON decode error: " .. tostring(err), type = "json_invalid" },
+    })
+  end
+  return v
+end
+
+local Request = {}
+
+function Request.header(req, name)
+  return req._h:header(name)
+end
+
+local mt = {
+  __index = function(req, k)
+    local g = getters[k]
+    if g then
+      local v = g(req)
+      rawset(req, k, v)
+      return v
+    end
+    return Request[k]
+  end,
+  __tostring = function(req) return "Request(" .. req.method .. " " .. req.path .. ")" end,
+}
+
+--- Wrap the C request handle h.
+function M.new(h, method, path, params)
+  return setmetatable({ _h = h, method = method, path = path, params = params }, mt)
+end
+
+M.Request = Request
+M.getters = getters
+return M

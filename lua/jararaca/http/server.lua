@@ -1,0 +1,127 @@
+-- jararaca.http.server: routes, per-request dispatch, and serving.
+--
+-- One router (C, core/router.c) holds every route of every controller. Each
+-- request runs dispatch() in its own task: match -> Request -> interceptor
+-- chain around the handler -> response. Errors become responses here and
+-- never escape: an HTTPError gives its status and {"detail": ...}; anything
+-- else is logged with a traceback and the request id and gives a 500.
+local core = require "jararaca.core.http"
+local router_core = require "jararaca.core.router"
+local controller = require "jararaca.http.controller"
+local request = require "jararaca.http.request"
+local response = require "jararaca.http.response"
+local interceptors = require "jararaca.interceptors"
+local errors = require "jararaca.errors"
+local context = require "jararaca.context"
+local log = require "jararaca.log"
+
+local M = {}
+
+local xpcall, traceback, tostring, type = xpcall, debug.traceback, tostring, type
+local encode = response.encode
+local build = response.build
+local new_request = request.new
+local bind = context.bind
+local is_http_error = errors.is_http_error
+local run_chain = interceptors.run
+
+local JSON = "application/json"
+local NOT_FOUND = encode({ detail = "Not Found" })
+local NOT_ALLOWED = encode({ detail = "Method Not Allowed" })
+
+--- Build the routing table from a started runtime.
+--- Returns { router = <C router>, routes = { [id] = route } } or raises with
+--- a message naming the controller and member of a bad route.
+function M.build_routes(rt)
+  local r = router_core.new()
+  local routes = {}
+  for _, c in ipairs(rt.controllers) do
+    if controller.is_controller(c.cls) then
+      for _, route in ipairs(controller.collect(c.cls)) do
+        local id = #routes + 1
+        local ok, err = r:add(route.method, route.path, id)
+        if not ok then
+          error(("route %s.%s (%s %s): %s"):format(tostring(c.cls.__name or "?"),
+            tostring(route.member), route.method, route.path, err), 0)
+        end
+        route.instance = c.instance
+        route.status = route.opts and route.opts.status
+        routes[id] = route
+      end
+    end
+  end
+  return { router = r, routes = routes }
+end
+
+local function send_error(h, ctx, err)
+  if is_http_error(err) then
+    local body = encode({ detail = err.detail })
+    h:respond(err.status, body, JSON, err.headers)
+    return
+  end
+  local rid = ctx.request_id
+  log.error("unhandled error in ", ctx.request.method, " ", ctx.request.path, ": ", tostring(err))
+  h:respond(500, encode({ detail = "Internal Server Error", request_id = rid }), JSON)
+end
+
+--- Make the per-request entry function for a runtime and its routing table.
+function M.make_dispatch(rt, table_)
+  local router, routes = table_.router, table_.routes
+  local chain = rt.interceptors
+  local has_chain = chain and #chain > 0
+  local container = rt.container
+
+  local function call_handler(route, req)
+    return route.fn(route.instance, req)
+  end
+
+  return function(h, method, path)
+    local id, params, allow = router:match(method, path)
+    if not id then
+      if params == 404 then
+        h:respond(404, NOT_FOUND, JSON)
+      else
+        h:respond(405, NOT_ALLOWED, JSON, { Allow = allow })
+      end
+      return
+    end
+    local route = routes[id]
+    local req = new_request(h, method, path, params)
+    local ctx = {
+      kind = "http", container = container, request = req, request_id = h:id(),
+      controller = route.controller, member = route.member, route = route, scope = {},
+    }
+    bind(ctx)
+    local ok, body, status, headers
+    if has_chain then
+      ok, body, status, headers = run_chain(chain, ctx, call_handler, route, req)
+    else
+      ok, body, status, headers = xpcall(call_handler, traceback, route, req)
+    end
+    if ok then
+      local ok2, st, b, ct, hd = xpcall(build, traceback, req, route.status, body, status, headers)
+      if ok2 then
+        h:respond(st, b, ct, hd)
+      else
+        send_error(h, ctx, st)
+      end
+    else
+      send_error(h, ctx, body)
+    end
+    bind(nil)
+  end
+end
+
+--- Listen and serve until a stop signal; then drain and return.
+-- opts: host, port, reuseport, grace (seconds) and the http.listen limits.
+-- on_ready(server) is called once listening.
+function M.serve(rt, opts, on_ready)
+  local tbl = M.build_routes(rt)
+  core.set_handler(M.make_dispatch(rt, tbl))
+  local srv, err = core.listen(opts)
+  if not srv then return nil, err end
+  if on_ready then on_ready(srv) end
+  return srv
+end
+
+return M

@@ -1,0 +1,60 @@
+-- jararaca: the public API. `local j = require "jararaca"`.
+--
+-- Declaring:   j.Microservice, j.ProviderSpec, j.Token, j.RestController,
+--              j.Get / j.Post / j.Put / j.Patch / j.Delete / j.Route
+-- Responding:  j.HTTPError(status, detail [, headers]) (raise it with error()),
+--              j.Response{ status=, body=, headers=, content_type= }
+-- Waiting:     j.sleep, j.spawn, j.gather, j.timeout
+-- Hooks:       j.use_current_container(), j.use_app_context()
+-- Logging:     j.log.info(...), j.log.error(...)
+local microservice = require "jararaca.microservice"
+local di = require "jararaca.di"
+local controller = require "jararaca.http.controller"
+local errors = require "jararaca.errors"
+local response = require "jararaca.http.response"
+local sched = require "jararaca.sched"
+local context = require "jararaca.context"
+local log = require "jararaca.log"
+local sys = require "jararaca.core.sys"
+
+local j = {}
+
+j.VERSION = sys.version
+
+j.Microservice = microservice.Microservice
+j.ProviderSpec = di.ProviderSpec
+j.Token = di.Token
+
+j.RestController = controller.RestController
+j.Get = controller.Get
+j.Post = controller.Post
+j.Put = controller.Put
+j.Patch = controller.Patch
+j.Delete = controller.Delete
+j.Route = controller.Route
+
+j.HTTPError = errors.HTTPError
+j.Response = response.Response
+
+j.sleep = sched.sleep
+j.spawn = sched.spawn
+j.gather = sched.gather
+j.timeout = sched.timeout
+j.now = sched.now
+j.CANCELLED = sched.CANCELLED
+
+j.log = log
+j.context = context
+
+--- The DI container of the running process (any context: startup, request, ...).
+function j.use_current_container()
+  return context.require("use_current_container").container
+end
+
+--- The current transaction's context: kind ("http", "startup", ...), and for
+--- HTTP: request, controller, member, route, request_id.
+function j.use_app_context()
+  return context.require("use_app_context")
+end
+
+return j

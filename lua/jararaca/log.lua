@@ -1,0 +1,38 @@
+-- jararaca.log: leveled logging with the request/message id of the current
+-- transaction on every line.
+--   log.info("created task ", id)      -- arguments are tostring'ed and joined
+--   log.set{ level = "debug", format = "json" }
+local sys = require "jararaca.core.sys"
+local context = require "jararaca.context"
+
+local M = {}
+local sys_log, level_of = sys.log, sys.log_level
+local tostring, select, concat = tostring, select, table.concat
+
+local function emit(level, ...)
+  if level < level_of() then return end
+  local n = select("#", ...)
+  local msg
+  if n == 1 then
+    msg = tostring((...))
+  else
+    local parts = { ... }
+    for i = 1, n do parts[i] = tostring(parts[i]) end
+    msg = concat(parts, "", 1, n)
+  end
+  local ctx = context.current()
+  sys_log(level, msg, ctx and ctx.request_id or nil)
+end
+
+function M.debug(...) emit(0, ...) end
+function M.info(...) emit(1, ...) end
+function M.warn(...) emit(2, ...) end
+function M.error(...) emit(3, ...) end
+
+--- Configure: { level = "debug"|"info"|"warn"|"error"|"off", format = "text"|"json" }.
+-- Returns true or nil, err.
+function M.set(opts)
+  return sys.set_log(opts.level, opts.format)
+end
+
+return M
