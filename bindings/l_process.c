@@ -134,15 +134,18 @@ static int l_spawn(lua_State *L)
     }
     int envtab = lua_gettop(L);
     if (lua_istable(L, envtab)) {
+        /* "K=v" strings are kept alive in an anchor table (not in env:
+         * adding keys to a table while traversing it is undefined). */
+        lua_newtable(L);
+        int anchor = lua_gettop(L);
         lua_pushnil(L);
         while (lua_next(L, envtab)) {
             lua_pushvalue(L, -2);
             lua_pushliteral(L, "=");
             lua_pushvalue(L, -3);
             lua_concat(L, 3);
-            /* keep the string alive in the env table under a private key */
             env[ne++] = (char *)lua_tostring(L, -1);
-            lua_rawseti(L, envtab, -(int)ne);
+            lua_rawseti(L, anchor, (int)ne);
             lua_pop(L, 1);
         }
     }

@@ -273,6 +273,9 @@ static int arm_timer(lua_State *L, jr_task *t, double seconds)
     double ms = seconds * 1000.0;
     if (ms < 0) ms = 0;
     if (ms > 1e15) ms = 1e15;
+    /* The loop's cached time may be stale after a long stretch of Lua:
+     * refresh it so the timer does not fire early. */
+    uv_update_time(g_loop);
     uv_timer_start(&tm->h, on_timer, (uint64_t)(ms + 0.5), 0);
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "prefork.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -85,7 +86,7 @@ int jr_prefork_run(int n, const jr_prefork_opts *opts)
     if (n > MAX_WORKERS) n = MAX_WORKERS;
     unsigned stop_timeout = opts && opts->stop_timeout_ms ? opts->stop_timeout_ms : 30000;
     int pfd[2];
-    if (pipe(pfd) < 0) return -1;
+    if (pipe2(pfd, O_NONBLOCK) < 0) return -1;
 
     sigset_t mask, oldmask;
     sigemptyset(&mask);
@@ -102,7 +103,7 @@ int jr_prefork_run(int n, const jr_prefork_opts *opts)
         if (spawn(&slots[i], i, pfd[0], pfd[1], -1, &oldmask)) return i;
 
     /* The master keeps pfd[1] open so restarted workers share the pipe. */
-    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) {
         jr_logf(JR_LOG_ERROR, NULL, "master: signalfd: %s", strerror(errno));
         _exit(1);

@@ -64,14 +64,25 @@ function M.spawn(fn, ...)
   local args = pack(...)
   task.handle, task.gen = c_spawn(function()
     bind(ctx)
-    local r = pack(xpcall(fn, traceback, unpack(args, 1, args.n)))
+    -- keep the error value as raised (wait() returns it); the traceback is
+    -- kept aside for logging
+    local function on_error(e)
+      task.traceback = traceback(tostring(e), 2)
+      return e
+    end
+    local r = pack(xpcall(fn, on_error, unpack(args, 1, args.n)))
     task.done = true
     task.ok = r[1]
     if r[1] then
       task.results = r
     else
       task.err = r[2]
-      if #task.waiters == 0 and not task.detached_ok then task.unobserved = true end
+      if r[2] ~= CANCELLED then
+        -- wait() hands the error to whoever waits; log it too, since a
+        -- fire-and-forget task has nobody else to tell
+        local logf = (#task.waiters == 0 and not task.observed) and log.warn or log.debug
+        logf("spawned task failed: ", task.traceback or tostring(r[2]))
+      end
     end
     local ws = task.waiters
     for i = 1, #ws do c_wake(ws[i][1], ws[i][2]) end
@@ -92,7 +103,6 @@ function Task:wait(timeout)
     if not ok and not self.done then return nil, err end
   end
   if self.ok then return true, unpack(self.results, 2, self.results.n) end
-  self.unobserved = nil
   return false, self.err
 end
 
@@ -112,6 +122,7 @@ function M.gather(...)
     local fn = select(i, ...)
     if type(fn) ~= "function" then error(("gather: argument %d is not a function"):format(i), 2) end
     tasks[i] = M.spawn(fn)
+    tasks[i].observed = true -- gather reports the error itself
   end
   local results, first_err = {}, nil
   for i = 1, n do
@@ -128,6 +139,7 @@ end
 function M.timeout(seconds, fn, ...)
   if type(seconds) ~= "number" then error("timeout(seconds, fn, ...): seconds must be a number", 2) end
   local t = M.spawn(fn, ...)
+  t.observed = true
   local r = pack(t:wait(seconds))
   if r[1] == nil and r[2] == "timeout" then t:cancel() end
   return unpack(r, 1, r.n)

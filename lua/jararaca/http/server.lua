@@ -23,7 +23,8 @@ local build = response.build
 local new_request = request.new
 local bind = context.bind
 local is_http_error = errors.is_http_error
-local run_chain = interceptors.run
+local run_chain = interceptors.xrun
+local with_traceback = interceptors.traceback
 
 local JSON = "application/json"
 local NOT_FOUND = encode({ detail = "Not Found" })
@@ -94,7 +95,7 @@ function M.make_dispatch(rt, table_)
     bind(ctx)
     local ok, body, status, headers
     if has_chain then
-      ok, body, status, headers = run_chain(chain, ctx, call_handler, route, req)
+      ok, body, status, headers = run_chain(chain, ctx, with_traceback, call_handler, route, req)
     else
       ok, body, status, headers = xpcall(call_handler, traceback, route, req)
     end

@@ -1,0 +1,3 @@
+local j = require "jararaca"
+return j.Microservice {
+  controllers = { 

@@ -1,0 +1,143 @@
+-- Process lifecycle: startup/shutdown hooks, graceful shutdown with an
+-- in-flight request, and startup errors that name the file.
+local client = require "spec.support.client"
+local server = require "spec.support.server"
+local process = require "jararaca.core.process"
+local sched = require "jararaca.sched"
+local cjson = require "cjson"
+
+local function read(path)
+  local f = io.open(path)
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- Run the binary to completion; returns status, combined output.
+local function run(args, env)
+  local out = os.tmpname()
+  local argv = { server.bin }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  argv.stdout, argv.stderr, argv.env = out, out, env
+  local p = assert(process.spawn(argv))
+  local status = p:wait(20)
+  local text = read(out)
+  os.remove(out)
+  return status, text
+end
+
+describe("lifecycle", function()
+  it("enters interceptors in order, exits them in reverse, per request and per process", function()
+    local trace = os.tmpname()
+    local srv = server.start("spec/integration/apps/lifecycle.lua", {}, { TRACE_FILE = trace })
+    local res = assert(client.request(srv.port, "GET", "/ping"))
+    assert.equal(200, res.status)
+    -- b's exit runs first (reverse): it sees the full path; a's exit also sees ">a>b"
+    assert.equal(">a>b", res.headers["x-path-a"])
+    assert.equal(">a>b", res.headers["x-path-b"])
+    assert.equal(0, (srv:stop()))
+    assert.equal("start a\nstart b\nstop b\nstop a\n", read(trace))
+    os.remove(trace)
+  end)
+
+  it("lets an in-flight request finish on SIGTERM, closes idle connections, exits 0", function()
+    local trace = os.tmpname()
+    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "5" },
+      { TRACE_FILE = trace })
+    local idle = assert(client.connect(srv.port))
+    idle:send(client.format("GET", "/ping"))
+    assert.equal(200, assert(idle:read_response()).status)
+    local busy = assert(client.connect(srv.port))
+    busy:send(client.format("GET", "/slow"))
+    sched.sleep(0.1) -- the request is in its handler (0.5 s)
+    srv.proc:kill("SIGTERM")
+    local res = assert(busy:read_response())
+    assert.equal(200, res.status)
+    assert.same({ done = true }, cjson.decode(res.body))
+    assert.equal("close", res.headers["connection"])
+    assert.is_true(idle:closed(2))
+    local status = srv:wait(10)
+    assert.equal(0, status)
+    -- no longer listening
+    assert.is_nil(client.connect(srv.port))
+    assert.truthy(read(trace):find("stop a", 1, true))
+    os.remove(trace)
+  end)
+
+  it("force-closes requests still running after the grace period", function()
+    local trace = os.tmpname()
+    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "0.1" },
+      { TRACE_FILE = trace })
+    local busy = assert(client.connect(srv.port))
+    busy:send(client.format("GET", "/slow"))
+    sched.sleep(0.05)
+    srv.proc:kill("SIGTERM")
+    assert.is_true(busy:closed(3))
+    assert.equal(0, (srv:wait(10)))
+    os.remove(trace)
+  end)
+end)
+
+describe("bad app files", function()
+  it("a missing file exits non-zero and says so", function()
+    local status, out = run({ "server", "spec/integration/apps/does_not_exist.lua" })
+    assert.equal(1, status)
+    assert.truthy(out:find("cannot open app file 'spec/integration/apps/does_not_exist.lua'", 1, true), out)
+  end)
+
+  it("a syntax error names the file and line", function()
+    local status, out = run({ "server", "spec/integration/apps/syntax_error.lua" })
+    assert.equal(1, status)
+    assert.truthy(out:find("syntax_error.lua:%d+:"), out)
+  end)
+
+  it("a file that does not return a Microservice is refused", function()
+    local status, out = run({ "server", "spec/integration/apps/not_microservice.lua" })
+    assert.equal(1, status)
+    assert.truthy(out:find("must return jararaca.Microservice", 1, true), out)
+  end)
+
+  it("a missing provider is a startup error naming consumer and token", function()
+    local status, out = run({ "server", "spec/integration/apps/missing_provider.lua", "--port", "0" })
+    assert.equal(1, status)
+    assert.truthy(out:find('no provider for "TasksRepository" (needed by NeedsRepo.repo)', 1, true), out)
+  end)
+end)
+
+describe("command line", function()
+  it("prints help and the version", function()
+    local status, out = run({ "--help" })
+    assert.equal(0, status)
+    assert.truthy(out:find("jararaca server APP.lua", 1, true))
+    status, out = run({ "version" })
+    assert.equal(0, status)
+    assert.truthy(out:match("^jararaca %d+%.%d+%.%d+"))
+  end)
+
+  it("rejects unknown commands and options, and bad values, with exit 2", function()
+    local status, out = run({ "frobnicate" })
+    assert.equal(2, status)
+    assert.truthy(out:find("unknown command 'frobnicate'", 1, true))
+    status, out = run({ "server", "examples/hello/app.lua", "--nope" })
+    assert.equal(2, status)
+    assert.truthy(out:find("unknown option --nope", 1, true))
+    status, out = run({ "server", "examples/hello/app.lua", "--port", "abc" })
+    assert.equal(2, status)
+    assert.truthy(out:find("--port: expected a non-negative integer, got 'abc'", 1, true))
+    status, out = run({ "server", "examples/hello/app.lua" }, { JARARACA_WORKERS = "zero" })
+    assert.equal(2, status)
+    assert.truthy(out:find("JARARACA_WORKERS", 1, true))
+  end)
+
+  it("takes options from the environment", function()
+    local port = client.free_port()
+    local srv = server.start("examples/hello/app.lua", {}, { JARARACA_ACCESS_LOG = "1" })
+    assert.equal(200, assert(client.request(srv.port, "GET", "/hello?name=env")).status)
+    srv.proc:kill("SIGTERM")
+    srv:wait(10)
+    assert.truthy(srv:output():find("GET /hello?name=env 200", 1, true), srv:output())
+    os.remove(srv.log)
+    local _ = port
+  end)
+end)
