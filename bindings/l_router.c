@@ -53,8 +53,9 @@ static int l_add(lua_State *L)
 
 static void push_param(lua_State *L, const jr_router_param *p)
 {
-    if (p->conv == JR_CONV_INT && p->len <= 16) {
-        /* At most 15 digits plus sign: always exact in a double. */
+    size_t digits = p->len - (p->len && p->value[0] == '-' ? 1 : 0);
+    if (p->conv == JR_CONV_INT && digits <= 15) {
+        /* At most 15 digits: always exact in a double (2^53 has 16). */
         char buf[24];
         memcpy(buf, p->value, p->len);
         buf[p->len] = 0;

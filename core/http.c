@@ -1227,8 +1227,12 @@ int jr_http_respond(jr_http_req *req, int status, const jr_http_header *headers,
                 (maxka && c->nrequests + 1 >= maxka);
     int nobody = status < 200 || status == 204 || status == 304;
     int with_cl = !(status < 200 || status == 204 || (status == 304 && body_len == 0));
-    return conn_send(c, status, headers, nheaders, body, body_len, !nobody && !req->is_head, with_cl,
-                     close);
+    int rc = conn_send(c, status, headers, nheaders, body, body_len, !nobody && !req->is_head,
+                       with_cl, close);
+    /* The write failed at once (peer reset): the request was never answered,
+     * and any later attempt keeps reporting the closed connection. */
+    if (rc == JR_HTTP_ECLOSED) req->answered = 0;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- connections */

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# dev.sh - the two commands of the quick start (and a few more).
+#
+#   ./dev.sh run [server options]   install what is missing, build, run examples/hello
+#   ./dev.sh test                   install what is missing, build, run every test
+#   ./dev.sh deps | build | asan    the steps on their own
+#
+# Works on a fresh Debian 12 as root (or with sudo available).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+BUILD_DIR=${BUILD_DIR:-build}
+ASAN_DIR=${ASAN_DIR:-build-asan}
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+# Debian packages the build and the tests need (pkg-config names in CMakeLists.txt).
+PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-llhttp
+          lua-cjson lua-busted ca-certificates)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+deps() {
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  local i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    if as_root apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/jararaca-apt.log 2>&1; then
+      return 0
+    fi
+    if grep -qi 'Unable to locate\|has no installation candidate\|404' /tmp/jararaca-apt.log; then
+      as_root apt-get update -q >/dev/null 2>&1 || true
+    elif grep -qi 'lock' /tmp/jararaca-apt.log; then
+      sleep 5
+    else
+      cat /tmp/jararaca-apt.log >&2; return 1
+    fi
+  done
+  cat /tmp/jararaca-apt.log >&2
+  return 1
+}
+
+build() {
+  log "building into $BUILD_DIR"
+  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$BUILD_DIR" -j"$JOBS"
+}
+
+asan() {
+  log "building the C unit tests with ASan + UBSan into $ASAN_DIR"
+  cmake -S . -B "$ASAN_DIR" -DJR_C_TESTS_ONLY=ON -DJR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake --build "$ASAN_DIR" -j"$JOBS"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir "$ASAN_DIR" --output-on-failure
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+  deps) deps ;;
+  build) deps; build ;;
+  run)
+    deps; build
+    log "serving examples/hello on http://127.0.0.1:${JARARACA_PORT:-8000} (Ctrl-C stops)"
+    exec "$BUILD_DIR/jararaca" server examples/hello/app.lua "$@"
+    ;;
+  test)
+    deps; build
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    log "tests (C units, busted unit and integration specs)"
+    rc=0
+    ctest --test-dir "$BUILD_DIR" --output-on-failure || rc=1
+    asan || rc=1
+    if [ $rc -eq 0 ]; then log "all test suites passed"; else log "some tests FAILED"; fi
+    exit $rc
+    ;;
+  asan) deps; asan ;;
+  *)
+    sed -n '2,9p' "$0"
+    [ "$cmd" = help ] || exit 2
+    ;;
+esac
