@@ -75,7 +75,15 @@ case "$cmd" in
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     log "tests (C units, busted unit and integration specs)"
     rc=0
-    ctest --test-dir "$BUILD_DIR" --output-on-failure || rc=1
+    ctest --test-dir "$BUILD_DIR" -V > "$BUILD_DIR/ctest.log" 2>&1 || rc=1
+    # each suite's own total, then ctest's
+    grep -E '^[0-9]+: .*([0-9]+ passed, [0-9]+ failed|[0-9]+ successes / )' "$BUILD_DIR/ctest.log" \
+      | sed -E 's/\x1b\[[0-9;]*m//g' || true
+    sed -n '/tests passed/,$p' "$BUILD_DIR/ctest.log"
+    if [ $rc -ne 0 ]; then
+      log "failures (full log: $BUILD_DIR/ctest.log)"
+      ctest --test-dir "$BUILD_DIR" --rerun-failed --output-on-failure || true
+    fi
     asan || rc=1
     if [ $rc -eq 0 ]; then log "all test suites passed"; else log "some tests FAILED"; fi
     exit $rc

@@ -212,6 +212,8 @@ function M.main(args)
     return cmd == nil and 2 or 0
   elseif cmd == "version" or cmd == "--version" then
     print("jararaca " .. sys.version)
+    print("lua files: " .. tostring(package.jararaca_lua_dir))
+    print(jit and jit.version or _VERSION)
     return 0
   elseif cmd == "server" then
     return M.server(rest)
