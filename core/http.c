@@ -8,7 +8,7 @@
  *   S_HEAD    request line / headers arriving               (header timeout -> 408)
  *   S_BODY    body arriving                                   (body timeout -> 408)
  *   S_HANDLER request handed to on_request, no response yet   (no timeout)
- *   S_WRITING response queued in the kernel-side write path   (write timeout -> close)
+ *   S_WRITING response not fully taken by the kernel yet      (write timeout -> close)
  *   S_LINGER  final response sent, FIN sent, draining input   (short timeout -> close)
  *   S_CLOSED  uv_close called; memory goes in the close callbacks
  *
@@ -18,6 +18,13 @@
  * (pipelined requests) wait until its response is written, then the parser is
  * resumed on them. While a request is in flight or its response is unwritten
  * we do not read, so memory per connection is bounded by one read chunk.
+ * (Reading is stopped after on_request returns without an answer rather than
+ * before calling it: no read callback can run in between, and a handler that
+ * answers synchronously then costs no uv_read_stop/uv_read_start pair.)
+ *
+ * Every response the server makes itself (400/408/413/431/503/505) and every
+ * "Connection: close" response ends in a lingering close: FIN, then input is
+ * drained until the client closes (at most LINGER_MS).
  *
  * Performance notes (the hello-world fast path does no malloc and no extra
  * syscalls beyond read + write):
@@ -45,6 +52,7 @@
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1507,6 +1515,16 @@ jr_http_server *jr_http_server_start(uv_loop_t *loop, const jr_http_config *cfgi
     if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
         port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
+
+    /* libuv writes with write(2)/writev(2): a peer that went away would
+     * raise SIGPIPE and kill the process. Ignore it unless someone installed
+     * a handler of their own; EPIPE then arrives as a write error. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
 
     jr_http_server *srv = calloc(1, sizeof *srv);
     if (!srv) {
