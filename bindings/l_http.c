@@ -28,9 +28,7 @@ typedef struct {
     jr_http_server *srv;
     int shutting_down;
     int drained;
-    jr_task *waiter;
-    uint32_t waiter_gen;
-    int waiter_parked;
+    jr_waiter waiter; /* the task in srv:shutdown() */
 } srv_ud;
 
 /* ---- requests ---- */
@@ -416,11 +414,10 @@ static void on_drained(void *ud)
 {
     srv_ud *u = ud;
     u->drained = 1;
-    jr_task *t = u->waiter;
-    if (t && u->waiter_parked && jr_task_gen(t) == u->waiter_gen) {
-        u->waiter = NULL;
-        lua_pushboolean(jr_task_thread(t), 1);
-        jr_task_resume(t, 1);
+    lua_State *co = jr_waiter_thread(&u->waiter);
+    if (co) {
+        lua_pushboolean(co, 1);
+        jr_waiter_resume(&u->waiter, 1);
     }
 }
 
@@ -433,24 +430,16 @@ static int srv_shutdown(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    jr_task *t = jr_task_current();
-    if (!t) return luaL_error(L, "shutdown() must be called inside a task");
-    if (u->waiter) return luaL_error(L, "shutdown() already in progress in another task");
-    u->waiter = t;
-    u->waiter_gen = jr_task_gen(t);
-    u->waiter_parked = 0;
+    if (!jr_task_current()) return luaL_error(L, "shutdown() must be called inside a task");
     if (!u->shutting_down) {
         u->shutting_down = 1;
         jr_http_server_shutdown(u->srv, (unsigned)(grace * 1000.0), on_drained, u);
     }
     if (u->drained) { /* finished synchronously: nothing to wait for */
-        u->waiter = NULL;
         lua_pushboolean(L, 1);
         return 1;
     }
-    u->waiter_parked = 1;
-    jr_task_park_io(t);
-    return jr_task_yield(L);
+    return jr_waiter_park(L, &u->waiter, "server:shutdown()");
 }
 
 static int srv_gc(lua_State *L)

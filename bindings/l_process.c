@@ -27,8 +27,7 @@ typedef struct {
     int64_t status;
     int term_signal;
     int closed;
-    jr_task *waiter;
-    uint32_t waiter_gen;
+    jr_waiter waiter; /* the task in p:wait() */
     uv_timer_t timer;
     int timer_on;
     int ref; /* anchors the userdata while the child runs */
@@ -61,13 +60,11 @@ static void on_exit_cb(uv_process_t *h, int64_t status, int term_signal)
     stop_timer(p);
     uv_close((uv_handle_t *)&p->timer, timer_closed);
     uv_close((uv_handle_t *)h, on_handle_closed);
-    jr_task *t = p->waiter;
-    if (t && jr_task_gen(t) == p->waiter_gen) {
-        p->waiter = NULL;
-        lua_State *co = jr_task_thread(t);
+    lua_State *co = jr_waiter_thread(&p->waiter);
+    if (co) {
         lua_pushinteger(co, (lua_Integer)status);
         lua_pushinteger(co, term_signal);
-        jr_task_resume(t, 2);
+        jr_waiter_resume(&p->waiter, 2);
     }
 }
 
@@ -75,13 +72,11 @@ static void on_wait_timeout(uv_timer_t *tm)
 {
     proc_ud *p = tm->data;
     p->timer_on = 0;
-    jr_task *t = p->waiter;
-    if (t && jr_task_gen(t) == p->waiter_gen) {
-        p->waiter = NULL;
-        lua_State *co = jr_task_thread(t);
+    lua_State *co = jr_waiter_thread(&p->waiter);
+    if (co) {
         lua_pushnil(co);
         lua_pushliteral(co, "timeout");
-        jr_task_resume(t, 2);
+        jr_waiter_resume(&p->waiter, 2);
     }
 }
 
@@ -214,11 +209,7 @@ static int p_pid(lua_State *L)
 static int p_kill(lua_State *L)
 {
     proc_ud *p = check_proc(L);
-    const char *s = luaL_optstring(L, 2, "SIGTERM");
-    int sig = strcmp(s, "SIGKILL") == 0 ? SIGKILL : strcmp(s, "SIGINT") == 0 ? SIGINT
-            : strcmp(s, "SIGQUIT") == 0 ? SIGQUIT : strcmp(s, "SIGHUP") == 0 ? SIGHUP
-            : strcmp(s, "SIGTERM") == 0 ? SIGTERM : strcmp(s, "SIGSTOP") == 0 ? SIGSTOP
-            : strcmp(s, "SIGCONT") == 0 ? SIGCONT : -1;
+    int sig = jr_signal_from_name(luaL_optstring(L, 2, "SIGTERM"));
     if (sig < 0) return luaL_argerror(L, 2, "unknown signal");
     if (p->exited) {
         lua_pushnil(L);
@@ -243,18 +234,14 @@ static int p_wait(lua_State *L)
         lua_pushinteger(L, p->term_signal);
         return 2;
     }
-    jr_task *t = jr_task_current();
-    if (!t) return luaL_error(L, "wait() must be called inside a task");
-    if (p->waiter) return luaL_error(L, "another task is already waiting for this process");
-    p->waiter = t;
-    p->waiter_gen = jr_task_gen(t);
-    if (!lua_isnoneornil(L, 2)) {
-        double s = luaL_checknumber(L, 2);
-        uv_timer_start(&p->timer, on_wait_timeout, (uint64_t)(s * 1000.0), 0);
+    double timeout = luaL_optnumber(L, 2, -1);
+    if (!jr_task_current()) return luaL_error(L, "process:wait() must be called inside a task");
+    if (timeout >= 0) {
+        uv_update_time(jr_vm_global->loop);
+        uv_timer_start(&p->timer, on_wait_timeout, (uint64_t)(timeout * 1000.0), 0);
         p->timer_on = 1;
     }
-    jr_task_park_io(t);
-    return jr_task_yield(L);
+    return jr_waiter_park(L, &p->waiter, "process:wait()");
 }
 
 static int p_gc(lua_State *L)

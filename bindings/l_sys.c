@@ -114,30 +114,17 @@ static int l_worker_ready(lua_State *L)
 static uv_signal_t g_sig[4];
 static const int g_signums[4] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP};
 static int g_sig_started;
-static jr_task *g_sig_waiter;
-static uint32_t g_sig_waiter_gen;
+static jr_waiter g_sig_waiter; /* the task in sys.next_signal() */
 static int g_sig_pending[8];
 static int g_sig_npending;
-
-static const char *signame(int s)
-{
-    switch (s) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGHUP: return "SIGHUP";
-    default: return "SIGNAL";
-    }
-}
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     (void)h;
-    jr_task *t = g_sig_waiter;
-    if (t && jr_task_gen(t) == g_sig_waiter_gen) {
-        g_sig_waiter = NULL;
-        lua_pushstring(jr_task_thread(t), signame(signum));
-        jr_task_resume(t, 1);
+    lua_State *co = jr_waiter_thread(&g_sig_waiter);
+    if (co) {
+        lua_pushstring(co, jr_signal_name(signum));
+        jr_waiter_resume(&g_sig_waiter, 1);
         return;
     }
     if (g_sig_npending < 8) g_sig_pending[g_sig_npending++] = signum;
@@ -162,17 +149,13 @@ static int l_next_signal(lua_State *L)
     if (g_sig_npending > 0) {
         int s = g_sig_pending[0];
         memmove(g_sig_pending, g_sig_pending + 1, sizeof(int) * (size_t)--g_sig_npending);
-        lua_pushstring(L, signame(s));
+        lua_pushstring(L, jr_signal_name(s));
         return 1;
     }
-    jr_task *t = jr_task_current();
-    if (!t) return luaL_error(L, "next_signal() must be called inside a task");
-    g_sig_waiter = t;
-    g_sig_waiter_gen = jr_task_gen(t);
-    jr_task_park_io(t);
+    if (!g_sig_started) return luaL_error(L, "next_signal(): call watch_signals() first");
     /* Keep the loop alive while someone waits for a signal. */
     for (int i = 0; i < 4; i++) uv_ref((uv_handle_t *)&g_sig[i]);
-    return jr_task_yield(L);
+    return jr_waiter_park(L, &g_sig_waiter, "next_signal()");
 }
 
 static int l_unref_signals(lua_State *L)
@@ -187,10 +170,7 @@ static int l_unref_signals(lua_State *L)
 static int l_kill(lua_State *L)
 {
     int pid = (int)luaL_checkinteger(L, 1);
-    const char *s = luaL_optstring(L, 2, "SIGTERM");
-    int sig = strcmp(s, "SIGKILL") == 0 ? SIGKILL : strcmp(s, "SIGINT") == 0 ? SIGINT
-            : strcmp(s, "SIGQUIT") == 0 ? SIGQUIT : strcmp(s, "SIGHUP") == 0 ? SIGHUP
-            : strcmp(s, "SIGTERM") == 0 ? SIGTERM : -1;
+    int sig = jr_signal_from_name(luaL_optstring(L, 2, "SIGTERM"));
     if (sig < 0) return luaL_argerror(L, 2, "unknown signal");
     if (kill(pid, sig) != 0) {
         lua_pushnil(L);

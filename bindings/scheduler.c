@@ -13,6 +13,7 @@
 #include "scheduler.h"
 
 #include <lauxlib.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,6 +234,56 @@ void jr_task_resume(jr_task *t, int nresults)
     task_drop_timer(t);
     if (g_current) ready_push(t, nresults);
     else task_run(t, nresults);
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiters: one task waiting for one C event                           */
+
+int jr_waiter_park(lua_State *L, jr_waiter *w, const char *what)
+{
+    jr_task *t = g_current;
+    if (!t) return luaL_error(L, "%s must be called inside a task", what);
+    if (w->task && w->task->gen == w->gen && w->task->state != JR_TASK_FREE)
+        return luaL_error(L, "%s: another task is already waiting", what);
+    w->task = t;
+    w->gen = t->gen;
+    t->state = JR_TASK_IO;
+    return jr_task_yield(L);
+}
+
+lua_State *jr_waiter_thread(jr_waiter *w)
+{
+    jr_task *t = w->task;
+    if (!t || t->gen != w->gen || t->state != JR_TASK_IO) return NULL;
+    return t->co;
+}
+
+void jr_waiter_resume(jr_waiter *w, int n)
+{
+    jr_task *t = w->task;
+    w->task = NULL;
+    if (t) jr_task_resume(t, n);
+}
+
+static const struct {
+    const char *name;
+    int sig;
+} k_signals[] = {{"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},   {"SIGQUIT", SIGQUIT},
+                 {"SIGHUP", SIGHUP},   {"SIGKILL", SIGKILL}, {"SIGSTOP", SIGSTOP},
+                 {"SIGCONT", SIGCONT}, {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}};
+
+int jr_signal_from_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof k_signals / sizeof k_signals[0]; i++)
+        if (strcmp(name, k_signals[i].name) == 0) return k_signals[i].sig;
+    return -1;
+}
+
+const char *jr_signal_name(int sig)
+{
+    for (size_t i = 0; i < sizeof k_signals / sizeof k_signals[0]; i++)
+        if (k_signals[i].sig == sig) return k_signals[i].name;
+    return "SIGNAL";
 }
 
 /* ------------------------------------------------------------------ */

@@ -50,4 +50,29 @@ int jr_task_yield(lua_State *L);
  * the resumption is queued instead of nested. */
 void jr_task_resume(jr_task *t, int nresults);
 
+/* A slot in which one task waits for a C event (a server draining, a child
+ * exiting, a query finishing). The pattern of every waiting C function:
+ *     return jr_waiter_park(L, &obj->waiter, "obj:wait()");
+ * and of the event's callback:
+ *     lua_State *co = jr_waiter_thread(&obj->waiter);
+ *     if (co) { lua_pushinteger(co, result); jr_waiter_resume(&obj->waiter, 1); }
+ * A waiter whose task was recycled meanwhile (generation mismatch) is empty. */
+typedef struct {
+    jr_task *task;
+    uint32_t gen;
+} jr_waiter;
+
+/* Park the running task in w and yield. Raises "WHAT must be called inside a
+ * task" outside a task and "WHAT: another task is already waiting" when w is
+ * taken. Use as `return jr_waiter_park(...)`. */
+int jr_waiter_park(lua_State *L, jr_waiter *w, const char *what);
+/* The waiting task's thread (push results on it), or NULL when none waits. */
+lua_State *jr_waiter_thread(jr_waiter *w);
+/* Resume the waiting task with n values pushed on its thread; empties w. */
+void jr_waiter_resume(jr_waiter *w, int n);
+
+/* "SIGTERM" -> SIGTERM (TERM, INT, QUIT, HUP, KILL, STOP, CONT, USR1, USR2); -1 if unknown. */
+int jr_signal_from_name(const char *name);
+const char *jr_signal_name(int sig);
+
 #endif
