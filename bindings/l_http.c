@@ -250,13 +250,18 @@ static int req_gc(lua_State *L)
 
 /* ---- query strings ---- */
 
-/* parse_query(qs) -> { name = first value }, { name = { all values } } */
+/* parse_query(qs [, all]) -> { name = first value } [, { name = { all values } }]
+ * The second table is only built when asked for: most handlers read first
+ * values only, and this runs on the hot path. */
 static int l_parse_query(lua_State *L)
 {
     size_t len;
     const char *qs = luaL_checklstring(L, 1, &len);
+    int want_all = lua_toboolean(L, 2);
+    lua_settop(L, 1);
     lua_newtable(L); /* first values: index 2 */
-    lua_newtable(L); /* all values: index 3 */
+    if (want_all) lua_newtable(L); /* all values: index 3 */
+    else lua_pushnil(L);
     char stackbuf[512];
     char *buf = len < sizeof stackbuf ? stackbuf : malloc(len + 1);
     if (!buf) return luaL_error(L, "out of memory");
@@ -283,6 +288,11 @@ static int l_parse_query(lua_State *L)
                     lua_pushvalue(L, -2);
                     lua_rawset(L, 2);
                 }
+                if (!want_all) {
+                    lua_pop(L, 2);
+                    i = j + 1;
+                    continue;
+                }
                 /* all[key][#+1] = value */
                 lua_pushvalue(L, -2);
                 lua_rawget(L, 3);
@@ -301,7 +311,8 @@ static int l_parse_query(lua_State *L)
         i = j + 1;
     }
     if (buf != stackbuf) free(buf);
-    return 2;
+    lua_settop(L, want_all ? 3 : 2);
+    return want_all ? 2 : 1;
 }
 
 /* url_decode(s [, plus_as_space]) -> string | nil, "malformed" */

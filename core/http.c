@@ -542,6 +542,22 @@ static int valid_request_id(const char *s, size_t n)
     return 1;
 }
 
+/* "<pid hex>-<counter hex>" without snprintf: this runs for every request
+ * whose id is asked for (the Lua side always asks), and printf's machinery
+ * showed up in profiles. */
+static void format_generated_id(char *out, unsigned pid, unsigned long long n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[32];
+    size_t k = 0, pos = 0;
+    do { tmp[k++] = hex[pid & 15]; pid >>= 4; } while (pid);
+    while (k) out[pos++] = tmp[--k];
+    out[pos++] = '-';
+    do { tmp[k++] = hex[n & 15]; n >>= 4; } while (n);
+    while (k) out[pos++] = tmp[--k];
+    out[pos] = '\0';
+}
+
 /* Computed on first use: most requests in a benchmark never need an id. */
 const char *jr_http_req_id(const jr_http_req *creq)
 {
@@ -558,8 +574,7 @@ const char *jr_http_req_id(const jr_http_req *creq)
             done = 1;
         }
     }
-    if (!done)
-        snprintf(req->id, sizeof req->id, "%x-%llx", req->pid, (unsigned long long)++counter);
+    if (!done) format_generated_id(req->id, (unsigned)req->pid, ++counter);
     req->id_ready = 1;
     return req->id;
 }

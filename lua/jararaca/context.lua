@@ -9,7 +9,7 @@
 -- A context table has at least:
 --   kind       "startup" | "shutdown" | "http" | "websocket" | "message" | "scheduler" | "test"
 --   container  the DI container of the running process
---   scope      cache for transaction-scoped providers (filled by di.lua)
+--   scope      cache for transaction-scoped providers (created on first use by di.lua)
 -- and, for HTTP, request / controller / member.
 local M = {}
 

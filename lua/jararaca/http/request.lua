@@ -21,14 +21,12 @@ local M = {}
 local getters = {}
 
 function getters.query(req)
-  local q, all = parse_query(req._h:query_string())
-  rawset(req, "query_all", all)
-  return q
+  return parse_query(req._h:query_string())
 end
 
 function getters.query_all(req)
-  local q, all = parse_query(req._h:query_string())
-  rawset(req, "query", q)
+  local q, all = parse_query(req._h:query_string(), true)
+  if rawget(req, "query") == nil then rawset(req, "query", q) end
   return all
 end
 

@@ -63,5 +63,13 @@ function M.build(req, route_status, body, status, headers)
   error("handler returned a " .. tb .. "; return a table (JSON), a string, nil or Response{}", 0)
 end
 
+--- Headers set on req.response after build() ran (by interceptors' exit):
+--- merged over the built ones.
+function M.late_headers(req, headers)
+  local resp = rawget(req, "response")
+  if not resp then return headers end
+  return merge(headers, resp.headers)
+end
+
 M.encode = encode
 return M

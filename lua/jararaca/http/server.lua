@@ -20,6 +20,7 @@ local M = {}
 local xpcall, traceback, tostring, type = xpcall, debug.traceback, tostring, type
 local encode = response.encode
 local build = response.build
+local late_headers = response.late_headers
 local new_request = request.new
 local bind = context.bind
 local is_http_error = errors.is_http_error
@@ -72,8 +73,11 @@ function M.make_dispatch(rt, table_)
   local has_chain = chain and #chain > 0
   local container = rt.container
 
+  -- The handler and the shaping of its result run under one protected
+  -- call (inside the interceptor chain when there is one): a result that
+  -- cannot be encoded fails the transaction like any other error.
   local function call_handler(route, req)
-    return route.fn(route.instance, req)
+    return build(req, route.status, route.fn(route.instance, req))
   end
 
   return function(h, method, path)
@@ -90,26 +94,22 @@ function M.make_dispatch(rt, table_)
     local req = new_request(h, method, path, params)
     local ctx = {
       kind = "http", container = container, request = req, request_id = h:id(),
-      controller = route.controller, member = route.member, route = route, scope = {},
+      controller = route.controller, member = route.member, route = route,
     }
-    bind(ctx)
-    local ok, body, status, headers
+    bind(ctx) -- the trampoline unbinds when the task ends
+    local ok, st, b, ct, hd
     if has_chain then
-      ok, body, status, headers = run_chain(chain, ctx, with_traceback, call_handler, route, req)
+      ok, st, b, ct, hd = run_chain(chain, ctx, with_traceback, call_handler, route, req)
+      -- interceptors' exit() may have added headers after the body was built
+      if ok then hd = late_headers(req, hd) end
     else
-      ok, body, status, headers = xpcall(call_handler, traceback, route, req)
+      ok, st, b, ct, hd = xpcall(call_handler, traceback, route, req)
     end
     if ok then
-      local ok2, st, b, ct, hd = xpcall(build, traceback, req, route.status, body, status, headers)
-      if ok2 then
-        h:respond(st, b, ct, hd)
-      else
-        send_error(h, ctx, st)
-      end
+      h:respond(st, b, ct, hd)
     else
-      send_error(h, ctx, body)
+      send_error(h, ctx, st)
     end
-    bind(nil)
   end
 end
 
