@@ -16,7 +16,13 @@ void jr_newmetatable(lua_State *L, void *key, const char *name, const luaL_Reg *
     lua_pushlightuserdata(L, key);
     lua_createtable(L, 0, 4);
     lua_createtable(L, 0, 16);
-    luaL_register(L, NULL, methods);
+    /* Each method gets the metatable as upvalue 1, so jr_checkudata can
+     * check its argument without a registry lookup (hot path). */
+    for (const luaL_Reg *m = methods; m->name; m++) {
+        lua_pushvalue(L, -2);
+        lua_pushcclosure(L, m->func, 1);
+        lua_setfield(L, -2, m->name);
+    }
     lua_setfield(L, -2, "__index");
     if (gc) {
         lua_pushcfunction(L, gc);
@@ -31,6 +37,10 @@ void *jr_checkudata(lua_State *L, int idx, void *key, const char *name)
 {
     void *p = lua_touserdata(L, idx);
     if (p && lua_getmetatable(L, idx)) {
+        if (lua_rawequal(L, -1, lua_upvalueindex(1))) { /* a method of this type */
+            lua_pop(L, 1);
+            return p;
+        }
         lua_pushlightuserdata(L, key);
         lua_rawget(L, LUA_REGISTRYINDEX);
         int same = lua_rawequal(L, -1, -2);

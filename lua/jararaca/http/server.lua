@@ -17,7 +17,8 @@ local log = require "jararaca.log"
 
 local M = {}
 
-local xpcall, traceback, tostring, type = xpcall, debug.traceback, tostring, type
+local xpcall, traceback, tostring, type, setmetatable, rawset =
+  xpcall, debug.traceback, tostring, type, setmetatable, rawset
 local encode = response.encode
 local build = response.build
 local late_headers = response.late_headers
@@ -26,6 +27,18 @@ local bind = context.bind
 local is_http_error = errors.is_http_error
 local run_chain = interceptors.xrun
 local with_traceback = interceptors.traceback
+
+-- request_id is read by the logger and error responses only: compute it on
+-- first use (most requests never need it).
+local HTTP_CTX = {
+  __index = function(ctx, k)
+    if k == "request_id" then
+      local id = ctx.request._h:id()
+      rawset(ctx, "request_id", id)
+      return id
+    end
+  end,
+}
 
 local JSON = "application/json"
 local NOT_FOUND = encode({ detail = "Not Found" })
@@ -92,10 +105,10 @@ function M.make_dispatch(rt, table_)
     end
     local route = routes[id]
     local req = new_request(h, method, path, params)
-    local ctx = {
-      kind = "http", container = container, request = req, request_id = h:id(),
+    local ctx = setmetatable({
+      kind = "http", container = container, request = req,
       controller = route.controller, member = route.member, route = route,
-    }
+    }, HTTP_CTX)
     bind(ctx) -- the trampoline unbinds when the task ends
     local ok, st, b, ct, hd
     if has_chain then
