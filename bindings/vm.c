@@ -2,6 +2,8 @@
  * search path, and helpers shared by the binding files. */
 #include "vm.h"
 
+#include "log.h"
+
 #include <limits.h>
 #include <lualib.h>
 #include <stdlib.h>
@@ -95,10 +97,22 @@ static void preload(lua_State *L, const char *name, lua_CFunction open)
     lua_pop(L, 2);
 }
 
+/* An error outside any protected call (a bug in our C, or out of memory in
+ * the VM) cannot be recovered: say so and exit non-zero. Under --workers the
+ * master restarts the worker. */
+static int on_panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    jr_logf(JR_LOG_ERROR, NULL, "Lua VM panic: %s", msg ? msg : "(no message)");
+    _exit(70);
+    return 0;
+}
+
 lua_State *jr_vm_open(jr_vm *vm)
 {
     lua_State *L = luaL_newstate();
     if (!L) return NULL;
+    lua_atpanic(L, on_panic);
     vm->L = L;
     jr_vm_global = vm;
     luaL_openlibs(L);
@@ -119,5 +133,6 @@ lua_State *jr_vm_open(jr_vm *vm)
     preload(L, "jararaca.core.router", jr_open_router);
     preload(L, "jararaca.core.sys", jr_open_sys);
     preload(L, "jararaca.core.process", jr_open_process);
+    preload(L, "jararaca.core.json", jr_open_json);
     return L;
 }

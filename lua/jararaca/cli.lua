@@ -219,7 +219,9 @@ function M.main(args)
     return M.server(rest)
   elseif cmd == "test" then
     return M.test(rest)
-  elseif cmd == "worker" or cmd == "scheduler" or cmd == "gen-tsi" then
+  elseif cmd == "gen-tsi" then
+    return require("jararaca.tsgen").cli(rest)
+  elseif cmd == "worker" or cmd == "scheduler" then
     eprint(("jararaca %s: not available yet in this version"):format(cmd))
     return 2
   end

@@ -2,6 +2,7 @@
 --
 -- Declaring:   j.Microservice, j.ProviderSpec, j.Token, j.RestController,
 --              j.Get / j.Post / j.Put / j.Patch / j.Delete / j.Route
+-- Schemas:     j.schema (types, validate, encode), j.ExposeType(schema), j.json
 -- Responding:  j.HTTPError(status, detail [, headers]) (raise it with error()),
 --              j.Response{ status=, body=, headers=, content_type= }
 -- Waiting:     j.sleep, j.spawn, j.gather, j.timeout
@@ -16,6 +17,8 @@ local sched = require "jararaca.sched"
 local context = require "jararaca.context"
 local log = require "jararaca.log"
 local sys = require "jararaca.core.sys"
+local schema = require "jararaca.schema"
+local json = require "jararaca.json"
 
 local j = {}
 
@@ -32,6 +35,12 @@ j.Put = controller.Put
 j.Patch = controller.Patch
 j.Delete = controller.Delete
 j.Route = controller.Route
+
+j.schema = schema
+j.json = json
+--- Register a schema for `jararaca gen-tsi` even if no route uses it (e.g. a
+--- WebSocket message or a message-bus payload): the original's ExposeType.
+j.ExposeType = schema.expose
 
 j.HTTPError = errors.HTTPError
 j.Response = response.Response

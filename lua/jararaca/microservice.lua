@@ -31,7 +31,7 @@ local format, floor = string.format, math.floor
 local is_token, is_spec = di.is_token, di.is_provider_spec
 
 --- Known fields of a Microservice declaration (extensible).
-M.fields = { name = true, providers = true, controllers = true, interceptors = true }
+M.fields = { name = true, providers = true, controllers = true, interceptors = true, openapi = true }
 
 local Microservice_mt = { __metatable = "Microservice" }
 Microservice_mt.__index = Microservice_mt
@@ -85,6 +85,27 @@ function M.Microservice(t)
   end
   if t.name ~= nil and (type(t.name) ~= "string" or t.name == "") then
     error("Microservice.name must be a non-empty string, got " .. kind(t.name), 2)
+  end
+
+  -- openapi = false disables /openapi.json and /docs; a table configures them.
+  local oa = t.openapi
+  if oa ~= nil and oa ~= false then
+    if type(oa) ~= "table" then
+      error("Microservice.openapi must be false or a table { title, version, description, path, docs_path }, got "
+        .. kind(oa), 2)
+    end
+    for k, v in pairs(oa) do
+      if k == "docs_path" and v == false then
+        -- docs page disabled
+      elseif k == "title" or k == "version" or k == "description" or k == "path" or k == "docs_path" then
+        if type(v) ~= "string" then error(format("Microservice.openapi.%s must be a string", k), 2) end
+        if (k == "path" or k == "docs_path") and v:sub(1, 1) ~= "/" then
+          error(format("Microservice.openapi.%s must start with '/'", k), 2)
+        end
+      else
+        error(format("Microservice.openapi: unknown field %q", tostring(k)), 2)
+      end
+    end
   end
 
   local providers = list_of(t, "providers")

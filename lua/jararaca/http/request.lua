@@ -9,11 +9,12 @@
 --   req.remote_addr, req.remote_port
 --   req.response     { status = nil, headers = {} }: set status/headers from a handler
 local core = require "jararaca.core.http"
-local cjson = require "cjson.safe"
+local json = require "jararaca.json"
 local errors = require "jararaca.errors"
 
 local parse_query = core.parse_query
-local decode = cjson.decode
+local decode = json.decode
+local ERROR_MT = json.object_mt({ "loc", "msg", "type" })
 local rawget, rawset, setmetatable = rawget, rawset, setmetatable
 
 local M = {}
@@ -58,9 +59,11 @@ function getters.json(req)
   local v, err = decode(body)
   if v == nil and err then
     errors.raise_http(422, {
-      { loc = { "body" }, msg = "JSON decode error: " .. tostring(err), type = "json_invalid" },
+      setmetatable({ loc = { "body" }, msg = "JSON decode error: " .. tostring(err), type = "json_invalid" },
+        ERROR_MT),
     })
   end
+  if v == json.null then return nil end
   return v
 end
 

@@ -7,13 +7,17 @@
 --   Response{} -> exactly what it says: Response{ status=, body=, headers=, content_type= }
 -- The status comes from (first found): the returned status, req.response.status,
 -- the route's `status` option, else 200 (204 for nil).
-local cjson = require "cjson"
+local json = require "jararaca.json"
 
 local M = {}
-local encode = cjson.encode
+local json_encode = json.encode
+local function encode(v)
+  local s, err = json_encode(v)
+  if s == nil then error("cannot encode the response as JSON: " .. tostring(err), 0) end
+  return s
+end
 local type, pairs, setmetatable, getmetatable = type, pairs, setmetatable, getmetatable
 
-cjson.encode_sparse_array(true)
 
 local ResponseMT = { __name = "Response" }
 

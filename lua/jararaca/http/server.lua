@@ -8,6 +8,8 @@
 local core = require "jararaca.core.http"
 local router_core = require "jararaca.core.router"
 local controller = require "jararaca.http.controller"
+local typed = require "jararaca.http.typed"
+local json = require "jararaca.json"
 local request = require "jararaca.http.request"
 local response = require "jararaca.http.response"
 local interceptors = require "jararaca.interceptors"
@@ -61,11 +63,56 @@ function M.build_routes(rt)
         end
         route.instance = c.instance
         route.status = route.opts and route.opts.status
+        local ok2, run = pcall(typed.compile, route)
+        if not ok2 then
+          error(("route %s.%s (%s %s): %s"):format(tostring(c.cls.__name or "?"),
+            tostring(route.member), route.method, route.path, tostring(run)), 0)
+        end
+        route.run = run
         routes[id] = route
       end
     end
   end
+  M.add_openapi_routes(rt, r, routes)
   return { router = r, routes = routes }
+end
+
+-- GET /openapi.json and GET /docs (paths configurable, app.openapi = false
+-- disables both; docs_path = false only the page). The document is built
+-- once, at startup.
+function M.add_openapi_routes(rt, r, routes)
+  local cfg = rt.app.openapi
+  if cfg == false then return end
+  cfg = cfg or {}
+  local spec_path = cfg.path or "/openapi.json"
+  local docs_path = cfg.docs_path == nil and "/docs" or cfg.docs_path
+  local doc_json
+  local function serve_spec()
+    if not doc_json then
+      doc_json = assert(json.encode(require("jararaca.openapi").document(rt.app)))
+    end
+    return response.Response { status = 200, body = doc_json, content_type = JSON }
+  end
+  local function add(path, member, fn)
+    local id = #routes + 1
+    local ok, err = r:add("GET", path, id)
+    if not ok then error(("openapi route GET %s: %s"):format(path, err), 0) end
+    routes[id] = {
+      method = "GET", path = path, member = member, opts = {}, builtin = true,
+      run = function(_, req) return response.build(req, nil, fn(req)) end,
+    }
+  end
+  add(spec_path, "openapi", serve_spec)
+  if docs_path then
+    local page
+    add(docs_path, "docs", function()
+      if not page then
+        page = require("jararaca.docs_page").render {
+          spec_url = spec_path, title = cfg.title or rt.app.name or "API docs" }
+      end
+      return response.Response { status = 200, body = page, content_type = "text/html; charset=utf-8" }
+    end)
+  end
 end
 
 local function send_error(h, ctx, err)
@@ -90,7 +137,7 @@ function M.make_dispatch(rt, table_)
   -- call (inside the interceptor chain when there is one): a result that
   -- cannot be encoded fails the transaction like any other error.
   local function call_handler(route, req)
-    return build(req, route.status, route.fn(route.instance, req))
+    return route.run(route, req)
   end
 
   return function(h, method, path)

@@ -1,0 +1,521 @@
+/* l_json.c - jararaca.core.json: Lua values <-> JSON text over core/json.c.
+ *   json.encode(v)            -> string | nil, err
+ *   json.decode(s)            -> value  | nil, err
+ *   json.null                 lightuserdata NULL (the same value as cjson.null)
+ *   json.array_mt             marks arrays; decoded arrays carry it
+ *   json.set_int64_factory(f) f(text) -> int64_t cdata, for integers beyond 2^53
+ * lua/jararaca/json.lua is the public face (array(), object_mt(), int64()).
+ *
+ * Encoding tables: array_mt -> array of t[1..#t]; a metatable with __order
+ * (a list of keys; __order_set, if present, the same keys as a set) -> an
+ * object with those keys first; otherwise {} when empty, an array when the
+ * keys are exactly 1..n, else an object (string keys, or number keys written
+ * as strings). Bad values come back as nil, err, never as a raise.
+ *
+ * Both directions work in one static buffer that is reset per call, so the
+ * steady state allocates only the result. A __gc finalizer run by an
+ * allocation inside a call may itself call json: such a nested call notices
+ * the busy flag and works in a buffer of its own. */
+#include <lauxlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "vm.h"
+
+/* LuaJIT's type tag for FFI cdata; lua.h has no name for it. */
+#define JR_LUA_TCDATA 10
+
+/* Above this the shared buffers are released after the call, so one huge
+ * document does not pin its memory for the life of the process. */
+#define KEEP_BUF_MAX (1u << 20)
+
+/* Decoding parks a container's items on the Lua stack and builds the table
+ * at its final size once they are all known (no rehash while growing). This
+ * caps the parked slots; past it a level builds its table and fills it
+ * directly. Parked + one table and key per nesting level stays under
+ * LUAI_MAXCSTACK (8000). */
+#define DEC_PARK_MAX 4000
+
+static char k_int64_factory;
+
+/* Upvalues of encode. */
+#define UV_ARRAY_MT lua_upvalueindex(1)
+#define UV_ORDER lua_upvalueindex(2)     /* "__order" */
+#define UV_ORDER_SET lua_upvalueindex(3) /* "__order_set" */
+#define UV_TOSTRING lua_upvalueindex(4)
+
+static void release(jr_json_buf *b, jr_json_buf *shared, int *busy)
+{
+    if (b != shared) {
+        jr_json_buf_free(b);
+        return;
+    }
+    *busy = 0;
+    if (b->cap > KEEP_BUF_MAX) jr_json_buf_free(b);
+}
+
+/* ---- encode ---- */
+
+typedef struct {
+    lua_State *L;
+    jr_json_buf *b;
+    char err[128];
+} encoder;
+
+static int enc_fail(encoder *e, const char *msg, const char *arg)
+{
+    snprintf(e->err, sizeof e->err, msg, arg);
+    return -1;
+}
+
+static int enc_value(encoder *e, int idx, int depth);
+
+/* The key at idx and the ':' after it. */
+static int enc_key(encoder *e, int idx)
+{
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        jr_json_write_string(e->b, s, n);
+        break;
+    }
+    case LUA_TNUMBER:
+        /* Never lua_tolstring here: it would turn the key lua_next needs
+         * into a string in place. Digits and signs need no escaping. */
+        jr_json_putc(e->b, '"');
+        if (jr_json_write_number(e->b, lua_tonumber(L, idx)) != 0)
+            return enc_fail(e, "cannot encode a table with an %s key", "infinite number");
+        jr_json_putc(e->b, '"');
+        break;
+    default:
+        return enc_fail(e, "cannot encode a table with a %s key", lua_typename(L, lua_type(L, idx)));
+    }
+    jr_json_putc(e->b, ':');
+    return 0;
+}
+
+static int enc_array(encoder *e, int idx, int depth, size_t n)
+{
+    lua_State *L = e->L;
+    jr_json_putc(e->b, '[');
+    for (size_t i = 1; i <= n; i++) {
+        if (i > 1) jr_json_putc(e->b, ',');
+        lua_rawgeti(L, idx, (int)i);
+        if (enc_value(e, lua_gettop(L), depth) != 0) return -1;
+        lua_pop(L, 1);
+    }
+    jr_json_putc(e->b, ']');
+    return 0;
+}
+
+/* With the first key/value of a traversal on the stack: are the keys
+ * exactly 1..n? Consumes the traversal. */
+static int is_sequence(lua_State *L, int idx, size_t n)
+{
+    size_t count = 0;
+    if (n == 0) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    do {
+        double k = lua_type(L, -2) == LUA_TNUMBER ? lua_tonumber(L, -2) : 0;
+        if (!(k >= 1 && k <= (double)n && (double)(size_t)k == k)) {
+            lua_pop(L, 2);
+            return 0;
+        }
+        count++;
+        lua_pop(L, 1);
+    } while (lua_next(L, idx));
+    return count == n;
+}
+
+/* An object from a traversal whose first key/value are on the stack. */
+static int enc_object(encoder *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    jr_json_putc(e->b, '{');
+    int first = 1;
+    do {
+        if (!first) jr_json_putc(e->b, ',');
+        first = 0;
+        int top = lua_gettop(L);
+        if (enc_key(e, top - 1) != 0 || enc_value(e, top, depth) != 0) return -1;
+        lua_pop(L, 1);
+    } while (lua_next(L, idx));
+    jr_json_putc(e->b, '}');
+    return 0;
+}
+
+/* Is the key at kidx one of order[1..n]? (metatables built without
+ * json.object_mt have no __order_set) */
+static int listed_in(lua_State *L, int order, size_t n, int kidx)
+{
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, order, (int)i);
+        int eq = lua_rawequal(L, -1, kidx);
+        lua_pop(L, 1);
+        if (eq) return 1;
+    }
+    return 0;
+}
+
+static int enc_ordered(encoder *e, int idx, int depth, int mt, int order)
+{
+    lua_State *L = e->L;
+    int first = 1;
+    size_t n = lua_objlen(L, order);
+    jr_json_putc(e->b, '{');
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, order, (int)i);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, idx);
+        if (!lua_isnil(L, -1)) {
+            if (!first) jr_json_putc(e->b, ',');
+            first = 0;
+            int top = lua_gettop(L);
+            if (enc_key(e, top - 1) != 0 || enc_value(e, top, depth) != 0) return -1;
+        }
+        lua_pop(L, 2);
+    }
+    lua_pushvalue(L, UV_ORDER_SET);
+    lua_rawget(L, mt);
+    int set = lua_gettop(L), has_set = lua_istable(L, set);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int key = lua_gettop(L) - 1, listed;
+        if (has_set) {
+            lua_pushvalue(L, key);
+            lua_rawget(L, set);
+            listed = !lua_isnil(L, -1);
+            lua_pop(L, 1);
+        } else {
+            listed = listed_in(L, order, n, key);
+        }
+        if (!listed) {
+            if (!first) jr_json_putc(e->b, ',');
+            first = 0;
+            if (enc_key(e, key) != 0 || enc_value(e, key + 1, depth) != 0) return -1;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    jr_json_putc(e->b, '}');
+    return 0;
+}
+
+static int enc_table(encoder *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    if (depth > JR_JSON_MAX_DEPTH) return enc_fail(e, "nesting deeper than 1000 (%s)", "or a cycle");
+    if (!lua_checkstack(L, 8)) return enc_fail(e, "nesting too deep (%s)", "Lua stack");
+    if (lua_getmetatable(L, idx)) {
+        if (lua_rawequal(L, -1, UV_ARRAY_MT)) {
+            lua_pop(L, 1);
+            return enc_array(e, idx, depth, lua_objlen(L, idx));
+        }
+        lua_pushvalue(L, UV_ORDER);
+        lua_rawget(L, -2);
+        if (lua_istable(L, -1)) {
+            int top = lua_gettop(L);
+            if (enc_ordered(e, idx, depth, top - 1, top) != 0) return -1;
+            lua_pop(L, 2);
+            return 0;
+        }
+        lua_pop(L, 2); /* some other metatable: judge by the contents */
+    }
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) {
+        jr_json_put(e->b, "{}", 2);
+        return 0;
+    }
+    if (lua_type(L, -2) == LUA_TNUMBER) {
+        size_t n = lua_objlen(L, idx);
+        if (is_sequence(L, idx, n)) return enc_array(e, idx, depth, n);
+        lua_pushnil(L);
+        lua_next(L, idx); /* start over: the table is not empty */
+    }
+    return enc_object(e, idx, depth);
+}
+
+/* int64_t/uint64_t cdata print as "123LL"/"123ULL"; anything else (or a
+ * failing __tostring) is refused. */
+static int enc_cdata(encoder *e, int idx)
+{
+    lua_State *L = e->L;
+    lua_pushvalue(L, UV_TOSTRING);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        if (n > 3 && memcmp(s + n - 3, "ULL", 3) == 0) n -= 3;
+        else if (n > 2 && memcmp(s + n - 2, "LL", 2) == 0) n -= 2;
+        else n = 0;
+        size_t i = n && s[0] == '-' ? 1 : 0;
+        int ok = i < n;
+        for (; i < n; i++) ok &= s[i] >= '0' && s[i] <= '9';
+        if (ok) {
+            jr_json_put(e->b, s, n);
+            lua_pop(L, 1);
+            return 0;
+        }
+    }
+    return enc_fail(e, "cannot encode a %s (only int64_t and uint64_t)", "cdata");
+}
+
+static int enc_value(encoder *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        jr_json_write_string(e->b, s, n);
+        return 0;
+    }
+    case LUA_TNUMBER: {
+        double d = lua_tonumber(L, idx);
+        if (jr_json_write_number(e->b, d) == 0) return 0;
+        return enc_fail(e, "cannot encode %s", d != d ? "nan" : d > 0 ? "inf" : "-inf");
+    }
+    case LUA_TTABLE:
+        return enc_table(e, idx, depth + 1);
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx)) jr_json_put(e->b, "true", 4);
+        else jr_json_put(e->b, "false", 5);
+        return 0;
+    case LUA_TNIL:
+        jr_json_put(e->b, "null", 4);
+        return 0;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) { /* json.null */
+            jr_json_put(e->b, "null", 4);
+            return 0;
+        }
+        return enc_fail(e, "cannot encode a %s", "userdata");
+    case JR_LUA_TCDATA:
+        return enc_cdata(e, idx);
+    default:
+        return enc_fail(e, "cannot encode a %s", lua_typename(L, lua_type(L, idx)));
+    }
+}
+
+static jr_json_buf g_enc_buf;
+static int g_enc_busy;
+
+static int l_encode(lua_State *L)
+{
+    if (lua_gettop(L) == 0) return luaL_argerror(L, 1, "value expected");
+    lua_settop(L, 1);
+    jr_json_buf own, *b = &g_enc_buf;
+    if (g_enc_busy) {
+        jr_json_buf_init(&own);
+        b = &own;
+    } else {
+        g_enc_busy = 1;
+    }
+    jr_json_buf_reset(b);
+    encoder e;
+    e.L = L;
+    e.b = b;
+    int rc = enc_value(&e, 1, 0);
+    if (rc == 0 && b->failed) rc = enc_fail(&e, "out of %s", "memory");
+    if (rc == 0) lua_pushlstring(L, b->data ? b->data : "", b->len);
+    release(b, &g_enc_buf, &g_enc_busy);
+    if (rc == 0) return 1;
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    lua_pushstring(L, e.err);
+    return 2;
+}
+
+/* ---- decode ---- */
+
+typedef struct {
+    lua_State *L;
+    jr_json_parser *p;
+    int base;         /* stack top before the document */
+    const char *err;  /* an error of ours rather than the parser's */
+} decoder;
+
+static int dec_value(decoder *d, jr_json_event ev);
+
+static int dec_room(decoder *d)
+{
+    if (lua_checkstack(d->L, 4)) return 0;
+    d->err = "document too deeply nested for the Lua stack";
+    return -1;
+}
+
+/* The table for n parked items above base: created with room for size,
+ * moved below them, filled (consuming them); returns its index. */
+static int build_array(lua_State *L, int base, int n, int size)
+{
+    lua_createtable(L, size, 0);
+    lua_pushvalue(L, UV_ARRAY_MT);
+    lua_setmetatable(L, -2);
+    lua_insert(L, base + 1);
+    for (int i = n; i >= 1; i--) lua_rawseti(L, base + 1, i);
+    return base + 1;
+}
+
+static int build_object(lua_State *L, int base, int n, int size)
+{
+    int t = base + 1;
+    lua_createtable(L, 0, size);
+    lua_insert(L, t);
+    /* In document order, so the last of duplicate keys wins. */
+    for (int i = 0; i < n; i++) {
+        lua_pushvalue(L, t + 1 + 2 * i);
+        lua_pushvalue(L, t + 2 + 2 * i);
+        lua_rawset(L, t);
+    }
+    lua_settop(L, t);
+    return t;
+}
+
+static int dec_array(decoder *d)
+{
+    lua_State *L = d->L;
+    int base = lua_gettop(L), t = 0, n = 0;
+    for (;;) {
+        jr_json_event ev = jr_json_next(d->p);
+        if (ev == JR_JSON_ARRAY_END) break;
+        if (ev == JR_JSON_ERROR) return -1;
+        if (!t && lua_gettop(L) - d->base >= DEC_PARK_MAX) t = build_array(L, base, n, n * 2);
+        if (dec_room(d) != 0 || dec_value(d, ev) != 0) return -1;
+        n++;
+        if (t) lua_rawseti(L, t, n);
+    }
+    if (!t) build_array(L, base, n, n);
+    return 0;
+}
+
+static int dec_object(decoder *d)
+{
+    lua_State *L = d->L;
+    jr_json_parser *p = d->p;
+    int base = lua_gettop(L), t = 0, n = 0;
+    for (;;) {
+        jr_json_event ev = jr_json_next(p);
+        if (ev == JR_JSON_OBJECT_END) break;
+        if (ev == JR_JSON_ERROR) return -1;
+        /* ev is JR_JSON_KEY */
+        if (!t && lua_gettop(L) - d->base >= DEC_PARK_MAX) t = build_object(L, base, n, n * 2);
+        if (dec_room(d) != 0) return -1;
+        lua_pushlstring(L, p->str, p->len);
+        ev = jr_json_next(p);
+        if (ev == JR_JSON_ERROR || dec_value(d, ev) != 0) return -1;
+        n++;
+        if (t) lua_rawset(L, t);
+    }
+    if (!t) build_object(L, base, n, n);
+    return 0;
+}
+
+static int dec_int64(decoder *d)
+{
+    lua_State *L = d->L;
+    lua_pushlightuserdata(L, &k_int64_factory);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (!lua_isfunction(L, -1)) {
+        d->err = "no int64 factory (require \"jararaca.json\" sets it)";
+        return -1;
+    }
+    lua_pushlstring(L, d->p->str, d->p->len);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        d->err = "the int64 factory failed";
+        return -1;
+    }
+    return 0;
+}
+
+static int dec_value(decoder *d, jr_json_event ev)
+{
+    lua_State *L = d->L;
+    switch (ev) {
+    case JR_JSON_STRING: lua_pushlstring(L, d->p->str, d->p->len); return 0;
+    case JR_JSON_NUMBER: lua_pushnumber(L, d->p->num); return 0;
+    case JR_JSON_OBJECT: return dec_object(d);
+    case JR_JSON_ARRAY: return dec_array(d);
+    case JR_JSON_TRUE: lua_pushboolean(L, 1); return 0;
+    case JR_JSON_FALSE: lua_pushboolean(L, 0); return 0;
+    case JR_JSON_NULL: lua_pushlightuserdata(L, NULL); return 0;
+    case JR_JSON_INT64: return dec_int64(d);
+    default: return -1; /* JR_JSON_ERROR; the parser emits nothing else here */
+    }
+}
+
+static jr_json_buf g_dec_scratch;
+static int g_dec_busy;
+
+static int l_decode(lua_State *L)
+{
+    if (lua_gettop(L) == 0) return luaL_argerror(L, 1, "string expected, got no value");
+    if (lua_type(L, 1) != LUA_TSTRING) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "expected a string");
+        return 2;
+    }
+    lua_settop(L, 1);
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    jr_json_buf own, *scratch = &g_dec_scratch;
+    if (g_dec_busy) {
+        jr_json_buf_init(&own);
+        scratch = &own;
+    } else {
+        g_dec_busy = 1;
+    }
+    jr_json_parser p;
+    jr_json_parser_init(&p, s, len, scratch);
+    decoder d = {L, &p, 1, NULL};
+    int rc = dec_value(&d, jr_json_next(&p));
+    if (rc == 0 && jr_json_next(&p) != JR_JSON_END) rc = -1;
+    release(scratch, &g_dec_scratch, &g_dec_busy);
+    if (rc == 0) return 1;
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    if (d.err) lua_pushstring(L, d.err);
+    else if (p.int_range) lua_pushfstring(L, "integer out of range at position %d", (int)p.err_pos);
+    else lua_pushfstring(L, "invalid JSON at position %d: %s", (int)p.err_pos, p.err);
+    return 2;
+}
+
+static int l_set_int64_factory(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushlightuserdata(L, &k_int64_factory);
+    lua_pushvalue(L, 1);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+int jr_open_json(lua_State *L)
+{
+    lua_createtable(L, 0, 6);
+
+    lua_createtable(L, 0, 1); /* array_mt */
+    lua_pushliteral(L, "array");
+    lua_setfield(L, -2, "__jsontype");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "array_mt");
+
+    lua_pushvalue(L, -1);
+    lua_pushliteral(L, "__order");
+    lua_pushliteral(L, "__order_set");
+    /* Captured now, before user code could replace the global. */
+    lua_getglobal(L, "tostring");
+    lua_pushcclosure(L, l_encode, 4);
+    lua_setfield(L, -3, "encode");
+
+    lua_pushcclosure(L, l_decode, 1); /* consumes array_mt */
+    lua_setfield(L, -2, "decode");
+
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    lua_pushcfunction(L, l_set_int64_factory);
+    lua_setfield(L, -2, "set_int64_factory");
+    return 1;
+}

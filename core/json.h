@@ -1,0 +1,137 @@
+/* json.h - JSON writer and pull parser (plain C, no Lua).
+ *
+ * Writer: values are appended to a growable jr_json_buf. The caller reuses
+ * one buffer across documents (jr_json_buf_reset keeps the memory), so the
+ * steady state allocates nothing. A failed allocation sets buf->failed and
+ * turns later writes into no-ops; check it once at the end.
+ *
+ *   jr_json_buf b; jr_json_buf_init(&b);
+ *   jr_json_put(&b, "{", 1);
+ *   jr_json_write_string(&b, "k", 1);  jr_json_put(&b, ":", 1);
+ *   jr_json_write_number(&b, 0.1);     jr_json_put(&b, "}", 1);
+ *   if (!b.failed) use(b.data, b.len);  jr_json_buf_free(&b);
+ *
+ * Numbers: integral values with |v| <= 2^53 print as integers ("-0" as "0"),
+ * other finite values with the fewest significant digits (15, 16 or 17) that
+ * read back as the same double; NaN and infinities are refused.
+ * Strings: '"', '\\' and control characters are escaped (\n \r \t \b \f, else
+ * \u00XX); '/' and bytes >= 0x80 are copied as they are.
+ *
+ * Parser: jr_json_next returns one event at a time, validating the grammar
+ * (RFC 8259) as it goes; the caller builds whatever it likes from them.
+ *
+ *   jr_json_parser p; jr_json_parser_init(&p, text, len, &scratch);
+ *   for (;;) switch (jr_json_next(&p)) { case JR_JSON_ERROR: puts(p.err); ... }
+ *
+ * Events and their payloads (valid until the next call):
+ *   JR_JSON_OBJECT / _OBJECT_END / _ARRAY / _ARRAY_END
+ *   JR_JSON_KEY, JR_JSON_STRING   str/len, unescaped (\uXXXX and surrogate
+ *                                 pairs become UTF-8); points into the input
+ *                                 when there was nothing to unescape, else
+ *                                 into the scratch buffer
+ *   JR_JSON_NUMBER                num: a double; integer literals with
+ *                                 |v| <= 2^53 are exact, others round
+ *   JR_JSON_INT64                 an integer literal beyond 2^53 that fits
+ *                                 int64_t: i64, and str/len its text
+ *   JR_JSON_TRUE / _FALSE / _NULL
+ *   JR_JSON_END                   the document is complete (nothing but
+ *                                 whitespace follows)
+ *   JR_JSON_ERROR                 err (message) and err_pos (1-based byte
+ *                                 offset); int_range is set when the text
+ *                                 is valid JSON but an integer literal is
+ *                                 outside int64_t
+ * Raw bytes inside strings are not checked for valid UTF-8. Nesting deeper
+ * than JR_JSON_MAX_DEPTH is an error. */
+#ifndef JR_JSON_H
+#define JR_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define JR_JSON_MAX_DEPTH 1000
+
+/* ---- buffer ---- */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int failed; /* an allocation failed: contents are incomplete */
+} jr_json_buf;
+
+void jr_json_buf_init(jr_json_buf *b);
+void jr_json_buf_free(jr_json_buf *b);
+/* Empty the buffer, keeping its memory. */
+static inline void jr_json_buf_reset(jr_json_buf *b) { b->len = 0; b->failed = 0; }
+/* Make room for n more bytes; 0 on success, -1 (and b->failed) on failure. */
+int jr_json_buf_grow(jr_json_buf *b, size_t n);
+
+static inline int jr_json_reserve(jr_json_buf *b, size_t n)
+{
+    return b->cap - b->len >= n ? 0 : jr_json_buf_grow(b, n);
+}
+
+/* Append raw bytes (no escaping). */
+static inline void jr_json_put(jr_json_buf *b, const char *s, size_t n)
+{
+    /* n == 0 on an unallocated buffer would hand memcpy a NULL. */
+    if (n == 0 || jr_json_reserve(b, n) != 0) return;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+static inline void jr_json_putc(jr_json_buf *b, char c)
+{
+    if (jr_json_reserve(b, 1) != 0) return;
+    b->data[b->len++] = c;
+}
+
+/* ---- writer ---- */
+
+/* s (len bytes) as a quoted, escaped JSON string. */
+void jr_json_write_string(jr_json_buf *b, const char *s, size_t len);
+/* A finite double; returns -1 (writing nothing) for NaN and infinities. */
+int jr_json_write_number(jr_json_buf *b, double v);
+void jr_json_write_int64(jr_json_buf *b, int64_t v);
+
+/* ---- parser ---- */
+
+typedef enum {
+    JR_JSON_ERROR = -1,
+    JR_JSON_END = 0,
+    JR_JSON_OBJECT,
+    JR_JSON_OBJECT_END,
+    JR_JSON_ARRAY,
+    JR_JSON_ARRAY_END,
+    JR_JSON_KEY,
+    JR_JSON_STRING,
+    JR_JSON_NUMBER,
+    JR_JSON_INT64,
+    JR_JSON_TRUE,
+    JR_JSON_FALSE,
+    JR_JSON_NULL
+} jr_json_event;
+
+typedef struct {
+    const char *start, *p, *end;
+    jr_json_buf *scratch; /* unescaped strings land here */
+    int state;
+    int depth;
+    /* payload of the last event */
+    const char *str;
+    size_t len;
+    double num;
+    int64_t i64;
+    /* JR_JSON_ERROR */
+    size_t err_pos;
+    int int_range;
+    char err[96];
+    unsigned char stack[JR_JSON_MAX_DEPTH]; /* open containers: '[' or '{' */
+} jr_json_parser;
+
+/* Parse text[0..len); text need not be NUL-terminated. scratch is reset and
+ * used for strings with escapes; it must outlive the parse. */
+void jr_json_parser_init(jr_json_parser *p, const char *text, size_t len, jr_json_buf *scratch);
+jr_json_event jr_json_next(jr_json_parser *p);
+
+#endif

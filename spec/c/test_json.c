@@ -1,0 +1,444 @@
+/* test_json.c - unit tests for core/json.c (writer and pull parser). */
+#include "json.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static jr_json_buf out, scratch;
+
+/* Parse text and write it back compactly through the writer, or
+ * "ERR <pos>: <msg>" ("RANGE <pos>" for int_range). INT64 events print as
+ * "i64:<value>" so tests see which event came. */
+static const char *canon_n(const char *text, size_t len)
+{
+    jr_json_parser p;
+    jr_json_parser_init(&p, text, len, &scratch);
+    jr_json_buf_reset(&out);
+    int need_comma[JR_JSON_MAX_DEPTH + 1] = {0};
+    int d = 0;
+    for (;;) {
+        jr_json_event ev = jr_json_next(&p);
+        if (ev == JR_JSON_ERROR) {
+            char msg[160];
+            if (p.int_range) snprintf(msg, sizeof msg, "RANGE %zu", p.err_pos);
+            else snprintf(msg, sizeof msg, "ERR %zu: %s", p.err_pos, p.err);
+            jr_json_buf_reset(&out);
+            jr_json_put(&out, msg, strlen(msg) + 1);
+            return out.data;
+        }
+        if (ev == JR_JSON_END) break;
+        if (ev == JR_JSON_OBJECT_END || ev == JR_JSON_ARRAY_END) {
+            jr_json_putc(&out, ev == JR_JSON_OBJECT_END ? '}' : ']');
+            d--;
+            continue;
+        }
+        if (need_comma[d]) jr_json_putc(&out, ',');
+        need_comma[d] = ev != JR_JSON_KEY;
+        switch (ev) {
+        case JR_JSON_OBJECT: jr_json_putc(&out, '{'); need_comma[++d] = 0; break;
+        case JR_JSON_ARRAY: jr_json_putc(&out, '['); need_comma[++d] = 0; break;
+        case JR_JSON_KEY: jr_json_write_string(&out, p.str, p.len); jr_json_putc(&out, ':'); break;
+        case JR_JSON_STRING: jr_json_write_string(&out, p.str, p.len); break;
+        case JR_JSON_NUMBER: CHECK(jr_json_write_number(&out, p.num) == 0); break;
+        case JR_JSON_INT64:
+            jr_json_put(&out, "i64:", 4);
+            jr_json_write_int64(&out, p.i64);
+            break;
+        case JR_JSON_TRUE: jr_json_put(&out, "true", 4); break;
+        case JR_JSON_FALSE: jr_json_put(&out, "false", 5); break;
+        case JR_JSON_NULL: jr_json_put(&out, "null", 4); break;
+        default: CHECK(0);
+        }
+    }
+    CHECK(d == 0);
+    jr_json_putc(&out, '\0');
+    return out.data;
+}
+
+static const char *canon(const char *text) { return canon_n(text, strlen(text)); }
+
+/* The double the parser reads from text (NAN when it is not a NUMBER). */
+static double parse_num(const char *text)
+{
+    jr_json_parser p;
+    jr_json_parser_init(&p, text, strlen(text), &scratch);
+    if (jr_json_next(&p) != JR_JSON_NUMBER) return NAN;
+    if (jr_json_next(&p) != JR_JSON_END) return NAN;
+    return p.num;
+}
+
+static const char *num(double v)
+{
+    jr_json_buf_reset(&out);
+    if (jr_json_write_number(&out, v) != 0) return "(refused)";
+    jr_json_putc(&out, '\0');
+    return out.data;
+}
+
+static const char *str(const char *s, size_t len)
+{
+    jr_json_buf_reset(&out);
+    jr_json_write_string(&out, s, len);
+    jr_json_putc(&out, '\0');
+    return out.data;
+}
+
+/* ---- writer ---- */
+
+TEST(write_integers)
+{
+    CHECK_EQ_STR(num(0), "0");
+    CHECK_EQ_STR(num(-0.0), "0");
+    CHECK_EQ_STR(num(1), "1");
+    CHECK_EQ_STR(num(-1), "-1");
+    CHECK_EQ_STR(num(42), "42");
+    CHECK_EQ_STR(num(1234567890), "1234567890");
+    CHECK_EQ_STR(num(9007199254740992.0), "9007199254740992");   /* 2^53 */
+    CHECK_EQ_STR(num(-9007199254740992.0), "-9007199254740992"); /* -2^53 */
+    CHECK_EQ_STR(num(9007199254740991.0), "9007199254740991");
+    CHECK_EQ_STR(num(1e15), "1000000000000000");
+}
+
+TEST(write_doubles_round_trip)
+{
+    CHECK_EQ_STR(num(0.1), "0.1");
+    CHECK_EQ_STR(num(-0.5), "-0.5");
+    CHECK_EQ_STR(num(1e-7), "1e-07");
+    CHECK_EQ_STR(num(1e308), "1e+308");
+    CHECK_EQ_STR(num(3.14), "3.14");
+    CHECK_EQ_STR(num(1.0 / 3), "0.3333333333333333");
+    CHECK_EQ_STR(num(0.1 + 0.2), "0.30000000000000004"); /* needs 17 digits */
+    CHECK_EQ_STR(num(5e-324), "4.94065645841247e-324"); /* 15 digits read back: good enough */
+    CHECK_EQ_STR(num(1.7976931348623157e308), "1.7976931348623157e+308");
+    /* beyond 2^53 the value is not printed as an integer but still exactly */
+    CHECK_EQ_STR(num(9007199254740994.0), "9007199254740994");
+    CHECK_EQ_STR(num(1152921504606846976.0), "1.152921504606847e+18");
+    /* every one of these reads back as the same double */
+    double vals[] = {0.1, 1e-7, 1e308, 2.2250738585072014e-308, 123456.789, 1.0 / 7, 6.02214076e23,
+                     -1e-300, 4.35, 0.3, 2.5e-5, 9007199254740993.0};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        const char *s = num(vals[i]);
+        CHECK(strtod(s, NULL) == vals[i]);
+        CHECK(parse_num(s) == vals[i]);
+    }
+}
+
+TEST(write_refuses_nan_and_inf)
+{
+    jr_json_buf_reset(&out);
+    CHECK(jr_json_write_number(&out, NAN) == -1);
+    CHECK(jr_json_write_number(&out, INFINITY) == -1);
+    CHECK(jr_json_write_number(&out, -INFINITY) == -1);
+    CHECK_EQ_INT(out.len, 0);
+}
+
+TEST(write_int64)
+{
+    jr_json_buf_reset(&out);
+    jr_json_write_int64(&out, INT64_MAX);
+    jr_json_putc(&out, ' ');
+    jr_json_write_int64(&out, INT64_MIN);
+    jr_json_putc(&out, ' ');
+    jr_json_write_int64(&out, 0);
+    jr_json_putc(&out, ' ');
+    jr_json_write_int64(&out, -7);
+    CHECK_EQ_MEM(out.data, out.len, "9223372036854775807 -9223372036854775808 0 -7");
+}
+
+TEST(write_string_escapes)
+{
+    CHECK_EQ_STR(str("", 0), "\"\"");
+    CHECK_EQ_STR(str("hello", 5), "\"hello\"");
+    CHECK_EQ_STR(str("a\"b\\c/d", 7), "\"a\\\"b\\\\c/d\"");
+    CHECK_EQ_STR(str("\n\r\t\b\f", 5), "\"\\n\\r\\t\\b\\f\"");
+    CHECK_EQ_STR(str("\x01\x1f\x7f", 3), "\"\\u0001\\u001f\x7f\"");
+    CHECK_EQ_STR(str("\0x", 2), "\"\\u0000x\"");
+    CHECK_EQ_STR(str("\xc3\xa9\xf0\x9f\x98\x80", 6), "\"\xc3\xa9\xf0\x9f\x98\x80\""); /* as is */
+    CHECK_EQ_STR(str("\xff\xfe", 2), "\"\xff\xfe\"");                                 /* not validated */
+    /* escapes at every offset of the 8-byte fast path */
+    for (int i = 0; i < 20; i++) {
+        char in[21], want[64];
+        memset(in, 'a', 20);
+        in[i] = '"';
+        in[20] = 0;
+        snprintf(want, sizeof want, "\"%.*s\\\"%s\"", i, in, in + i + 1);
+        CHECK_EQ_STR(str(in, 20), want);
+    }
+}
+
+TEST(write_long_string_crosses_chunks)
+{
+    size_t n = 10000;
+    char *s = malloc(n);
+    for (size_t i = 0; i < n; i++) s[i] = i % 3 == 0 ? '\n' : 'x';
+    jr_json_buf_reset(&out);
+    jr_json_write_string(&out, s, n);
+    CHECK(!out.failed);
+    CHECK_EQ_INT(out.len, n + (n + 2) / 3 + 2);
+    /* and it parses back to the same bytes */
+    jr_json_parser p;
+    jr_json_parser_init(&p, out.data, out.len, &scratch);
+    CHECK(jr_json_next(&p) == JR_JSON_STRING);
+    CHECK(p.len == n && memcmp(p.str, s, n) == 0);
+    free(s);
+}
+
+/* ---- parser: values ---- */
+
+TEST(parse_scalars_and_whitespace)
+{
+    CHECK_EQ_STR(canon("true"), "true");
+    CHECK_EQ_STR(canon("false"), "false");
+    CHECK_EQ_STR(canon("null"), "null");
+    CHECK_EQ_STR(canon(" \t\r\n 1 \t\r\n "), "1");
+    CHECK_EQ_STR(canon("\"x\""), "\"x\"");
+    CHECK_EQ_STR(canon("[ 1 , [ ] , { } , { \"a\" : [ null ] } ]"), "[1,[],{},{\"a\":[null]}]");
+    CHECK_EQ_STR(canon("{\"a\":1,\"a\":2}"), "{\"a\":1,\"a\":2}"); /* duplicates reach the caller */
+}
+
+TEST(parse_integers)
+{
+    CHECK_EQ_STR(canon("0"), "0");
+    CHECK_EQ_STR(canon("-0"), "0");
+    CHECK(signbit(parse_num("-0")));
+    CHECK_EQ_STR(canon("9007199254740992"), "9007199254740992");   /* 2^53: a number */
+    CHECK_EQ_STR(canon("-9007199254740992"), "-9007199254740992"); /* -2^53 */
+    CHECK_EQ_STR(canon("9007199254740993"), "i64:9007199254740993");
+    CHECK_EQ_STR(canon("-9007199254740993"), "i64:-9007199254740993");
+    CHECK_EQ_STR(canon("9223372036854775807"), "i64:9223372036854775807");   /* 2^63-1 */
+    CHECK_EQ_STR(canon("-9223372036854775808"), "i64:-9223372036854775808"); /* -2^63 */
+    CHECK_EQ_STR(canon("9223372036854775808"), "RANGE 1");
+    CHECK_EQ_STR(canon("[1, -9223372036854775809]"), "RANGE 5");
+    CHECK_EQ_STR(canon("123456789012345678901234567890"), "RANGE 1");
+    /* the INT64 event carries the literal's text */
+    jr_json_parser p;
+    jr_json_parser_init(&p, "[18014398509481984]", 19, &scratch);
+    CHECK(jr_json_next(&p) == JR_JSON_ARRAY);
+    CHECK(jr_json_next(&p) == JR_JSON_INT64);
+    CHECK_EQ_MEM(p.str, p.len, "18014398509481984");
+    CHECK(p.i64 == 18014398509481984LL);
+}
+
+TEST(parse_doubles)
+{
+    CHECK(parse_num("0.1") == 0.1);
+    CHECK(parse_num("1e-7") == 1e-7);
+    CHECK(parse_num("1E-7") == 1e-7);
+    CHECK(parse_num("1e308") == 1e308);
+    CHECK(parse_num("1.7976931348623157e308") == 1.7976931348623157e308);
+    CHECK(parse_num("2.2250738585072014e-308") == 2.2250738585072014e-308);
+    CHECK(parse_num("5e-324") == 5e-324);
+    CHECK(parse_num("-2.5E+3") == -2500);
+    CHECK(parse_num("1.0") == 1.0);
+    CHECK(parse_num("0.30000000000000004") == 0.30000000000000004);
+    CHECK(parse_num("0.000000000000000000000000000001") == 1e-30);
+    CHECK(parse_num("123456789012345678901234567890.5") == 123456789012345678901234567890.5);
+    CHECK(parse_num("9007199254740993.0") == 9007199254740992.0); /* a double: rounds */
+    CHECK(parse_num("1e400") == INFINITY);
+    CHECK(parse_num("1e-400") == 0);
+    CHECK(parse_num("1e99999999999") == INFINITY);
+    /* a long run of digits takes the strtod path */
+    CHECK(parse_num("3.14159265358979323846264338327950288419716939937510582097494459") == 3.141592653589793);
+}
+
+TEST(parse_bad_numbers)
+{
+    CHECK_EQ_STR(canon("01"), "ERR 2: leading zero in a number");
+    CHECK_EQ_STR(canon("-"), "ERR 2: unexpected end of input");
+    CHECK_EQ_STR(canon("-a"), "ERR 2: unexpected character 'a'");
+    CHECK_EQ_STR(canon("+1"), "ERR 1: unexpected character '+'");
+    CHECK_EQ_STR(canon(".5"), "ERR 1: unexpected character '.'");
+    CHECK_EQ_STR(canon("1."), "ERR 3: unexpected end of input");
+    CHECK_EQ_STR(canon("1.e5"), "ERR 3: unexpected character 'e'");
+    CHECK_EQ_STR(canon("1e"), "ERR 3: unexpected end of input");
+    CHECK_EQ_STR(canon("1e+"), "ERR 4: unexpected end of input");
+    CHECK_EQ_STR(canon("0x10"), "ERR 2: unexpected character 'x'");
+    CHECK_EQ_STR(canon("NaN"), "ERR 1: unexpected character 'N'");
+    CHECK_EQ_STR(canon("Infinity"), "ERR 1: unexpected character 'I'");
+    CHECK_EQ_STR(canon("-Infinity"), "ERR 2: unexpected character 'I'");
+}
+
+TEST(parse_string_escapes)
+{
+    CHECK_EQ_STR(canon("\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\""), "\"\\\" \\\\ / \\b \\f \\n \\r \\t\"");
+    CHECK_EQ_STR(canon("\"\\u0041\\u00e9\\u20AC\""), "\"A\xc3\xa9\xe2\x82\xac\"");
+    CHECK_EQ_STR(canon("\"\\ud83d\\ude00\""), "\"\xf0\x9f\x98\x80\"");      /* surrogate pair */
+    CHECK_EQ_STR(canon("\"\\uDBFF\\uDFFF\""), "\"\xf4\x8f\xbf\xbf\"");      /* U+10FFFF */
+    CHECK_EQ_STR(canon("\"raw \xc3\xa9 \xff\""), "\"raw \xc3\xa9 \xff\""); /* bytes not validated */
+    /* \u0000 is a real NUL in the value */
+    jr_json_parser p;
+    jr_json_parser_init(&p, "\"a\\u0000b\"", 10, &scratch);
+    CHECK(jr_json_next(&p) == JR_JSON_STRING);
+    CHECK(p.len == 3 && memcmp(p.str, "a\0b", 3) == 0);
+    /* an unescaped string points into the input */
+    const char *doc = "[\"plain\"]";
+    jr_json_parser_init(&p, doc, strlen(doc), &scratch);
+    jr_json_next(&p);
+    CHECK(jr_json_next(&p) == JR_JSON_STRING);
+    CHECK(p.str == doc + 2 && p.len == 5);
+}
+
+TEST(parse_bad_strings)
+{
+    CHECK_EQ_STR(canon("\"\\x\""), "ERR 2: invalid escape '\\x'");
+    CHECK_EQ_STR(canon("\"ab\\'\""), "ERR 4: invalid escape '\\''");
+    CHECK_EQ_STR(canon("\"\\u12\""), "ERR 2: invalid \\u escape");
+    CHECK_EQ_STR(canon("\"\\u12G4\""), "ERR 2: invalid \\u escape");
+    CHECK_EQ_STR(canon("\"\\ud83d\""), "ERR 2: invalid \\u escape: high surrogate without a low one");
+    CHECK_EQ_STR(canon("\"\\ud83dx\\ude00\""), "ERR 2: invalid \\u escape: high surrogate without a low one");
+    CHECK_EQ_STR(canon("\"\\ud83d\\u0041\""), "ERR 2: invalid \\u escape: high surrogate without a low one");
+    CHECK_EQ_STR(canon("\"\\ude00\""), "ERR 2: invalid \\u escape: lone low surrogate");
+    CHECK_EQ_STR(canon("\"a\nb\""), "ERR 3: control character 0x0A in string");
+    CHECK_EQ_STR(canon("\"a\\n\tb\""), "ERR 5: control character 0x09 in string");
+    CHECK_EQ_STR(canon("\"abc"), "ERR 5: unexpected end of input");
+    CHECK_EQ_STR(canon("\"abc\\"), "ERR 6: unexpected end of input");
+    CHECK_EQ_STR(canon("\"abc\\n"), "ERR 7: unexpected end of input");
+    CHECK_EQ_STR(canon("'a'"), "ERR 1: unexpected character '''");
+}
+
+TEST(parse_structure_errors)
+{
+    CHECK_EQ_STR(canon(""), "ERR 1: unexpected end of input");
+    CHECK_EQ_STR(canon("   "), "ERR 4: unexpected end of input");
+    CHECK_EQ_STR(canon("[1,]"), "ERR 4: unexpected character ']'");
+    CHECK_EQ_STR(canon("[,1]"), "ERR 2: unexpected character ','");
+    CHECK_EQ_STR(canon("{\"a\":1,}"), "ERR 8: unexpected character '}'");
+    CHECK_EQ_STR(canon("{\"a\" 1}"), "ERR 6: unexpected character '1'");
+    CHECK_EQ_STR(canon("{a:1}"), "ERR 2: unexpected character 'a'");
+    CHECK_EQ_STR(canon("{1:1}"), "ERR 2: unexpected character '1'");
+    CHECK_EQ_STR(canon("[1 2]"), "ERR 4: unexpected character '2'");
+    CHECK_EQ_STR(canon("[1}"), "ERR 3: unexpected character '}'");
+    CHECK_EQ_STR(canon("{\"a\":1]"), "ERR 7: unexpected character ']'");
+    CHECK_EQ_STR(canon("tru"), "ERR 4: unexpected end of input");
+    CHECK_EQ_STR(canon("trux"), "ERR 4: unexpected character 'x'");
+    CHECK_EQ_STR(canon("nul"), "ERR 4: unexpected end of input");
+    CHECK_EQ_STR(canon("\xef\xbb\xbf{}"), "ERR 1: unexpected byte 0xEF"); /* no BOM */
+}
+
+TEST(parse_truncated_input)
+{
+    /* every proper prefix of a valid document is an error, never a crash */
+    const char *doc = "{\"a\":[1,-2.5e3,true,false,null,\"x\\u00e9\\ud83d\\ude00\"],\"b\":{\"c\":9007199254740993}}";
+    size_t n = strlen(doc);
+    CHECK(strncmp(canon(doc), "ERR", 3) != 0);
+    for (size_t i = 0; i < n; i++) {
+        /* a heap copy of exactly i bytes, so ASan sees any overread */
+        char *cut = malloc(i ? i : 1);
+        memcpy(cut, doc, i);
+        const char *r = canon_n(cut, i);
+        if (strncmp(r, "ERR", 3) != 0) fprintf(stderr, "  prefix %zu parsed: %s\n", i, r);
+        CHECK(strncmp(r, "ERR", 3) == 0);
+        free(cut);
+    }
+    /* the position of a cut-off document is just past its end */
+    CHECK_EQ_STR(canon("[1,2"), "ERR 5: unexpected end of input");
+    CHECK_EQ_STR(canon("{\"a\":"), "ERR 6: unexpected end of input");
+}
+
+TEST(parse_trailing_garbage)
+{
+    CHECK_EQ_STR(canon("{} x"), "ERR 4: unexpected character 'x'");
+    CHECK_EQ_STR(canon("1 2"), "ERR 3: unexpected character '2'");
+    CHECK_EQ_STR(canon("[]]"), "ERR 3: unexpected character ']'");
+    CHECK_EQ_STR(canon("truex"), "ERR 5: unexpected character 'x'");
+    CHECK_EQ_STR(canon("null\x01"), "ERR 5: unexpected byte 0x01");
+    CHECK_EQ_STR(canon_n("1\0", 2), "ERR 2: unexpected byte 0x00");
+    CHECK_EQ_STR(canon("1 \n"), "1");
+}
+
+TEST(parse_nesting_limit)
+{
+    size_t n = JR_JSON_MAX_DEPTH;
+    char *doc = malloc(2 * n + 3);
+    memset(doc, '[', n);
+    memset(doc + n, ']', n);
+    CHECK(strncmp(canon_n(doc, 2 * n), "ERR", 3) != 0); /* 1000 levels are fine */
+    memset(doc, '[', n + 1);
+    memset(doc + n + 1, ']', n + 1);
+    char want[64];
+    snprintf(want, sizeof want, "ERR %zu: nesting deeper than %d", n + 1, JR_JSON_MAX_DEPTH);
+    CHECK_EQ_STR(canon_n(doc, 2 * n + 2), want);
+    /* objects count too */
+    char *obj = malloc(6 * (n + 1) + 2);
+    size_t len = 0;
+    for (size_t i = 0; i <= n; i++) {
+        memcpy(obj + len, "{\"a\":", 5);
+        len += 5;
+    }
+    obj[len++] = '1';
+    memset(obj + len, '}', n + 1);
+    len += n + 1;
+    CHECK(strstr(canon_n(obj, len), "nesting deeper") != NULL);
+    free(obj);
+    free(doc);
+}
+
+TEST(parse_after_error_stays_failed)
+{
+    jr_json_parser p;
+    jr_json_parser_init(&p, "[x]", 3, &scratch);
+    CHECK(jr_json_next(&p) == JR_JSON_ARRAY);
+    CHECK(jr_json_next(&p) == JR_JSON_ERROR);
+    CHECK(jr_json_next(&p) == JR_JSON_ERROR);
+}
+
+TEST(round_trip_document)
+{
+    const char *doc = "{\"id\":42,\"name\":\"caf\xc3\xa9 \\\"q\\\"\",\"tags\":[\"a\",\"b\"],\"ratio\":0.25,"
+                      "\"big\":i64:9223372036854775807,\"none\":null,\"ok\":true,\"nested\":{\"x\":[[],{}]}}";
+    /* the canonical form of the canonical form is itself (i64: aside) */
+    const char *src = "{\"id\":42,\"name\":\"caf\xc3\xa9 \\\"q\\\"\",\"tags\":[\"a\",\"b\"],\"ratio\":0.25,"
+                      "\"big\":9223372036854775807,\"none\":null,\"ok\":true,\"nested\":{\"x\":[[],{}]}}";
+    CHECK_EQ_STR(canon(src), doc);
+}
+
+TEST(buffer_reuse)
+{
+    jr_json_buf b;
+    jr_json_buf_init(&b);
+    jr_json_put(&b, "abc", 3);
+    size_t cap = b.cap;
+    char *data = b.data;
+    jr_json_buf_reset(&b);
+    CHECK_EQ_INT(b.len, 0);
+    jr_json_put(&b, "xy", 2);
+    CHECK(b.data == data && b.cap == cap); /* reset keeps the memory */
+    CHECK_EQ_MEM(b.data, b.len, "xy");
+    for (int i = 0; i < 10000; i++) jr_json_putc(&b, 'z');
+    CHECK_EQ_INT(b.len, 10002);
+    CHECK(!b.failed);
+    jr_json_buf_free(&b);
+    CHECK(b.data == NULL && b.len == 0);
+}
+
+int main(void)
+{
+    jr_json_buf_init(&out);
+    jr_json_buf_init(&scratch);
+    RUN(write_integers);
+    RUN(write_doubles_round_trip);
+    RUN(write_refuses_nan_and_inf);
+    RUN(write_int64);
+    RUN(write_string_escapes);
+    RUN(write_long_string_crosses_chunks);
+    RUN(parse_scalars_and_whitespace);
+    RUN(parse_integers);
+    RUN(parse_doubles);
+    RUN(parse_bad_numbers);
+    RUN(parse_string_escapes);
+    RUN(parse_bad_strings);
+    RUN(parse_structure_errors);
+    RUN(parse_truncated_input);
+    RUN(parse_trailing_garbage);
+    RUN(parse_nesting_limit);
+    RUN(parse_after_error_stays_failed);
+    RUN(round_trip_document);
+    RUN(buffer_reuse);
+    jr_json_buf_free(&out);
+    jr_json_buf_free(&scratch);
+    return test_summary();
+}
