@@ -16,6 +16,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 # Debian packages the build and the tests need (pkg-config names in CMakeLists.txt).
 PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-llhttp
           lua-cjson lua-busted ca-certificates)
+# Only the tests need these: OpenAPI validation, tsc and a headless browser for /docs.
+TEST_PACKAGES=(chromium)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -23,7 +25,11 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 deps() {
   local missing=() p
-  for p in "${PACKAGES[@]}"; do
+  local want=("${PACKAGES[@]}")
+  [ "${1:-}" = test ] && want+=("${TEST_PACKAGES[@]}")
+  # node: whatever provides it (Debian's nodejs + npm, or an image's own build)
+  if [ "${1:-}" = test ] && ! command -v npm >/dev/null 2>&1; then want+=(nodejs npm); fi
+  for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -44,6 +50,15 @@ deps() {
   done
   cat /tmp/jararaca-apt.log >&2
   return 1
+}
+
+# Node packages of the test suite (spec/js/package.json, locked).
+node_deps() {
+  if [ ! -d spec/js/node_modules ] || [ spec/js/package-lock.json -nt spec/js/node_modules ]; then
+    log "npm ci in spec/js"
+    (cd spec/js && npm ci --no-audit --no-fund >/tmp/jararaca-npm.log 2>&1) || { cat /tmp/jararaca-npm.log >&2; return 1; }
+    touch spec/js/node_modules
+  fi
 }
 
 build() {
@@ -71,7 +86,7 @@ case "$cmd" in
     exec "$BUILD_DIR/jararaca" server examples/hello/app.lua "$@"
     ;;
   test)
-    deps; build
+    deps test; node_deps; build
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     log "tests (C units, busted unit and integration specs)"
     rc=0

@@ -135,12 +135,11 @@ static int is_sequence(lua_State *L, int idx, size_t n)
 static int enc_object(encoder *e, int idx, int depth)
 {
     lua_State *L = e->L;
+    int first = 1, top = lua_gettop(L); /* the value; the key below it */
     jr_json_putc(e->b, '{');
-    int first = 1;
     do {
         if (!first) jr_json_putc(e->b, ',');
         first = 0;
-        int top = lua_gettop(L);
         if (enc_key(e, top - 1) != 0 || enc_value(e, top, depth) != 0) return -1;
         lua_pop(L, 1);
     } while (lua_next(L, idx));
@@ -209,7 +208,9 @@ static int enc_table(encoder *e, int idx, int depth)
 {
     lua_State *L = e->L;
     if (depth > JR_JSON_MAX_DEPTH) return enc_fail(e, "nesting deeper than 1000 (%s)", "or a cycle");
-    if (!lua_checkstack(L, 8)) return enc_fail(e, "nesting too deep (%s)", "Lua stack");
+    /* A C function starts with LUA_MINSTACK (20) free slots: plenty for the
+     * first level, which is all most documents need. */
+    if (depth > 1 && !lua_checkstack(L, 8)) return enc_fail(e, "nesting too deep (%s)", "Lua stack");
     if (lua_getmetatable(L, idx)) {
         if (lua_rawequal(L, -1, UV_ARRAY_MT)) {
             lua_pop(L, 1);
@@ -307,7 +308,7 @@ static int g_enc_busy;
 static int l_encode(lua_State *L)
 {
     if (lua_gettop(L) == 0) return luaL_argerror(L, 1, "value expected");
-    lua_settop(L, 1);
+    /* Extra arguments are ignored; everything works above index 1. */
     jr_json_buf own, *b = &g_enc_buf;
     if (g_enc_busy) {
         jr_json_buf_init(&own);
@@ -324,7 +325,6 @@ static int l_encode(lua_State *L)
     if (rc == 0) lua_pushlstring(L, b->data ? b->data : "", b->len);
     release(b, &g_enc_buf, &g_enc_busy);
     if (rc == 0) return 1;
-    lua_settop(L, 1);
     lua_pushnil(L);
     lua_pushstring(L, e.err);
     return 2;

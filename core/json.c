@@ -40,10 +40,10 @@ fail:
     return -1;
 }
 
-/* ---- numbers and locales ---- */
+/* ---- numbers ---- */
 
-/* printf/strtod follow LC_NUMERIC; a host that calls setlocale() must not
- * turn 0.5 into "0,5". Formatting and reading run under the C locale. */
+/* strtod follows LC_NUMERIC; a host that calls setlocale() must not make
+ * "0.5" unreadable. The parser's slow path reads under the C locale. */
 static locale_t c_locale(void)
 {
     static locale_t loc;
@@ -57,16 +57,27 @@ static double strtod_c(const char *s)
     return loc ? strtod_l(s, NULL, loc) : strtod(s, NULL);
 }
 
+/* Powers of ten that doubles hold exactly. */
+static const double exact_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static const uint64_t pow10_u64[] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+                                     10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+                                     100000000000ull, 1000000000000ull, 10000000000000ull,
+                                     100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+                                     100000000000000000ull, 1000000000000000000ull,
+                                     10000000000000000000ull};
+
 static const char digit_pairs[201] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
-void jr_json_write_int64(jr_json_buf *b, int64_t v)
+/* Digits of u (no sign) into the end of tmp[24]; returns the first. */
+static char *u64_digits(char *end, uint64_t u)
 {
-    char tmp[24], *p = tmp + sizeof tmp;
-    /* Negate as unsigned so INT64_MIN does not overflow. */
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    char *p = end;
     while (u >= 100) {
         unsigned i = (unsigned)(u % 100) * 2;
         u /= 100;
@@ -80,8 +91,275 @@ void jr_json_write_int64(jr_json_buf *b, int64_t v)
     } else {
         *--p = (char)('0' + u);
     }
-    if (v < 0) *--p = '-';
-    jr_json_put(b, p, (size_t)(tmp + sizeof tmp - p));
+    return p;
+}
+
+/* Doubles: Grisu2 (Florian Loitsch, "Printing Floating-Point Numbers Quickly
+ * and Accurately with Integers", PLDI 2010), as in Milo Yip's dtoa for
+ * RapidJSON. It works in 64-bit integers only (no printf, no locale), its
+ * digits always read back as the same double, and they are the shortest
+ * such digits in all but rare cases (then one more). */
+
+typedef struct {
+    uint64_t f;
+    int e;
+} diyfp;
+
+/* 10^k for k = -348, -340, ..., 340: normalized significands and binary
+ * exponents (generated with exact rational arithmetic). */
+static const uint64_t cached_f[] = {
+    0xfa8fd5a0081c0288ull, 0xbaaee17fa23ebf76ull, 0x8b16fb203055ac76ull,
+    0xcf42894a5dce35eaull, 0x9a6bb0aa55653b2dull, 0xe61acf033d1a45dfull,
+    0xab70fe17c79ac6caull, 0xff77b1fcbebcdc4full, 0xbe5691ef416bd60cull,
+    0x8dd01fad907ffc3cull, 0xd3515c2831559a83ull, 0x9d71ac8fada6c9b5ull,
+    0xea9c227723ee8bcbull, 0xaecc49914078536dull, 0x823c12795db6ce57ull,
+    0xc21094364dfb5637ull, 0x9096ea6f3848984full, 0xd77485cb25823ac7ull,
+    0xa086cfcd97bf97f4ull, 0xef340a98172aace5ull, 0xb23867fb2a35b28eull,
+    0x84c8d4dfd2c63f3bull, 0xc5dd44271ad3cdbaull, 0x936b9fcebb25c996ull,
+    0xdbac6c247d62a584ull, 0xa3ab66580d5fdaf6ull, 0xf3e2f893dec3f126ull,
+    0xb5b5ada8aaff80b8ull, 0x87625f056c7c4a8bull, 0xc9bcff6034c13053ull,
+    0x964e858c91ba2655ull, 0xdff9772470297ebdull, 0xa6dfbd9fb8e5b88full,
+    0xf8a95fcf88747d94ull, 0xb94470938fa89bcfull, 0x8a08f0f8bf0f156bull,
+    0xcdb02555653131b6ull, 0x993fe2c6d07b7facull, 0xe45c10c42a2b3b06ull,
+    0xaa242499697392d3ull, 0xfd87b5f28300ca0eull, 0xbce5086492111aebull,
+    0x8cbccc096f5088ccull, 0xd1b71758e219652cull, 0x9c40000000000000ull,
+    0xe8d4a51000000000ull, 0xad78ebc5ac620000ull, 0x813f3978f8940984ull,
+    0xc097ce7bc90715b3ull, 0x8f7e32ce7bea5c70ull, 0xd5d238a4abe98068ull,
+    0x9f4f2726179a2245ull, 0xed63a231d4c4fb27ull, 0xb0de65388cc8ada8ull,
+    0x83c7088e1aab65dbull, 0xc45d1df942711d9aull, 0x924d692ca61be758ull,
+    0xda01ee641a708deaull, 0xa26da3999aef774aull, 0xf209787bb47d6b85ull,
+    0xb454e4a179dd1877ull, 0x865b86925b9bc5c2ull, 0xc83553c5c8965d3dull,
+    0x952ab45cfa97a0b3ull, 0xde469fbd99a05fe3ull, 0xa59bc234db398c25ull,
+    0xf6c69a72a3989f5cull, 0xb7dcbf5354e9beceull, 0x88fcf317f22241e2ull,
+    0xcc20ce9bd35c78a5ull, 0x98165af37b2153dfull, 0xe2a0b5dc971f303aull,
+    0xa8d9d1535ce3b396ull, 0xfb9b7cd9a4a7443cull, 0xbb764c4ca7a44410ull,
+    0x8bab8eefb6409c1aull, 0xd01fef10a657842cull, 0x9b10a4e5e9913129ull,
+    0xe7109bfba19c0c9dull, 0xac2820d9623bf429ull, 0x80444b5e7aa7cf85ull,
+    0xbf21e44003acdd2dull, 0x8e679c2f5e44ff8full, 0xd433179d9c8cb841ull,
+    0x9e19db92b4e31ba9ull, 0xeb96bf6ebadf77d9ull, 0xaf87023b9bf0ee6bull,
+};
+static const int16_t cached_e[] = {
+    -1220, -1193, -1166, -1140, -1113, -1087, -1060, -1034, -1007, -980,
+    -954, -927, -901, -874, -847, -821, -794, -768, -741, -715,
+    -688, -661, -635, -608, -582, -555, -529, -502, -475, -449,
+    -422, -396, -369, -343, -316, -289, -263, -236, -210, -183,
+    -157, -130, -103, -77, -50, -24, 3, 30, 56, 83,
+    109, 136, 162, 189, 216, 242, 269, 295, 322, 348,
+    375, 402, 428, 455, 481, 508, 534, 561, 588, 614,
+    641, 667, 694, 720, 747, 774, 800, 827, 853, 880,
+    907, 933, 960, 986, 1013, 1039, 1066,
+};
+
+static diyfp diy_mul(diyfp x, diyfp y)
+{
+    const uint64_t m32 = 0xFFFFFFFFu;
+    uint64_t a = x.f >> 32, b = x.f & m32, c = y.f >> 32, d = y.f & m32;
+    uint64_t ac = a * c, bc = b * c, ad = a * d, bd = b * d;
+    uint64_t mid = (bd >> 32) + (ad & m32) + (bc & m32);
+    mid += 1u << 31; /* round the dropped half */
+    diyfp r = {ac + (ad >> 32) + (bc >> 32) + (mid >> 32), x.e + y.e + 64};
+    return r;
+}
+
+static diyfp diy_normalize(diyfp x)
+{
+    while (!(x.f & (1ull << 63))) {
+        x.f <<= 1;
+        x.e--;
+    }
+    return x;
+}
+
+/* The cached power c = 10^-K that brings w's exponent into [-60, -32]. */
+static diyfp cached_power(int e, int *K)
+{
+    double dk = (-61 - e) * 0.30102999566398114 + 347;
+    int k = (int)dk;
+    if (dk - k > 0.0) k++;
+    unsigned index = (unsigned)((k >> 3) + 1);
+    *K = -(-348 + (int)(index << 3));
+    diyfp c = {cached_f[index], cached_e[index]};
+    return c;
+}
+
+static void grisu_round(char *buf, int len, uint64_t delta, uint64_t rest, uint64_t ten_kappa,
+                        uint64_t wp_w)
+{
+    while (rest < wp_w && delta - rest >= ten_kappa &&
+           (rest + ten_kappa < wp_w || wp_w - rest > rest + ten_kappa - wp_w)) {
+        buf[len - 1]--;
+        rest += ten_kappa;
+    }
+}
+
+static int digit_gen(diyfp w, diyfp mp, uint64_t delta, char *buf, int *K)
+{
+    const diyfp one = {1ull << -mp.e, mp.e};
+    const uint64_t wp_w = mp.f - w.f;
+    uint32_t p1 = (uint32_t)(mp.f >> -one.e);
+    uint64_t p2 = mp.f & (one.f - 1);
+    int kappa = 1, len = 0;
+    while (kappa < 10 && p1 >= pow10_u64[kappa]) kappa++;
+    while (kappa > 0) {
+        uint32_t div = (uint32_t)pow10_u64[kappa - 1], d = p1 / div;
+        p1 %= div;
+        if (d || len) buf[len++] = (char)('0' + d);
+        kappa--;
+        uint64_t rest = ((uint64_t)p1 << -one.e) + p2;
+        if (rest <= delta) {
+            *K += kappa;
+            grisu_round(buf, len, delta, rest, pow10_u64[kappa] << -one.e, wp_w);
+            return len;
+        }
+    }
+    for (;;) {
+        p2 *= 10;
+        delta *= 10;
+        char d = (char)(p2 >> -one.e);
+        if (d || len) buf[len++] = (char)('0' + d);
+        p2 &= one.f - 1;
+        kappa--;
+        if (p2 < delta) {
+            *K += kappa;
+            int index = -kappa;
+            grisu_round(buf, len, delta, p2, one.f, wp_w * (index < 20 ? pow10_u64[index] : 0));
+            return len;
+        }
+    }
+}
+
+/* Digits of v (finite, > 0) into buf; v = digits * 10^K. Returns their
+ * count (at most 17). */
+static int grisu2(double v, char *buf, int *K)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    int be = (int)((bits >> 52) & 0x7FF);
+    uint64_t sig = bits & ((1ull << 52) - 1);
+    diyfp x;
+    if (be) {
+        x.f = sig | (1ull << 52);
+        x.e = be - 1075;
+    } else { /* subnormal */
+        x.f = sig;
+        x.e = -1074;
+    }
+    /* The boundaries halfway to the neighbouring doubles; the lower one is
+     * closer when x is a power of two. */
+    diyfp pl = {(x.f << 1) + 1, x.e - 1};
+    while (!(pl.f & (1ull << 53))) {
+        pl.f <<= 1;
+        pl.e--;
+    }
+    pl.f <<= 10;
+    pl.e -= 10;
+    diyfp mi;
+    if (x.f == (1ull << 52)) {
+        mi.f = (x.f << 2) - 1;
+        mi.e = x.e - 2;
+    } else {
+        mi.f = (x.f << 1) - 1;
+        mi.e = x.e - 1;
+    }
+    mi.f <<= mi.e - pl.e;
+    mi.e = pl.e;
+
+    diyfp c = cached_power(pl.e, K);
+    diyfp w = diy_mul(diy_normalize(x), c), wp = diy_mul(pl, c), wm = diy_mul(mi, c);
+    wm.f++; /* stay strictly inside the interval: imprecision of the products */
+    wp.f--;
+    return digit_gen(w, wp, wp.f - wm.f, buf, K);
+}
+
+/* Does c * 10^e read back as v? Exact: both operands of the one rounding
+ * operation are exact doubles (Clinger's fast path), else strtod. */
+static int reads_back(uint64_t c, int e, double v)
+{
+    if (c <= 9007199254740992ull && e >= -22 && e <= 22) {
+        double r = (double)c;
+        r = e < 0 ? r / exact_pow10[-e] : r * exact_pow10[e];
+        return r == v;
+    }
+    char tmp[48];
+    snprintf(tmp, sizeof tmp, "%llue%d", (unsigned long long)c, e);
+    return strtod_c(tmp) == v;
+}
+
+/* Grisu2 now and then misses a shorter decimal of the same double (0.09094
+ * comes out as 0.09093999999999999). For 16 or 17 digits, try them cut to
+ * 15, then 16, keeping the first that reads back: at least as short as
+ * printf's %.15g/%.16g/%.17g would be. Returns the new count. */
+static int shorten(double v, char *digits, int n, int *K)
+{
+    for (int m = 15; m < n; m++) {
+        uint64_t lo = 0;
+        for (int i = 0; i < m; i++) lo = lo * 10 + (uint64_t)(digits[i] - '0');
+        /* The nearer neighbour first; the other one too, as the digits
+         * dropped are themselves rounded (a trailing 5 may be a tie). */
+        int up = digits[m] >= '5';
+        for (int t = 0; t < 2; t++) {
+            uint64_t c = lo + (uint64_t)(up ^ t);
+            int e = *K + (n - m);
+            while (c && c % 10 == 0) {
+                c /= 10;
+                e++;
+            }
+            if (!reads_back(c, e, v)) continue;
+            char tmp[24], *end = tmp + sizeof tmp, *p = u64_digits(end, c);
+            n = (int)(end - p);
+            memcpy(digits, p, (size_t)n);
+            *K = e;
+            return n;
+        }
+    }
+    return n;
+}
+
+/* A finite double that is not an integer of at most 2^53: decimal notation
+ * for 1e-4 <= |v| < 1e17 when it has a fraction, else d.ddde+XX (so a large
+ * whole double never reads back as an int64 literal). */
+static void write_double(jr_json_buf *b, double v)
+{
+    char digits[32], out[48], *p = out;
+    int K;
+    if (v < 0) {
+        *p++ = '-';
+        v = -v;
+    }
+    int n = grisu2(v, digits, &K);
+    if (n >= 16) n = shorten(v, digits, n, &K);
+    int kk = n + K; /* v = 0.d1d2..dn * 10^kk */
+    if (K < 0 && kk > 0) { /* 12.34 */
+        memcpy(p, digits, (size_t)kk);
+        p += kk;
+        *p++ = '.';
+        memcpy(p, digits + kk, (size_t)(n - kk));
+        p += n - kk;
+    } else if (K < 0 && kk > -4) { /* 0.001234 */
+        *p++ = '0';
+        *p++ = '.';
+        for (int i = kk; i < 0; i++) *p++ = '0';
+        memcpy(p, digits, (size_t)n);
+        p += n;
+    } else { /* 1.234e-07, 1e+308 */
+        *p++ = digits[0];
+        if (n > 1) {
+            *p++ = '.';
+            memcpy(p, digits + 1, (size_t)(n - 1));
+            p += n - 1;
+        }
+        int e = kk - 1;
+        *p++ = 'e';
+        *p++ = e < 0 ? '-' : '+';
+        if (e < 0) e = -e;
+        if (e >= 100) {
+            *p++ = (char)('0' + e / 100);
+            e %= 100;
+        }
+        *p++ = (char)('0' + e / 10);
+        *p++ = (char)('0' + e % 10);
+    }
+    jr_json_put(b, out, (size_t)(p - out));
 }
 
 int jr_json_write_number(jr_json_buf *b, double v)
@@ -94,18 +372,17 @@ int jr_json_write_number(jr_json_buf *b, double v)
             return 0;
         }
     }
-    /* The fewest digits that read back exactly: 15 always suffice for
-     * numbers people type (0.1, 3.14), 17 always suffice for any double. */
-    char tmp[40];
-    locale_t loc = c_locale(), old = loc ? uselocale(loc) : (locale_t)0;
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (prec == 17 || strtod(tmp, NULL) == v) break;
-    }
-    if (loc) uselocale(old);
-    jr_json_put(b, tmp, (size_t)n);
+    write_double(b, v);
     return 0;
+}
+
+void jr_json_write_int64(jr_json_buf *b, int64_t v)
+{
+    char tmp[24], *end = tmp + sizeof tmp;
+    /* Negate as unsigned so INT64_MIN does not overflow. */
+    char *p = u64_digits(end, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+    if (v < 0) *--p = '-';
+    jr_json_put(b, p, (size_t)(end - p));
 }
 
 /* ---- strings ---- */
@@ -388,11 +665,6 @@ control:
     fail(p, s, "control character 0x%02X in string", (unsigned char)*s);
     return NULL;
 }
-
-/* Powers of ten that doubles hold exactly. */
-static const double exact_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 #define TWO_53 9007199254740992ull
 #define IS_DIGIT(c) ((unsigned char)((c) - '0') < 10)

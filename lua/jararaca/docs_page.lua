@@ -417,6 +417,7 @@ footer { color: var(--muted); font-size: 12px; margin: 30px 0 40px; }
       if (s.format === "uuid") return "3fa85f64-5717-4562-b3fc-2c963f66afa6";
       if (s.format === "date") return "2026-01-01";
       if (s.format === "date-time") return "2026-01-01T00:00:00Z";
+      if (s.format === "email") return "user@example.com";
       var str = "string";
       if (s.maxLength !== undefined && s.maxLength < str.length) str = str.slice(0, Math.max(s.maxLength, 0));
       return str;

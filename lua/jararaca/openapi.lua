@@ -83,8 +83,6 @@ local function builder()
     t[k] = v
   end
   function b.has(k) return t[k] ~= nil end
-  function b.get(k) return t[k] end
-  function b.empty() return #keys == 0 end
   function b.done() return setmetatable(t, object_mt(keys)) end
   return b
 end
@@ -553,7 +551,9 @@ end
 local function optionality(s)
   local has_default = rawget(s, "has_default") == true
   local optional = rawget(s, "is_optional") == true or has_default
-  return optional, has_default and rawget(s, "default_value") or nil
+  local default
+  if has_default then default = rawget(s, "default_value") end -- may be false
+  return optional, default
 end
 
 -- The (name, schema, required, default) entries of a params/query/headers
@@ -571,8 +571,9 @@ local function entries(spec, what)
       if has_default == nil then has_default = f.default ~= nil end
       local req = f.required
       if req == nil then req = not has_default end
-      out[#out + 1] = { name = f.name, schema = f.schema, required = req,
-        default = has_default and f.default or nil }
+      local default
+      if has_default then default = f.default end -- may be false
+      out[#out + 1] = { name = f.name, schema = f.schema, required = req, default = default }
     end
     return out
   end
@@ -648,7 +649,7 @@ local function response_for(status, spec, ctx)
   return O("description", desc, "content", content)
 end
 
-local VALIDATION_ERROR = function()
+local function validation_error_schema()
   return O(
     "title", "ValidationError",
     "type", "object",
@@ -660,7 +661,7 @@ local VALIDATION_ERROR = function()
     "required", jarray({ "loc", "msg", "type" }))
 end
 
-local HTTP_VALIDATION_ERROR = function()
+local function http_validation_error_schema()
   return O(
     "title", "HTTPValidationError",
     "type", "object",
@@ -696,17 +697,17 @@ local function operation(route, ctx, tags_seen, tags_list)
   end
   for _, e in ipairs(entries(opts.headers, "headers")) do
     validated = true
-    params[#params + 1] = parameter(e.name, "header", with_default(convert(e.schema, ctx), e.default, e.schema),
+    params[#params + 1] = parameter(e.name:lower(), "header", with_default(convert(e.schema, ctx), e.default, e.schema),
       e.required, e.schema)
   end
 
+  -- typed dispatch answers 422 to an empty body: the body is always required
   local body
   if opts.body ~= nil then
     validated = true
-    local optional = optionality(opts.body)
     body = O("description", opts.body.description,
       "content", json_content(convert(opts.body, ctx)),
-      "required", not optional)
+      "required", true)
   end
 
   -- responses
@@ -874,9 +875,9 @@ function M.document(app, opts)
   local ok, err = pcall(ctx.close, ctx)
   if not ok then error(err, 2) end
   if ctx.needs_validation then
-    if ctx.components.ValidationError == nil then ctx.components.ValidationError = VALIDATION_ERROR() end
+    if ctx.components.ValidationError == nil then ctx.components.ValidationError = validation_error_schema() end
     if ctx.components.HTTPValidationError == nil then
-      ctx.components.HTTPValidationError = HTTP_VALIDATION_ERROR()
+      ctx.components.HTTPValidationError = http_validation_error_schema()
     end
   end
 

@@ -512,6 +512,7 @@ function Schema:validate(v, opts)
   local f = compiled[self] or compile(self)
   local fs, loc
   if opts ~= nil then
+    if type(opts) ~= "table" then error("schema:validate(v, opts): opts must be a table, got " .. type(opts), 2) end
     fs, loc = opts.from_string, opts.loc
   end
   if v == nil then
@@ -579,6 +580,7 @@ function M.validate_fields(field_map, values, opts)
   if values == nil then values = EMPTY end
   local fs, prefix = true, nil
   if opts ~= nil then
+    if type(opts) ~= "table" then error("schema.validate_fields: opts must be a table, got " .. type(opts), 2) end
     if opts.from_string == false then fs = false end
     prefix = opts.loc_prefix
     if prefix == nil then prefix = opts.loc end

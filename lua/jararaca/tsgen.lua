@@ -62,12 +62,15 @@ for w in ([[break case catch class const continue debugger default delete do els
 end
 
 -- Names the generated file declares or relies on: a schema or controller
--- with one of these names would shadow them.
-local TAKEN = {}
-for w in ([[HttpBackendRequest HttpBackend HttpError requestUrl fetchBackend jrHeaders jrReadBody
-  Promise Record Array Omit Partial Error Object String Number Boolean JSON Headers Response
-  RequestInit URLSearchParams Date Map Set Symbol globalThis fetch encodeURIComponent]]):gmatch("%S+") do
-  TAKEN[w] = true
+-- with one of these names would shadow them. Types: every named schema;
+-- values: enums (their const object) and controllers (classes).
+local TYPE_TAKEN, VALUE_TAKEN = {}, {}
+for w in ([[HttpBackendRequest HttpBackend HttpError Promise Record Array Omit RequestInit Response]]):gmatch("%S+") do
+  TYPE_TAKEN[w] = true
+end
+for w in ([[HttpError requestUrl fetchBackend jrHeaders jrReadBody Promise Object String JSON Array Headers
+  URLSearchParams Error encodeURIComponent fetch globalThis]]):gmatch("%S+") do
+  VALUE_TAKEN[w] = true
 end
 
 local function is_identifier(s)
@@ -210,10 +213,10 @@ function Gen:use_named(s, where)
   if not is_type_name(name) then
     fail("%s: schema name %s is not a valid TypeScript type name", where, quote(tostring(name)))
   end
-  if TAKEN[name] then
+  local kind = s.kind
+  if TYPE_TAKEN[name] or (kind == "enum" and VALUE_TAKEN[name]) then
     fail("%s: schema name %q clashes with a name the generated file uses; rename the schema", where, name)
   end
-  local kind = s.kind
   local prev = self.kinds[name]
   if prev then
     if prev ~= kind then fail("%s: two schemas are named %q (%s and %s)", where, name, a(prev), a(kind)) end
@@ -464,7 +467,7 @@ local function entries_of(spec, where)
     if not is_schema(s) then fail("%s.%s: expected a schema, got %s", where, name, describe(s)) end
     out[#out + 1] = { name = name, schema = s, optional = standalone_optional(s) }
   end
-  sort(out, function(a, b) return a.name < b.name end)
+  sort(out, function(x, y) return x.name < y.name end)
   return out
 end
 
@@ -527,7 +530,7 @@ function Gen:route_method(r, cname)
     pvalues[#pvalues + 1] = p.name .. ": " .. value
   end
 
-  local args = {} -- { text, optional_text } in order
+  local args = {} -- { name, type, optional = true | default = "{}" }, in signature order
   if #pfields > 0 then
     args[#args + 1] = { name = "params", type = "{ " .. concat(pfields, "; ") .. " }" }
   end
@@ -568,14 +571,14 @@ function Gen:route_method(r, cname)
   local later_required = false
   local sig = {}
   for i = #args, 1, -1 do
-    local a = args[i]
-    local can_skip = (a.optional or a.default) and not later_required
-    if can_skip and a.optional then
-      sig[i] = a.name .. "?: " .. a.type
+    local arg = args[i]
+    local can_skip = (arg.optional or arg.default) and not later_required
+    if can_skip and arg.optional then
+      sig[i] = arg.name .. "?: " .. arg.type
     elseif can_skip then
-      sig[i] = a.name .. ": " .. a.type .. " = " .. a.default
+      sig[i] = arg.name .. ": " .. arg.type .. " = " .. arg.default
     else
-      sig[i] = a.name .. ": " .. a.type
+      sig[i] = arg.name .. ": " .. arg.type
       later_required = true
     end
   end
@@ -585,7 +588,7 @@ function Gen:route_method(r, cname)
     if type(opts.responses) ~= "table" then fail("%s: responses must be a table { [status] = schema }", where) end
     local codes = {}
     for code in pairs(opts.responses) do codes[#codes + 1] = code end
-    sort(codes, function(a, b) return tostring(a) < tostring(b) end)
+    sort(codes, function(x, y) return tostring(x) < tostring(y) end)
     for _, code in ipairs(codes) do
       local rs = opts.responses[code]
       if rs ~= nil and rs ~= false then self:type_of(rs, where .. " responses[" .. tostring(code) .. "]") end
@@ -633,7 +636,11 @@ function Gen:render_controller(cls, name)
     info.prefix == "" and "/" or info.prefix) }, "")
   lines[#lines + 1] = d
   lines[#lines + 1] = "export class " .. name .. " {"
-  lines[#lines + 1] = "  constructor(private readonly backend: HttpBackend) {}"
+  lines[#lines + 1] = "  private readonly backend: HttpBackend;"
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "  constructor(backend: HttpBackend) {"
+  lines[#lines + 1] = "    this.backend = backend;"
+  lines[#lines + 1] = "  }"
   for _, r in ipairs(routes) do
     lines[#lines + 1] = ""
     lines[#lines + 1] = self:route_method(r, name)
@@ -756,13 +763,7 @@ function jrHeaders(headers: Record<string, unknown>): Record<string, string> {
 ---------------------------------------------------------------------------
 
 local function schema_registry()
-  local ok, schema = pcall(require, "jararaca.schema")
-  if not ok then
-    if tostring(schema):find("module 'jararaca.schema' not found", 1, true) then
-      return { exposed = function() return {} end }
-    end
-    error(schema, 0)
-  end
+  local schema = require "jararaca.schema"
   return { lookup = schema.lookup, exposed = schema.exposed }
 end
 
@@ -780,7 +781,9 @@ local function run(app, opts)
       fail("controller %s: its name is not a valid TypeScript class name; set RestController(prefix, { name = \"...\" })",
         quote(tostring(name)))
     end
-    if TAKEN[name] then fail("controller %s: the name clashes with a name the generated file uses; rename it", name) end
+    if TYPE_TAKEN[name] or VALUE_TAKEN[name] then
+      fail("controller %s: the name clashes with a name the generated file uses; rename it", name)
+    end
     if by_name[name] then
       if by_name[name] ~= cls then fail("two controllers are named %s; give one another name", name) end
     else
@@ -814,13 +817,12 @@ local function run(app, opts)
   sort(names)
 
   local out = {
-    "// Generated by `" .. (opts.command or "jararaca gen-tsi") .. "`. Do not edit: change the app and run the command again.",
+    "// Generated by `" .. (opts.command or "jararaca gen-tsi"):gsub("[%c`]", "?")
+      .. "`. Do not edit: change the app and run the command again.",
     "// Names are the wire (JSON) names; integers are `number` (JavaScript loses precision beyond 2^53).",
     "/* eslint-disable */",
     "",
-    RUNTIME,
   }
-  if gen.uses_headers then out[#out + 1] = RUNTIME_HEADERS end
   if #names > 0 then
     out[#out + 1] = "// ---- Types ----"
     for _, name in ipairs(names) do
@@ -829,6 +831,10 @@ local function run(app, opts)
     end
     out[#out + 1] = ""
   end
+  out[#out + 1] = "// ---- HTTP runtime ----"
+  out[#out + 1] = ""
+  out[#out + 1] = RUNTIME
+  if gen.uses_headers then out[#out + 1] = RUNTIME_HEADERS end
   if #classes > 0 then
     out[#out + 1] = "// ---- Clients ----"
     for _, c in ipairs(classes) do

@@ -112,10 +112,18 @@ TEST(write_doubles_round_trip)
     CHECK_EQ_STR(num(3.14), "3.14");
     CHECK_EQ_STR(num(1.0 / 3), "0.3333333333333333");
     CHECK_EQ_STR(num(0.1 + 0.2), "0.30000000000000004"); /* needs 17 digits */
-    CHECK_EQ_STR(num(5e-324), "4.94065645841247e-324"); /* 15 digits read back: good enough */
+    CHECK_EQ_STR(num(5e-324), "5e-324");
+    CHECK_EQ_STR(num(2.2250738585072014e-308), "2.2250738585072014e-308");
+    CHECK_EQ_STR(num(98.6), "98.6");
+    CHECK_EQ_STR(num(0.0001), "0.0001");
+    CHECK_EQ_STR(num(0.00012), "0.00012");
+    CHECK_EQ_STR(num(123456789012.5), "123456789012.5");
+    CHECK_EQ_STR(num(6.02214076e23), "6.02214076e+23");
+    CHECK_EQ_STR(num(-1.5e-300), "-1.5e-300");
     CHECK_EQ_STR(num(1.7976931348623157e308), "1.7976931348623157e+308");
-    /* beyond 2^53 the value is not printed as an integer but still exactly */
-    CHECK_EQ_STR(num(9007199254740994.0), "9007199254740994");
+    /* beyond 2^53 a whole double prints with an exponent, so it reads back
+     * as a double and not as an int64 literal */
+    CHECK_EQ_STR(num(9007199254740994.0), "9.007199254740994e+15");
     CHECK_EQ_STR(num(1152921504606846976.0), "1.152921504606847e+18");
     /* every one of these reads back as the same double */
     double vals[] = {0.1, 1e-7, 1e308, 2.2250738585072014e-308, 123456.789, 1.0 / 7, 6.02214076e23,
@@ -125,6 +133,83 @@ TEST(write_doubles_round_trip)
         CHECK(strtod(s, NULL) == vals[i]);
         CHECK(parse_num(s) == vals[i]);
     }
+}
+
+/* The shortest of %.15g/%.16g/%.17g that reads back: a reference. */
+static int ref_digits(double v)
+{
+    char tmp[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    int n = 0;
+    for (const char *p = tmp; *p && *p != 'e'; p++) n += *p >= '0' && *p <= '9';
+    return n;
+}
+
+static int sig_digits(const char *s)
+{
+    int n = 0, lead = 1;
+    for (const char *p = s; *p && *p != 'e'; p++) {
+        if (*p < '0' || *p > '9') continue;
+        if (lead && *p == '0') continue;
+        lead = 0;
+        n++;
+    }
+    return n;
+}
+
+TEST(write_doubles_random)
+{
+    /* Random bit patterns over the whole range, and random "human" decimals:
+     * every output must read back exactly, and be no longer than printf's
+     * shortest (15..17 digits) but in rare cases. */
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    int longer = 0, total = 0;
+    for (int i = 0; i < 300000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v;
+        if (i & 1) {
+            memcpy(&v, &x, sizeof v);
+            if (!isfinite(v) || v == 0) continue;
+        } else {
+            v = (double)(int64_t)(x % 100000000) / (double)(1 + (x >> 40) % 100000);
+        }
+        const char *s = num(v);
+        double back = strtod(s, NULL);
+        if (back != v) fprintf(stderr, "  %.17g printed as %s\n", v, s);
+        CHECK(back == v);
+        CHECK(parse_num(s) == v);
+        total++;
+        if (sig_digits(s) > ref_digits(v) && !(v == (double)(int64_t)v)) {
+            if (longer < 5) fprintf(stderr, "  %.17g -> %s (%d digits)\n", v, s, ref_digits(v));
+            longer++;
+        }
+    }
+    if (longer) fprintf(stderr, "  %d of %d outputs are longer than needed\n", longer, total);
+    CHECK_EQ_INT(longer, 0);
+}
+
+TEST(write_decimals_as_typed)
+{
+    /* k / 10^d prints as the decimal one would type (Grisu2 alone gives
+     * 0.09093999999999999 for 0.09094). */
+    static const double divs[] = {10, 100, 1000, 1e4, 1e5, 1e6};
+    int bad = 0;
+    for (int d = 0; d < 6; d++) {
+        for (long k = 1; k < 200000; k++) {
+            double v = (double)k / divs[d];
+            char ref[40];
+            snprintf(ref, sizeof ref, "%.15g", v);
+            if (strchr(ref, 'e')) continue;
+            const char *s = num(v);
+            if (strcmp(s, ref) != 0 && bad++ < 5) fprintf(stderr, "  %s printed as %s\n", ref, s);
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
 }
 
 TEST(write_refuses_nan_and_inf)
@@ -421,6 +506,8 @@ int main(void)
     jr_json_buf_init(&scratch);
     RUN(write_integers);
     RUN(write_doubles_round_trip);
+    RUN(write_doubles_random);
+    RUN(write_decimals_as_typed);
     RUN(write_refuses_nan_and_inf);
     RUN(write_int64);
     RUN(write_string_escapes);

@@ -162,7 +162,8 @@ describe("jararaca gen-tsi", function()
     assert.truthy(text:find("export interface Derived extends Omit<Base, \"b\"> {", 1, true))
     assert.truthy(text:find("  async \"odd-name\"(query: Record<string, unknown> = {}): Promise<unknown> {", 1, true))
     assert_compiles(out, { "--noUnusedLocals", "--noUnusedParameters", "--exactOptionalPropertyTypes",
-      "--noImplicitReturns", "--noUncheckedIndexedAccess", "--noPropertyAccessFromIndexSignature" })
+      "--noImplicitReturns", "--noUncheckedIndexedAccess", "--noPropertyAccessFromIndexSignature",
+      "--noImplicitOverride", "--erasableSyntaxOnly", "--isolatedModules", "--verbatimModuleSyntax" })
   end)
 
   it("prints the same TypeScript with --stdout, deterministically", function()

@@ -12,7 +12,9 @@
 //     reported without sending;
 //   - typed (spec/integration/apps/typed.lua): schemas are rendered with refs
 //     resolved (TaskCreate's fields, the recursive TreeNode marked), the
-//     prefilled POST /tasks body is accepted (201), a bad uuid shows 422.
+//     prefilled POST /tasks body is accepted (201), a bad uuid shows 422;
+//   - both: the prefilled example body of every operation with a JSON body
+//     (and no path parameter) is accepted by the server (2xx).
 // Saves a full-page PNG screenshot to SCREENSHOT. Exits 0 when all pass,
 // else prints what failed and exits 1.
 "use strict";
@@ -182,21 +184,47 @@ async function typed(page) {
   }
   log("the Schemas section lists the components");
 
-  let r = await tryIt(page, "POST /tasks");
-  assert.equal(r.status, "201", "POST /tasks with the prefilled example: " + r.statusText + " " + r.body);
-  const created = JSON.parse(r.body);
-  assert.equal(created.kind, "task");
-  log("Try it POST /tasks with the prefilled example body -> 201");
-
-  r = await tryIt(page, "GET /tasks/{task_id}", (op) => setValue(op, 'input[data-param-name="task_id"]', "not-a-uuid"));
+  let r = await tryIt(page, "GET /tasks/{task_id}", (op) => setValue(op, 'input[data-param-name="task_id"]', "not-a-uuid"));
   assert.equal(r.status, "422", "GET /tasks/not-a-uuid: " + r.statusText);
   assert.equal(JSON.parse(r.body).detail[0].loc[0], "path");
   log("Try it GET /tasks/{task_id} with a bad uuid -> 422");
 
-  r = await tryIt(page, "GET /tasks", (op) => setValue(op, 'input[data-param-name="page_size"]', "5"));
-  assert.equal(r.status, "200", "GET /tasks?page_size=5: " + r.statusText);
-  assert.equal(r.request, "GET /tasks?page_size=5");
-  log("Try it GET /tasks page_size=5 -> 200");
+  r = await tryIt(page, "GET /tasks", async (op) => {
+    await setValue(op, 'input[data-param-name="page_size"]', "5");
+    await op.$eval('select[data-param-name="priority"]', (sel) => { sel.value = "high"; });
+  });
+  assert.equal(r.status, "200", "GET /tasks?page_size=5&priority=high: " + r.statusText);
+  assert.equal(r.request, "GET /tasks?page_size=5&priority=high");
+  log("Try it GET /tasks page_size=5, priority=high (an enum <select>) -> 200");
+
+  // Last, so the screenshot shows it.
+  await page.$$eval("details.op", (l) => l.forEach((d) => { d.open = false; }));
+  r = await tryIt(page, "POST /tasks");
+  assert.equal(r.status, "201", "POST /tasks with the prefilled example: " + r.statusText + " " + r.body);
+  const created = JSON.parse(r.body);
+  assert.equal(created.kind, "task");
+  assert.equal(created.secret, undefined, "the response schema shapes the output");
+  log("Try it POST /tasks with the prefilled example body -> 201");
+}
+
+// Every operation with a JSON request body and no path parameter accepts
+// its own prefilled example (the example generator follows the schema).
+async function examplesValidate(page, spec) {
+  const keys = [];
+  for (const [p, item] of Object.entries(spec.paths || {})) {
+    for (const [m, op] of Object.entries(item)) {
+      if (!op || !op.requestBody || p.includes("{")) continue;
+      const content = op.requestBody.content || {};
+      if (!content["application/json"]) continue;
+      keys.push(`${m.toUpperCase()} ${p}`);
+    }
+  }
+  for (const key of keys) {
+    const r = await tryIt(page, key);
+    assert.notEqual(r.status, "422", `${key}: the prefilled example body is rejected: ${r.body}`);
+    assert.match(r.status, /^2\d\d$/, `${key}: ${r.statusText} ${r.body}`);
+  }
+  log(`the prefilled example bodies of ${keys.length} operations are accepted`);
 }
 
 async function main() {
@@ -227,6 +255,7 @@ async function main() {
     const title = await page.$eval("#info-title", (e) => e.textContent);
     assert.equal(title, spec.info.title);
     await checkListing(page, spec);
+    await examplesValidate(page, spec);
     if (mode === "hello") await hello(page);
     else await typed(page);
 

@@ -7,6 +7,7 @@ local json = require "jararaca.json"
 local runtime = require "jararaca.runtime"
 local j = require "jararaca"
 local s = require "jararaca.schema"
+local controller = require "jararaca.http.controller"
 
 local find = string.find
 
@@ -81,28 +82,44 @@ end
 
 describe("jararaca.openapi", function()
   describe("examples/hello", function()
-    local doc
-    setup(function() doc = openapi.document(load("examples/hello/app.lua")) end)
+    local app, doc
+    setup(function()
+      s._reset_registry() -- the app declares "User"
+      app = load("examples/hello/app.lua")
+      doc = openapi.document(app)
+    end)
 
-    it("is an OpenAPI 3.1.0 document with default info", function()
+    it("is an OpenAPI 3.1.0 document with info from the app", function()
       assert.equal("3.1.0", doc.openapi)
-      assert.equal("jararaca app", doc.info.title)
+      assert.equal(app.name or "jararaca app", doc.info.title)
       assert.equal("0.1.0", doc.info.version)
       assert.is_nil(doc.info.description)
     end)
 
-    it("has one path per route, templates converted", function()
-      assert.same({ "/echo", "/hello", "/items/{id}" }, keys(doc.paths))
-      assert.same({ "get" }, keys(doc.paths["/hello"]))
-      assert.same({ "post" }, keys(doc.paths["/echo"]))
+    it("has one operation per route, templates converted, docs routes excluded", function()
+      local n = 0
+      for _, r in ipairs(controller.collect(app.controllers[1])) do
+        local o = op(doc, openapi.path_template(r.path), r.method:lower())
+        assert.equal(r.member, o.operationId)
+        n = n + 1
+      end
+      local m = 0
+      for _, item in pairs(doc.paths) do for _ in pairs(item) do m = m + 1 end end
+      assert.equal(n, m)
+      assert.truthy(doc.paths["/items/{id}"])
+      assert.is_nil(doc.paths["/items/{id:int}"])
+      assert.is_nil(doc.paths["/openapi.json"])
+      assert.is_nil(doc.paths["/docs"])
     end)
 
-    it("names and summarises operations after their members", function()
-      assert.equal("hello", op(doc, "/hello", "get").operationId)
-      assert.equal("item", op(doc, "/items/{id}", "get").operationId)
-      assert.equal("echo", op(doc, "/echo", "post").operationId)
-      assert.equal("Hello", op(doc, "/hello", "get").summary)
-      assert.is_nil(op(doc, "/hello", "get").tags)
+    it("summarises operations from opts.summary, else the member name", function()
+      for _, r in ipairs(controller.collect(app.controllers[1])) do
+        local o = op(doc, openapi.path_template(r.path), r.method:lower())
+        local want = r.opts.summary or (r.member:gsub("_(%l)", function(c) return " " .. c:upper() end)
+          :gsub("^%l", string.upper))
+        assert.equal(want, o.summary)
+        assert.is_nil(o.tags)
+      end
     end)
 
     it("types path parameters from the template converter", function()
@@ -114,23 +131,38 @@ describe("jararaca.openapi", function()
       assert.is_nil(op(doc, "/hello", "get").parameters)
     end)
 
-    it("documents untyped 200 responses as any JSON and no 422", function()
+    it("documents untyped routes: 200 with any JSON, no body, no 422", function()
       for _, o in ipairs({ op(doc, "/hello", "get"), op(doc, "/items/{id}", "get"), op(doc, "/echo", "post") }) do
         assert.same({ "200" }, keys(o.responses))
         assert.equal("Successful Response", o.responses["200"].description)
         assert.same({}, schema_of(o.responses["200"].content))
         assert.is_nil(o.requestBody)
       end
-      assert.is_nil(doc.components)
+    end)
+
+    it("documents the typed route with its components", function()
+      local o = op(doc, "/users", "post")
+      assert.same({ ["$ref"] = "#/components/schemas/User" }, schema_of(o.requestBody.content))
+      assert.same({ "201", "422" }, keys(o.responses))
+      assert.same({ ["$ref"] = "#/components/schemas/User" }, schema_of(o.responses["201"].content))
+      assert.same({ "HTTPValidationError", "Role", "User", "ValidationError" }, keys(doc.components.schemas))
+      local user = doc.components.schemas.User
+      assert.same({ ["$ref"] = "#/components/schemas/Role" }, user.properties.role)
+      assert.same({ type = { "string", "null" } }, user.properties.nickname)
+      assert.is_true(user.properties.active.default)
+      assert.equal("email", user.properties.email.format)
+      check_refs(doc, doc)
     end)
 
     it("encodes with a stable, readable key order", function()
       local text = encode(doc)
-      assert.truthy(find(text, '^{"openapi":"3.1.0","info":{"title":"jararaca app","version":"0.1.0"},"paths":{'))
+      assert.truthy(find(text, '^{"openapi":"3.1.0","info":{"title":"[^"]*","version":"0.1.0"},"paths":{'))
       local a, b, c = find(text, '"/hello"', 1, true), find(text, '"/items/{id}"', 1, true), find(text, '"/echo"', 1, true)
       assert.truthy(a < b and b < c, "paths in declaration order")
       assert.truthy(find(text, '"schema":{}', 1, true), "the any schema is an empty object")
-      assert.equal(text, encode(openapi.document(load("examples/hello/app.lua"))), "deterministic")
+      assert.truthy(find(text, '"tags":{"type":"array"', 1, true))
+      assert.truthy(find(text, '"default":[]', 1, true), "an empty default list is []")
+      assert.equal(text, encode(openapi.document(app)), "deterministic")
     end)
   end)
 
@@ -481,17 +513,19 @@ describe("jararaca.openapi", function()
       for i = 2, #p do assert.truthy(p[i - 1] < p[i], "responses sorted") end
     end)
 
-    it("documents params given as an object schema, in field order, and an optional body", function()
+    it("documents path, query (sorted by name) and header parameters; the body is always required", function()
       local C = j.RestController("/p")
       C.x = j.Put("/{b}/{a:int}", {
         params = { b = s.string { min_length = 2 } },
-        query = s.object { { "z", s.string() }, { "y", s.integer():default(3) }, { "tags", s.array(s.string()):optional() } },
-        headers = { ["x-key"] = s.string { description = "the key" } },
+        query = { z = s.string(), y = s.integer():default(3), tags = s.array(s.string()):optional(),
+          flag = s.boolean():default(false) },
+        headers = { ["X-Key"] = s.string { description = "the key" } },
         body = s.object { { "v", s.any() } }:optional(),
       }, handler)
       local doc = openapi.document(app_of({ C }))
       local o = op(doc, "/p/{b}/{a}", "put")
-      assert.same({ "path:b", "path:a", "query:z", "query:y", "query:tags", "header:x-key" }, params(o))
+      assert.same({ "path:b", "path:a", "query:flag", "query:tags", "query:y", "query:z", "header:x-key" }, params(o))
+      assert.same({ type = "boolean", default = false }, param(o, "query", "flag").schema)
       assert.same({ type = "string", minLength = 2 }, param(o, "path", "b").schema)
       assert.same({ type = "integer", format = "int64" }, param(o, "path", "a").schema)
       assert.is_true(param(o, "query", "z").required)
@@ -501,7 +535,18 @@ describe("jararaca.openapi", function()
       local key = param(o, "header", "x-key")
       assert.is_true(key.required)
       assert.equal("the key", key.description)
-      assert.is_false(o.requestBody.required)
+      assert.is_true(o.requestBody.required)
+    end)
+
+    it("also reads params/query given as an object schema, in field order", function()
+      local C = j.RestController("/q")
+      C.x = j.Get("", { query = s.object { { "z", s.string() }, { "y", s.integer():default(3) },
+        { "f", s.boolean():default(false) } } }, handler)
+      local o = op(openapi.document(app_of({ C })), "/q", "get")
+      assert.same({ "query:z", "query:y", "query:f" }, params(o))
+      assert.equal(false, param(o, "query", "f").schema.default)
+      assert.is_true(param(o, "query", "z").required)
+      assert.is_false(param(o, "query", "y").required)
     end)
 
     it("excludes routes with include_in_schema = false, unknown methods and the docs paths", function()
@@ -532,6 +577,9 @@ describe("jararaca.openapi", function()
 
     it("ignores controllers that are not REST controllers", function()
       local doc = openapi.document(app_of({ { __name = "BusController", handlers = {} } }))
+      assert.equal("jararaca app", doc.info.title)
+      assert.equal("0.1.0", doc.info.version)
+      assert.is_nil(doc.components)
       assert.same({}, keys(doc.paths))
       assert.equal("{}", encode(doc.paths))
     end)
@@ -555,7 +603,7 @@ describe("jararaca.openapi", function()
 
     it("raises on misuse", function()
       assert.matches("openapi_spec.lua:%d+: openapi.document%(app%): expected a Microservice, got string",
-        err_of(openapi.document, "app"))
+        err_of(function() openapi.document("app") end))
       assert.matches("openapi.document%(app, opts%): opts must be a table, got number",
         err_of(openapi.document, app_of({}), 5))
     end)
@@ -611,8 +659,8 @@ describe("jararaca.docs_page", function()
   it("defaults the title and checks its options", function()
     assert.truthy(find(docs_page.render { spec_url = "/s" }, "<title>API documentation</title>", 1, true))
     assert.matches("expected a table", err_of(docs_page.render))
-    assert.matches("docs_page.render: spec_url must be a non-empty string, got nil",
-      err_of(docs_page.render, { title = "x" }))
+    assert.truthy(find(err_of(docs_page.render, { title = "x" }),
+      "docs_page.render: spec_url must be a non-empty string, got nil", 1, true))
     assert.matches("title must be a string", err_of(docs_page.render, { spec_url = "/s", title = 1 }))
   end)
 end)

@@ -246,8 +246,10 @@ export interface TreeNode {
     end)
 
     it("emits one client class per controller, sorted by name", function()
-      local m = pos(text, "export class MiscController {\n  constructor(private readonly backend: HttpBackend) {}")
-      local t = pos(text, "export class TasksController {\n  constructor(private readonly backend: HttpBackend) {}")
+      local ctor = " {\n  private readonly backend: HttpBackend;\n\n  constructor(backend: HttpBackend) {\n"
+        .. "    this.backend = backend;\n  }\n"
+      local m = pos(text, "export class MiscController" .. ctor)
+      local t = pos(text, "export class TasksController" .. ctor)
       assert.is_true(m < t)
     end)
 
@@ -432,6 +434,9 @@ export interface Odd {
       local A = obj("A", { field("x", { kind = "enum", name = "A", values = { "a" } }) })
       _, err = gen({ body = A }, registry({ A }))
       assert.matches("two schemas are named \"A\"", err, 1, true)
+      _, err = gen({ body = s.enum("Object", { "a" }) }) -- its const would shadow the global Object
+      assert.matches("schema name \"Object\" clashes with a name the generated file uses", err, 1, true)
+      assert.truthy(gen({ body = s.object("Error", { { "detail", s.string() } }) })) -- only a type: fine
       _, err = gen({ body = s.object("class", {}) })
       assert.matches("schema name \"class\" is not a valid TypeScript type name", err, 1, true)
     end)

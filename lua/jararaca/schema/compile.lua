@@ -307,7 +307,7 @@ function builders.number(sc)
     elseif fs and t == "string" then
       local r = number_string(v)
       if r == nil then return fail("float_parsing", MSG_NUMBER_PARSING) end
-      if r % 1 == 0 and (r > MAX_SAFE or r < -MAX_SAFE) then
+      if r % 1 == 0 and (r >= MAX_SAFE or r <= -MAX_SAFE) then
         -- a long digit string: keep it exact when it is an int64
         local i = integer_string(v)
         if i ~= nil then r = i end
