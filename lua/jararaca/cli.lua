@@ -114,6 +114,7 @@ local function usage()
     "",
     "usage:",
     "  jararaca server APP.lua [options]   serve the app's HTTP controllers",
+    "  jararaca gen-tsi APP.lua OUT.ts      TypeScript types + a client per controller (--stdout to print)",
     "  jararaca test [PATH...] [busted options]  run busted specs inside the runtime (default: spec/)",
     "  jararaca version                     print the version",
     "  jararaca help                        this text",
@@ -124,7 +125,7 @@ local function usage()
     lines[#lines + 1] = ("  --%-18s %s (default: %s)"):format(s[1], s[4], tostring(s[3]))
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "Not yet available: worker, scheduler, gen-tsi (planned)."
+  lines[#lines + 1] = "Not yet available: worker, scheduler (planned)."
   return table.concat(lines, "\n")
 end
 
