@@ -14,8 +14,10 @@
  *
  * Both directions work in one static buffer that is reset per call, so the
  * steady state allocates only the result. A __gc finalizer run by an
- * allocation inside a call may itself call json: such a nested call notices
- * the busy flag and works in a buffer of its own. */
+ * allocation inside a call (or a cdata __tostring) may itself call json:
+ * such a nested call notices the busy flag and works in a buffer of its own.
+ * Only a raise from inside a call (out of memory) leaves the flag set; later
+ * calls then stay correct, on a buffer of their own each. */
 #include <lauxlib.h>
 #include <string.h>
 
@@ -62,24 +64,38 @@ typedef struct {
     char err[128];
 } encoder;
 
+/* msg with one %s filled by arg. */
 static int enc_fail(encoder *e, const char *msg, const char *arg)
 {
     snprintf(e->err, sizeof e->err, msg, arg);
     return -1;
 }
 
-static int enc_value(encoder *e, int idx, int depth);
+static int enc_typed(encoder *e, int idx, int type, int depth);
+
+/* Any value; strings, the bulk of most documents, without a call. */
+JR_JSON_INLINE int enc_value(encoder *e, int idx, int depth)
+{
+    int t = lua_type(e->L, idx);
+    if (t == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(e->L, idx, &n);
+        jr_json_write_string(e->b, s, n);
+        return 0;
+    }
+    return enc_typed(e, idx, t, depth);
+}
 
 /* The key at idx and the ':' after it. */
-static int enc_key(encoder *e, int idx)
+JR_JSON_INLINE int enc_key(encoder *e, int idx)
 {
     lua_State *L = e->L;
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        jr_json_write_string(e->b, s, n);
-        break;
+        jr_json_write_key(e->b, s, n);
+        return 0;
     }
     case LUA_TNUMBER:
         /* Never lua_tolstring here: it would turn the key lua_next needs
@@ -87,23 +103,22 @@ static int enc_key(encoder *e, int idx)
         jr_json_putc(e->b, '"');
         if (jr_json_write_number(e->b, lua_tonumber(L, idx)) != 0)
             return enc_fail(e, "cannot encode a table with an %s key", "infinite number");
-        jr_json_putc(e->b, '"');
-        break;
+        jr_json_put(e->b, "\":", 2);
+        return 0;
     default:
         return enc_fail(e, "cannot encode a table with a %s key", lua_typename(L, lua_type(L, idx)));
     }
-    jr_json_putc(e->b, ':');
-    return 0;
 }
 
 static int enc_array(encoder *e, int idx, int depth, size_t n)
 {
     lua_State *L = e->L;
+    int top = lua_gettop(L) + 1; /* where each element lands */
     jr_json_putc(e->b, '[');
     for (size_t i = 1; i <= n; i++) {
         if (i > 1) jr_json_putc(e->b, ',');
         lua_rawgeti(L, idx, (int)i);
-        if (enc_value(e, lua_gettop(L), depth) != 0) return -1;
+        if (enc_value(e, top, depth) != 0) return -1;
         lua_pop(L, 1);
     }
     jr_json_putc(e->b, ']');
@@ -265,10 +280,10 @@ static int enc_cdata(encoder *e, int idx)
     return enc_fail(e, "cannot encode a %s (only int64_t and uint64_t)", "cdata");
 }
 
-static int enc_value(encoder *e, int idx, int depth)
+static int enc_typed(encoder *e, int idx, int type, int depth)
 {
     lua_State *L = e->L;
-    switch (lua_type(L, idx)) {
+    switch (type) {
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
@@ -298,7 +313,7 @@ static int enc_value(encoder *e, int idx, int depth)
     case JR_LUA_TCDATA:
         return enc_cdata(e, idx);
     default:
-        return enc_fail(e, "cannot encode a %s", lua_typename(L, lua_type(L, idx)));
+        return enc_fail(e, "cannot encode a %s", lua_typename(L, type));
     }
 }
 
@@ -321,7 +336,7 @@ static int l_encode(lua_State *L)
     e.L = L;
     e.b = b;
     int rc = enc_value(&e, 1, 0);
-    if (rc == 0 && b->failed) rc = enc_fail(&e, "out of %s", "memory");
+    if (rc == 0 && b->failed) rc = enc_fail(&e, "%s", "out of memory");
     if (rc == 0) lua_pushlstring(L, b->data ? b->data : "", b->len);
     release(b, &g_enc_buf, &g_enc_busy);
     if (rc == 0) return 1;

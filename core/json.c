@@ -74,7 +74,8 @@ static const char digit_pairs[201] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
-/* Digits of u (no sign) into the end of tmp[24]; returns the first. */
+/* The digits of u written backwards to end there (20 at most); returns
+ * where they start. */
 static char *u64_digits(char *end, uint64_t u)
 {
     char *p = end;
@@ -96,9 +97,9 @@ static char *u64_digits(char *end, uint64_t u)
 
 /* Doubles: Grisu2 (Florian Loitsch, "Printing Floating-Point Numbers Quickly
  * and Accurately with Integers", PLDI 2010), as in Milo Yip's dtoa for
- * RapidJSON. It works in 64-bit integers only (no printf, no locale), its
- * digits always read back as the same double, and they are the shortest
- * such digits in all but rare cases (then one more). */
+ * RapidJSON. It works in 64-bit integers only (no printf, no locale) and its
+ * digits always read back as the same double; the rare cases where they are
+ * not the shortest are caught by shorten() below. */
 
 typedef struct {
     uint64_t f;
@@ -271,11 +272,23 @@ static int grisu2(double v, char *buf, int *K)
     return digit_gen(w, wp, wp.f - wm.f, buf, K);
 }
 
-/* Does c * 10^e read back as v? Exact: both operands of the one rounding
- * operation are exact doubles (Clinger's fast path), else strtod. */
+/* Can c * 10^e be read back exactly with one IEEE operation (Clinger's fast
+ * path: both operands exact)? */
+static int exact_scale(uint64_t c, int e)
+{
+#if FLT_EVAL_METHOD == 0
+    return c <= 9007199254740992ull && e >= -22 && e <= 22;
+#else
+    (void)c;
+    (void)e;
+    return 0;
+#endif
+}
+
+/* Does c * 10^e read back as v? */
 static int reads_back(uint64_t c, int e, double v)
 {
-    if (c <= 9007199254740992ull && e >= -22 && e <= 22) {
+    if (exact_scale(c, e)) {
         double r = (double)c;
         r = e < 0 ? r / exact_pow10[-e] : r * exact_pow10[e];
         return r == v;
@@ -287,13 +300,16 @@ static int reads_back(uint64_t c, int e, double v)
 
 /* Grisu2 now and then misses a shorter decimal of the same double (0.09094
  * comes out as 0.09093999999999999). For 16 or 17 digits, try them cut to
- * 15, then 16, keeping the first that reads back: at least as short as
- * printf's %.15g/%.16g/%.17g would be. Returns the new count. */
+ * 15, then 16, keeping the first that reads back: as short as printf's
+ * %.15g/%.16g/%.17g would be. Where checking needs strtod (exponents beyond
+ * +-22, slow), only cuts dropping a run of 0s or 9s are tried: the shape of
+ * Grisu's misses. Returns the new count. */
 static int shorten(double v, char *digits, int n, int *K)
 {
     for (int m = 15; m < n; m++) {
         uint64_t lo = 0;
         for (int i = 0; i < m; i++) lo = lo * 10 + (uint64_t)(digits[i] - '0');
+        int run = m + 1 < n && digits[m] == digits[m + 1] && (digits[m] == '0' || digits[m] == '9');
         /* The nearer neighbour first; the other one too, as the digits
          * dropped are themselves rounded (a trailing 5 may be a tie). */
         int up = digits[m] >= '5';
@@ -304,6 +320,7 @@ static int shorten(double v, char *digits, int n, int *K)
                 c /= 10;
                 e++;
             }
+            if (!exact_scale(c, e) && !run) continue;
             if (!reads_back(c, e, v)) continue;
             char tmp[24], *end = tmp + sizeof tmp, *p = u64_digits(end, c);
             n = (int)(end - p);
@@ -397,42 +414,29 @@ static const unsigned char esc_letter[256] = {
 
 static const char hex_digits[] = "0123456789abcdef";
 
-/* Does any of the 8 bytes in x need escaping (< 0x20, '"' or '\\')?
- * Exact for the "any" question (the per-byte flags may be off after a
- * borrow, which we do not use). */
-static inline int needs_escape8(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t ctl = (x - ones * 0x20) & ~x & highs;
-    uint64_t q = x ^ (ones * '"');
-    uint64_t bs = x ^ (ones * '\\');
-    q = (q - ones) & ~q & highs;
-    bs = (bs - ones) & ~bs & highs;
-    return (ctl | q | bs) != 0;
-}
-
 /* Escape in[0..n) to out (room for 6 bytes per input byte); returns the
- * new end of out. */
+ * new end of out. Words of 8 bytes are checked at once, a short tail with
+ * overlapping loads. */
 static char *escape_run(char *out, const unsigned char *in, size_t n)
 {
     const unsigned char *end = in + n;
-    while (in < end) {
-        /* 8 bytes at a time while none needs escaping */
+    for (;;) {
         while (end - in >= 8) {
             uint64_t x;
             memcpy(&x, in, 8);
-            if (needs_escape8(x)) break;
+            if (jr_json_esc8(x)) break;
             memcpy(out, in, 8);
             in += 8;
             out += 8;
         }
-        if (in >= end) break;
-        unsigned char c = *in++;
-        unsigned char e = esc_letter[c];
-        if (!e) {
-            *out++ = (char)c;
-            continue;
+        size_t rest = (size_t)(end - in);
+        if (rest < 8) {
+            if (rest == 0) return out;
+            if (jr_json_copy_clean16(out, (const char *)in, rest)) return out + rest;
         }
+        /* A byte to escape lies within the next 8 (or rest): copy up to it. */
+        unsigned char c, e;
+        while (!(e = esc_letter[c = *in++])) *out++ = (char)c;
         *out++ = '\\';
         *out++ = (char)e;
         if (e == 'u') {
@@ -442,22 +446,23 @@ static char *escape_run(char *out, const unsigned char *in, size_t n)
             *out++ = hex_digits[c & 15];
         }
     }
-    return out;
 }
 
 /* Reserving 6 output bytes per input byte bounds the work per chunk without
  * reserving 6x a huge string at once. */
 #define ESC_CHUNK 4096
 
-void jr_json_write_string(jr_json_buf *b, const char *s, size_t len)
+/* s as a JSON string and then the byte after (':' for a key, 0 for none). */
+static inline void write_quoted(jr_json_buf *b, const char *s, size_t len, char after)
 {
     const unsigned char *in = (const unsigned char *)s;
     if (len <= ESC_CHUNK) { /* the common case: one reservation */
-        if (jr_json_reserve(b, len * 6 + 2) != 0) return;
+        if (jr_json_reserve(b, len * 6 + 3) != 0) return;
         char *out = b->data + b->len;
         *out++ = '"';
         out = escape_run(out, in, len);
         *out++ = '"';
+        if (after) *out++ = after;
         b->len = (size_t)(out - b->data);
         return;
     }
@@ -470,7 +475,12 @@ void jr_json_write_string(jr_json_buf *b, const char *s, size_t len)
         len -= chunk;
     }
     jr_json_putc(b, '"');
+    if (after) jr_json_putc(b, after);
 }
+
+void jr_json_write_string_any(jr_json_buf *b, const char *s, size_t len) { write_quoted(b, s, len, 0); }
+
+void jr_json_write_key_any(jr_json_buf *b, const char *s, size_t len) { write_quoted(b, s, len, ':'); }
 
 /* ---- parser ---- */
 
@@ -575,7 +585,7 @@ static const char *parse_string(jr_json_parser *p, const char *s)
         while (end - s >= 8) {
             uint64_t x;
             memcpy(&x, s, 8);
-            if (needs_escape8(x)) break;
+            if (jr_json_esc8(x)) break;
             s += 8;
         }
         if (s >= end) goto eof;

@@ -6,14 +6,17 @@
  * turns later writes into no-ops; check it once at the end.
  *
  *   jr_json_buf b; jr_json_buf_init(&b);
- *   jr_json_put(&b, "{", 1);
- *   jr_json_write_string(&b, "k", 1);  jr_json_put(&b, ":", 1);
- *   jr_json_write_number(&b, 0.1);     jr_json_put(&b, "}", 1);
+ *   jr_json_putc(&b, '{');
+ *   jr_json_write_key(&b, "k", 1);     (writes "k":)
+ *   jr_json_write_number(&b, 0.1);     jr_json_putc(&b, '}');
  *   if (!b.failed) use(b.data, b.len);  jr_json_buf_free(&b);
  *
- * Numbers: integral values with |v| <= 2^53 print as integers ("-0" as "0"),
- * other finite values with the fewest significant digits (15, 16 or 17) that
- * read back as the same double; NaN and infinities are refused.
+ * Numbers: integral values with |v| <= 2^53 print as integers ("-0" as "0");
+ * other finite values with the shortest digits that read back as the same
+ * double (Grisu2, checked against 15 and 16 digits), in decimal notation for
+ * 1e-4 <= |v| < 1e17 when there is a fraction, else as d.ddde+XX, so a whole
+ * double beyond 2^53 never reads back as an integer literal. NaN and
+ * infinities are refused.
  * Strings: '"', '\\' and control characters are escaped (\n \r \t \b \f, else
  * \u00XX); '/' and bytes >= 0x80 are copied as they are.
  *
@@ -50,6 +53,13 @@
 #include <string.h>
 
 #define JR_JSON_MAX_DEPTH 1000
+
+/* The short-string fast path must really be inlined into the encoder loop. */
+#if defined(__GNUC__)
+#define JR_JSON_INLINE static inline __attribute__((always_inline))
+#else
+#define JR_JSON_INLINE static inline
+#endif
 
 /* ---- buffer ---- */
 
@@ -88,8 +98,85 @@ static inline void jr_json_putc(jr_json_buf *b, char c)
 
 /* ---- writer ---- */
 
+/* Out-of-line writers for any string; the inline ones below call them. */
+void jr_json_write_string_any(jr_json_buf *b, const char *s, size_t len);
+void jr_json_write_key_any(jr_json_buf *b, const char *s, size_t len);
+
+/* Does any of the 8 bytes in x need escaping (< 0x20, '"' or '\\')? Exact
+ * for the "any" question (per-byte flags may be off after a borrow, which
+ * nobody reads). */
+JR_JSON_INLINE int jr_json_esc8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t ctl = (x - ones * 0x20) & ~x & highs;
+    uint64_t q = x ^ (ones * '"');
+    uint64_t bs = x ^ (ones * '\\');
+    q = (q - ones) & ~q & highs;
+    bs = (bs - ones) & ~bs & highs;
+    return (ctl | q | bs) != 0;
+}
+
+/* Copy s (1..16 bytes) to out if none of its bytes needs escaping; returns
+ * 0 (copying nothing) otherwise. Overlapping word loads and stores instead
+ * of a byte loop: most keys and values in API payloads are this short. */
+JR_JSON_INLINE int jr_json_copy_clean16(char *out, const char *s, size_t len)
+{
+    if (len >= 8) {
+        uint64_t a, z;
+        memcpy(&a, s, 8);
+        memcpy(&z, s + len - 8, 8);
+        if (jr_json_esc8(a) || jr_json_esc8(z)) return 0;
+        memcpy(out, &a, 8);
+        memcpy(out + len - 8, &z, 8);
+    } else if (len >= 4) {
+        uint32_t a, z;
+        memcpy(&a, s, 4);
+        memcpy(&z, s + len - 4, 4);
+        if (jr_json_esc8(a | (uint64_t)z << 32)) return 0; /* halves overlap */
+        memcpy(out, &a, 4);
+        memcpy(out + len - 4, &z, 4);
+    } else if (len >= 2) {
+        uint16_t a, z;
+        memcpy(&a, s, 2);
+        memcpy(&z, s + len - 2, 2);
+        /* the unused bytes padded with spaces, which need no escaping */
+        if (jr_json_esc8(a | (uint64_t)z << 16 | 0x2020202000000000ull)) return 0;
+        memcpy(out, &a, 2);
+        memcpy(out + len - 2, &z, 2);
+    } else {
+        if (jr_json_esc8((unsigned char)s[0] | 0x2020202020202000ull)) return 0;
+        out[0] = s[0];
+    }
+    return 1;
+}
+
 /* s (len bytes) as a quoted, escaped JSON string. */
-void jr_json_write_string(jr_json_buf *b, const char *s, size_t len);
+JR_JSON_INLINE void jr_json_write_string(jr_json_buf *b, const char *s, size_t len)
+{
+    if (len - 1 < 16 && jr_json_reserve(b, 18) == 0 &&
+        jr_json_copy_clean16(b->data + b->len + 1, s, len)) {
+        b->data[b->len] = '"';
+        b->data[b->len + len + 1] = '"';
+        b->len += len + 2;
+        return;
+    }
+    jr_json_write_string_any(b, s, len);
+}
+
+/* The same followed by ':' (an object key). */
+JR_JSON_INLINE void jr_json_write_key(jr_json_buf *b, const char *s, size_t len)
+{
+    if (len - 1 < 16 && jr_json_reserve(b, 19) == 0 &&
+        jr_json_copy_clean16(b->data + b->len + 1, s, len)) {
+        b->data[b->len] = '"';
+        b->data[b->len + len + 1] = '"';
+        b->data[b->len + len + 2] = ':';
+        b->len += len + 3;
+        return;
+    }
+    jr_json_write_key_any(b, s, len);
+}
+
 /* A finite double; returns -1 (writing nothing) for NaN and infinities. */
 int jr_json_write_number(jr_json_buf *b, double v);
 void jr_json_write_int64(jr_json_buf *b, int64_t v);

@@ -115,6 +115,7 @@ local function usage()
     "usage:",
     "  jararaca server APP.lua [options]   serve the app's HTTP controllers",
     "  jararaca gen-tsi APP.lua OUT.ts      TypeScript types + a client per controller (--stdout to print)",
+    "  jararaca migrate APP.lua [--status]  apply the app's pending database migrations",
     "  jararaca test [PATH...] [busted options]  run busted specs inside the runtime (default: spec/)",
     "  jararaca version                     print the version",
     "  jararaca help                        this text",
@@ -222,6 +223,8 @@ function M.main(args)
     return M.test(rest)
   elseif cmd == "gen-tsi" then
     return require("jararaca.tsgen").cli(rest)
+  elseif cmd == "migrate" then
+    return require("jararaca.persistence.migrate").cli(rest)
   elseif cmd == "worker" or cmd == "scheduler" then
     eprint(("jararaca %s: not available yet in this version"):format(cmd))
     return 2

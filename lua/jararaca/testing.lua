@@ -1,0 +1,177 @@
+-- jararaca.testing: testing an app from busted specs run by `jararaca test`.
+--
+--   local testing = require "jararaca.testing"
+--   local client = testing.client("app.lua")          -- or an app table
+--   local res = client:get("/tasks", { query = { page = 0 } })
+--   local res = client:post("/tasks", { json = { name = "x" } })
+--   res.status, res.headers["content-type"], res.body, res.json
+--   client:close()                                     -- interceptors' shutdown
+--
+--   local dir = testing.temp_dir()                     -- removed by testing.cleanup()
+--   local db_path = testing.temp_database()            -- a fresh file path in a temp dir
+--
+-- The client calls the app's routes in-process, without a socket, through
+-- exactly what the server runs per request: routing, the interceptor chain
+-- (so database sessions commit or roll back), middlewares, validation and
+-- response shaping. Each request runs in its own task.
+local runtime = require "jararaca.runtime"
+local server = require "jararaca.http.server"
+local microservice = require "jararaca.microservice"
+local sched = require "jararaca.sched"
+local json = require "jararaca.json"
+local http = require "jararaca.core.http"
+
+local M = {}
+
+local Handle = {}
+Handle.__index = Handle
+
+local counter = 0
+
+function Handle:id() return self._id end
+function Handle:query_string() return self._query end
+function Handle:target() return self._target end
+function Handle:body() return self._body end
+function Handle:remote() return "127.0.0.1", 0 end
+function Handle:alive() return self.response == nil end
+function Handle:start_ms() return 0 end
+function Handle:version_minor() return 1 end
+function Handle:is_upgrade() return false end
+function Handle:headers()
+  local out = {}
+  for k, v in pairs(self._headers) do out[k:lower()] = v end
+  return out
+end
+function Handle:header(name)
+  name = name:lower()
+  for k, v in pairs(self._headers) do
+    if k:lower() == name then return v end
+  end
+  return nil
+end
+function Handle:respond(status, body, content_type, headers)
+  if self.response then return nil, "answered" end
+  local h = {}
+  for k, v in pairs(headers or {}) do h[k:lower()] = type(v) == "table" and table.concat(v, ", ") or tostring(v) end
+  if content_type then h["content-type"] = content_type end
+  self.response = { status = status, body = body or "", headers = h }
+  return true
+end
+
+local function encode_query(q)
+  if type(q) == "string" then return q end
+  local parts = {}
+  local keys = {}
+  for k in pairs(q) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local function esc(s)
+    return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+  end
+  for _, k in ipairs(keys) do
+    local v = q[k]
+    if type(v) == "table" then
+      for _, x in ipairs(v) do parts[#parts + 1] = esc(k) .. "=" .. esc(x) end
+    else
+      parts[#parts + 1] = esc(k) .. "=" .. esc(v)
+    end
+  end
+  return table.concat(parts, "&")
+end
+
+local Client = {}
+Client.__index = Client
+
+--- Start the app in-process: container, interceptors' startup, routes.
+-- app: a Microservice or the path of an app file. Raises on startup errors.
+function M.client(app)
+  if type(app) == "string" then
+    local loaded, err = runtime.load_app(app)
+    if not loaded then error(err, 2) end
+    app = loaded
+  elseif not microservice.is_microservice(app) then
+    error("testing.client(app): app must be a Microservice or an app file path", 2)
+  end
+  -- startup runs in its own task so its context does not leak into the spec
+  local ok, rt = sched.spawn(runtime.start, app, "http"):wait()
+  if not ok then error(rt, 0) end
+  local tbl = server.build_routes(rt)
+  return setmetatable({ rt = rt, dispatch = server.make_dispatch(rt, tbl) }, Client)
+end
+
+--- Send one request. opts: query (table or string), headers, body (string),
+--- json (a value, encoded and sent with Content-Type: application/json).
+--- Returns { status, headers (lower-case names), body, json (decoded, when JSON) }.
+function Client:request(method, target, opts)
+  opts = opts or {}
+  local path, query = target:match("^([^?]*)%??(.*)$")
+  if opts.query then
+    local extra = encode_query(opts.query)
+    query = (query ~= "" and (query .. "&") or "") .. extra
+  end
+  local headers = {}
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  local body = opts.body or ""
+  if opts.json ~= nil then
+    body = assert(json.encode(opts.json))
+    if not headers["Content-Type"] and not headers["content-type"] then
+      headers["Content-Type"] = "application/json"
+    end
+  end
+  counter = counter + 1
+  local decoded = http.url_decode(path)
+  if not decoded then
+    return { status = 400, headers = {}, body = '{"detail":"malformed request"}' }
+  end
+  local h = setmetatable({
+    _id = "test-" .. counter, _query = query, _target = target, _body = body, _headers = headers,
+  }, Handle)
+  local ok, err = sched.spawn(self.dispatch, h, method:upper(), decoded):wait()
+  if not ok then error(err, 0) end
+  local res = h.response or { status = 0, headers = {}, body = "" }
+  if method:upper() == "HEAD" then res.body = "" end
+  if (res.headers["content-type"] or ""):find("json", 1, true) and res.body ~= "" then
+    res.json = json.decode(res.body)
+  end
+  return res
+end
+
+for _, m in ipairs { "get", "post", "put", "patch", "delete", "head" } do
+  Client[m] = function(self, target, opts) return self:request(m, target, opts) end
+end
+
+--- Run the interceptors' shutdown (reverse order). Returns true or nil, errors.
+function Client:close()
+  if self.closed then return true end
+  self.closed = true
+  local ok, a, b = sched.spawn(function() return self.rt:stop() end):wait()
+  if not ok then return nil, { tostring(a) } end
+  return a, b
+end
+
+-- ---- temporary files ----
+local temps = {}
+
+--- A fresh temporary directory (removed with everything in it by cleanup()).
+function M.temp_dir()
+  local path = os.tmpname()
+  os.remove(path)
+  os.execute("mkdir -p '" .. path .. "'")
+  temps[#temps + 1] = path
+  return path
+end
+
+--- The path of a database file that does not exist yet, in a temp dir.
+function M.temp_database(name)
+  return M.temp_dir() .. "/" .. (name or "test.db")
+end
+
+--- Remove every temp dir made so far.
+function M.cleanup()
+  for i = #temps, 1, -1 do
+    local p = temps[i]
+    if p:match("^/tmp/") then os.execute("rm -rf '" .. p .. "'") end
+    temps[i] = nil
+  end
+end
+
+return M

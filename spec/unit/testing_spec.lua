@@ -1,0 +1,61 @@
+-- The in-process test client runs the same pipeline as the server.
+local testing = require "jararaca.testing"
+
+describe("testing.client", function()
+  local client
+  setup(function() client = testing.client("spec/integration/apps/basic.lua") end)
+  teardown(function() assert.is_true((client:close())) end)
+
+  it("routes, runs interceptors and handlers, and encodes", function()
+    local res = client:get("/hello", { query = { name = "t" } })
+    assert.equal(200, res.status)
+    assert.same({ message = "Hello t" }, res.json)
+    assert.equal("yes", res.headers["x-tagged"]) -- the interceptor's exit ran
+  end)
+
+  it("sends JSON bodies and reads path params", function()
+    local res = client:post("/echo", { json = { a = 1 } })
+    assert.equal(200, res.status)
+    assert.same({ a = 1 }, res.json.json)
+    res = client:get("/info/7/x?a=1&a=2")
+    assert.equal(7, res.json.id)
+    assert.same({ a = { "1", "2" } }, res.json.query)
+  end)
+
+  it("gives the same error answers as the server", function()
+    assert.equal(404, client:get("/nope").status)
+    local res = client:put("/hello")
+    assert.equal(405, res.status)
+    assert.equal("GET, HEAD", res.headers["allow"])
+    res = client:get("/boom")
+    assert.equal(500, res.status)
+    assert.equal("Internal Server Error", res.json.detail)
+    assert.equal(418, client:get("/teapot").status)
+  end)
+
+  it("handlers may wait", function()
+    local res = client:get("/sleep", { query = { s = "0.01" } })
+    assert.same({ slept = 0.01 }, res.json)
+  end)
+end)
+
+describe("typed app through the test client", function()
+  it("validates like the server", function()
+    local c = testing.client("spec/integration/apps/middleware.lua")
+    local res = c:post("/mw/secured", { json = { n = 0 }, headers = { Authorization = "Bearer ok" } })
+    assert.equal(422, res.status)
+    assert.same({ "body", "n" }, res.json.detail[1].loc)
+    c:close()
+  end)
+end)
+
+describe("temp files", function()
+  it("makes and removes temp dirs", function()
+    local dir = testing.temp_dir()
+    local db = testing.temp_database()
+    local f = assert(io.open(dir .. "/x", "w")); f:write("1"); f:close()
+    assert.truthy(db:match("test%.db$"))
+    testing.cleanup()
+    assert.is_nil(io.open(dir .. "/x"))
+  end)
+end)
