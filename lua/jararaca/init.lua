@@ -55,6 +55,25 @@ j.CANCELLED = sched.CANCELLED
 j.log = log
 j.context = context
 
+--- A random (version 4) UUID, lower-case.
+local random_bytes, byte, format = sys.random_bytes, string.byte, string.format
+function j.uuid4()
+  local b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16 = byte(random_bytes(16), 1, 16)
+  b7 = b7 % 16 + 64    -- version 4
+  b9 = b9 % 64 + 128   -- variant 10
+  return format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+    b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16)
+end
+
+--- Now, UTC, as RFC 3339 with milliseconds: "2026-11-27T21:00:00.123Z".
+local time, date, floor = sys.time, os.date, math.floor
+function j.utcnow()
+  local t = time()
+  local sec = floor(t)
+  local ms = floor((t - sec) * 1000)
+  return date("!%Y-%m-%dT%H:%M:%S", sec) .. format(".%03dZ", ms)
+end
+
 --- The DI container of the running process (any context: startup, request, ...).
 function j.use_current_container()
   return context.require("use_current_container").container
