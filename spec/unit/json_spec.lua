@@ -58,9 +58,15 @@ describe("json.encode", function()
     assert.equal("1e+308", enc(1e308))
     assert.equal("0.30000000000000004", enc(0.1 + 0.2))
     assert.equal("0.3333333333333333", enc(1 / 3))
+    assert.equal("98.6", enc(98.6))
+    assert.equal("5e-324", enc(5e-324))
     for _, v in ipairs { 0.1, 1e-7, 1e308, 1 / 3, 2 ^ 60, 123.456, -2.5e-300, 2 ^ 53 + 2 } do
       assert.equal(v, tonumber(enc(v)))
+      assert.equal(v, dec(enc(v)))
     end
+    -- a whole double beyond 2^53 keeps an exponent, so it decodes as a number again
+    assert.equal("9.007199254740994e+15", enc(2 ^ 53 + 2))
+    assert.equal("number", type(dec(enc(2 ^ 60))))
   end)
 
   it("escapes strings: quotes, backslashes, control characters; not / or non-ASCII", function()
