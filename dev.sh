@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dev.sh - the two commands of the quick start (and a few more).
 #
-#   ./dev.sh run [server options]   install what is missing, build, run examples/hello
+#   ./dev.sh run [server options]   install what is missing, build, run examples/tasks (SQLite, tasks.db)
 #   ./dev.sh test                   install what is missing, build, run every test
 #   ./dev.sh deps | build | asan    the steps on their own
 #
@@ -15,7 +15,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and the tests need (pkg-config names in CMakeLists.txt).
 PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-llhttp
-          lua-cjson lua-busted ca-certificates)
+          libsqlite3-dev lua-cjson lua-busted ca-certificates)
 # Only the tests need these: OpenAPI validation, tsc and a headless browser for /docs.
 TEST_PACKAGES=(chromium)
 
@@ -82,8 +82,8 @@ case "$cmd" in
   build) deps; build ;;
   run)
     deps; build
-    log "serving examples/hello on http://127.0.0.1:${JARARACA_PORT:-8000} (Ctrl-C stops)"
-    exec "$BUILD_DIR/jararaca" server examples/hello/app.lua "$@"
+    log "serving examples/tasks on http://127.0.0.1:${JARARACA_PORT:-8000} (database ${TASKS_DB:-tasks.db}; docs at /docs; Ctrl-C stops)"
+    exec "$BUILD_DIR/jararaca" server examples/tasks/app.lua "$@"
     ;;
   test)
     deps test; node_deps; build

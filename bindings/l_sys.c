@@ -204,6 +204,21 @@ static int l_random_bytes(lua_State *L)
     return 1;
 }
 
+/* sys.setenv(name, value|nil): set or unset an environment variable of this
+ * process (os.getenv sees it; children inherit it). For tests and tools. */
+static int l_setenv(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    int rc = lua_isnoneornil(L, 2) ? unsetenv(name) : setenv(name, luaL_checkstring(L, 2), 1);
+    if (rc != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* sys.kill(pid, signame) -> true | nil, err */
 static int l_kill(lua_State *L)
 {
@@ -235,6 +250,7 @@ int jr_open_sys(lua_State *L)
                                    {"unref_signals", l_unref_signals},
                                    {"kill", l_kill},
                                    {"time", l_time},
+                                   {"setenv", l_setenv},
                                    {"random_bytes", l_random_bytes},
                                    {NULL, NULL}};
     lua_createtable(L, 0, 16);

@@ -26,6 +26,7 @@ int jr_open_router(lua_State *L);
 int jr_open_sys(lua_State *L);
 int jr_open_process(lua_State *L);
 int jr_open_json(lua_State *L);
+int jr_open_db(lua_State *L);
 
 /* Traceback handler usable with lua_pcall. */
 int jr_traceback(lua_State *L);

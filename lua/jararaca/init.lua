@@ -5,6 +5,8 @@
 -- Schemas:     j.schema (types, validate, encode), j.ExposeType(schema), j.json
 -- Responding:  j.HTTPError(status, detail [, headers]) (raise it with error()),
 --              j.Response{ status=, body=, headers=, content_type= }
+-- Data:        j.persistence (SessionInterceptor, CRUD, Query), j.use_session(name),
+--              j.providing_new_session, j.config (AppConfigurationInterceptor)
 -- Waiting:     j.sleep, j.spawn, j.gather, j.timeout
 -- Hooks:       j.use_current_container(), j.use_app_context()
 -- Logging:     j.log.info(...), j.log.error(...)
@@ -19,6 +21,8 @@ local log = require "jararaca.log"
 local sys = require "jararaca.core.sys"
 local schema = require "jararaca.schema"
 local json = require "jararaca.json"
+local persistence = require "jararaca.persistence"
+local config = require "jararaca.config"
 
 local j = {}
 
@@ -41,6 +45,12 @@ j.json = json
 --- Register a schema for `jararaca gen-tsi` even if no route uses it (e.g. a
 --- WebSocket message or a message-bus payload): the original's ExposeType.
 j.ExposeType = schema.expose
+
+j.persistence = persistence
+j.use_session = persistence.use_session
+j.providing_new_session = persistence.providing_new_session
+j.config = config
+j.AppConfigurationInterceptor = config.AppConfigurationInterceptor
 
 j.HTTPError = errors.HTTPError
 j.Response = response.Response

@@ -1,0 +1,1171 @@
+/* db.c - SQLite connections on dedicated worker threads (see db.h).
+ *
+ * Threads and ownership:
+ *   loop thread   fills jobs, submits them, receives them back (on_async),
+ *                 closes connections, and may end a read-only transaction
+ *                 itself (jr_db_end_inline) while the worker is idle.
+ *   worker        owns the sqlite3 handle, the statement cache and the
+ *                 stats while it runs a job; never calls back into the
+ *                 loop's code except through uv_async_send.
+ * The queues (q: submitted, d: done) and `running` are guarded by db->mu.
+ * Handing a job over through that mutex is also what makes the worker's
+ * writes (results, cache, stats) visible to the loop thread and back.
+ *
+ * SQLite is built threadsafe=1 (serialized); we keep its default mutexes
+ * although a connection is only ever used by one thread at a time: an
+ * uncontended mutex costs nanoseconds, and it keeps sqlite3_interrupt and
+ * any mistake of ours safe. */
+#include "db.h"
+
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Buffers larger than this are freed by jr_db_job_reset instead of kept:
+ * one huge result must not pin its memory for the life of the connection. */
+#define JR_DB_KEEP_MAX (1u << 20)
+
+/* ------------------------------------------------------------------ */
+/* Buffers and jobs                                                     */
+
+static int buf_reserve(jr_db_buf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra) return 0;
+    size_t need = b->len + extra;
+    if (need < b->len) return -1;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2) {
+            cap = need;
+            break;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(b->data, cap);
+    if (!p) return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Append n bytes plus a NUL (so text can be handed to C APIs as is);
+ * *off gets where they start. */
+static int buf_put(jr_db_buf *b, const void *p, size_t n, size_t *off)
+{
+    if (n + 1 < n || buf_reserve(b, n + 1) != 0) return -1;
+    *off = b->len;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->data[b->len + n] = 0;
+    b->len += n + 1;
+    return 0;
+}
+
+static void buf_free(jr_db_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void jr_db_job_init(jr_db_job *job) { memset(job, 0, sizeof *job); }
+
+void jr_db_job_reset(jr_db_job *job)
+{
+    job->req.len = 0;
+    job->sql_off = job->sql_len = 0;
+    job->has_sql = 0;
+    job->nparams = 0;
+    job->named = 0;
+    job->begin = JR_DB_NO_BEGIN;
+    job->rc = 0;
+    job->err[0] = 0;
+    job->changes = job->last_insert_id = 0;
+    job->ncols = job->nrows = 0;
+    job->res.len = 0;
+    job->ran_inline = 0;
+    job->next = NULL;
+    if (job->req.cap > JR_DB_KEEP_MAX) buf_free(&job->req);
+    if (job->res.cap > JR_DB_KEEP_MAX) buf_free(&job->res);
+    if (job->cells_cap * sizeof(jr_db_value) > JR_DB_KEEP_MAX) {
+        free(job->cells);
+        job->cells = NULL;
+        job->cells_cap = 0;
+    }
+    if (job->params_cap * sizeof(jr_db_param) > JR_DB_KEEP_MAX) {
+        free(job->params);
+        job->params = NULL;
+        job->params_cap = 0;
+    }
+}
+
+void jr_db_job_free(jr_db_job *job)
+{
+    buf_free(&job->req);
+    buf_free(&job->res);
+    free(job->params);
+    free(job->cols);
+    free(job->cells);
+    job->params = NULL;
+    job->cols = job->cells = NULL;
+    job->params_cap = job->cols_cap = job->cells_cap = 0;
+}
+
+int jr_db_job_set_sql(jr_db_job *job, const char *sql, long len)
+{
+    size_t n = len < 0 ? strlen(sql) : (size_t)len;
+    if (buf_put(&job->req, sql, n, &job->sql_off) != 0) return -1;
+    job->sql_len = n;
+    job->has_sql = 1;
+    return 0;
+}
+
+static jr_db_param *param_add(jr_db_job *job, const char *name, size_t nlen)
+{
+    if (job->nparams == job->params_cap) {
+        size_t cap = job->params_cap ? job->params_cap * 2 : 8;
+        jr_db_param *p = realloc(job->params, cap * sizeof *p);
+        if (!p) return NULL;
+        job->params = p;
+        job->params_cap = cap;
+    }
+    jr_db_param *p = &job->params[job->nparams];
+    p->name_off = p->name_len = 0;
+    if (name && nlen > 0) {
+        if (name[0] == ':' || name[0] == '@' || name[0] == '$') {
+            name++;
+            nlen--;
+        }
+        if (nlen > 0) {
+            if (buf_put(&job->req, name, nlen, &p->name_off) != 0) return NULL;
+            p->name_len = nlen;
+            job->named = 1;
+        }
+    }
+    job->nparams++;
+    return p;
+}
+
+int jr_db_param_null(jr_db_job *job, const char *name, size_t nlen)
+{
+    jr_db_param *p = param_add(job, name, nlen);
+    if (!p) return -1;
+    p->v.type = JR_DB_NULL;
+    return 0;
+}
+
+int jr_db_param_int(jr_db_job *job, const char *name, size_t nlen, int64_t v)
+{
+    jr_db_param *p = param_add(job, name, nlen);
+    if (!p) return -1;
+    p->v.type = JR_DB_INTEGER;
+    p->v.u.i = v;
+    return 0;
+}
+
+int jr_db_param_real(jr_db_job *job, const char *name, size_t nlen, double v)
+{
+    jr_db_param *p = param_add(job, name, nlen);
+    if (!p) return -1;
+    p->v.type = JR_DB_REAL;
+    p->v.u.d = v;
+    return 0;
+}
+
+static int param_bytes(jr_db_job *job, const char *name, size_t nlen, const void *s, size_t len,
+                       jr_db_type type)
+{
+    jr_db_param *p = param_add(job, name, nlen);
+    if (!p) return -1;
+    size_t off;
+    /* param_add may have grown req already; p stays valid (params is a
+     * separate array). */
+    if (buf_put(&job->req, s, len, &off) != 0) {
+        job->nparams--;
+        return -1;
+    }
+    p->v.type = type;
+    p->v.u.s.off = off;
+    p->v.u.s.len = len;
+    return 0;
+}
+
+int jr_db_param_text(jr_db_job *job, const char *name, size_t nlen, const char *s, size_t len)
+{
+    return param_bytes(job, name, nlen, s, len, JR_DB_TEXT);
+}
+
+int jr_db_param_blob(jr_db_job *job, const char *name, size_t nlen, const void *p, size_t len)
+{
+    return param_bytes(job, name, nlen, p, len, JR_DB_BLOB);
+}
+
+const char *jr_db_col_name(const jr_db_job *job, size_t col, size_t *len)
+{
+    const jr_db_value *v = &job->cols[col];
+    if (len) *len = v->u.s.len;
+    return job->res.data + v->u.s.off;
+}
+
+const jr_db_value *jr_db_cell(const jr_db_job *job, size_t row, size_t col)
+{
+    return &job->cells[row * job->ncols + col];
+}
+
+const char *jr_db_bytes(const jr_db_job *job, const jr_db_value *v)
+{
+    return job->res.data ? job->res.data + v->u.s.off : "";
+}
+
+const char *jr_db_code(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK: return NULL;
+    case SQLITE_BUSY: return "busy";
+    case SQLITE_LOCKED: return "locked";
+    case SQLITE_CONSTRAINT: return "constraint";
+    case SQLITE_READONLY: return "readonly";
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return "corrupt";
+    case SQLITE_FULL: return "full";
+    case SQLITE_MISUSE: return "misuse";
+    case SQLITE_RANGE: return "range";
+    case SQLITE_INTERRUPT: return "interrupted";
+    default: return "error";
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Groups                                                               */
+
+struct jr_db_group {
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    uint64_t epoch; /* bumped whenever a member may have released a lock */
+    int refs;       /* loop thread only */
+};
+
+jr_db_group *jr_db_group_new(void)
+{
+    jr_db_group *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    if (uv_mutex_init(&g->mu) != 0) {
+        free(g);
+        return NULL;
+    }
+    if (uv_cond_init(&g->cv) != 0) {
+        uv_mutex_destroy(&g->mu);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void group_unref(jr_db_group *g)
+{
+    if (--g->refs > 0) return;
+    uv_cond_destroy(&g->cv);
+    uv_mutex_destroy(&g->mu);
+    free(g);
+}
+
+static void group_signal(jr_db_group *g)
+{
+    uv_mutex_lock(&g->mu);
+    g->epoch++;
+    if (getenv("JR_SIG")) uv_cond_signal(&g->cv); else uv_cond_broadcast(&g->cv);
+    uv_mutex_unlock(&g->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                          */
+
+typedef struct cache_ent {
+    char *sql;
+    size_t len;
+    uint32_t hash;
+    sqlite3_stmt *st;
+    struct cache_ent *hnext;      /* bucket chain */
+    struct cache_ent *prev, *next; /* LRU list, most recently used first */
+} cache_ent;
+
+struct jr_db {
+    uv_loop_t *loop;
+    jr_db_group *group;
+
+    /* options (copied; read by the worker) */
+    char *path;
+    int busy_timeout_ms;
+    char *journal_mode, *synchronous;
+    int foreign_keys;
+    size_t cache_cap;
+    char **pragmas;
+    size_t npragmas;
+
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    uv_async_t async;
+
+    /* guarded by mu */
+    jr_db_job *q_head, *q_tail; /* submitted, not started */
+    jr_db_job *d_head, *d_tail; /* done, not yet called back */
+    jr_db_job *running;
+    int sqlite_open;            /* db->db may be interrupted */
+    uint64_t next_seq;          /* the last submission number given */
+    /* Jobs numbered up to this are interrupted. Read by the worker's
+     * progress and busy handlers without the mutex, hence atomic. */
+    _Atomic uint64_t interrupt_upto;
+
+    /* loop thread only */
+    size_t inflight;
+    int closing, refd, free_only;
+    jr_db_job close_job;
+    void (*close_cb)(void *);
+    void *close_data;
+
+    /* the worker's (or the loop's while idle: see jr_db_end_inline) */
+    sqlite3 *db;
+    sqlite3_stmt *st_begin[4], *st_commit, *st_rollback;
+    cache_ent **buckets;
+    size_t nbuckets, ncached;
+    cache_ent *lru_head, *lru_tail;
+    uint64_t busy_start, seen_epoch;
+    uint64_t running_seq;
+    jr_db_stats stats;
+};
+
+static int is_interrupted(jr_db *db)
+{
+    return atomic_load_explicit(&db->interrupt_upto, memory_order_relaxed) >= db->running_seq;
+}
+
+/* sqlite3_interrupt() alone can be lost: SQLite clears its flag when a
+ * statement starts on an idle connection, so one landing between our
+ * dequeue and the first step would vanish. This handler, polled every
+ * JR_DB_PROGRESS_OPS virtual machine instructions, cannot miss it. */
+#define JR_DB_PROGRESS_OPS 1000
+static int progress_handler(void *arg) { return is_interrupted(arg); }
+
+static void job_fail(jr_db_job *j, int rc, const char *fmt, ...)
+{
+    j->rc = rc & 0xff;
+    if (j->rc == 0) j->rc = SQLITE_ERROR;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->err, sizeof j->err, fmt, ap);
+    va_end(ap);
+    j->nrows = 0;
+}
+
+static void job_fail_db(jr_db *db, jr_db_job *j, int rc)
+{
+    job_fail(j, rc, "%s", sqlite3_errmsg(db->db));
+}
+
+/* ---- the statement cache (worker only) ---- */
+
+static uint32_t sql_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static void lru_unlink(jr_db *db, cache_ent *e)
+{
+    if (e->prev) e->prev->next = e->next;
+    else db->lru_head = e->next;
+    if (e->next) e->next->prev = e->prev;
+    else db->lru_tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_front(jr_db *db, cache_ent *e)
+{
+    e->prev = NULL;
+    e->next = db->lru_head;
+    if (db->lru_head) db->lru_head->prev = e;
+    db->lru_head = e;
+    if (!db->lru_tail) db->lru_tail = e;
+}
+
+static void cache_remove(jr_db *db, cache_ent *e)
+{
+    cache_ent **pp = &db->buckets[e->hash & (db->nbuckets - 1)];
+    while (*pp != e) pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    lru_unlink(db, e);
+    sqlite3_finalize(e->st);
+    free(e->sql);
+    free(e);
+    db->ncached--;
+}
+
+static void cache_clear(jr_db *db)
+{
+    while (db->lru_head) cache_remove(db, db->lru_head);
+    free(db->buckets);
+    db->buckets = NULL;
+    db->nbuckets = 0;
+}
+
+/* Is there anything but blanks and comments in s? */
+static int has_more_sql(jr_db *db, const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == ';') s++;
+    if (!*s) return 0;
+    /* Comments or a second statement: let SQLite tell (a NULL statement
+     * means only comments). */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->db, s, -1, &st, NULL) != SQLITE_OK) return 1;
+    int more = st != NULL;
+    sqlite3_finalize(st);
+    return more;
+}
+
+/* The prepared statement for the job's SQL, from the cache or new.
+ * *owned = 1: not cached, finalize after use. *st = NULL with rc 0: the
+ * SQL holds no statement. On error the job is failed and -1 returned. */
+static int stmt_get(jr_db *db, jr_db_job *j, sqlite3_stmt **st, int *owned)
+{
+    const char *sql = j->req.data + j->sql_off;
+    size_t len = j->sql_len;
+    uint32_t h = 0;
+    *st = NULL;
+    *owned = 0;
+    if (db->cache_cap > 0) {
+        h = sql_hash(sql, len);
+        for (cache_ent *e = db->buckets[h & (db->nbuckets - 1)]; e; e = e->hnext) {
+            if (e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) {
+                if (db->lru_head != e) {
+                    lru_unlink(db, e);
+                    lru_push_front(db, e);
+                }
+                db->stats.cache_hits++;
+                *st = e->st;
+                return 0;
+            }
+        }
+        db->stats.cache_misses++;
+    }
+    if (len >= INT_MAX) {
+        job_fail(j, SQLITE_TOOBIG, "SQL text too long");
+        return -1;
+    }
+    const char *tail = NULL;
+    /* len + 1: the buffer is NUL-terminated, which spares SQLite a copy. */
+    int rc = sqlite3_prepare_v3(db->db, sql, (int)len + 1,
+                                db->cache_cap > 0 ? SQLITE_PREPARE_PERSISTENT : 0, st, &tail);
+    if (rc != SQLITE_OK) {
+        job_fail_db(db, j, rc);
+        return -1;
+    }
+    if (!*st) return 0;
+    if (tail && has_more_sql(db, tail)) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        job_fail(j, SQLITE_MISUSE, "more than one statement given: use exec_script for several");
+        return -1;
+    }
+    if (db->cache_cap == 0) {
+        *owned = 1;
+        return 0;
+    }
+    cache_ent *e = calloc(1, sizeof *e);
+    char *copy = malloc(len + 1);
+    if (!e || !copy) {
+        /* No room to cache it: still run it. */
+        free(e);
+        free(copy);
+        *owned = 1;
+        return 0;
+    }
+    memcpy(copy, sql, len);
+    copy[len] = 0;
+    if (db->ncached >= db->cache_cap) {
+        cache_remove(db, db->lru_tail);
+        db->stats.cache_evictions++;
+    }
+    e->sql = copy;
+    e->len = len;
+    e->hash = h;
+    e->st = *st;
+    cache_ent **b = &db->buckets[h & (db->nbuckets - 1)];
+    e->hnext = *b;
+    *b = e;
+    lru_push_front(db, e);
+    db->ncached++;
+    return 0;
+}
+
+/* ---- running statements (worker) ---- */
+
+/* Step a statement without results (BEGIN, COMMIT, ROLLBACK). */
+static int step_simple(jr_db *db, jr_db_job *j, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+        sqlite3_reset(st);
+        return 0;
+    }
+    job_fail_db(db, j, rc);
+    sqlite3_reset(st);
+    return -1;
+}
+
+static int bind_value(sqlite3_stmt *st, int i, const jr_db_job *j, const jr_db_value *v)
+{
+    switch (v->type) {
+    case JR_DB_NULL: return sqlite3_bind_null(st, i);
+    case JR_DB_INTEGER: return sqlite3_bind_int64(st, i, v->u.i);
+    case JR_DB_REAL: return sqlite3_bind_double(st, i, v->u.d);
+    case JR_DB_TEXT:
+        /* SQLITE_STATIC: the bytes stay in j->req until the job is reset,
+         * long after the statement is reset. */
+        return sqlite3_bind_text64(st, i, j->req.data + v->u.s.off, v->u.s.len, SQLITE_STATIC,
+                                   SQLITE_UTF8);
+    case JR_DB_BLOB:
+        /* A zero-length blob through bind_blob would be fine too, but a
+         * NULL pointer there would mean NULL: say what we mean. */
+        if (v->u.s.len == 0) return sqlite3_bind_zeroblob(st, i, 0);
+        return sqlite3_bind_blob64(st, i, j->req.data + v->u.s.off, v->u.s.len, SQLITE_STATIC);
+    }
+    return SQLITE_MISUSE;
+}
+
+static int bind_params(jr_db *db, jr_db_job *j, sqlite3_stmt *st)
+{
+    int n = sqlite3_bind_parameter_count(st);
+    if (!j->named || j->nparams == 0) {
+        if ((size_t)n != j->nparams) {
+            job_fail(j, SQLITE_RANGE, "the statement takes %d parameter%s, %zu given", n,
+                     n == 1 ? "" : "s", j->nparams);
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            int rc = bind_value(st, i + 1, j, &j->params[i].v);
+            if (rc != SQLITE_OK) {
+                job_fail(j, rc, "parameter %d: %s", i + 1, sqlite3_errmsg(db->db));
+                return -1;
+            }
+        }
+        return 0;
+    }
+    for (int i = 1; i <= n; i++) {
+        const char *name = sqlite3_bind_parameter_name(st, i);
+        if (!name || name[0] == '?') {
+            job_fail(j, SQLITE_RANGE,
+                     "parameter %d of the statement is positional: give a list, not named parameters", i);
+            return -1;
+        }
+        size_t nl = strlen(name + 1);
+        const jr_db_param *found = NULL;
+        for (size_t k = 0; k < j->nparams; k++) {
+            const jr_db_param *p = &j->params[k];
+            if (p->name_len == nl && memcmp(j->req.data + p->name_off, name + 1, nl) == 0) {
+                found = p;
+                break;
+            }
+        }
+        if (!found) {
+            job_fail(j, SQLITE_RANGE, "missing named parameter %s", name);
+            return -1;
+        }
+        int rc = bind_value(st, i, j, &found->v);
+        if (rc != SQLITE_OK) {
+            job_fail(j, rc, "parameter %s: %s", name, sqlite3_errmsg(db->db));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int put_bytes(jr_db_job *j, jr_db_value *v, jr_db_type type, const void *p, size_t n)
+{
+    v->type = type;
+    v->u.s.len = n;
+    return buf_put(&j->res, p, n, &v->u.s.off);
+}
+
+static int collect_columns(jr_db_job *j, sqlite3_stmt *st)
+{
+    size_t n = (size_t)sqlite3_column_count(st);
+    if (n > j->cols_cap) {
+        jr_db_value *c = realloc(j->cols, n * sizeof *c);
+        if (!c) return -1;
+        j->cols = c;
+        j->cols_cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *name = sqlite3_column_name(st, (int)i);
+        if (!name) return -1; /* only out of memory */
+        if (put_bytes(j, &j->cols[i], JR_DB_TEXT, name, strlen(name)) != 0) return -1;
+    }
+    j->ncols = n;
+    return 0;
+}
+
+static int collect_row(jr_db_job *j, sqlite3_stmt *st)
+{
+    size_t nc = j->ncols, need = (j->nrows + 1) * nc;
+    if (need > j->cells_cap) {
+        size_t cap = j->cells_cap ? j->cells_cap * 2 : 64;
+        while (cap < need) cap *= 2;
+        jr_db_value *c = realloc(j->cells, cap * sizeof *c);
+        if (!c) return -1;
+        j->cells = c;
+        j->cells_cap = cap;
+    }
+    jr_db_value *row = &j->cells[j->nrows * nc];
+    for (size_t i = 0; i < nc; i++) {
+        jr_db_value *v = &row[i];
+        int col = (int)i;
+        switch (sqlite3_column_type(st, col)) {
+        case SQLITE_INTEGER:
+            v->type = JR_DB_INTEGER;
+            v->u.i = sqlite3_column_int64(st, col);
+            break;
+        case SQLITE_FLOAT:
+            v->type = JR_DB_REAL;
+            v->u.d = sqlite3_column_double(st, col);
+            break;
+        case SQLITE_TEXT: {
+            /* text before bytes: the documented safe order */
+            const unsigned char *p = sqlite3_column_text(st, col);
+            size_t n = (size_t)sqlite3_column_bytes(st, col);
+            if (!p && n) return -1;
+            if (put_bytes(j, v, JR_DB_TEXT, p, n) != 0) return -1;
+            break;
+        }
+        case SQLITE_BLOB: {
+            const void *p = sqlite3_column_blob(st, col);
+            size_t n = (size_t)sqlite3_column_bytes(st, col);
+            if (!p && n) return -1;
+            if (put_bytes(j, v, JR_DB_BLOB, p, n) != 0) return -1;
+            break;
+        }
+        default: v->type = JR_DB_NULL; break;
+        }
+    }
+    j->nrows++;
+    return 0;
+}
+
+/* EXECUTE / QUERY / FIRST. *wrote: the statement may have written. */
+static void run_stmt(jr_db *db, jr_db_job *j, int *wrote)
+{
+    sqlite3_stmt *st;
+    int owned;
+    if (stmt_get(db, j, &st, &owned) != 0) return;
+    if (!st) return; /* blanks or comments: nothing to run, like sqlite3_exec */
+    if (bind_params(db, j, st) != 0) goto out;
+    *wrote = !sqlite3_stmt_readonly(st);
+    int rc;
+    if (j->kind == JR_DB_EXECUTE) {
+        sqlite3_int64 total = sqlite3_total_changes64(db->db);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+        if (rc != SQLITE_DONE) {
+            job_fail_db(db, j, rc);
+            goto out;
+        }
+        /* sqlite3_changes() keeps the count of the last INSERT/UPDATE/
+         * DELETE even across other statements (a CREATE TABLE would report
+         * it again): only trust it when this statement changed something. */
+        j->changes = sqlite3_total_changes64(db->db) != total ? sqlite3_changes64(db->db) : 0;
+        j->last_insert_id = sqlite3_last_insert_rowid(db->db);
+        goto out;
+    }
+    /* Columns after the first step: a statement whose schema changed is
+     * re-prepared by that step, and `SELECT *` may then have new columns. */
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        job_fail_db(db, j, rc);
+        goto out;
+    }
+    if (collect_columns(j, st) != 0) {
+        job_fail(j, SQLITE_NOMEM, "out of memory");
+        goto out;
+    }
+    while (rc == SQLITE_ROW) {
+        if (collect_row(j, st) != 0) {
+            job_fail(j, SQLITE_NOMEM, "out of memory");
+            goto out;
+        }
+        if (j->kind == JR_DB_FIRST) break;
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) job_fail_db(db, j, rc);
+out:
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (owned) sqlite3_finalize(st);
+}
+
+/* SQLite's own handler (sqlite3_busy_timeout) sleeps 1, 2, 5, ... 100 ms
+ * between tries. Between connections of one process that is far too slow: a
+ * write transaction here lasts tens of microseconds. So a connection waiting
+ * for the write lock sleeps on its group's condition variable, which a
+ * member signals when it ends a write transaction, and polls at least every
+ * 0.1..2 ms for holders outside the group (other pools, other processes). */
+static int busy_handler(void *arg, int count)
+{
+    jr_db *db = arg;
+    jr_db_group *g = db->group;
+    uint64_t now = uv_hrtime();
+    if (count == 0) {
+        db->busy_start = now;
+        uv_mutex_lock(&g->mu);
+        db->seen_epoch = g->epoch;
+        uv_mutex_unlock(&g->mu);
+        return 1; /* try again at once: the holder may just have finished */
+    }
+    uint64_t deadline = db->busy_start + (uint64_t)db->busy_timeout_ms * 1000000u;
+    if (now >= deadline || is_interrupted(db)) return 0;
+    uint64_t poll = getenv("JR_SLOWPOLL") ? (count < 4 ? 1000000u : count < 10 ? 2000000u : 5000000u) : count < 8 ? 100000u : count < 40 ? 500000u : 2000000u;
+    if (poll > deadline - now) poll = deadline - now;
+    db->stats.busy_waits++;
+    uv_mutex_lock(&g->mu);
+    /* seen_epoch was read before the last try: a release since then must
+     * not be slept through. */
+    if (g->epoch == db->seen_epoch) uv_cond_timedwait(&g->cv, &g->mu, poll);
+    db->seen_epoch = g->epoch;
+    uv_mutex_unlock(&g->mu);
+    return 1;
+}
+
+static int valid_word(const char *s)
+{
+    if (!s || !*s) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-' || *s == '+' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+static int one_of(const char *s, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcasecmp(s, *list) == 0) return 1;
+    return 0;
+}
+
+static void close_sqlite(jr_db *db)
+{
+    cache_clear(db);
+    for (int i = 0; i < 4; i++) {
+        sqlite3_finalize(db->st_begin[i]);
+        db->st_begin[i] = NULL;
+    }
+    sqlite3_finalize(db->st_commit);
+    sqlite3_finalize(db->st_rollback);
+    db->st_commit = db->st_rollback = NULL;
+    if (!db->db) return;
+    uv_mutex_lock(&db->mu);
+    db->sqlite_open = 0;
+    uv_mutex_unlock(&db->mu);
+    /* Everything of ours is finalized, so this closes for good; _v2 is the
+     * fallback that cannot leave the handle open. */
+    if (sqlite3_close(db->db) != SQLITE_OK) sqlite3_close_v2(db->db);
+    db->db = NULL;
+}
+
+/* Run "PRAGMA name=value" (rows ignored). */
+static int run_pragma(jr_db *db, jr_db_job *j, const char *name, const char *value)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "PRAGMA %s=%s", name, value);
+    int rc = sqlite3_exec(db->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        job_fail(j, rc, "cannot open database %s: %s", db->path, sqlite3_errmsg(db->db));
+        return -1;
+    }
+    return 0;
+}
+
+static void do_open(jr_db *db, jr_db_job *j)
+{
+    static const char *const journal_modes[] = {"DELETE", "TRUNCATE", "PERSIST", "MEMORY", "WAL", "OFF", NULL};
+    static const char *const sync_modes[] = {"OFF", "NORMAL", "FULL", "EXTRA", "0", "1", "2", "3", NULL};
+    if (db->journal_mode && !one_of(db->journal_mode, journal_modes)) {
+        job_fail(j, SQLITE_MISUSE, "cannot open database %s: invalid journal_mode '%s'", db->path, db->journal_mode);
+        return;
+    }
+    if (db->synchronous && !one_of(db->synchronous, sync_modes)) {
+        job_fail(j, SQLITE_MISUSE, "cannot open database %s: invalid synchronous '%s'", db->path, db->synchronous);
+        return;
+    }
+    for (size_t i = 0; i < db->npragmas; i++) {
+        const char *eq = strchr(db->pragmas[i], '=');
+        char name[64];
+        size_t nl = eq ? (size_t)(eq - db->pragmas[i]) : 0;
+        if (nl > 0 && nl < sizeof name) {
+            memcpy(name, db->pragmas[i], nl);
+            name[nl] = 0;
+        }
+        if (!eq || nl == 0 || nl >= sizeof name || !valid_word(name) || !valid_word(eq + 1)) {
+            job_fail(j, SQLITE_MISUSE, "cannot open database %s: invalid pragma '%s' (want name=value)",
+                     db->path, db->pragmas[i]);
+            return;
+        }
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI;
+    int rc = sqlite3_open_v2(db->path, &db->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        job_fail(j, rc, "cannot open database %s: %s", db->path,
+                 db->db ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc));
+        close_sqlite(db);
+        return;
+    }
+    uv_mutex_lock(&db->mu);
+    db->sqlite_open = 1;
+    uv_mutex_unlock(&db->mu);
+    if (getenv("JR_DB_DEFAULT_BUSY")) sqlite3_busy_timeout(db->db, db->busy_timeout_ms);
+    else if (db->busy_timeout_ms > 0) sqlite3_busy_handler(db->db, busy_handler, db);
+    sqlite3_progress_handler(db->db, JR_DB_PROGRESS_OPS, progress_handler, db);
+    if (db->journal_mode && run_pragma(db, j, "journal_mode", db->journal_mode) != 0) goto fail;
+    if (db->synchronous && run_pragma(db, j, "synchronous", db->synchronous) != 0) goto fail;
+    if (db->foreign_keys >= 0 && run_pragma(db, j, "foreign_keys", db->foreign_keys ? "ON" : "OFF") != 0)
+        goto fail;
+    for (size_t i = 0; i < db->npragmas; i++) {
+        char *eq = strchr(db->pragmas[i], '=');
+        *eq = 0; /* ours: split in place */
+        int r = run_pragma(db, j, db->pragmas[i], eq + 1);
+        *eq = '=';
+        if (r != 0) goto fail;
+    }
+    static const char *const begin_sql[4] = {NULL, "BEGIN", "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE"};
+    for (int i = 1; i < 4; i++) {
+        rc = sqlite3_prepare_v3(db->db, begin_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st_begin[i], NULL);
+        if (rc != SQLITE_OK) break;
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(db->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &db->st_commit, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(db->db, "ROLLBACK", -1, SQLITE_PREPARE_PERSISTENT, &db->st_rollback, NULL);
+    if (rc != SQLITE_OK) {
+        job_fail(j, rc, "cannot open database %s: %s", db->path, sqlite3_errmsg(db->db));
+        goto fail;
+    }
+    if (db->cache_cap > 0) {
+        size_t nb = 8;
+        while (nb < db->cache_cap * 2) nb *= 2;
+        db->buckets = calloc(nb, sizeof *db->buckets);
+        if (!db->buckets) {
+            job_fail(j, SQLITE_NOMEM, "cannot open database %s: out of memory", db->path);
+            goto fail;
+        }
+        db->nbuckets = nb;
+    }
+    return;
+fail:
+    close_sqlite(db);
+}
+
+static void run_job(jr_db *db, jr_db_job *j, int interrupted)
+{
+    j->rc = 0;
+    j->err[0] = 0;
+    j->changes = j->last_insert_id = 0;
+    j->ncols = j->nrows = 0;
+    j->res.len = 0;
+    j->ran_inline = 0;
+    db->stats.jobs++;
+    if (j->kind == JR_DB_CLOSE) {
+        close_sqlite(db);
+        return;
+    }
+    if (j->kind == JR_DB_OPEN) {
+        do_open(db, j);
+    } else if (!db->db) {
+        job_fail(j, SQLITE_MISUSE, "the database is not open");
+    } else if (interrupted) {
+        job_fail(j, SQLITE_INTERRUPT, "interrupted");
+    } else if ((j->kind == JR_DB_EXECUTE || j->kind == JR_DB_QUERY || j->kind == JR_DB_FIRST ||
+                j->kind == JR_DB_SCRIPT) && !j->has_sql) {
+        job_fail(j, SQLITE_MISUSE, "no SQL given");
+    } else {
+        int before = sqlite3_txn_state(db->db, NULL);
+        int wrote = 0;
+        int ok = 1;
+        if (j->begin > JR_DB_NO_BEGIN && j->begin <= JR_DB_BEGIN_EXCLUSIVE)
+            ok = step_simple(db, j, db->st_begin[j->begin]) == 0;
+        if (ok) {
+            switch (j->kind) {
+            case JR_DB_EXECUTE:
+            case JR_DB_QUERY:
+            case JR_DB_FIRST: run_stmt(db, j, &wrote); break;
+            case JR_DB_SCRIPT: {
+                int rc = sqlite3_exec(db->db, j->req.data + j->sql_off, NULL, NULL, NULL);
+                if (rc != SQLITE_OK) job_fail_db(db, j, rc);
+                wrote = 1;
+                break;
+            }
+            case JR_DB_COMMIT: step_simple(db, j, db->st_commit); break;
+            case JR_DB_ROLLBACK: step_simple(db, j, db->st_rollback); break;
+            default: job_fail(j, SQLITE_MISUSE, "unknown job kind %d", (int)j->kind); break;
+            }
+        }
+        int after = sqlite3_txn_state(db->db, NULL);
+        /* Wake the group's connections waiting for a lock we may have held:
+         * a write lock, or (rollback-journal mode) a read lock. */
+        if (after != SQLITE_TXN_WRITE && (before == SQLITE_TXN_WRITE || wrote ||
+                                          (before != SQLITE_TXN_NONE && after == SQLITE_TXN_NONE)))
+            group_signal(db->group);
+    }
+    if (db->db) {
+        j->autocommit = sqlite3_get_autocommit(db->db);
+        j->txn_state = sqlite3_txn_state(db->db, NULL);
+    } else {
+        j->autocommit = 1;
+        j->txn_state = JR_DB_TXN_NONE;
+    }
+    db->stats.cache_size = db->ncached;
+}
+
+static void worker_main(void *arg)
+{
+    jr_db *db = arg;
+    uv_mutex_lock(&db->mu);
+    for (;;) {
+        while (!db->q_head) uv_cond_wait(&db->cv, &db->mu);
+        jr_db_job *j = db->q_head;
+        db->q_head = j->next;
+        if (!db->q_head) db->q_tail = NULL;
+        j->next = NULL;
+        db->running = j;
+        db->running_seq = j->seq;
+        uv_mutex_unlock(&db->mu);
+        int interrupted = j->kind != JR_DB_CLOSE && j->kind != JR_DB_OPEN && is_interrupted(db);
+
+        run_job(db, j, interrupted);
+
+        int last = j->kind == JR_DB_CLOSE;
+        uv_mutex_lock(&db->mu);
+        db->running = NULL;
+        if (db->d_tail) db->d_tail->next = j;
+        else db->d_head = j;
+        db->d_tail = j;
+        uv_mutex_unlock(&db->mu);
+        /* For the CLOSE job the loop may already be joining us, but the
+         * handle stays open until the join returns, so this send is safe. */
+        uv_async_send(&db->async);
+        if (last) return;
+        uv_mutex_lock(&db->mu);
+    }
+}
+
+/* ---- loop side ---- */
+
+static void free_db(jr_db *db)
+{
+    free(db->path);
+    free(db->journal_mode);
+    free(db->synchronous);
+    for (size_t i = 0; i < db->npragmas; i++) free(db->pragmas[i]);
+    free(db->pragmas);
+    jr_db_job_free(&db->close_job);
+    free(db);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    jr_db *db = h->data;
+    void (*cb)(void *) = db->close_cb;
+    void *data = db->close_data;
+    int notify = !db->free_only;
+    group_unref(db->group);
+    uv_cond_destroy(&db->cv);
+    uv_mutex_destroy(&db->mu);
+    free_db(db);
+    if (notify && cb) cb(data);
+}
+
+static void on_async(uv_async_t *a)
+{
+    jr_db *db = a->data;
+    uv_mutex_lock(&db->mu);
+    jr_db_job *list = db->d_head;
+    db->d_head = db->d_tail = NULL;
+    uv_mutex_unlock(&db->mu);
+    while (list) {
+        jr_db_job *j = list;
+        list = j->next; /* before the callback, which may submit j again */
+        j->next = NULL;
+        db->inflight--;
+        if (j == &db->close_job) {
+            /* Always the last job: nothing is accepted after it. */
+            uv_thread_join(&db->thread);
+            uv_close((uv_handle_t *)&db->async, on_closed);
+            return;
+        }
+        if (j->cb) j->cb(j);
+    }
+    /* An idle connection must not keep the loop alive on its own. */
+    if (db->inflight == 0 && db->refd && !db->closing) {
+        uv_unref((uv_handle_t *)&db->async);
+        db->refd = 0;
+    }
+}
+
+static void enqueue(jr_db *db, jr_db_job *job)
+{
+    job->next = NULL;
+    uv_mutex_lock(&db->mu);
+    job->seq = ++db->next_seq;
+    if (db->q_tail) db->q_tail->next = job;
+    else db->q_head = job;
+    db->q_tail = job;
+    uv_cond_signal(&db->cv);
+    uv_mutex_unlock(&db->mu);
+    db->inflight++;
+    if (!db->refd) {
+        uv_ref((uv_handle_t *)&db->async);
+        db->refd = 1;
+    }
+}
+
+static char *dup_str(const char *s, int *fail)
+{
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *fail = 1;
+    return d;
+}
+
+jr_db *jr_db_open(uv_loop_t *loop, const jr_db_options *o, jr_db_group *group, jr_db_job *open_job,
+                  jr_db_cb cb)
+{
+    jr_db *db = calloc(1, sizeof *db);
+    if (!db) return NULL;
+    int fail = 0;
+    db->loop = loop;
+    db->path = dup_str(o->path ? o->path : ":memory:", &fail);
+    db->busy_timeout_ms = o->busy_timeout_ms;
+    db->journal_mode = dup_str(o->journal_mode, &fail);
+    db->synchronous = dup_str(o->synchronous, &fail);
+    db->foreign_keys = o->foreign_keys;
+    db->cache_cap = o->statement_cache > 0 ? (size_t)o->statement_cache : 0;
+    if (o->npragmas > 0) {
+        db->pragmas = calloc(o->npragmas, sizeof *db->pragmas);
+        if (!db->pragmas) fail = 1;
+        else {
+            db->npragmas = o->npragmas;
+            for (size_t i = 0; i < o->npragmas; i++) db->pragmas[i] = dup_str(o->pragmas[i], &fail);
+        }
+    }
+    if (fail) {
+        free_db(db);
+        return NULL;
+    }
+    jr_db_group *own = NULL;
+    if (!group) {
+        group = own = jr_db_group_new();
+        if (!group) {
+            free_db(db);
+            return NULL;
+        }
+    }
+    if (uv_mutex_init(&db->mu) != 0) goto fail_group;
+    if (uv_cond_init(&db->cv) != 0) {
+        uv_mutex_destroy(&db->mu);
+        goto fail_group;
+    }
+    if (uv_async_init(loop, &db->async, on_async) != 0) {
+        uv_cond_destroy(&db->cv);
+        uv_mutex_destroy(&db->mu);
+        goto fail_group;
+    }
+    db->async.data = db;
+    db->refd = 1;
+    group->refs++;
+    db->group = group;
+    jr_db_job_init(&db->close_job);
+    db->close_job.kind = JR_DB_CLOSE;
+
+    open_job->kind = JR_DB_OPEN;
+    open_job->cb = cb;
+    enqueue(db, open_job);
+    if (uv_thread_create(&db->thread, worker_main, db) != 0) {
+        /* Nothing ran: take the job back and let the close callback free
+         * db without telling anyone. */
+        db->q_head = db->q_tail = NULL;
+        db->inflight = 0;
+        db->closing = 1;
+        db->free_only = 1;
+        uv_close((uv_handle_t *)&db->async, on_closed);
+        return NULL;
+    }
+    return db;
+
+fail_group:
+    if (own) {
+        own->refs = 1;
+        group_unref(own);
+    }
+    free_db(db);
+    return NULL;
+}
+
+jr_db_group *jr_db_get_group(jr_db *db) { return db->group; }
+
+int jr_db_submit(jr_db *db, jr_db_job *job)
+{
+    if (db->closing) return -1;
+    enqueue(db, job);
+    return 0;
+}
+
+size_t jr_db_inflight(const jr_db *db) { return db->inflight; }
+
+int jr_db_end_inline(jr_db *db, jr_db_job *job)
+{
+    /* Idle (inflight 0): the worker has handed back its last job through
+     * db->mu and waits for the next, so this thread may use the handle. */
+    if (db->closing || db->inflight != 0 || !db->db) return 0;
+    if (job->kind != JR_DB_COMMIT && job->kind != JR_DB_ROLLBACK) return 0;
+    if (sqlite3_get_autocommit(db->db)) return 0;
+    if (sqlite3_txn_state(db->db, NULL) == SQLITE_TXN_WRITE) return 0;
+    job->rc = 0;
+    job->err[0] = 0;
+    job->changes = job->last_insert_id = 0;
+    job->ncols = job->nrows = 0;
+    job->res.len = 0;
+    db->running_seq = UINT64_MAX; /* no earlier interrupt applies here */
+    step_simple(db, job, job->kind == JR_DB_COMMIT ? db->st_commit : db->st_rollback);
+    job->autocommit = sqlite3_get_autocommit(db->db);
+    job->txn_state = sqlite3_txn_state(db->db, NULL);
+    job->ran_inline = 1;
+    db->stats.inline_ends++;
+    /* In rollback-journal mode our read lock may have held up a writer. */
+    group_signal(db->group);
+    return 1;
+}
+
+void jr_db_interrupt(jr_db *db)
+{
+    uv_mutex_lock(&db->mu);
+    atomic_store(&db->interrupt_upto, db->next_seq);
+    /* Also the direct way, which stops long single instructions (a sort). */
+    if (db->running && db->sqlite_open) sqlite3_interrupt(db->db);
+    uv_mutex_unlock(&db->mu);
+}
+
+void jr_db_get_stats(const jr_db *db, jr_db_stats *out) { *out = db->stats; }
+
+void jr_db_close(jr_db *db, void (*cb)(void *data), void *data)
+{
+    if (db->closing) return;
+    db->closing = 1;
+    db->close_cb = cb;
+    db->close_data = data;
+    enqueue(db, &db->close_job);
+}

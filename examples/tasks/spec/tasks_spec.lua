@@ -1,0 +1,79 @@
+-- The tasks example's own specs: `jararaca test examples/tasks/spec`.
+-- They use the in-process test client (no socket) and a temporary database.
+local testing = require "jararaca.testing"
+
+local APP = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") or "examples/tasks") .. "/app.lua"
+
+local function with_client(env_db)
+  -- the app reads TASKS_DB from the environment through its config interceptor
+  local db = env_db or testing.temp_database("tasks.db")
+  require("jararaca.core.sys").setenv("TASKS_DB", db)
+  local client = testing.client(APP)
+  return client, db
+end
+
+describe("tasks app", function()
+  local client
+  before_each(function() client = with_client() end)
+  after_each(function()
+    client:close()
+    testing.cleanup()
+  end)
+
+  it("creates a task (201, five fields, done false)", function()
+    local res = client:post("/tasks", { json = { name = "write docs" } })
+    assert.equal(201, res.status)
+    local t = res.json
+    assert.truthy(t.id:match("^%x+%-%x+%-4%x+%-%x+%-%x+$"))
+    assert.equal("write docs", t.name)
+    assert.is_false(t.done)
+    assert.equal(t.created_at, t.updated_at)
+    local keys = {}
+    for k in pairs(t) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.same({ "created_at", "done", "id", "name", "updated_at" }, keys)
+  end)
+
+  it("gets, updates and deletes, with 404 for unknown ids", function()
+    local id = client:post("/tasks", { json = { name = "a" } }).json.id
+    assert.equal("a", client:get("/tasks/" .. id).json.name)
+    local res = client:patch("/tasks/" .. id, { json = { done = true, name = "b" } })
+    assert.equal(200, res.status)
+    assert.is_true(res.json.done)
+    assert.equal("b", res.json.name)
+    assert.equal(204, client:delete("/tasks/" .. id).status)
+    assert.equal(404, client:get("/tasks/" .. id).status)
+    assert.equal(404, client:delete("/tasks/" .. id).status)
+    assert.equal(404, client:patch("/tasks/" .. id, { json = { done = true } }).status)
+  end)
+
+  it("lists with pagination, newest first", function()
+    for i = 1, 12 do client:post("/tasks", { json = { name = "t" .. i } }) end
+    local res = client:get("/tasks", { query = { page = 0, page_size = 5 } })
+    assert.equal(200, res.status)
+    assert.equal(5, #res.json.items)
+    assert.equal(5, res.json.total)
+    assert.equal(12, res.json.unpaginated_total)
+    assert.equal(3, res.json.total_pages)
+    res = client:get("/tasks", { query = { page = 2, page_size = 5 } })
+    assert.equal(2, #res.json.items)
+  end)
+
+  it("answers 422 for invalid input", function()
+    assert.equal(422, client:post("/tasks", { json = { name = "" } }).status)
+    assert.equal(422, client:post("/tasks", { json = {} }).status)
+    assert.equal(422, client:get("/tasks/not-a-uuid").status)
+    assert.equal(422, client:get("/tasks", { query = { page_size = 1000 } }).status)
+    assert.equal(422, client:patch("/tasks/00000000-0000-4000-8000-000000000000", { json = { done = "yes" } }).status)
+  end)
+
+  it("keeps data across a restart", function()
+    local db = testing.temp_database("restart.db")
+    local c1 = with_client(db)
+    local id = c1:post("/tasks", { json = { name = "survives" } }).json.id
+    c1:close()
+    local c2 = with_client(db)
+    assert.equal("survives", c2:get("/tasks/" .. id).json.name)
+    c2:close()
+  end)
+end)

@@ -1,0 +1,571 @@
+--- jararaca.persistence.session: databases, per-transaction sessions and
+-- the SessionInterceptor (the unit of work of the original, on SQLite).
+--
+--   local db = session.SessionInterceptor{ url = "sqlite:///tasks.db", name = "default", ... }
+--   -- in Microservice{ interceptors = { db } }
+--   local s = session.use_session("default")        -- inside a transaction
+--   s:execute(sql, params) / s:query(sql, params) / s:first(sql, params)
+--   session.providing_new_session("default", function(s2) ... end)
+--
+-- A SessionInterceptor instance IS the database: it owns the pool (opened
+-- by startup, closed by shutdown). Per transaction its enter() only marks
+-- the context (ctx[db] = false, or DISABLED when the route opts out); the
+-- first use_session() creates the session, and the session's first
+-- statement acquires a connection and begins a (deferred) transaction.
+-- exit() commits (nil error) or rolls back, then releases the connection.
+-- A commit that fails raises from exit(), so the transaction fails (a 5xx
+-- for HTTP: exit runs before the response is sent).
+--
+-- Statements of one session are serialised (tasks spawned by a handler may
+-- share its session), and exit waits for a statement in flight.
+-- @module jararaca.persistence.session
+local context = require "jararaca.context"
+local log = require "jararaca.log"
+local csched = require "jararaca.core.sched"
+local sched = require "jararaca.sched"
+
+local M = {}
+
+local type, pairs, ipairs, error, tostring, setmetatable, getmetatable, rawget, select, pcall, unpack =
+  type, pairs, ipairs, error, tostring, setmetatable, getmetatable, rawget, select, pcall, unpack
+local format, concat, sort = string.format, table.concat, table.sort
+local current, bind = context.current, context.bind
+local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
+local CANCELLED = sched.CANCELLED
+
+--- Marks a database whose session the current route opted out of.
+local DISABLED = setmetatable({}, { __tostring = function() return "DISABLED" end })
+M.DISABLED = DISABLED
+
+-- container -> { [name] = db, _order = { db, ... } }
+local registries = setmetatable({}, { __mode = "k" })
+
+local function registry(container)
+  if container == nil then return nil end
+  return registries[container]
+end
+
+local function names_of(reg)
+  local out = {}
+  if reg then for name in pairs(reg) do if name ~= "_order" then out[#out + 1] = name end end end
+  sort(out)
+  return out
+end
+
+local function configured(reg)
+  local names = names_of(reg)
+  if #names == 0 then return "none configured: add persistence.SessionInterceptor{...} to the app's interceptors" end
+  for i, n in ipairs(names) do names[i] = format("%q", n) end
+  return "configured: " .. concat(names, ", ")
+end
+
+--- The started databases of a container, in startup order.
+function M.databases(container)
+  local reg = registry(container)
+  local out = {}
+  if reg then for i, db in ipairs(reg._order) do out[i] = db end end
+  return out
+end
+
+--- The started database `name` of a container, or nil.
+function M.database(container, name)
+  local reg = registry(container)
+  return reg and reg[name or "default"] or nil
+end
+
+---------------------------------------------------------------------------
+-- URLs
+---------------------------------------------------------------------------
+
+--- "sqlite:///rel/path.db" -> "rel/path.db"; "sqlite:////abs/x.db" ->
+--- "/abs/x.db"; "sqlite:///:memory:" -> ":memory:". nil, err otherwise.
+function M.parse_url(url)
+  if type(url) ~= "string" then return nil, "url must be a string, got " .. type(url) end
+  local rest = url:match("^sqlite:///(.*)$")
+  if rest == nil then
+    if url:match("^sqlite:") then
+      return nil, format("bad SQLite URL %q: write sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite:///:memory:", url)
+    end
+    local scheme = url:match("^([%w+.-]+):") or url
+    return nil, format("unsupported database URL %q (scheme %q): only sqlite:/// URLs are supported", url, scheme)
+  end
+  if rest == "" then return nil, format("bad SQLite URL %q: no file path after sqlite:///", url) end
+  if rest:find("?", 1, true) then
+    return nil, format("bad SQLite URL %q: query parameters are not supported; use the interceptor's options", url)
+  end
+  return rest
+end
+
+---------------------------------------------------------------------------
+-- A lock for one session (tasks of one transaction may share it)
+---------------------------------------------------------------------------
+
+local function lock(s)
+  if not s.locked then s.locked = true; return end
+  local h, g = c_current()
+  if not h then error("persistence: a session is busy and this code is not running in a task", 3) end
+  local q = s.waiters
+  if q == nil then q = {}; s.waiters = q end
+  local w = { h, g, granted = false }
+  q[#q + 1] = w
+  while true do
+    local ok = c_wait()
+    if w.granted then return end
+    if not ok then
+      for i = #q, 1, -1 do if q[i] == w then table.remove(q, i) end end
+      error(CANCELLED, 0)
+    end
+  end
+end
+
+local function unlock(s)
+  local q = s.waiters
+  while q ~= nil and #q > 0 do
+    local w = table.remove(q, 1)
+    w.granted = true
+    if c_wake(w[1], w[2]) then return end -- ownership handed over
+    w.granted = false                      -- that waiter is gone: next
+  end
+  s.locked = false
+end
+
+---------------------------------------------------------------------------
+-- Sessions
+---------------------------------------------------------------------------
+
+local Session = {}
+Session.__index = Session
+Session.__name = "Session"
+M.Session = Session
+
+function Session.__tostring(s)
+  return format("Session(%s%s)", s.name, s.state == "done" and ", ended" or "")
+end
+
+local function new_session(db, conn, mode)
+  return setmetatable({
+    db = db, name = db.name, conn = conn, state = conn and "open" or "idle", mode = mode,
+    locked = false, waiters = nil, aborted = nil, owned = conn == nil,
+  }, Session)
+end
+M.new_session = new_session
+
+local function ended_error(s, level)
+  error(format("persistence: the session of database %q was used after its transaction ended", s.name), level + 1)
+end
+
+-- With the lock held: the connection, acquired and begun on first use.
+local function connection(s)
+  local conn = s.conn
+  if conn then return conn end
+  local db = s.db
+  local pool = db.pool
+  if pool == nil then
+    return nil, format("database %q is not open (its interceptor was shut down or never started)", s.name), "closed"
+  end
+  local c, err = pool:acquire(db.pool_timeout)
+  if not c then
+    if err == "timeout" then
+      return nil, format("database %q: no free connection within %gs (pool_size %d)",
+        s.name, db.pool_timeout, db.pool_size), "timeout"
+    end
+    return nil, format("database %q: cannot get a connection: %s", s.name, tostring(err)), err
+  end
+  local ok, berr, code = c:begin(s.mode or db.begin_mode)
+  if not ok and berr ~= nil then
+    c:release()
+    return nil, berr, code
+  end
+  s.conn, s.state = c, "open"
+  return c
+end
+
+local function run(s, method, sql, params)
+  lock(s)
+  if s.state == "done" then unlock(s); ended_error(s, 3) end
+  local conn, cerr, ccode = connection(s)
+  if not conn then unlock(s); return nil, cerr, ccode end
+  if s.aborted then
+    unlock(s)
+    return nil, format("database %q: the transaction was rolled back by SQLite after an earlier error (%s); nothing more can run in it",
+      s.name, s.aborted), "aborted"
+  end
+  local ok, a, b, c = pcall(conn[method], conn, sql, params)
+  if not ok then unlock(s); error(a, 0) end
+  if a == nil and c == "busy" then
+    local p = s.parent
+    if p and p.begun and p.state ~= "done" then
+      b = tostring(b) .. format(" (this independent session waited for the write lock held by the surrounding transaction's session of database %q, which cannot end before this one: SQLite has one writer at a time; write in the independent session before the surrounding one writes, or use another database)", s.name)
+    end
+  end
+  if conn:in_transaction() then
+    s.begun = true
+  elseif s.begun then
+    -- SQLite ended the transaction itself (some errors roll it back)
+    s.aborted = tostring(b or "the transaction ended unexpectedly")
+  else
+    -- the BEGIN sent with this statement did not take: send it with the next
+    conn:begin(s.mode or s.db.begin_mode)
+  end
+  unlock(s)
+  return a, b, c
+end
+
+--- execute(sql, params) -> { changes, last_insert_id } | nil, err, code
+function Session:execute(sql, params) return run(self, "execute", sql, params) end
+--- query(sql, params) -> rows, columns | nil, err, code
+function Session:query(sql, params) return run(self, "query", sql, params) end
+--- first(sql, params) -> row | nil | nil, err, code
+function Session:first(sql, params) return run(self, "first", sql, params) end
+--- exec_script(sql) -> true | nil, err, code (several statements, no parameters)
+function Session:exec_script(sql) return run(self, "exec_script", sql) end
+
+--- True once a connection is held (a statement ran).
+function Session:active()
+  return self.conn ~= nil
+end
+
+-- End the session: commit (success) or roll back, release the connection.
+-- Returns true or false, message.
+function Session:_finish(success)
+  lock(self)
+  if self.state == "done" then unlock(self); return true end
+  self.state = "done"
+  local conn = self.conn
+  self.conn = nil
+  local ok, msg = true, nil
+  if conn ~= nil then
+    if success and self.aborted then
+      ok, msg = false, format("database %q: cannot commit: the transaction was rolled back by SQLite after an error (%s)",
+        self.name, self.aborted)
+      if conn:in_transaction() then conn:rollback() end
+    elseif success then
+      local cok, cerr = conn:commit()
+      if not cok then
+        ok, msg = false, format("database %q: commit failed: %s", self.name, tostring(cerr))
+        if conn:in_transaction() then
+          local rok, rerr = conn:rollback()
+          if not rok then log.error("persistence: database ", self.name, ": rollback after a failed commit failed: ", tostring(rerr)) end
+        end
+      end
+    elseif conn:in_transaction() then
+      local rok, rerr = conn:rollback()
+      if not rok then log.error("persistence: database ", self.name, ": rollback failed: ", tostring(rerr)) end
+    end
+    if self.owned then conn:release() end
+  end
+  unlock(self)
+  return ok, msg
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- Run fn(session) in a new session of db bound to the running coroutine
+-- (use_session(db.name) returns it inside fn), then commit or roll back.
+local function independent(db, fn)
+  if type(fn) ~= "function" then
+    error("providing_new_session: fn must be a function(session), got " .. type(fn), 3)
+  end
+  local s = new_session(db)
+  local parent = current()
+  local outer = parent and parent[db]
+  if type(outer) == "table" and outer ~= DISABLED then s.parent = outer end
+  if parent ~= nil and rawget(parent, "scope") == nil and parent.scope == nil then parent.scope = {} end
+  local child = setmetatable({ [db] = s }, { __index = parent })
+  if parent == nil then child.kind, child.container = "independent", db.container end
+  bind(child)
+  local r = pack(pcall(fn, s))
+  bind(parent)
+  local ok, msg = s:_finish(r[1])
+  if not r[1] then error(r[2], 0) end
+  if not ok then error(msg, 0) end
+  return unpack(r, 2, r.n)
+end
+
+--- session:independent(fn): run fn(new_session) in a transaction of its own
+--- (another connection), committed when fn returns, rolled back when it
+--- raises. Returns fn's results or raises its error (or the commit's).
+function Session:independent(fn)
+  return independent(self.db, fn)
+end
+
+---------------------------------------------------------------------------
+-- use_session / providing_new_session
+---------------------------------------------------------------------------
+
+local function check_name(name, hook)
+  if name == nil then return "default" end
+  if type(name) ~= "string" then
+    error(format("%s(name): name must be a string, got %s", hook, type(name)), 3)
+  end
+  return name
+end
+
+--- The session of database `name` (default "default") of the current
+--- transaction. Raises outside a transaction, for an unknown name, or when
+--- the route opted out.
+function M.use_session(name)
+  name = check_name(name, "use_session")
+  local ctx = current()
+  if ctx == nil then
+    error(format("use_session(%q) called outside a transaction (no context): sessions exist inside an HTTP request, a message or a scheduled run; elsewhere use persistence.providing_new_session", name), 2)
+  end
+  local reg = registry(ctx.container)
+  local db = reg and reg[name]
+  if db == nil then
+    error(format("use_session(%q): no database named %q (%s)", name, name, configured(reg)), 2)
+  end
+  local s = ctx[db]
+  if s == false or type(s) == "string" then -- entered; no session yet (string: the route's BEGIN mode)
+    s = new_session(db, nil, s or nil)
+    ctx[db] = s
+    return s
+  end
+  if s == nil then
+    error(format("use_session(%q) called outside a transaction or after it ended (current context: %s): sessions exist inside an HTTP request, a message or a scheduled run; elsewhere use persistence.providing_new_session",
+      name, tostring(ctx.kind)), 2)
+  end
+  if s == DISABLED then
+    error(format("use_session(%q): persistence is disabled for this route (route option persistence = false or { %s = false })",
+      name, name), 2)
+  end
+  return s
+end
+
+--- providing_new_session([name,] fn): fn(session) in an independent
+--- transaction on its own connection. Needs a running app (any context:
+--- startup, a request, ...).
+function M.providing_new_session(name, fn)
+  if type(name) == "function" and fn == nil then name, fn = nil, name end
+  name = check_name(name, "providing_new_session")
+  local ctx = current()
+  local reg = ctx and registry(ctx.container)
+  local db = reg and reg[name]
+  if db == nil then
+    if ctx == nil then
+      error(format("providing_new_session(%q) called outside the app (no context to find the database in)", name), 2)
+    end
+    error(format("providing_new_session(%q): no database named %q (%s)", name, name, configured(reg)), 2)
+  end
+  return independent(db, fn)
+end
+
+---------------------------------------------------------------------------
+-- SessionInterceptor (= a database)
+---------------------------------------------------------------------------
+
+local SessionInterceptor = {}
+SessionInterceptor.__index = SessionInterceptor
+SessionInterceptor.__name = "SessionInterceptor"
+M.SessionInterceptor_class = SessionInterceptor
+
+local OPTIONS = {
+  url = "string", path = "string", name = "string", pool_size = "number", pool_timeout = "number",
+  busy_timeout = "number", journal_mode = "string", synchronous = "string", foreign_keys = "boolean",
+  migrations = "string", migrate_on_start = "boolean", begin = "string",
+}
+
+local JOURNAL = { WAL = true, DELETE = true, TRUNCATE = true, PERSIST = true, MEMORY = true, OFF = true }
+local SYNC = { OFF = true, NORMAL = true, FULL = true, EXTRA = true }
+
+--- persistence.SessionInterceptor{ url =, name =, pool_size =, ... } (see docs/persistence.md)
+function M.SessionInterceptor(opts)
+  if type(opts) ~= "table" then
+    error("SessionInterceptor{...}: expects a table of options, got " .. type(opts), 2)
+  end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if want == nil then
+      error(format("SessionInterceptor: unknown option %s", type(k) == "string" and format("%q", k) or tostring(k)), 2)
+    end
+    if type(v) ~= want then
+      error(format("SessionInterceptor: option %s must be a %s, got %s", k, want, type(v)), 2)
+    end
+  end
+  local path = opts.path
+  if opts.url ~= nil and path ~= nil then error("SessionInterceptor: give url or path, not both", 2) end
+  if path == nil then
+    if opts.url == nil then error("SessionInterceptor: url is required (e.g. url = \"sqlite:///app.db\")", 2) end
+    local p, err = M.parse_url(opts.url)
+    if not p then error("SessionInterceptor: " .. err, 2) end
+    path = p
+  elseif path == "" then
+    error("SessionInterceptor: path must not be empty", 2)
+  end
+  local name = opts.name or "default"
+  if name == "" or name == "_order" then error(format("SessionInterceptor: bad name %q", name), 2) end
+  local memory = path == ":memory:"
+  local pool_size = opts.pool_size or (memory and 1 or 4)
+  if pool_size < 1 or pool_size % 1 ~= 0 then
+    error("SessionInterceptor: pool_size must be an integer >= 1, got " .. tostring(pool_size), 2)
+  end
+  if memory and pool_size ~= 1 then
+    error("SessionInterceptor: an in-memory database (sqlite:///:memory:) is private to one connection: pool_size must be 1", 2)
+  end
+  local busy = opts.busy_timeout or 5
+  if busy < 0 then error("SessionInterceptor: busy_timeout must be >= 0 (seconds)", 2) end
+  local pool_timeout = opts.pool_timeout or 30
+  if pool_timeout < 0 then error("SessionInterceptor: pool_timeout must be >= 0 (seconds)", 2) end
+  local journal = (opts.journal_mode or "WAL"):upper()
+  if not JOURNAL[journal] then error("SessionInterceptor: journal_mode must be one of WAL, DELETE, TRUNCATE, PERSIST, MEMORY, OFF, got " .. opts.journal_mode, 2) end
+  local begin = opts.begin or "deferred"
+  if begin ~= "deferred" and begin ~= "immediate" then
+    error("SessionInterceptor: begin must be \"deferred\" or \"immediate\", got " .. begin, 2)
+  end
+  local sync = (opts.synchronous or "NORMAL"):upper()
+  if not SYNC[sync] then error("SessionInterceptor: synchronous must be one of OFF, NORMAL, FULL, EXTRA, got " .. opts.synchronous, 2) end
+  return setmetatable({
+    name = name, url = opts.url, path = path, pool_size = pool_size, pool_timeout = pool_timeout,
+    busy_timeout = busy, journal_mode = journal, synchronous = sync, begin_mode = begin,
+    foreign_keys = opts.foreign_keys ~= false,
+    migrations = opts.migrations, migrate_on_start = opts.migrate_on_start == true,
+    pool = nil, container = nil, migrations_dir = nil,
+  }, SessionInterceptor)
+end
+
+function M.is_database(v)
+  return type(v) == "table" and getmetatable(v) == SessionInterceptor
+end
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+-- Migrations dir: absolute as given; relative to the app file's directory
+-- when the app came from a file, else to the working directory.
+local function resolve_dir(dir, app)
+  if dir == nil then return nil end
+  if dir:sub(1, 1) == "/" then return dir end
+  local file = type(app) == "table" and rawget(app, "__file") or nil
+  if type(file) == "string" then
+    local base = dirname(file)
+    if base ~= "." then return base .. "/" .. dir end
+  end
+  return dir
+end
+
+--- Open the pool (and apply pending migrations when migrate_on_start).
+function SessionInterceptor:startup(app, container)
+  if self.pool ~= nil then
+    error(format("database %q is already started (one SessionInterceptor instance per app)", self.name), 0)
+  end
+  local reg = registries[container]
+  if reg == nil then reg = { _order = {} }; registries[container] = reg end
+  if reg[self.name] ~= nil then
+    error(format("database %q is configured twice (two SessionInterceptors with name = %q)", self.name, self.name), 0)
+  end
+  local db = require "jararaca.db"
+  local pool, err, code
+  -- Opening runs PRAGMA journal_mode, which SQLite may refuse with "busy"
+  -- without waiting while another process (a sibling worker starting at
+  -- the same time) holds a lock: retry for a while.
+  local deadline = sched.clock() + self.busy_timeout + 10
+  while true do
+    pool, err, code = db.open {
+      path = self.path, pool_size = self.pool_size, busy_timeout = self.busy_timeout,
+      journal_mode = self.journal_mode, synchronous = self.synchronous, foreign_keys = self.foreign_keys,
+    }
+    if pool or not (code == "busy" or code == "locked") or sched.clock() > deadline then break end
+    log.debug("database ", self.name, ": open: ", tostring(err), "; retrying")
+    sched.sleep(0.02)
+  end
+  if not pool then
+    error(format("cannot open database %q (%s): %s", self.name, self.path, tostring(err)), 0)
+  end
+  self.pool, self.container, self.app = pool, container, app
+  self.migrations_dir = resolve_dir(self.migrations, app)
+  reg[self.name] = self
+  reg._order[#reg._order + 1] = self
+  local ctx = current()
+  if self.migrate_on_start and self.migrations_dir and not (ctx and ctx.app_kind == "migrate") then
+    local migrate = require "jararaca.persistence.migrate"
+    local ok, merr = migrate.apply(self, { log = true })
+    if not ok then
+      self:_close(reg)
+      error(format("database %q: migrations failed: %s", self.name, merr), 0)
+    end
+  end
+end
+
+function SessionInterceptor:_close(reg)
+  reg = reg or registries[self.container]
+  if reg and reg[self.name] == self then
+    reg[self.name] = nil
+    for i = #reg._order, 1, -1 do if reg._order[i] == self then table.remove(reg._order, i) end end
+  end
+  local pool = self.pool
+  self.pool = nil
+  if pool then pool:close() end
+end
+
+--- Close the pool.
+function SessionInterceptor:shutdown()
+  self:_close()
+end
+
+-- Whether this route/controller wants a session of database `name`, and
+-- how it begins: persistence = false | true | "immediate" | "deferred" |
+-- { [name] = one of those }; route beats controller.
+local MODES = { immediate = true, deferred = true }
+local function setting(v, name)
+  if v == nil then return nil end
+  local t = type(v)
+  if t == "boolean" or MODES[v] then return v end
+  if t == "table" then
+    local x = v[name]
+    if x == nil or type(x) == "boolean" or MODES[x] then return x end
+  end
+  error(format("route option persistence must be true, false, \"immediate\", \"deferred\" or a table { name = one of those }, got %s",
+    tostring(v)), 0)
+end
+
+local function enabled(ctx, name)
+  local route = ctx.route
+  local opts = route and route.opts
+  local v = opts and setting(opts.persistence, name)
+  if v == nil then
+    local cls = ctx.controller
+    local meta = type(cls) == "table" and rawget(cls, "__controller") or nil
+    local copts = meta and meta.opts
+    v = copts and setting(copts.persistence, name)
+  end
+  if v == nil then return ctx.kind ~= "websocket" end
+  return v
+end
+M.enabled = enabled
+
+function SessionInterceptor:enter(ctx)
+  local v = enabled(ctx, self.name)
+  if v == true then
+    ctx[self] = false
+  elseif v then
+    ctx[self] = v -- "immediate" | "deferred"
+  else
+    ctx[self] = DISABLED
+  end
+end
+
+function SessionInterceptor:exit(ctx, err)
+  local s = ctx[self]
+  ctx[self] = nil
+  if type(s) ~= "table" or s == DISABLED then return end
+  local ok, msg = s:_finish(err == nil)
+  if not ok then error(msg, 0) end
+end
+
+--- db:independent(fn): fn(session) in a transaction of its own.
+function SessionInterceptor:independent(fn)
+  if self.pool == nil then error(format("database %q is not started", self.name), 2) end
+  return independent(self, fn)
+end
+
+--- Pool statistics (from the binding).
+function SessionInterceptor:stats()
+  return self.pool and self.pool:stats() or nil
+end
+
+function SessionInterceptor.__tostring(db)
+  return format("SessionInterceptor(%s: %s)", db.name, db.path)
+end
+
+return M

@@ -1,0 +1,1 @@
+CREATE INDEX tasks_name ON tasks (name);
