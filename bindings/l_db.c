@@ -147,13 +147,14 @@ static void push_int64(lua_State *L, int64_t v)
     snprintf(buf, sizeof buf, "%lld", (long long)v);
     lua_pushlightuserdata(L, &k_int64_factory);
     lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_pushstring(L, buf);
-    if (!lua_isfunction(L, -2) || lua_pcall(L, 1, 1, 0) != 0) {
-        /* Only without jararaca.db loaded (or out of memory): the exact
-         * digits are better than a rounded number. */
-        lua_settop(L, lua_gettop(L) - 1);
+    if (lua_isfunction(L, -1)) {
         lua_pushstring(L, buf);
+        if (lua_pcall(L, 1, 1, 0) == 0) return;
     }
+    /* Only without jararaca.db loaded (or out of memory): the exact digits
+     * are better than a rounded number. */
+    lua_pop(L, 1);
+    lua_pushstring(L, buf);
 }
 
 static void push_value(lua_State *L, const jr_db_job *j, const jr_db_value *v)
@@ -200,7 +201,8 @@ static int push_results(lua_State *L, jr_db_job *j)
         return 1;
     case JR_DB_QUERY:
     case JR_DB_FIRST: {
-        if (!lua_checkstack(L, (int)j->ncols + 8)) luaL_error(L, "too many result columns");
+        /* Never raise here: on the main state this runs unprotected. */
+        if (!lua_checkstack(L, (int)j->ncols + 8)) return push_fail(L, "too many result columns", "error");
         if (j->kind == JR_DB_FIRST && j->nrows == 0) {
             lua_pushnil(L);
             return 1;
@@ -341,6 +343,7 @@ static int l_open(lua_State *L)
     o.foreign_keys = lua_isboolean(L, -1) ? lua_toboolean(L, -1) : -1;
     lua_pop(L, 1);
     o.statement_cache = opt_int(L, 1, "statement_cache", 64);
+    o.spin_us = opt_int(L, 1, "spin_us", -1);
     const char *pragmas[64];
     lua_getfield(L, 1, "pragmas");
     if (lua_istable(L, -1)) {
@@ -348,26 +351,28 @@ static int l_open(lua_State *L)
         if (n > sizeof pragmas / sizeof pragmas[0]) return luaL_error(L, "db.open: too many pragmas");
         for (size_t i = 0; i < n; i++) {
             lua_rawgeti(L, -1, (int)i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "db.open: pragmas must be strings");
             pragmas[i] = lua_tostring(L, -1); /* anchored by the list */
             lua_pop(L, 1);
-            if (!pragmas[i]) return luaL_error(L, "db.open: pragmas must be strings");
         }
         o.pragmas = pragmas;
         o.npragmas = n;
     }
     lua_pop(L, 1);
 
+    /* The userdata first: if Lua runs out of memory, nothing leaks. */
+    conn_ud *u = lua_newuserdata(L, sizeof *u);
+    u->c = NULL;
+    lua_pushlightuserdata(L, &k_conn_mt);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2);
     l_conn *c = calloc(1, sizeof *c);
     if (!c) return luaL_error(L, "out of memory");
     jr_db_job_init(&c->job);
     jr_db_job_init(&c->bg);
     c->anchor = LUA_NOREF;
     c->ud_alive = 1;
-    conn_ud *u = lua_newuserdata(L, sizeof *u);
     u->c = c;
-    lua_pushlightuserdata(L, &k_conn_mt);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_setmetatable(L, -2);
     c->job.data = c;
     c->db = jr_db_open(jr_vm_global->loop, &o, group, &c->job, on_open);
     if (!c->db) {

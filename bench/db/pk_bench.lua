@@ -1,6 +1,7 @@
 -- bench/db/pk_bench.lua - jararaca.db throughput, run inside the runtime:
 --
---   build/jararaca test bench/db/pk_bench.lua        (DB_BENCH_SECONDS=2 by default)
+--   build/jararaca test bench/db/pk_bench.lua
+--   (env: DB_BENCH_SECONDS=2, DB_BENCH_POOL=4, DB_BENCH_ONLY=lua-pattern)
 --
 -- The shapes of the persistence benchmark's two routes, without HTTP:
 --   get:  acquire; BEGIN; SELECT one row by primary key; COMMIT; release
@@ -14,7 +15,10 @@ local sched = require "jararaca.sched"
 local SECONDS = tonumber(os.getenv("DB_BENCH_SECONDS")) or 2
 local ROWS = 1000
 
+local ONLY = os.getenv("DB_BENCH_ONLY") -- a Lua pattern: run the matching cases only
+
 local function run(label, pool, tasks, op)
+  if ONLY and not label:find(ONLY) then return end
   local clock = sched.clock
   local deadline = clock() + SECONDS
   local count = 0

@@ -162,6 +162,11 @@ local Pool = {}
 Pool.__index = Pool
 Pool.__name = "db.pool"
 
+-- How long a connection's thread looks for the next statement before it
+-- sleeps (docs/sqlite.md, "Threads"); nil: the C default (50 us).
+local SPIN_US = tonumber(os.getenv("JARARACA_DB_SPIN_US") or "")
+if SPIN_US then SPIN_US = math.max(0, floor(SPIN_US)) end
+
 local JOURNAL = { DELETE = true, TRUNCATE = true, PERSIST = true, MEMORY = true, WAL = true, OFF = true }
 local SYNC = { OFF = true, NORMAL = true, FULL = true, EXTRA = true }
 
@@ -216,6 +221,7 @@ function M.open(opts)
   local copts = {
     path = path, busy_timeout_ms = floor(busy * 1000 + 0.5), journal_mode = journal,
     synchronous = sync, foreign_keys = fk, statement_cache = cache, pragmas = pragmas,
+    spin_us = SPIN_US,
   }
   local conns = {}
   -- One after the other: the first one switches the file to WAL, the others

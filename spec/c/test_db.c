@@ -38,6 +38,7 @@ static jr_db_options default_opts(const char *path)
     o.synchronous = "NORMAL";
     o.foreign_keys = 1;
     o.statement_cache = 16;
+    o.spin_us = -1;
     return o;
 }
 
