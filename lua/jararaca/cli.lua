@@ -162,9 +162,16 @@ function M.server(args)
   end
 
   local server = require "jararaca.http.server"
-  local okrt, rt = xpcall(runtime.start, debug.traceback, app, "http")
+  -- Startup errors name what is wrong (file, provider, variable): print the
+  -- message; the framework-internal traceback only at debug level.
+  local trace
+  local okrt, rt = xpcall(runtime.start, function(e)
+    trace = debug.traceback(tostring(e), 2)
+    return e
+  end, app, "http")
   if not okrt then
     log.error("startup failed for ", pos[1], ": ", tostring(rt))
+    log.debug(trace)
     return 1
   end
   local srv, serr = server.serve(rt, listen_options(o))

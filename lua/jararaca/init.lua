@@ -21,8 +21,6 @@ local log = require "jararaca.log"
 local sys = require "jararaca.core.sys"
 local schema = require "jararaca.schema"
 local json = require "jararaca.json"
-local persistence = require "jararaca.persistence"
-local config = require "jararaca.config"
 
 local j = {}
 
@@ -46,11 +44,23 @@ j.json = json
 --- WebSocket message or a message-bus payload): the original's ExposeType.
 j.ExposeType = schema.expose
 
-j.persistence = persistence
-j.use_session = persistence.use_session
-j.providing_new_session = persistence.providing_new_session
-j.config = config
-j.AppConfigurationInterceptor = config.AppConfigurationInterceptor
+-- Loaded on first use (an app without a database does not pay for them).
+local lazy = {
+  persistence = function() return require "jararaca.persistence" end,
+  use_session = function() return require("jararaca.persistence").use_session end,
+  providing_new_session = function() return require("jararaca.persistence").providing_new_session end,
+  config = function() return require "jararaca.config" end,
+  AppConfigurationInterceptor = function() return require("jararaca.config").AppConfigurationInterceptor end,
+}
+setmetatable(j, {
+  __index = function(t, k)
+    local load = lazy[k]
+    if not load then return nil end
+    local v = load()
+    rawset(t, k, v)
+    return v
+  end,
+})
 
 j.HTTPError = errors.HTTPError
 j.Response = response.Response

@@ -56,7 +56,9 @@ function M.build(req, route_status, body, status, headers)
       if type(b) == "table" then b = encode(b); ct = ct or JSON end
       return body.status or status or route_status or 200, b, ct, merge(headers, body.headers)
     end
-    return status or route_status or 200, encode(body), JSON, headers
+    local text, err = json_encode(body)
+    if not text then error("cannot encode the response as JSON: " .. tostring(err), 0) end
+    return status or route_status or 200, text, JSON, headers
   elseif tb == "string" then
     return status or route_status or 200, body, TEXT, headers
   elseif body == nil then

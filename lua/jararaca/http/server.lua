@@ -133,13 +133,10 @@ function M.make_dispatch(rt, table_)
   local has_chain = chain and #chain > 0
   local container = rt.container
 
-  -- The handler and the shaping of its result run under one protected
-  -- call (inside the interceptor chain when there is one): a result that
-  -- cannot be encoded fails the transaction like any other error.
-  local function call_handler(route, req)
-    return route.run(route, req)
-  end
-
+  -- route.run (jararaca.http.typed) runs the handler and shapes its result
+  -- under one protected call (inside the interceptor chain when there is
+  -- one): a result that cannot be encoded fails the transaction like any
+  -- other error.
   return function(h, method, path)
     local id, params, allow = router:match(method, path)
     if not id then
@@ -159,11 +156,11 @@ function M.make_dispatch(rt, table_)
     bind(ctx) -- the trampoline unbinds when the task ends
     local ok, st, b, ct, hd
     if has_chain then
-      ok, st, b, ct, hd = run_chain(chain, ctx, with_traceback, call_handler, route, req)
+      ok, st, b, ct, hd = run_chain(chain, ctx, with_traceback, route.run, route, req)
       -- interceptors' exit() may have added headers after the body was built
       if ok then hd = late_headers(req, hd) end
     else
-      ok, st, b, ct, hd = xpcall(call_handler, traceback, route, req)
+      ok, st, b, ct, hd = xpcall(route.run, traceback, route, req)
     end
     if ok then
       h:respond(st, b, ct, hd)

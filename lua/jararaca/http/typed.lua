@@ -181,6 +181,10 @@ function M.compile(route)
     core = function(req) return build(req, route_status, fn(instance, req)) end
   end
   if #mws == 0 then
+    if not typed then
+      -- the common plain route: one call between dispatch and the handler
+      return function(_, req) return build(req, route_status, fn(instance, req)) end
+    end
     return function(_, req) return core(req) end
   end
   -- Each middleware gets next(), which runs the rest of the chain and
