@@ -702,6 +702,7 @@ static int l_stats(lua_State *L)
     FIELD(cache_evictions);
     FIELD(cache_size);
     FIELD(busy_waits);
+    FIELD(writer_waits);
 #undef FIELD
     return 1;
 }

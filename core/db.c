@@ -780,6 +780,7 @@ static void writer_acquire(jr_db *db)
     uv_mutex_lock(&g->mu);
     if (g->writer != db) {
         uint64_t deadline = uv_hrtime() + (uint64_t)db->busy_timeout_ms * 1000000u;
+        if (g->writer) db->stats.writer_waits++;
         while (g->writer && g->writer != db) {
             uint64_t now = uv_hrtime();
             if (now >= deadline || uv_cond_timedwait(&g->writer_cv, &g->mu, deadline - now) != 0) break;

@@ -152,6 +152,7 @@ typedef struct {
     uint64_t cache_hits, cache_misses, cache_evictions;
     size_t cache_size;     /* statements in the cache now */
     uint64_t busy_waits;   /* times the busy handler waited */
+    uint64_t writer_waits; /* times a statement waited for the group's write token */
 } jr_db_stats;
 
 /* ---- jobs ---- */
