@@ -619,7 +619,8 @@ static int end_txn(lua_State *L, jr_db_kind kind, const char *what)
     jr_db_job *j = &c->job;
     jr_db_job_reset(j);
     j->kind = kind;
-    if (c->db && !c->closing && !c->txn_write && jr_db_end_inline(c->db, j)) {
+    /* jr_db_end_inline decides: read transactions, and cheap (WAL, no fsync) commits */
+    if (c->db && !c->closing && (kind == JR_DB_COMMIT || !c->txn_write) && jr_db_end_inline(c->db, j)) {
         note_state(c, j);
         return push_results(L, j);
     }
