@@ -57,8 +57,6 @@ static void task_run(jr_task *t, int nargs);
 static void on_ready_idle(uv_idle_t *h);
 
 jr_task *jr_task_current(void) { return g_current; }
-lua_State *jr_task_thread(jr_task *t) { return t->co; }
-uint32_t jr_task_gen(jr_task *t) { return t->gen; }
 
 static jr_task *task_alloc(void)
 {
@@ -221,15 +219,18 @@ jr_task *jr_task_start(lua_State *L, int nargs)
     return t;
 }
 
-void jr_task_park_io(jr_task *t) { t->state = JR_TASK_IO; }
-
-int jr_task_yield(lua_State *L)
+/* Yield out of a parking C function: `return jr_task_yield(L);`. The
+ * sentinel lets a user's coroutine wrapper pass the park outward. */
+static int jr_task_yield(lua_State *L)
 {
     lua_pushlightuserdata(L, &k_park);
     return lua_yield(L, 1);
 }
 
-void jr_task_resume(jr_task *t, int nresults)
+/* Resume a parked task with nresults values already pushed on its thread.
+ * Safe from any libuv callback; if a task is running, the resumption is
+ * queued instead of nested. */
+static void jr_task_resume(jr_task *t, int nresults)
 {
     task_drop_timer(t);
     if (g_current) ready_push(t, nresults);

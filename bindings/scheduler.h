@@ -2,12 +2,10 @@
  * spawned function is a "task" running in a pooled Lua coroutine.
  *
  * C resumes exactly one Lua entry per task (a pooled trampoline, see
- * lua/jararaca/sched.lua). Anything that waits - a timer, a socket, a
- * thread-pool job - records the current task, calls jr_task_park() and makes
- * its C function end with `return jr_task_yield(L, ...)`. When the event
- * fires, the C callback pushes the results on the task's stack and calls
- * jr_task_resume(). All waits look the same from Lua: a call that returns
- * later. */
+ * lua/jararaca/sched.lua). A C function that waits - for a server to drain,
+ * a child to exit, a query to finish - parks the current task in a
+ * jr_waiter (below) and yields; the event's callback pushes the results and
+ * resumes it. All waits look the same from Lua: a call that returns later. */
 #ifndef JR_SCHEDULER_H
 #define JR_SCHEDULER_H
 
@@ -31,24 +29,11 @@ void jr_sched_init(lua_State *L, uv_loop_t *loop);
 
 /* The task being resumed, or NULL (main chunk / C callbacks). */
 jr_task *jr_task_current(void);
-lua_State *jr_task_thread(jr_task *t);
-uint32_t jr_task_gen(jr_task *t);
 
 /* Start fn(args...) in a pooled task. Expects on L's stack: function and
  * nargs arguments on top; pops them. Runs at once when no task is running,
  * else it is queued (never nested). Returns the task. */
 jr_task *jr_task_start(lua_State *L, int nargs);
-
-/* Park the current task for a C operation (state IO). Call from the C
- * function that is about to yield; L must be the running coroutine. */
-void jr_task_park_io(jr_task *t);
-/* Yield out of the C function: `return jr_task_yield(L);` */
-int jr_task_yield(lua_State *L);
-
-/* Resume a parked task with nresults values already pushed on its thread
- * (jr_task_thread(t)). Safe from any libuv callback; if a task is running,
- * the resumption is queued instead of nested. */
-void jr_task_resume(jr_task *t, int nresults);
 
 /* A slot in which one task waits for a C event (a server draining, a child
  * exiting, a query finishing). The pattern of every waiting C function:

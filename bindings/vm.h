@@ -38,10 +38,6 @@ void jr_newmetatable(lua_State *L, void *key, const char *name, const luaL_Reg *
                      lua_CFunction gc);
 void *jr_checkudata(lua_State *L, int idx, void *key, const char *name);
 
-/* Argument helpers shared by the binding files. */
-int jr_opt_int_field(lua_State *L, int idx, const char *field, int def);
-const char *jr_opt_str_field(lua_State *L, int idx, const char *field, const char *def);
-
 /* Create the state in vm (sets jr_vm_global), open libraries and register
  * the C modules. Returns NULL when out of memory. */
 lua_State *jr_vm_open(jr_vm *vm);
