@@ -3,7 +3,6 @@
 local client = require "spec.support.client"
 local server = require "spec.support.server"
 local process = require "jararaca.core.process"
-local sched = require "jararaca.sched"
 local cjson = require "cjson"
 
 local function read(path)
@@ -49,9 +48,7 @@ describe("lifecycle", function()
     idle:send(client.format("GET", "/ping"))
     assert.equal(200, assert(idle:read_response()).status)
     local busy = assert(client.connect(srv.port))
-    busy:send(client.format("GET", "/slow"))
-    sched.sleep(0.1) -- the request is in its handler (0.5 s)
-    srv.proc:kill("SIGTERM")
+    busy:send(client.format("GET", "/slow-then-stop")) -- SIGTERM from inside its handler
     local res = assert(busy:read_response())
     assert.equal(200, res.status)
     assert.same({ done = true }, cjson.decode(res.body))
@@ -70,9 +67,7 @@ describe("lifecycle", function()
     local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "0.1" },
       { TRACE_FILE = trace })
     local busy = assert(client.connect(srv.port))
-    busy:send(client.format("GET", "/slow"))
-    sched.sleep(0.05)
-    srv.proc:kill("SIGTERM")
+    busy:send(client.format("GET", "/slow-then-stop")) -- 0.5 s handler, 0.1 s grace
     assert.is_true(busy:closed(3))
     assert.equal(0, (srv:wait(10)))
     os.remove(trace)
