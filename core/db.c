@@ -338,6 +338,7 @@ struct jr_db {
     int ending_inline;   /* a COMMIT is running on the loop thread (jr_db_end_inline) */
     int ckpt_due;        /* the WAL grew past the threshold during an inline commit */
     int wal_autockpt;    /* the WAL size (frames) that triggers a checkpoint */
+    int cheap_commit;    /* set once at open: see cheap_commit() */
 
     /* loop thread only */
     size_t inflight;
@@ -925,7 +926,8 @@ static void do_open(jr_db *db, jr_db_job *j)
         *eq = '=';
         if (r != 0) goto fail;
     }
-    if (cheap_commit(db)) {
+    db->cheap_commit = cheap_commit(db); /* decided once, read by every commit */
+    if (db->cheap_commit) {
         /* Our own WAL hook replaces SQLite's auto-checkpoint (same 1000
          * frames): a checkpoint fsyncs, so it must never run inside a COMMIT
          * made on the loop thread (see jr_db_end_inline); there it is only
@@ -1262,7 +1264,7 @@ int jr_db_end_inline(jr_db *db, jr_db_job *job)
      * runs here too; other modes fsync and go to the worker. A ROLLBACK of
      * a write transaction always goes to the worker. */
     if (sqlite3_txn_state(db->db, NULL) == SQLITE_TXN_WRITE &&
-        !(job->kind == JR_DB_COMMIT && cheap_commit(db)))
+        !(job->kind == JR_DB_COMMIT && db->cheap_commit))
         return 0;
     job->rc = 0;
     job->err[0] = 0;
