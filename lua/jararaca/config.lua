@@ -25,8 +25,8 @@ local di = require "jararaca.di"
 
 local M = {}
 
-local type, ipairs, pairs, error, tostring, setmetatable, getmetatable, rawget =
-  type, ipairs, pairs, error, tostring, setmetatable, getmetatable, rawget
+local type, ipairs, pairs, error, tostring, setmetatable, getmetatable =
+  type, ipairs, pairs, error, tostring, setmetatable, getmetatable
 local format, concat, upper = string.format, table.concat, string.upper
 
 local schema_mod

@@ -19,10 +19,9 @@ local log = require "jararaca.log"
 
 local M = {}
 
-local xpcall, traceback, tostring, type, setmetatable, rawset =
-  xpcall, debug.traceback, tostring, type, setmetatable, rawset
+local xpcall, traceback, tostring, setmetatable, rawset =
+  xpcall, debug.traceback, tostring, setmetatable, rawset
 local encode = response.encode
-local build = response.build
 local late_headers = response.late_headers
 local new_request = request.new
 local bind = context.bind

@@ -16,13 +16,12 @@
 local response = require "jararaca.http.response"
 local errors = require "jararaca.errors"
 local json = require "jararaca.json"
-local log = require "jararaca.log"
 
 local M = {}
 
 local build = response.build
-local type, ipairs, pairs, rawget, rawset, error, select, unpack =
-  type, ipairs, pairs, rawget, rawset, error, select, unpack
+local type, ipairs, pairs, rawget, rawset, error =
+  type, ipairs, pairs, rawget, rawset, error
 local HTTPError = errors.HTTPError
 local setmetatable = setmetatable
 -- FastAPI's key order in validation errors: loc, msg, type
@@ -63,7 +62,7 @@ local function validate_inputs(plan, req)
     local first = req.query
     local all = plan.query_lists and req.query_all or nil
     local raw = {}
-    for name, fs in pairs(plan.query) do
+    for name in pairs(plan.query) do
       if plan.query_lists and plan.query_lists[name] then raw[name] = all[name]
       else raw[name] = first[name] end
     end

@@ -113,13 +113,6 @@ local function check_id(self, id, what)
   if id == nil then error(format("%s.%s: id is nil", self.label, what), 3) end
 end
 
-local function convert_rows(self, rows)
-  local out = sql.array({})
-  local read = self.read
-  for i, r in ipairs(rows) do out[i] = read(r) end
-  return out
-end
-
 --- Insert a row and return it as stored (defaults included).
 function CRUD:create(values)
   local s = use_session(self.db)

@@ -28,8 +28,8 @@ local session_mod = require "jararaca.persistence.session"
 
 local M = {}
 
-local type, ipairs, pairs, tostring, tonumber, error, pcall, loadfile =
-  type, ipairs, pairs, tostring, tonumber, error, pcall, loadfile
+local type, ipairs, tostring, tonumber, error, pcall, loadfile =
+  type, ipairs, tostring, tonumber, error, pcall, loadfile
 local format, concat, sort = string.format, table.concat, table.sort
 
 M.TABLE = "jararaca_migrations"
