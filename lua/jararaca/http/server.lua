@@ -76,41 +76,28 @@ function M.build_routes(rt)
   return { router = r, routes = routes }
 end
 
--- GET /openapi.json and GET /docs (paths configurable, app.openapi = false
--- disables both; docs_path = false only the page). The document is built
--- once, at startup.
+-- GET /openapi.json and GET /docs (paths from openapi.config: app.openapi
+-- = false disables both, docs_path = false only the page). Both are built
+-- once, here at startup, so a schema the generator cannot express fails the
+-- start instead of answering 500 later.
 function M.add_openapi_routes(rt, r, routes)
-  local cfg = rt.app.openapi
-  if cfg == false then return end
-  cfg = cfg or {}
-  local spec_path = cfg.path or "/openapi.json"
-  local docs_path = cfg.docs_path == nil and "/docs" or cfg.docs_path
-  local doc_json
-  local function serve_spec()
-    if not doc_json then
-      doc_json = assert(json.encode(require("jararaca.openapi").document(rt.app)))
-    end
-    return response.Response { status = 200, body = doc_json, content_type = JSON }
-  end
-  local function add(path, member, fn)
+  local openapi = require "jararaca.openapi"
+  local cfg = openapi.config(rt.app)
+  if not cfg then return end
+  local function add(path, member, body, content_type)
     local id = #routes + 1
     local ok, err = r:add("GET", path, id)
     if not ok then error(("openapi route GET %s: %s"):format(path, err), 0) end
+    local res = response.Response { status = 200, body = body, content_type = content_type }
     routes[id] = {
       method = "GET", path = path, member = member, opts = {}, builtin = true,
-      run = function(_, req) return response.build(req, nil, fn(req)) end,
+      run = function(_, req) return response.build(req, nil, res) end,
     }
   end
-  add(spec_path, "openapi", serve_spec)
-  if docs_path then
-    local page
-    add(docs_path, "docs", function()
-      if not page then
-        page = require("jararaca.docs_page").render {
-          spec_url = spec_path, title = cfg.title or rt.app.name or "API docs" }
-      end
-      return response.Response { status = 200, body = page, content_type = "text/html; charset=utf-8" }
-    end)
+  add(cfg.path, "openapi", assert(json.encode(openapi.document(rt.app))), JSON)
+  if cfg.docs_path then
+    add(cfg.docs_path, "docs", require("jararaca.docs_page").render { spec_url = cfg.path, title = cfg.title },
+      "text/html; charset=utf-8")
   end
 end
 
