@@ -3,7 +3,7 @@
  *   http.set_handler(fn)         fn(req, method, path) runs in a new task per request
  *   local srv, err = http.listen{ host=, port=, reuseport=, max_header_size=, ... }
  *   srv:port()  srv:stats()  srv:shutdown(grace_seconds)  (parks until drained)
- *   req:respond(status, body, content_type, headers) -> true | nil, "closed"
+ *   req:respond(status, body, content_type, headers) -> true | nil, "closed" | nil, "invalid"
  *   req:header(name) req:headers() req:body() req:query_string() req:target()
  *   req:id() req:remote() req:alive() req:version_minor() req:is_upgrade()
  *   http.parse_query(qs) -> first-value table, multi-value table
@@ -232,8 +232,12 @@ static int req_respond(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    if (rc == JR_HTTP_EINVALID) return luaL_error(L, "respond: invalid status or header (CR/LF in a header?)");
     lua_pushnil(L);
+    if (rc == JR_HTTP_EINVALID) {
+        /* A handler's bad status or header value: the caller answers 500. */
+        lua_pushliteral(L, "invalid");
+        return 2;
+    }
     lua_pushstring(L, rc == JR_HTTP_ECLOSED ? "closed" : "answered");
     return 2;
 }

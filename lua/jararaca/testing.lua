@@ -51,6 +51,13 @@ function Handle:header(name)
 end
 function Handle:respond(status, body, content_type, headers)
   if self.response then return nil, "answered" end
+  -- the same checks as the C server
+  if type(status) ~= "number" or status < 100 or status > 999 then return nil, "invalid" end
+  for k, v in pairs(headers or {}) do
+    if tostring(k):find("[\r\n%z]") or (type(v) ~= "table" and tostring(v):find("[\r\n%z]")) then
+      return nil, "invalid"
+    end
+  end
   local h = {}
   for k, v in pairs(headers or {}) do h[k:lower()] = type(v) == "table" and table.concat(v, ", ") or tostring(v) end
   if content_type then h["content-type"] = content_type end

@@ -164,6 +164,17 @@ describe("jararaca server (HTTP)", function()
     assert.equal(200, get("/hello").status)
   end)
 
+  it("answers 500 (and keeps serving) when a handler returns an unsendable status or header", function()
+    for _, path in ipairs { "/bad-header", "/bad-status" } do
+      local res = get(path, { headers = { ["X-Request-Id"] = "bad-" .. path:sub(6) } })
+      assert.equal(500, res.status)
+      assert.is_nil(res.headers["injected"])
+      assert.equal("Internal Server Error", cjson.decode(res.body).detail)
+    end
+    assert.truthy(srv:output():find("cannot be sent", 1, true))
+    assert.equal(200, get("/hello").status)
+  end)
+
   it("turns HTTPError into its status, detail and headers", function()
     local res = get("/teapot")
     assert.equal(418, res.status)

@@ -31,6 +31,8 @@ describe("testing.client", function()
     assert.equal(500, res.status)
     assert.equal("Internal Server Error", res.json.detail)
     assert.equal(418, client:get("/teapot").status)
+    assert.equal(500, client:get("/bad-header").status)
+    assert.equal(500, client:get("/bad-status").status)
   end)
 
   it("handlers may wait", function()

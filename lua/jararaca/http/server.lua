@@ -149,7 +149,11 @@ function M.make_dispatch(rt, table_)
       ok, st, b, ct, hd = xpcall(route.run, traceback, route, req)
     end
     if ok then
-      h:respond(st, b, ct, hd)
+      local _, why = h:respond(st, b, ct, hd)
+      if why == "invalid" then
+        send_error(h, ctx, ("the handler's answer cannot be sent: status %s or a header is invalid"
+          .. " (status must be 100..999, header names and values without CR, LF or NUL)"):format(tostring(st)))
+      end
     else
       send_error(h, ctx, st)
     end

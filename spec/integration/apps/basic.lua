@@ -59,6 +59,14 @@ Api.text = j.Get("/text", function(self, req)
   return "plain text", 202
 end)
 
+Api.bad_header = j.Get("/bad-header", function(self, req)
+  return "x", 200, { ["X-Bad"] = "a\r\nInjected: 1" }
+end)
+
+Api.bad_status = j.Get("/bad-status", function(self, req)
+  return "x", 1000
+end)
+
 Api.count = j.Get("/count", function(self, req)
   return { n = self.counter:next() }
 end)
