@@ -165,7 +165,7 @@ describe("jararaca server (HTTP)", function()
   end)
 
   it("answers 500 (and keeps serving) when a handler returns an unsendable status or header", function()
-    for _, path in ipairs { "/bad-header", "/bad-status" } do
+    for _, path in ipairs { "/bad-header", "/bad-status", "/bad-detail" } do
       local res = get(path, { headers = { ["X-Request-Id"] = "bad-" .. path:sub(6) } })
       assert.equal(500, res.status)
       assert.is_nil(res.headers["injected"])

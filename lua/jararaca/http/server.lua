@@ -103,9 +103,16 @@ end
 
 local function send_error(h, ctx, err)
   if is_http_error(err) then
-    local body = encode({ detail = err.detail })
-    h:respond(err.status, body, JSON, err.headers)
-    return
+    -- runs outside the protected call: a detail that cannot be encoded or a
+    -- bad header must still end in an answer
+    local okb, body = pcall(encode, { detail = err.detail })
+    if okb then
+      local _, why = h:respond(err.status, body, JSON, err.headers)
+      if why ~= "invalid" then return end
+      err = "HTTPError with an unsendable header: " .. tostring(err)
+    else
+      err = "HTTPError detail cannot be encoded: " .. tostring(body)
+    end
   end
   local rid = ctx.request_id
   log.error("unhandled error in ", ctx.request.method, " ", ctx.request.path, ": ", tostring(err))

@@ -63,6 +63,10 @@ Api.bad_header = j.Get("/bad-header", function(self, req)
   return "x", 200, { ["X-Bad"] = "a\r\nInjected: 1" }
 end)
 
+Api.bad_detail = j.Get("/bad-detail", function(self, req)
+  error(j.HTTPError(400, { f = function() end }))
+end)
+
 Api.bad_status = j.Get("/bad-status", function(self, req)
   return "x", 1000
 end)
