@@ -102,24 +102,19 @@ end
 function Conn:begin(mode)
   local c = self[1]
   if not c then released("conn:begin()") end
-  local a = c_begin(c, mode)
-  return a
+  return (c_begin(c, mode))
 end
 
 function Conn:commit()
   local c = self[1]
   if not c then released("conn:commit()") end
-  local a, b, d = c_commit(c)
-  if a then return a end
-  return a, b, d
+  return c_commit(c)
 end
 
 function Conn:rollback()
   local c = self[1]
   if not c then released("conn:rollback()") end
-  local a, b, d = c_rollback(c)
-  if a then return a end
-  return a, b, d
+  return c_rollback(c)
 end
 
 function Conn:in_transaction()
