@@ -343,6 +343,7 @@ static int l_open(lua_State *L)
     o.foreign_keys = lua_isboolean(L, -1) ? lua_toboolean(L, -1) : -1;
     lua_pop(L, 1);
     o.statement_cache = opt_int(L, 1, "statement_cache", 64);
+    o.inline_us = opt_int(L, 1, "inline_us", 0);
     o.spin_us = opt_int(L, 1, "spin_us", -1);
     const char *pragmas[64];
     lua_getfield(L, 1, "pragmas");
@@ -576,7 +577,18 @@ static int run_statement(lua_State *L, jr_db_kind kind, const char *what)
     }
     j->begin = c->pending_begin;
     c->pending_begin = JR_DB_NO_BEGIN;
-    return submit_and_park(L, c, what);
+    if (kind == JR_DB_SCRIPT) return submit_and_park(L, c, what);
+    /* A quick statement runs right here (see jr_db_run), else it parks. */
+    j->cb = on_done;
+    j->data = c;
+    int rc = c->db && !c->closing ? jr_db_run(c->db, j) : -1;
+    if (rc < 0) return push_fail(L, "the connection is closed", "closed");
+    if (rc == 1) {
+        note_state(c, j);
+        return push_results(L, j);
+    }
+    c->busy = 1;
+    return jr_waiter_park(L, &c->waiter, what);
 }
 
 static int l_execute(lua_State *L) { return run_statement(L, JR_DB_EXECUTE, "conn:execute()"); }
@@ -692,7 +704,7 @@ static int l_stats(lua_State *L)
     if (!c->db || jr_db_inflight(c->db) != 0) return 0;
     jr_db_stats s;
     jr_db_get_stats(c->db, &s);
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 10);
 #define FIELD(name)                          \
     lua_pushnumber(L, (lua_Number)s.name); \
     lua_setfield(L, -2, #name)
@@ -704,6 +716,8 @@ static int l_stats(lua_State *L)
     FIELD(cache_size);
     FIELD(busy_waits);
     FIELD(writer_waits);
+    FIELD(inline_runs);
+    FIELD(inline_fallbacks);
 #undef FIELD
     return 1;
 }

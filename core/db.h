@@ -52,7 +52,8 @@ typedef enum {
     JR_DB_SCRIPT,    /* several statements, no parameters, no rows */
     JR_DB_COMMIT,
     JR_DB_ROLLBACK,
-    JR_DB_CLOSE      /* internal: the last job of a connection */
+    JR_DB_CLOSE,     /* internal: the last job of a connection */
+    JR_DB_CHECKPOINT /* internal: a WAL checkpoint owed by inline commits */
 } jr_db_kind;
 
 /* A BEGIN run by the worker just before the job's statement, so that
@@ -138,6 +139,8 @@ typedef struct {
     size_t npragmas;
     int spin_us;                 /* after a job, how long the worker looks for the next one
                                     before it sleeps (-1: JR_DB_SPIN_US_DEFAULT, 0: never) */
+    int inline_us;               /* jr_db_run: the longest a statement may hold the calling
+                                    thread before it is sent to the worker (0: never inline) */
 } jr_db_options;
 
 /* Measured on 2 cores: SELECT-by-key round trips from one task go from ~12k
@@ -153,6 +156,8 @@ typedef struct {
     size_t cache_size;     /* statements in the cache now */
     uint64_t busy_waits;   /* times the busy handler waited */
     uint64_t writer_waits; /* times a statement waited for the group's write token */
+    uint64_t inline_runs;  /* statements run by jr_db_run on the calling thread */
+    uint64_t inline_fallbacks; /* ... that ran out of time or met a lock and went to the worker */
 } jr_db_stats;
 
 /* ---- jobs ---- */
@@ -211,6 +216,32 @@ jr_db_group *jr_db_get_group(jr_db *db);
  * not be submitted again before its callback. Returns 0, or -1 when the
  * connection is closing. */
 int jr_db_submit(jr_db *db, jr_db_job *job);
+
+/* Run a statement job (EXECUTE, QUERY, FIRST, with its BEGIN) right here
+ * on the calling thread when that is safe and quick, else submit it.
+ * Returns 1 when it ran here (results in job; no callback), 0 when it was
+ * submitted (its callback comes), -1 when the connection is closing.
+ *
+ * Why: a statement takes microseconds, a round trip to the worker thread
+ * costs tens of them on a VM (a futex wake, an eventfd write, a trip
+ * through the loop), and a write transaction holds SQLite's one write lock
+ * across all of that. Safe and quick means: the connection is idle, the
+ * statement is in its cache (its first run is always on the worker, which
+ * classifies it), and it is either
+ *   - a query (SELECT/WITH/VALUES, read-only): it is given inline_us; one
+ *     that runs longer is interrupted (a read-only statement can be, and
+ *     its transaction survives) and runs again on the worker; or
+ *   - a point write: INSERT of VALUES, or UPDATE/DELETE whose plan finds
+ *     its rows by equality on the rowid or on every column of a UNIQUE
+ *     index; on a database without triggers and (with foreign keys on)
+ *     without foreign keys, whose commits need no fsync (WAL, synchronous
+ *     NORMAL or OFF). A write cannot be interrupted without losing its
+ *     whole transaction, so one that overruns inline_us finishes here; it
+ *     is then marked to run on the worker from then on (logged).
+ * A statement that would wait for a lock (another writer) goes to the
+ * worker, which does the waiting. Checkpoints owed by inline commits run
+ * on the worker too. */
+int jr_db_run(jr_db *db, jr_db_job *job);
 
 /* Jobs submitted and not yet called back. */
 size_t jr_db_inflight(const jr_db *db);

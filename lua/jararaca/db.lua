@@ -6,7 +6,7 @@
 --   db.blob(s)                   mark a string parameter as a BLOB
 --   local pool, err, code = db.open{ path = "app.db", pool_size = 4, busy_timeout = 5,
 --       journal_mode = "WAL", synchronous = "NORMAL", foreign_keys = true,
---       statement_cache = 64, pragmas = { cache_size = -20000 } }
+--       statement_cache = 64, inline_us = 100, pragmas = { cache_size = -20000 } }
 --   local conn, err = pool:acquire([timeout])  conn | nil, "timeout" | "closed" | "cancelled"
 --   conn:execute(sql, params)    { changes =, last_insert_id = } | nil, err, code
 --   conn:query(sql, params)      rows, columns | nil, err, code
@@ -159,6 +159,7 @@ Pool.__name = "db.pool"
 
 -- How long a connection's thread looks for the next statement before it
 -- sleeps (docs/sqlite.md, "Threads"); nil: the C default (50 us).
+local INLINE_US_DEFAULT = tonumber(os.getenv("JARARACA_DB_INLINE_US") or "") or 100
 local SPIN_US = tonumber(os.getenv("JARARACA_DB_SPIN_US") or "")
 if SPIN_US then SPIN_US = math.max(0, floor(SPIN_US)) end
 
@@ -197,6 +198,8 @@ function M.open(opts)
   if not SYNC[sync] then error("db.open: unknown synchronous " .. sync, 2) end
   local fk = opt(opts, "foreign_keys", "boolean", true)
   local cache = opt_int(opts, "statement_cache", 64, 0, 100000)
+  -- quick statements run on the event loop, up to this long (docs/sqlite.md)
+  local inline_us = opt_int(opts, "inline_us", INLINE_US_DEFAULT, 0, 1000000)
   local pragmas = {}
   for k, v in pairs(opt(opts, "pragmas", "table", {})) do
     if type(k) ~= "string" or not k:find("^[%a_][%w_]*$") then
@@ -216,7 +219,7 @@ function M.open(opts)
   local copts = {
     path = path, busy_timeout_ms = floor(busy * 1000 + 0.5), journal_mode = journal,
     synchronous = sync, foreign_keys = fk, statement_cache = cache, pragmas = pragmas,
-    spin_us = SPIN_US,
+    spin_us = SPIN_US, inline_us = inline_us,
   }
   local conns = {}
   -- One after the other: the first one switches the file to WAL, the others

@@ -762,6 +762,344 @@ TEST(close_runs_queued_jobs_first)
     jr_db_job_free(&j2);
 }
 
+/* ---- jr_db_run: quick statements on the calling thread ---- */
+
+static jr_db *open_inline(const char *path, int inline_us, jr_db_group *g, const char *sync)
+{
+    jr_db_options o = default_opts(path);
+    o.inline_us = inline_us;
+    if (sync) o.synchronous = sync;
+    int rc;
+    char err[256];
+    jr_db *db = open_with(&o, g, &rc, err, sizeof err);
+    CHECK(db != NULL);
+    CHECK_EQ_INT(rc, 0);
+    return db;
+}
+
+/* jr_db_run the job (SQL and parameters already in it) and wait for it if
+ * it went to the worker. Returns 1 when it ran here, 0 via the worker. */
+static int run_q(jr_db *db, jr_db_job *j, jr_db_kind kind)
+{
+    int done = 0;
+    j->kind = kind;
+    j->cb = on_job;
+    j->data = &done;
+    int r = jr_db_run(db, j);
+    CHECK(r >= 0);
+    if (r == 0) wait_flag(&done, 1);
+    else CHECK_EQ_INT(done, 0); /* no callback for an inline run */
+    return r;
+}
+
+/* Run sql twice (the first run, on the worker, classifies it); return
+ * whether the second ran inline. Each '?' gets the integer 7. */
+static int second_run_inline(jr_db *db, const char *sql)
+{
+    jr_db_job j;
+    jr_db_job_init(&j);
+    int nparams = 0;
+    for (const char *c = sql; *c; c++) nparams += *c == '?';
+    jr_db_job_set_sql(&j, sql, -1);
+    for (int i = 0; i < nparams; i++) jr_db_param_int(&j, NULL, 0, 7);
+    CHECK_EQ_INT(run_q(db, &j, JR_DB_EXECUTE), 0);
+    if (j.rc != 0) fprintf(stderr, "  %s: %s\n", sql, j.err);
+    CHECK_EQ_INT(j.rc, 0);
+    jr_db_job_reset(&j);
+    jr_db_job_set_sql(&j, sql, -1);
+    for (int i = 0; i < nparams; i++) jr_db_param_int(&j, NULL, 0, 7);
+    int r = run_q(db, &j, JR_DB_EXECUTE);
+    CHECK_EQ_INT(j.rc, 0);
+    jr_db_job_free(&j);
+    return r;
+}
+
+TEST(inline_runs_quick_statements)
+{
+    jr_db *db = open_inline(path_in_dir("inl.db"), 1000, NULL, NULL);
+    jr_db_job j;
+    jr_db_job_init(&j);
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "CREATE TABLE t(id TEXT PRIMARY KEY, v INTEGER)"), 0);
+    for (int i = 0; i < 3; i++) {
+        /* BEGIN + INSERT ... RETURNING: the first on the worker, then here */
+        jr_db_job_reset(&j);
+        jr_db_job_set_sql(&j, "INSERT INTO t(id, v) VALUES (?, ?) RETURNING v * 2", -1);
+        char id[8];
+        snprintf(id, sizeof id, "k%d", i);
+        jr_db_param_text(&j, NULL, 0, id, strlen(id));
+        jr_db_param_int(&j, NULL, 0, 10 + i);
+        j.begin = JR_DB_BEGIN_DEFERRED;
+        CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), i > 0);
+        CHECK_EQ_INT(j.rc, 0);
+        CHECK_EQ_INT(j.ran_inline, i > 0);
+        CHECK_EQ_INT(j.txn_state, JR_DB_TXN_WRITE);
+        CHECK_EQ_INT(jr_db_cell(&j, 0, 0)->u.i, 2 * (10 + i));
+        jr_db_job_reset(&j);
+        j.kind = JR_DB_COMMIT;
+        CHECK_EQ_INT(jr_db_end_inline(db, &j), 1);
+        CHECK_EQ_INT(j.autocommit, 1);
+    }
+    /* a query by key, with its results */
+    for (int i = 0; i < 2; i++) {
+        jr_db_job_reset(&j);
+        jr_db_job_set_sql(&j, "SELECT id, v FROM t WHERE id = ?", -1);
+        jr_db_param_text(&j, NULL, 0, "k2", 2);
+        CHECK_EQ_INT(run_q(db, &j, JR_DB_QUERY), i > 0);
+        CHECK_EQ_INT(j.nrows, 1);
+        CHECK_EQ_INT(jr_db_cell(&j, 0, 1)->u.i, 12);
+    }
+    /* errors come back the same way: a constraint, inline */
+    jr_db_job_reset(&j);
+    jr_db_job_set_sql(&j, "INSERT INTO t(id, v) VALUES (?, ?) RETURNING v * 2", -1);
+    jr_db_param_text(&j, NULL, 0, "k0", 2);
+    jr_db_param_int(&j, NULL, 0, 1);
+    CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), 1);
+    CHECK_EQ_STR(jr_db_code(j.rc), "constraint");
+    CHECK_EQ_INT(j.autocommit, 1);
+    jr_db_stats s;
+    jr_db_get_stats(db, &s);
+    CHECK_EQ_INT(s.inline_runs, 4);
+    CHECK_EQ_INT(s.inline_fallbacks, 0);
+    CHECK_EQ_STR(first_text(db, "SELECT group_concat(id) FROM (SELECT id FROM t ORDER BY id)"), "k0,k1,k2");
+    jr_db_job_free(&j);
+    close_db(db);
+
+    /* inline_us 0: never */
+    db = open_inline(path_in_dir("inl.db"), 0, NULL, NULL);
+    CHECK_EQ_INT(second_run_inline(db, "SELECT v FROM t WHERE id = 'k1'"), 0);
+    close_db(db);
+}
+
+TEST(inline_only_bounded_statements)
+{
+    jr_db *db = open_inline(path_in_dir("cls.db"), 1000, NULL, NULL);
+    jr_db_job j;
+    jr_db_job_init(&j);
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_SCRIPT,
+                         "CREATE TABLE t(id INTEGER PRIMARY KEY, u TEXT UNIQUE, n TEXT, a, b);"
+                         "CREATE INDEX t_n ON t(n); CREATE UNIQUE INDEX t_ab ON t(a, b);"
+                         "INSERT INTO t(u, n, a, b) VALUES ('x', 'n', 1, 1), ('y', 'n', 1, 2);"),
+                 0);
+    /* point writes and queries */
+    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) VALUES ('p')"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) VALUES ('p'), ('q')"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'z' WHERE id = 1"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'z' WHERE u = 'x'"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'z' WHERE a = 1 AND b = 2"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE id = 99"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "SELECT count(*) FROM t"), 1); /* queries: timed instead */
+    CHECK_EQ_INT(second_run_inline(db, "  -- a comment\n WITH x AS (SELECT 1) SELECT * FROM x"), 1);
+    /* any number of rows: the worker's */
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'z'"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE id > 1000"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'w' WHERE n = 'nothing'"), 0); /* not unique */
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'w' WHERE a = 5"), 0);         /* part of a key */
+    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) SELECT n FROM t WHERE 0"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE id = 99 OR u = 'q'"), 0);
+    /* not statements on rows */
+    CHECK_EQ_INT(second_run_inline(db, "PRAGMA user_version"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "CREATE TABLE IF NOT EXISTS other(x)"), 0);
+    /* a trigger does work the plan does not show: writes go to the worker */
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE,
+                         "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN UPDATE t SET n = 'trig'; END"),
+                 0);
+    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) VALUES ('after trigger')"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "SELECT n FROM t WHERE id = 1"), 1);
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "DROP TRIGGER t_ins"), 0);
+    /* a cached statement re-prepared for the schema change is classified again */
+    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) VALUES ('after trigger')"), 1);
+    /* so do foreign keys, while enforced */
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "CREATE TABLE child(id INTEGER PRIMARY KEY, t_id REFERENCES t(id))"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO child(t_id) VALUES (1)"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE u = 'y'"), 0);
+    jr_db_job_free(&j);
+    close_db(db);
+
+    /* A commit that fsyncs must not run on the loop: no inline writes. */
+    db = open_inline(path_in_dir("full.db"), 1000, NULL, "FULL");
+    jr_db_job_init(&j);
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(v) VALUES (1)"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "SELECT v FROM t WHERE id = 1"), 1);
+    jr_db_job_free(&j);
+    close_db(db);
+}
+
+TEST(inline_slow_query_goes_to_the_worker)
+{
+    jr_db *db = open_inline(":memory:", 200, NULL, NULL);
+    const char *sql =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) SELECT count(*) FROM c";
+    jr_db_job j;
+    jr_db_job_init(&j);
+    /* quick the first time: known to the cache and classified a query */
+    jr_db_job_set_sql(&j, sql, -1);
+    jr_db_param_int(&j, NULL, 0, 10);
+    CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), 0);
+    CHECK_EQ_INT(jr_db_cell(&j, 0, 0)->u.i, 10);
+    /* then long: stopped here after its 200 us, run again by the worker */
+    jr_db_job_reset(&j);
+    jr_db_job_set_sql(&j, sql, -1);
+    jr_db_param_int(&j, NULL, 0, 3000000);
+    j.begin = JR_DB_BEGIN_DEFERRED;
+    CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), 0);
+    CHECK_EQ_INT(j.rc, 0);
+    CHECK_EQ_INT(j.ran_inline, 0);
+    CHECK_EQ_INT(jr_db_cell(&j, 0, 0)->u.i, 3000000);
+    CHECK_EQ_INT(j.autocommit, 0); /* its BEGIN was undone here and done there */
+    jr_db_stats s;
+    jr_db_get_stats(db, &s);
+    CHECK_EQ_INT(s.inline_fallbacks, 1);
+    /* still a query: the next quick one runs here again */
+    jr_db_job_reset(&j);
+    jr_db_job_set_sql(&j, sql, -1);
+    jr_db_param_int(&j, NULL, 0, 5);
+    CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), 1);
+    CHECK_EQ_INT(jr_db_cell(&j, 0, 0)->u.i, 5);
+    jr_db_job_reset(&j);
+    CHECK_EQ_INT(run(db, &j, JR_DB_COMMIT), 0);
+    jr_db_job_free(&j);
+    close_db(db);
+}
+
+static void timer_end_inline(uv_timer_t *t)
+{
+    timer_ctx *c = t->data;
+    c->fired = 1;
+    jr_db_job_reset(c->job);
+    c->job->kind = JR_DB_COMMIT;
+    CHECK_EQ_INT(jr_db_end_inline(c->db, c->job), 1);
+}
+
+TEST(inline_writer_waits_on_the_loop)
+{
+    const char *p = path_in_dir("wait.db");
+    jr_db *a = open_inline(p, 1000, NULL, NULL);
+    jr_db_options o = default_opts(p);
+    o.inline_us = 1000;
+    o.busy_timeout_ms = 150;
+    int rc;
+    jr_db *b = open_with(&o, jr_db_get_group(a), &rc, NULL, 0);
+    CHECK_EQ_INT(rc, 0);
+    jr_db_job ja, jb;
+    jr_db_job_init(&ja);
+    jr_db_job_init(&jb);
+    CHECK_EQ_INT(run_sql(a, &ja, JR_DB_EXECUTE, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+    const char *ins = "INSERT INTO t(v) VALUES (?)";
+    CHECK_EQ_INT(second_run_inline(a, ins), 1);
+    CHECK_EQ_INT(second_run_inline(b, ins), 1);
+
+    /* a writes (inline) and keeps its transaction open */
+    jr_db_job_reset(&ja);
+    jr_db_job_set_sql(&ja, ins, -1);
+    jr_db_param_int(&ja, NULL, 0, 100);
+    ja.begin = JR_DB_BEGIN_DEFERRED;
+    CHECK_EQ_INT(run_q(a, &ja, JR_DB_EXECUTE), 1);
+    /* b's write waits here for the token, not on its thread */
+    int done = 0;
+    jr_db_job_reset(&jb);
+    jr_db_job_set_sql(&jb, ins, -1);
+    jr_db_param_int(&jb, NULL, 0, 200);
+    jb.kind = JR_DB_EXECUTE;
+    jb.cb = on_job;
+    jb.data = &done;
+    CHECK_EQ_INT(jr_db_run(b, &jb), 0);
+    CHECK_EQ_INT(jr_db_inflight(b), 1);
+    /* a commits 30 ms later, on the loop: then b's insert runs, inline */
+    timer_ctx tc = {.db = a, .job = &ja};
+    uv_timer_init(&loop, &tc.t);
+    tc.t.data = &tc;
+    uv_timer_start(&tc.t, timer_end_inline, 30, 0);
+    wait_flag(&done, 1);
+    CHECK(tc.fired);
+    CHECK_EQ_INT(jb.rc, 0);
+    CHECK_EQ_INT(jb.ran_inline, 1);
+    CHECK_EQ_INT(jb.changes, 1);
+    jr_db_stats s;
+    jr_db_get_stats(b, &s);
+    CHECK_EQ_INT(s.writer_waits, 0); /* its thread never waited */
+
+    /* the token held past busy_timeout: "database is locked", like SQLite */
+    jr_db_job_reset(&ja);
+    jr_db_job_set_sql(&ja, ins, -1);
+    jr_db_param_int(&ja, NULL, 0, 300);
+    ja.begin = JR_DB_BEGIN_DEFERRED;
+    CHECK_EQ_INT(run_q(a, &ja, JR_DB_EXECUTE), 1);
+    jr_db_job_reset(&jb);
+    jr_db_job_set_sql(&jb, ins, -1);
+    jr_db_param_int(&jb, NULL, 0, 400);
+    done = 0;
+    jb.data = &done;
+    CHECK_EQ_INT(jr_db_run(b, &jb), 0);
+    wait_flag(&done, 1);
+    CHECK_EQ_STR(jr_db_code(jb.rc), "busy");
+    CHECK_EQ_STR(jb.err, "database is locked");
+    /* and interrupted while waiting: "interrupted" */
+    jr_db_job_reset(&jb);
+    jr_db_job_set_sql(&jb, ins, -1);
+    jr_db_param_int(&jb, NULL, 0, 500);
+    done = 0;
+    CHECK_EQ_INT(jr_db_run(b, &jb), 0);
+    jr_db_interrupt(b);
+    wait_flag(&done, 1);
+    CHECK_EQ_STR(jr_db_code(jb.rc), "interrupted");
+    jr_db_job_reset(&ja);
+    ja.kind = JR_DB_COMMIT;
+    CHECK_EQ_INT(jr_db_end_inline(a, &ja), 1);
+    CHECK_EQ_STR(first_text(b, "SELECT group_concat(v) FROM (SELECT v FROM t WHERE v >= 100 ORDER BY v)"),
+                 "100,200,300");
+    uv_close((uv_handle_t *)&tc.t, timer_closed);
+    jr_db_job_free(&ja);
+    jr_db_job_free(&jb);
+    close_db(a);
+    close_db(b);
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+TEST(inline_commits_still_checkpoint)
+{
+    const char *p = path_in_dir("ckpt.db");
+    jr_db *db = open_inline(p, 1000, NULL, NULL);
+    jr_db_job j;
+    jr_db_job_init(&j);
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+    /* ~4 pages a commit: 12000 frames (47 MB of WAL) without checkpoints */
+    char big[12000];
+    memset(big, 'x', sizeof big);
+    int inline_runs = 0;
+    for (int i = 0; i < 3000; i++) {
+        jr_db_job_reset(&j);
+        jr_db_job_set_sql(&j, "INSERT INTO t(v) VALUES (?)", -1);
+        jr_db_param_blob(&j, NULL, 0, big, sizeof big);
+        j.begin = JR_DB_BEGIN_DEFERRED;
+        inline_runs += run_q(db, &j, JR_DB_EXECUTE);
+        CHECK_EQ_INT(j.rc, 0);
+        jr_db_job_reset(&j);
+        j.kind = JR_DB_COMMIT;
+        if (!jr_db_end_inline(db, &j)) CHECK_EQ_INT(run(db, &j, JR_DB_COMMIT), 0);
+        /* let the checkpoint jobs run, as the loop does between requests */
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    CHECK(inline_runs > 2900);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", p);
+    long n = file_size(wal);
+    CHECK(n > 0);
+    CHECK(n < 8L * 1024 * 1024); /* 1000 frames and a commit or two past them */
+    CHECK_EQ_STR(first_text(db, "SELECT count(*) FROM t"), "3000");
+    jr_db_job_free(&j);
+    close_db(db);
+}
+
 TEST(codes)
 {
     CHECK(jr_db_code(0) == NULL);
@@ -807,6 +1145,11 @@ int main(void)
     RUN(slow_statement_blocks_only_its_connection);
     RUN(busy_timeout_and_group_wakeup);
     RUN(close_runs_queued_jobs_first);
+    RUN(inline_runs_quick_statements);
+    RUN(inline_only_bounded_statements);
+    RUN(inline_slow_query_goes_to_the_worker);
+    RUN(inline_writer_waits_on_the_loop);
+    RUN(inline_commits_still_checkpoint);
     uv_run(&loop, UV_RUN_DEFAULT); /* close callbacks */
     if (uv_loop_close(&loop) != 0) {
         fprintf(stderr, "loop still has handles\n");

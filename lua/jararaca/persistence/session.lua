@@ -363,6 +363,7 @@ local OPTIONS = {
   url = "string", path = "string", name = "string", pool_size = "number", pool_timeout = "number",
   busy_timeout = "number", journal_mode = "string", synchronous = "string", foreign_keys = "boolean",
   migrations = "string", migrate_on_start = "boolean", begin = "string", pragmas = "table",
+  inline_us = "number",
 }
 
 local JOURNAL = { WAL = true, DELETE = true, TRUNCATE = true, PERSIST = true, MEMORY = true, OFF = true }
@@ -417,7 +418,7 @@ function M.SessionInterceptor(opts)
   return setmetatable({
     name = name, url = opts.url, path = path, pool_size = pool_size, pool_timeout = pool_timeout,
     busy_timeout = busy, journal_mode = journal, synchronous = sync, begin_mode = begin,
-    foreign_keys = opts.foreign_keys ~= false, pragmas = opts.pragmas,
+    foreign_keys = opts.foreign_keys ~= false, pragmas = opts.pragmas, inline_us = opts.inline_us,
     migrations = opts.migrations, migrate_on_start = opts.migrate_on_start == true,
     pool = nil, container = nil, migrations_dir = nil,
   }, SessionInterceptor)
@@ -464,7 +465,7 @@ function SessionInterceptor:startup(app, container)
     pool, err, code = db.open {
       path = self.path, pool_size = self.pool_size, busy_timeout = self.busy_timeout,
       journal_mode = self.journal_mode, synchronous = self.synchronous, foreign_keys = self.foreign_keys,
-      pragmas = self.pragmas,
+      pragmas = self.pragmas, inline_us = self.inline_us,
     }
     if pool or not (code == "busy" or code == "locked") or sched.clock() > deadline then break end
     log.debug("database ", self.name, ": open: ", tostring(err), "; retrying")
