@@ -263,6 +263,10 @@ struct jr_db_group {
     int open_handles;
     struct jr_db *wait_head, *wait_tail; /* loop thread only */
     _Atomic int nwaiting;
+    /* Loop thread only: the open members, newest first, and whether one of
+     * them has a checkpoint queued (see queue_checkpoint). */
+    struct jr_db *members;
+    int ckpt_queued;
 };
 
 jr_db_group *jr_db_group_new(void)
@@ -395,7 +399,7 @@ struct jr_db {
     int closing, refd, free_only;
     jr_db_job close_job;
     jr_db_job ckpt_job;  /* JR_DB_CHECKPOINT, queued by queue_checkpoint */
-    int ckpt_queued;
+    struct jr_db *gnext; /* the group's member list */
     void (*close_cb)(void *);
     void *close_data;
 
@@ -873,21 +877,55 @@ static long long query_int(jr_db *db, const char *sql, const char *arg)
     return v;
 }
 
+/* query_int with two text parameters */
+static long long query_int2(jr_db *db, const char *sql, const char *a, const char *b)
+{
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Copy [s, e) into out (size n); 0 when empty or too long. */
+static int copy_span(char *out, size_t n, const char *s, const char *e)
+{
+    if (e <= s || (size_t)(e - s) >= n) return 0;
+    memcpy(out, s, (size_t)(e - s));
+    out[e - s] = 0;
+    return 1;
+}
+
 /* An EXPLAIN QUERY PLAN line that finds at most one row: a SEARCH by
- * equality on the rowid, or on every column of a UNIQUE index, e.g.
- *   SEARCH tasks USING INDEX sqlite_autoindex_tasks_1 (id=?)
+ * equality on the rowid, or on every column of the primary key or of a
+ * UNIQUE index, e.g.
  *   SEARCH t USING INTEGER PRIMARY KEY (rowid=?)
- * Anything else (a range, a partial key, a scan) may touch any number. */
+ *   SEARCH tasks USING INDEX sqlite_autoindex_tasks_1 (id=?)
+ *   SEARCH tasks USING PRIMARY KEY (id=?)            (WITHOUT ROWID)
+ * Anything else (a range, part of a key, a scan) may touch any number.
+ * The line names the table, or its alias: an alias is not found among the
+ * tables, which makes the answer "no". */
 static int search_is_point(jr_db *db, const char *d)
 {
     if (strncmp(d, "SEARCH ", 7) != 0) return 0;
     if (ends_with(d, " USING INTEGER PRIMARY KEY (rowid=?)")) return 1;
-    const char *name = strstr(d, " USING INDEX ");
-    if (name) name += strlen(" USING INDEX ");
-    else if ((name = strstr(d, " USING COVERING INDEX "))) name += strlen(" USING COVERING INDEX ");
-    else return 0;
-    const char *open = strstr(name, " (");
-    if (!open || !ends_with(open, ")")) return 0;
+    const char *using = strstr(d, " USING ");
+    char table[256], idx[256];
+    if (!using || !copy_span(table, sizeof table, d + 7, using)) return 0;
+    const char *name = NULL, *open;
+    if (strncmp(using, " USING PRIMARY KEY (", 20) == 0) {
+        open = using + 18;
+    } else {
+        if (strncmp(using, " USING INDEX ", 13) == 0) name = using + 13;
+        else if (strncmp(using, " USING COVERING INDEX ", 22) == 0) name = using + 22;
+        else return 0;
+        open = strstr(name, " (");
+        if (!open || !copy_span(idx, sizeof idx, name, open)) return 0;
+    }
+    if (!ends_with(open, ")")) return 0;
     const char *t = open + 2, *last = d + strlen(d) - 1; /* the closing ')' */
     int terms = 0;
     for (;;) {
@@ -901,16 +939,22 @@ static int search_is_point(jr_db *db, const char *d)
         if (stop == last) break;
         t = stop + 5;
     }
-    char idx[256];
-    size_t n = (size_t)(open - name);
-    if (n == 0 || n >= sizeof idx) return 0;
-    memcpy(idx, name, n);
-    idx[n] = 0;
-    long long unique = query_int(db,
-                                 "SELECT il.\"unique\" FROM sqlite_schema s, pragma_index_list(s.tbl_name) il"
-                                 " WHERE s.type = 'index' AND s.name = ?1 AND il.name = ?1",
-                                 idx);
-    return unique == 1 && query_int(db, "SELECT count(*) FROM pragma_index_info(?1)", idx) == terms;
+    if (!name) {
+        /* the primary key of a WITHOUT ROWID table: its own index */
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db->db, "SELECT name FROM pragma_index_list(?1) WHERE origin = 'pk'", -1, &st,
+                               NULL) != SQLITE_OK)
+            return 0;
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        int found = sqlite3_step(st) == SQLITE_ROW &&
+                    copy_span(idx, sizeof idx, (const char *)sqlite3_column_text(st, 0),
+                              (const char *)sqlite3_column_text(st, 0) + sqlite3_column_bytes(st, 0));
+        sqlite3_finalize(st);
+        if (!found) return 0;
+    } else if (query_int2(db, "SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2", table, idx) != 1) {
+        return 0;
+    }
+    return query_int(db, "SELECT count(*) FROM pragma_index_info(?1)", idx) == terms;
 }
 
 /* Does the plan of sql touch a bounded number of rows? Constant rows
@@ -1233,7 +1277,6 @@ fail:
  * grows without end (measured: every commit then found it due). */
 static void checkpoint(jr_db *db)
 {
-    db->ckpt_due = 0;
     writer_acquire(db);
     sqlite3_wal_checkpoint_v2(db->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     writer_release(db);
@@ -1278,12 +1321,17 @@ static void run_job(jr_db *db, jr_db_job *j, int interrupted)
 {
     clear_results(j);
     db->stats.jobs++;
-    if (db->ckpt_due && db->db && sqlite3_get_autocommit(db->db)) checkpoint(db);
     if (j->kind == JR_DB_CLOSE) {
         close_sqlite(db);
         return;
     }
-    if (j->kind == JR_DB_CHECKPOINT) return; /* done above, if still due */
+    if (j->kind == JR_DB_CHECKPOINT) {
+        /* Not inside a transaction of this connection's (it was idle when
+         * chosen, but may have begun one since): the next commit on the
+         * loop finds the WAL still long and asks again. */
+        if (db->db && sqlite3_get_autocommit(db->db)) checkpoint(db);
+        return;
+    }
     if (j->kind == JR_DB_OPEN) {
         do_open(db, j);
     } else if (!db->db) {
@@ -1406,7 +1454,7 @@ static void on_closed(uv_handle_t *h)
     if (notify && cb) cb(data);
 }
 
-static void on_checkpoint_done(jr_db_job *j) { ((jr_db *)j->data)->ckpt_queued = 0; }
+static void on_checkpoint_done(jr_db_job *j) { ((jr_db *)j->data)->group->ckpt_queued = 0; }
 
 static void on_async(uv_async_t *a)
 {
@@ -1519,6 +1567,8 @@ jr_db *jr_db_open(uv_loop_t *loop, const jr_db_options *o, jr_db_group *group, j
     db->refd = 1;
     group->refs++;
     db->group = group;
+    db->gnext = group->members;
+    group->members = db;
     jr_db_job_init(&db->close_job);
     db->close_job.kind = JR_DB_CLOSE;
     jr_db_job_init(&db->ckpt_job);
@@ -1536,6 +1586,7 @@ jr_db *jr_db_open(uv_loop_t *loop, const jr_db_options *o, jr_db_group *group, j
         db->inflight = 0;
         db->closing = 1;
         db->free_only = 1;
+        group->members = db->gnext; /* added just above */
         uv_close((uv_handle_t *)&db->async, on_closed);
         return NULL;
     }
@@ -1561,13 +1612,25 @@ int jr_db_submit(jr_db *db, jr_db_job *job)
 
 size_t jr_db_inflight(const jr_db *db) { return db->inflight; }
 
-/* Commits on the loop thread only note a checkpoint as due (see wal_hook):
- * when the worker has no job coming to run it before, send it one. */
+/* Commits on the loop thread only note a checkpoint as due (see wal_hook);
+ * here one member's worker is sent to run it. Any member can (one file),
+ * and the committer is the worst choice: its connection goes back to the
+ * pool's idle stack on top, to be taken next, and would then find its
+ * worker busy. So: an idle member outside a transaction, the newest one
+ * (db.lua's pool hands out the oldest first, and under light load keeps
+ * reusing it), else the committer. */
 static void queue_checkpoint(jr_db *db)
 {
-    if (db->ckpt_queued || db->closing) return;
-    db->ckpt_queued = 1;
-    enqueue(db, &db->ckpt_job);
+    jr_db_group *g = db->group;
+    db->ckpt_due = 0;
+    if (g->ckpt_queued) return;
+    jr_db *pick = NULL;
+    for (jr_db *m = g->members; m && !pick; m = m->gnext)
+        if (m != db && !m->closing && m->inflight == 0 && m->db && sqlite3_get_autocommit(m->db)) pick = m;
+    if (!pick) pick = db;
+    if (pick->closing) return;
+    g->ckpt_queued = 1;
+    enqueue(pick, &pick->ckpt_job);
 }
 
 int jr_db_end_inline(jr_db *db, jr_db_job *job)
@@ -1822,5 +1885,10 @@ void jr_db_close(jr_db *db, void (*cb)(void *data), void *data)
     db->close_cb = cb;
     db->close_data = data;
     if (db->wait_job) fail_waiter(db, SQLITE_MISUSE, "the connection was closed");
+    for (jr_db **pp = &db->group->members; *pp; pp = &(*pp)->gnext)
+        if (*pp == db) {
+            *pp = db->gnext;
+            break;
+        }
     enqueue(db, &db->close_job);
 }

@@ -896,6 +896,12 @@ TEST(inline_only_bounded_statements)
     CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'w' WHERE a = 5"), 0);         /* part of a key */
     CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) SELECT n FROM t WHERE 0"), 0);
     CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE id = 99 OR u = 'q'"), 0);
+    /* WITHOUT ROWID: the primary key is the table's own index */
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "CREATE TABLE w(a TEXT, b INT, v, PRIMARY KEY (a, b)) WITHOUT ROWID"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "INSERT OR REPLACE INTO w(a, b, v) VALUES ('k', ?, 1)"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE w SET v = 2 WHERE a = 'k' AND b = ?"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE w SET v = 2 WHERE a = 'k'"), 0);           /* part of it */
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE w AS x SET v = 3 WHERE x.a = 'k' AND x.b = ?"), 0); /* an alias: unknown */
     /* not statements on rows */
     CHECK_EQ_INT(second_run_inline(db, "PRAGMA user_version"), 0);
     CHECK_EQ_INT(second_run_inline(db, "CREATE TABLE IF NOT EXISTS other(x)"), 0);

@@ -516,6 +516,54 @@ describe("jararaca.db", function()
       assert(pool:close())
     end)
 
+    it("runs a statement it knows to be quick on the event loop (no hop)", function()
+      with_conn(function(c)
+        assert(c:exec_script("CREATE TABLE t(id TEXT PRIMARY KEY, v INTEGER)"))
+        local ins = "INSERT INTO t(id, v) VALUES (?, ?) RETURNING v"
+        assert.same({ v = 1 }, c:first(ins, { "a", 1 })) -- first run: the thread's, which classifies it
+        local s0 = c:stats()
+        assert.is_true(c:begin())
+        assert.same({ v = 2 }, c:first(ins, { "b", 2 }))
+        assert.is_true(c:commit())
+        assert.same({ v = 2 }, c:first("SELECT v FROM t WHERE id = ?", { "b" }))
+        assert.same({ v = 1 }, c:first("SELECT v FROM t WHERE id = ?", { "a" }))
+        local s1 = c:stats()
+        assert.equal(1, s1.jobs - s0.jobs) -- only the SELECT's first run
+        assert.equal(2, s1.inline_runs - s0.inline_runs)
+        -- errors come back the same way
+        assert.same({ nil, "UNIQUE constraint failed: t.id", "constraint" }, { c:first(ins, { "a", 9 }) })
+      end, { path = fresh_path() })
+    end)
+
+    it("moves a known query that turned slow off the loop, which keeps ticking", function()
+      local pool = open { path = fresh_path(), pool_size = 2, inline_us = 500 }
+      local c = pool:acquire()
+      local count_to = SLOW:format(0):gsub("< 0", "< ?")
+      assert.equal(10, c:first(count_to, { 10 }).n) -- known now, and quick
+      local ticks, done = 0, false
+      local ticker = sched.spawn(function()
+        while not done do ticks = ticks + 1; sched.sleep(0.001) end
+      end)
+      local s0 = c:stats()
+      assert.equal(3000000, c:first(count_to, { 3000000 }).n)
+      done = true
+      ticker:wait()
+      assert.is_true(ticks > 1) -- the loop ran while the query did
+      local s1 = c:stats()
+      assert.equal(1, s1.inline_fallbacks - s0.inline_fallbacks)
+      assert.equal(1, s1.jobs - s0.jobs)
+      c:release()
+      assert(pool:close())
+    end)
+
+    it("keeps every statement on the connection's thread with inline_us = 0", function()
+      with_conn(function(c)
+        for _ = 1, 3 do assert.same({ v = 1 }, c:first("SELECT 1 AS v")) end
+        assert.equal(0, c:stats().inline_runs)
+      end, { inline_us = 0 })
+      assert.has_error(function() db.open { path = fresh_path(), inline_us = -1 } end)
+    end)
+
     it("conn:interrupt() stops a running statement", function()
       with_conn(function(c)
         local t = sched.spawn(function() return c:first(SLOW:format(100000000)) end)
