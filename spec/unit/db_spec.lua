@@ -633,6 +633,42 @@ describe("jararaca.db", function()
       assert(pool:close())
     end)
 
+    it("keeps a released connection for the woken waiter, and reuses the warm one", function()
+      local pool = open { path = fresh_path(), pool_size = 2 }
+      local a, b = pool:acquire(), pool:acquire()
+      local raw = {}
+      local waiters = {}
+      for i = 1, 2 do
+        waiters[i] = sched.spawn(function()
+          local c = assert(pool:acquire(5))
+          raw[i] = c[1]
+          c:release() -- at once: the next waiter may take this one again
+        end)
+        sched.sleep(0) -- start them in order
+      end
+      local b_raw = b[1]
+      a:release() -- wakes waiter 1
+      -- a newcomer cannot take the connection waiter 1 was promised
+      assert.same({ nil, "timeout" }, { pool:acquire(0) })
+      b:release() -- wakes waiter 2
+      for i = 1, 2 do assert.is_true((waiters[i]:wait())) end
+      -- both ran on the connection released last (warm, on top), b's
+      assert.equal(b_raw, raw[1])
+      assert.equal(b_raw, raw[2])
+      assert.same({ size = 2, idle = 2, waiting = 0 }, pool:stats())
+      assert(pool:close())
+    end)
+
+    it("a woken waiter finds the pool closed", function()
+      local pool = open { path = fresh_path(), pool_size = 1 }
+      local a = pool:acquire()
+      local w = sched.spawn(function() return pool:acquire(5) end)
+      sched.sleep(0)
+      a:release() -- wakes w
+      assert(pool:close())
+      assert.same({ true, nil, "closed" }, { w:wait() })
+    end)
+
     it("a waiter that timed out is skipped", function()
       local pool = open { path = fresh_path(), pool_size = 1 }
       local a = pool:acquire()
