@@ -1462,6 +1462,15 @@ static void on_closed(uv_handle_t *h)
     if (notify && cb) cb(data);
 }
 
+/* An idle connection must not keep the loop alive on its own. */
+static void maybe_unref(jr_db *db)
+{
+    if (db->inflight == 0 && db->refd && !db->closing) {
+        uv_unref((uv_handle_t *)&db->async);
+        db->refd = 0;
+    }
+}
+
 static void on_checkpoint_done(jr_db_job *j) { ((jr_db *)j->data)->group->ckpt_queued = 0; }
 
 static void on_async(uv_async_t *a)
@@ -1484,11 +1493,7 @@ static void on_async(uv_async_t *a)
         }
         if (j->cb) j->cb(j);
     }
-    /* An idle connection must not keep the loop alive on its own. */
-    if (db->inflight == 0 && db->refd && !db->closing) {
-        uv_unref((uv_handle_t *)&db->async);
-        db->refd = 0;
-    }
+    maybe_unref(db);
 }
 
 static void enqueue(jr_db *db, jr_db_job *job)
@@ -1744,14 +1749,6 @@ static int try_inline(jr_db *db, jr_db_job *j)
  * worker it would hold the token across two thread hops once it got it,
  * and every writer after it would find the token taken and go the same
  * way (measured: after the first checkpoint, 70% of inserts did). */
-
-static void maybe_unref(jr_db *db)
-{
-    if (db->inflight == 0 && db->refd && !db->closing) {
-        uv_unref((uv_handle_t *)&db->async);
-        db->refd = 0;
-    }
-}
 
 /* Hand a job finished on the loop thread over as the worker's are. */
 static void complete_later(jr_db *db, jr_db_job *j)

@@ -139,8 +139,8 @@ typedef struct {
     size_t npragmas;
     int spin_us;                 /* after a job, how long the worker looks for the next one
                                     before it sleeps (-1: JR_DB_SPIN_US_DEFAULT, 0: never) */
-    int inline_us;               /* jr_db_run: the longest a statement may hold the calling
-                                    thread before it is sent to the worker (0: never inline) */
+    int inline_us;               /* jr_db_run: how long a query may run on the calling thread
+                                    before it is sent to the worker (0: nothing runs there) */
 } jr_db_options;
 
 /* Measured on 2 cores: SELECT-by-key round trips from one task go from ~12k
@@ -232,15 +232,19 @@ int jr_db_submit(jr_db *db, jr_db_job *job);
  *     that runs longer is interrupted (a read-only statement can be, and
  *     its transaction survives) and runs again on the worker; or
  *   - a point write: INSERT of VALUES, or UPDATE/DELETE whose plan finds
- *     its rows by equality on the rowid or on every column of a UNIQUE
- *     index; on a database without triggers and (with foreign keys on)
- *     without foreign keys, whose commits need no fsync (WAL, synchronous
- *     NORMAL or OFF). A write cannot be interrupted without losing its
- *     whole transaction, so one that overruns inline_us finishes here; it
- *     is then marked to run on the worker from then on (logged).
- * A statement that would wait for a lock (another writer) goes to the
- * worker, which does the waiting. Checkpoints owed by inline commits run
- * on the worker too. */
+ *     its rows by equality on the rowid, or on every column of the primary
+ *     key or of a UNIQUE index; on a database without triggers and (with
+ *     foreign keys on) without foreign keys, whose commits need no fsync
+ *     (WAL, synchronous NORMAL or OFF). A write cannot be interrupted
+ *     without losing its whole transaction, so its shape bounds it; one
+ *     that still runs past JR_DB_INLINE_WRITE_OPS instructions finishes
+ *     here and is marked to run on the worker from then on (logged).
+ * Locks are never waited for here: a statement that meets another
+ * process's lock goes to the worker, whose busy handler waits; one that
+ * needs the group's write token while another member holds it waits for it
+ * parked (no thread involved; then this returns 0 and the callback comes
+ * when it ran), failing with "database is locked" after busy_timeout.
+ * Checkpoints owed by commits made here run on an idle member's worker. */
 int jr_db_run(jr_db *db, jr_db_job *job);
 
 /* Jobs submitted and not yet called back. */

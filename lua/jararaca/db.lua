@@ -16,7 +16,8 @@
 --   conn:commit() / rollback()   true | nil, err, code
 --   conn:in_transaction()        boolean
 --   conn:interrupt()             stop this connection's statement in flight
---   conn:stats()                 counters of the connection (statement cache, jobs)
+--   conn:stats()                 counters of the connection (statement cache, jobs,
+--                                statements run on the event loop: inline_runs, inline_fallbacks)
 --   conn:release()               back to the pool (rolls back an open transaction)
 --   pool:close([timeout])        true | nil, "timeout"
 --   pool:stats()                 { size =, idle =, waiting = }
