@@ -536,6 +536,10 @@ static int marshal_params(lua_State *L, int idx, jr_db_job *j, param_err *e)
 
 /* ---- operations ---- */
 
+#define JR_DB_INLINE_SLICE_NS 2000000u
+static jr_task *g_slice_task; /* the task whose inline time g_slice_ns counts */
+static uint64_t g_slice_ns;
+
 static l_conn *usable(lua_State *L, const char *what)
 {
     l_conn *c = check_conn(L);
@@ -578,11 +582,27 @@ static int run_statement(lua_State *L, jr_db_kind kind, const char *what)
     j->begin = c->pending_begin;
     c->pending_begin = JR_DB_NO_BEGIN;
     if (kind == JR_DB_SCRIPT) return submit_and_park(L, c, what);
-    /* A quick statement runs right here (see jr_db_run), else it parks. */
+    /* A quick statement runs right here (see jr_db_run), else it parks. One
+     * that runs here returns without yielding, so a task running many (an
+     * import: 100k inserts in one transaction) would hold the loop: after
+     * JR_DB_INLINE_SLICE_NS of them without a pause, its next statement
+     * goes through the connection's thread, which parks the task and lets
+     * the others run. */
+    jr_task *task = jr_task_current();
+    if (task != g_slice_task) {
+        g_slice_task = task;
+        g_slice_ns = 0;
+    }
+    if (g_slice_ns >= JR_DB_INLINE_SLICE_NS) {
+        g_slice_ns = 0;
+        return submit_and_park(L, c, what);
+    }
     j->cb = on_done;
     j->data = c;
+    uint64_t t0 = uv_hrtime();
     int rc = c->db && !c->closing ? jr_db_run(c->db, j) : -1;
     if (rc < 0) return push_fail(L, "the connection is closed", "closed");
+    if (rc == 1) g_slice_ns += uv_hrtime() - t0;
     if (rc == 1) {
         note_state(c, j);
         return push_results(L, j);

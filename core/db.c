@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Buffers larger than this are freed by jr_db_job_reset instead of kept:
  * one huge result must not pin its memory for the life of the connection. */
@@ -255,6 +256,7 @@ struct jr_db_group {
      * transaction holds, or is about to take, SQLite's write lock. */
     struct jr_db *writer;
     uv_cond_t writer_cv;
+    int nworker_waiting; /* workers in writer_acquire (under mu) */
     /* Loop side (see jr_db_run): members whose next statement would run on
      * the loop thread but for the token, oldest first; `wake` is sent by
      * whoever releases the token while some wait, `timer` ends waits at
@@ -341,6 +343,7 @@ typedef struct cache_ent {
     struct cache_ent *prev, *next; /* LRU list, most recently used first */
     int inline_class;             /* INLINE_*: may jr_db_run run it on the loop thread? */
     int class_reprep;             /* SQLITE_STMTSTATUS_REPREPARE when classified; -1: never */
+    int inline_misses;            /* a query stopped on the loop so many times in a row */
 } cache_ent;
 
 /* cache_ent.inline_class (see jr_db_run in db.h) */
@@ -386,13 +389,11 @@ struct jr_db {
      * when it must stop (or be marked slow), and whether it was stopped. */
     cache_ent *inline_ent;
     uint64_t inline_deadline;
-    int inline_ticks;
     int inline_stopped;
     /* Waiting on the loop side for the group's write token (loop only). */
     struct jr_db *wait_next;
     jr_db_job *wait_job;
     uint64_t wait_deadline;
-    int wait_fail; /* fail the waiting job with this rc (interrupt) */
     int wal_autockpt;    /* the WAL size (frames) that triggers a checkpoint */
     int cheap_commit;    /* set once at open: see cheap_commit() */
 
@@ -427,25 +428,12 @@ static int is_interrupted(jr_db *db)
  * JR_DB_PROGRESS_OPS virtual machine instructions, cannot miss it. */
 #define JR_DB_PROGRESS_OPS 1000
 
-static void inline_overrun(jr_db *db);
-
-/* A point write is a few hundred instructions; one past this many was
- * misjudged (see inline_overrun). Counted in instructions, not time: on a
- * VM a preempted vCPU makes any statement late now and then. */
-#define JR_DB_INLINE_WRITE_OPS 20000
-
 static int progress_handler(void *arg)
 {
     jr_db *db = arg;
-    if (db->inline_ent) {
-        if (db->inline_ent->inline_class == INLINE_READ) {
-            if (uv_hrtime() >= db->inline_deadline) {
-                db->inline_stopped = 1; /* a query: stop it, the worker runs it again */
-                return 1;
-            }
-        } else if (++db->inline_ticks * JR_DB_PROGRESS_OPS > JR_DB_INLINE_WRITE_OPS) {
-            inline_overrun(db);
-        }
+    if (db->inline_ent && db->inline_ent->inline_class == INLINE_READ && uv_hrtime() >= db->inline_deadline) {
+        db->inline_stopped = 1; /* a query: stop it, the worker runs it again */
+        return 1;
     }
     return is_interrupted(db);
 }
@@ -771,7 +759,8 @@ static int collect_row(jr_db_job *j, sqlite3_stmt *st)
 
 static void writer_acquire(jr_db *db);
 static void writer_release(jr_db *db);
-static void classify(jr_db *db, cache_ent *e);
+static void classify(jr_db *db, cache_ent *e, uint64_t run_ns);
+static int cheap_commit(jr_db *db);
 
 /* EXECUTE / QUERY / FIRST. *wrote: the statement may have written. */
 static void run_stmt(jr_db *db, jr_db_job *j, int *wrote)
@@ -779,11 +768,13 @@ static void run_stmt(jr_db *db, jr_db_job *j, int *wrote)
     sqlite3_stmt *st;
     int owned;
     cache_ent *e;
+    uint64_t t0 = 0;
     if (stmt_get(db, j, &st, &owned, &e) != 0) return;
     if (!st) return; /* blanks or comments: nothing to run, like sqlite3_exec */
     if (bind_params(db, j, st) != 0) goto out;
     *wrote = !sqlite3_stmt_readonly(st);
     if (*wrote && sqlite3_txn_state(db->db, NULL) != SQLITE_TXN_WRITE) writer_acquire(db);
+    t0 = uv_hrtime();
     int rc;
     if (j->kind == JR_DB_EXECUTE) {
         sqlite3_int64 total = sqlite3_total_changes64(db->db);
@@ -830,7 +821,7 @@ out:
      * with "database is locked" (SQLITE_BUSY_SNAPSHOT). */
     if (e && !db->on_loop && db->inline_us > 0 && j->rc == 0 &&
         e->class_reprep != sqlite3_stmt_status(e->st, SQLITE_STMTSTATUS_REPREPARE, 0))
-        classify(db, e);
+        classify(db, e, uv_hrtime() - t0);
 }
 
 /* ---- which statements may run on the loop thread (see jr_db_run) ---- */
@@ -953,7 +944,15 @@ static int search_is_point(jr_db *db, const char *d)
                               (const char *)sqlite3_column_text(st, 0) + sqlite3_column_bytes(st, 0));
         sqlite3_finalize(st);
         if (!found) return 0;
-    } else if (query_int2(db, "SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2", table, idx) != 1) {
+    } else if (query_int2(db, "SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2", table, idx) != 1 ||
+               /* "col=?" is also how the plan shows "col IS ?", and a UNIQUE
+                * column (or a rowid table's PRIMARY KEY) holds any number
+                * of NULLs: every column must be NOT NULL */
+               query_int2(db,
+                          "SELECT count(*) FROM pragma_index_info(?2) ii"
+                          " LEFT JOIN pragma_table_info(?1) ti ON ti.name = ii.name"
+                          " WHERE ii.name IS NULL OR ti.\"notnull\" IS NOT 1",
+                          table, idx) != 0) {
         return 0;
     }
     return query_int(db, "SELECT count(*) FROM pragma_index_info(?1)", idx) == terms;
@@ -984,46 +983,74 @@ static int plan_is_point(jr_db *db, const char *sql, int want_search)
     return ok && (!want_search || searches > 0);
 }
 
+/* Does the program of sql do work its plan does not show? Triggers (TEMP
+ * ones too) run as sub-programs, foreign keys as checks and actions on
+ * other tables, virtual tables (FTS: 'rebuild', 'optimize') as module
+ * calls; and a write to an ATTACHed database commits there, where the
+ * journal mode and fsyncs are its own. */
+static int program_has_hidden_work(jr_db *db, const char *sql)
+{
+    char *q = sqlite3_mprintf("EXPLAIN %s", sql);
+    if (!q) return 1;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->db, q, -1, &st, NULL);
+    sqlite3_free(q);
+    if (rc != SQLITE_OK) return 1;
+    int hidden = 0;
+    while (!hidden && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *op = (const char *)sqlite3_column_text(st, 1);
+        if (!op) continue;
+        /* (FkCheck alone is in every write while foreign_keys is on: it
+         * only reads the counters FkCounter/FkIfZero maintain) */
+        if (strcmp(op, "Program") == 0 || strcmp(op, "FkCounter") == 0 || strcmp(op, "FkIfZero") == 0 ||
+            (op[0] == 'V' && strcmp(op, "Variable") != 0))
+            hidden = 1;
+        else if ((strcmp(op, "Transaction") == 0 && sqlite3_column_int(st, 2) != 0) || /* p1: the schema */
+                 (strcmp(op, "OpenWrite") == 0 && sqlite3_column_int(st, 4) != 0))     /* p3: the schema */
+            hidden = 1; /* not main */
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) hidden = 1;
+    sqlite3_finalize(st);
+    return hidden;
+}
+
 /* Decide e->inline_class (the rules are in db.h, at jr_db_run). Runs on the
- * worker, before the statement's own run. */
-static void classify(jr_db *db, cache_ent *e)
+ * worker, after a good run of the statement that took run_ns. */
+static void classify(jr_db *db, cache_ent *e, uint64_t run_ns)
 {
     sqlite3_stmt *st = e->st;
     e->class_reprep = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_REPREPARE, 0);
     e->inline_class = INLINE_NO;
+    e->inline_misses = 0;
     const char *sql = skip_blank(sqlite3_sql(st));
     if (sqlite3_stmt_readonly(st)) {
-        /* BEGIN, COMMIT and PRAGMAs are "read-only" too: queries only */
-        if (starts_with_word(sql, "SELECT") || starts_with_word(sql, "WITH") || starts_with_word(sql, "VALUES"))
+        /* BEGIN, COMMIT and PRAGMAs are "read-only" too: queries only, and
+         * only one that was quick here (a slow one would only be stopped) */
+        if ((starts_with_word(sql, "SELECT") || starts_with_word(sql, "WITH") || starts_with_word(sql, "VALUES")) &&
+            run_ns <= (uint64_t)db->inline_us * 1000u)
             e->inline_class = INLINE_READ;
         return;
     }
+    db->cheap_commit = cheap_commit(db);
     if (!db->cheap_commit) return; /* its commit would fsync on the loop thread */
     int insert = starts_with_word(sql, "INSERT") || starts_with_word(sql, "REPLACE");
     if (!insert && !starts_with_word(sql, "UPDATE") && !starts_with_word(sql, "DELETE")) return;
-    /* Triggers and foreign key actions/checks do work the plan does not show. */
-    if (query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'", NULL) != 0) return;
-    if (query_int(db, "PRAGMA foreign_keys", NULL) != 0 &&
-        query_int(db,
-                  "SELECT count(*) FROM sqlite_schema s, pragma_foreign_key_list(s.name)"
-                  " WHERE s.type = 'table'",
-                  NULL) != 0)
-        return;
+    if (program_has_hidden_work(db, sqlite3_sql(st))) return;
     if (plan_is_point(db, sqlite3_sql(st), !insert)) e->inline_class = INLINE_WRITE;
 }
 
-/* A write classified as a point write ran long on the loop thread. Stopping it would roll
- * back its whole transaction, so it finishes there; later runs of it go to
- * the worker. */
-static void inline_overrun(jr_db *db)
+/* A statement ran long on the loop thread without being stopped: a write
+ * (stopping one would roll back its whole transaction), or a query inside
+ * one long instruction (a count(*) walking a big table, a huge value),
+ * where the progress handler is not called. It finished there; from now
+ * on it runs on the worker. */
+static void inline_overrun(jr_db *db, cache_ent *e, uint64_t cpu_ns)
 {
-    cache_ent *e = db->inline_ent;
-    db->inline_ent = NULL;
     e->inline_class = INLINE_NO;
     jr_logf(JR_LOG_WARN, NULL,
-            "db %s: a write ran more than %d SQLite instructions on the event loop; it runs on the "
-            "connection's thread from now on: %.200s",
-            db->path, JR_DB_INLINE_WRITE_OPS, e->sql);
+            "db %s: a statement took %llu us of CPU on the event loop; it runs on the connection's "
+            "thread from now on: %.200s",
+            db->path, (unsigned long long)(cpu_ns / 1000u), e->sql);
 }
 
 /* SQLite's own handler (sqlite3_busy_timeout) sleeps 1, 2, 5, ... 100 ms
@@ -1073,28 +1100,35 @@ static int busy_handler(void *arg, int count)
  * token held by a transaction that waits for this one (an "independent"
  * session under a writing one) must end in SQLITE_BUSY, as before, not hang.
  * Other pools and processes are still handled by the busy handler. */
-static void writer_acquire(jr_db *db)
+static int writer_acquire_within(jr_db *db, uint64_t wait_ms)
 {
     jr_db_group *g = db->group;
     uv_mutex_lock(&g->mu);
     if (g->writer != db) {
-        uint64_t deadline = uv_hrtime() + (uint64_t)db->busy_timeout_ms * 1000000u;
+        uint64_t deadline = uv_hrtime() + wait_ms * 1000000u;
         if (g->writer) db->stats.writer_waits++;
+        g->nworker_waiting++;
         while (g->writer && g->writer != db) {
             uint64_t now = uv_hrtime();
             if (now >= deadline || uv_cond_timedwait(&g->writer_cv, &g->mu, deadline - now) != 0) break;
         }
+        g->nworker_waiting--;
         if (!g->writer) g->writer = db;
     }
+    int have = g->writer == db;
     uv_mutex_unlock(&g->mu);
+    return have;
 }
 
-/* The token if nobody else has it, without waiting (jr_db_run). */
+static void writer_acquire(jr_db *db) { (void)writer_acquire_within(db, (uint64_t)db->busy_timeout_ms); }
+
+/* The token if nobody else has it or waits for it on a worker, without
+ * waiting (jr_db_run: the loop must not overtake the workers for good). */
 static int writer_try_acquire(jr_db *db)
 {
     jr_db_group *g = db->group;
     uv_mutex_lock(&g->mu);
-    int ok = !g->writer || g->writer == db;
+    int ok = g->writer == db || (!g->writer && g->nworker_waiting == 0);
     if (ok) g->writer = db;
     uv_mutex_unlock(&g->mu);
     return ok;
@@ -1132,11 +1166,20 @@ static int one_of(const char *s, const char *const *list)
 }
 
 /* COMMIT costs no fsync: WAL with synchronous NORMAL or OFF. */
-static int cheap_commit(const jr_db *db)
+static int cheap_commit(jr_db *db)
 {
-    return db->journal_mode && strcasecmp(db->journal_mode, "WAL") == 0 && db->synchronous &&
-           (strcasecmp(db->synchronous, "NORMAL") == 0 || strcasecmp(db->synchronous, "OFF") == 0 ||
-            strcmp(db->synchronous, "1") == 0 || strcmp(db->synchronous, "0") == 0);
+    /* As in effect, not as asked: SQLite may refuse WAL (a memdb), and the
+     * pragmas option or a statement may change synchronous. */
+    sqlite3_stmt *st = NULL;
+    int wal = 0;
+    if (sqlite3_prepare_v2(db->db, "PRAGMA main.journal_mode", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        wal = mode && strcasecmp(mode, "wal") == 0;
+    }
+    sqlite3_finalize(st);
+    long long sync = query_int(db, "PRAGMA main.synchronous", NULL);
+    return wal && (sync == 0 || sync == 1);
 }
 
 static int wal_hook(void *arg, sqlite3 *h, const char *dbname, int frames)
@@ -1235,15 +1278,15 @@ static void do_open(jr_db *db, jr_db_job *j)
         *eq = '=';
         if (r != 0) goto fail;
     }
-    db->cheap_commit = cheap_commit(db); /* decided once, read by every commit */
-    if (db->cheap_commit) {
-        /* Our own WAL hook replaces SQLite's auto-checkpoint (same 1000
-         * frames): a checkpoint fsyncs, so it must never run inside a COMMIT
-         * made on the loop thread (see jr_db_end_inline); there it is only
-         * noted and the worker runs it before its next job. */
-        db->wal_autockpt = 1000;
-        sqlite3_wal_hook(db->db, wal_hook, db);
-    }
+    /* Read by every commit; checked again whenever a write is classified. */
+    db->cheap_commit = cheap_commit(db);
+    /* Our own WAL hook replaces SQLite's auto-checkpoint (same 1000
+     * frames): a checkpoint fsyncs, so it must never run inside a COMMIT
+     * made on the loop thread (see jr_db_end_inline); there it is only
+     * noted and an idle member's worker runs it. Installed whatever the
+     * mode: a statement may switch the file to WAL later. */
+    db->wal_autockpt = 1000;
+    sqlite3_wal_hook(db->db, wal_hook, db);
     static const char *const begin_sql[4] = {NULL, "BEGIN", "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE"};
     for (int i = 1; i < 4; i++) {
         rc = sqlite3_prepare_v3(db->db, begin_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st_begin[i], NULL);
@@ -1272,6 +1315,8 @@ fail:
     close_sqlite(db);
 }
 
+#define JR_DB_CKPT_WAIT_MS 10
+
 /* The checkpoint a commit on the loop thread left due (see wal_hook). It
  * must end with the group's write token held: with nobody in the process
  * writing, it copies the whole WAL and the next writer starts the WAL
@@ -1285,9 +1330,12 @@ fail:
 static void checkpoint(jr_db *db)
 {
     sqlite3_wal_checkpoint_v2(db->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    writer_acquire(db);
-    sqlite3_wal_checkpoint_v2(db->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    writer_release(db);
+    /* Not for long: this connection's own next statement may be queued
+     * behind us. Skipped, the next commit on the loop asks again. */
+    if (writer_acquire_within(db, JR_DB_CKPT_WAIT_MS)) {
+        sqlite3_wal_checkpoint_v2(db->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        writer_release(db);
+    }
 }
 
 static void clear_results(jr_db_job *j)
@@ -1703,7 +1751,21 @@ static int undo_inline(jr_db *db, jr_db_job *j, int before, int began)
  * member's: wait for it on the loop side), or 0 (submit to the worker). */
 enum { INLINE_RAN = 1, INLINE_WAIT = 2 };
 
-static int try_inline(jr_db *db, jr_db_job *j)
+/* CPU time of the calling thread (not wall time: a preempted vCPU makes
+ * any statement late now and then). */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Parameters this large make even a point write slow (copied into pages). */
+#define JR_DB_INLINE_MAX_PARAMS (64u * 1024u)
+
+/* queued: the job is the group's first waiter for the write token (from
+ * dispatch_waiters); others wait behind waiters already queued. */
+static int try_inline(jr_db *db, jr_db_job *j, int queued)
 {
     if (db->inline_us <= 0 || db->inflight != 0 || !db->db || db->cache_cap == 0 || !j->has_sql) return 0;
     if (j->kind != JR_DB_EXECUTE && j->kind != JR_DB_QUERY && j->kind != JR_DB_FIRST) return 0;
@@ -1712,17 +1774,20 @@ static int try_inline(jr_db *db, jr_db_job *j)
     if (!e || e->inline_class == INLINE_NO ||
         e->class_reprep != sqlite3_stmt_status(e->st, SQLITE_STMTSTATUS_REPREPARE, 0))
         return 0;
+    if (e->inline_class == INLINE_WRITE && j->req.len > JR_DB_INLINE_MAX_PARAMS) return 0;
     int before = sqlite3_txn_state(db->db, NULL);
     int locks = e->inline_class == INLINE_WRITE || j->begin == JR_DB_BEGIN_IMMEDIATE ||
                 j->begin == JR_DB_BEGIN_EXCLUSIVE;
-    /* Another member's write token: wait for it here (writer_wait). */
-    if (locks && before != SQLITE_TXN_WRITE && !writer_try_acquire(db)) return INLINE_WAIT;
+    /* Another member's write token, or others waiting for it: wait here,
+     * in turn (writer_wait). */
+    if (locks && before != SQLITE_TXN_WRITE && ((db->group->wait_head && !queued) || !writer_try_acquire(db)))
+        return INLINE_WAIT;
+    uint64_t cpu0 = thread_cpu_ns();
     clear_results(j);
     db->running_seq = UINT64_MAX; /* no earlier interrupt applies here */
     db->on_loop = 1;
     db->inline_ent = e;
     db->inline_stopped = 0;
-    db->inline_ticks = 0;
     db->inline_deadline = uv_hrtime() + (uint64_t)db->inline_us * 1000u;
     int began = 0, wrote = 0;
     if (j->begin > JR_DB_NO_BEGIN && j->begin <= JR_DB_BEGIN_EXCLUSIVE)
@@ -1733,9 +1798,15 @@ static int try_inline(jr_db *db, jr_db_job *j)
     db->on_loop = 0;
     if ((j->rc == SQLITE_BUSY || (j->rc == SQLITE_INTERRUPT && stopped)) && undo_inline(db, j, before, began)) {
         db->stats.inline_fallbacks++;
+        /* a query that keeps running out of time stays on the worker: each
+         * try costs the loop inline_us for nothing */
+        if (stopped && ++e->inline_misses >= 3) e->inline_class = INLINE_NO;
         return 0;
     }
     db->stats.inline_runs++;
+    if (!stopped) e->inline_misses = 0;
+    uint64_t cpu = thread_cpu_ns() - cpu0, limit = (uint64_t)db->inline_us * 4000u;
+    if (cpu > (limit > 500000u ? limit : 500000u)) inline_overrun(db, e, cpu);
     after_statement(db, before, wrote);
     note_txn(db, j);
     j->ran_inline = 1;
@@ -1782,7 +1853,6 @@ static void writer_wait(jr_db *db, jr_db_job *j)
 {
     jr_db_group *g = db->group;
     db->wait_job = j;
-    db->wait_fail = 0;
     db->wait_deadline = uv_hrtime() + (uint64_t)db->busy_timeout_ms * 1000000u;
     db->wait_next = NULL;
     if (g->wait_tail) g->wait_tail->wait_next = db;
@@ -1829,12 +1899,8 @@ static void dispatch_waiters(jr_db_group *g)
     jr_db *db;
     while ((db = g->wait_head)) {
         jr_db_job *j = db->wait_job;
-        if (db->wait_fail) {
-            fail_waiter(db, db->wait_fail, "interrupted");
-            continue;
-        }
         db->inflight--; /* try_inline wants the connection idle */
-        int r = try_inline(db, j);
+        int r = try_inline(db, j, 1);
         if (r == INLINE_WAIT) {
             db->inflight++;
             break; /* still taken: first come, first served */
@@ -1845,7 +1911,7 @@ static void dispatch_waiters(jr_db_group *g)
             continue;
         }
         maybe_unref(db);
-        j->cb(j); /* may run the task on, and queue more waiters */
+        if (j->cb) j->cb(j); /* may run the task on, and queue more waiters */
     }
     /* Past busy_timeout: "database is locked", as SQLite says it. */
     uint64_t now = uv_hrtime();
@@ -1860,7 +1926,7 @@ static void dispatch_waiters(jr_db_group *g)
 int jr_db_run(jr_db *db, jr_db_job *job)
 {
     if (db->closing) return -1;
-    switch (try_inline(db, job)) {
+    switch (try_inline(db, job, 0)) {
     case INLINE_RAN: return 1;
     case INLINE_WAIT: writer_wait(db, job); return 0;
     default: enqueue(db, job); return 0;
@@ -1869,11 +1935,9 @@ int jr_db_run(jr_db *db, jr_db_job *job)
 
 void jr_db_interrupt(jr_db *db)
 {
-    if (db->wait_job) {
-        /* failed by the dispatcher, outside the caller's stack */
-        db->wait_fail = SQLITE_INTERRUPT;
-        uv_async_send(&db->group->wake);
-    }
+    /* waiting for the write token: out of the queue now (its callback
+     * still comes from the loop, not from inside this call) */
+    if (db->wait_job) fail_waiter(db, SQLITE_INTERRUPT, "interrupted");
     uv_mutex_lock(&db->mu);
     atomic_store(&db->interrupt_upto, db->next_seq);
     /* Also the direct way, which stops long single instructions (a sort). */

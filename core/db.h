@@ -155,7 +155,7 @@ typedef struct {
     uint64_t cache_hits, cache_misses, cache_evictions;
     size_t cache_size;     /* statements in the cache now */
     uint64_t busy_waits;   /* times the busy handler waited */
-    uint64_t writer_waits; /* times a statement waited for the group's write token */
+    uint64_t writer_waits; /* times the worker waited for the group's write token */
     uint64_t inline_runs;  /* statements run by jr_db_run on the calling thread */
     uint64_t inline_fallbacks; /* ... that ran out of time or met a lock and went to the worker */
 } jr_db_stats;
@@ -228,23 +228,31 @@ int jr_db_submit(jr_db *db, jr_db_job *job);
  * across all of that. Safe and quick means: the connection is idle, the
  * statement is in its cache (its first run is always on the worker, which
  * classifies it), and it is either
- *   - a query (SELECT/WITH/VALUES, read-only): it is given inline_us; one
- *     that runs longer is interrupted (a read-only statement can be, and
- *     its transaction survives) and runs again on the worker; or
+ *   - a query (SELECT/WITH/VALUES, read-only) whose run on the worker took
+ *     at most inline_us: here it gets inline_us again, and one that runs
+ *     longer is interrupted (a read-only statement can be, and its
+ *     transaction survives) and runs again on the worker; three such in a
+ *     row and it stays on the worker; or
  *   - a point write: INSERT of VALUES, or UPDATE/DELETE whose plan finds
- *     its rows by equality on the rowid, or on every column of the primary
- *     key or of a UNIQUE index; on a database without triggers and (with
- *     foreign keys on) without foreign keys, whose commits need no fsync
- *     (WAL, synchronous NORMAL or OFF). A write cannot be interrupted
- *     without losing its whole transaction, so its shape bounds it; one
- *     that still runs past JR_DB_INLINE_WRITE_OPS instructions finishes
- *     here and is marked to run on the worker from then on (logged).
+ *     its rows by equality on the rowid, on every column of a WITHOUT
+ *     ROWID primary key, or on every column of a UNIQUE index whose
+ *     columns are all NOT NULL; whose program runs no trigger, no foreign
+ *     key action or child lookup, no virtual table and writes to the main
+ *     database only; with parameters under 64 KiB; on a database whose
+ *     commits need no fsync (WAL, synchronous NORMAL or OFF).
+ * A write cannot be interrupted without losing its whole transaction, and
+ * a query cannot be inside one long instruction (a count(*) of a big
+ * table, a huge value): a statement that still used more than 4 x inline_us
+ * (at least 500 us) of CPU here finished here, is logged, and runs on the
+ * worker from then on.
  * Locks are never waited for here: a statement that meets another
  * process's lock goes to the worker, whose busy handler waits; one that
- * needs the group's write token while another member holds it waits for it
- * parked (no thread involved; then this returns 0 and the callback comes
- * when it ran), failing with "database is locked" after busy_timeout.
- * Checkpoints owed by commits made here run on an idle member's worker. */
+ * needs the group's write token while another member holds it (or others
+ * wait for it) waits for it parked, in turn (no thread involved; then this
+ * returns 0 and the callback comes when it ran), failing with "database is
+ * locked" after busy_timeout. Checkpoints owed by commits made here run on
+ * an idle member's worker. Like jr_db_submit, one job of a connection at a
+ * time: the next only after this one's callback. */
 int jr_db_run(jr_db *db, jr_db_job *job);
 
 /* Jobs submitted and not yet called back. */

@@ -322,12 +322,14 @@ give = function(pool, c)
     if not w.dead then
       w.done = true
       pool._nwaiting = pool._nwaiting - 1
+      -- counted first: outside a task the woken one runs inside c_wake
+      pool._promised = pool._promised + 1
       if c_wake(w[1], w[2], true) then
-        pool._promised = pool._promised + 1
         pool._whead = head
         if head > tail then pool._whead, pool._wtail = 1, 0 end
         return
       end
+      pool._promised = pool._promised - 1
       -- not waiting any more (its timeout or cancellation is being delivered)
     end
   end

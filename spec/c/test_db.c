@@ -878,14 +878,17 @@ TEST(inline_only_bounded_statements)
     CHECK_EQ_INT(run_sql(db, &j, JR_DB_SCRIPT,
                          "CREATE TABLE t(id INTEGER PRIMARY KEY, u TEXT UNIQUE, n TEXT, a, b);"
                          "CREATE INDEX t_n ON t(n); CREATE UNIQUE INDEX t_ab ON t(a, b);"
-                         "INSERT INTO t(u, n, a, b) VALUES ('x', 'n', 1, 1), ('y', 'n', 1, 2);"),
+                         "INSERT INTO t(u, n, a, b) VALUES ('x', 'n', 1, 1), ('y', 'n', 1, 2);"
+                         "CREATE TABLE s(id INTEGER PRIMARY KEY, u TEXT NOT NULL UNIQUE, a INT NOT NULL,"
+                         " b INT NOT NULL, n TEXT, UNIQUE (a, b));"
+                         "INSERT INTO s(u, a, b) VALUES ('x', 1, 1), ('y', 1, 2);"),
                  0);
     /* point writes and queries */
     CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) VALUES ('p')"), 1);
     CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) VALUES ('p'), ('q')"), 1);
     CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'z' WHERE id = 1"), 1);
-    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'z' WHERE u = 'x'"), 1);
-    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'z' WHERE a = 1 AND b = 2"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE s SET n = 'z' WHERE u = 'x'"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE s SET n = 'z' WHERE a = 1 AND b = 2"), 1);
     CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE id = 99"), 1);
     CHECK_EQ_INT(second_run_inline(db, "SELECT count(*) FROM t"), 1); /* queries: timed instead */
     CHECK_EQ_INT(second_run_inline(db, "  -- a comment\n WITH x AS (SELECT 1) SELECT * FROM x"), 1);
@@ -893,7 +896,11 @@ TEST(inline_only_bounded_statements)
     CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'z'"), 0);
     CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE id > 1000"), 0);
     CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'w' WHERE n = 'nothing'"), 0); /* not unique */
-    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'w' WHERE a = 5"), 0);         /* part of a key */
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE s SET n = 'w' WHERE a = 5"), 0);         /* part of a key */
+    /* a UNIQUE column that may be NULL: "u IS ?" has the plan of "u = ?" */
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'w' WHERE u = 'x'"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'w' WHERE u IS NULL"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'w' WHERE a = 1 AND b = 2"), 0);
     CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) SELECT n FROM t WHERE 0"), 0);
     CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE id = 99 OR u = 'q'"), 0);
     /* WITHOUT ROWID: the primary key is the table's own index */
@@ -914,10 +921,23 @@ TEST(inline_only_bounded_statements)
     CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "DROP TRIGGER t_ins"), 0);
     /* a cached statement re-prepared for the schema change is classified again */
     CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) VALUES ('after trigger')"), 1);
-    /* so do foreign keys, while enforced */
+    /* foreign keys: a child's insert looks its parent up by key (bounded),
+     * a parent's delete looks for children (any number) */
     CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "CREATE TABLE child(id INTEGER PRIMARY KEY, t_id REFERENCES t(id))"), 0);
-    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO child(t_id) VALUES (1)"), 0);
-    CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE u = 'y'"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO child(t_id) VALUES (1)"), 1);
+    CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE id = 2"), 0);
+    /* a TEMP trigger is not in the main schema, but in the program */
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "CREATE TEMP TRIGGER s_upd AFTER UPDATE ON main.s BEGIN SELECT 1; END"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "UPDATE s SET n = 'after temp trigger' WHERE id = 1"), 0);
+    /* a virtual table's module may do anything (FTS5 'rebuild') */
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "CREATE VIRTUAL TABLE f USING fts5(body)"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO f(body) VALUES ('text')"), 0);
+    /* an ATTACHed database has its own journal and fsyncs */
+    char attach[200];
+    snprintf(attach, sizeof attach, "ATTACH '%s' AS aux", path_in_dir("cls-aux.db"));
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, attach), 0);
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "CREATE TABLE aux.x(id INTEGER PRIMARY KEY, v)"), 0);
+    CHECK_EQ_INT(second_run_inline(db, "INSERT INTO aux.x(v) VALUES (1)"), 0);
     jr_db_job_free(&j);
     close_db(db);
 
@@ -1106,6 +1126,134 @@ TEST(inline_commits_still_checkpoint)
     close_db(db);
 }
 
+TEST(inline_guards)
+{
+    jr_db *db = open_inline(path_in_dir("guards.db"), 100, NULL, NULL);
+    jr_db_job j;
+    jr_db_job_init(&j);
+    jr_db_stats s0, s1;
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_SCRIPT,
+                         "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB); INSERT INTO t(id, v) VALUES (1, x'00')"),
+                 0);
+    /* a query that was slow on the worker is never tried on the loop */
+    CHECK_EQ_INT(second_run_inline(db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                                       "WHERE x < 300000) SELECT count(*) FROM c"),
+                 0);
+    /* one long instruction (a 32 MB value) cannot be stopped: it runs once
+     * on the loop, and on the worker from then on */
+    const char *read = "SELECT v FROM t WHERE id = 1";
+    CHECK_EQ_INT(second_run_inline(db, read), 1);
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "UPDATE t SET v = zeroblob(32000000) WHERE id = 1"), 0);
+    jr_db_get_stats(db, &s0);
+    for (int i = 0; i < 2; i++) {
+        jr_db_job_reset(&j);
+        jr_db_job_set_sql(&j, read, -1);
+        CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), i == 0);
+        CHECK_EQ_INT(jr_db_cell(&j, 0, 0)->u.s.len, 32000000);
+    }
+    jr_db_get_stats(db, &s1);
+    CHECK_EQ_INT(s1.inline_runs - s0.inline_runs, 1);
+    CHECK_EQ_INT(s1.jobs - s0.jobs, 1);
+    /* a write with 100 KB of parameters: the worker's, though a point write */
+    const char *ins = "INSERT INTO t(v) VALUES (?)";
+    CHECK_EQ_INT(second_run_inline(db, ins), 1);
+    static char big[100 * 1024];
+    jr_db_job_reset(&j);
+    jr_db_job_set_sql(&j, ins, -1);
+    jr_db_param_blob(&j, NULL, 0, big, sizeof big);
+    CHECK_EQ_INT(run_q(db, &j, JR_DB_EXECUTE), 0);
+    CHECK_EQ_INT(j.rc, 0);
+    jr_db_job_free(&j);
+    close_db(db);
+}
+
+static int g_done_order[4], g_ndone;
+static void on_done_ordered(jr_db_job *j) { g_done_order[g_ndone++] = *(int *)j->data; }
+
+TEST(inline_writers_wait_in_turn)
+{
+    const char *p = path_in_dir("turn.db");
+    jr_db *a = open_inline(p, 1000, NULL, NULL);
+    jr_db *b = open_inline(p, 1000, jr_db_get_group(a), NULL);
+    jr_db *c = open_inline(p, 1000, jr_db_get_group(a), NULL);
+    jr_db_job ja, jb, jc;
+    jr_db_job_init(&ja);
+    jr_db_job_init(&jb);
+    jr_db_job_init(&jc);
+    CHECK_EQ_INT(run_sql(a, &ja, JR_DB_EXECUTE, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+    const char *ins = "INSERT INTO t(v) VALUES (?)";
+    CHECK_EQ_INT(second_run_inline(a, ins), 1);
+    CHECK_EQ_INT(second_run_inline(b, ins), 1);
+    CHECK_EQ_INT(second_run_inline(c, ins), 1);
+    /* a holds the write lock; b waits for it; c comes when a is done, but
+     * before b had its turn: c waits behind b */
+    jr_db_job_reset(&ja);
+    jr_db_job_set_sql(&ja, ins, -1);
+    jr_db_param_int(&ja, NULL, 0, 1);
+    ja.begin = JR_DB_BEGIN_DEFERRED;
+    CHECK_EQ_INT(run_q(a, &ja, JR_DB_EXECUTE), 1);
+    static int id_b = 2, id_c = 3;
+    g_ndone = 0;
+    jr_db_job_reset(&jb);
+    jr_db_job_set_sql(&jb, ins, -1);
+    jr_db_param_int(&jb, NULL, 0, 2);
+    jb.kind = JR_DB_EXECUTE;
+    jb.cb = on_done_ordered;
+    jb.data = &id_b;
+    CHECK_EQ_INT(jr_db_run(b, &jb), 0);
+    jr_db_job_reset(&ja);
+    ja.kind = JR_DB_COMMIT;
+    CHECK_EQ_INT(jr_db_end_inline(a, &ja), 1);
+    jr_db_job_reset(&jc);
+    jr_db_job_set_sql(&jc, ins, -1);
+    jr_db_param_int(&jc, NULL, 0, 3);
+    jc.kind = JR_DB_EXECUTE;
+    jc.cb = on_done_ordered;
+    jc.data = &id_c;
+    int rc_c = jr_db_run(c, &jc);
+    CHECK_EQ_INT(rc_c, 0);
+    if (rc_c == 1) on_done_ordered(&jc); /* ran at once, ahead of b: wrong, but no hang */
+    while (g_ndone < 2) uv_run(&loop, UV_RUN_ONCE);
+    CHECK_EQ_INT(g_done_order[0], 2);
+    CHECK_EQ_INT(g_done_order[1], 3);
+    CHECK_EQ_INT(jb.rc, 0);
+    CHECK_EQ_INT(jc.rc, 0);
+
+    /* interrupting a waiter that is not first: it fails at once */
+    jr_db_job_reset(&ja);
+    jr_db_job_set_sql(&ja, ins, -1);
+    jr_db_param_int(&ja, NULL, 0, 4);
+    ja.begin = JR_DB_BEGIN_DEFERRED;
+    CHECK_EQ_INT(run_q(a, &ja, JR_DB_EXECUTE), 1);
+    g_ndone = 0;
+    jr_db_job_reset(&jb);
+    jr_db_job_set_sql(&jb, ins, -1);
+    jr_db_param_int(&jb, NULL, 0, 5);
+    CHECK_EQ_INT(jr_db_run(b, &jb), 0);
+    jr_db_job_reset(&jc);
+    jr_db_job_set_sql(&jc, ins, -1);
+    jr_db_param_int(&jc, NULL, 0, 6);
+    rc_c = jr_db_run(c, &jc);
+    CHECK_EQ_INT(rc_c, 0);
+    if (rc_c == 1) on_done_ordered(&jc);
+    jr_db_interrupt(c);
+    while (g_ndone < 1) uv_run(&loop, UV_RUN_ONCE);
+    CHECK_EQ_INT(g_done_order[0], 3);
+    CHECK_EQ_STR(jr_db_code(jc.rc), "interrupted");
+    jr_db_job_reset(&ja);
+    ja.kind = JR_DB_COMMIT;
+    CHECK_EQ_INT(jr_db_end_inline(a, &ja), 1);
+    while (g_ndone < 2) uv_run(&loop, UV_RUN_ONCE);
+    CHECK_EQ_INT(jb.rc, 0);
+    CHECK_EQ_STR(first_text(a, "SELECT group_concat(v) FROM (SELECT v FROM t WHERE v < 7 ORDER BY v)"), "1,2,3,4,5");
+    jr_db_job_free(&ja);
+    jr_db_job_free(&jb);
+    jr_db_job_free(&jc);
+    close_db(a);
+    close_db(b);
+    close_db(c);
+}
+
 TEST(codes)
 {
     CHECK(jr_db_code(0) == NULL);
@@ -1156,6 +1304,8 @@ int main(void)
     RUN(inline_slow_query_goes_to_the_worker);
     RUN(inline_writer_waits_on_the_loop);
     RUN(inline_commits_still_checkpoint);
+    RUN(inline_guards);
+    RUN(inline_writers_wait_in_turn);
     uv_run(&loop, UV_RUN_DEFAULT); /* close callbacks */
     if (uv_loop_close(&loop) != 0) {
         fprintf(stderr, "loop still has handles\n");

@@ -556,6 +556,29 @@ describe("jararaca.db", function()
       assert(pool:close())
     end)
 
+    it("lets other tasks run while one task runs many quick statements", function()
+      with_conn(function(c)
+        assert(c:exec_script("CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)"))
+        local ins = "INSERT INTO t(v) VALUES (?)"
+        assert(c:execute(ins, { 0 })) -- known now
+        local ticks, done = 0, false
+        local ticker = sched.spawn(function()
+          while not done do ticks = ticks + 1; sched.sleep(0.001) end
+        end)
+        sched.sleep(0) -- the ticker is waiting on its timer
+        local s0 = c:stats()
+        assert.is_true(c:begin())
+        for i = 1, 5000 do assert(c:execute(ins, { i })) end
+        assert.is_true(c:commit())
+        done = true
+        ticker:wait()
+        local s1 = c:stats()
+        assert.is_true(s1.inline_runs - s0.inline_runs > 4000) -- most ran on the loop
+        assert.is_true(s1.jobs - s0.jobs >= 1)                  -- a few went through the thread...
+        assert.is_true(ticks > 1)                               -- ...and the ticker ran meanwhile
+      end, { path = fresh_path() })
+    end)
+
     it("keeps every statement on the connection's thread with inline_us = 0", function()
       with_conn(function(c)
         for _ = 1, 3 do assert.same({ v = 1 }, c:first("SELECT 1 AS v")) end
