@@ -242,9 +242,9 @@ int jr_db_submit(jr_db *db, jr_db_job *job);
  *     commits need no fsync (WAL, synchronous NORMAL or OFF).
  * A write cannot be interrupted without losing its whole transaction, and
  * a query cannot be inside one long instruction (a count(*) of a big
- * table, a huge value): a statement that still used more than 4 x inline_us
- * (at least 500 us) of CPU here finished here, is logged, and runs on the
- * worker from then on.
+ * table, a huge value): a statement that used more than 4 x inline_us
+ * (at least 500 us) of CPU here three times in a row, or ten times that
+ * once, is logged and runs on the worker from then on.
  * Locks are never waited for here: a statement that meets another
  * process's lock goes to the worker, whose busy handler waits; one that
  * needs the group's write token while another member holds it (or others
