@@ -959,18 +959,25 @@ static int search_is_point(jr_db *db, const char *d)
     return query_int(db, "SELECT count(*) FROM pragma_index_info(?1)", idx) == terms;
 }
 
+/* "EXPLAIN sql" or "EXPLAIN QUERY PLAN sql", prepared; NULL on error. */
+static sqlite3_stmt *prepare_explain(jr_db *db, const char *explain, const char *sql)
+{
+    char *q = sqlite3_mprintf("%s %s", explain, sql);
+    if (!q) return NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->db, q, -1, &st, NULL) != SQLITE_OK) st = NULL;
+    sqlite3_free(q);
+    return st;
+}
+
 /* Does the plan of sql touch a bounded number of rows? Constant rows
  * (INSERT ... VALUES) and point SEARCHes only; want_search: at least one
  * SEARCH (an UPDATE or DELETE without one changes every row). */
 static int plan_is_point(jr_db *db, const char *sql, int want_search)
 {
-    char *q = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
-    if (!q) return 0;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db->db, q, -1, &st, NULL);
-    sqlite3_free(q);
-    if (rc != SQLITE_OK) return 0;
-    int ok = 1, searches = 0;
+    sqlite3_stmt *st = prepare_explain(db, "EXPLAIN QUERY PLAN", sql);
+    if (!st) return 0;
+    int rc, ok = 1, searches = 0;
     while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *d = (const char *)sqlite3_column_text(st, 3);
         if (!d) ok = 0;
@@ -991,13 +998,9 @@ static int plan_is_point(jr_db *db, const char *sql, int want_search)
  * journal mode and fsyncs are its own. */
 static int program_has_hidden_work(jr_db *db, const char *sql)
 {
-    char *q = sqlite3_mprintf("EXPLAIN %s", sql);
-    if (!q) return 1;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db->db, q, -1, &st, NULL);
-    sqlite3_free(q);
-    if (rc != SQLITE_OK) return 1;
-    int hidden = 0;
+    sqlite3_stmt *st = prepare_explain(db, "EXPLAIN", sql);
+    if (!st) return 1;
+    int rc, hidden = 0;
     while (!hidden && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *op = (const char *)sqlite3_column_text(st, 1);
         if (!op) continue;

@@ -814,6 +814,15 @@ static int second_run_inline(jr_db *db, const char *sql)
     return r;
 }
 
+/* Reset j for sql with one integer parameter v (and a BEGIN before it). */
+static void set_stmt(jr_db_job *j, const char *sql, int64_t v, jr_db_begin begin)
+{
+    jr_db_job_reset(j);
+    jr_db_job_set_sql(j, sql, -1);
+    jr_db_param_int(j, NULL, 0, v);
+    j->begin = begin;
+}
+
 TEST(inline_runs_quick_statements)
 {
     jr_db *db = open_inline(path_in_dir("inl.db"), 1000, NULL, NULL);
@@ -964,10 +973,7 @@ TEST(inline_slow_query_goes_to_the_worker)
     CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), 0);
     CHECK_EQ_INT(jr_db_cell(&j, 0, 0)->u.i, 10);
     /* then long: stopped here after its 200 us, run again by the worker */
-    jr_db_job_reset(&j);
-    jr_db_job_set_sql(&j, sql, -1);
-    jr_db_param_int(&j, NULL, 0, 3000000);
-    j.begin = JR_DB_BEGIN_DEFERRED;
+    set_stmt(&j, sql, 3000000, JR_DB_BEGIN_DEFERRED);
     CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), 0);
     CHECK_EQ_INT(j.rc, 0);
     CHECK_EQ_INT(j.ran_inline, 0);
@@ -977,9 +983,7 @@ TEST(inline_slow_query_goes_to_the_worker)
     jr_db_get_stats(db, &s);
     CHECK_EQ_INT(s.inline_fallbacks, 1);
     /* still a query: the next quick one runs here again */
-    jr_db_job_reset(&j);
-    jr_db_job_set_sql(&j, sql, -1);
-    jr_db_param_int(&j, NULL, 0, 5);
+    set_stmt(&j, sql, 5, JR_DB_NO_BEGIN);
     CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), 1);
     CHECK_EQ_INT(jr_db_cell(&j, 0, 0)->u.i, 5);
     jr_db_job_reset(&j);
@@ -1016,16 +1020,11 @@ TEST(inline_writer_waits_on_the_loop)
     CHECK_EQ_INT(second_run_inline(b, ins), 1);
 
     /* a writes (inline) and keeps its transaction open */
-    jr_db_job_reset(&ja);
-    jr_db_job_set_sql(&ja, ins, -1);
-    jr_db_param_int(&ja, NULL, 0, 100);
-    ja.begin = JR_DB_BEGIN_DEFERRED;
+    set_stmt(&ja, ins, 100, JR_DB_BEGIN_DEFERRED);
     CHECK_EQ_INT(run_q(a, &ja, JR_DB_EXECUTE), 1);
     /* b's write waits here for the token, not on its thread */
     int done = 0;
-    jr_db_job_reset(&jb);
-    jr_db_job_set_sql(&jb, ins, -1);
-    jr_db_param_int(&jb, NULL, 0, 200);
+    set_stmt(&jb, ins, 200, JR_DB_NO_BEGIN);
     jb.kind = JR_DB_EXECUTE;
     jb.cb = on_job;
     jb.data = &done;
@@ -1046,14 +1045,9 @@ TEST(inline_writer_waits_on_the_loop)
     CHECK_EQ_INT(s.writer_waits, 0); /* its thread never waited */
 
     /* the token held past busy_timeout: "database is locked", like SQLite */
-    jr_db_job_reset(&ja);
-    jr_db_job_set_sql(&ja, ins, -1);
-    jr_db_param_int(&ja, NULL, 0, 300);
-    ja.begin = JR_DB_BEGIN_DEFERRED;
+    set_stmt(&ja, ins, 300, JR_DB_BEGIN_DEFERRED);
     CHECK_EQ_INT(run_q(a, &ja, JR_DB_EXECUTE), 1);
-    jr_db_job_reset(&jb);
-    jr_db_job_set_sql(&jb, ins, -1);
-    jr_db_param_int(&jb, NULL, 0, 400);
+    set_stmt(&jb, ins, 400, JR_DB_NO_BEGIN);
     done = 0;
     jb.data = &done;
     CHECK_EQ_INT(jr_db_run(b, &jb), 0);
@@ -1061,9 +1055,7 @@ TEST(inline_writer_waits_on_the_loop)
     CHECK_EQ_STR(jr_db_code(jb.rc), "busy");
     CHECK_EQ_STR(jb.err, "database is locked");
     /* and interrupted while waiting: "interrupted" */
-    jr_db_job_reset(&jb);
-    jr_db_job_set_sql(&jb, ins, -1);
-    jr_db_param_int(&jb, NULL, 0, 500);
+    set_stmt(&jb, ins, 500, JR_DB_NO_BEGIN);
     done = 0;
     CHECK_EQ_INT(jr_db_run(b, &jb), 0);
     jr_db_interrupt(b);
@@ -1187,16 +1179,11 @@ TEST(inline_writers_wait_in_turn)
     CHECK_EQ_INT(second_run_inline(c, ins), 1);
     /* a holds the write lock; b waits for it; c comes when a is done, but
      * before b had its turn: c waits behind b */
-    jr_db_job_reset(&ja);
-    jr_db_job_set_sql(&ja, ins, -1);
-    jr_db_param_int(&ja, NULL, 0, 1);
-    ja.begin = JR_DB_BEGIN_DEFERRED;
+    set_stmt(&ja, ins, 1, JR_DB_BEGIN_DEFERRED);
     CHECK_EQ_INT(run_q(a, &ja, JR_DB_EXECUTE), 1);
     static int id_b = 2, id_c = 3;
     g_ndone = 0;
-    jr_db_job_reset(&jb);
-    jr_db_job_set_sql(&jb, ins, -1);
-    jr_db_param_int(&jb, NULL, 0, 2);
+    set_stmt(&jb, ins, 2, JR_DB_NO_BEGIN);
     jb.kind = JR_DB_EXECUTE;
     jb.cb = on_done_ordered;
     jb.data = &id_b;
@@ -1204,9 +1191,7 @@ TEST(inline_writers_wait_in_turn)
     jr_db_job_reset(&ja);
     ja.kind = JR_DB_COMMIT;
     CHECK_EQ_INT(jr_db_end_inline(a, &ja), 1);
-    jr_db_job_reset(&jc);
-    jr_db_job_set_sql(&jc, ins, -1);
-    jr_db_param_int(&jc, NULL, 0, 3);
+    set_stmt(&jc, ins, 3, JR_DB_NO_BEGIN);
     jc.kind = JR_DB_EXECUTE;
     jc.cb = on_done_ordered;
     jc.data = &id_c;
@@ -1220,19 +1205,12 @@ TEST(inline_writers_wait_in_turn)
     CHECK_EQ_INT(jc.rc, 0);
 
     /* interrupting a waiter that is not first: it fails at once */
-    jr_db_job_reset(&ja);
-    jr_db_job_set_sql(&ja, ins, -1);
-    jr_db_param_int(&ja, NULL, 0, 4);
-    ja.begin = JR_DB_BEGIN_DEFERRED;
+    set_stmt(&ja, ins, 4, JR_DB_BEGIN_DEFERRED);
     CHECK_EQ_INT(run_q(a, &ja, JR_DB_EXECUTE), 1);
     g_ndone = 0;
-    jr_db_job_reset(&jb);
-    jr_db_job_set_sql(&jb, ins, -1);
-    jr_db_param_int(&jb, NULL, 0, 5);
+    set_stmt(&jb, ins, 5, JR_DB_NO_BEGIN);
     CHECK_EQ_INT(jr_db_run(b, &jb), 0);
-    jr_db_job_reset(&jc);
-    jr_db_job_set_sql(&jc, ins, -1);
-    jr_db_param_int(&jc, NULL, 0, 6);
+    set_stmt(&jc, ins, 6, JR_DB_NO_BEGIN);
     rc_c = jr_db_run(c, &jc);
     CHECK_EQ_INT(rc_c, 0);
     if (rc_c == 1) on_done_ordered(&jc);
