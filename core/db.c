@@ -35,6 +35,16 @@
  * one huge result must not pin its memory for the life of the connection. */
 #define JR_DB_KEEP_MAX (1u << 20)
 
+/* CPU time of the calling thread (not wall time: a preempted vCPU makes
+ * any statement late now and then). */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+
 /* ------------------------------------------------------------------ */
 /* Buffers and jobs                                                     */
 
@@ -341,7 +351,8 @@ typedef struct cache_ent {
     sqlite3_stmt *st;
     struct cache_ent *hnext;      /* bucket chain */
     struct cache_ent *prev, *next; /* LRU list, most recently used first */
-    int inline_class;             /* INLINE_*: may jr_db_run run it on the loop thread? */
+    int inline_class;             /* INLINE_*: may jr_db_run run it on the loop thread now? */
+    int shape;                    /* INLINE_*: what its shape allows (see classify) */
     int class_reprep;             /* SQLITE_STMTSTATUS_REPREPARE when classified; -1: never */
     int inline_misses;            /* a query stopped on the loop so many times in a row */
     int inline_overruns;          /* ... or ran long there, unstopped (see inline_overrun) */
@@ -391,6 +402,12 @@ struct jr_db {
     cache_ent *inline_ent;
     uint64_t inline_deadline;
     int inline_stopped;
+    int inline_reprepared; /* SQLite began to re-prepare it on the loop (see authorizer) */
+    /* Statements moved off the loop for good, by SQL hash: this survives
+     * the cache's evictions and re-prepares (a collision only costs a
+     * statement its fast path). */
+    uint32_t demoted[32];
+    unsigned ndemoted;
     /* Waiting on the loop side for the group's write token (loop only). */
     struct jr_db *wait_next;
     jr_db_job *wait_job;
@@ -428,6 +445,20 @@ static int is_interrupted(jr_db *db)
  * dequeue and the first step would vanish. This handler, polled every
  * JR_DB_PROGRESS_OPS virtual machine instructions, cannot miss it. */
 #define JR_DB_PROGRESS_OPS 1000
+
+/* Called by SQLite while it prepares a statement. On the worker anything
+ * goes. On the loop only a re-prepare can call it (the schema or a setting
+ * changed since the statement was classified), and the new program may do
+ * anything (a trigger just created): deny it, and try_inline sends the
+ * statement to the worker, which re-prepares and classifies it again. */
+static int authorizer(void *arg, int action, const char *a, const char *b, const char *c, const char *d)
+{
+    (void)action, (void)a, (void)b, (void)c, (void)d;
+    jr_db *db = arg;
+    if (!db->inline_ent) return SQLITE_OK;
+    db->inline_reprepared = 1;
+    return SQLITE_DENY;
+}
 
 static int progress_handler(void *arg)
 {
@@ -594,7 +625,7 @@ static int stmt_get(jr_db *db, jr_db_job *j, sqlite3_stmt **st, int *owned, cach
     e->len = len;
     e->hash = h;
     e->st = *st;
-    e->inline_class = INLINE_NO;
+    e->inline_class = e->shape = INLINE_NO;
     e->class_reprep = -1;
     *ent = e;
     cache_ent **b = &db->buckets[h & (db->nbuckets - 1)];
@@ -760,7 +791,8 @@ static int collect_row(jr_db_job *j, sqlite3_stmt *st)
 
 static void writer_acquire(jr_db *db);
 static void writer_release(jr_db *db);
-static void classify(jr_db *db, cache_ent *e, uint64_t run_ns);
+static void classify(jr_db *db, cache_ent *e, uint64_t run_cpu_ns);
+static void promote(jr_db *db, cache_ent *e, uint64_t run_cpu_ns);
 static int cheap_commit(jr_db *db);
 
 /* EXECUTE / QUERY / FIRST. *wrote: the statement may have written. */
@@ -775,7 +807,7 @@ static void run_stmt(jr_db *db, jr_db_job *j, int *wrote)
     if (bind_params(db, j, st) != 0) goto out;
     *wrote = !sqlite3_stmt_readonly(st);
     if (*wrote && sqlite3_txn_state(db->db, NULL) != SQLITE_TXN_WRITE) writer_acquire(db);
-    t0 = uv_hrtime();
+    t0 = db->on_loop ? 0 : thread_cpu_ns();
     int rc;
     if (j->kind == JR_DB_EXECUTE) {
         sqlite3_int64 total = sqlite3_total_changes64(db->db);
@@ -820,9 +852,11 @@ out:
      * before: in a deferred transaction the classifying reads would take
      * the read snapshot, and a write then finding it stale fails at once
      * with "database is locked" (SQLITE_BUSY_SNAPSHOT). */
-    if (e && !db->on_loop && db->inline_us > 0 && j->rc == 0 &&
-        e->class_reprep != sqlite3_stmt_status(e->st, SQLITE_STMTSTATUS_REPREPARE, 0))
-        classify(db, e, uv_hrtime() - t0);
+    if (e && !db->on_loop && db->inline_us > 0 && j->rc == 0) {
+        uint64_t cpu = thread_cpu_ns() - t0;
+        if (e->class_reprep != sqlite3_stmt_status(e->st, SQLITE_STMTSTATUS_REPREPARE, 0)) classify(db, e, cpu);
+        else if (e->inline_class == INLINE_NO && e->shape != INLINE_NO) promote(db, e, cpu);
+    }
 }
 
 /* ---- which statements may run on the loop thread (see jr_db_run) ---- */
@@ -994,16 +1028,34 @@ static int plan_is_point(jr_db *db, const char *sql, int want_search)
 /* Does the program of sql do work its plan does not show? Triggers (TEMP
  * ones too) run as sub-programs, foreign keys as checks and actions on
  * other tables, virtual tables (FTS: 'rebuild', 'optimize') as module
- * calls; and a write to an ATTACHed database commits there, where the
- * journal mode and fsyncs are its own. */
+ * calls; a write to an ATTACHed database commits there, where the journal
+ * mode and fsyncs are its own; and a loop over a table (INSERT ... SELECT
+ * copied by SQLite's transfer optimization has no plan line at all) walks
+ * any number of rows. Loops over ephemeral tables (RETURNING, IN lists)
+ * are bounded by the statement itself. */
+#define JR_DB_MAX_CURSORS 256
+
 static int program_has_hidden_work(jr_db *db, const char *sql)
 {
     sqlite3_stmt *st = prepare_explain(db, "EXPLAIN", sql);
     if (!st) return 1;
     int rc, hidden = 0;
+    unsigned char on_table[JR_DB_MAX_CURSORS] = {0}, looped[JR_DB_MAX_CURSORS] = {0};
     while (!hidden && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *op = (const char *)sqlite3_column_text(st, 1);
         if (!op) continue;
+        int cur = sqlite3_column_int(st, 2); /* p1: the cursor, for the ops below */
+        int opens = strcmp(op, "OpenRead") == 0 || strcmp(op, "OpenWrite") == 0;
+        int loops = strcmp(op, "Rewind") == 0 || strcmp(op, "Last") == 0 || strcmp(op, "Next") == 0 ||
+                    strcmp(op, "Prev") == 0;
+        if (opens || loops) {
+            if (cur < 0 || cur >= JR_DB_MAX_CURSORS) {
+                hidden = 1;
+                break;
+            }
+            if (opens) on_table[cur] = 1;
+            else looped[cur] = 1;
+        }
         /* (FkCheck alone is in every write while foreign_keys is on: it
          * only reads the counters FkCounter/FkIfZero maintain) */
         if (strcmp(op, "Program") == 0 || strcmp(op, "FkCounter") == 0 || strcmp(op, "FkIfZero") == 0 ||
@@ -1015,32 +1067,67 @@ static int program_has_hidden_work(jr_db *db, const char *sql)
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) hidden = 1;
     sqlite3_finalize(st);
+    for (int i = 0; i < JR_DB_MAX_CURSORS && !hidden; i++) hidden = on_table[i] && looped[i];
     return hidden;
 }
 
-/* Decide e->inline_class (the rules are in db.h, at jr_db_run). Runs on the
- * worker, after a good run of the statement that took run_ns. */
-static void classify(jr_db *db, cache_ent *e, uint64_t run_ns)
+/* The most CPU a statement may use on the loop thread (see try_inline). */
+static uint64_t overrun_limit(const jr_db *db)
+{
+    uint64_t limit = (uint64_t)db->inline_us * 4000u;
+    return limit < 500000u ? 500000u : limit;
+}
+
+static int is_demoted(const jr_db *db, uint32_t hash)
+{
+    unsigned n = db->ndemoted < 32 ? db->ndemoted : 32;
+    for (unsigned i = 0; i < n; i++)
+        if (db->demoted[i] == hash) return 1;
+    return 0;
+}
+
+/* Off the loop for good (see the demoted ring). */
+static void demote(jr_db *db, cache_ent *e)
+{
+    e->inline_class = e->shape = INLINE_NO;
+    if (!is_demoted(db, e->hash)) db->demoted[db->ndemoted++ % 32] = e->hash;
+}
+
+/* Let e run on the loop if its shape allows and its last run here, on the
+ * worker, was quick (CPU time: waits for locks do not count): a query
+ * within inline_us, a write within the overrun limit. Tried again after
+ * every run on the worker while it is not, so one slow run (a cold cache,
+ * a VM hiccup) does not keep it off for good. */
+static void promote(jr_db *db, cache_ent *e, uint64_t run_cpu_ns)
+{
+    e->inline_class = INLINE_NO;
+    if (e->shape == INLINE_NO || is_demoted(db, e->hash)) return;
+    uint64_t limit = e->shape == INLINE_READ ? (uint64_t)db->inline_us * 1000u : overrun_limit(db);
+    if (run_cpu_ns <= limit) e->inline_class = e->shape;
+}
+
+/* Decide e->shape (the rules are in db.h, at jr_db_run), then promote. Runs
+ * on the worker, after a good run of the statement (of run_cpu_ns). */
+static void classify(jr_db *db, cache_ent *e, uint64_t run_cpu_ns)
 {
     sqlite3_stmt *st = e->st;
     e->class_reprep = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_REPREPARE, 0);
-    e->inline_class = INLINE_NO;
+    e->shape = INLINE_NO;
     e->inline_misses = e->inline_overruns = 0;
     const char *sql = skip_blank(sqlite3_sql(st));
     if (sqlite3_stmt_readonly(st)) {
-        /* BEGIN, COMMIT and PRAGMAs are "read-only" too: queries only, and
-         * only one that was quick here (a slow one would only be stopped) */
-        if ((starts_with_word(sql, "SELECT") || starts_with_word(sql, "WITH") || starts_with_word(sql, "VALUES")) &&
-            run_ns <= (uint64_t)db->inline_us * 1000u)
-            e->inline_class = INLINE_READ;
-        return;
+        /* BEGIN, COMMIT and PRAGMAs are "read-only" too: queries only */
+        if (starts_with_word(sql, "SELECT") || starts_with_word(sql, "WITH") || starts_with_word(sql, "VALUES"))
+            e->shape = INLINE_READ;
+    } else {
+        db->cheap_commit = cheap_commit(db);
+        int insert = starts_with_word(sql, "INSERT") || starts_with_word(sql, "REPLACE");
+        /* not when its commit would fsync on the loop thread */
+        if (db->cheap_commit && (insert || starts_with_word(sql, "UPDATE") || starts_with_word(sql, "DELETE")) &&
+            !program_has_hidden_work(db, sqlite3_sql(st)) && plan_is_point(db, sqlite3_sql(st), !insert))
+            e->shape = INLINE_WRITE;
     }
-    db->cheap_commit = cheap_commit(db);
-    if (!db->cheap_commit) return; /* its commit would fsync on the loop thread */
-    int insert = starts_with_word(sql, "INSERT") || starts_with_word(sql, "REPLACE");
-    if (!insert && !starts_with_word(sql, "UPDATE") && !starts_with_word(sql, "DELETE")) return;
-    if (program_has_hidden_work(db, sqlite3_sql(st))) return;
-    if (plan_is_point(db, sqlite3_sql(st), !insert)) e->inline_class = INLINE_WRITE;
+    promote(db, e, run_cpu_ns);
 }
 
 /* A statement ran long on the loop thread without being stopped: a write
@@ -1050,7 +1137,7 @@ static void classify(jr_db *db, cache_ent *e, uint64_t run_ns)
  * on it runs on the worker. */
 static void inline_overrun(jr_db *db, cache_ent *e, uint64_t cpu_ns)
 {
-    e->inline_class = INLINE_NO;
+    demote(db, e);
     jr_logf(JR_LOG_WARN, NULL,
             "db %s: a statement took %llu us of CPU on the event loop; it runs on the connection's "
             "thread from now on: %.200s",
@@ -1271,6 +1358,7 @@ static void do_open(jr_db *db, jr_db_job *j)
     uv_mutex_unlock(&db->mu);
     if (db->busy_timeout_ms > 0) sqlite3_busy_handler(db->db, busy_handler, db);
     sqlite3_progress_handler(db->db, JR_DB_PROGRESS_OPS, progress_handler, db);
+    sqlite3_set_authorizer(db->db, authorizer, db);
     if (db->journal_mode && run_pragma(db, j, "journal_mode", db->journal_mode) != 0) goto fail;
     if (db->synchronous && run_pragma(db, j, "synchronous", db->synchronous) != 0) goto fail;
     if (db->foreign_keys >= 0 && run_pragma(db, j, "foreign_keys", db->foreign_keys ? "ON" : "OFF") != 0)
@@ -1755,15 +1843,6 @@ static int undo_inline(jr_db *db, jr_db_job *j, int before, int began)
  * member's: wait for it on the loop side), or 0 (submit to the worker). */
 enum { INLINE_RAN = 1, INLINE_WAIT = 2 };
 
-/* CPU time of the calling thread (not wall time: a preempted vCPU makes
- * any statement late now and then). */
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Parameters this large make even a point write slow (copied into pages). */
 #define JR_DB_INLINE_MAX_PARAMS (64u * 1024u)
 
@@ -1792,6 +1871,7 @@ static int try_inline(jr_db *db, jr_db_job *j, int queued)
     db->on_loop = 1;
     db->inline_ent = e;
     db->inline_stopped = 0;
+    db->inline_reprepared = 0;
     db->inline_deadline = uv_hrtime() + (uint64_t)db->inline_us * 1000u;
     int began = 0, wrote = 0;
     if (j->begin > JR_DB_NO_BEGIN && j->begin <= JR_DB_BEGIN_EXCLUSIVE)
@@ -1800,17 +1880,18 @@ static int try_inline(jr_db *db, jr_db_job *j, int queued)
     int stopped = db->inline_stopped;
     db->inline_ent = NULL;
     db->on_loop = 0;
-    if ((j->rc == SQLITE_BUSY || (j->rc == SQLITE_INTERRUPT && stopped)) && undo_inline(db, j, before, began)) {
+    int reprepared = db->inline_reprepared;
+    if ((j->rc == SQLITE_BUSY || (j->rc == SQLITE_INTERRUPT && stopped) || reprepared) &&
+        undo_inline(db, j, before, began)) {
         db->stats.inline_fallbacks++;
         /* a query that keeps running out of time stays on the worker: each
          * try costs the loop inline_us for nothing */
-        if (stopped && ++e->inline_misses >= 3) e->inline_class = INLINE_NO;
+        if (stopped && ++e->inline_misses >= 3) demote(db, e);
         return 0;
     }
     db->stats.inline_runs++;
     if (!stopped) e->inline_misses = 0;
-    uint64_t cpu = thread_cpu_ns() - cpu0, limit = (uint64_t)db->inline_us * 4000u;
-    if (limit < 500000u) limit = 500000u;
+    uint64_t cpu = thread_cpu_ns() - cpu0, limit = overrun_limit(db);
     /* Once may be the VM (stolen time is charged to the thread too:
      * measured, point inserts now and then at 0.5-1.3 ms); three times in
      * a row, or far past the limit once, is the statement. */

@@ -227,24 +227,29 @@ int jr_db_submit(jr_db *db, jr_db_job *job);
  * through the loop), and a write transaction holds SQLite's one write lock
  * across all of that. Safe and quick means: the connection is idle, the
  * statement is in its cache (its first run is always on the worker, which
- * classifies it), and it is either
- *   - a query (SELECT/WITH/VALUES, read-only) whose run on the worker took
- *     at most inline_us: here it gets inline_us again, and one that runs
- *     longer is interrupted (a read-only statement can be, and its
- *     transaction survives) and runs again on the worker; three such in a
- *     row and it stays on the worker; or
+ * classifies it, and a run there was quick in CPU time: inline_us for a
+ * query, the overrun limit below for a write), and it is either
+ *   - a query (SELECT/WITH/VALUES, read-only): here it gets inline_us, and
+ *     one that runs longer is interrupted (a read-only statement can be,
+ *     and its transaction survives) and runs again on the worker; three
+ *     such in a row and it stays on the worker; or
  *   - a point write: INSERT of VALUES, or UPDATE/DELETE whose plan finds
  *     its rows by equality on the rowid, on every column of a WITHOUT
  *     ROWID primary key, or on every column of a UNIQUE index whose
  *     columns are all NOT NULL; whose program runs no trigger, no foreign
- *     key action or child lookup, no virtual table and writes to the main
- *     database only; with parameters under 64 KiB; on a database whose
+ *     key action or child lookup, no virtual table, no loop over a table
+ *     (a table copy has no plan line), and writes to the main database
+ *     only; with parameters under 64 KiB; on a database whose
  *     commits need no fsync (WAL, synchronous NORMAL or OFF).
  * A write cannot be interrupted without losing its whole transaction, and
  * a query cannot be inside one long instruction (a count(*) of a big
  * table, a huge value): a statement that used more than 4 x inline_us
  * (at least 500 us) of CPU here three times in a row, or ten times that
- * once, is logged and runs on the worker from then on.
+ * once, is logged and runs on the worker from then on (remembered by SQL
+ * hash, across cache evictions). A statement SQLite re-prepares while it
+ * runs here (the schema or a setting changed) is stopped before it does
+ * anything (an authorizer denies the new program) and runs on the worker,
+ * which classifies it again.
  * Locks are never waited for here: a statement that meets another
  * process's lock goes to the worker, whose busy handler waits; one that
  * needs the group's write token while another member holds it (or others

@@ -313,27 +313,25 @@ give = function(pool, c)
   local n = pool._nidle + 1
   pool._idle[n] = c
   pool._nidle = n
+  -- The queue and the counts are brought up to date before each c_wake:
+  -- outside a task the woken one runs inside it, and may acquire, run its
+  -- statements on the loop and release again (a nested give).
   local ws = pool._waiters
-  local head, tail = pool._whead, pool._wtail
-  while head <= tail do
+  while pool._whead <= pool._wtail do
+    local head = pool._whead
     local w = ws[head]
     ws[head] = nil
-    head = head + 1
+    pool._whead = head + 1
     if not w.dead then
       w.done = true
       pool._nwaiting = pool._nwaiting - 1
-      -- counted first: outside a task the woken one runs inside c_wake
       pool._promised = pool._promised + 1
-      if c_wake(w[1], w[2], true) then
-        pool._whead = head
-        if head > tail then pool._whead, pool._wtail = 1, 0 end
-        return
-      end
+      if c_wake(w[1], w[2], true) then break end
       pool._promised = pool._promised - 1
       -- not waiting any more (its timeout or cancellation is being delivered)
     end
   end
-  pool._whead, pool._wtail = 1, 0
+  if pool._whead > pool._wtail then pool._whead, pool._wtail = 1, 0 end
 end
 
 --- Close the pool: waiting acquirers get nil, "closed"; idle connections

@@ -915,6 +915,18 @@ TEST(inline_only_bounded_statements)
     CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'w' WHERE u IS NULL"), 0);
     CHECK_EQ_INT(second_run_inline(db, "UPDATE t SET n = 'w' WHERE a = 1 AND b = 2"), 0);
     CHECK_EQ_INT(second_run_inline(db, "INSERT INTO t(n) SELECT n FROM t WHERE 0"), 0);
+    /* a table copy has no plan line at all (transfer optimization) but loops */
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_SCRIPT,
+                         "CREATE TABLE src(id INTEGER PRIMARY KEY, v); CREATE TABLE dst(id INTEGER PRIMARY KEY, v);"
+                         "INSERT INTO src(v) VALUES (1), (2)"),
+                 0);
+    const char *copy = "INSERT INTO dst SELECT * FROM src";
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, copy), 0);
+    CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "DELETE FROM dst"), 0);
+    jr_db_job_reset(&j);
+    jr_db_job_set_sql(&j, copy, -1);
+    CHECK_EQ_INT(run_q(db, &j, JR_DB_EXECUTE), 0);
+    CHECK_EQ_INT(j.changes, 2);
     CHECK_EQ_INT(second_run_inline(db, "DELETE FROM t WHERE id = 99 OR u = 'q'"), 0);
     /* WITHOUT ROWID: the primary key is the table's own index */
     CHECK_EQ_INT(run_sql(db, &j, JR_DB_EXECUTE, "CREATE TABLE w(a TEXT, b INT, v, PRIMARY KEY (a, b)) WITHOUT ROWID"), 0);
@@ -1155,6 +1167,20 @@ TEST(inline_guards)
     for (int i = 1; i < 4; i++) CHECK(here[i] <= here[i - 1]); /* and for good */
     jr_db_get_stats(db, &s1);
     CHECK(s1.inline_runs - s0.inline_runs <= 3);
+    /* demoted for good: even after the cache dropped it (capacity 16) */
+    for (int i = 0; i < 20; i++) {
+        char sql[40];
+        snprintf(sql, sizeof sql, "SELECT %d", i);
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        CHECK_EQ_STR(first_text(db, sql), want);
+    }
+    jr_db_job_reset(&j);
+    jr_db_job_set_sql(&j, read, -1);
+    CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), 0); /* first run again: the worker's */
+    jr_db_job_reset(&j);
+    jr_db_job_set_sql(&j, read, -1);
+    CHECK_EQ_INT(run_q(db, &j, JR_DB_FIRST), 0); /* and not promoted */
     /* a write with 100 KB of parameters: the worker's, though a point write */
     const char *ins = "INSERT INTO t(v) VALUES (?)";
     CHECK_EQ_INT(second_run_inline(db, ins), 1);
@@ -1166,6 +1192,39 @@ TEST(inline_guards)
     CHECK_EQ_INT(j.rc, 0);
     jr_db_job_free(&j);
     close_db(db);
+}
+
+TEST(inline_schema_change_goes_to_the_worker)
+{
+    const char *p = path_in_dir("schema.db");
+    jr_db *a = open_inline(p, QUICK_US, NULL, NULL);
+    jr_db *other = open_db(p); /* another pool: another process, as far as a knows */
+    jr_db_job j;
+    jr_db_job_init(&j);
+    jr_db_stats s0, s1;
+    CHECK_EQ_INT(run_sql(a, &j, JR_DB_SCRIPT, "CREATE TABLE t(id INTEGER PRIMARY KEY, v); CREATE TABLE log(x)"), 0);
+    const char *ins = "INSERT INTO t(v) VALUES (?)";
+    CHECK_EQ_INT(second_run_inline(a, ins), 1);
+    /* a trigger appears: the next run must not run its program on the loop */
+    CHECK_EQ_INT(run_sql(other, &j, JR_DB_EXECUTE,
+                         "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.v); END"),
+                 0);
+    jr_db_get_stats(a, &s0);
+    set_stmt(&j, ins, 42, JR_DB_BEGIN_DEFERRED);
+    CHECK_EQ_INT(run_q(a, &j, JR_DB_EXECUTE), 0);
+    CHECK_EQ_INT(j.rc, 0);
+    jr_db_get_stats(a, &s1);
+    CHECK_EQ_INT(s1.inline_fallbacks - s0.inline_fallbacks, 1);
+    CHECK_EQ_INT(s1.jobs - s0.jobs, 1);
+    jr_db_job_reset(&j);
+    CHECK_EQ_INT(run(a, &j, JR_DB_COMMIT), 0);
+    CHECK_EQ_STR(first_text(other, "SELECT group_concat(x) FROM log"), "42");
+    /* classified again, with its trigger: the worker's from now on */
+    set_stmt(&j, ins, 43, JR_DB_NO_BEGIN);
+    CHECK_EQ_INT(run_q(a, &j, JR_DB_EXECUTE), 0);
+    jr_db_job_free(&j);
+    close_db(a);
+    close_db(other);
 }
 
 static int g_done_order[4], g_ndone;
@@ -1292,6 +1351,7 @@ int main(void)
     RUN(inline_writer_waits_on_the_loop);
     RUN(inline_commits_still_checkpoint);
     RUN(inline_guards);
+    RUN(inline_schema_change_goes_to_the_worker);
     RUN(inline_writers_wait_in_turn);
     uv_run(&loop, UV_RUN_DEFAULT); /* close callbacks */
     if (uv_loop_close(&loop) != 0) {
