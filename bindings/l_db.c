@@ -548,6 +548,13 @@ static l_conn *usable(lua_State *L, const char *what)
     return c;
 }
 
+/* The job is with the connection now: its callback (on_done) resumes us. */
+static int park(lua_State *L, l_conn *c, const char *what)
+{
+    c->busy = 1;
+    return jr_waiter_park(L, &c->waiter, what);
+}
+
 static int submit_and_park(lua_State *L, l_conn *c, const char *what)
 {
     jr_db_job *j = &c->job;
@@ -555,8 +562,7 @@ static int submit_and_park(lua_State *L, l_conn *c, const char *what)
     j->data = c;
     if (!c->db || c->closing || jr_db_submit(c->db, j) != 0)
         return push_fail(L, "the connection is closed", "closed");
-    c->busy = 1;
-    return jr_waiter_park(L, &c->waiter, what);
+    return park(L, c, what);
 }
 
 static int run_statement(lua_State *L, jr_db_kind kind, const char *what)
@@ -602,13 +608,10 @@ static int run_statement(lua_State *L, jr_db_kind kind, const char *what)
     uint64_t t0 = uv_hrtime();
     int rc = c->db && !c->closing ? jr_db_run(c->db, j) : -1;
     if (rc < 0) return push_fail(L, "the connection is closed", "closed");
-    if (rc == 1) g_slice_ns += uv_hrtime() - t0;
-    if (rc == 1) {
-        note_state(c, j);
-        return push_results(L, j);
-    }
-    c->busy = 1;
-    return jr_waiter_park(L, &c->waiter, what);
+    if (rc == 0) return park(L, c, what);
+    g_slice_ns += uv_hrtime() - t0;
+    note_state(c, j);
+    return push_results(L, j);
 }
 
 static int l_execute(lua_State *L) { return run_statement(L, JR_DB_EXECUTE, "conn:execute()"); }

@@ -358,6 +358,8 @@ typedef struct cache_ent {
     int inline_overruns;          /* ... or ran long there, unstopped (see inline_overrun) */
 } cache_ent;
 
+#define JR_DB_DEMOTED 32 /* statements remembered as not for the loop (jr_db.demoted) */
+
 /* cache_ent.inline_class (see jr_db_run in db.h) */
 enum { INLINE_NO = 0, INLINE_READ, INLINE_WRITE };
 
@@ -406,7 +408,7 @@ struct jr_db {
     /* Statements moved off the loop for good, by SQL hash: this survives
      * the cache's evictions and re-prepares (a collision only costs a
      * statement its fast path). */
-    uint32_t demoted[32];
+    uint32_t demoted[JR_DB_DEMOTED];
     unsigned ndemoted;
     /* Waiting on the loop side for the group's write token (loop only). */
     struct jr_db *wait_next;
@@ -802,12 +804,14 @@ static void run_stmt(jr_db *db, jr_db_job *j, int *wrote)
     int owned;
     cache_ent *e;
     uint64_t t0 = 0;
+    int timed = 0; /* CPU time of a run on the worker decides whether it may go inline */
     if (stmt_get(db, j, &st, &owned, &e) != 0) return;
     if (!st) return; /* blanks or comments: nothing to run, like sqlite3_exec */
     if (bind_params(db, j, st) != 0) goto out;
     *wrote = !sqlite3_stmt_readonly(st);
     if (*wrote && sqlite3_txn_state(db->db, NULL) != SQLITE_TXN_WRITE) writer_acquire(db);
-    t0 = db->on_loop ? 0 : thread_cpu_ns();
+    timed = e && !db->on_loop && db->inline_us > 0;
+    if (timed) t0 = thread_cpu_ns();
     int rc;
     if (j->kind == JR_DB_EXECUTE) {
         sqlite3_int64 total = sqlite3_total_changes64(db->db);
@@ -852,7 +856,7 @@ out:
      * before: in a deferred transaction the classifying reads would take
      * the read snapshot, and a write then finding it stale fails at once
      * with "database is locked" (SQLITE_BUSY_SNAPSHOT). */
-    if (e && !db->on_loop && db->inline_us > 0 && j->rc == 0) {
+    if (timed && j->rc == 0) {
         uint64_t cpu = thread_cpu_ns() - t0;
         if (e->class_reprep != sqlite3_stmt_status(e->st, SQLITE_STMTSTATUS_REPREPARE, 0)) classify(db, e, cpu);
         else if (e->inline_class == INLINE_NO && e->shape != INLINE_NO) promote(db, e, cpu);
@@ -892,27 +896,15 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
-/* The first column of the first row of sql, with an optional text
- * parameter ?1; -1 on any error (callers read that as "not safe"). */
-static long long query_int(jr_db *db, const char *sql, const char *arg)
+/* The first column of the first row of sql, with optional text
+ * parameters ?1 and ?2; -1 on any error (callers read that as "not safe"). */
+static long long query_int(jr_db *db, const char *sql, const char *a, const char *b)
 {
     sqlite3_stmt *st = NULL;
     long long v = -1;
     if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
-    if (arg) sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-/* query_int with two text parameters */
-static long long query_int2(jr_db *db, const char *sql, const char *a, const char *b)
-{
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
-    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    if (a) sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b) sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
@@ -979,18 +971,18 @@ static int search_is_point(jr_db *db, const char *d)
                               (const char *)sqlite3_column_text(st, 0) + sqlite3_column_bytes(st, 0));
         sqlite3_finalize(st);
         if (!found) return 0;
-    } else if (query_int2(db, "SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2", table, idx) != 1 ||
+    } else if (query_int(db, "SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2", table, idx) != 1 ||
                /* "col=?" is also how the plan shows "col IS ?", and a UNIQUE
                 * column (or a rowid table's PRIMARY KEY) holds any number
                 * of NULLs: every column must be NOT NULL */
-               query_int2(db,
+               query_int(db,
                           "SELECT count(*) FROM pragma_index_info(?2) ii"
                           " LEFT JOIN pragma_table_info(?1) ti ON ti.name = ii.name"
                           " WHERE ii.name IS NULL OR ti.\"notnull\" IS NOT 1",
                           table, idx) != 0) {
         return 0;
     }
-    return query_int(db, "SELECT count(*) FROM pragma_index_info(?1)", idx) == terms;
+    return query_int(db, "SELECT count(*) FROM pragma_index_info(?1)", idx, NULL) == terms;
 }
 
 /* "EXPLAIN sql" or "EXPLAIN QUERY PLAN sql", prepared; NULL on error. */
@@ -1080,7 +1072,7 @@ static uint64_t overrun_limit(const jr_db *db)
 
 static int is_demoted(const jr_db *db, uint32_t hash)
 {
-    unsigned n = db->ndemoted < 32 ? db->ndemoted : 32;
+    unsigned n = db->ndemoted < JR_DB_DEMOTED ? db->ndemoted : JR_DB_DEMOTED;
     for (unsigned i = 0; i < n; i++)
         if (db->demoted[i] == hash) return 1;
     return 0;
@@ -1090,7 +1082,7 @@ static int is_demoted(const jr_db *db, uint32_t hash)
 static void demote(jr_db *db, cache_ent *e)
 {
     e->inline_class = e->shape = INLINE_NO;
-    if (!is_demoted(db, e->hash)) db->demoted[db->ndemoted++ % 32] = e->hash;
+    if (!is_demoted(db, e->hash)) db->demoted[db->ndemoted++ % JR_DB_DEMOTED] = e->hash;
 }
 
 /* Let e run on the loop if its shape allows and its last run here, on the
@@ -1269,7 +1261,7 @@ static int cheap_commit(jr_db *db)
         wal = mode && strcasecmp(mode, "wal") == 0;
     }
     sqlite3_finalize(st);
-    long long sync = query_int(db, "PRAGMA main.synchronous", NULL);
+    long long sync = query_int(db, "PRAGMA main.synchronous", NULL, NULL);
     return wal && (sync == 0 || sync == 1);
 }
 
@@ -1519,6 +1511,15 @@ static void run_job(jr_db *db, jr_db_job *j, int interrupted)
     note_txn(db, j);
 }
 
+/* Onto the done list, for on_async; db->mu held. */
+static void push_done(jr_db *db, jr_db_job *j)
+{
+    j->next = NULL;
+    if (db->d_tail) db->d_tail->next = j;
+    else db->d_head = j;
+    db->d_tail = j;
+}
+
 static void worker_main(void *arg)
 {
     jr_db *db = arg;
@@ -1563,9 +1564,7 @@ static void worker_main(void *arg)
         int last = j->kind == JR_DB_CLOSE;
         uv_mutex_lock(&db->mu);
         db->running = NULL;
-        if (db->d_tail) db->d_tail->next = j;
-        else db->d_head = j;
-        db->d_tail = j;
+        push_done(db, j);
         uv_mutex_unlock(&db->mu);
         /* For the CLOSE job the loop may already be joining us, but the
          * handle stays open until the join returns, so this send is safe. */
@@ -1872,7 +1871,7 @@ static int try_inline(jr_db *db, jr_db_job *j, int queued)
     db->inline_ent = e;
     db->inline_stopped = 0;
     db->inline_reprepared = 0;
-    db->inline_deadline = uv_hrtime() + (uint64_t)db->inline_us * 1000u;
+    if (e->inline_class == INLINE_READ) db->inline_deadline = uv_hrtime() + (uint64_t)db->inline_us * 1000u;
     int began = 0, wrote = 0;
     if (j->begin > JR_DB_NO_BEGIN && j->begin <= JR_DB_BEGIN_EXCLUSIVE)
         began = step_simple(db, j, db->st_begin[j->begin]) == 0;
@@ -1890,7 +1889,7 @@ static int try_inline(jr_db *db, jr_db_job *j, int queued)
         return 0;
     }
     db->stats.inline_runs++;
-    if (!stopped) e->inline_misses = 0;
+    e->inline_misses = 0;
     uint64_t cpu = thread_cpu_ns() - cpu0, limit = overrun_limit(db);
     /* Once may be the VM (stolen time is charged to the thread too:
      * measured, point inserts now and then at 0.5-1.3 ms); three times in
@@ -1914,11 +1913,8 @@ static int try_inline(jr_db *db, jr_db_job *j, int queued)
 /* Hand a job finished on the loop thread over as the worker's are. */
 static void complete_later(jr_db *db, jr_db_job *j)
 {
-    j->next = NULL;
     uv_mutex_lock(&db->mu);
-    if (db->d_tail) db->d_tail->next = j;
-    else db->d_head = j;
-    db->d_tail = j;
+    push_done(db, j);
     uv_mutex_unlock(&db->mu);
     uv_async_send(&db->async);
 }

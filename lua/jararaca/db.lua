@@ -158,9 +158,12 @@ local Pool = {}
 Pool.__index = Pool
 Pool.__name = "db.pool"
 
--- How long a connection's thread looks for the next statement before it
--- sleeps (docs/sqlite.md, "Threads"); nil: the C default (50 us).
+-- The default inline_us: how long a quick query may run on the event loop
+-- (docs/sqlite.md, "Where statements run"); 0 keeps statements off it.
 local INLINE_US_DEFAULT = tonumber(os.getenv("JARARACA_DB_INLINE_US") or "") or 100
+INLINE_US_DEFAULT = math.min(1000000, math.max(0, floor(INLINE_US_DEFAULT)))
+-- How long a connection's thread looks for the next statement before it
+-- sleeps (same section); nil: the C default (50 us).
 local SPIN_US = tonumber(os.getenv("JARARACA_DB_SPIN_US") or "")
 if SPIN_US then SPIN_US = math.max(0, floor(SPIN_US)) end
 
