@@ -1,23 +1,25 @@
-/* l_db.c - jararaca.core.db: SQLite connections (core/db.c) as seen from Lua.
- * lua/jararaca/db.lua is the public face (pools, leases, db.null, db.blob);
- * these functions are its building blocks and are called only from there,
- * which is why their misuse errors point two levels up (at the user's call).
+/* l_db.c - jararaca.core.db: SQLite connections (core/db_*.c) as seen from
+ * Lua. lua/jararaca/db.lua and lua/jararaca/db/ are the public face (roles,
+ * transactions, group commit, db.null, db.blob); these functions are their
+ * building blocks and are called only from there, which is why their misuse
+ * errors point two levels up (at the user's call).
  *
- *   db.configure(array_mt, int64_factory)   once, by db.lua
- *   db.blob_mt                              metatable of db.blob(s) values
- *   c, err, code = db.open(opts [, peer])   parks; peer: join its lock group
- *   db.execute(c, sql, params) -> { changes =, last_insert_id = } | nil, err, code
- *   db.query(c, sql, params)   -> rows, columns | nil, err, code
- *   db.first(c, sql, params)   -> row | nil | nil, err, code
- *   db.exec_script(c, sql)     -> true | nil, err, code
- *   db.begin(c [, mode])       -> true (sent with the next statement)
- *   db.commit(c) / db.rollback(c) -> true | nil, err, code
- *   db.in_transaction(c)       -> boolean
- *   db.reset(c)                before reuse: drop a pending BEGIN, roll back
- *                              an open transaction (in the background)
- *   db.close(c, wait)          -> true (parks until closed when wait and in a task)
- *   db.interrupt(c)            stop c's statements in flight ("interrupted")
- *   db.stats(c)                -> counters | nil while a job is in flight
+ *   db.configure(array_mt, int64_factory)    once, by db.lua
+ *   db.blob_mt                               metatable of db.blob(s) values
+ *   c, err, code = db.open(opts)             parks; opts as jr_db_options
+ *   db.close(c, wait)                        -> true (parks until closed when wait, in a task)
+ *   job = db.job()                           a job slot: one operation at a time
+ *   db.run(c, job, kind, sql, params, pre, read)
+ *       kind: db.EXECUTE | QUERY | FIRST | SCRIPT; pre: db.PRE_* bits;
+ *       read: try the loop thread first (jr_db_run_read)
+ *       -> { changes =, last_insert_id = } | rows, columns | row | nil | true
+ *        | nil, err, code   (parks unless it ran on the loop)
+ *   db.finish(c, job, member_end, txn_end, read)
+ *       -> m_ok, m_err, m_code, t_ok, t_err, t_code (each triple true | nil, err, code)
+ *   db.state(job) -> autocommit, began, savepoint, needs_writer   (after run/finish)
+ *   db.interrupt(c)                          stop c's statements in flight ("interrupted")
+ *   db.stats(c)                              -> counters | nil while a job is in flight
+ *   db.data_version(c)                       -> version, changes | nil (connection busy)
  *
  * Results are built on the main Lua state (never on the parked coroutine,
  * where calling the int64 factory would not be allowed) and moved over. */
@@ -27,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "db.h"
 #include "log.h"
@@ -38,20 +39,14 @@
 #define JR_LUA_TCDATA 10
 #define JR_MAX_SAFE_INT 9007199254740992.0 /* 2^53 */
 
-static char k_conn_mt, k_blob_mt, k_array_mt, k_int64_factory, k_tostring;
+static char k_conn_mt, k_job_mt, k_blob_mt, k_array_mt, k_int64_factory, k_tostring;
 
 typedef struct l_conn {
     jr_db *db;        /* NULL once closed (or never started) */
-    jr_db_job job;    /* the user's operations */
-    jr_db_job bg;     /* the ROLLBACK of db.reset, nobody waits for it */
-    jr_waiter waiter; /* the task in the current operation (or in open) */
+    jr_db_job open_job;
+    jr_waiter waiter; /* the task in db.open */
     jr_waiter close_waiter;
     int anchor;       /* registry ref to the userdata while opening */
-    int busy;         /* a user job is in flight */
-    int bg_busy;
-    int pending_begin; /* a jr_db_begin to send with the next statement */
-    int in_txn;       /* a transaction is open, as of the last job */
-    int txn_write;    /* ... and it holds the write lock */
     int closing, closed;
     int ud_alive;
 } l_conn;
@@ -60,8 +55,18 @@ typedef struct {
     l_conn *c;
 } conn_ud;
 
-/* error(msg, 2) as seen from db.lua's wrappers: the position is the
- * caller of the wrapper. */
+/* A job slot. While its job is in flight the userdata is anchored in the
+ * registry (`anchor`): the connection's thread writes into it, whatever
+ * happens to the Lua side meanwhile. */
+typedef struct {
+    jr_db_job job;
+    jr_waiter waiter;
+    int busy;
+    int anchor;
+} l_job;
+
+/* error(msg, 2) as seen from the Lua wrappers: the position is the caller
+ * of the wrapper. */
 static int raise2(lua_State *L, const char *fmt, ...)
 {
     va_list ap;
@@ -73,19 +78,14 @@ static int raise2(lua_State *L, const char *fmt, ...)
     return lua_error(L);
 }
 
-static l_conn *check_conn(lua_State *L)
+static l_conn *check_conn(lua_State *L, int idx)
 {
-    conn_ud *u = jr_checkudata(L, 1, &k_conn_mt, "db connection");
+    conn_ud *u = jr_checkudata(L, idx, &k_conn_mt, "db connection");
     if (!u->c) luaL_error(L, "db connection already finalized");
     return u->c;
 }
 
-static void free_conn(l_conn *c)
-{
-    jr_db_job_free(&c->job);
-    jr_db_job_free(&c->bg);
-    free(c);
-}
+static l_job *check_job(lua_State *L, int idx) { return jr_checkudata(L, idx, &k_job_mt, "db job"); }
 
 static int push_fail(lua_State *L, const char *err, const char *code)
 {
@@ -96,6 +96,12 @@ static int push_fail(lua_State *L, const char *err, const char *code)
 }
 
 /* ---- closing ---- */
+
+static void free_conn(l_conn *c)
+{
+    jr_db_job_free(&c->open_job);
+    free(c);
+}
 
 static void on_db_closed(void *data)
 {
@@ -132,6 +138,14 @@ static int conn_gc(lua_State *L)
     c->ud_alive = 0;
     if (c->closed || !c->db) free_conn(c);
     else start_close(c); /* frees c in on_db_closed */
+    return 0;
+}
+
+static int job_gc(lua_State *L)
+{
+    l_job *j = lua_touserdata(L, 1);
+    /* Never in flight here: the anchor keeps a busy job alive. */
+    jr_db_job_free(&j->job);
     return 0;
 }
 
@@ -187,7 +201,7 @@ static void push_row(lua_State *L, const jr_db_job *j, size_t r, int names)
     }
 }
 
-/* Push the results of a finished job on L; returns how many. */
+/* Push the results of a finished statement job on L; returns how many. */
 static int push_results(lua_State *L, jr_db_job *j)
 {
     if (j->rc != 0) return push_fail(L, j->err, jr_db_code(j->rc));
@@ -243,38 +257,50 @@ static int push_results(lua_State *L, jr_db_job *j)
     }
 }
 
-static void note_state(l_conn *c, const jr_db_job *j)
+/* END: the member's triple, then the transaction's. */
+static int push_finish(lua_State *L, jr_db_job *j)
 {
-    c->in_txn = !j->autocommit;
-    c->txn_write = j->txn_state == JR_DB_TXN_WRITE;
+    int n = j->rc ? push_fail(L, j->err, jr_db_code(j->rc)) : (lua_pushboolean(L, 1), 1);
+    if (n == 1) {
+        lua_pushnil(L);
+        lua_pushnil(L);
+    }
+    if (j->txn_rc) {
+        push_fail(L, j->txn_err, jr_db_code(j->txn_rc));
+    } else {
+        lua_pushboolean(L, 1);
+        lua_pushnil(L);
+        lua_pushnil(L);
+    }
+    return 6;
+}
+
+static int push_any(lua_State *L, jr_db_job *j)
+{
+    return j->kind == JR_DB_END ? push_finish(L, j) : push_results(L, j);
 }
 
 /* The callback of every user job: hand the results to the waiting task. */
-static void on_done(jr_db_job *j)
+static void on_done(jr_db_job *job)
 {
-    l_conn *c = j->data;
-    c->busy = 0;
-    note_state(c, j);
-    lua_State *co = jr_waiter_thread(&c->waiter);
-    if (!co) return; /* a parked task cannot vanish; nothing to hand over */
+    l_job *j = job->data;
     lua_State *L = jr_vm_global->L;
-    int top = lua_gettop(L);
-    int n = push_results(L, j);
-    if (!lua_checkstack(co, n + 1)) {
-        lua_settop(L, top);
-        n = push_fail(L, "out of stack space for the results", "error");
+    j->busy = 0;
+    int anchor = j->anchor;
+    j->anchor = LUA_NOREF;
+    lua_State *co = jr_waiter_thread(&j->waiter);
+    if (co) {
+        int top = lua_gettop(L);
+        int n = push_any(L, job);
+        if (!lua_checkstack(co, n + 1)) {
+            lua_settop(L, top);
+            n = push_fail(L, "out of stack space for the results", "error");
+        }
+        lua_xmove(L, co, n);
+        jr_waiter_resume(&j->waiter, n);
     }
-    lua_xmove(L, co, n);
-    jr_waiter_resume(&c->waiter, n); /* last touch of c */
-}
-
-static void on_bg_done(jr_db_job *j)
-{
-    l_conn *c = j->data;
-    c->bg_busy = 0;
-    if (j->rc != 0) jr_logf(JR_LOG_ERROR, NULL, "db: rollback on release failed: %s", j->err);
-    /* A user job queued behind it reports the state again, later. */
-    if (!c->busy) note_state(c, j);
+    /* Last: the resumed task may have dropped the job (anchor keeps it). */
+    luaL_unref(L, LUA_REGISTRYINDEX, anchor);
 }
 
 /* ---- open ---- */
@@ -282,13 +308,11 @@ static void on_bg_done(jr_db_job *j)
 static void on_open(jr_db_job *j)
 {
     l_conn *c = j->data;
-    c->busy = 0;
     lua_State *L = jr_vm_global->L;
     lua_State *co = jr_waiter_thread(&c->waiter);
     int ok = j->rc == 0;
     int n;
     if (ok) {
-        c->in_txn = 0;
         lua_rawgeti(L, LUA_REGISTRYINDEX, c->anchor);
         n = 1;
     } else {
@@ -321,30 +345,27 @@ static const char *opt_str(lua_State *L, int t, const char *k)
     return v;
 }
 
-/* db.open(opts [, peer]) */
+/* db.open(opts): the options come validated from db/options.lua. */
 static int l_open(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    jr_db_group *group = NULL;
-    if (!lua_isnoneornil(L, 2)) {
-        conn_ud *p = jr_checkudata(L, 2, &k_conn_mt, "db connection");
-        if (!p->c || !p->c->db || p->c->closing) return luaL_argerror(L, 2, "closed connection");
-        group = jr_db_get_group(p->c->db);
-    }
     if (!jr_task_current()) return raise2(L, "db.open() must be called inside a task");
     jr_db_options o;
     memset(&o, 0, sizeof o);
     o.path = opt_str(L, 1, "path");
     if (!o.path) return luaL_argerror(L, 1, "path expected");
-    o.busy_timeout_ms = opt_int(L, 1, "busy_timeout_ms", 5000);
+    lua_getfield(L, 1, "readonly");
+    o.readonly = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    o.busy_timeout_ms = opt_int(L, 1, "busy_timeout_ms", 0);
     o.journal_mode = opt_str(L, 1, "journal_mode");
     o.synchronous = opt_str(L, 1, "synchronous");
     lua_getfield(L, 1, "foreign_keys");
     o.foreign_keys = lua_isboolean(L, -1) ? lua_toboolean(L, -1) : -1;
     lua_pop(L, 1);
-    o.statement_cache = opt_int(L, 1, "statement_cache", 64);
-    o.inline_us = opt_int(L, 1, "inline_us", 0);
-    o.spin_us = opt_int(L, 1, "spin_us", -1);
+    o.statement_cache = opt_int(L, 1, "statement_cache", 0);
+    o.read_deadline_us = opt_int(L, 1, "read_deadline_us", 0);
+    o.spin_us = opt_int(L, 1, "spin_us", 0);
     const char *pragmas[64];
     lua_getfield(L, 1, "pragmas");
     if (lua_istable(L, -1)) {
@@ -369,13 +390,12 @@ static int l_open(lua_State *L)
     lua_setmetatable(L, -2);
     l_conn *c = calloc(1, sizeof *c);
     if (!c) return luaL_error(L, "out of memory");
-    jr_db_job_init(&c->job);
-    jr_db_job_init(&c->bg);
+    jr_db_job_init(&c->open_job);
     c->anchor = LUA_NOREF;
     c->ud_alive = 1;
     u->c = c;
-    c->job.data = c;
-    c->db = jr_db_open(jr_vm_global->loop, &o, group, &c->job, on_open);
+    c->open_job.data = c;
+    c->db = jr_db_open(jr_vm_global->loop, &o, &c->open_job, on_open);
     if (!c->db) {
         c->closed = 1;
         lua_pushnil(L);
@@ -386,7 +406,6 @@ static int l_open(lua_State *L)
     /* Nothing else references the userdata until on_open hands it over. */
     lua_pushvalue(L, -1);
     c->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
-    c->busy = 1;
     return jr_waiter_park(L, &c->waiter, "db.open()");
 }
 
@@ -536,171 +555,128 @@ static int marshal_params(lua_State *L, int idx, jr_db_job *j, param_err *e)
 
 /* ---- operations ---- */
 
-#define JR_DB_INLINE_SLICE_NS 2000000u
-static jr_task *g_slice_task; /* the task whose inline time g_slice_ns counts */
-static uint64_t g_slice_ns;
-
-static l_conn *usable(lua_State *L, const char *what)
+static l_job *usable_job(lua_State *L, int idx, const char *what)
 {
-    l_conn *c = check_conn(L);
+    l_job *j = check_job(L, idx);
     if (!jr_task_current()) raise2(L, "%s must be called inside a task", what);
-    if (c->busy) raise2(L, "%s: another operation is in progress on this connection", what);
-    return c;
+    if (j->busy) raise2(L, "%s: another operation is in progress on this transaction", what);
+    return j;
 }
 
-/* The job is with the connection now: its callback (on_done) resumes us. */
-static int park(lua_State *L, l_conn *c, const char *what)
+/* Statements that run on the loop thread return without yielding, so a
+ * task running many in a row (a loop of reads) would keep the loop to
+ * itself: after JR_DB_SLICE_NS of them in one turn of the loop, its next
+ * statement goes through the connection's thread, which parks it and lets
+ * the others run. */
+#define JR_DB_SLICE_NS 2000000u
+static jr_task *g_slice_task;
+static uint64_t g_slice_turn, g_slice_ns;
+
+/* Hand the job to the connection (read: try the loop thread first); push
+ * the results now, or park until on_done does. */
+static int dispatch(lua_State *L, l_conn *c, l_job *j, int read, const char *what)
 {
-    c->busy = 1;
-    return jr_waiter_park(L, &c->waiter, what);
+    jr_db_job *job = &j->job;
+    job->cb = on_done;
+    job->data = j;
+    if (!c->db || c->closing) return push_fail(L, "the connection is closed", "closed");
+    if (read && job->kind != JR_DB_END) {
+        jr_task *task = jr_task_current();
+        uint64_t turn = uv_now(jr_vm_global->loop);
+        if (task != g_slice_task || turn != g_slice_turn) {
+            g_slice_task = task;
+            g_slice_turn = turn;
+            g_slice_ns = 0;
+        }
+        if (g_slice_ns >= JR_DB_SLICE_NS) {
+            g_slice_ns = 0;
+            read = 0;
+        }
+    }
+    uint64_t t0 = read ? uv_hrtime() : 0;
+    int r = read ? jr_db_run_read(c->db, job) : jr_db_submit(c->db, job) == 0 ? 0 : -1;
+    if (r < 0) return push_fail(L, "the connection is closed", "closed");
+    if (r == 1) {
+        g_slice_ns += uv_hrtime() - t0;
+        return push_any(L, job);
+    }
+    j->busy = 1;
+    lua_pushvalue(L, 2); /* the job userdata: anchored while in flight */
+    j->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
+    return jr_waiter_park(L, &j->waiter, what);
 }
 
-static int submit_and_park(lua_State *L, l_conn *c, const char *what)
+/* db.run(c, job, kind, sql, params, pre, read) */
+static int l_run(lua_State *L)
 {
-    jr_db_job *j = &c->job;
-    j->cb = on_done;
-    j->data = c;
-    if (!c->db || c->closing || jr_db_submit(c->db, j) != 0)
-        return push_fail(L, "the connection is closed", "closed");
-    return park(L, c, what);
-}
-
-static int run_statement(lua_State *L, jr_db_kind kind, const char *what)
-{
-    l_conn *c = usable(L, what);
+    l_conn *c = check_conn(L, 1);
+    l_job *j = usable_job(L, 2, "a statement");
+    int kind = (int)luaL_checkinteger(L, 3);
     size_t len;
-    const char *sql = luaL_checklstring(L, 2, &len);
-    jr_db_job *j = &c->job;
-    jr_db_job_reset(j);
-    j->kind = kind;
-    if (jr_db_job_set_sql(j, sql, (long)len) != 0) return luaL_error(L, "out of memory");
-    if (kind != JR_DB_SCRIPT && !lua_isnoneornil(L, 3)) {
-        if (!lua_istable(L, 3)) {
+    const char *sql = luaL_checklstring(L, 4, &len);
+    int pre = (int)luaL_optinteger(L, 6, 0);
+    int read = lua_toboolean(L, 7);
+    if (kind < JR_DB_EXECUTE || kind > JR_DB_SCRIPT) return luaL_argerror(L, 3, "bad kind");
+    jr_db_job *job = &j->job;
+    jr_db_job_reset(job);
+    job->kind = (jr_db_kind)kind;
+    job->pre = pre;
+    if (jr_db_job_set_sql(job, sql, (long)len) != 0) return luaL_error(L, "out of memory");
+    if (kind != JR_DB_SCRIPT && !lua_isnoneornil(L, 5)) {
+        if (!lua_istable(L, 5)) {
             lua_pushnil(L);
             lua_pushfstring(L, "bad parameters: a list or a table of names expected, got a %s",
-                            luaL_typename(L, 3));
+                            luaL_typename(L, 5));
             lua_pushliteral(L, "misuse");
             return 3;
         }
         param_err e;
-        if (marshal_params(L, 3, j, &e) != 0) return push_fail(L, e.msg, e.code);
+        if (marshal_params(L, 5, job, &e) != 0) return push_fail(L, e.msg, e.code);
     }
-    j->begin = c->pending_begin;
-    c->pending_begin = JR_DB_NO_BEGIN;
-    if (kind == JR_DB_SCRIPT) return submit_and_park(L, c, what);
-    /* A quick statement runs right here (see jr_db_run), else it parks. One
-     * that runs here returns without yielding, so a task running many (an
-     * import: 100k inserts in one transaction) would hold the loop: after
-     * JR_DB_INLINE_SLICE_NS of them without a pause, its next statement
-     * goes through the connection's thread, which parks the task and lets
-     * the others run. */
-    jr_task *task = jr_task_current();
-    if (task != g_slice_task) {
-        g_slice_task = task;
-        g_slice_ns = 0;
-    }
-    if (g_slice_ns >= JR_DB_INLINE_SLICE_NS) {
-        g_slice_ns = 0;
-        return submit_and_park(L, c, what);
-    }
-    j->cb = on_done;
-    j->data = c;
-    uint64_t t0 = uv_hrtime();
-    int rc = c->db && !c->closing ? jr_db_run(c->db, j) : -1;
-    if (rc < 0) return push_fail(L, "the connection is closed", "closed");
-    if (rc == 0) return park(L, c, what);
-    g_slice_ns += uv_hrtime() - t0;
-    note_state(c, j);
-    return push_results(L, j);
+    return dispatch(L, c, j, read, "a statement");
 }
 
-static int l_execute(lua_State *L) { return run_statement(L, JR_DB_EXECUTE, "conn:execute()"); }
-static int l_query(lua_State *L) { return run_statement(L, JR_DB_QUERY, "conn:query()"); }
-static int l_first(lua_State *L) { return run_statement(L, JR_DB_FIRST, "conn:first()"); }
-static int l_exec_script(lua_State *L) { return run_statement(L, JR_DB_SCRIPT, "conn:exec_script()"); }
-
-static int l_begin(lua_State *L)
+/* db.finish(c, job, member_end, txn_end, read) */
+static int l_finish(lua_State *L)
 {
-    l_conn *c = check_conn(L);
-    const char *mode = luaL_optstring(L, 2, "deferred");
-    int b;
-    if (strcasecmp(mode, "deferred") == 0) b = JR_DB_BEGIN_DEFERRED;
-    else if (strcasecmp(mode, "immediate") == 0) b = JR_DB_BEGIN_IMMEDIATE;
-    else if (strcasecmp(mode, "exclusive") == 0) b = JR_DB_BEGIN_EXCLUSIVE;
-    else return raise2(L, "conn:begin(): mode must be \"deferred\", \"immediate\" or \"exclusive\", not \"%s\"", mode);
-    if (c->busy) return raise2(L, "conn:begin(): another operation is in progress on this connection");
-    if (c->pending_begin || c->in_txn) return raise2(L, "conn:begin(): a transaction is already open");
-    c->pending_begin = b;
-    lua_pushboolean(L, 1);
+    l_conn *c = check_conn(L, 1);
+    l_job *j = usable_job(L, 2, "commit/rollback");
+    jr_db_job *job = &j->job;
+    jr_db_job_reset(job);
+    job->kind = JR_DB_END;
+    job->end_member = (jr_db_member_end)luaL_checkinteger(L, 3);
+    job->end_txn = (jr_db_txn_end)luaL_checkinteger(L, 4);
+    int read = lua_toboolean(L, 5);
+    int n = dispatch(L, c, j, read, "commit/rollback");
+    return n;
+}
+
+/* db.state(job) -> autocommit, began, savepoint, needs_writer */
+static int l_state(lua_State *L)
+{
+    l_job *j = check_job(L, 1);
+    lua_pushboolean(L, j->job.autocommit);
+    lua_pushboolean(L, j->job.began);
+    lua_pushboolean(L, j->job.savepoint);
+    lua_pushboolean(L, j->job.needs_writer);
+    return 4;
+}
+
+static int l_job_new(lua_State *L)
+{
+    l_job *j = lua_newuserdata(L, sizeof *j);
+    memset(j, 0, sizeof *j);
+    jr_db_job_init(&j->job);
+    j->anchor = LUA_NOREF;
+    lua_pushlightuserdata(L, &k_job_mt);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2);
     return 1;
-}
-
-static int end_txn(lua_State *L, jr_db_kind kind, const char *what)
-{
-    l_conn *c = usable(L, what);
-    if (c->pending_begin) {
-        /* BEGIN was never sent: nothing to end, nothing to pay. */
-        c->pending_begin = JR_DB_NO_BEGIN;
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    if (!c->in_txn) {
-        if (kind == JR_DB_ROLLBACK) {
-            lua_pushboolean(L, 1);
-            return 1;
-        }
-        return push_fail(L, "cannot commit - no transaction is active", "error");
-    }
-    jr_db_job *j = &c->job;
-    jr_db_job_reset(j);
-    j->kind = kind;
-    /* jr_db_end_inline decides: read transactions, and cheap (WAL, no fsync) commits */
-    if (c->db && !c->closing && (kind == JR_DB_COMMIT || !c->txn_write) && jr_db_end_inline(c->db, j)) {
-        note_state(c, j);
-        return push_results(L, j);
-    }
-    return submit_and_park(L, c, what);
-}
-
-static int l_commit(lua_State *L) { return end_txn(L, JR_DB_COMMIT, "conn:commit()"); }
-static int l_rollback(lua_State *L) { return end_txn(L, JR_DB_ROLLBACK, "conn:rollback()"); }
-
-static int l_in_transaction(lua_State *L)
-{
-    l_conn *c = check_conn(L);
-    lua_pushboolean(L, c->pending_begin || c->in_txn);
-    return 1;
-}
-
-static int l_reset(lua_State *L)
-{
-    l_conn *c = check_conn(L);
-    if (c->busy) return raise2(L, "conn:release(): an operation is still in progress on this connection");
-    c->pending_begin = JR_DB_NO_BEGIN;
-    if (!c->in_txn || !c->db || c->closing) return 0;
-    jr_db_job *bg = &c->bg;
-    jr_db_job_reset(bg);
-    bg->kind = JR_DB_ROLLBACK;
-    if (!c->txn_write && jr_db_end_inline(c->db, bg)) {
-        note_state(c, bg);
-        return 0;
-    }
-    /* bg cannot be in flight here: in_txn was reported by a user job that
-     * completed after any earlier bg job (one queue, in order). */
-    if (c->bg_busy) return 0;
-    bg->cb = on_bg_done;
-    bg->data = c;
-    if (jr_db_submit(c->db, bg) == 0) {
-        c->bg_busy = 1;
-        /* The next user's jobs queue behind the ROLLBACK. */
-        c->in_txn = c->txn_write = 0;
-    }
-    return 0;
 }
 
 static int l_close(lua_State *L)
 {
-    l_conn *c = check_conn(L);
+    l_conn *c = check_conn(L, 1);
     int wait = lua_toboolean(L, 2);
     if (c->closed) {
         lua_pushboolean(L, 1);
@@ -711,19 +687,19 @@ static int l_close(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    return jr_waiter_park(L, &c->close_waiter, "conn:close()");
+    return jr_waiter_park(L, &c->close_waiter, "db close");
 }
 
 static int l_interrupt(lua_State *L)
 {
-    l_conn *c = check_conn(L);
+    l_conn *c = check_conn(L, 1);
     if (c->db && !c->closing) jr_db_interrupt(c->db);
     return 0;
 }
 
 static int l_stats(lua_State *L)
 {
-    l_conn *c = check_conn(L);
+    l_conn *c = check_conn(L, 1);
     if (!c->db || jr_db_inflight(c->db) != 0) return 0;
     jr_db_stats s;
     jr_db_get_stats(c->db, &s);
@@ -732,17 +708,28 @@ static int l_stats(lua_State *L)
     lua_pushnumber(L, (lua_Number)s.name); \
     lua_setfield(L, -2, #name)
     FIELD(jobs);
-    FIELD(inline_ends);
     FIELD(cache_hits);
     FIELD(cache_misses);
     FIELD(cache_evictions);
     FIELD(cache_size);
     FIELD(busy_waits);
-    FIELD(writer_waits);
     FIELD(inline_runs);
-    FIELD(inline_fallbacks);
+    FIELD(inline_stopped);
+    FIELD(inline_overruns);
+    FIELD(checkpoints);
 #undef FIELD
     return 1;
+}
+
+static int l_data_version(lua_State *L)
+{
+    l_conn *c = check_conn(L, 1);
+    uint32_t v;
+    int64_t changes;
+    if (!c->db || c->closing || jr_db_data_version(c->db, &v, &changes) != 0) return 0;
+    lua_pushnumber(L, (lua_Number)v);
+    lua_pushnumber(L, (lua_Number)changes);
+    return 2;
 }
 
 /* db.configure(array_mt, int64_factory) */
@@ -763,27 +750,50 @@ int jr_open_db(lua_State *L)
 {
     static const luaL_Reg none[] = {{NULL, NULL}};
     jr_newmetatable(L, &k_conn_mt, "db connection", none, conn_gc);
+    jr_newmetatable(L, &k_job_mt, "db job", none, job_gc);
 
     lua_pushlightuserdata(L, &k_tostring);
     lua_getglobal(L, "tostring"); /* captured before user code could replace it */
     lua_rawset(L, LUA_REGISTRYINDEX);
 
     static const luaL_Reg fns[] = {
-        {"open", l_open},         {"execute", l_execute},     {"query", l_query},
-        {"first", l_first},       {"exec_script", l_exec_script}, {"begin", l_begin},
-        {"commit", l_commit},     {"rollback", l_rollback},   {"in_transaction", l_in_transaction},
-        {"reset", l_reset},       {"close", l_close},         {"interrupt", l_interrupt},
-        {"stats", l_stats},       {NULL, NULL}};
-    lua_createtable(L, 0, 16);
-    /* The connection metatable as upvalue 1: jr_checkudata's fast path. */
+        {"open", l_open},           {"close", l_close},   {"run", l_run},
+        {"finish", l_finish},       {"state", l_state},   {"interrupt", l_interrupt},
+        {"stats", l_stats},         {"data_version", l_data_version},
+        {NULL, NULL}};
+    lua_createtable(L, 0, 24);
     for (const luaL_Reg *f = fns; f->name; f++) {
-        lua_pushlightuserdata(L, &k_conn_mt);
-        lua_rawget(L, LUA_REGISTRYINDEX);
-        lua_pushcclosure(L, f->func, 1);
+        lua_pushcfunction(L, f->func);
         lua_setfield(L, -2, f->name);
     }
+    lua_pushcfunction(L, l_job_new);
+    lua_setfield(L, -2, "job");
     lua_pushcfunction(L, l_configure);
     lua_setfield(L, -2, "configure");
+    static const struct {
+        const char *name;
+        int value;
+    } consts[] = {
+        {"EXECUTE", JR_DB_EXECUTE},
+        {"QUERY", JR_DB_QUERY},
+        {"FIRST", JR_DB_FIRST},
+        {"SCRIPT", JR_DB_SCRIPT},
+        {"PRE_READONLY", JR_DB_PRE_READONLY},
+        {"PRE_BEGIN", JR_DB_PRE_BEGIN},
+        {"PRE_BEGIN_IMMEDIATE", JR_DB_PRE_BEGIN_IMMEDIATE},
+        {"PRE_SAVEPOINT", JR_DB_PRE_SAVEPOINT},
+        {"PRE_IN_TXN", JR_DB_PRE_IN_TXN},
+        {"MEMBER_NONE", JR_DB_MEMBER_NONE},
+        {"MEMBER_RELEASE", JR_DB_MEMBER_RELEASE},
+        {"MEMBER_ROLLBACK", JR_DB_MEMBER_ROLLBACK},
+        {"TXN_KEEP", JR_DB_TXN_KEEP},
+        {"TXN_COMMIT", JR_DB_TXN_COMMIT},
+        {"TXN_ROLLBACK", JR_DB_TXN_ROLLBACK},
+    };
+    for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++) {
+        lua_pushinteger(L, consts[i].value);
+        lua_setfield(L, -2, consts[i].name);
+    }
 
     lua_createtable(L, 0, 1); /* blob_mt */
     lua_pushliteral(L, "db.blob");

@@ -8,15 +8,15 @@
 --   curl -X DELETE localhost:8000/tasks/<id>
 --
 -- Configuration comes from the environment (prefix TASKS_): TASKS_DB (the
--- database file), TASKS_POOL_SIZE. The schema is created by the migrations
--- in ./migrations, applied at start.
+-- database file), TASKS_READERS (reader connections). The schema is created
+-- by the migrations in ./migrations, applied at start.
 local j = require "jararaca"
 local s = j.schema
 local persistence = j.persistence
 
 local TasksConfig = s.object("TasksConfig", {
   { "db", s.string { min_length = 1 }:default("tasks.db") },
-  { "pool_size", s.integer { minimum = 1, maximum = 64 }:default(4) },
+  { "readers", s.integer { minimum = 0, maximum = 64 }:default(4) },
 })
 
 local TaskCreate = s.object("TaskCreate", {
@@ -111,7 +111,7 @@ return j.Microservice {
     function(container)
       local cfg = container:get("TasksConfig")
       return persistence.SessionInterceptor {
-        url = "sqlite:///" .. cfg.db, pool_size = cfg.pool_size,
+        url = "sqlite:///" .. cfg.db, readers = cfg.readers,
         migrations = "migrations", migrate_on_start = true,   -- relative to this file
       }
     end,

@@ -1,11 +1,21 @@
--- jararaca.db: pools, connections, parameters, transactions and
--- concurrency, through the Lua API (lua/jararaca/db.lua over
--- bindings/l_db.c and core/db.c). core/db.c's own tests are in
--- spec/c/test_db.c. These specs only work under `jararaca test`.
+-- jararaca.db: databases by role (one writer with group commit, a pool of
+-- readers), parameters, transactions and concurrency, through the Lua API
+-- (lua/jararaca/db.lua and lua/jararaca/db/ over bindings/l_db.c and
+-- core/db_*.c). The C room's own tests are in spec/c/test_db.c. These specs
+-- only work under `jararaca test`.
 local db = require "jararaca.db"
 local json = require "jararaca.json"
 local sched = require "jararaca.sched"
 local ffi = require "ffi"
+
+pcall(ffi.cdef, [[
+  typedef struct { unsigned long rlim_cur, rlim_max; } jr_spec_rlimit;
+  int getrlimit(int resource, jr_spec_rlimit *rl);
+  int setrlimit(int resource, const jr_spec_rlimit *rl);
+  typedef void (*jr_spec_sighandler)(int);
+  jr_spec_sighandler signal(int sig, jr_spec_sighandler handler);
+]])
+local RLIMIT_FSIZE, SIGXFSZ = 1, 25
 
 local dir
 
@@ -26,30 +36,57 @@ local function fresh_path()
 end
 
 local function open(opts)
-  local pool, err, code = db.open(opts)
-  assert(pool, tostring(err) .. " " .. tostring(code))
-  return pool
+  local d, err, code = db.open(opts)
+  assert(d, tostring(err) .. " " .. tostring(code))
+  return d
 end
 
--- fn(conn, pool) with a fresh single-connection pool; closes it after.
+-- fn(tx, d) in a write transaction of a fresh database (":memory:" unless
+-- opts.path), rolled back after; closes the database.
 local function with_conn(fn, opts)
   opts = opts or {}
   opts.path = opts.path or ":memory:"
-  local pool = open(opts)
-  local c = assert(pool:acquire())
-  local ok, err = pcall(fn, c, pool)
-  if not ok then
-    pcall(c.release, c)
-    error(err, 0)
-  end
-  if c[1] then c:release() end
-  assert(pool:close())
+  local d = open(opts)
+  local tx = d:begin("write")
+  local ok, err = pcall(fn, tx, d)
+  pcall(tx.rollback, tx)
+  assert(d:close())
+  if not ok then error(err, 0) end
+end
+
+-- The writer's counters (tx holds it, with no statement in flight).
+local function writer_stats(tx)
+  return assert(db.options and require("jararaca.core.db").stats(tx.db.writer.conn))
+end
+
+local function size_of(path)
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local n = f:seek("end")
+  f:close()
+  return n
 end
 
 local int64 = ffi.typeof("int64_t")
 local uint64 = ffi.typeof("uint64_t")
 
 local SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %d) SELECT count(*) AS n FROM c"
+-- (joined with a table so that it reads the database: a read transaction)
+local SLOW_READ = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %d) "
+  .. "SELECT count(*) AS n FROM c JOIN one"
+
+local function exec(d, sql)
+  local tx = d:begin("write")
+  assert(tx:exec_script(sql))
+  assert(tx:commit())
+end
+
+local function read(d, sql, params)
+  local tx = d:begin("read")
+  local rows = assert(tx:query(sql, params))
+  assert(tx:commit())
+  return rows
+end
 
 describe("jararaca.db", function()
   describe("values", function()
@@ -66,19 +103,24 @@ describe("jararaca.db", function()
   end)
 
   describe("open", function()
-    it("applies the PRAGMA defaults on every connection", function()
-      local pool = open { path = fresh_path(), pool_size = 3 }
-      assert.same({ size = 3, idle = 3, waiting = 0 }, pool:stats())
-      local conns = {}
-      for i = 1, 3 do
-        local c = assert(pool:acquire())
-        conns[i] = c
-        assert.equal("wal", c:first("PRAGMA journal_mode").journal_mode)
-        assert.equal(1, c:first("PRAGMA synchronous").synchronous) -- NORMAL
-        assert.equal(1, c:first("PRAGMA foreign_keys").foreign_keys)
+    it("opens a writer and readers with the defaults", function()
+      local d = open { path = fresh_path(), readers = 3 }
+      local st = d:stats()
+      assert.same({ size = 3, idle = 3, waiting = 0, waits = 0 }, st.readers)
+      assert.equal(4, #st.connections)
+      assert.equal("writer", st.connections[1].role)
+      local w = d:begin("write")
+      assert.equal("wal", w:first("PRAGMA journal_mode").journal_mode)
+      assert.equal(1, w:first("PRAGMA synchronous").synchronous) -- NORMAL
+      assert.equal(1, w:first("PRAGMA foreign_keys").foreign_keys)
+      assert.equal(0, w:first("PRAGMA query_only").query_only)
+      assert(w:commit())
+      for _ = 1, 3 do
+        local r = d:begin("read")
+        assert.equal(1, r:first("PRAGMA query_only").query_only) -- readers cannot write
+        assert(r:commit())
       end
-      for i = 1, 3 do conns[i]:release() end
-      assert.is_true(pool:close())
+      assert.is_true(d:close())
     end)
 
     it("applies the options given, and extra pragmas", function()
@@ -95,43 +137,46 @@ describe("jararaca.db", function()
     end)
 
     it("returns nil, err, code when the file cannot be opened", function()
-      local pool, err, code = db.open { path = "/nonexistent-dir/x.db" }
-      assert.is_nil(pool)
+      local d, err, code = db.open { path = "/nonexistent-dir/x.db" }
+      assert.is_nil(d)
       assert.equal("cannot open database /nonexistent-dir/x.db: unable to open database file", err)
       assert.equal("error", code)
     end)
 
-    it("raises on bad options", function()
-      assert.has_error(function() db.open() end, "db.open{...}: an options table expected")
-      assert.has_error(function() db.open {} end, "db.open: path must be a non-empty string")
-      assert.has_error(function() db.open { path = "x", pool_size = 0 } end,
-        "db.open: pool_size must be an integer from 1 to 256, got 0")
+    it("raises on bad options, naming the option and what it takes", function()
+      assert.has_error(function() db.open() end, "db.open{...}: expects a table of options, got nil")
+      assert.has_error(function() db.open {} end, "db.open: option path must be a non-empty string, got nil")
+      assert.has_error(function() db.open { path = "x", readers = 65 } end,
+        "db.open: option readers must be an integer from 0 to 64, got 65")
       assert.has_error(function() db.open { path = "x", journal_mode = "fast" } end,
-        "db.open: unknown journal_mode FAST")
+        'db.open: option journal_mode must be one of WAL, DELETE, TRUNCATE, PERSIST, MEMORY, OFF, got "fast"')
       assert.has_error(function() db.open { path = "x", synchronous = 1 } end,
-        "db.open: synchronous must be a string, got number")
+        "db.open: option synchronous must be one of NORMAL, FULL, EXTRA, OFF, got 1")
+      assert.has_error(function() db.open { path = "x", read_deadline_us = -1 } end,
+        "db.open: option read_deadline_us must be an integer from 0 to 1000000, got -1")
+      assert.has_error(function() db.open { path = "x", group_commit = "yes" } end,
+        'db.open: option group_commit must be true or false, got "yes"')
+      assert.has_error(function() db.open { path = "x", pool_size = 2 } end)
       assert.has_error(function() db.open { path = "x", pragmas = { ["a;b"] = 1 } } end)
       assert.has_error(function() db.open { path = "x", pragmas = { cache_size = "1; DROP" } } end)
     end)
 
-    it(":memory: is one database, on one connection", function()
-      local pool = open { path = ":memory:", pool_size = 4 }
-      assert.equal(1, pool:stats().size)
-      local c = pool:acquire()
-      assert(c:execute("CREATE TABLE t(x)"))
-      assert(c:execute("INSERT INTO t VALUES (1)"))
-      c:release()
-      c = pool:acquire()
-      assert.equal(1, c:first("SELECT count(*) AS n FROM t").n)
-      c:release()
-      -- another pool has a database of its own
+    it(":memory: is one database on the writer: every transaction takes turns there", function()
+      local d = open { path = ":memory:" }
+      assert.equal(0, d:stats().readers.size)
+      exec(d, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+      local r = d:begin("read")
+      assert.equal("write", r.mode)
+      assert.equal(1, r:first("SELECT count(*) AS n FROM t").n)
+      assert(r:commit())
+      -- another database has one of its own
       local other = open { path = ":memory:" }
-      local c2 = other:acquire()
-      local _, err = c2:first("SELECT * FROM t")
+      local o = other:begin("read")
+      local _, err = o:first("SELECT * FROM t")
       assert.equal("no such table: t", err)
-      c2:release()
+      o:rollback()
       assert(other:close())
-      assert(pool:close())
+      assert(d:close())
     end)
   end)
 
@@ -313,13 +358,13 @@ describe("jararaca.db", function()
 
     it("keeps prepared statements in an LRU cache per connection", function()
       with_conn(function(c)
-        local s0 = c:stats()
+        local s0 = writer_stats(c)
         for i = 1, 10 do assert.equal(i, c:first("SELECT ? AS v", { i }).v) end
-        local s1 = c:stats()
+        local s1 = writer_stats(c)
         assert.equal(1, s1.cache_misses - s0.cache_misses)
         assert.equal(9, s1.cache_hits - s0.cache_hits)
         c:first("SELECT 1") ; c:first("SELECT 2") ; c:first("SELECT 3") -- evicts "SELECT ? AS v"
-        local s2 = c:stats()
+        local s2 = writer_stats(c)
         assert.equal(2, s2.cache_size)
         assert.equal(2, s2.cache_evictions - s1.cache_evictions)
       end, { statement_cache = 2 })
@@ -327,525 +372,456 @@ describe("jararaca.db", function()
   end)
 
   describe("transactions", function()
-    local function setup_table(c)
-      assert(c:exec_script("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"))
+    local d
+    before_each(function()
+      d = open { path = fresh_path(), readers = 2, read_deadline_us = 200000 }
+      exec(d, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('a'); CREATE TABLE one(x); INSERT INTO one VALUES (1);")
+    end)
+    after_each(function() d:close(5) end)
+
+    it("take nothing before their first statement", function()
+      local st0 = d:stats()
+      for _, mode in ipairs { "read", "write" } do
+        local tx = d:begin(mode)
+        assert.is_false(tx:active())
+        assert.is_true(tx:commit())
+        tx = d:begin(mode)
+        assert.is_true(tx:rollback())
+      end
+      local st1 = d:stats()
+      assert.equal(st0.connections[1].jobs, st1.connections[1].jobs)
+      assert.equal(0, st1.writer.groups - st0.writer.groups)
+      assert.has_error(function() d:begin("later") end)
+    end)
+
+    it("a read transaction sees one snapshot, on the event loop, until it ends", function()
+      local r = d:begin("read")
+      assert.same({ v = "a" }, r:first("SELECT v FROM t WHERE id = ?", { 1 }))
+      exec(d, "UPDATE t SET v = 'b'")
+      assert.same({ v = "a" }, r:first("SELECT v FROM t WHERE id = ?", { 1 }))
+      assert.is_true(r:commit())
+      assert.same({ { v = "b" } }, read(d, "SELECT v FROM t"))
+      local ran = 0
+      for _, c in ipairs(d:stats().connections) do if c.role == "reader" then ran = ran + c.inline_runs end end
+      assert.is_true(ran >= 4, "statements and ends on the loop: " .. ran)
+    end)
+
+    it("commit writes, rollback drops, a failed statement leaves the transaction usable", function()
+      local w = d:begin("write")
+      assert(w:execute("INSERT INTO t(v) VALUES ('kept')"))
+      assert.is_nil(w:execute("INSERT INTO nope VALUES (1)"))
+      assert.is_true(w:commit())
+      w = d:begin("write")
+      assert(w:execute("INSERT INTO t(v) VALUES ('dropped')"))
+      assert.is_true(w:rollback())
+      assert.same({ { v = "a" }, { v = "kept" } }, read(d, "SELECT v FROM t ORDER BY id"))
+    end)
+
+    it("a read transaction that writes first becomes a write one; after reading it cannot", function()
+      local r = d:begin("read")
+      assert(r:execute("INSERT INTO t(v) VALUES ('upgraded')"))
+      assert.equal("write", r.mode)
+      assert.is_true(r:commit())
+      r = d:begin("read")
+      assert(r:exec_script("CREATE TABLE u(x)")) -- a script is a write
+      assert.is_true(r:commit())
+      r = d:begin("read")
+      assert(r:first("SELECT count(*) AS n FROM t"))
+      local ok, err, code = r:execute("DELETE FROM t")
+      assert.is_nil(ok)
+      assert.equal("readonly", code)
+      assert.truthy(err:find("read from a snapshot and then tried to write", 1, true), err)
+      assert.is_true(r:commit())
+      assert.equal(2, #read(d, "SELECT * FROM t"))
+    end)
+
+    it("refuses to begin or end transactions with SQL", function()
+      local w = d:begin("write")
+      for _, sql in ipairs { "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT jr_tx", "RELEASE jr_tx" } do
+        local ok, err, code = w:execute(sql)
+        assert.is_nil(ok)
+        assert.equal("misuse", code)
+        assert.truthy(err:find("jararaca begins and ends the transaction", 1, true), err)
+      end
+      -- savepoints of its own are fine
+      assert(w:execute("SAVEPOINT mine"))
+      assert(w:execute("INSERT INTO t(v) VALUES ('inner')"))
+      assert(w:execute("ROLLBACK TO mine"))
+      assert(w:execute("RELEASE mine"))
+      assert.is_true(w:commit())
+      assert.equal(1, #read(d, "SELECT * FROM t"))
+    end)
+
+    it("raises on misuse: after the end, two operations at once", function()
+      local w = d:begin("write")
+      assert(w:first("SELECT 1 AS x"))
+      assert.is_true(w:commit())
+      assert.is_true(w:commit()) -- ending twice is fine
+      assert.has_error(function() w:first("SELECT 1") end, "tx:first(): the transaction has ended")
+      local r = d:begin("read")
+      local t = sched.spawn(function() return r:first(SLOW_READ:format(2000000), nil, { thread = true }) end)
+      d:begin("read") -- (another transaction is independent)
+      sched.sleep(0)
+      assert.has_error(function() r:first("SELECT 1") end,
+        "tx:first(): another operation is in progress on this transaction")
+      r:interrupt()
+      local _, _, _, code = t:wait()
+      assert.equal("interrupted", code)
+      assert.is_true(r:rollback())
+      assert.has_error(function() d:begin("write"):interrupt() end)
+    end)
+  end)
+
+  describe("group commit", function()
+    local d
+    before_each(function()
+      d = open { path = fresh_path() }
+      exec(d, [[CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE);
+        CREATE TABLE p(id INTEGER PRIMARY KEY);
+        CREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED);
+        CREATE TABLE guarded(x);
+        CREATE TRIGGER no_guarded BEFORE INSERT ON guarded BEGIN SELECT RAISE(ROLLBACK, 'refused'); END;]])
+    end)
+    after_each(function() d:close(5) end)
+
+    -- A holder takes the writer and keeps it until release(); the members
+    -- then queue behind it and, once it is gone, form one group.
+    local function holder()
+      local h = { go = false }
+      h.task = sched.spawn(function()
+        local w = d:begin("write")
+        assert(w:execute("INSERT INTO t(v) VALUES ('holder')"))
+        while not h.go do sched.sleep(0.001) end
+        return w:commit()
+      end)
+      sched.sleep(0.01)
+      return h
     end
 
-    it("sends BEGIN with the first statement and ends a read-only one without a hop", function()
-      with_conn(function(c)
-        setup_table(c)
-        assert(c:execute("INSERT INTO t(v) VALUES ('a')"))
-        local s0 = c:stats()
-        assert.is_true(c:begin())
-        assert.is_true(c:in_transaction())
-        assert.same({ v = "a" }, c:first("SELECT v FROM t WHERE id = ?", { 1 }))
-        local s1 = c:stats()
-        assert.equal(1, s1.jobs - s0.jobs) -- BEGIN + SELECT: one hop
-        assert.is_true(c:commit())
-        local s2 = c:stats()
-        assert.equal(0, s2.jobs - s1.jobs) -- a read-only COMMIT: no hop
-        assert.equal(1, s2.inline_ends - s1.inline_ends)
-        assert.is_false(c:in_transaction())
-      end, { path = fresh_path() })
+    local function members(list)
+      local tasks = {}
+      for i, fn in ipairs(list) do
+        tasks[i] = sched.spawn(function()
+          local w = d:begin("write")
+          local ok, err = fn(w)
+          if ok == false then return w:rollback() and "rolled back", err end
+          return w:commit()
+        end)
+      end
+      sched.sleep(0.01)
+      return tasks
+    end
+
+    local function results(tasks)
+      local out = {}
+      for i, t in ipairs(tasks) do
+        local ok, a, b, c = t:wait(10)
+        assert.is_true(ok, tostring(a))
+        out[i] = { a, b, c }
+      end
+      return out
+    end
+
+    it("commits the queued transactions together; each fails alone", function()
+      local h = holder()
+      local g0 = d:stats().writer
+      local ms = members {
+        function(w) return w:execute("INSERT INTO t(v) VALUES ('one')") end,
+        function(w) assert(w:execute("INSERT INTO t(v) VALUES ('two')")); return false, "handler failed" end,
+        function(w) return w:execute("INSERT INTO c(p) VALUES (42)") end, -- a deferred FK: its commit fails
+        function(w) return w:execute("INSERT INTO t(v) VALUES ('four')") end,
+      }
+      assert.equal(4, d:stats().writer.waiting)
+      h.go = true
+      assert.same({ true }, { h.task:wait(10) and true })
+      local r = results(ms)
+      assert.same({ true }, { r[1][1] })
+      assert.same("rolled back", r[2][1])
+      assert.is_nil(r[3][1])
+      assert.equal("constraint", r[3][3])
+      assert.truthy(r[3][2]:find("commit failed: FOREIGN KEY constraint failed", 1, true), r[3][2])
+      assert.same({ true }, { r[4][1] })
+      assert.same({ { v = "holder" }, { v = "one" }, { v = "four" } }, read(d, "SELECT v FROM t ORDER BY id"))
+      assert.equal(0, read(d, "SELECT count(*) AS n FROM c")[1].n)
+      local g1 = d:stats().writer
+      assert.equal(2, g1.groups - g0.groups) -- the holder's, then one for the four
+      assert.equal(2, g1.largest_group)      -- two of them committed
     end)
 
-    it("begin with nothing after it costs nothing", function()
-      with_conn(function(c)
-        local s0 = c:stats()
-        assert.is_true(c:begin())
-        assert.is_true(c:commit())
-        assert.is_true(c:begin("immediate"))
-        assert.is_true(c:rollback())
-        assert.equal(s0.jobs, c:stats().jobs)
-        assert.is_false(c:in_transaction())
+    it("fails every member when SQLite rolls the shared transaction back", function()
+      local h = holder()
+      local ms = members {
+        function(w) return w:execute("INSERT INTO t(v) VALUES ('one')") end,
+        function(w)
+          assert(w:execute("INSERT INTO t(v) VALUES ('two')"))
+          local ok, err, code = w:execute("INSERT INTO guarded VALUES (1)") -- RAISE(ROLLBACK)
+          assert.is_nil(ok)
+          assert.truthy(err:find("refused", 1, true))
+          local ok2, err2, code2 = w:execute("INSERT INTO t(v) VALUES ('after')")
+          assert.is_nil(ok2)
+          assert.equal("aborted", code2)
+          return nil, err2, code
+        end,
+        function(w) return w:execute("INSERT INTO t(v) VALUES ('three')") end,
+      }
+      h.go = true
+      h.task:wait(10)
+      local r = results(ms)
+      assert.is_nil(r[1][1])
+      assert.equal("aborted", r[1][3])
+      assert.truthy(r[1][2]:find("rolled back by SQLite after an error in a later transaction", 1, true), r[1][2])
+      assert.is_nil(r[2][1])
+      assert.truthy(r[2][2]:find("cannot commit", 1, true), r[2][2])
+      assert.same({ true }, { r[3][1] }) -- it began a new transaction after the loss
+      assert.same({ { v = "holder" }, { v = "three" } }, read(d, "SELECT v FROM t ORDER BY id"))
+    end)
+
+    it("fails every member when the group's COMMIT fails (the file cannot grow), and answers none with success",
+      function()
+        local path = d.path
+        local h = holder()
+        local ms = members {
+          function(w) return w:execute("INSERT INTO t(v) VALUES (hex(randomblob(20000)))") end,
+          function(w) return w:execute("INSERT INTO t(v) VALUES (hex(randomblob(20000)))") end,
+        }
+        local last = sched.spawn(function()
+          local w = d:begin("write")
+          assert(w:execute("INSERT INTO t(v) VALUES (hex(randomblob(20000)))"))
+          while not h.limited do sched.sleep(0.001) end
+          return w:commit()
+        end)
+        h.go = true
+        assert.is_true((h.task:wait(10)))
+        -- the holder committed; the members' pages are in memory only: now
+        -- the WAL may not grow past its size
+        local saved = ffi.new("jr_spec_rlimit")
+        assert(ffi.C.getrlimit(RLIMIT_FSIZE, saved) == 0)
+        local old = ffi.C.signal(SIGXFSZ, ffi.cast("jr_spec_sighandler", 1)) -- SIG_IGN
+        local lim = ffi.new("jr_spec_rlimit", { math.max(size_of(path .. "-wal"), size_of(path)) + 4096, saved.rlim_max })
+        assert(ffi.C.setrlimit(RLIMIT_FSIZE, lim) == 0)
+        h.limited = true
+        local r = results(ms)
+        local ok, lok, lerr, lcode = last:wait(10)
+        assert(ffi.C.setrlimit(RLIMIT_FSIZE, saved) == 0)
+        ffi.C.signal(SIGXFSZ, old)
+        assert.is_true(ok)
+        for _, m in ipairs(r) do
+          assert.is_nil(m[1])
+          assert.truthy(m[2]:find("commit failed", 1, true), m[2])
+        end
+        assert.is_nil(lok)
+        assert.truthy(lerr:find("commit failed", 1, true), lerr)
+        assert.equal("error", lcode)
+        assert.equal(1, read(d, "SELECT count(*) AS n FROM t")[1].n) -- the holder's row only
+        assert.is_true(d:stats().writer.failed_groups >= 1)
+        exec(d, "INSERT INTO t(v) VALUES ('after')") -- the writer goes on
       end)
-    end)
 
-    it("commits and rolls back writes", function()
-      with_conn(function(c)
-        setup_table(c)
-        c:begin("immediate")
-        assert(c:execute("INSERT INTO t(v) VALUES ('kept')"))
-        assert.is_true(c:commit())
-        c:begin()
-        assert(c:execute("INSERT INTO t(v) VALUES ('dropped')"))
-        assert.is_true(c:in_transaction())
-        assert.is_true(c:rollback())
-        assert.is_false(c:in_transaction())
-        local rows = c:query("SELECT v FROM t")
-        assert.same({ { v = "kept" } }, rows)
-        c:begin("exclusive")
-        assert(c:execute("DELETE FROM t"))
-        assert.is_true(c:commit())
-        assert.is_nil(c:first("SELECT v FROM t"))
-      end, { path = fresh_path() })
-    end)
-
-    it("commit without a transaction is an error, rollback is not", function()
-      with_conn(function(c)
-        assert.same({ nil, "cannot commit - no transaction is active", "error" }, { c:commit() })
-        assert.is_true(c:rollback())
+    it("a write transaction waits its turn; an independent one inside the holder is refused at once", function()
+      local outer = d:begin("write")
+      assert(outer:execute("INSERT INTO t(v) VALUES ('outer')"))
+      local inner = d:begin("write", outer)
+      local ok, err, code = inner:execute("INSERT INTO t(v) VALUES ('inner')")
+      assert.is_nil(ok)
+      assert.equal("busy", code)
+      assert.truthy(err:find("one writer at a time", 1, true), err)
+      inner:rollback()
+      -- another transaction waits (FIFO) and gets its turn when outer ends
+      local other = sched.spawn(function()
+        local w = d:begin("write")
+        local r = w:execute("INSERT INTO t(v) VALUES ('other')")
+        return r and w:commit()
       end)
-    end)
-
-    it("a failed first statement leaves the transaction open", function()
-      with_conn(function(c)
-        setup_table(c)
-        c:begin()
-        assert.is_nil(c:execute("INSERT INTO nope VALUES (1)"))
-        assert.is_true(c:in_transaction())
-        assert(c:execute("INSERT INTO t(v) VALUES ('x')"))
-        assert.is_true(c:rollback())
-        assert.is_nil(c:first("SELECT * FROM t"))
-      end)
-    end)
-
-    it("follows transactions begun in SQL too", function()
-      with_conn(function(c)
-        setup_table(c)
-        assert(c:execute("BEGIN"))
-        assert.is_true(c:in_transaction())
-        assert(c:execute("INSERT INTO t(v) VALUES ('x')"))
-        assert(c:execute("COMMIT"))
-        assert.is_false(c:in_transaction())
-      end)
-    end)
-
-    it("raises on a nested begin or a bad mode", function()
-      with_conn(function(c)
-        c:begin()
-        assert.has_error(function() c:begin() end)
-        assert.is_true(c:rollback())
-        assert.has_error(function() c:begin("later") end)
-      end)
-    end)
-
-    it("release rolls back an open transaction", function()
-      local pool = open { path = fresh_path(), pool_size = 1 }
-      local c = pool:acquire()
-      setup_table(c)
-      c:begin()
-      assert(c:execute("INSERT INTO t(v) VALUES ('lost')"))
-      c:release()
-      c = pool:acquire()
-      assert.is_false(c:in_transaction())
-      assert.is_nil(c:first("SELECT v FROM t"))
-      -- a read-only transaction, and a pending begin, too
-      c:begin()
-      assert(c:first("SELECT count(*) AS n FROM t"))
-      c:release()
-      c = pool:acquire()
-      assert.is_false(c:in_transaction())
-      c:begin()
-      c:release()
-      c = pool:acquire()
-      assert.is_false(c:in_transaction())
-      assert(c:execute("INSERT INTO t(v) VALUES ('autocommit')")) -- no stray BEGIN
-      c:release()
-      c = pool:acquire()
-      assert.equal(1, c:first("SELECT count(*) AS n FROM t").n)
-      c:release()
-      assert(pool:close())
+      sched.sleep(0.01)
+      assert.equal(1, d:stats().writer.waiting)
+      assert.is_true(outer:commit())
+      assert.same({ true, true }, { other:wait(5) })
+      assert.same({ { v = "outer" }, { v = "other" } }, read(d, "SELECT v FROM t ORDER BY id"))
     end)
   end)
 
-  describe("misuse", function()
-    it("raises when a released connection is used", function()
-      local pool = open { path = ":memory:" }
-      local c = pool:acquire()
-      c:release()
-      local ok, err = pcall(function() local r = c:query("SELECT 1"); return r end)
-      assert.is_false(ok)
-      assert.matches("db_spec.lua:%d+: conn:query%(%): the connection was released", err)
-      assert.has_error(function() c:release() end)
-      assert.has_error(function() c:begin() end)
-      assert.has_error(function() c:in_transaction() end)
-      assert(pool:close())
-    end)
-
-    it("raises on two operations at once on one connection", function()
-      with_conn(function(c)
-        local t = sched.spawn(function() return c:first(SLOW:format(300000)) end)
-        sched.sleep(0) -- t is now waiting for its query
-        local ok, err = pcall(function() local r = c:first("SELECT 1"); return r end)
-        assert.is_false(ok)
-        assert.matches("db_spec.lua:%d+: conn:first%(%): another operation is in progress on this connection", err)
-        assert.has_error(function() c:release() end)
-        assert.has_error(function() c:commit() end)
-        local tok, r = t:wait()
-        assert.is_true(tok)
-        assert.equal(300000, r.n)
-      end)
-    end)
-
-    it("raises on a bad SQL argument", function()
-      with_conn(function(c)
-        assert.has_error(function() c:query({}) end)
-        assert.has_error(function() c:query() end)
-      end)
-    end)
-  end)
-
-  describe("concurrency", function()
-    it("a slow query does not hold up another task's quick one, nor the loop", function()
-      local pool = open { path = fresh_path(), pool_size = 2 }
-      local order, ticks = {}, 0
+  describe("reads and the event loop", function()
+    it("a slow read is stopped at the deadline and finishes on its reader's thread; the loop keeps ticking", function()
+      local d = open { path = fresh_path(), readers = 2, read_deadline_us = 1000 }
+      exec(d, "CREATE TABLE one(x); INSERT INTO one VALUES (1);")
+      local finished = false
       local slow = sched.spawn(function()
-        local c = pool:acquire()
-        local r = assert(c:first(SLOW:format(3000000)))
-        c:release()
-        order[#order + 1] = "slow"
-        return r.n
+        local r = d:begin("read")
+        local row = assert(r:first(SLOW_READ:format(3000000)))
+        assert(r:commit())
+        finished = true
+        return row.n
       end)
+      local max_gap, ticks, last = 0, 0, sched.clock()
       local ticker = sched.spawn(function()
-        while #order == 0 do ticks = ticks + 1; sched.sleep(0.005) end
+        while not finished do
+          sched.sleep(0.001)
+          local now = sched.clock()
+          if now - last > max_gap then max_gap = now - last end
+          last, ticks = now, ticks + 1
+        end
       end)
-      sched.sleep(0.02) -- the slow query is running
+      -- a quick read alongside is answered meanwhile
       local quick = sched.spawn(function()
-        local c = pool:acquire()
-        local r = assert(c:first("SELECT 42 AS v"))
-        c:release()
-        order[#order + 1] = "quick"
-        return r.v
+        local r = d:begin("read")
+        local row = assert(r:first("SELECT x FROM one"))
+        r:commit()
+        return row.x, finished
       end)
-      assert.same({ true, 42 }, { quick:wait() })
-      assert.same({ true, 3000000 }, { slow:wait() })
+      assert.same({ true, 1, false }, { quick:wait(10) })
+      assert.same({ true, 3000000 }, { slow:wait(30) })
       ticker:wait()
-      assert.same({ "quick", "slow" }, order)
-      assert.is_true(ticks > 1)
-      assert(pool:close())
+      assert.is_true(ticks > 10, "ticks: " .. ticks)
+      -- the loop was never held for long (the deadline is 1 ms; a run of the
+      -- whole query on the loop would take seconds)
+      assert.is_true(max_gap < 0.25, "longest pause of the loop: " .. max_gap)
+      local stopped = 0
+      for _, c in ipairs(d:stats().connections) do stopped = stopped + (c.inline_stopped or 0) end
+      assert.equal(1, stopped)
+      assert(d:close())
     end)
 
-    it("runs a statement it knows to be quick on the event loop (no hop)", function()
-      with_conn(function(c)
-        assert(c:exec_script("CREATE TABLE t(id TEXT PRIMARY KEY, v INTEGER)"))
-        local ins = "INSERT INTO t(id, v) VALUES (?, ?) RETURNING v"
-        assert.same({ v = 1 }, c:first(ins, { "a", 1 })) -- first run: the thread's, which classifies it
-        local s0 = c:stats()
-        assert.is_true(c:begin())
-        assert.same({ v = 2 }, c:first(ins, { "b", 2 }))
-        assert.is_true(c:commit())
-        assert.same({ v = 2 }, c:first("SELECT v FROM t WHERE id = ?", { "b" }))
-        assert.same({ v = 1 }, c:first("SELECT v FROM t WHERE id = ?", { "a" }))
-        local s1 = c:stats()
-        assert.equal(1, s1.jobs - s0.jobs) -- only the SELECT's first run
-        assert.equal(2, s1.inline_runs - s0.inline_runs)
-        -- errors come back the same way
-        assert.same({ nil, "UNIQUE constraint failed: t.id", "constraint" }, { c:first(ins, { "a", 9 }) })
-      end, { path = fresh_path(), inline_us = 20000 }) -- quick even on a loaded machine
+    it("with read_deadline_us = 0 every read runs on its reader's thread", function()
+      local d = open { path = fresh_path(), readers = 1, read_deadline_us = 0 }
+      exec(d, "CREATE TABLE one(x); INSERT INTO one VALUES (1);")
+      for _ = 1, 3 do assert.equal(1, read(d, "SELECT x FROM one")[1].x) end
+      local c = d:stats().connections[2]
+      assert.equal(0, c.inline_runs - 3) -- only the three ends of the transactions
+      assert.is_true(c.jobs >= 4)
+      assert(d:close())
     end)
 
-    it("moves a known query that turned slow off the loop, which keeps ticking", function()
-      local pool = open { path = fresh_path(), pool_size = 2, inline_us = 5000 }
-      local c = pool:acquire()
-      local count_to = SLOW:format(0):gsub("< 0", "< ?")
-      assert.equal(10, c:first(count_to, { 10 }).n) -- known now, and quick
-      local ticks, done = 0, false
+    it("a task that runs many reads on the loop still lets the others run", function()
+      local d = open { path = fresh_path(), readers = 1, read_deadline_us = 200000 }
+      exec(d, "CREATE TABLE one(x); INSERT INTO one VALUES (1);")
+      local done, ticks = false, 0
       local ticker = sched.spawn(function()
-        while not done do ticks = ticks + 1; sched.sleep(0.001) end
+        while not done do ticks = ticks + 1; sched.sleep(0) end
       end)
-      local s0 = c:stats()
-      assert.equal(3000000, c:first(count_to, { 3000000 }).n)
+      local r = d:begin("read")
+      for _ = 1, 20000 do assert(r:first("SELECT x FROM one")) end
+      assert(r:commit())
       done = true
       ticker:wait()
-      assert.is_true(ticks > 1) -- the loop ran while the query did
-      local s1 = c:stats()
-      assert.equal(1, s1.inline_fallbacks - s0.inline_fallbacks)
-      assert.equal(1, s1.jobs - s0.jobs)
-      c:release()
-      assert(pool:close())
-    end)
-
-    it("lets other tasks run while one task runs many quick statements", function()
-      with_conn(function(c)
-        assert(c:exec_script("CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)"))
-        local ins = "INSERT INTO t(v) VALUES (?)"
-        assert(c:execute(ins, { 0 })) -- known now
-        local ticks, done = 0, false
-        local ticker = sched.spawn(function()
-          while not done do ticks = ticks + 1; sched.sleep(0.001) end
-        end)
-        sched.sleep(0) -- the ticker is waiting on its timer
-        local s0 = c:stats()
-        assert.is_true(c:begin())
-        for i = 1, 5000 do assert(c:execute(ins, { i })) end
-        assert.is_true(c:commit())
-        done = true
-        ticker:wait()
-        local s1 = c:stats()
-        assert.is_true(s1.inline_runs - s0.inline_runs > 4000) -- most ran on the loop
-        assert.is_true(s1.jobs - s0.jobs >= 1)                  -- a few went through the thread...
-        assert.is_true(ticks > 1)                               -- ...and the ticker ran meanwhile
-      end, { path = fresh_path() })
-    end)
-
-    it("keeps every statement on the connection's thread with inline_us = 0", function()
-      with_conn(function(c)
-        for _ = 1, 3 do assert.same({ v = 1 }, c:first("SELECT 1 AS v")) end
-        assert.equal(0, c:stats().inline_runs)
-      end, { inline_us = 0 })
-      assert.has_error(function() db.open { path = fresh_path(), inline_us = -1 } end)
-    end)
-
-    it("conn:interrupt() stops a running statement", function()
-      with_conn(function(c)
-        local t = sched.spawn(function() return c:first(SLOW:format(100000000)) end)
-        sched.sleep(0.05)
-        c:interrupt()
-        local ok, r, err, code = t:wait()
-        assert.is_true(ok)
-        assert.is_nil(r)
-        assert.equal("interrupted", err)
-        assert.equal("interrupted", code)
-        assert.same({ v = 1 }, c:first("SELECT 1 AS v")) -- usable afterwards
-      end)
-    end)
-
-    it("64 tasks read and write through a pool of 4", function()
-      local pool = open { path = fresh_path(), pool_size = 4 }
-      local c = pool:acquire()
-      assert(c:exec_script("CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)"))
-      c:release()
-      local fns = {}
-      for i = 1, 64 do
-        fns[i] = function()
-          local conn = assert(pool:acquire())
-          conn:begin(i % 2 == 0 and "immediate" or nil)
-          local r = assert(conn:execute("INSERT INTO t(v) VALUES (?)", { i }))
-          local row = assert(conn:first("SELECT v FROM t WHERE id = ?", { r.last_insert_id }))
-          assert(conn:commit())
-          conn:release()
-          return row.v
-        end
-      end
-      local results = { sched.gather(unpack(fns)) }
-      for i = 1, 64 do assert.equal(i, results[i]) end
-      c = pool:acquire()
-      assert.same({ n = 64, s = 64 * 65 / 2 }, c:first("SELECT count(*) AS n, sum(v) AS s FROM t"))
-      c:release()
-      assert.same({ size = 4, idle = 4, waiting = 0 }, pool:stats())
-      assert(pool:close())
+      assert.is_true(ticks > 2, "the ticker ran " .. ticks .. " times")
+      assert(d:close())
     end)
   end)
 
-  describe("pool", function()
-    it("waits for a free connection, in FIFO order, and times out", function()
-      local pool = open { path = fresh_path(), pool_size = 2 }
-      local a, b = pool:acquire(), pool:acquire()
-      assert.same({ size = 2, idle = 0, waiting = 0 }, pool:stats())
-      assert.same({ nil, "timeout" }, { pool:acquire(0) })
-      assert.same({ nil, "timeout" }, { pool:acquire(0.02) })
-      assert.equal(0, pool:stats().waiting)
-      local got = {}
+  describe("readers", function()
+    it("wait for a free reader in FIFO order, and time out", function()
+      local d = open { path = fresh_path(), readers = 1, acquire_timeout = 0.05 }
+      exec(d, "CREATE TABLE one(x); INSERT INTO one VALUES (1);")
+      local held = d:begin("read")
+      assert(held:first("SELECT x FROM one"))
+      local t = d:begin("read")
+      local ok, err, code = t:first("SELECT x FROM one")
+      assert.is_nil(ok)
+      assert.equal("timeout", code)
+      assert.truthy(err:find("no free reader within 0.05s (readers 1)", 1, true), err)
+      t:rollback()
+      local order = {}
       local waiters = {}
+      d.acquire_timeout = 5
       for i = 1, 3 do
         waiters[i] = sched.spawn(function()
-          local c = assert(pool:acquire(5))
-          got[#got + 1] = i
-          sched.sleep(0.01)
-          c:release()
+          local r = d:begin("read")
+          assert(r:first("SELECT x FROM one"))
+          order[#order + 1] = i
+          sched.sleep(0.001)
+          return r:commit()
         end)
-        sched.sleep(0) -- start them in order
       end
-      assert.equal(3, pool:stats().waiting)
-      a:release()
-      b:release()
-      for i = 1, 3 do assert.is_true((waiters[i]:wait())) end
-      assert.same({ 1, 2, 3 }, got)
-      assert.same({ size = 2, idle = 2, waiting = 0 }, pool:stats())
-      assert(pool:close())
+      sched.sleep(0.01)
+      assert.equal(3, d:stats().readers.waiting)
+      held:commit()
+      for i = 1, 3 do assert.is_true((waiters[i]:wait(5))) end
+      assert.same({ 1, 2, 3 }, order)
+      assert(d:close())
     end)
 
-    it("keeps a released connection for the woken waiter, and reuses the warm one", function()
-      local pool = open { path = fresh_path(), pool_size = 2 }
-      local a, b = pool:acquire(), pool:acquire()
-      local raw = {}
-      local waiters = {}
-      for i = 1, 2 do
-        waiters[i] = sched.spawn(function()
-          local c = assert(pool:acquire(5))
-          raw[i] = c[1]
-          c:release() -- at once: the next waiter may take this one again
-        end)
-        sched.sleep(0) -- start them in order
-      end
-      local b_raw = b[1]
-      a:release() -- wakes waiter 1
-      -- a newcomer cannot take the connection waiter 1 was promised
-      assert.same({ nil, "timeout" }, { pool:acquire(0) })
-      b:release() -- wakes waiter 2
-      for i = 1, 2 do assert.is_true((waiters[i]:wait())) end
-      -- both ran on the connection released last (warm, on top), b's
-      assert.equal(b_raw, raw[1])
-      assert.equal(b_raw, raw[2])
-      assert.same({ size = 2, idle = 2, waiting = 0 }, pool:stats())
-      assert(pool:close())
-    end)
-
-    it("a woken waiter finds the pool closed", function()
-      local pool = open { path = fresh_path(), pool_size = 1 }
-      local a = pool:acquire()
-      local w = sched.spawn(function() return pool:acquire(5) end)
-      sched.sleep(0)
-      a:release() -- wakes w
-      assert(pool:close())
-      assert.same({ true, nil, "closed" }, { w:wait() })
-    end)
-
-    it("a waiter that timed out is skipped", function()
-      local pool = open { path = fresh_path(), pool_size = 1 }
-      local a = pool:acquire()
-      local t1 = sched.spawn(function() return pool:acquire(0.01) end)
-      local t2 = sched.spawn(function()
-        local c = pool:acquire(5)
-        c:release()
-        return "got it"
-      end)
-      assert.same({ true, nil, "timeout" }, { t1:wait() })
-      a:release()
-      assert.same({ true, "got it" }, { t2:wait() })
-      assert.same({ size = 1, idle = 1, waiting = 0 }, pool:stats())
-      assert(pool:close())
-    end)
-
-    it("a cancelled waiter leaves the queue", function()
-      local pool = open { path = fresh_path(), pool_size = 1 }
-      local a = pool:acquire()
-      assert.same({ nil, "timeout" }, { sched.timeout(0.02, function() return pool:acquire() end) })
-      sched.sleep(0) -- the cancelled task runs and leaves
-      assert.equal(0, pool:stats().waiting)
-      a:release()
-      assert.equal(1, pool:stats().idle)
-      assert(pool:close())
-    end)
-
-    it("close waits for acquired connections; acquire after close says closed", function()
-      local pool = open { path = fresh_path(), pool_size = 2 }
-      local held = pool:acquire()
-      local other = pool:acquire()
-      local waiter = sched.spawn(function() return pool:acquire() end)
-      sched.sleep(0)
-      local events = {}
-      local holder = sched.spawn(function()
-        sched.sleep(0.05)
-        events[#events + 1] = "released"
-        held:release()
-      end)
-      other:release()            -- goes to the waiter
-      local w_ok, w_conn = waiter:wait()
-      assert.is_true(w_ok)
-      w_conn:release()
-      assert.is_true(pool:close())
-      events[#events + 1] = "closed"
-      holder:wait()
-      assert.same({ "released", "closed" }, events)
-      assert.same({ nil, "closed" }, { pool:acquire() })
-      assert.is_true(pool:close()) -- twice is fine
-    end)
-
-    it("close wakes waiting acquirers with closed, and can time out", function()
-      local pool = open { path = fresh_path(), pool_size = 1 }
-      local held = pool:acquire()
-      local waiter = sched.spawn(function() return pool:acquire() end)
-      sched.sleep(0)
-      assert.same({ nil, "timeout" }, { pool:close(0.02) })
-      assert.same({ true, nil, "closed" }, { waiter:wait() })
-      -- the held connection still works until released, and closes then
-      assert.same({ v = 1 }, held:first("SELECT 1 AS v"))
-      held:release()
+    it("close waits for transactions in flight; later ones get closed", function()
+      local d = open { path = fresh_path(), readers = 1 }
+      exec(d, "CREATE TABLE one(x); INSERT INTO one VALUES (1);")
+      local r = d:begin("read")
+      assert(r:first("SELECT x FROM one"))
+      local w = d:begin("write")
+      assert(w:execute("INSERT INTO one VALUES (2)"))
+      local closer = sched.spawn(function() return d:close(5) end)
+      sched.sleep(0.01)
+      assert.is_false(closer.done)
+      assert.is_true(r:commit())
+      assert.is_true(w:commit())
+      assert.same({ true, true }, { closer:wait(5) })
+      local t = d:begin("write")
+      local ok, err, code = t:first("SELECT 1")
+      assert.is_nil(ok)
+      assert.equal("closed", code, err)
     end)
   end)
 
-  describe("several pools on one file", function()
-    it("read each other's commits (WAL), readers never wait for a writer", function()
+  describe("several databases on one file (as several processes have)", function()
+    it("read each other's commits; readers never wait for a writer", function()
       local path = fresh_path()
-      local p1, p2 = open { path = path, pool_size = 2 }, open { path = path, pool_size = 2 }
-      local a, b = p1:acquire(), p2:acquire()
-      assert(a:exec_script("CREATE TABLE t(v)"))
-      a:begin("immediate")
+      local d1, d2 = open { path = path }, open { path = path }
+      exec(d1, "CREATE TABLE t(v)")
+      local a = d1:begin("write")
       assert(a:execute("INSERT INTO t VALUES ('first')"))
-      -- b reads while a holds the write lock: the last committed state
-      assert.equal(0, b:first("SELECT count(*) AS n FROM t").n)
+      assert.equal(0, read(d2, "SELECT count(*) AS n FROM t")[1].n)
       assert.is_true(a:commit())
-      assert.same({ v = "first" }, b:first("SELECT v FROM t"))
-      assert(b:execute("INSERT INTO t VALUES ('second')"))
-      assert.equal(2, a:first("SELECT count(*) AS n FROM t").n)
-      a:release(); b:release()
-      assert(p1:close()); assert(p2:close())
+      assert.same({ { v = "first" } }, read(d2, "SELECT v FROM t"))
+      exec(d2, "INSERT INTO t VALUES ('second')")
+      assert.equal(2, read(d1, "SELECT count(*) AS n FROM t")[1].n)
+      assert(d1:close()); assert(d2:close())
     end)
 
-    it("a writer waits for the lock up to busy_timeout, then gets 'busy'", function()
+    it("a writer waits for another's lock up to busy_timeout, then gets 'busy'", function()
       local path = fresh_path()
-      local p1 = open { path = path, pool_size = 1 }
-      local quick = open { path = path, pool_size = 1, busy_timeout = 0.1 }
-      local patient = open { path = path, pool_size = 1, busy_timeout = 5 }
-      local a = p1:acquire()
-      assert(a:exec_script("CREATE TABLE t(v)"))
-      a:begin("immediate")
+      local d1 = open { path = path }
+      local quick = open { path = path, busy_timeout = 0.1 }
+      local patient = open { path = path, busy_timeout = 5 }
+      exec(d1, "CREATE TABLE t(v)")
+      local a = d1:begin("write")
       assert(a:execute("INSERT INTO t VALUES (1)"))
-      local q = quick:acquire()
+      local q = quick:begin("write")
       local t0 = sched.clock()
       assert.same({ nil, "database is locked", "busy" }, { q:execute("INSERT INTO t VALUES (2)") })
       assert.is_true(sched.clock() - t0 >= 0.09)
-      -- a patient writer gets in once the lock is released
+      q:rollback()
       local order = {}
       local w = sched.spawn(function()
-        local c = patient:acquire()
-        local r = c:execute("INSERT INTO t VALUES (3)")
+        local p = patient:begin("write")
+        local r = p:execute("INSERT INTO t VALUES (3)")
         order[#order + 1] = "patient wrote"
-        c:release()
-        return r ~= nil
+        return r ~= nil and p:commit()
       end)
       sched.sleep(0.05)
       order[#order + 1] = "commit"
       assert.is_true(a:commit())
-      assert.same({ true, true }, { w:wait() })
+      assert.same({ true, true }, { w:wait(5) })
       assert.same({ "commit", "patient wrote" }, order)
-      assert.equal("1,3", q:first("SELECT group_concat(v) AS s FROM (SELECT v FROM t ORDER BY v)").s)
-      a:release(); q:release()
-      assert(p1:close()); assert(quick:close()); assert(patient:close())
-    end)
-
-    it("a deferred transaction that read an old snapshot cannot write: busy at once", function()
-      local path = fresh_path()
-      local p1, p2 = open { path = path, pool_size = 1 }, open { path = path, pool_size = 1 }
-      local a, b = p1:acquire(), p2:acquire()
-      assert(a:exec_script("CREATE TABLE t(v)"))
-      b:begin()
-      assert(b:first("SELECT count(*) AS n FROM t")) -- b's snapshot
-      assert(a:execute("INSERT INTO t VALUES (1)"))   -- a commits after it
-      local r, err, code = b:execute("INSERT INTO t VALUES (2)")
-      assert.is_nil(r)
-      assert.equal("busy", code)
-      assert.matches("locked", err)
-      assert.is_true(b:rollback())
-      a:release(); b:release()
-      assert(p1:close()); assert(p2:close())
+      assert.equal("1,3", read(d1, "SELECT group_concat(v) AS s FROM (SELECT v FROM t ORDER BY v)")[1].s)
+      assert(d1:close()); assert(quick:close()); assert(patient:close())
     end)
   end)
 
-  describe("WAL commits", function()
-    it("commits on the loop thread (no hop) and still checkpoints the WAL", function()
+  describe("WAL", function()
+    it("is checkpointed after commits and stays bounded", function()
       local path = fresh_path()
-      local pool = open { path = path, pool_size = 1 }
-      local c = assert(pool:acquire())
-      assert(c:execute("CREATE TABLE w (id INTEGER PRIMARY KEY, pad TEXT)"))
+      local d = open { path = path }
+      exec(d, "CREATE TABLE w (id INTEGER PRIMARY KEY, pad TEXT)")
       local pad = string.rep("x", 3000) -- about one page per row
-      for i = 1, 3000 do
-        c:begin()
-        assert(c:execute("INSERT INTO w (pad) VALUES (?)", { pad }))
-        assert(c:commit())
+      for _ = 1, 3000 do
+        local w = d:begin("write")
+        assert(w:execute("INSERT INTO w (pad) VALUES (?)", { pad }))
+        assert(w:commit())
       end
-      local st = c:stats()
-      assert.is_true(st.inline_ends >= 2900, "inline commits: " .. tostring(st.inline_ends))
-      assert.equal(3000, c:first("SELECT count(*) AS n FROM w").n)
+      assert.equal(3000, read(d, "SELECT count(*) AS n FROM w")[1].n)
+      assert.is_true(d:stats().connections[1].checkpoints >= 2)
       -- without checkpoints the WAL would hold ~3000 pages (12 MB)
-      local f = assert(io.open(path .. "-wal", "rb"))
-      local size = f:seek("end")
-      f:close()
+      local size = size_of(path .. "-wal")
       assert.is_true(size < 8 * 1024 * 1024, "WAL size " .. size)
-      c:release()
-      assert(pool:close())
+      assert(d:close())
     end)
   end)
 end)

@@ -144,25 +144,33 @@ describe("persistence.SessionInterceptor options", function()
   it("has the documented defaults", function()
     local db = persistence.SessionInterceptor { url = "sqlite:///x.db" }
     assert.are.equal("default", db.name)
-    assert.are.equal(4, db.pool_size)
-    assert.are.equal(5, db.busy_timeout)
-    assert.are.equal("WAL", db.journal_mode)
-    assert.are.equal("NORMAL", db.synchronous)
-    assert.is_true(db.foreign_keys)
+    local o = db.options
+    assert.are.equal(4, o.readers)
+    assert.are.equal(5, o.busy_timeout)
+    assert.are.equal(30, o.acquire_timeout)
+    assert.are.equal("WAL", o.journal_mode)
+    assert.are.equal("NORMAL", o.synchronous)
+    assert.is_true(o.foreign_keys)
+    assert.are.equal(64, o.statement_cache)
+    assert.are.equal(100, o.read_deadline_us)
+    assert.is_true(o.group_commit)
     assert.is_false(db.migrate_on_start)
-    assert.are.equal(1, persistence.SessionInterceptor { url = "sqlite:///:memory:" }.pool_size)
+    assert.are.equal(0, persistence.SessionInterceptor { url = "sqlite:///:memory:" }.options.readers)
   end)
 
   it("raises at the declaration for bad options", function()
     local SI = persistence.SessionInterceptor
     assert.truthy(err_of(SI, {}):find("url is required", 1, true))
     assert.truthy(err_of(SI, { url = "mysql://x" }):find("only sqlite", 1, true))
-    assert.truthy(err_of(SI, { url = "sqlite:///x", pool = 3 }):find('unknown option "pool"', 1, true))
-    assert.truthy(err_of(SI, { url = "sqlite:///x", pool_size = "4" }):find("pool_size must be a number", 1, true))
-    assert.truthy(err_of(SI, { url = "sqlite:///x", pool_size = 0 }):find("pool_size must be an integer >= 1", 1, true))
-    assert.truthy(err_of(SI, { url = "sqlite:///x", journal_mode = "fast" }):find("journal_mode must be one of", 1, true))
-    assert.truthy(err_of(SI, { url = "sqlite:///x", synchronous = "x" }):find("synchronous must be one of", 1, true))
-    assert.truthy(err_of(SI, { url = "sqlite:///:memory:", pool_size = 2 }):find("pool_size must be 1", 1, true))
+    assert.truthy(err_of(SI, { url = "sqlite:///x", pool = 3 }):find('unknown option "pool" (known: acquire_timeout', 1, true))
+    assert.truthy(err_of(SI, { url = "sqlite:///x", readers = "4" }):find('option readers must be an integer from 0 to 64, got "4"', 1, true))
+    assert.truthy(err_of(SI, { url = "sqlite:///x", readers = 1.5 }):find("option readers must be an integer from 0 to 64, got 1.5", 1, true))
+    assert.truthy(err_of(SI, { url = "sqlite:///x", journal_mode = "fast" }):find("option journal_mode must be one of WAL,", 1, true))
+    assert.truthy(err_of(SI, { url = "sqlite:///x", synchronous = "x" }):find("option synchronous must be one of", 1, true))
+    assert.truthy(err_of(SI, { url = "sqlite:///x", busy_timeout = -1 }):find("option busy_timeout must be a number from 0", 1, true))
+    assert.truthy(err_of(SI, { url = "sqlite:///x", pragmas = { ["a b"] = 1 } }):find("pragma names must be identifiers", 1, true))
+    assert.truthy(err_of(SI, { url = "sqlite:///x", migrations = 3 }):find("option migrations must be a string", 1, true))
+    assert.truthy(err_of(SI, { url = "sqlite:///:memory:", readers = 2 }):find("readers must be 0", 1, true))
     assert.truthy(err_of(SI, { url = "sqlite:///x", path = "y" }):find("url or path, not both", 1, true))
   end)
 
@@ -184,7 +192,7 @@ describe("persistence sessions", function()
   local app
 
   before_each(function()
-    app = db_app { path = temp_db(), pool_size = 2 }
+    app = db_app { path = temp_db(), readers = 2 }
     script(app, [[
       CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
       CREATE TABLE parent (id INTEGER PRIMARY KEY);
@@ -282,16 +290,20 @@ describe("persistence sessions", function()
       assert.truthy(e2:find("rolled back by SQLite", 1, true), e2)
     end)
     assert.is_false(ok)
-    assert.truthy(tostring(err):find("cannot commit", 1, true), tostring(err))
+    assert.truthy(tostring(err):find('database "default": cannot commit: the transaction was rolled back by SQLite', 1, true),
+      tostring(err))
     assert.are.equal(0, app:count("items"))
   end)
 
-  it("sends BEGIN again when it did not take (an immediate BEGIN that found the lock taken)", function()
-    local imm = db_app { path = temp_db(), begin = "immediate", busy_timeout = 0.05 }
-    script(imm, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+  it("begins again when BEGIN did not take (another process held the write lock)", function()
+    -- two apps on one file: two writers, as two worker processes have
+    local path = temp_db()
+    local one = db_app { path = path, busy_timeout = 0.05 }
+    local other = db_app { path = path }
+    script(one, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
     local release = false
     local holder = sched.spawn(function()
-      imm:with_ctx(function()
+      other:with_ctx(function()
         persistence.providing_new_session(function(ss)
           assert(ss:execute("INSERT INTO items (name) VALUES ('holder')"))
           while not release do sched.sleep(0.01) end
@@ -299,7 +311,7 @@ describe("persistence sessions", function()
       end)
     end)
     sched.sleep(0.02)
-    local ok, err = imm:tx(function()
+    local ok, err = one:tx(function()
       local ss = use_session()
       local r, _, code = ss:execute("INSERT INTO items (name) VALUES ('one')")
       assert.is_nil(r)
@@ -312,23 +324,23 @@ describe("persistence sessions", function()
     assert.is_false(ok)
     assert.are.equal("roll back", err)
     -- 'two' ran inside a transaction (rolled back), not in autocommit mode
-    assert.are.same({ { name = "holder" } }, (imm:read("SELECT name FROM items")))
-    imm:stop()
+    assert.are.same({ { name = "holder" } }, (one:read("SELECT name FROM items")))
+    one:stop()
+    other:stop()
   end)
 
   it("acquires lazily: transactions that do not touch the database take no connection", function()
     local db = app.list[1]
-    -- hold both connections of the pool
+    local GET = { kind = "http", request = { method = "GET" } }
+    -- hold both readers and the writer
     local release = false
     local holders = {}
-    for i = 1, 2 do
+    for i = 1, 3 do
       holders[i] = sched.spawn(function()
-        app:with_ctx(function()
-          persistence.providing_new_session(function(ss)
-            assert(ss:query("SELECT 1"))
-            while not release do sched.sleep(0.01) end
-          end)
-        end)
+        return app:tx(function()
+          assert(use_session():query("SELECT 1"))
+          while not release do sched.sleep(0.01) end
+        end, i < 3 and GET or nil)
       end)
     end
     sched.sleep(0.05)
@@ -342,40 +354,59 @@ describe("persistence sessions", function()
     assert.is_true(ok2)
     assert.is_false(active)
     assert.is_true(sched.clock() - t0 < 0.05)
-    -- a transaction that does run a statement waits for a free connection
+    local st = db:stats()
+    assert.are.equal(0, st.readers.idle)
+    assert.is_true(st.writer.busy)
+    -- a transaction that does run a statement waits for a reader (or its turn at the writer)
     local waited = sched.spawn(function()
-      return app:tx(function() return use_session():first("SELECT 7 AS x").x end)
+      return app:tx(function() return use_session():first("SELECT 7 AS x").x end, GET)
+    end)
+    local waited_w = sched.spawn(function()
+      return app:tx(function() return use_session():first("SELECT 8 AS x").x end)
     end)
     sched.sleep(0.05)
     assert.is_false(waited.done)
+    assert.is_false(waited_w.done)
+    st = db:stats()
+    assert.are.equal(1, st.readers.waiting)
+    assert.are.equal(1, st.writer.waiting)
     release = true
     local wok, tok, x = waited:wait(5)
     assert.is_true(wok)
     assert.is_true(tok)
     assert.are.equal(7, x)
-    for i = 1, 2 do assert.is_true((holders[i]:wait(5))) end
-    assert.truthy(db:stats())
+    local wok2, tok2, x2 = waited_w:wait(5)
+    assert.is_true(wok2 and tok2)
+    assert.are.equal(8, x2)
+    for i = 1, 3 do assert.is_true((holders[i]:wait(5))) end
   end)
 
-  it("gives up acquiring after pool_timeout with nil, err", function()
-    local small = db_app { path = temp_db(), pool_size = 1, pool_timeout = 0.05 }
+  it("gives up waiting for a reader or the writer after acquire_timeout with nil, err", function()
+    local small = db_app { path = temp_db(), readers = 1, acquire_timeout = 0.05 }
+    local GET = { kind = "http", request = { method = "GET" } }
     local release = false
-    local holder = sched.spawn(function()
-      small:with_ctx(function()
-        persistence.providing_new_session(function(ss)
-          assert(ss:query("SELECT 1"))
+    local holders = {}
+    for i = 1, 2 do
+      holders[i] = sched.spawn(function()
+        return small:tx(function()
+          assert(use_session():query("SELECT 1"))
           while not release do sched.sleep(0.01) end
-        end)
+        end, i == 1 and GET or nil)
       end)
-    end)
+    end
     sched.sleep(0.02)
-    local ok, r, err, code = small:tx(function() return use_session():query("SELECT 1") end)
+    local ok, r, err, code = small:tx(function() return use_session():query("SELECT 1") end, GET)
     assert.is_true(ok)
     assert.is_nil(r)
     assert.are.equal("timeout", code)
-    assert.truthy(err:find("no free connection within 0.05s (pool_size 1)", 1, true), err)
+    assert.truthy(err:find("no free reader within 0.05s (readers 1)", 1, true), err)
+    local ok2, r2, err2, code2 = small:tx(function() return use_session():query("SELECT 1") end)
+    assert.is_true(ok2)
+    assert.is_nil(r2)
+    assert.are.equal("timeout", code2)
+    assert.truthy(err2:find("no turn at the writer within 0.05s", 1, true), err2)
     release = true
-    holder:wait(5)
+    for i = 1, 2 do holders[i]:wait(5) end
     small:stop()
   end)
 
@@ -431,7 +462,7 @@ describe("persistence with two named databases", function()
   before_each(function()
     app = start({
       persistence.SessionInterceptor { path = temp_db() },
-      persistence.SessionInterceptor { path = temp_db(), name = "audit", pool_size = 1 },
+      persistence.SessionInterceptor { path = temp_db(), name = "audit", readers = 1 },
     })
     script(app, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
     script(app, "CREATE TABLE log (id INTEGER PRIMARY KEY, what TEXT)", "audit")
@@ -511,7 +542,7 @@ describe("persistence independent sessions", function()
   local app
 
   before_each(function()
-    app = db_app { path = temp_db(), pool_size = 3 }
+    app = db_app { path = temp_db(), readers = 3 }
     script(app, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
   end)
 
@@ -519,7 +550,8 @@ describe("persistence independent sessions", function()
 
   it("commits its own work even when the surrounding transaction fails", function()
     local ok = app:tx(function()
-      assert(use_session():query("SELECT * FROM items")) -- reading is fine
+      -- the surrounding transaction writes, but only after the independent one
+      assert.is_false(use_session():active())
       local r1, r2 = persistence.providing_new_session(function(ss)
         assert(ss:execute("INSERT INTO items (name) VALUES ('inner')"))
         return "r1", "r2"
@@ -532,9 +564,24 @@ describe("persistence independent sessions", function()
     assert.are.same({ { name = "inner" } }, (app:read("SELECT name FROM items")))
   end)
 
-  it("explains the wait when the surrounding transaction holds SQLite's write lock", function()
-    local quick = db_app { path = temp_db(), busy_timeout = 0.1 }
+  it("writes beside a surrounding read transaction", function()
+    local ok, err = app:tx(function()
+      assert(use_session():query("SELECT * FROM items")) -- a reader's snapshot, not the writer
+      persistence.providing_new_session(function(ss)
+        assert(ss:execute("INSERT INTO items (name) VALUES ('inner')"))
+      end)
+      -- the snapshot was taken before the inner commit
+      return #assert(use_session():query("SELECT * FROM items"))
+    end, { kind = "http", request = { method = "GET" } })
+    assert.is_true(ok, tostring(err))
+    assert.are.equal(0, err)
+    assert.are.equal(1, app:count("items"))
+  end)
+
+  it("refuses at once when the surrounding transaction holds the writer, and says why", function()
+    local quick = db_app { path = temp_db() }
     script(quick, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+    local t0 = sched.clock()
     local ok, err = quick:tx(function()
       assert(use_session():execute("INSERT INTO items (name) VALUES ('outer')"))
       return persistence.providing_new_session(function(ss)
@@ -546,6 +593,7 @@ describe("persistence independent sessions", function()
     end)
     assert.is_true(ok)
     assert.truthy(err:find("SQLite has one writer at a time", 1, true), err)
+    assert.is_true(sched.clock() - t0 < 1, "no wait for a timeout")
     assert.are.equal(1, quick:count("items"))
     quick:stop()
   end)
@@ -607,8 +655,8 @@ describe("persistence independent sessions", function()
 end)
 
 describe("persistence concurrency", function()
-  it("runs many concurrent transactions through a pool of 2", function()
-    local app = db_app { path = temp_db(), pool_size = 2, busy_timeout = 10 }
+  it("runs many concurrent write transactions one at a time, each whole or not at all", function()
+    local app = db_app { path = temp_db(), readers = 2 }
     script(app, "CREATE TABLE items (id INTEGER PRIMARY KEY, n INTEGER)")
     local N = 40
     local tasks = {}
@@ -636,56 +684,80 @@ describe("persistence concurrency", function()
     end
     assert.are.equal(N / 5, failures)
     assert.are.equal((N - N / 5) * 2, app:count("items"))
-    assert.is_true(max_in_use <= 2, "at most pool_size connections in use")
+    assert.are.equal(1, max_in_use, "one writer at a time")
     -- every row pair is complete (no transaction half-applied)
     local rows = app:read("SELECT n FROM items WHERE n > 0 AND -n NOT IN (SELECT n FROM items)")
     assert.are.equal(0, #rows)
+    local w = app.list[1]:stats().writer
+    assert.is_true(w.groups >= 1 and w.largest_group > 1, "queued transactions committed in groups")
     app:stop()
   end)
 
-  -- read, wait, write: with deferred transactions the second writer's
-  -- snapshot is stale (SQLITE_BUSY); begin = "immediate" serialises them
-  local function read_modify_write(app, fields)
-    script(app, "CREATE TABLE counter (n INTEGER); INSERT INTO counter VALUES (0);")
+  -- read, wait, write, from n tasks at once
+  local function read_modify_write(app, n, fields)
+    script(app, "CREATE TABLE IF NOT EXISTS counter (n INTEGER); DELETE FROM counter; INSERT INTO counter VALUES (0);")
     local tasks = {}
-    for i = 1, 2 do
+    for i = 1, n do
       tasks[i] = sched.spawn(function()
         return app:tx(function()
           local ss = use_session()
-          local n = assert(ss:first("SELECT n FROM counter")).n
-          sched.sleep(0.02)
-          local r, err, code = ss:execute("UPDATE counter SET n = ?", { n + 1 })
+          local v = assert(ss:first("SELECT n FROM counter")).n
+          sched.sleep(0)
+          local r, err, code = ss:execute("UPDATE counter SET n = ?", { v + 1 })
           if not r then error(code .. ": " .. err, 0) end
         end, fields)
       end)
     end
     local failed = {}
-    for i = 1, 2 do
-      local _, ok, err = tasks[i]:wait(10)
+    for i = 1, n do
+      local _, ok, err = tasks[i]:wait(30)
       if not ok then failed[#failed + 1] = err end
     end
     return app:read("SELECT n FROM counter")[1].n, failed
   end
 
-  it("begin = \"immediate\" (interceptor or route option) makes read-modify-write safe", function()
-    local deferred = db_app { path = temp_db(), pool_size = 2 }
-    local n, failed = read_modify_write(deferred)
-    assert.are.equal(1, n)            -- one of the two lost...
-    assert.are.equal(1, #failed)      -- ...with an error, not silently
-    assert.truthy(failed[1]:find("^busy"), failed[1])
-    deferred:stop()
-
-    local immediate = db_app { path = temp_db(), pool_size = 2, begin = "immediate" }
-    local n2, failed2 = read_modify_write(immediate)
-    assert.are.equal(2, n2)
+  it("200 concurrent read-modify-write increments in the default mode give 200", function()
+    local app = db_app { path = temp_db() }
+    -- messages and scheduled runs (any kind but a safe HTTP method), and a POST
+    local n, failed = read_modify_write(app, 200)
+    assert.are.same({}, failed)
+    assert.are.equal(200, n)
+    local n2, failed2 = read_modify_write(app, 200, { kind = "http", request = { method = "POST" } })
     assert.are.same({}, failed2)
-    immediate:stop()
-
-    local per_route = db_app { path = temp_db(), pool_size = 2 }
-    local n3, failed3 = read_modify_write(per_route, { route = { opts = { persistence = "immediate" } } })
-    assert.are.equal(2, n3)
+    assert.are.equal(200, n2)
+    -- a GET route declared a writer
+    local n3, failed3 = read_modify_write(app, 50,
+      { kind = "http", request = { method = "GET" }, route = { opts = { persistence = "write" } } })
     assert.are.same({}, failed3)
-    per_route:stop()
+    assert.are.equal(50, n3)
+    app:stop()
+  end)
+
+  it("a read transaction that read and then writes fails at once, and says what to declare", function()
+    local app = db_app { path = temp_db() }
+    local n, failed = read_modify_write(app, 3, { kind = "http", request = { method = "GET" } })
+    assert.are.equal(0, n)
+    assert.are.equal(3, #failed)
+    assert.truthy(failed[1]:find("^readonly: database \"default\": this transaction read from a snapshot and then tried to write"),
+      failed[1])
+    assert.truthy(failed[1]:find('persistence = "write"', 1, true), failed[1])
+    -- one that writes first becomes a write transaction
+    local ok, err = app:tx(function()
+      assert(use_session():execute("UPDATE counter SET n = 7"))
+      assert.are.equal("write", use_session():mode())
+      return use_session():first("SELECT n FROM counter").n
+    end, { kind = "http", request = { method = "GET" } })
+    assert.is_true(ok)
+    assert.are.equal(7, err)
+    app:stop()
+  end)
+
+  it("rejects the old begin modes of the route option with a clear error", function()
+    local app = db_app { path = temp_db() }
+    local ok, err = app:tx(function() use_session() end, { route = { opts = { persistence = "immediate" } } })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find('persistence must be true, false, "read", "write"', 1, true), tostring(err))
+    app:stop()
   end)
 end)
 
@@ -1291,7 +1363,7 @@ describe("persistence migrations", function()
     local tasks = {}
     for i = 1, 4 do
       tasks[i] = sched.spawn(function()
-        apps[i] = db_app { path = path, migrations = dir, migrate_on_start = true, pool_size = 1 }
+        apps[i] = db_app { path = path, migrations = dir, migrate_on_start = true, readers = 1 }
       end)
     end
     for i = 1, 4 do

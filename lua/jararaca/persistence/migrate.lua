@@ -126,58 +126,55 @@ end
 -- Database side
 ---------------------------------------------------------------------------
 
-local function is_busy(err, code)
-  if code == 5 or code == 6 or code == "busy" or code == "locked" or code == "BUSY" or code == "SQLITE_BUSY" then return true end
-  local s = tostring(err):lower()
-  return s:find("database is locked", 1, true) ~= nil or s:find("busy", 1, true) ~= nil
+local function is_busy(code)
+  return code == "busy" or code == "locked"
 end
 
--- BEGIN IMMEDIATE, retried while another process holds the write lock.
-local function begin_immediate(conn, wait)
+-- fn(tx) in a write transaction of its own, again while another process
+-- holds the write lock (code "busy"), up to `wait` seconds. fn returns
+-- what to return, and whether to commit: result, commit | nil, err, code.
+local function in_write_tx(db, wait, fn)
+  local database = db.database
+  if database == nil then return nil, format("database %q is not open", db.name) end
   local deadline = sched.clock() + wait
   while true do
-    local ok, err, code = conn:exec_script("BEGIN IMMEDIATE")
-    if ok then return true end
-    if not is_busy(err, code) or sched.clock() > deadline then
-      return nil, "cannot lock the database for migrating: " .. tostring(err)
+    local tx = database:begin("write")
+    local ok, r, commit_or_err, code = pcall(fn, tx)
+    if not ok then
+      tx:rollback()
+      error(r, 0)
     end
+    if r ~= nil and commit_or_err then
+      local cok, cerr, ccode = tx:commit()
+      if cok then return r end
+      r, commit_or_err, code = nil, "commit failed: " .. tostring(cerr), ccode
+    else
+      tx:rollback()
+      if r ~= nil then return r end
+    end
+    if not is_busy(code) or sched.clock() > deadline then return nil, commit_or_err, code end
     sched.sleep(0.05)
   end
 end
 
-local function rollback(conn)
-  if conn:in_transaction() then conn:exec_script("ROLLBACK") end
+local function ensure_table(db, wait)
+  local ok, err = in_write_tx(db, wait, function(tx)
+    local done, xerr, code = tx:exec_script(CREATE_TABLE)
+    if not done then return nil, xerr, code end
+    return true, true
+  end)
+  if not ok then return nil, "cannot create the " .. M.TABLE .. " table: " .. tostring(err) end
+  return true
 end
 
-local function ensure_table(conn, wait)
-  local deadline = sched.clock() + wait
-  while true do
-    local ok, err, code = conn:exec_script(CREATE_TABLE)
-    if ok then return true end
-    if not is_busy(err, code) or sched.clock() > deadline then
-      return nil, "cannot create the " .. M.TABLE .. " table: " .. tostring(err)
-    end
-    sched.sleep(0.05)
-  end
-end
-
-local function applied_rows(conn)
-  local rows, err = conn:query("SELECT version, name, applied_at, checksum FROM " .. M.TABLE .. " ORDER BY version")
+local function applied_rows(db)
+  local tx = db.database:begin("read")
+  local rows, err = tx:query("SELECT version, name, applied_at, checksum FROM " .. M.TABLE .. " ORDER BY version")
+  tx:commit()
   if not rows then return nil, "cannot read " .. M.TABLE .. ": " .. tostring(err) end
   local by = {}
   for _, r in ipairs(rows) do by[tonumber(r.version)] = r end
   return rows, by
-end
-
-local function with_conn(db, fn)
-  if db.pool == nil then return nil, format("database %q is not open", db.name) end
-  local conn, err = db.pool:acquire(db.pool_timeout)
-  if not conn then return nil, format("database %q: no connection: %s", db.name, tostring(err)) end
-  local ok, a, b, c = pcall(fn, conn)
-  if conn:in_transaction() then pcall(rollback, conn) end
-  conn:release()
-  if not ok then error(a, 0) end
-  return a, b, c
 end
 
 local function utcnow()
@@ -243,17 +240,15 @@ function M.status(db, opts)
   if not dir then return nil, derr end
   local files, ferr = M.discover(dir)
   if not files then return nil, ferr end
-  return with_conn(db, function(conn)
-    local ok, terr = ensure_table(conn, db.busy_timeout + 10)
-    if not ok then return nil, terr end
-    local rows, by = applied_rows(conn)
-    if not rows then return nil, by end
-    local entries, warnings, current = compare(files, rows, by)
-    return { database = db.name, path = db.path, dir = dir, entries = entries, warnings = warnings, current = current }
-  end)
+  local ok, terr = ensure_table(db, db.busy_timeout + 10)
+  if not ok then return nil, terr end
+  local rows, by = applied_rows(db)
+  if not rows then return nil, by end
+  local entries, warnings, current = compare(files, rows, by)
+  return { database = db.name, path = db.path, dir = dir, entries = entries, warnings = warnings, current = current }
 end
 
-local function run_lua(db, conn, e)
+local function run_lua(db, tx, e)
   local chunk, lerr = loadfile(e.path)
   if not chunk then return nil, lerr end
   local ok, fn = pcall(chunk)
@@ -261,39 +256,36 @@ local function run_lua(db, conn, e)
   if type(fn) ~= "function" then
     return nil, "a Lua migration must return function(session), it returned " .. type(fn)
   end
-  local s = session_mod.new_session(db, conn)
+  local s = session_mod.new_session(db, tx)
   local ok2, r, rerr = pcall(fn, s)
   s.state = "done"
   if not ok2 then return nil, tostring(r) end
   if r == false or (r == nil and rerr ~= nil) then return nil, tostring(rerr or "the migration returned false") end
-  if s.aborted then return nil, s.aborted end
+  if tx.aborted then return nil, tx.aborted end
   return true
 end
 
--- Apply one migration in its own IMMEDIATE transaction. Returns
--- "applied" | "skipped" (someone else did it) or nil, err.
-local function apply_one(db, conn, e, lock_wait)
-  local ok, err = begin_immediate(conn, lock_wait)
-  if not ok then return nil, err end
-  local row, qerr = conn:first("SELECT version FROM " .. M.TABLE .. " WHERE version = ?", { e.version })
-  if qerr then rollback(conn); return nil, tostring(qerr) end
-  if row then
-    rollback(conn)
-    return "skipped"
-  end
-  local rok, rerr
-  if e.kind == "sql" then
-    rok, rerr = conn:exec_script(e.text)
-  else
-    rok, rerr = run_lua(db, conn, e)
-  end
-  if not rok then rollback(conn); return nil, tostring(rerr) end
-  local ins, ierr = conn:execute("INSERT INTO " .. M.TABLE .. " (version, name, applied_at, checksum) VALUES (?, ?, ?, ?)",
-    { e.version, e.name, utcnow(), e.checksum })
-  if not ins then rollback(conn); return nil, "cannot record the migration: " .. tostring(ierr) end
-  local cok, cerr = conn:exec_script("COMMIT")
-  if not cok then rollback(conn); return nil, "commit failed: " .. tostring(cerr) end
-  return "applied"
+-- Apply one migration in its own write transaction. Returns "applied" |
+-- "skipped" (another process did it meanwhile) or nil, err.
+local function apply_one(db, e, lock_wait)
+  local res, err = in_write_tx(db, lock_wait, function(tx)
+    local row, qerr, qcode = tx:first("SELECT version FROM " .. M.TABLE .. " WHERE version = ?", { e.version })
+    if qerr then return nil, "cannot lock the database for migrating: " .. tostring(qerr), qcode end
+    if row then return "skipped", false end
+    local rok, rerr
+    if e.kind == "sql" then
+      rok, rerr = tx:exec_script(e.text)
+    else
+      rok, rerr = run_lua(db, tx, e)
+    end
+    if not rok then return nil, tostring(rerr) end
+    local ins, ierr = tx:execute("INSERT INTO " .. M.TABLE .. " (version, name, applied_at, checksum) VALUES (?, ?, ?, ?)",
+      { e.version, e.name, utcnow(), e.checksum })
+    if not ins then return nil, "cannot record the migration: " .. tostring(ierr) end
+    return "applied", true
+  end)
+  if not res then return nil, err end
+  return res
 end
 
 --- Apply the pending migrations of a started database (up to opts.to).
@@ -308,10 +300,11 @@ function M.apply(db, opts)
   local files, ferr = M.discover(dir)
   if not files then return nil, ferr end
   local lock_wait = opts.lock_wait or 300
-  return with_conn(db, function(conn)
-    local ok, terr = ensure_table(conn, lock_wait)
+  if db.database == nil then return nil, format("database %q is not open", db.name) end
+  do
+    local ok, terr = ensure_table(db, lock_wait)
     if not ok then return nil, terr end
-    local rows, by = applied_rows(conn)
+    local rows, by = applied_rows(db)
     if not rows then return nil, by end
     local entries, warnings, current = compare(files, rows, by)
     local report = { database = db.name, path = db.path, dir = dir, entries = entries, warnings = warnings,
@@ -320,7 +313,7 @@ function M.apply(db, opts)
     for _, e in ipairs(entries) do
       if e.state == "pending" and (opts.to == nil or e.version <= opts.to) then
         local t0 = sched.clock()
-        local res, err = apply_one(db, conn, e, lock_wait)
+        local res, err = apply_one(db, e, lock_wait)
         if not res then
           report.failed = e
           report.error = err
@@ -340,7 +333,7 @@ function M.apply(db, opts)
       end
     end
     return true, report
-  end)
+  end
 end
 
 ---------------------------------------------------------------------------

@@ -7,14 +7,16 @@
 --   s:execute(sql, params) / s:query(sql, params) / s:first(sql, params)
 --   session.providing_new_session("default", function(s2) ... end)
 --
--- A SessionInterceptor instance IS the database: it owns the pool (opened
--- by startup, closed by shutdown). Per transaction its enter() only marks
--- the context (ctx[db] = false, or DISABLED when the route opts out); the
--- first use_session() creates the session, and the session's first
--- statement acquires a connection and begins a (deferred) transaction.
--- exit() commits (nil error) or rolls back, then releases the connection.
--- A commit that fails raises from exit(), so the transaction fails (a 5xx
--- for HTTP: exit runs before the response is sent).
+-- A SessionInterceptor instance IS the database: it owns it (jararaca.db:
+-- one writer, a pool of readers; opened by startup, closed by shutdown).
+-- Per transaction its enter() only marks the context with the session's
+-- mode ("read" for GET/HEAD/OPTIONS requests, "write" otherwise, or what
+-- the route says; DISABLED when it opts out); the first use_session()
+-- creates the session, and its first statement begins the transaction
+-- (db/tx.lua: a reader's snapshot, or a turn at the writer). exit()
+-- commits (nil error; for a write, once its group's COMMIT is done) or
+-- rolls back. A commit that fails raises from exit(), so the transaction
+-- fails (a 5xx for HTTP: exit runs before the response is sent).
 --
 -- Statements of one session are serialised (tasks spawned by a handler may
 -- share its session), and exit waits for a statement in flight.
@@ -23,6 +25,7 @@ local context = require "jararaca.context"
 local log = require "jararaca.log"
 local csched = require "jararaca.core.sched"
 local sched = require "jararaca.sched"
+local dboptions = require "jararaca.db.options"
 
 local M = {}
 
@@ -142,10 +145,13 @@ function Session.__tostring(s)
   return format("Session(%s%s)", s.name, s.state == "done" and ", ended" or "")
 end
 
-local function new_session(db, conn, mode)
+--- A session of database db. tx: an existing transaction it runs in (and
+--- does not end: migrations), else one of `mode` ("read" | "write") is
+--- begun at its first statement.
+local function new_session(db, tx, mode)
   return setmetatable({
-    db = db, name = db.name, conn = conn, state = conn and "open" or "idle", mode = mode,
-    locked = false, waiters = nil, aborted = nil, owned = conn == nil,
+    db = db, name = db.name, tx = tx, state = tx and "open" or "idle", _mode = mode or "write",
+    locked = false, waiters = nil, owned = tx == nil,
   }, Session)
 end
 M.new_session = new_session
@@ -154,60 +160,28 @@ local function ended_error(s, level)
   error(format("persistence: the session of database %q was used after its transaction ended", s.name), level + 1)
 end
 
--- With the lock held: the connection, acquired and begun on first use.
-local function connection(s)
-  local conn = s.conn
-  if conn then return conn end
-  local db = s.db
-  local pool = db.pool
-  if pool == nil then
+-- With the lock held: the transaction, begun on first use.
+local function transaction(s)
+  local tx = s.tx
+  if tx then return tx end
+  local database = s.db.database
+  if database == nil then
     return nil, format("database %q is not open (its interceptor was shut down or never started)", s.name), "closed"
   end
-  local c, err = pool:acquire(db.pool_timeout)
-  if not c then
-    if err == "timeout" then
-      return nil, format("database %q: no free connection within %gs (pool_size %d)",
-        s.name, db.pool_timeout, db.pool_size), "timeout"
-    end
-    return nil, format("database %q: cannot get a connection: %s", s.name, tostring(err)), err
-  end
-  local ok, berr, code = c:begin(s.mode or db.begin_mode)
-  if not ok and berr ~= nil then
-    c:release()
-    return nil, berr, code
-  end
-  s.conn, s.state = c, "open"
-  return c
+  local p = s.parent
+  tx = database:begin(s._mode, p and p.tx or nil)
+  s.tx, s.state = tx, "open"
+  return tx
 end
 
 local function run(s, method, sql, params)
   lock(s)
   if s.state == "done" then unlock(s); ended_error(s, 3) end
-  local conn, cerr, ccode = connection(s)
-  if not conn then unlock(s); return nil, cerr, ccode end
-  if s.aborted then
-    unlock(s)
-    return nil, format("database %q: the transaction was rolled back by SQLite after an earlier error (%s); nothing more can run in it",
-      s.name, s.aborted), "aborted"
-  end
-  local ok, a, b, c = pcall(conn[method], conn, sql, params)
-  if not ok then unlock(s); error(a, 0) end
-  if a == nil and c == "busy" then
-    local p = s.parent
-    if p and p.begun and p.state ~= "done" then
-      b = tostring(b) .. format(" (this independent session waited for the write lock held by the surrounding transaction's session of database %q, which cannot end before this one: SQLite has one writer at a time; write in the independent session before the surrounding one writes, or use another database)", s.name)
-    end
-  end
-  if conn:in_transaction() then
-    s.begun = true
-  elseif s.begun then
-    -- SQLite ended the transaction itself (some errors roll it back)
-    s.aborted = tostring(b or "the transaction ended unexpectedly")
-  else
-    -- the BEGIN sent with this statement did not take: send it with the next
-    conn:begin(s.mode or s.db.begin_mode)
-  end
+  local tx, terr, tcode = transaction(s)
+  if not tx then unlock(s); return nil, terr, tcode end
+  local ok, a, b, c = pcall(tx[method], tx, sql, params)
   unlock(s)
+  if not ok then error(a, 0) end
   return a, b, c
 end
 
@@ -220,39 +194,39 @@ function Session:first(sql, params) return run(self, "first", sql, params) end
 --- exec_script(sql) -> true | nil, err, code (several statements, no parameters)
 function Session:exec_script(sql) return run(self, "exec_script", sql) end
 
---- True once a connection is held (a statement ran).
+--- True once a statement ran (a connection is held).
 function Session:active()
-  return self.conn ~= nil
+  return self.tx ~= nil and self.tx:active()
 end
 
--- End the session: commit (success) or roll back, release the connection.
--- Returns true or false, message.
+--- "read" or "write": what the session's transaction is (a read session
+--- becomes a write one when its first statement writes).
+function Session:mode()
+  return self.tx and self.tx.mode or self._mode
+end
+
+--- What identifies the content the session sees now (see Tx:content_key),
+--- or nil.
+function Session:content_key()
+  if self.tx == nil then return nil end
+  return self.tx:content_key()
+end
+
+-- End the session: commit (success) or roll back. Returns true or false,
+-- message.
 function Session:_finish(success)
   lock(self)
   if self.state == "done" then unlock(self); return true end
   self.state = "done"
-  local conn = self.conn
-  self.conn = nil
+  local tx = self.tx
   local ok, msg = true, nil
-  if conn ~= nil then
-    if success and self.aborted then
-      ok, msg = false, format("database %q: cannot commit: the transaction was rolled back by SQLite after an error (%s)",
-        self.name, self.aborted)
-      if conn:in_transaction() then conn:rollback() end
-    elseif success then
-      local cok, cerr = conn:commit()
-      if not cok then
-        ok, msg = false, format("database %q: commit failed: %s", self.name, tostring(cerr))
-        if conn:in_transaction() then
-          local rok, rerr = conn:rollback()
-          if not rok then log.error("persistence: database ", self.name, ": rollback after a failed commit failed: ", tostring(rerr)) end
-        end
-      end
-    elseif conn:in_transaction() then
-      local rok, rerr = conn:rollback()
-      if not rok then log.error("persistence: database ", self.name, ": rollback failed: ", tostring(rerr)) end
+  if tx ~= nil and self.owned then
+    if success then
+      local cok, cerr = tx:commit()
+      if not cok then ok, msg = false, tostring(cerr) end
+    else
+      tx:rollback()
     end
-    if self.owned then conn:release() end
   end
   unlock(self)
   return ok, msg
@@ -266,7 +240,7 @@ local function independent(db, fn)
   if type(fn) ~= "function" then
     error("providing_new_session: fn must be a function(session), got " .. type(fn), 3)
   end
-  local s = new_session(db)
+  local s = new_session(db, nil, "write")
   local parent = current()
   local outer = parent and parent[db]
   if type(outer) == "table" and outer ~= DISABLED then s.parent = outer end
@@ -316,8 +290,8 @@ function M.use_session(name)
     error(format("use_session(%q): no database named %q (%s)", name, name, configured(reg)), 2)
   end
   local s = ctx[db]
-  if s == false or type(s) == "string" then -- entered; no session yet (string: the route's BEGIN mode)
-    s = new_session(db, nil, s or nil)
+  if type(s) == "string" then -- entered; no session yet ("read" | "write")
+    s = new_session(db, nil, s)
     ctx[db] = s
     return s
   end
@@ -359,68 +333,39 @@ SessionInterceptor.__index = SessionInterceptor
 SessionInterceptor.__name = "SessionInterceptor"
 M.SessionInterceptor_class = SessionInterceptor
 
-local OPTIONS = {
-  url = "string", path = "string", name = "string", pool_size = "number", pool_timeout = "number",
-  busy_timeout = "number", journal_mode = "string", synchronous = "string", foreign_keys = "boolean",
-  migrations = "string", migrate_on_start = "boolean", begin = "string", pragmas = "table",
-  inline_us = "number",
-}
+-- Options of the interceptor itself; the database's own (readers,
+-- busy_timeout, journal_mode, ...) are those of jararaca.db (db/options.lua).
+local OWN = { url = true, name = true, migrations = true, migrate_on_start = true }
 
-local JOURNAL = { WAL = true, DELETE = true, TRUNCATE = true, PERSIST = true, MEMORY = true, OFF = true }
-local SYNC = { OFF = true, NORMAL = true, FULL = true, EXTRA = true }
-
---- persistence.SessionInterceptor{ url =, name =, pool_size =, ... } (see docs/persistence.md)
+--- persistence.SessionInterceptor{ url =, name =, readers =, ... } (see docs/persistence.md)
 function M.SessionInterceptor(opts)
   if type(opts) ~= "table" then
     error("SessionInterceptor{...}: expects a table of options, got " .. type(opts), 2)
   end
   for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if want == nil then
-      error(format("SessionInterceptor: unknown option %s", type(k) == "string" and format("%q", k) or tostring(k)), 2)
-    end
-    if type(v) ~= want then
-      error(format("SessionInterceptor: option %s must be a %s, got %s", k, want, type(v)), 2)
+    if OWN[k] then
+      local want = k == "migrate_on_start" and "boolean" or "string"
+      if type(v) ~= want then error(format("SessionInterceptor: option %s must be a %s, got %s", k, want, type(v)), 2) end
     end
   end
-  local path = opts.path
-  if opts.url ~= nil and path ~= nil then error("SessionInterceptor: give url or path, not both", 2) end
-  if path == nil then
-    if opts.url == nil then error("SessionInterceptor: url is required (e.g. url = \"sqlite:///app.db\")", 2) end
-    local p, err = M.parse_url(opts.url)
+  local given = {}
+  for k, v in pairs(opts) do given[k] = v end
+  if given.url ~= nil and given.path ~= nil then error("SessionInterceptor: give url or path, not both", 2) end
+  if given.path == nil then
+    if given.url == nil then error("SessionInterceptor: url is required (e.g. url = \"sqlite:///app.db\")", 2) end
+    local p, err = M.parse_url(given.url)
     if not p then error("SessionInterceptor: " .. err, 2) end
-    path = p
-  elseif path == "" then
-    error("SessionInterceptor: path must not be empty", 2)
+    given.path = p
   end
-  local name = opts.name or "default"
+  local o = dboptions.validate(given, "SessionInterceptor", OWN, 2)
+  local db_opts = {}
+  for k, v in pairs(given) do if not OWN[k] then db_opts[k] = v end end
+  local name = o.name or "default"
   if name == "" or name == "_order" then error(format("SessionInterceptor: bad name %q", name), 2) end
-  local memory = path == ":memory:"
-  local pool_size = opts.pool_size or (memory and 1 or 4)
-  if pool_size < 1 or pool_size % 1 ~= 0 then
-    error("SessionInterceptor: pool_size must be an integer >= 1, got " .. tostring(pool_size), 2)
-  end
-  if memory and pool_size ~= 1 then
-    error("SessionInterceptor: an in-memory database (sqlite:///:memory:) is private to one connection: pool_size must be 1", 2)
-  end
-  local busy = opts.busy_timeout or 5
-  if busy < 0 then error("SessionInterceptor: busy_timeout must be >= 0 (seconds)", 2) end
-  local pool_timeout = opts.pool_timeout or 30
-  if pool_timeout < 0 then error("SessionInterceptor: pool_timeout must be >= 0 (seconds)", 2) end
-  local journal = (opts.journal_mode or "WAL"):upper()
-  if not JOURNAL[journal] then error("SessionInterceptor: journal_mode must be one of WAL, DELETE, TRUNCATE, PERSIST, MEMORY, OFF, got " .. opts.journal_mode, 2) end
-  local begin = opts.begin or "deferred"
-  if begin ~= "deferred" and begin ~= "immediate" then
-    error("SessionInterceptor: begin must be \"deferred\" or \"immediate\", got " .. begin, 2)
-  end
-  local sync = (opts.synchronous or "NORMAL"):upper()
-  if not SYNC[sync] then error("SessionInterceptor: synchronous must be one of OFF, NORMAL, FULL, EXTRA, got " .. opts.synchronous, 2) end
   return setmetatable({
-    name = name, url = opts.url, path = path, pool_size = pool_size, pool_timeout = pool_timeout,
-    busy_timeout = busy, journal_mode = journal, synchronous = sync, begin_mode = begin,
-    foreign_keys = opts.foreign_keys ~= false, pragmas = opts.pragmas, inline_us = opts.inline_us,
-    migrations = opts.migrations, migrate_on_start = opts.migrate_on_start == true,
-    pool = nil, container = nil, migrations_dir = nil,
+    name = name, url = o.url, path = o.path, options = o, db_opts = db_opts, busy_timeout = o.busy_timeout,
+    migrations = o.migrations, migrate_on_start = o.migrate_on_start == true,
+    database = nil, container = nil, migrations_dir = nil,
   }, SessionInterceptor)
 end
 
@@ -445,9 +390,9 @@ local function resolve_dir(dir, app)
   return dir
 end
 
---- Open the pool (and apply pending migrations when migrate_on_start).
+--- Open the database (and apply pending migrations when migrate_on_start).
 function SessionInterceptor:startup(app, container)
-  if self.pool ~= nil then
+  if self.database ~= nil then
     error(format("database %q is already started (one SessionInterceptor instance per app)", self.name), 0)
   end
   local reg = registries[container]
@@ -455,26 +400,22 @@ function SessionInterceptor:startup(app, container)
   if reg[self.name] ~= nil then
     error(format("database %q is configured twice (two SessionInterceptors with name = %q)", self.name, self.name), 0)
   end
-  local db = require "jararaca.db"
-  local pool, err, code
+  local dbmod = require "jararaca.db"
+  local database, err, code
   -- Opening runs PRAGMA journal_mode, which SQLite may refuse with "busy"
   -- without waiting while another process (a sibling worker starting at
   -- the same time) holds a lock: retry for a while.
   local deadline = sched.clock() + self.busy_timeout + 10
   while true do
-    pool, err, code = db.open {
-      path = self.path, pool_size = self.pool_size, busy_timeout = self.busy_timeout,
-      journal_mode = self.journal_mode, synchronous = self.synchronous, foreign_keys = self.foreign_keys,
-      pragmas = self.pragmas, inline_us = self.inline_us,
-    }
-    if pool or not (code == "busy" or code == "locked") or sched.clock() > deadline then break end
+    database, err, code = dbmod.open(self.db_opts, self.name)
+    if database or not (code == "busy" or code == "locked") or sched.clock() > deadline then break end
     log.debug("database ", self.name, ": open: ", tostring(err), "; retrying")
     sched.sleep(0.02)
   end
-  if not pool then
+  if not database then
     error(format("cannot open database %q (%s): %s", self.name, self.path, tostring(err)), 0)
   end
-  self.pool, self.container, self.app = pool, container, app
+  self.database, self.container, self.app = database, container, app
   self.migrations_dir = resolve_dir(self.migrations, app)
   reg[self.name] = self
   reg._order[#reg._order + 1] = self
@@ -495,20 +436,20 @@ function SessionInterceptor:_close(reg)
     reg[self.name] = nil
     for i = #reg._order, 1, -1 do if reg._order[i] == self then table.remove(reg._order, i) end end
   end
-  local pool = self.pool
-  self.pool = nil
-  if pool then pool:close() end
+  local database = self.database
+  self.database = nil
+  if database then database:close() end
 end
 
---- Close the pool.
+--- Close the database.
 function SessionInterceptor:shutdown()
   self:_close()
 end
 
--- Whether this route/controller wants a session of database `name`, and
--- how it begins: persistence = false | true | "immediate" | "deferred" |
+-- Whether this route/controller wants a session of database `name`, and of
+-- which kind: persistence = false | true | "read" | "write" |
 -- { [name] = one of those }; route beats controller.
-local MODES = { immediate = true, deferred = true }
+local MODES = { read = true, write = true }
 local function setting(v, name)
   if v == nil then return nil end
   local t = type(v)
@@ -517,9 +458,12 @@ local function setting(v, name)
     local x = v[name]
     if x == nil or type(x) == "boolean" or MODES[x] then return x end
   end
-  error(format("route option persistence must be true, false, \"immediate\", \"deferred\" or a table { name = one of those }, got %s",
+  error(format("route option persistence must be true, false, \"read\", \"write\" or a table { name = one of those }, got %s",
     tostring(v)), 0)
 end
+
+-- Methods that must not change anything (RFC 9110): their sessions read.
+local SAFE = { GET = true, HEAD = true, OPTIONS = true }
 
 local function enabled(ctx, name)
   local route = ctx.route
@@ -531,20 +475,22 @@ local function enabled(ctx, name)
     local copts = meta and meta.opts
     v = copts and setting(copts.persistence, name)
   end
-  if v == nil then return ctx.kind ~= "websocket" end
+  if v == nil then v = ctx.kind ~= "websocket" end
+  if v == true then
+    -- The default: an HTTP request by a safe method reads; everything else
+    -- (other methods, messages, scheduled runs) may write, and takes its
+    -- turn at the writer from its first statement, so that what it read
+    -- is still true when it writes.
+    local req = ctx.request
+    return (ctx.kind == "http" and req and SAFE[req.method]) and "read" or "write"
+  end
   return v
 end
 M.enabled = enabled
 
 function SessionInterceptor:enter(ctx)
   local v = enabled(ctx, self.name)
-  if v == true then
-    ctx[self] = false
-  elseif v then
-    ctx[self] = v -- "immediate" | "deferred"
-  else
-    ctx[self] = DISABLED
-  end
+  ctx[self] = v and v or DISABLED -- "read" | "write": the session's mode, made at first use
 end
 
 function SessionInterceptor:exit(ctx, err)
@@ -557,13 +503,13 @@ end
 
 --- db:independent(fn): fn(session) in a transaction of its own.
 function SessionInterceptor:independent(fn)
-  if self.pool == nil then error(format("database %q is not started", self.name), 2) end
+  if self.database == nil then error(format("database %q is not started", self.name), 2) end
   return independent(self, fn)
 end
 
---- Pool statistics (from the binding).
+--- The database's counters (readers, writer queue, group commits; see db.lua).
 function SessionInterceptor:stats()
-  return self.pool and self.pool:stats() or nil
+  return self.database and self.database:stats() or nil
 end
 
 function SessionInterceptor.__tostring(db)

@@ -1,0 +1,158 @@
+--- jararaca.db.readers: the pool of a database's reader connections
+-- (opened readonly, each on a thread of its own). A read transaction holds
+-- one from its first statement to its end; transactions that find none
+-- free wait in FIFO order.
+-- @module jararaca.db.readers
+local csched = require "jararaca.core.sched"
+local core = require "jararaca.core.db"
+
+local setmetatable, error = setmetatable, error
+local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
+local c_close = core.close
+
+local M = {}
+
+local Readers = {}
+Readers.__index = Readers
+
+--- A pool over the open connections `conns`.
+function M.new(conns)
+  local idle = {}
+  for i = #conns, 1, -1 do idle[#idle + 1] = conns[i] end -- conns[1] first out
+  return setmetatable({
+    size = #conns, _idle = idle, _nidle = #conns, _out = 0,
+    _waiters = {}, _whead = 1, _wtail = 0, _nwaiting = 0, _promised = 0, _waits = 0,
+    _closed = false, _closer = nil, _returned = nil,
+  }, Readers)
+end
+
+local function take_idle(self)
+  local n = self._nidle
+  local c = self._idle[n]
+  self._idle[n] = nil
+  self._nidle = n - 1
+  self._out = self._out + 1
+  return c
+end
+
+--- A connection: at once if one is free, else after the transactions that
+--- asked before (FIFO). timeout in seconds (nil: as long as it takes).
+--- Returns conn | nil, "timeout" | "closed" | "cancelled".
+---
+--- A released connection goes back on top of the idle stack and the first
+--- waiter is woken with the promise of one (_promised): it takes the top one
+--- when it runs. Under load the warm connection then serves everybody: in
+--- WAL mode a connection that was idle while others committed finds its page
+--- cache stale and reads its pages again.
+function Readers:acquire(timeout)
+  local h, g = c_current()
+  if not h then error("a database read must run inside a task", 3) end
+  if self._closed then return nil, "closed" end
+  if self._nidle > self._promised then return take_idle(self) end
+  if timeout and timeout <= 0 then return nil, "timeout" end
+  local w = { h, g }
+  local t = self._wtail + 1
+  self._wtail = t
+  self._waiters[t] = w
+  self._nwaiting = self._nwaiting + 1
+  self._waits = self._waits + 1
+  local ok, r, err = c_wait(timeout)
+  if ok and r == true then -- woken by release(): an idle connection is ours
+    self._promised = self._promised - 1
+    if self._closed then return nil, "closed" end
+    return take_idle(self)
+  end
+  if not w.done then
+    w.dead = true
+    self._nwaiting = self._nwaiting - 1
+  end
+  if ok then return nil, err end -- woken by close(): nil, "closed"
+  return nil, r                   -- "timeout" | "cancelled"
+end
+
+--- A connection comes back, with no transaction open.
+function Readers:release(c)
+  self._out = self._out - 1
+  if self._closed then
+    local closer = self._closer
+    if closer then
+      local r = self._returned
+      r[#r + 1] = c
+      if self._out == 0 then c_wake(closer[1], closer[2]) end
+    else
+      c_close(c, false)
+    end
+    return
+  end
+  local n = self._nidle + 1
+  self._idle[n] = c
+  self._nidle = n
+  -- The queue and the counts are brought up to date before each c_wake:
+  -- outside a task the woken one runs inside it, and may acquire and
+  -- release again (a nested release).
+  local ws = self._waiters
+  while self._whead <= self._wtail do
+    local head = self._whead
+    local w = ws[head]
+    ws[head] = nil
+    self._whead = head + 1
+    if not w.dead then
+      w.done = true
+      self._nwaiting = self._nwaiting - 1
+      self._promised = self._promised + 1
+      if c_wake(w[1], w[2], true) then break end
+      self._promised = self._promised - 1
+      -- not waiting any more (its timeout or cancellation is being delivered)
+    end
+  end
+  if self._whead > self._wtail then self._whead, self._wtail = 1, 0 end
+end
+
+--- Close: waiting transactions get nil, "closed"; idle connections close
+--- now, acquired ones when released. Inside a task it waits for all of that
+--- (up to timeout seconds: then nil, "timeout").
+function Readers:close(timeout)
+  if self._closed then return true end
+  self._closed = true
+  local ws = self._waiters
+  for i = self._whead, self._wtail do
+    local w = ws[i]
+    ws[i] = nil
+    if not w.dead then
+      w.done = true
+      c_wake(w[1], w[2], nil, "closed")
+    end
+  end
+  self._whead, self._wtail, self._nwaiting = 1, 0, 0
+  local in_task = c_current() ~= nil
+  local idle = self._idle
+  for i = 1, self._nidle do
+    c_close(idle[i], in_task)
+    idle[i] = nil
+  end
+  self._nidle = 0
+  if self._out > 0 then
+    if not in_task then return true end
+    self._closer, self._returned = { c_current() }, {}
+    local ok, err = c_wait(timeout)
+    local returned = self._returned
+    self._closer, self._returned = nil, nil
+    for i = 1, #returned do c_close(returned[i], true) end
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+function Readers:stats()
+  return { size = self.size, idle = self._nidle, waiting = self._nwaiting, waits = self._waits }
+end
+
+--- Every idle connection (for counters; they are not in use).
+function Readers:idle_connections()
+  local out = {}
+  for i = 1, self._nidle do out[i] = self._idle[i] end
+  return out
+end
+
+M.Readers = Readers
+return M
