@@ -17,6 +17,7 @@
  *   db.finish(c, job, member_end, txn_end, read)
  *       -> m_ok, m_err, m_code, t_ok, t_err, t_code (each triple true | nil, err, code)
  *   db.state(job) -> autocommit, began, savepoint, needs_writer   (after run/finish)
+ *   db.counters(job) -> sorts, vm_steps, fullscan_steps   (of the last statement)
  *   db.interrupt(c)                          stop c's statements in flight ("interrupted")
  *   db.stats(c)                              -> counters | nil while a job is in flight
  *   db.data_version(c)                       -> version, changes | nil (connection busy)
@@ -662,6 +663,16 @@ static int l_state(lua_State *L)
     return 4;
 }
 
+/* db.counters(job) -> sorts, vm_steps, fullscan_steps of the last statement */
+static int l_counters(lua_State *L)
+{
+    l_job *j = check_job(L, 1);
+    lua_pushnumber(L, (lua_Number)j->job.sorts);
+    lua_pushnumber(L, (lua_Number)j->job.vm_steps);
+    lua_pushnumber(L, (lua_Number)j->job.fullscan_steps);
+    return 3;
+}
+
 static int l_job_new(lua_State *L)
 {
     l_job *j = lua_newuserdata(L, sizeof *j);
@@ -759,6 +770,7 @@ int jr_open_db(lua_State *L)
     static const luaL_Reg fns[] = {
         {"open", l_open},           {"close", l_close},   {"run", l_run},
         {"finish", l_finish},       {"state", l_state},   {"interrupt", l_interrupt},
+        {"counters", l_counters},
         {"stats", l_stats},         {"data_version", l_data_version},
         {NULL, NULL}};
     lua_createtable(L, 0, 24);

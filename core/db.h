@@ -158,6 +158,9 @@ struct jr_db_job {
     jr_db_value *cells;     /* nrows * ncols values, row-major */
     size_t cells_cap;
     jr_db_buf res;          /* bytes of column names and TEXT/BLOB cells */
+    /* The statement's work, from sqlite3_stmt_status(): sort operations,
+     * virtual machine steps, and steps of full table scans. */
+    int64_t sorts, vm_steps, fullscan_steps;
     int autocommit;         /* after the job: 1 = no transaction open */
     int txn_state;          /* after the job: JR_DB_TXN_* */
     int ran_inline;         /* finished on the loop thread (jr_db_run_read) */

@@ -200,11 +200,30 @@ static int control(jr_db *db, jr_db_job *j, int which)
 
 static void control_quiet(jr_db *db, int which) { (void)control(db, NULL, which); }
 
+static void count_work(jr_db_job *j, sqlite3_stmt *st)
+{
+    j->sorts = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_SORT, 1);
+    j->vm_steps = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
+    j->fullscan_steps = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1);
+}
+
+static void step_rows(jr_db *db, jr_db_job *j, sqlite3_stmt *st);
+
 /* The statement of an EXECUTE / QUERY / FIRST job, prepared st. */
 static void step_statement(jr_db *db, jr_db_job *j, sqlite3_stmt *st)
 {
-    int rc;
     if (jr_db_job_bind(j, st) != 0) return;
+    /* counters of this run only (a cached statement keeps them across runs) */
+    sqlite3_stmt_status(st, SQLITE_STMTSTATUS_SORT, 1);
+    sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
+    sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1);
+    step_rows(db, j, st);
+    count_work(j, st);
+}
+
+static void step_rows(jr_db *db, jr_db_job *j, sqlite3_stmt *st)
+{
+    int rc;
     if (j->kind == JR_DB_EXECUTE) {
         sqlite3_int64 total = sqlite3_total_changes64(db->h);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}

@@ -67,6 +67,7 @@ void jr_db_job_clear_results(jr_db_job *j)
     j->err[0] = j->txn_err[0] = 0;
     j->began = j->savepoint = j->needs_writer = 0;
     j->changes = j->last_insert_id = 0;
+    j->sorts = j->vm_steps = j->fullscan_steps = 0;
     j->ncols = j->nrows = 0;
     j->res.len = 0;
     j->ran_inline = 0;

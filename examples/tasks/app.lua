@@ -2,7 +2,7 @@
 --
 --   jararaca server examples/tasks/app.lua          (TASKS_DB=tasks.db by default)
 --   curl -d '{"name":"write docs"}' localhost:8000/tasks
---   curl 'localhost:8000/tasks?page=0&page_size=10'
+--   curl 'localhost:8000/tasks?page=0&page_size=10'     (then ?after=<next_cursor> for the next page)
 --   curl localhost:8000/tasks/<id>
 --   curl -X PATCH -d '{"done":true}' localhost:8000/tasks/<id>
 --   curl -X DELETE localhost:8000/tasks/<id>
@@ -36,12 +36,7 @@ local Task = s.object("Task", {
   { "updated_at", s.datetime() },
 })
 
-local TaskPage = s.object("TaskPage", {
-  { "items", s.array(Task) },
-  { "total", s.integer { minimum = 0 } },
-  { "unpaginated_total", s.integer { minimum = 0 } },
-  { "total_pages", s.integer { minimum = 0 } },
-})
+local TaskPage = persistence.Paginated(Task) -- items, total, unpaginated_total, total_pages, next_cursor
 
 local Tasks = j.RestController("/tasks", {
   name = "TasksController",
@@ -60,14 +55,12 @@ Tasks.create = j.Post("", { body = TaskCreate, response = Task, status = 201, su
   end)
 
 Tasks.list = j.Get("", {
-  query = {
-    page = s.integer { minimum = 0 }:default(0),
-    page_size = s.integer { minimum = 1, maximum = 100 }:default(10),
-  },
+  query = persistence.PaginatedFilter, -- page, page_size, after (the cursor)
   response = TaskPage,
   summary = "List tasks, newest first",
 }, function(self, req)
-  local page, err = self.pages:paginate { page = req.query.page, page_size = req.query.page_size }
+  local q = req.query
+  local page, err = self.pages:paginate { page = q.page, page_size = q.page_size, after = q.after }
   if not page then error(j.HTTPError(422, err)) end
   return page
 end)

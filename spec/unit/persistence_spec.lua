@@ -1021,7 +1021,7 @@ describe("persistence.Query", function()
     local beyond = page { page = 5, page_size = 3 }
     assert.are.equal(0, beyond.total)
     assert.are.equal(7, beyond.unpaginated_total)
-    assert.are.equal('{"items":[],"total":0,"unpaginated_total":7,"total_pages":3}', json.encode(beyond))
+    assert.are.equal('{"items":[],"total":0,"unpaginated_total":7,"total_pages":3,"next_cursor":null}', json.encode(beyond))
     local d = page {}
     assert.are.equal(7, d.total) -- default page_size 10
     assert.are.equal(1, d.total_pages)
@@ -1030,18 +1030,127 @@ describe("persistence.Query", function()
   it("converts items through the schema and encodes them in order", function()
     local r = page { page_size = 1 }
     assert.is_false(r.items[1].done)
-    assert.are.equal('{"items":[{"id":1,"name":"Write docs","done":false,"created_at":"2024-01-01T10:00:00Z","priority":1,"score":1.5,"due":"2024-02-01"}],"total":1,"unpaginated_total":7,"total_pages":7}',
-      json.encode(r))
+    assert.are.equal('{"items":[{"id":1,"name":"Write docs","done":false,"created_at":"2024-01-01T10:00:00Z","priority":1,"score":1.5,"due":"2024-02-01"}],"total":1,"unpaginated_total":7,"total_pages":7,"next_cursor":"'
+      .. r.next_cursor .. '"}', json.encode(r))
   end)
 
-  it("sorts by whitelisted fields, several keys, with the id as tie-breaker", function()
+  it("sorts by whitelisted fields, several keys, with the id as tie-breaker (in the last key's direction)", function()
     -- NULL sorts first ascending (SQLite), ties (2 and 6) by id
     assert.are.same({ 4, 1, 2, 6, 3, 5, 7 }, ids { sort = { { field = "priority", direction = "asc" } } })
-    assert.are.same({ 7, 5, 3, 2, 6, 1, 4 }, ids { sort = { { field = "priority", direction = "DESC" } } })
+    assert.are.same({ 7, 5, 3, 6, 2, 1, 4 }, ids { sort = { { field = "priority", direction = "DESC" } } })
     assert.are.same({ 6, 5, 7, 3, 4, 1, 2 }, ids { sort = { "name" } })
     assert.are.same({ 2, 1, 4, 3, 7, 5, 6 }, ids { sort = { "-name" } })
     assert.are.same({ 4, 1, 2, 6, 3, 5, 7 }, ids { sort = { { field = "priority", sort = "asc" }, "name:desc" } })
     assert.are.same({ 1, 2, 3, 4, 5, 6, 7 }, ids {}) -- default_sort
+  end)
+
+  it("pages by cursor: every row once, in order, for any sort and filter", function()
+    local function walk(f, size)
+      local out, cursor, pages = {}, nil, 0
+      repeat
+        local r, err = page { page_size = size, after = cursor, sort = f.sort, filters = f.filters }
+        assert.truthy(r, err)
+        for _, it in ipairs(r.items) do out[#out + 1] = it.id end
+        assert.are.equal(f.filters and 4 or 7, r.unpaginated_total)
+        cursor = r.next_cursor ~= json.null and r.next_cursor or nil
+        pages = pages + 1
+      until cursor == nil or pages > 10
+      return out
+    end
+    local function all(f) return ids { sort = f.sort, filters = f.filters } end
+    for _, f in ipairs {
+      {}, { sort = { "-priority" } }, { sort = { "priority" } }, { sort = { "-created_at" } },
+      { sort = { "name", "-priority" } }, { sort = { "-name", "created_at" } },
+      { filters = { { field = "done", operator = "is", value = false } } },
+    } do
+      for size = 1, 3 do
+        -- (NULLs where SQLite sorts them: first ascending, last descending)
+        assert.are.same(all(f), walk(f, size), require("jararaca.json").encode(f) .. " by " .. size)
+      end
+    end
+    local r = page { page_size = 7 }
+    assert.are.equal(json.null, r.next_cursor) -- the last page has none
+  end)
+
+  it("refuses deep offsets, foreign cursors and page with after (nil, err: never a crash)", function()
+    local function bad(f, want)
+      local r, err = page(f)
+      assert.is_nil(r)
+      assert.truthy(err:find(want, 1, true), err)
+    end
+    bad({ page = 101, page_size = 100 }, "an offset may skip at most 10000 rows")
+    bad({ page = 922337203685477580, page_size = 10 }, "go deeper with the cursor")
+    bad({ page = "922337203685477580" }, "go deeper with the cursor")
+    bad({ after = "not a cursor!" }, "not a cursor of this listing")
+    bad({ after = require("jararaca.base64").encode('["x:asc",[1]]') }, "not a cursor of this listing")
+    local first = page { page_size = 2 }
+    bad({ after = first.next_cursor, sort = { "-name" } }, "not a cursor of this listing")
+    bad({ after = first.next_cursor, page = 1 }, "give page or after, not both")
+    bad({ after = 12 }, "after must be a cursor")
+    local q = persistence.Query { table = "items", schema = Item, max_offset = 4 }
+    local r, err = page({ page = 2, page_size = 2 }, nil, q)
+    assert.truthy(r, err)
+    local r2, err2 = page({ page = 3, page_size = 2 }, nil, q)
+    assert.is_nil(r2)
+    assert.truthy(err2:find("at most 4 rows", 1, true))
+  end)
+
+  it("counts once per snapshot, and again after a change", function()
+    local GET = { kind = "http", request = { method = "GET" } }
+    local db = app.list[1]
+    local function reader_jobs()
+      local n = 0
+      for _, c in ipairs(db:stats().connections) do if c.role == "reader" then n = n + c.jobs end end
+      return n
+    end
+    local function total()
+      local ok, r = app:tx(function() return Q:paginate { page_size = 2 } end, GET)
+      assert.is_true(ok, tostring(r))
+      return r.unpaginated_total
+    end
+    assert.are.equal(7, total()) -- may count (on a reader's thread)
+    local j0 = reader_jobs()
+    for _ = 1, 5 do assert.are.equal(7, total()) end
+    assert.are.equal(j0, reader_jobs(), "no count ran again: the page ran on the loop, the count came from the cache")
+    app:with_ctx(function()
+      persistence.providing_new_session(function(ss) assert(ss:execute("INSERT INTO items (id, done) VALUES (8, 0)")) end)
+    end)
+    assert.are.equal(8, total())
+    app:with_ctx(function()
+      persistence.providing_new_session(function(ss) assert(ss:execute("DELETE FROM items WHERE id = 8")) end)
+    end)
+    assert.are.equal(7, total())
+  end)
+
+  it("pages a big table from its index: no sort, work bounded by the page, at any depth", function()
+    local big = db_app { path = temp_db() }
+    script(big, [[CREATE TABLE t (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID;
+      CREATE INDEX t_created_at ON t (created_at);
+      WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000)
+      INSERT INTO t SELECT printf('id%05d', x), 'n' || (x % 97), printf('2024-%05d', x % 5000) FROM c;]])
+    local T = persistence.Query { table = "t", sortable = { "name", "created_at" }, default_sort = { "created_at", "desc" } }
+    local function work(f)
+      local ok, r, counters = big:tx(function()
+        local res = assert(T:paginate(f))
+        T:paginate(f) -- the count is cached now: the last statement is the page
+        return res, use_session():counters()
+      end)
+      assert.is_true(ok, tostring(r))
+      return r, counters
+    end
+    local r, c = work { page_size = 10 }
+    assert.are.equal(20000, r.unpaginated_total)
+    assert.are.equal(0, c.sorts)
+    assert.is_true(c.vm_steps < 1000, "vm steps " .. c.vm_steps)
+    local deep = work { page_size = 10, page = 900 }
+    assert.are.equal(10, deep.total)
+    local _, cdeep = work { page_size = 10, after = deep.next_cursor }
+    assert.are.equal(0, cdeep.sorts)
+    assert.is_true(cdeep.vm_steps < 1000, "vm steps " .. cdeep.vm_steps)
+    -- a sort no index serves sorts (what the counters are for)
+    local _, cname = work { page_size = 10, sort = { "name" } }
+    assert.are.equal(1, cname.sorts)
+    big:stop()
   end)
 
   it("answers nil, err for what is not whitelisted or malformed (never a crash)", function()

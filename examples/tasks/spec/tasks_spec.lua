@@ -1,6 +1,7 @@
 -- The tasks example's own specs: `jararaca test examples/tasks/spec`.
 -- They use the in-process test client (no socket) and a temporary database.
 local testing = require "jararaca.testing"
+local json_null = require("jararaca.json").null
 
 local APP = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") or "examples/tasks") .. "/app.lua"
 
@@ -57,6 +58,28 @@ describe("tasks app", function()
     assert.equal(3, res.json.total_pages)
     res = client:get("/tasks", { query = { page = 2, page_size = 5 } })
     assert.equal(2, #res.json.items)
+    assert.equal(json_null, res.json.next_cursor)
+  end)
+
+  it("lists page after page by cursor, every task once, newest first", function()
+    local made = {}
+    for i = 1, 7 do made[i] = client:post("/tasks", { json = { name = "t" .. i } }).json.id end
+    local seen, after = {}, nil
+    repeat
+      local res = client:get("/tasks", { query = { page_size = 3, after = after } })
+      assert.equal(200, res.status)
+      for _, t in ipairs(res.json.items) do seen[#seen + 1] = t.id end
+      assert.equal(7, res.json.unpaginated_total)
+      after = res.json.next_cursor ~= json_null and res.json.next_cursor or nil
+    until not after
+    -- the same order as one page of all (newest first; equal times by id)
+    local all = client:get("/tasks", { query = { page_size = 100 } }).json.items
+    assert.equal(7, #seen)
+    for i = 1, 7 do assert.equal(all[i].id, seen[i]) end
+    for i = 2, 7 do assert.is_true(all[i - 1].created_at >= all[i].created_at) end
+    local ids = {}
+    for _, id in ipairs(made) do ids[id] = true end
+    for _, id in ipairs(seen) do assert.is_true(ids[id]); ids[id] = nil end
   end)
 
   it("answers 422 for invalid input", function()
@@ -64,6 +87,10 @@ describe("tasks app", function()
     assert.equal(422, client:post("/tasks", { json = {} }).status)
     assert.equal(422, client:get("/tasks/not-a-uuid").status)
     assert.equal(422, client:get("/tasks", { query = { page_size = 1000 } }).status)
+    -- deep offsets go by cursor; a page number that would overflow is a 422, not a 500
+    assert.equal(422, client:get("/tasks", { query = { page = "922337203685477580" } }).status)
+    assert.equal(422, client:get("/tasks", { query = { page = 1001, page_size = 10 } }).status)
+    assert.equal(422, client:get("/tasks", { query = { after = "garbage" } }).status)
     assert.equal(422, client:patch("/tasks/00000000-0000-4000-8000-000000000000", { json = { done = "yes" } }).status)
   end)
 

@@ -12,7 +12,7 @@ local core = require "jararaca.core.db"
 
 local setmetatable, error, type, format = setmetatable, error, type, string.format
 local c_run, c_finish, c_state, c_interrupt = core.run, core.finish, core.state, core.interrupt
-local c_data_version = core.data_version
+local c_data_version, c_counters = core.data_version, core.counters
 local EXECUTE, QUERY, FIRST, SCRIPT = core.EXECUTE, core.QUERY, core.FIRST, core.SCRIPT
 local PRE_READ = core.PRE_READONLY + core.PRE_BEGIN
 local PRE_READ_MORE = core.PRE_READONLY + core.PRE_IN_TXN
@@ -159,6 +159,16 @@ function Tx:interrupt()
     error("tx:interrupt(): only a read transaction can be interrupted (stopping a write rolls back its whole group)", 2)
   end
   if self.conn then c_interrupt(self.conn) end
+end
+
+--- The work of the last statement, from SQLite's counters
+--- (sqlite3_stmt_status): { sorts =, vm_steps =, fullscan_steps = }, or nil
+--- before any. A sort or a full scan in a query that pages through a big
+--- table means a missing index.
+function Tx:counters()
+  if self.job == nil then return nil end
+  local sorts, steps, scans = c_counters(self.job)
+  return { sorts = sorts, vm_steps = steps, fullscan_steps = scans }
 end
 
 --- What identifies the content this transaction sees (equal keys: the

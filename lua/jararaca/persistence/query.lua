@@ -7,11 +7,19 @@
 --     default_sort = { "created_at", "desc" },
 --   }
 --   local page, err = TasksQuery:paginate{
---     page = 0, page_size = 10,
+--     page = 0, page_size = 10,             -- or after = <next_cursor of the previous page>
 --     sort = { { field = "name", direction = "asc" } },
 --     filters = { { field = "name", operator = "contains", value = "doc" } },
 --   }
---   -- page = { items = [...], total = #items, unpaginated_total = matching rows, total_pages = ceil(unpaginated_total / page_size) }
+--   -- page = { items = [...], total = #items, unpaginated_total = matching rows,
+--   --          total_pages = ceil(unpaginated_total / page_size), next_cursor = "..." | null }
+--
+-- Pages come from an index when the table has one on (sort column, id):
+-- the order is the sort keys then the id, all in one direction. An offset
+-- may skip at most max_offset rows (default 10,000); deeper pages go by
+-- cursor (keyset pagination: WHERE (sort column, id) > (last seen)). The
+-- count of matching rows is cached per snapshot: it runs again only after
+-- the data changed.
 --
 -- Field names come only from sortable/filterable (whitelists, validated as
 -- identifiers); values always travel as parameters. An unknown field or
@@ -27,6 +35,7 @@
 local sql = require "jararaca.persistence.sql"
 local session = require "jararaca.persistence.session"
 local json = require "jararaca.json"
+local base64 = require "jararaca.base64"
 
 local M = {}
 
@@ -39,6 +48,8 @@ local json_null = json.null
 
 M.DEFAULT_PAGE_SIZE = 10
 M.MAX_PAGE_SIZE = 100
+-- OFFSET walks the rows it skips: deeper pages go by cursor (after).
+M.MAX_OFFSET = 10000
 
 local schema_mod
 local function S()
@@ -203,7 +214,7 @@ Query.__name = "Query"
 M.Query_class = Query
 
 local OPTIONS = { table = true, schema = true, db = true, sortable = true, filterable = true,
-  default_sort = true, id = true, where = true, max_page_size = true }
+  default_sort = true, id = true, where = true, max_page_size = true, max_offset = true }
 
 local function parse_sort_pair(p, what, level)
   if type(p) ~= "table" then error(what .. " must be { field, direction }", level + 1) end
@@ -265,6 +276,10 @@ function M.Query(opts)
   if opts.where ~= nil and type(opts.where) ~= "string" then error("Query: where must be an SQL condition (string)", 2) end
   local max = opts.max_page_size or M.MAX_PAGE_SIZE
   if type(max) ~= "number" or max < 1 or max % 1 ~= 0 then error("Query: max_page_size must be an integer >= 1", 2) end
+  local max_offset = opts.max_offset or M.MAX_OFFSET
+  if type(max_offset) ~= "number" or max_offset < 0 or max_offset % 1 ~= 0 then
+    error("Query: max_offset must be an integer >= 0", 2)
+  end
   local names = {}
   for f in pairs(sortable) do names[#names + 1] = f end
   sort(names)
@@ -276,6 +291,7 @@ function M.Query(opts)
     sortable = sortable, sortable_names = concat(names, ", "),
     filterable = filterable, filterable_names = concat(fnames, ", "),
     default_sort = default_sort, id = id or nil, where = opts.where, max_page_size = max,
+    max_offset = max_offset, _counts = setmetatable({}, { __mode = "k" }),
     read = sql.row_reader(opts.schema, "Query(" .. opts.table .. ")"),
   }, Query)
 end
@@ -378,13 +394,170 @@ local function add_filters(self, list, conds, params)
   return true
 end
 
-local RESULT_MT = json.object_mt({ "items", "total", "unpaginated_total", "total_pages" })
+local RESULT_MT = json.object_mt({ "items", "total", "unpaginated_total", "total_pages", "next_cursor" })
 M.RESULT_MT = RESULT_MT
-local TOTAL = "__jararaca_total"
 
---- paginate(filter [, extra]) -> { items, total, unpaginated_total, total_pages } | nil, err
+-- The ORDER BY keys: the sorts asked for (or the default), then the id as
+-- the tie-breaker, in the direction of the last key. One direction for
+-- all keys lets an index on (sort column, id) serve the whole order (a
+-- WITHOUT ROWID table's index on the sort column holds the key already;
+-- a rowid table's holds the rowid, so an INTEGER PRIMARY KEY id too).
+local function order_keys(self, sorts)
+  if #sorts == 0 then sorts = self.default_sort end
+  local keys, seen = {}, {}
+  for i, srt in ipairs(sorts) do
+    keys[i] = { srt.field, srt.direction }
+    seen[srt.field] = true
+  end
+  if self.id and not seen[self.id] then
+    keys[#keys + 1] = { self.id, #keys > 0 and keys[#keys][2] or "asc" }
+  end
+  return keys
+end
+
+local function signature(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = k[1] .. ":" .. k[2] end
+  return concat(parts, ",")
+end
+
+-- The columns of the table that cannot hold NULL (PRAGMA table_info:
+-- declared NOT NULL, a WITHOUT ROWID primary key, or an INTEGER PRIMARY KEY,
+-- which is the rowid), learnt once.
+local function not_null(self, s)
+  local known = self._not_null
+  if known then return known end
+  local rows, err, code = s:query("SELECT name, \"notnull\" AS nn, pk, type FROM pragma_table_info(?)", { self.table })
+  if not rows then raise(self.table .. ".paginate", err, code, "PRAGMA table_info") end
+  known = {}
+  for _, r in ipairs(rows) do
+    if r.nn == 1 or (r.pk == 1 and type(r.type) == "string" and r.type:upper() == "INTEGER") then known[r.name] = true end
+  end
+  if self.id then known[self.id] = true end
+  self._not_null = known
+  return known
+end
+
+-- Rows after the cursor's: "(a, b) > (?, ?)" when the keys go one way and
+-- hold no NULL (an index range), else the lexicographic expansion, with
+-- NULLs where SQLite sorts them (first ascending, last descending); params
+-- get the cursor's values.
+local function after_condition(keys, values, nn, params)
+  local simple = true
+  for i = 1, #keys do
+    if keys[i][2] ~= keys[1][2] or not nn[keys[i][1]] or values[i] == json_null then simple = false end
+  end
+  if simple then
+    local cols, marks = {}, {}
+    for i, k in ipairs(keys) do
+      cols[i], marks[i] = ident(k[1]), "?"
+      params[#params + 1] = values[i]
+    end
+    local op = keys[1][2] == "desc" and " < " or " > "
+    if #keys == 1 then return cols[1] .. op .. "?" end
+    return "(" .. concat(cols, ", ") .. ")" .. op .. "(" .. concat(marks, ", ") .. ")"
+  end
+  local ors = {}
+  for i = 1, #keys do
+    local ands, ps, ok = {}, {}, true
+    for k = 1, i - 1 do
+      local col = ident(keys[k][1])
+      if values[k] == json_null then
+        ands[#ands + 1] = col .. " IS NULL"
+      else
+        ands[#ands + 1] = col .. " = ?"
+        ps[#ps + 1] = values[k]
+      end
+    end
+    local col, v, desc = ident(keys[i][1]), values[i], keys[i][2] == "desc"
+    if v == json_null then
+      if desc then ok = false else ands[#ands + 1] = col .. " IS NOT NULL" end -- after NULLs, ascending: the rest
+    else
+      ps[#ps + 1] = v
+      if desc then
+        ands[#ands + 1] = nn[keys[i][1]] and (col .. " < ?") or ("(" .. col .. " < ? OR " .. col .. " IS NULL)")
+      else
+        ands[#ands + 1] = col .. " > ?"
+      end
+    end
+    if ok then
+      ors[#ors + 1] = "(" .. concat(ands, " AND ") .. ")"
+      for _, x in ipairs(ps) do params[#params + 1] = x end
+    end
+  end
+  if #ors == 0 then return "0" end
+  return "(" .. concat(ors, " OR ") .. ")"
+end
+
+local function encode_cursor(keys, row)
+  local values = {}
+  for i, k in ipairs(keys) do
+    local v = row[k[1]]
+    if v == nil then v = json_null end
+    values[i] = v
+  end
+  return base64.encode(json.encode({ signature(keys), json.array(values) }))
+end
+
+local BAD_CURSOR = "after: not a cursor of this listing (pass the next_cursor of the previous page as it is)"
+
+local function decode_cursor(keys, cursor)
+  local text = base64.decode(cursor)
+  if not text then return nil, BAD_CURSOR end
+  local ok, t = pcall(json.decode, text)
+  if not ok or type(t) ~= "table" or t[1] ~= signature(keys) or type(t[2]) ~= "table" or #t[2] ~= #keys then
+    return nil, BAD_CURSOR
+  end
+  for i = 1, #keys do
+    local v, tv = t[2][i], type(t[2][i])
+    if v ~= json_null and tv ~= "string" and tv ~= "number" and tv ~= "cdata" and tv ~= "boolean" then
+      return nil, BAD_CURSOR
+    end
+    if v ~= json_null then t[2][i] = to_param(v) end
+  end
+  return t[2]
+end
+
+-- The number of rows matching `where`, from a cache kept per connection and
+-- content (Session:content_key): a count walks every matching row, and a
+-- listing read again and again on unchanged data must not (a table of
+-- 100,000 rows takes milliseconds to count).
+local COUNT_CACHE_MAX = 64
+
+local function count_rows(self, s, where, params)
+  local conn, version, changes = s:content_key()
+  local key
+  if conn ~= nil then
+    local c = self._counts[conn]
+    if c == nil or c.version ~= version or c.changes ~= changes or c.n >= COUNT_CACHE_MAX then
+      c = { version = version, changes = changes, n = 0, values = {} }
+      self._counts[conn] = c
+    end
+    local parts = { where }
+    for i, p in ipairs(params) do parts[i + 1] = type(p) .. ":" .. tostring(p) end
+    key = concat(parts, "\0")
+    local n = c.values[key]
+    if n then return n end
+  end
+  local text = "SELECT count(*) AS n FROM " .. self.qtable .. where
+  -- on the reader's thread: a count is one long SQLite instruction
+  local row, err, code = s:first(text, params, { thread = true })
+  if row == nil then raise(self.table .. ".paginate", err or "no count", code, text) end
+  local n = tonumber(row.n)
+  if key then
+    local c = self._counts[conn]
+    if c and c.version == version and c.changes == changes then
+      c.values[key] = n
+      c.n = c.n + 1
+    end
+  end
+  return n
+end
+
+--- paginate(filter [, extra]) -> { items, total, unpaginated_total, total_pages, next_cursor } | nil, err
 --- filter: page (0-based), page_size (1..max_page_size), sort, filters,
---- logic ("and" default, or "or": how filters combine).
+--- logic ("and" default, or "or": how filters combine), after (a cursor:
+--- the next_cursor of the previous page, instead of page, for any depth).
 --- extra: { where = "sql condition", params = {...} } added (AND) to the
 --- declared `where`, for conditions the code sets (a tenant, an owner).
 function Query:paginate(f, extra)
@@ -396,7 +569,14 @@ function Query:paginate(f, extra)
   if serr then return nil, serr end
   page = page or 0
   size = size or M.DEFAULT_PAGE_SIZE
-  if size > self.max_page_size then size = self.max_page_size end
+  local after = f.after
+  if after == json_null or after == "" then after = nil end
+  if after ~= nil and type(after) ~= "string" then return nil, "after must be a cursor (a string)" end
+  if after and page > 0 then return nil, "give page or after, not both" end
+  if page * size > self.max_offset then
+    return nil, format("page %d of %d rows starts past row %d, and an offset may skip at most %d rows: "
+      .. "go deeper with the cursor (after = the previous page's next_cursor)", page, size, page * size, self.max_offset)
+  end
   local sorts, sort_err = parse_sort(self, f.sort)
   if not sorts then return nil, sort_err end
   local fconds, params = {}, {}
@@ -422,45 +602,43 @@ function Query:paginate(f, extra)
   for _, p in ipairs(params) do all_params[#all_params + 1] = p end
   local where = #conds > 0 and (" WHERE " .. concat(conds, " AND ")) or ""
 
-  if #sorts == 0 then sorts = self.default_sort end
+  local keys = order_keys(self, sorts)
   local order = {}
-  local seen = {}
-  for i, s in ipairs(sorts) do
-    order[i] = ident(s.field) .. (s.direction == "desc" and " DESC" or " ASC")
-    seen[s.field] = true
-  end
-  if self.id and not seen[self.id] then order[#order + 1] = ident(self.id) .. " ASC" end
+  for i, k in ipairs(keys) do order[i] = ident(k[1]) .. (k[2] == "desc" and " DESC" or " ASC") end
   local order_by = #order > 0 and (" ORDER BY " .. concat(order, ", ")) or ""
 
-  local s = use_session(self.db)
-  local text = "SELECT *, COUNT(*) OVER () AS " .. TOTAL .. " FROM " .. self.qtable .. where ..
-    order_by .. " LIMIT ? OFFSET ?"
   local qparams = {}
   for i, p in ipairs(all_params) do qparams[i] = p end
-  qparams[#qparams + 1] = size
-  qparams[#qparams + 1] = page * size
+  local page_where = where
+  local s = use_session(self.db)
+  if after then
+    if not self.id then return nil, "after: this listing has no id column to page by (option id)" end
+    local values, cerr = decode_cursor(keys, after)
+    if not values then return nil, cerr end
+    local cond = after_condition(keys, values, not_null(self, s), qparams)
+    page_where = where == "" and (" WHERE " .. cond) or (where .. " AND " .. cond)
+  end
+  -- one row more than the page: whether there is a next one
+  local text = "SELECT * FROM " .. self.qtable .. page_where .. order_by .. " LIMIT ?"
+  qparams[#qparams + 1] = size + 1
+  if not after then
+    text = text .. " OFFSET ?"
+    qparams[#qparams + 1] = page * size
+  end
   local rows, err, code = s:query(text, qparams)
   if not rows then raise(self.table .. ".paginate", err, code, text) end
-  local unpaginated
-  if rows[1] ~= nil then
-    unpaginated = tonumber(rows[1][TOTAL])
-  elseif page == 0 then
-    unpaginated = 0
-  else
-    local ctext = "SELECT COUNT(*) AS n FROM " .. self.qtable .. where
-    local row, cerr, ccode = s:first(ctext, all_params)
-    if row == nil then raise(self.table .. ".paginate", cerr or "no count", ccode, ctext) end
-    unpaginated = tonumber(row.n)
+  local next_cursor = json_null
+  if #rows > size then
+    rows[#rows] = nil
+    if self.id then next_cursor = encode_cursor(keys, rows[#rows]) end
   end
+  local unpaginated = count_rows(self, s, where, all_params)
   local items = sql.array({})
   local read = self.read
-  for i, r in ipairs(rows) do
-    r[TOTAL] = nil
-    items[i] = read(r)
-  end
+  for i, r in ipairs(rows) do items[i] = read(r) end
   return setmetatable({
     items = items, total = #items, unpaginated_total = unpaginated,
-    total_pages = ceil(unpaginated / size),
+    total_pages = ceil(unpaginated / size), next_cursor = next_cursor,
   }, RESULT_MT)
 end
 
@@ -468,14 +646,19 @@ end
 -- Schemas for routes
 ---------------------------------------------------------------------------
 
---- Query parameters page / page_size, for a route's `query =` option.
+--- Query parameters page / page_size / after, for a route's `query =` option.
+--- opts: max_page_size, default_page_size, max_offset (as the Query's).
 function M.pagination_fields(opts)
   local s = S()
   local max = opts and opts.max_page_size or M.MAX_PAGE_SIZE
   local default = opts and opts.default_page_size or M.DEFAULT_PAGE_SIZE
+  local max_offset = opts and opts.max_offset or M.MAX_OFFSET
   return {
-    page = s.integer { minimum = 0, description = "page number, from 0" }:default(0),
+    page = s.integer { minimum = 0, maximum = max_offset,
+      description = "page number, from 0 (an offset may skip at most " .. max_offset .. " rows: deeper, use after)" }:default(0),
     page_size = s.integer { minimum = 1, maximum = max, description = "items per page" }:default(default),
+    after = s.string { min_length = 1, max_length = 2048,
+      description = "the next_cursor of the previous page: the page after it (instead of page)" }:optional(),
   }
 end
 
@@ -498,6 +681,7 @@ function M.search_schemas()
   local PaginatedSearch = s.object("PaginatedSearch", {
     { "page", fields.page },
     { "page_size", fields.page_size },
+    { "after", fields.after },
     { "sort", s.array(SortModel):default({}) },
     { "filters", s.array(FilterModel):default({}) },
     { "logic", s.enum({ "and", "or" }):default("and") },
@@ -519,6 +703,7 @@ function M.Paginated(item)
     { "total", s.integer { minimum = 0 } },
     { "unpaginated_total", s.integer { minimum = 0 } },
     { "total_pages", s.integer { minimum = 0 } },
+    { "next_cursor", s.string { description = "pass as after for the next page; null on the last" }:nullable() },
   }
   local name = item.name and (item.name .. "Page") or nil
   if name and s.lookup(name) == nil then

@@ -174,23 +174,25 @@ local function transaction(s)
   return tx
 end
 
-local function run(s, method, sql, params)
+local function run(s, method, sql, params, opts)
   lock(s)
   if s.state == "done" then unlock(s); ended_error(s, 3) end
   local tx, terr, tcode = transaction(s)
   if not tx then unlock(s); return nil, terr, tcode end
-  local ok, a, b, c = pcall(tx[method], tx, sql, params)
+  local ok, a, b, c = pcall(tx[method], tx, sql, params, opts)
   unlock(s)
   if not ok then error(a, 0) end
   return a, b, c
 end
 
---- execute(sql, params) -> { changes, last_insert_id } | nil, err, code
-function Session:execute(sql, params) return run(self, "execute", sql, params) end
---- query(sql, params) -> rows, columns | nil, err, code
-function Session:query(sql, params) return run(self, "query", sql, params) end
---- first(sql, params) -> row | nil | nil, err, code
-function Session:first(sql, params) return run(self, "first", sql, params) end
+--- execute(sql, params [, opts]) -> { changes, last_insert_id } | nil, err, code
+--- opts.thread: run a read on its reader's thread, never on the event loop
+--- (for a statement known to be long; see docs/sqlite.md)
+function Session:execute(sql, params, opts) return run(self, "execute", sql, params, opts) end
+--- query(sql, params [, opts]) -> rows, columns | nil, err, code
+function Session:query(sql, params, opts) return run(self, "query", sql, params, opts) end
+--- first(sql, params [, opts]) -> row | nil | nil, err, code
+function Session:first(sql, params, opts) return run(self, "first", sql, params, opts) end
 --- exec_script(sql) -> true | nil, err, code (several statements, no parameters)
 function Session:exec_script(sql) return run(self, "exec_script", sql) end
 
@@ -203,6 +205,11 @@ end
 --- becomes a write one when its first statement writes).
 function Session:mode()
   return self.tx and self.tx.mode or self._mode
+end
+
+--- The work of the session's last statement (see Tx:counters), or nil.
+function Session:counters()
+  return self.tx and self.tx:counters() or nil
 end
 
 --- What identifies the content the session sees now (see Tx:content_key),
