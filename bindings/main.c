@@ -12,6 +12,10 @@
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit (RLIMIT_FSIZE) or a full disk must fail the write
+     * (SQLite then fails the transaction, and the request gets a 5xx), not
+     * kill the process with SIGXFSZ's default action. */
+    signal(SIGXFSZ, SIG_IGN);
     static jr_vm vm;
     vm.loop = uv_default_loop();
     lua_State *L = jr_vm_open(&vm);

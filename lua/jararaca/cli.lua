@@ -161,6 +161,10 @@ function M.server(args)
     if not idx then eprint("jararaca server: fork: ", ferr); return 1 end
   end
 
+  -- Watch signals before starting: a SIGTERM that comes while the app
+  -- starts (a worker waiting for another's migration lock) is kept and
+  -- stops the server as soon as it is up, instead of killing it half-way.
+  sys.watch_signals()
   local server = require "jararaca.http.server"
   -- Startup errors name what is wrong (file, provider, variable): print the
   -- message; the framework-internal traceback only at debug level.
@@ -180,7 +184,6 @@ function M.server(args)
     rt:stop()
     return 1
   end
-  sys.watch_signals()
   log.info(("listening on http://%s:%d (pid %d)"):format(o.host, srv:port(), sys.pid()))
   sys.worker_ready()
   local sig = sys.next_signal()

@@ -1,5 +1,5 @@
--- An app for spec/integration/sqlite_spec.lua: statements on the event loop
--- or on the connections' threads, seen from HTTP.
+-- An app for spec/integration/sqlite_spec.lua: reads on the event loop or on
+-- the readers' threads, the writer's queue and group commit, seen from HTTP.
 --   LOAD_DB   the database file (required)
 local j = require "jararaca"
 local persistence = require "jararaca.persistence"
@@ -23,6 +23,36 @@ end)
 
 Load.count = j.Get("/items/count", function(self, req)
   return persistence.use_session():first("SELECT count(*) AS n, count(DISTINCT pid) AS pids FROM items")
+end)
+
+-- Read, let other requests run, write: a read-modify-write in the default
+-- mode of a POST (a write session: its turn at the writer from its first
+-- statement).
+Load.increment = j.Post("/counter/increment", function(self, req)
+  local s = persistence.use_session()
+  local n = assert(s:first("SELECT n FROM counter")).n
+  j.sleep(0)
+  assert(s:execute("UPDATE counter SET n = ?", { n + 1 }))
+  return { n = n + 1 }
+end)
+
+Load.counter = j.Get("/counter", function(self, req)
+  return persistence.use_session():first("SELECT n FROM counter")
+end)
+
+-- 16 KB of random bytes: a few WAL frames per insert.
+Load.blob = j.Post("/blobs", { status = 201 }, function(self, req)
+  local r = assert(persistence.use_session():execute("INSERT INTO blobs (data) VALUES (randomblob(16384))"))
+  return { id = r.last_insert_id }
+end)
+
+Load.blob_count = j.Get("/blobs/count", function(self, req)
+  return persistence.use_session():first("SELECT count(*) AS n FROM blobs")
+end)
+
+Load.stats = j.Get("/db-stats", function(self, req)
+  local st = persistence.use_database():stats()
+  return { writer = st.writer, readers = st.readers, pid = sys.pid() }
 end)
 
 return j.Microservice {
