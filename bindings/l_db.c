@@ -14,6 +14,7 @@
  *       read: try the loop thread first (jr_db_run_read)
  *       -> { changes =, last_insert_id = } | rows, columns | row | nil | true
  *        | nil, err, code   (parks unless it ran on the loop)
+ *        | db.AGAIN: nothing ran; the task used its slice of the loop, yield and ask again
  *   db.finish(c, job, member_end, txn_end, read)
  *       -> m_ok, m_err, m_code, t_ok, t_err, t_code (each triple true | nil, err, code)
  *   db.state(job) -> autocommit, began, savepoint, needs_writer   (after run/finish)
@@ -40,9 +41,10 @@
 #define JR_LUA_TCDATA 10
 #define JR_MAX_SAFE_INT 9007199254740992.0 /* 2^53 */
 
-static char k_conn_mt, k_job_mt, k_blob_mt, k_array_mt, k_int64_factory, k_tostring;
+static char k_conn_mt, k_job_mt, k_blob_mt, k_array_mt, k_int64_factory, k_tostring, k_again;
 
 typedef struct l_conn {
+    struct l_conn *prev, *next; /* g_conns: open, not yet closed */
     jr_db *db;        /* NULL once closed (or never started) */
     jr_db_job open_job;
     jr_waiter waiter; /* the task in db.open */
@@ -96,6 +98,42 @@ static int push_fail(lua_State *L, const char *err, const char *code)
     return 3;
 }
 
+/* ---- the open connections, and delivery between tasks ---- */
+
+static l_conn *g_conns;
+
+static void link_conn(l_conn *c)
+{
+    c->prev = NULL;
+    c->next = g_conns;
+    if (g_conns) g_conns->prev = c;
+    g_conns = c;
+}
+
+static void unlink_conn(l_conn *c)
+{
+    if (c->prev) c->prev->next = c->next;
+    else if (g_conns == c) g_conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* After each task (jr_sched_set_after_task): finished jobs of every
+ * connection go back to their tasks now (see jr_db_deliver). A connection
+ * leaves the list only in on_db_closed, which runs in libuv's close phase,
+ * never during this walk; ones opened meanwhile go in at the head. */
+static void deliver_all(void)
+{
+    static int busy;
+    if (busy) return;
+    busy = 1;
+    for (l_conn *c = g_conns, *next; c; c = next) {
+        next = c->next;
+        if (c->db && !c->closing) jr_db_deliver(c->db);
+    }
+    busy = 0;
+}
+
 /* ---- closing ---- */
 
 static void free_conn(l_conn *c)
@@ -107,6 +145,7 @@ static void free_conn(l_conn *c)
 static void on_db_closed(void *data)
 {
     l_conn *c = data;
+    unlink_conn(c);
     c->closed = 1;
     c->db = NULL;
     if (!c->ud_alive) {
@@ -397,6 +436,7 @@ static int l_open(lua_State *L)
     u->c = c;
     c->open_job.data = c;
     c->db = jr_db_open(jr_vm_global->loop, &o, &c->open_job, on_open);
+    if (c->db) link_conn(c);
     if (!c->db) {
         c->closed = 1;
         lua_pushnil(L);
@@ -566,9 +606,9 @@ static l_job *usable_job(lua_State *L, int idx, const char *what)
 
 /* Statements that run on the loop thread return without yielding, so a
  * task running many in a row (a loop of reads) would keep the loop to
- * itself: after JR_DB_SLICE_NS of them in one turn of the loop, its next
- * statement goes through the connection's thread, which parks it and lets
- * the others run. */
+ * itself: after JR_DB_SLICE_NS of them in one turn of the loop, the next
+ * read returns db.AGAIN without running, and the Lua side yields to the
+ * tasks that are ready (sleep(0)) before it asks again. */
 #define JR_DB_SLICE_NS 2000000u
 static jr_task *g_slice_task;
 static uint64_t g_slice_turn, g_slice_ns;
@@ -591,7 +631,8 @@ static int dispatch(lua_State *L, l_conn *c, l_job *j, int read, const char *wha
         }
         if (g_slice_ns >= JR_DB_SLICE_NS) {
             g_slice_ns = 0;
-            read = 0;
+            lua_pushlightuserdata(L, &k_again);
+            return 1;
         }
     }
     uint64_t t0 = read ? uv_hrtime() : 0;
@@ -759,6 +800,7 @@ static int l_configure(lua_State *L)
 
 int jr_open_db(lua_State *L)
 {
+    jr_sched_set_after_task(deliver_all);
     static const luaL_Reg none[] = {{NULL, NULL}};
     jr_newmetatable(L, &k_conn_mt, "db connection", none, conn_gc);
     jr_newmetatable(L, &k_job_mt, "db job", none, job_gc);
@@ -782,6 +824,8 @@ int jr_open_db(lua_State *L)
     lua_setfield(L, -2, "job");
     lua_pushcfunction(L, l_configure);
     lua_setfield(L, -2, "configure");
+    lua_pushlightuserdata(L, &k_again);
+    lua_setfield(L, -2, "AGAIN");
     static const struct {
         const char *name;
         int value;

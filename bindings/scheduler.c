@@ -127,6 +127,37 @@ static void task_drop_timer(jr_task *t)
     t->timer = NULL;
 }
 
+static void (*g_after_task)(void);
+
+void jr_sched_set_after_task(void (*fn)(void)) { g_after_task = fn; }
+
+static void task_stopped(jr_task *t, int rc);
+
+/* After a task resumed from a libuv callback stops: deliver what finished
+ * meanwhile (the hook), then run the tasks that are ready now - those it
+ * woke (the next one in a queue it left, the next writer) - instead of
+ * leaving them for the next turn of the loop, after every other event of
+ * this one. One batch, like on_ready_idle: a task that keeps re-queueing
+ * itself does not hold the loop. Not re-entered: what runs here queues its
+ * own follow-ups for the next batch. */
+static void after_task(void)
+{
+    static int busy;
+    if (busy) return;
+    busy = 1;
+    if (g_after_task) g_after_task();
+    jr_task *batch = g_ready_head;
+    g_ready_head = g_ready_tail = NULL;
+    while (batch) {
+        jr_task *t = batch;
+        batch = t->next;
+        t->next = NULL;
+        task_run(t, t->nresume);
+    }
+    if (!g_ready_head) uv_idle_stop(&g_ready_idle);
+    busy = 0;
+}
+
 /* Resume t with nargs values on its stack; handle how it stops. */
 static void task_run(jr_task *t, int nargs)
 {
@@ -137,6 +168,14 @@ static void task_run(jr_task *t, int nargs)
     g_current = t;
     int rc = lua_resume(co, nargs);
     g_current = prev;
+    task_stopped(t, rc);
+    if (!prev) after_task();
+}
+
+/* How t stopped (rc of lua_resume): parked, yielded, finished or crashed. */
+static void task_stopped(jr_task *t, int rc)
+{
+    lua_State *co = t->co;
     if (rc == LUA_YIELD) {
         switch (t->state) {
         case JR_TASK_SLEEP:

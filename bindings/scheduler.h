@@ -30,6 +30,12 @@ void jr_sched_init(lua_State *L, uv_loop_t *loop);
 /* The task being resumed, or NULL (main chunk / C callbacks). */
 jr_task *jr_task_current(void);
 
+/* fn runs after every task that was resumed from a libuv callback (not
+ * from inside another task) has yielded or finished: a place to deliver
+ * results that arrived meanwhile without waiting for the next turn of the
+ * loop (l_db.c: finished database jobs). One hook; NULL removes it. */
+void jr_sched_set_after_task(void (*fn)(void));
+
 /* Start fn(args...) in a pooled task. Expects on L's stack: function and
  * nargs arguments on top; pops them. Runs at once when no task is running,
  * else it is queued (never nested). Returns the task. */

@@ -78,6 +78,7 @@ struct jr_db {
      * progress and busy handlers without the mutex, hence atomic. */
     _Atomic uint64_t interrupt_upto;
     _Atomic int nq; /* jobs queued: polled without the mutex while spinning */
+    _Atomic int ndone; /* jobs done, not yet handed back: polled by jr_db_deliver */
 
     /* loop thread only */
     size_t inflight;
@@ -542,6 +543,7 @@ static void push_done(jr_db *db, jr_db_job *j)
     if (db->d_tail) db->d_tail->next = j;
     else db->d_head = j;
     db->d_tail = j;
+    atomic_fetch_add_explicit(&db->ndone, 1, memory_order_release);
 }
 
 static void worker_main(void *arg)
@@ -629,12 +631,13 @@ static void maybe_unref(jr_db *db)
     }
 }
 
-static void on_async(uv_async_t *a)
+/* Hand the finished jobs back to their callbacks, in order. */
+static void deliver(jr_db *db)
 {
-    jr_db *db = a->data;
     uv_mutex_lock(&db->mu);
     jr_db_job *list = db->d_head;
     db->d_head = db->d_tail = NULL;
+    atomic_store_explicit(&db->ndone, 0, memory_order_relaxed);
     uv_mutex_unlock(&db->mu);
     while (list) {
         jr_db_job *j = list;
@@ -650,6 +653,15 @@ static void on_async(uv_async_t *a)
         if (j->cb) j->cb(j);
     }
     maybe_unref(db);
+}
+
+static void on_async(uv_async_t *a) { deliver(a->data); }
+
+int jr_db_deliver(jr_db *db)
+{
+    if (db->closing || atomic_load_explicit(&db->ndone, memory_order_acquire) == 0) return 0;
+    deliver(db);
+    return 1;
 }
 
 static void enqueue(jr_db *db, jr_db_job *job)

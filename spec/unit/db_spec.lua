@@ -699,7 +699,7 @@ describe("jararaca.db", function()
         while not done do ticks = ticks + 1; sched.sleep(0) end
       end)
       local r = d:begin("read")
-      for _ = 1, 20000 do assert(r:first("SELECT x FROM one")) end
+      for _ = 1, 60000 do assert(r:first("SELECT x FROM one")) end
       assert(r:commit())
       done = true
       ticker:wait()

@@ -1122,6 +1122,28 @@ describe("persistence.Query", function()
     assert.are.equal(7, total())
   end)
 
+  it("takes the unfiltered total from count_sql (a counter kept by triggers), filtered ones by counting", function()
+    local c = db_app { path = temp_db() }
+    script(c, [[CREATE TABLE t (id INTEGER PRIMARY KEY, done INTEGER NOT NULL);
+      CREATE TABLE t_count (n INTEGER NOT NULL); INSERT INTO t_count VALUES (0);
+      CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN UPDATE t_count SET n = n + 1; END;
+      CREATE TRIGGER t_del AFTER DELETE ON t BEGIN UPDATE t_count SET n = n - 1; END;
+      INSERT INTO t (done) VALUES (0), (1), (1);]])
+    local T = persistence.Query { table = "t", filterable = { done = "boolean" }, count_sql = "SELECT n FROM t_count" }
+    local function totals()
+      local ok, all, some = c:tx(function()
+        return T:paginate {}, T:paginate { filters = { { field = "done", operator = "is", value = true } } }
+      end)
+      assert.is_true(ok, tostring(all))
+      return all.unpaginated_total, some.unpaginated_total
+    end
+    assert.are.same({ 3, 2 }, { totals() })
+    script(c, "UPDATE t_count SET n = 42") -- (only to see where the unfiltered total comes from)
+    assert.are.same({ 42, 2 }, { totals() })
+    assert.truthy(err_of(persistence.Query, { table = "t", count_sql = 1 }):find("count_sql must be an SQL query", 1, true))
+    c:stop()
+  end)
+
   it("pages a big table from its index: no sort, work bounded by the page, at any depth", function()
     local big = db_app { path = temp_db() }
     script(big, [[CREATE TABLE t (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID;

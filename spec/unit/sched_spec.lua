@@ -21,6 +21,30 @@ describe("sched", function()
     assert.is_true((t:wait()))
   end)
 
+  it("a task woken by another runs as soon as the waker stops, before the loop's next event", function()
+    -- A and C wake from timers of the same turn; A wakes B. B runs right
+    -- after A parks (a hand-over costs no turn of the loop), before C.
+    local csched = require "jararaca.core.sched"
+    local order, hb, gb = {}, nil, nil
+    local b = sched.spawn(function()
+      hb, gb = csched.current()
+      csched.wait()
+      order[#order + 1] = "B"
+    end)
+    local a = sched.spawn(function()
+      sched.sleep(0.01)
+      order[#order + 1] = "A"
+      csched.wake(hb, gb)
+      sched.sleep(0.02)
+    end)
+    local c = sched.spawn(function()
+      sched.sleep(0.01)
+      order[#order + 1] = "C"
+    end)
+    for _, t in ipairs { a, b, c } do assert.is_true((t:wait(1))) end
+    assert.same({ "A", "B", "C" }, order)
+  end)
+
   it("sleep rejects a non-number", function()
     assert.has_error(function() sched.sleep("1") end, "sleep(seconds): seconds must be a number")
   end)

@@ -9,6 +9,7 @@
 -- transaction that runs none costs nothing.
 -- @module jararaca.db.tx
 local core = require "jararaca.core.db"
+local csched = require "jararaca.core.sched"
 
 local setmetatable, error, type, format = setmetatable, error, type, string.format
 local c_run, c_finish, c_state, c_interrupt = core.run, core.finish, core.state, core.interrupt
@@ -17,6 +18,7 @@ local EXECUTE, QUERY, FIRST, SCRIPT = core.EXECUTE, core.QUERY, core.FIRST, core
 local PRE_READ = core.PRE_READONLY + core.PRE_BEGIN
 local PRE_READ_MORE = core.PRE_READONLY + core.PRE_IN_TXN
 local MEMBER_NONE, TXN_COMMIT, TXN_ROLLBACK = core.MEMBER_NONE, core.TXN_COMMIT, core.TXN_ROLLBACK
+local AGAIN, c_sleep = core.AGAIN, csched.sleep
 
 local M = {}
 
@@ -73,7 +75,12 @@ local function statement(self, kind, sql, params, thread)
         self.conn, self.state = c, "open"
       end
       local job = self.job
-      local a, b, c = c_run(conn, job, kind, sql, params, self.begun and PRE_READ_MORE or PRE_READ, not thread)
+      local pre = self.begun and PRE_READ_MORE or PRE_READ
+      local a, b, c = c_run(conn, job, kind, sql, params, pre, not thread)
+      if a == AGAIN then -- this task had its slice of the loop: the others first
+        if not c_sleep(0) then return nil, "cancelled", "cancelled" end
+        a, b, c = c_run(conn, job, kind, sql, params, pre, not thread)
+      end
       local _, began, _, needs_writer = c_state(job)
       if began then self.begun = true end
       if not needs_writer then return a, b, c end
