@@ -613,6 +613,15 @@ static l_job *usable_job(lua_State *L, int idx, const char *what)
 static jr_task *g_slice_task;
 static uint64_t g_slice_turn, g_slice_ns;
 
+/* The connection is closed: the results of the job that could not run, in
+ * its kind's shape (an END job answers for the member and the transaction). */
+static int push_closed(lua_State *L, const jr_db_job *job)
+{
+    int n = push_fail(L, "the connection is closed", "closed");
+    if (job->kind == JR_DB_END) n += push_fail(L, "the connection is closed", "closed");
+    return n;
+}
+
 /* Hand the job to the connection (read: try the loop thread first); push
  * the results now, or park until on_done does. */
 static int dispatch(lua_State *L, l_conn *c, l_job *j, int read, const char *what)
@@ -620,7 +629,7 @@ static int dispatch(lua_State *L, l_conn *c, l_job *j, int read, const char *wha
     jr_db_job *job = &j->job;
     job->cb = on_done;
     job->data = j;
-    if (!c->db || c->closing) return push_fail(L, "the connection is closed", "closed");
+    if (!c->db || c->closing) return push_closed(L, job);
     if (read && job->kind != JR_DB_END) {
         jr_task *task = jr_task_current();
         uint64_t turn = uv_now(jr_vm_global->loop);
@@ -637,7 +646,7 @@ static int dispatch(lua_State *L, l_conn *c, l_job *j, int read, const char *wha
     }
     uint64_t t0 = read ? uv_hrtime() : 0;
     int r = read ? jr_db_run_read(c->db, job) : jr_db_submit(c->db, job) == 0 ? 0 : -1;
-    if (r < 0) return push_fail(L, "the connection is closed", "closed");
+    if (r < 0) return push_closed(L, job);
     if (r == 1) {
         g_slice_ns += uv_hrtime() - t0;
         return push_any(L, job);

@@ -90,15 +90,34 @@ static void task_release(jr_task *t)
     g_task_count--;
 }
 
-static void ready_push(jr_task *t, int nargs)
+/* Two queues of tasks to resume: `ready` (woken by something: they run as
+ * soon as the running task stops, see after_task) and `later` (they asked
+ * to let the others run first: sleep(0), a bare yield; they run once per
+ * turn of the loop, in the idle phase). */
+static jr_task *g_later_head, *g_later_tail;
+
+static void queue_push(jr_task **head, jr_task **tail, jr_task *t, int nargs)
 {
     t->state = JR_TASK_READY;
     t->nresume = nargs;
     t->next = NULL;
-    if (g_ready_tail) g_ready_tail->next = t;
-    else g_ready_head = t;
-    g_ready_tail = t;
+    if (*tail) (*tail)->next = t;
+    else *head = t;
+    *tail = t;
     if (!uv_is_active((uv_handle_t *)&g_ready_idle)) uv_idle_start(&g_ready_idle, on_ready_idle);
+}
+
+static void ready_push(jr_task *t, int nargs) { queue_push(&g_ready_head, &g_ready_tail, t, nargs); }
+static void later_push(jr_task *t, int nargs) { queue_push(&g_later_head, &g_later_tail, t, nargs); }
+
+static void run_batch(jr_task *batch)
+{
+    while (batch) {
+        jr_task *t = batch;
+        batch = t->next;
+        t->next = NULL;
+        task_run(t, t->nresume);
+    }
 }
 
 static void on_ready_idle(uv_idle_t *h)
@@ -106,15 +125,11 @@ static void on_ready_idle(uv_idle_t *h)
     (void)h;
     /* Only what is queued now: a task that keeps re-queueing itself
      * (sleep(0) in a loop) must not starve I/O. */
-    jr_task *batch = g_ready_head;
-    g_ready_head = g_ready_tail = NULL;
-    while (batch) {
-        jr_task *t = batch;
-        batch = t->next;
-        t->next = NULL;
-        task_run(t, t->nresume);
-    }
-    if (!g_ready_head) uv_idle_stop(&g_ready_idle);
+    jr_task *batch = g_ready_head, *later = g_later_head;
+    g_ready_head = g_ready_tail = g_later_head = g_later_tail = NULL;
+    run_batch(batch);
+    run_batch(later);
+    if (!g_ready_head && !g_later_head) uv_idle_stop(&g_ready_idle);
 }
 
 /* Close a task's timer, if any (the timer frees itself when closed). */
@@ -148,13 +163,8 @@ static void after_task(void)
     if (g_after_task) g_after_task();
     jr_task *batch = g_ready_head;
     g_ready_head = g_ready_tail = NULL;
-    while (batch) {
-        jr_task *t = batch;
-        batch = t->next;
-        t->next = NULL;
-        task_run(t, t->nresume);
-    }
-    if (!g_ready_head) uv_idle_stop(&g_ready_idle);
+    run_batch(batch);
+    if (!g_ready_head && !g_later_head) uv_idle_stop(&g_ready_idle);
     busy = 0;
 }
 
@@ -183,7 +193,7 @@ static void task_stopped(jr_task *t, int rc)
             if (t->yield_now) {
                 t->yield_now = 0;
                 lua_pushboolean(co, 1);
-                ready_push(t, 1);
+                later_push(t, 1);
             }
             return;
         case JR_TASK_WAIT:
@@ -209,7 +219,7 @@ static void task_stopped(jr_task *t, int rc)
             /* A bare coroutine.yield() at the top of a task: treat it as
              * "let others run" and resume it on the next tick. */
             lua_settop(co, 0);
-            ready_push(t, 0);
+            later_push(t, 0);
             return;
         }
     }

@@ -79,10 +79,14 @@ struct jr_db {
     _Atomic uint64_t interrupt_upto;
     _Atomic int nq; /* jobs queued: polled without the mutex while spinning */
     _Atomic int ndone; /* jobs done, not yet handed back: polled by jr_db_deliver */
+    /* The thread uses the handle after handing its last job back (a
+     * checkpoint): the loop thread must not, even though nothing is in flight. */
+    _Atomic int bg_busy;
 
     /* loop thread only */
     size_t inflight;
     int closing, refd, free_only;
+    int delivering; /* deliver() is calling callbacks: a nested one would reorder them */
     jr_db_job close_job;
     void (*close_cb)(void *);
     void *close_data;
@@ -448,7 +452,15 @@ static void do_open(jr_db *db, jr_db_job *j)
         jr_db_job_fail(j, SQLITE_MISUSE, "cannot open database %s: invalid journal_mode or synchronous", db->path);
         return;
     }
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI;
+    /* The loop thread and the connection's thread take turns on the handle
+     * (handed over through db->mu), and the thread checks it even after
+     * handing a job back (a checkpoint): SQLite's own mutexes must be there. */
+    if (sqlite3_threadsafe() != 1) {
+        jr_db_job_fail(j, SQLITE_MISUSE, "cannot open database %s: SQLite is not built serialized (threadsafe=1)",
+                       db->path);
+        return;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX;
     int rc = sqlite3_open_v2(db->path, &db->h, flags, NULL);
     if (rc != SQLITE_OK) {
         jr_db_job_fail(j, rc, "cannot open database %s: %s", db->path,
@@ -582,15 +594,25 @@ static void worker_main(void *arg)
         uv_mutex_unlock(&db->mu);
         /* For the CLOSE job the loop may already be joining us, but the
          * handle stays open until the join returns, so this send is safe. */
+        if (last) {
+            uv_async_send(&db->async);
+            return;
+        }
+        /* Marked before the job is announced: the loop thread, seeing the
+         * job back, must also see the handle busy until the checkpoint is
+         * done. */
+        if (db->checkpoint_due && db->h && sqlite3_get_autocommit(db->h))
+            atomic_store_explicit(&db->bg_busy, 1, memory_order_release);
         uv_async_send(&db->async);
-        if (last) return;
         /* A checkpoint owed by a commit, after the commit was handed back
          * and outside any transaction of ours. PASSIVE: it copies what no
          * reader still needs and never waits for anyone. */
         if (db->checkpoint_due && db->h && sqlite3_get_autocommit(db->h)) {
             db->checkpoint_due = 0;
+            atomic_store_explicit(&db->bg_busy, 1, memory_order_release);
             sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
             db->stats.checkpoints++;
+            atomic_store_explicit(&db->bg_busy, 0, memory_order_release);
         }
         uv_mutex_lock(&db->mu);
     }
@@ -631,9 +653,13 @@ static void maybe_unref(jr_db *db)
     }
 }
 
-/* Hand the finished jobs back to their callbacks, in order. */
+/* Hand the finished jobs back to their callbacks, in order. Not nested: a
+ * callback that runs tasks which deliver again would call later jobs back
+ * before the rest of this list. */
 static void deliver(jr_db *db)
 {
+    if (db->delivering) return;
+    db->delivering = 1;
     uv_mutex_lock(&db->mu);
     jr_db_job *list = db->d_head;
     db->d_head = db->d_tail = NULL;
@@ -652,6 +678,10 @@ static void deliver(jr_db *db)
         }
         if (j->cb) j->cb(j);
     }
+    db->delivering = 0;
+    /* Jobs that finished while the callbacks ran, whose uv_async_send may
+     * have found us delivering: announce them again, for the next turn. */
+    if (atomic_load_explicit(&db->ndone, memory_order_acquire) > 0) uv_async_send(&db->async);
     maybe_unref(db);
 }
 
@@ -659,7 +689,7 @@ static void on_async(uv_async_t *a) { deliver(a->data); }
 
 int jr_db_deliver(jr_db *db)
 {
-    if (db->closing || atomic_load_explicit(&db->ndone, memory_order_acquire) == 0) return 0;
+    if (db->closing || db->delivering || atomic_load_explicit(&db->ndone, memory_order_acquire) == 0) return 0;
     deliver(db);
     return 1;
 }
@@ -760,7 +790,11 @@ int jr_db_submit(jr_db *db, jr_db_job *job)
     return 0;
 }
 
-size_t jr_db_inflight(const jr_db *db) { return db->inflight; }
+size_t jr_db_inflight(const jr_db *db)
+{
+    /* a checkpoint after the last job counts as one in flight */
+    return db->inflight + (size_t)atomic_load_explicit(&((jr_db *)db)->bg_busy, memory_order_acquire);
+}
 
 /* The end of a read transaction, here: it releases a shared lock (in WAL
  * mode, a read mark in shared memory) and reads or writes no page. */
@@ -780,6 +814,13 @@ static int end_read_here(jr_db *db, jr_db_job *j)
         if (rc != SQLITE_DONE) {
             j->txn_rc = rc & 0xff;
             snprintf(j->txn_err, sizeof j->txn_err, "%s", sqlite3_errmsg(db->h));
+            /* Never back to the pool inside a transaction (a stale snapshot
+             * would be its next user's, and would pin the WAL). */
+            if (!sqlite3_get_autocommit(db->h)) {
+                db->on_loop = 1;
+                control_quiet(db, ST_ROLLBACK);
+                db->on_loop = 0;
+            }
         }
     }
     note_txn(db, j);
@@ -791,9 +832,10 @@ static int end_read_here(jr_db *db, jr_db_job *j)
 int jr_db_run_read(jr_db *db, jr_db_job *j)
 {
     if (db->closing) return -1;
-    /* Idle (inflight 0): the thread handed back its last job through db->mu
-     * and waits for the next, so this thread may use the handle. */
-    if (db->inflight != 0 || !db->h) goto submit;
+    /* Idle (inflight 0, no checkpoint running): the thread handed back its
+     * last job through db->mu and waits for the next, so this thread may
+     * use the handle. */
+    if (db->inflight != 0 || !db->h || atomic_load_explicit(&db->bg_busy, memory_order_acquire)) goto submit;
     if (j->kind == JR_DB_END) {
         if (end_read_here(db, j)) return 1;
         goto submit;
@@ -807,7 +849,15 @@ int jr_db_run_read(jr_db *db, jr_db_job *j)
     db->denied_control = 0;
     sqlite3_stmt *st;
     jr_db_cached *ent;
-    if (jr_db_cache_get(&db->cache, db->h, j, &st, &ent, &db->stats) != 0) {
+    db->on_loop = 1;
+    int prc = jr_db_cache_get(&db->cache, db->h, j, &st, &ent, &db->stats);
+    db->on_loop = 0;
+    if (prc != 0) {
+        /* A lock met while reading the schema: the thread waits for it. */
+        if (j->rc == SQLITE_BUSY || j->rc == SQLITE_LOCKED) {
+            jr_db_job_clear_results(j);
+            goto submit;
+        }
         explain_denied(db, j);
         goto ran;
     }
@@ -881,7 +931,8 @@ void jr_db_get_stats(const jr_db *db, jr_db_stats *out) { *out = db->stats; }
 
 int jr_db_data_version(jr_db *db, uint32_t *version, int64_t *changes)
 {
-    if (db->closing || db->inflight != 0 || !db->h) return -1;
+    if (db->closing || db->inflight != 0 || !db->h || atomic_load_explicit(&db->bg_busy, memory_order_acquire))
+        return -1;
     int v = 0;
     if (sqlite3_file_control(db->h, "main", SQLITE_FCNTL_DATA_VERSION, &v) != SQLITE_OK) return -1;
     *version = (uint32_t)v;

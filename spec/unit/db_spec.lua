@@ -617,6 +617,57 @@ describe("jararaca.db", function()
         exec(d, "INSERT INTO t(v) VALUES ('after')") -- the writer goes on
       end)
 
+    it("commits a released member when the next holder never begins (its first statement fails)", function()
+      local h = holder()
+      local ms = members {
+        function(w) return w:execute("INSERT INTO t(v) VALUES ('a')") end,
+        function(w) return w:execute("INSERT INTO nowhere VALUES (1)") end, -- fails before its savepoint
+      }
+      h.go = true
+      h.task:wait(10)
+      local r = results(ms)
+      assert.same({ true }, { r[1][1] }) -- not left waiting for a commit nobody sends
+      assert.same({ true }, { r[2][1] }) -- (its statement failed; it committed nothing)
+      assert.same({ { v = "holder" }, { v = "a" } }, read(d, "SELECT v FROM t ORDER BY id"))
+      assert.is_false(d:stats().writer.busy)
+    end)
+
+    it("commits a released member when the one waiting behind it was cancelled meanwhile", function()
+      local h = holder()
+      local behind
+      local a = sched.spawn(function()
+        local w = d:begin("write")
+        assert(w:execute("INSERT INTO t(v) VALUES ('a')"))
+        behind:cancel() -- still counted as waiting, but it will not take the writer
+        return w:commit()
+      end)
+      sched.sleep(0.005)
+      behind = sched.spawn(function()
+        local w = d:begin("write")
+        return w:execute("INSERT INTO t(v) VALUES ('never')")
+      end)
+      sched.sleep(0.005)
+      h.go = true
+      h.task:wait(10)
+      assert.same({ true, true }, { a:wait(5) })
+      local ok, r, _, code = behind:wait(5)
+      assert.is_true(ok)
+      assert.is_nil(r)
+      assert.equal("cancelled", code) -- its wait for the writer was cancelled
+      assert.same({ { v = "holder" }, { v = "a" } }, read(d, "SELECT v FROM t ORDER BY id"))
+    end)
+
+    it("a write transaction still open when the database closed fails its commit with 'closed'", function()
+      local w = d:begin("write")
+      assert(w:execute("INSERT INTO t(v) VALUES ('late')"))
+      local closer = sched.spawn(function() return d:close(0.02) end)
+      assert.is_true((closer:wait(5)))
+      local ok, err, code = w:commit()
+      assert.is_nil(ok)
+      assert.equal("closed", code)
+      assert.truthy(err:find("closed", 1, true), err)
+    end)
+
     it("a write transaction waits its turn; an independent one inside the holder is refused at once", function()
       local outer = d:begin("write")
       assert(outer:execute("INSERT INTO t(v) VALUES ('outer')"))

@@ -178,13 +178,14 @@ function Tx:counters()
   return { sorts = sorts, vm_steps = steps, fullscan_steps = scans }
 end
 
---- What identifies the content this transaction sees (equal keys: the
---- same rows), or nil while nothing ran or a statement is in flight. For
---- caches of derived values such as counts (persistence.Query).
+--- What identifies the content this read transaction sees (equal keys:
+--- the same rows), or nil: while nothing ran or a statement is in flight,
+--- and always for a write transaction, whose content its own savepoints
+--- and rollbacks change without a trace in SQLite's counters. For caches of
+--- derived values such as counts (persistence.Query).
 function Tx:content_key()
   local conn = self.conn
-  if conn == nil and self.holding then conn = self.db.writer.conn end
-  if conn == nil or self.busy then return nil end
+  if conn == nil or self.busy or self.mode ~= "read" then return nil end
   local v, changes = c_data_version(conn)
   if v == nil then return nil end
   return conn, v, changes

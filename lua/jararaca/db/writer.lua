@@ -75,6 +75,60 @@ local function hand_over(self)
   if self.holder == nil and self._closer then c_wake(self._closer[1], self._closer[2]) end
 end
 
+-- Every member of grp that has not heard yet learns the outcome of the
+-- group's transaction: true, or nil, err, code. Counted once per member.
+local function settle(self, grp, ok, err, code)
+  local st = self.stats
+  local told = 0
+  for i = 1, grp.n do
+    local m = grp.members[i]
+    if m and not m.outcome then
+      told = told + 1
+      m.outcome = ok and { true } or { nil, err, code }
+      if ok then st.committed = st.committed + 1 else st.rolled_back = st.rolled_back + 1 end
+      if m.waiting then c_wake(m.waiting[1], m.waiting[2]) end
+    end
+  end
+  if ok then
+    st.groups = st.groups + 1
+    if told > st.largest_group then st.largest_group = told end
+  elseif told > 0 then
+    st.failed_groups = st.failed_groups + 1
+  end
+end
+
+local function lost(self, err)
+  return format("database %q: the group commit this transaction joined was rolled back by SQLite after an error "
+    .. "in a later transaction (%s); nothing of it was committed", self.name, tostring(err))
+end
+
+local function commit_failed(self, err)
+  return format("database %q: commit failed: %s", self.name, tostring(err))
+end
+
+-- SQLite rolled the group's transaction back during a statement of tx: tx
+-- is aborted, the members that released fail, and the members still to
+-- come begin a new transaction.
+local function group_lost(self, tx, err)
+  tx.aborted = format("the transaction was rolled back by SQLite after an error (%s)", tostring(err))
+  settle(self, self.group, false, lost(self, err), "aborted")
+  self.group = new_group()
+end
+
+-- The holder lets go (tx: it, or the one that was about to hold). If nobody
+-- takes over while members of the group wait for their COMMIT, it is sent
+-- now, with tx's job, before anyone else can queue a statement behind an
+-- open transaction; the caller waits for it (a wait for a job cannot be
+-- cancelled: the members always hear the outcome).
+local function release(self, tx)
+  hand_over(self)
+  if self.holder ~= nil or self.group.n == 0 then return end
+  local grp = self.group
+  self.group = new_group()
+  local _, _, _, t_ok, t_err, t_code = c_finish(self.conn, tx.job, MEMBER_NONE, TXN_COMMIT, false)
+  settle(self, grp, t_ok, not t_ok and commit_failed(self, t_err) or nil, t_code)
+end
+
 --- Hold the writer for tx, after the transactions that asked before.
 --- Returns true | nil, err, code ("timeout", "closed", "cancelled", or
 --- "busy" when an enclosing transaction of tx holds it: tx could never get
@@ -106,7 +160,7 @@ function Writer:acquire(tx, timeout)
   local ok, r = c_wait(timeout)
   if ok and r == true and self.holder == tx then
     if self._closed then
-      hand_over(self)
+      release(self, tx)
       return nil, format("database %q is closed", self.name), "closed"
     end
     return true
@@ -115,40 +169,13 @@ function Writer:acquire(tx, timeout)
     w.dead = true
     self._nwaiting = self._nwaiting - 1
   elseif self.holder == tx then
-    hand_over(self) -- granted just as the wait ended otherwise: pass it on
+    release(self, tx) -- granted just as the wait ended otherwise: pass it on
   end
   if ok then return nil, format("database %q is closed", self.name), "closed" end
   if r == "timeout" then
     return nil, format("database %q: no turn at the writer within %gs", self.name, timeout), "timeout"
   end
   return nil, tostring(r), r
-end
-
--- The members of grp that released and wait for its COMMIT learn that
--- SQLite rolled its transaction back (once: later calls find them told).
-local function fail_members(self, grp, err)
-  local lost = format("database %q: the group commit this transaction joined was rolled back by SQLite after "
-    .. "an error in a later transaction (%s); nothing of it was committed", self.name, tostring(err))
-  local any = false
-  for i = 1, grp.n do
-    local m = grp.members[i]
-    if m and not m.outcome then
-      any = true
-      m.outcome = { nil, lost, "aborted" }
-      self.stats.rolled_back = self.stats.rolled_back + 1
-      if m.waiting then c_wake(m.waiting[1], m.waiting[2]) end
-    end
-  end
-  if any then self.stats.failed_groups = self.stats.failed_groups + 1 end
-end
-
--- SQLite rolled the group's transaction back during a statement of tx: tx
--- is aborted, the members that released fail, and the members still to
--- come begin a new transaction.
-local function group_lost(self, tx, err)
-  tx.aborted = format("the transaction was rolled back by SQLite after an error (%s)", tostring(err))
-  fail_members(self, self.group, err)
-  self.group = new_group()
 end
 
 --- A statement of tx, the holder.
@@ -167,7 +194,9 @@ function Writer:run(tx, kind, sql, params)
   local autocommit, began, savepoint = c_state(job)
   -- A new SQLite transaction under members that released: theirs is gone
   -- (whatever ended it, it was not their COMMIT).
-  if began and self.group.n > 0 then fail_members(self, self.group, "the transaction ended before its commit") end
+  if began and self.group.n > 0 then
+    settle(self, self.group, false, lost(self, "the transaction ended before its commit"), "aborted")
+  end
   if savepoint then tx.member = true end
   if autocommit and tx.member then group_lost(self, tx, b) end
   return a, b, c
@@ -177,69 +206,49 @@ end
 --- writer passes to the next transaction at once. Returns, once the group's
 --- outcome is known, true | nil, err, code.
 function Writer:finish(tx, success)
-  if not tx.member then -- nothing ran (or nothing began): nothing to end
-    hand_over(self)
+  if not tx.member then -- nothing began: nothing of its own to end
+    release(self, tx)
     return true
   end
   local grp = self.group
   local failed = not success or tx.aborted ~= nil
   local member = tx.aborted and MEMBER_NONE or (failed and MEMBER_ROLLBACK or MEMBER_RELEASE)
   grp.size = grp.size + 1
-  local close = not self.group_commit or self._nwaiting == 0 or grp.size >= grp.budget
-  local txn = TXN_KEEP
-  if close then
-    txn = (grp.n > 0 or not failed) and TXN_COMMIT or TXN_ROLLBACK
-    self.group = new_group()
-  end
   if not failed then
     grp.n = grp.n + 1
     grp.members[grp.n] = tx
   end
+  -- The next transaction holds the writer from now on: its statements queue
+  -- behind this END job. The group closes when nobody took over, or when
+  -- the last of those waiting at its start ends.
   hand_over(self)
+  local close = not self.group_commit or self.holder == nil or grp.size >= grp.budget
+  local txn = TXN_KEEP
+  if close then
+    txn = grp.n > 0 and TXN_COMMIT or TXN_ROLLBACK
+    self.group = new_group()
+  end
   local m_ok, m_err, m_code, t_ok, t_err, t_code = c_finish(self.conn, tx.job, member, txn, false)
-  local st = self.stats
+  if not m_ok and not failed then -- its RELEASE failed (a deferred foreign key): it alone is rolled back
+    for i = 1, grp.n do if grp.members[i] == tx then grp.members[i] = false end end
+  end
   if not close and c_state(tx.job) then -- the transaction is gone (see Writer:run)
-    fail_members(self, grp, m_err or "the transaction ended before its commit")
+    settle(self, grp, false, lost(self, m_err or "the transaction ended before its commit"), "aborted")
     if grp == self.group then self.group = new_group() end
   end
-  if close then
-    local n = grp.n
-    if t_ok then
-      st.groups = st.groups + 1
-      local kept = 0
-      for i = 1, n do if grp.members[i] then kept = kept + 1 end end
-      if kept > st.largest_group then st.largest_group = kept end
-    elseif n > 0 then
-      st.failed_groups = st.failed_groups + 1
-      t_err = format("database %q: commit failed: %s", self.name, tostring(t_err))
-    end
-    for i = 1, n do
-      local m = grp.members[i]
-      if m and m ~= tx and not m.outcome then
-        m.outcome = t_ok and { true } or { nil, t_err, t_code }
-        if t_ok then st.committed = st.committed + 1 else st.rolled_back = st.rolled_back + 1 end
-        if m.waiting then c_wake(m.waiting[1], m.waiting[2]) end
-      end
-    end
-  end
+  if close then settle(self, grp, t_ok, not t_ok and commit_failed(self, t_err) or nil, t_code) end
   if failed then
-    st.rolled_back = st.rolled_back + 1
+    self.stats.rolled_back = self.stats.rolled_back + 1
     if tx.aborted then
       return nil, format("database %q: cannot commit: %s", self.name, tx.aborted), "aborted"
     end
     return true
   end
-  if not m_ok then -- its RELEASE failed (a deferred foreign key): it alone is rolled back
-    for i = 1, grp.n do if grp.members[i] == tx then grp.members[i] = false end end
-    if not tx.outcome then st.rolled_back = st.rolled_back + 1 end
-    return nil, format("database %q: commit failed: %s", self.name, tostring(m_err)), m_code
+  if not m_ok and not tx.outcome then
+    self.stats.rolled_back = self.stats.rolled_back + 1
+    return nil, commit_failed(self, m_err), m_code
   end
-  if close then
-    if t_ok then st.committed = st.committed + 1; return true end
-    st.rolled_back = st.rolled_back + 1
-    return nil, t_err, t_code
-  end
-  -- The group commits later, with a member after us.
+  -- The group commits later, with a member after us (or has: see settle).
   if not tx.outcome then
     local h, g = c_current()
     tx.waiting = { h, g }

@@ -434,8 +434,13 @@ local function not_null(self, s)
   local rows, err, code = s:query("SELECT name, \"notnull\" AS nn, pk, type FROM pragma_table_info(?)", { self.table })
   if not rows then raise(self.table .. ".paginate", err, code, "PRAGMA table_info") end
   known = {}
+  local pks = 0
+  for _, r in ipairs(rows) do if r.pk > 0 then pks = pks + 1 end end
   for _, r in ipairs(rows) do
-    if r.nn == 1 or (r.pk == 1 and type(r.type) == "string" and r.type:upper() == "INTEGER") then known[r.name] = true end
+    -- an INTEGER PRIMARY KEY (the one key column) is the rowid: never NULL
+    if r.nn == 1 or (pks == 1 and r.pk == 1 and type(r.type) == "string" and r.type:upper() == "INTEGER") then
+      known[r.name] = true
+    end
   end
   if self.id then known[self.id] = true end
   self._not_null = known
@@ -534,7 +539,9 @@ local function count_rows(self, s, where, params)
     local row, err, code = s:first(self.count_sql)
     if row == nil then raise(self.table .. ".paginate", err or "count_sql returned no row", code, self.count_sql) end
     local _, n = next(row)
-    return tonumber(n)
+    n = tonumber(n)
+    if n == nil then raise(self.table .. ".paginate", "count_sql did not return a number", "misuse", self.count_sql) end
+    return n
   end
   local conn, version, changes = s:content_key()
   local key

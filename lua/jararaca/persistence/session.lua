@@ -103,7 +103,9 @@ end
 -- A lock for one session (tasks of one transaction may share it)
 ---------------------------------------------------------------------------
 
-local function lock(s)
+-- firm: wait through cancellation (ending a transaction must not be skipped:
+-- a write session would keep the writer for good).
+local function lock(s, firm)
   if not s.locked then s.locked = true; return end
   local h, g = c_current()
   if not h then error("persistence: a session is busy and this code is not running in a task", 3) end
@@ -114,7 +116,7 @@ local function lock(s)
   while true do
     local ok = c_wait()
     if w.granted then return end
-    if not ok then
+    if not ok and not firm then
       for i = #q, 1, -1 do if q[i] == w then table.remove(q, i) end end
       error(CANCELLED, 0)
     end
@@ -222,7 +224,7 @@ end
 -- End the session: commit (success) or roll back. Returns true or false,
 -- message.
 function Session:_finish(success)
-  lock(self)
+  lock(self, true)
   if self.state == "done" then unlock(self); return true end
   self.state = "done"
   local tx = self.tx
