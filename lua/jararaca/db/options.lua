@@ -28,7 +28,7 @@ M.SPEC = {
   { "group_commit", "boolean", true, nil,
     "write transactions queued behind each other commit together (one COMMIT for the group)" },
   { "writer_spin_us", "integer", 50, { 0, 100000 },
-    "how long the writer's thread looks for the next statement of an open transaction before it sleeps" },
+    "how long the writer's thread, and the event loop, look for the next step of a write transaction before they sleep" },
   { "pragmas", "pragmas", nil, nil, "more PRAGMAs for every connection: { cache_size = -20000, mmap_size = 268435456 }" },
 }
 
