@@ -95,7 +95,7 @@ return j.Microservice {
       table = "tasks", schema = Task, sortable = { "name", "created_at" },
       filterable = { name = "string", done = "boolean", created_at = "datetime" },
       default_sort = { "created_at", "desc" },
-      count_sql = "SELECT n FROM tasks_count", -- the unfiltered total, kept by triggers (migration 0004)
+      count_sql = "SELECT n FROM tasks_count", -- the unfiltered total, kept by triggers (migration 0003)
     } },
   },
   controllers = { Tasks },

@@ -4,7 +4,7 @@
 --   local config = require "jararaca.config"
 --   local Config = s.object("TasksConfig", {
 --     { "db_path", s.string():default("tasks.db") },     -- TASKS_DB_PATH
---     { "pool_size", s.integer { minimum = 1 }:default(4) },  -- TASKS_POOL_SIZE
+--     { "readers", s.integer { minimum = 0 }:default(4) },    -- TASKS_READERS
 --     { "secret", s.string { min_length = 16 } },         -- TASKS_SECRET (required)
 --   })
 --   interceptors = { config.AppConfigurationInterceptor{ token = "AppConfig", schema = Config, prefix = "TASKS_" }, ... }

@@ -2,14 +2,14 @@
 -- repository helpers. The user guide is docs/persistence.md.
 --
 --   local persistence = require "jararaca.persistence"
---   persistence.SessionInterceptor{ url = "sqlite:///app.db", name = "default", pool_size = 4,
---     busy_timeout = 5, journal_mode = "WAL", synchronous = "NORMAL",
+--   persistence.SessionInterceptor{ url = "sqlite:///app.db", name = "default", readers = 4,
+--     busy_timeout = 5, journal_mode = "WAL", synchronous = "NORMAL",      (all options: jararaca.db.options)
 --     migrations = "migrations", migrate_on_start = false }
 --   persistence.use_session([name])                 -> the transaction's session
 --   persistence.providing_new_session([name,] fn)   -> fn(session) in its own transaction
 --   persistence.CRUD{ table =, id =, schema =, db = }
---   persistence.Query{ table =, schema =, db =, sortable =, filterable =, default_sort = }
---   persistence.PaginatedFilter                     -> query fields page / page_size (route `query =`)
+--   persistence.Query{ table =, schema =, db =, sortable =, filterable =, default_sort =, count_sql =, max_offset = }
+--   persistence.PaginatedFilter                     -> query fields page / page_size / after (route `query =`)
 --   persistence.PaginatedSearch                     -> object schema: page, page_size, sort, filters (route `body =`)
 --   persistence.Paginated(ItemSchema)               -> object schema of a page (route `response =`)
 --   persistence.is_error(e)                         -> e is a database error raised by CRUD/Query
