@@ -34,13 +34,7 @@ local function get_json(port, target)
   return cjson.decode(res.body)
 end
 
-local function size_of(path)
-  local f = io.open(path, "rb")
-  if not f then return 0 end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+local size_of = require("spec.support.files").size_of
 
 -- n requests over `conns` connections, pipelined; returns the responses in
 -- order per connection (a list of lists).

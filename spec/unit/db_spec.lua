@@ -56,16 +56,10 @@ end
 
 -- The writer's counters (tx holds it, with no statement in flight).
 local function writer_stats(tx)
-  return assert(db.options and require("jararaca.core.db").stats(tx.db.writer.conn))
+  return assert(require("jararaca.core.db").stats(tx.db.writer.conn))
 end
 
-local function size_of(path)
-  local f = io.open(path, "rb")
-  if not f then return 0 end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+local size_of = require("spec.support.files").size_of
 
 local int64 = ffi.typeof("int64_t")
 local uint64 = ffi.typeof("uint64_t")

@@ -5,6 +5,7 @@
 -- @module jararaca.db.readers
 local csched = require "jararaca.core.sched"
 local core = require "jararaca.core.db"
+local fifo = require "jararaca.db.fifo"
 
 local setmetatable, error = setmetatable, error
 local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
@@ -19,11 +20,13 @@ Readers.__index = Readers
 function M.new(conns)
   local idle = {}
   for i = #conns, 1, -1 do idle[#idle + 1] = conns[i] end -- conns[1] first out
-  return setmetatable({
-    size = #conns, _idle = idle, _nidle = #conns, _out = 0,
-    _waiters = {}, _whead = 1, _wtail = 0, _nwaiting = 0, _promised = 0, _waits = 0,
+  local self = setmetatable({
+    size = #conns, _idle = idle, _nidle = #conns, _out = 0, _fifo = fifo.new(), _promised = 0,
     _closed = false, _closer = nil, _returned = nil,
   }, Readers)
+  -- a woken waiter is promised an idle connection (see acquire)
+  self._claim = function(_, yes) self._promised = self._promised + (yes and 1 or -1) end
+  return self
 end
 
 local function take_idle(self)
@@ -50,22 +53,14 @@ function Readers:acquire(timeout)
   if self._closed then return nil, "closed" end
   if self._nidle > self._promised then return take_idle(self) end
   if timeout and timeout <= 0 then return nil, "timeout" end
-  local w = { h, g }
-  local t = self._wtail + 1
-  self._wtail = t
-  self._waiters[t] = w
-  self._nwaiting = self._nwaiting + 1
-  self._waits = self._waits + 1
+  local w = self._fifo:push(h, g)
   local ok, r, err = c_wait(timeout)
   if ok and r == true then -- woken by release(): an idle connection is ours
     self._promised = self._promised - 1
     if self._closed then return nil, "closed" end
     return take_idle(self)
   end
-  if not w.done then
-    w.dead = true
-    self._nwaiting = self._nwaiting - 1
-  end
+  self._fifo:leave(w)
   if ok then return nil, err end -- woken by close(): nil, "closed"
   return nil, r                   -- "timeout" | "cancelled"
 end
@@ -87,25 +82,7 @@ function Readers:release(c)
   local n = self._nidle + 1
   self._idle[n] = c
   self._nidle = n
-  -- The queue and the counts are brought up to date before each c_wake:
-  -- outside a task the woken one runs inside it, and may acquire and
-  -- release again (a nested release).
-  local ws = self._waiters
-  while self._whead <= self._wtail do
-    local head = self._whead
-    local w = ws[head]
-    ws[head] = nil
-    self._whead = head + 1
-    if not w.dead then
-      w.done = true
-      self._nwaiting = self._nwaiting - 1
-      self._promised = self._promised + 1
-      if c_wake(w[1], w[2], true) then break end
-      self._promised = self._promised - 1
-      -- not waiting any more (its timeout or cancellation is being delivered)
-    end
-  end
-  if self._whead > self._wtail then self._whead, self._wtail = 1, 0 end
+  self._fifo:wake_next(self._claim, true)
 end
 
 --- Close: waiting transactions get nil, "closed"; idle connections close
@@ -114,16 +91,7 @@ end
 function Readers:close(timeout)
   if self._closed then return true end
   self._closed = true
-  local ws = self._waiters
-  for i = self._whead, self._wtail do
-    local w = ws[i]
-    ws[i] = nil
-    if not w.dead then
-      w.done = true
-      c_wake(w[1], w[2], nil, "closed")
-    end
-  end
-  self._whead, self._wtail, self._nwaiting = 1, 0, 0
+  self._fifo:wake_all(nil, "closed")
   local in_task = c_current() ~= nil
   local idle = self._idle
   for i = 1, self._nidle do
@@ -144,7 +112,7 @@ function Readers:close(timeout)
 end
 
 function Readers:stats()
-  return { size = self.size, idle = self._nidle, waiting = self._nwaiting, waits = self._waits }
+  return { size = self.size, idle = self._nidle, waiting = self._fifo.n, waits = self._fifo.total }
 end
 
 --- Every idle connection (for counters; they are not in use).

@@ -26,6 +26,7 @@
 -- @module jararaca.db.writer
 local core = require "jararaca.core.db"
 local csched = require "jararaca.core.sched"
+local fifo = require "jararaca.db.fifo"
 
 local setmetatable, error, format, tostring, unpack = setmetatable, error, string.format, tostring, unpack
 local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
@@ -46,32 +47,20 @@ end
 
 --- The writer of database `name` on the open connection `conn`.
 function M.new(conn, name, group_commit)
-  return setmetatable({
-    conn = conn, name = name, group_commit = group_commit,
-    holder = nil, _q = {}, _qhead = 1, _qtail = 0, _nwaiting = 0,
+  local self = setmetatable({
+    conn = conn, name = name, group_commit = group_commit, holder = nil, _fifo = fifo.new(),
     group = new_group(), _closed = false, _closer = nil,
-    stats = { waits = 0, groups = 0, committed = 0, rolled_back = 0, failed_groups = 0, largest_group = 0 },
+    stats = { groups = 0, committed = 0, rolled_back = 0, failed_groups = 0, largest_group = 0 },
   }, Writer)
+  -- the woken waiter holds the writer (see hand_over)
+  self._claim = function(w, yes) self.holder = yes and w.data or nil end
+  return self
 end
 
--- The next live waiter holds the writer now (or nobody does).
+-- The next waiting transaction holds the writer now (or nobody does).
 local function hand_over(self)
   self.holder = nil
-  local q = self._q
-  while self._qhead <= self._qtail do
-    local head = self._qhead
-    local w = q[head]
-    q[head] = nil
-    self._qhead = head + 1
-    if not w.dead then
-      w.done = true
-      self._nwaiting = self._nwaiting - 1
-      self.holder = w.tx
-      if c_wake(w[1], w[2], true) then break end
-      self.holder = nil -- not waiting any more (timed out or cancelled meanwhile)
-    end
-  end
-  if self._qhead > self._qtail then self._qhead, self._qtail = 1, 0 end
+  self._fifo:wake_next(self._claim, true)
   if self.holder == nil and self._closer then c_wake(self._closer[1], self._closer[2]) end
 end
 
@@ -135,7 +124,7 @@ end
 --- it, since that one cannot end before tx does).
 function Writer:acquire(tx, timeout)
   if self._closed then return nil, format("database %q is closed", self.name), "closed" end
-  if self.holder == nil and self._nwaiting == 0 then
+  if self.holder == nil and self._fifo.n == 0 then
     self.holder = tx
     return true
   end
@@ -151,12 +140,7 @@ function Writer:acquire(tx, timeout)
   local h, g = c_current()
   if not h then error("a database write must run inside a task", 3) end
   if timeout and timeout <= 0 then return nil, format("database %q: the writer is busy", self.name), "timeout" end
-  local w = { h, g, tx = tx }
-  local t = self._qtail + 1
-  self._qtail = t
-  self._q[t] = w
-  self._nwaiting = self._nwaiting + 1
-  self.stats.waits = self.stats.waits + 1
+  local w = self._fifo:push(h, g, tx)
   local ok, r = c_wait(timeout)
   if ok and r == true and self.holder == tx then
     if self._closed then
@@ -165,10 +149,7 @@ function Writer:acquire(tx, timeout)
     end
     return true
   end
-  if not w.done then
-    w.dead = true
-    self._nwaiting = self._nwaiting - 1
-  elseif self.holder == tx then
+  if not self._fifo:leave(w) and self.holder == tx then
     release(self, tx) -- granted just as the wait ended otherwise: pass it on
   end
   if ok then return nil, format("database %q is closed", self.name), "closed" end
@@ -186,7 +167,7 @@ function Writer:run(tx, kind, sql, params)
     local grp = self.group
     if not grp.open then
       grp.open = true
-      grp.budget = 1 + self._nwaiting -- those waiting now commit with this one
+      grp.budget = 1 + self._fifo.n -- those waiting now commit with this one
     end
   end
   local job = tx.job
@@ -270,7 +251,7 @@ function Writer:close(timeout)
   if self._closed then return true end
   self._closed = true
   local in_task = c_current() ~= nil
-  if (self.holder ~= nil or self._nwaiting > 0) and in_task then
+  if (self.holder ~= nil or self._fifo.n > 0) and in_task then
     self._closer = { c_current() }
     c_wait(timeout)
     self._closer = nil
@@ -282,7 +263,7 @@ end
 function Writer:queue_stats()
   local s = self.stats
   return {
-    busy = self.holder ~= nil, waiting = self._nwaiting, waits = s.waits, groups = s.groups,
+    busy = self.holder ~= nil, waiting = self._fifo.n, waits = self._fifo.total, groups = s.groups,
     committed = s.committed, rolled_back = s.rolled_back, failed_groups = s.failed_groups,
     largest_group = s.largest_group,
   }
