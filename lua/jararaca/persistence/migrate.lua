@@ -147,7 +147,7 @@ local function in_write_tx(db, wait, fn)
     if r ~= nil and commit_or_err then
       local cok, cerr, ccode = tx:commit()
       if cok then return r end
-      r, commit_or_err, code = nil, "commit failed: " .. tostring(cerr), ccode
+      commit_or_err, code = "commit failed: " .. tostring(cerr), ccode
     else
       tx:rollback()
       if r ~= nil then return r end
