@@ -69,28 +69,24 @@ static void worker_main(void *arg)
         jr_db_exec_job(db, j, interrupted);
 
         int last = j->kind == JR_DB_CLOSE;
+        /* A checkpoint owed by a commit runs after the commit is handed
+         * back; the handle is marked busy before the job is announced
+         * (the loop may see it back through ndone at once), so the loop
+         * thread, seeing the job back, also sees the handle taken. */
+        int ckpt = !last && db->checkpoint_due && db->h && sqlite3_get_autocommit(db->h);
+        if (ckpt) atomic_store_explicit(&db->bg_busy, 1, memory_order_release);
         uv_mutex_lock(&db->mu);
         db->running = NULL;
         push_done(db, j);
         uv_mutex_unlock(&db->mu);
         /* For the CLOSE job the loop may already be joining us, but the
          * handle stays open until the join returns, so this send is safe. */
-        if (last) {
-            uv_async_send(&db->async);
-            return;
-        }
-        /* Marked before the job is announced: the loop thread, seeing the
-         * job back, must also see the handle busy until the checkpoint is
-         * done. */
-        if (db->checkpoint_due && db->h && sqlite3_get_autocommit(db->h))
-            atomic_store_explicit(&db->bg_busy, 1, memory_order_release);
         uv_async_send(&db->async);
-        /* A checkpoint owed by a commit, after the commit was handed back
-         * and outside any transaction of ours. PASSIVE: it copies what no
-         * reader still needs and never waits for anyone. */
-        if (db->checkpoint_due && db->h && sqlite3_get_autocommit(db->h)) {
+        if (last) return;
+        /* PASSIVE: it copies what no reader still needs and never waits
+         * for anyone; outside any transaction of ours. */
+        if (ckpt) {
             db->checkpoint_due = 0;
-            atomic_store_explicit(&db->bg_busy, 1, memory_order_release);
             sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
             db->stats.checkpoints++;
             atomic_store_explicit(&db->bg_busy, 0, memory_order_release);

@@ -626,6 +626,24 @@ describe("jararaca.db", function()
       assert.is_false(d:stats().writer.busy)
     end)
 
+    it("ends the shared transaction when its only member rolled back and the next never began", function()
+      local h = holder()
+      local ms = members {
+        function(w) assert(w:execute("INSERT INTO t(v) VALUES ('a')")); return false, "failed" end,
+        function(w) return w:execute("INSERT INTO nowhere VALUES (1)") end, -- fails before its savepoint
+      }
+      h.go = true
+      h.task:wait(10)
+      results(ms)
+      -- the file is not left write-locked: another writer (a process) gets in at once
+      local other = open { path = d.path, busy_timeout = 0.2 }
+      local w = other:begin("write")
+      assert(w:execute("INSERT INTO t(v) VALUES ('other')"))
+      assert.is_true(w:commit())
+      assert(other:close())
+      assert.same({ { v = "holder" }, { v = "other" } }, read(d, "SELECT v FROM t ORDER BY id"))
+    end)
+
     it("commits a released member when the one waiting behind it was cancelled meanwhile", function()
       local h = holder()
       local behind

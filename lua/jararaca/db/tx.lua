@@ -78,7 +78,7 @@ local function statement(self, kind, sql, params, thread)
       local pre = self.begun and PRE_READ_MORE or PRE_READ
       local a, b, c = c_run(conn, job, kind, sql, params, pre, not thread)
       if a == AGAIN then -- this task had its slice of the loop: the others first
-        if not c_sleep(0) then return nil, "cancelled", "cancelled" end
+        c_sleep(0) -- (a cancellation while queued for the next turn only marks the task)
         a, b, c = c_run(conn, job, kind, sql, params, pre, not thread)
       end
       local _, began, _, needs_writer = c_state(job)

@@ -111,11 +111,16 @@ end
 -- cancelled: the members always hear the outcome).
 local function release(self, tx)
   hand_over(self)
-  if self.holder ~= nil or self.group.n == 0 then return end
+  -- (in_txn: a member that rolled back may have left the shared
+  -- transaction open with nobody to commit: it must end too, or the file
+  -- stays write-locked for other processes)
+  if self.holder ~= nil or (self.group.n == 0 and not self.in_txn) then return end
   local grp = self.group
   self.group = new_group()
-  local _, _, _, t_ok, t_err, t_code = c_finish(self.conn, tx.job, MEMBER_NONE, TXN_COMMIT, false)
-  settle(self, grp, t_ok, not t_ok and commit_failed(self, t_err) or nil, t_code)
+  local _, _, _, t_ok, t_err, t_code = c_finish(self.conn, tx.job, MEMBER_NONE,
+    grp.n > 0 and TXN_COMMIT or TXN_ROLLBACK, false)
+  self.in_txn = not c_state(tx.job)
+  if grp.n > 0 then settle(self, grp, t_ok, not t_ok and commit_failed(self, t_err) or nil, t_code) end
 end
 
 --- Hold the writer for tx, after the transactions that asked before.
@@ -173,6 +178,7 @@ function Writer:run(tx, kind, sql, params)
   local job = tx.job
   local a, b, c = c_run(self.conn, job, kind, sql, params, pre, false)
   local autocommit, began, savepoint = c_state(job)
+  self.in_txn = not autocommit
   -- A new SQLite transaction under members that released: theirs is gone
   -- (whatever ended it, it was not their COMMIT).
   if began and self.group.n > 0 then
@@ -210,6 +216,8 @@ function Writer:finish(tx, success)
     self.group = new_group()
   end
   local m_ok, m_err, m_code, t_ok, t_err, t_code = c_finish(self.conn, tx.job, member, txn, false)
+  -- (jobs run in order: no later job of the writer finished before this one)
+  self.in_txn = not c_state(tx.job)
   if not m_ok and not failed then -- its RELEASE failed (a deferred foreign key): it alone is rolled back
     for i = 1, grp.n do if grp.members[i] == tx then grp.members[i] = false end end
   end
