@@ -69,6 +69,16 @@ local SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHE
 local SLOW_READ = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %d) "
   .. "SELECT count(*) AS n FROM c JOIN one"
 
+-- Let the other tasks run until cond() holds (they have queued for the
+-- writer or a reader, say): an awaited state, not a guessed delay.
+local function until_true(cond, what)
+  local deadline = sched.clock() + 5
+  while not cond() do
+    assert(sched.clock() < deadline, "timed out waiting until " .. what)
+    sched.sleep(0)
+  end
+end
+
 local function exec(d, sql)
   local tx = d:begin("write")
   assert(tx:exec_script(sql))
@@ -485,10 +495,11 @@ describe("jararaca.db", function()
       h.task = sched.spawn(function()
         local w = d:begin("write")
         assert(w:execute("INSERT INTO t(v) VALUES ('holder')"))
+        h.holding = true
         while not h.go do sched.sleep(0.001) end
         return w:commit()
       end)
-      sched.sleep(0.01)
+      until_true(function() return h.holding end, "the holder wrote")
       return h
     end
 
@@ -502,7 +513,8 @@ describe("jararaca.db", function()
           return w:commit()
         end)
       end
-      sched.sleep(0.01)
+      local n = d:stats().writer.waiting + #list
+      until_true(function() return d:stats().writer.waiting == n end, "the members queued")
       return tasks
     end
 
@@ -584,6 +596,7 @@ describe("jararaca.db", function()
           while not h.limited do sched.sleep(0.001) end
           return w:commit()
         end)
+        until_true(function() return d:stats().writer.waiting == 3 end, "all three queued")
         h.go = true
         assert.is_true((h.task:wait(10)))
         -- the holder committed; the members' pages are in memory only: now
@@ -653,12 +666,12 @@ describe("jararaca.db", function()
         behind:cancel() -- still counted as waiting, but it will not take the writer
         return w:commit()
       end)
-      sched.sleep(0.005)
+      until_true(function() return d:stats().writer.waiting == 1 end, "a queued")
       behind = sched.spawn(function()
         local w = d:begin("write")
         return w:execute("INSERT INTO t(v) VALUES ('never')")
       end)
-      sched.sleep(0.005)
+      until_true(function() return d:stats().writer.waiting == 2 end, "behind queued")
       h.go = true
       h.task:wait(10)
       assert.same({ true, true }, { a:wait(5) })
@@ -695,8 +708,8 @@ describe("jararaca.db", function()
         local r = w:execute("INSERT INTO t(v) VALUES ('other')")
         return r and w:commit()
       end)
-      sched.sleep(0.01)
-      assert.equal(1, d:stats().writer.waiting)
+      until_true(function() return d:stats().writer.waiting == 1 end, "the other queued")
+      assert.is_false(other.done)
       assert.is_true(outer:commit())
       assert.same({ true, true }, { other:wait(5) })
       assert.same({ { v = "outer" }, { v = "other" } }, read(d, "SELECT v FROM t ORDER BY id"))
@@ -795,8 +808,7 @@ describe("jararaca.db", function()
           return r:commit()
         end)
       end
-      sched.sleep(0.01)
-      assert.equal(3, d:stats().readers.waiting)
+      until_true(function() return d:stats().readers.waiting == 3 end, "three readers waiting")
       held:commit()
       for i = 1, 3 do assert.is_true((waiters[i]:wait(5))) end
       assert.same({ 1, 2, 3 }, order)

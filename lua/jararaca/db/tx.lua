@@ -18,7 +18,7 @@ local EXECUTE, QUERY, FIRST, SCRIPT = core.EXECUTE, core.QUERY, core.FIRST, core
 local PRE_READ = core.PRE_READONLY + core.PRE_BEGIN
 local PRE_READ_MORE = core.PRE_READONLY + core.PRE_IN_TXN
 local MEMBER_NONE, TXN_COMMIT, TXN_ROLLBACK = core.MEMBER_NONE, core.TXN_COMMIT, core.TXN_ROLLBACK
-local AGAIN, c_sleep = core.AGAIN, csched.sleep
+local AGAIN, c_sleep, c_current = core.AGAIN, csched.sleep, csched.current
 
 local M = {}
 
@@ -36,9 +36,12 @@ function M.new(db, mode, parent)
   }, Tx)
 end
 
+-- Misuse raises here, before the transaction is marked busy: raised later,
+-- it would leave it busy for good (and a write one holding the writer).
 local function check(self, what)
   if self.state == "done" then error(format("%s: the transaction has ended", what), 3) end
   if self.busy then error(format("%s: another operation is in progress on this transaction", what), 3) end
+  if not c_current() then error(format("%s must be called inside a task", what), 3) end
 end
 
 -- A read transaction that has read nothing becomes a write one.

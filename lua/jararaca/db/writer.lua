@@ -49,7 +49,7 @@ end
 function M.new(conn, name, group_commit)
   local self = setmetatable({
     conn = conn, name = name, group_commit = group_commit, holder = nil, _fifo = fifo.new(),
-    group = new_group(), _closed = false, _closer = nil,
+    group = new_group(), in_txn = false, _closed = false, _closer = nil,
     stats = { groups = 0, committed = 0, rolled_back = 0, failed_groups = 0, largest_group = 0 },
   }, Writer)
   -- the woken waiter holds the writer (see hand_over)
