@@ -59,11 +59,10 @@ static int progress_handler(void *arg)
  * time (a cached statement is authorized once). */
 static int authorizer(void *arg, int action, const char *a, const char *b, const char *c, const char *d)
 {
-    (void)c, (void)d;
+    (void)a, (void)c, (void)d;
     jr_db *db = arg;
     if (db->own_statement) return SQLITE_OK;
     if (action == SQLITE_TRANSACTION || (action == SQLITE_SAVEPOINT && b && strcasecmp(b, JR_DB_SAVEPOINT) == 0)) {
-        (void)a;
         db->denied_control = 1;
         return SQLITE_DENY;
     }
@@ -108,17 +107,36 @@ static int wal_hook(void *arg, sqlite3 *h, const char *dbname, int frames)
 /* ------------------------------------------------------------------ */
 /* Steps                                                                */
 
-/* One of our control statements; 0 or -1 (the job failed with its error). */
-static int control(jr_db *db, jr_db_job *j, int which)
+/* Step one of our control statements (the authorizer lets it pass); SQLite's rc. */
+static int step_control(jr_db *db, int which)
 {
     sqlite3_stmt *st = db->control[which];
     db->own_statement = 1;
     int rc = sqlite3_step(st);
     db->own_statement = 0;
     sqlite3_reset(st);
+    return rc;
+}
+
+/* One of our control statements; 0 or -1 (the job failed with its error). */
+static int control(jr_db *db, jr_db_job *j, int which)
+{
+    int rc = step_control(db, which);
     if (rc == SQLITE_DONE || rc == SQLITE_ROW) return 0;
     if (j) fail_db(db, j, rc);
     return -1;
+}
+
+/* The transaction step of an END job (COMMIT or ROLLBACK): its result goes
+ * to txn_rc / txn_err, and a failed one never leaves the transaction open
+ * (a COMMIT that could not get a lock: nothing of it may commit later). */
+static void end_txn(jr_db *db, jr_db_job *j)
+{
+    int rc = step_control(db, j->end_txn == JR_DB_TXN_COMMIT ? ST_COMMIT : ST_ROLLBACK);
+    if (rc == SQLITE_DONE) return;
+    j->txn_rc = rc & 0xff;
+    snprintf(j->txn_err, sizeof j->txn_err, "%s", sqlite3_errmsg(db->h));
+    if (!sqlite3_get_autocommit(db->h)) (void)step_control(db, ST_ROLLBACK);
 }
 
 static void control_quiet(jr_db *db, int which) { (void)control(db, NULL, which); }
@@ -136,12 +154,8 @@ static void step_rows(jr_db *db, jr_db_job *j, sqlite3_stmt *st);
 static void step_statement(jr_db *db, jr_db_job *j, sqlite3_stmt *st)
 {
     if (jr_db_job_bind(j, st) != 0) return;
-    /* counters of this run only (a cached statement keeps them across runs) */
-    sqlite3_stmt_status(st, SQLITE_STMTSTATUS_SORT, 1);
-    sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
-    sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1);
     step_rows(db, j, st);
-    count_work(j, st);
+    count_work(j, st); /* read and reset: the next run counts from 0 */
 }
 
 static void step_rows(jr_db *db, jr_db_job *j, sqlite3_stmt *st)
@@ -292,17 +306,7 @@ static void run_end(jr_db *db, jr_db_job *j)
         }
         return;
     }
-    int which = j->end_txn == JR_DB_TXN_COMMIT ? ST_COMMIT : ST_ROLLBACK;
-    db->own_statement = 1;
-    int rc = sqlite3_step(db->control[which]);
-    db->own_statement = 0;
-    sqlite3_reset(db->control[which]);
-    if (rc == SQLITE_DONE) return;
-    j->txn_rc = rc & 0xff;
-    snprintf(j->txn_err, sizeof j->txn_err, "%s", sqlite3_errmsg(db->h));
-    /* A COMMIT that failed may leave the transaction open (a lock it could
-     * not get): nothing of it may commit later. */
-    if (!sqlite3_get_autocommit(db->h)) control_quiet(db, ST_ROLLBACK);
+    end_txn(db, j);
 }
 
 /* ------------------------------------------------------------------ */
@@ -477,25 +481,12 @@ static int end_read_here(jr_db *db, jr_db_job *j)
     if (j->end_member != JR_DB_MEMBER_NONE || j->end_txn == JR_DB_TXN_KEEP) return 0;
     if (sqlite3_txn_state(db->h, NULL) == SQLITE_TXN_WRITE) return 0;
     jr_db_job_clear_results(j);
+    /* (a failed end rolls back: never back to the pool inside a
+     * transaction, whose stale snapshot would pin the WAL) */
     if (!sqlite3_get_autocommit(db->h)) {
         db->on_loop = 1;
-        int which = j->end_txn == JR_DB_TXN_COMMIT ? ST_COMMIT : ST_ROLLBACK;
-        db->own_statement = 1;
-        int rc = sqlite3_step(db->control[which]);
-        db->own_statement = 0;
-        sqlite3_reset(db->control[which]);
+        end_txn(db, j);
         db->on_loop = 0;
-        if (rc != SQLITE_DONE) {
-            j->txn_rc = rc & 0xff;
-            snprintf(j->txn_err, sizeof j->txn_err, "%s", sqlite3_errmsg(db->h));
-            /* Never back to the pool inside a transaction (a stale snapshot
-             * would be its next user's, and would pin the WAL). */
-            if (!sqlite3_get_autocommit(db->h)) {
-                db->on_loop = 1;
-                control_quiet(db, ST_ROLLBACK);
-                db->on_loop = 0;
-            }
-        }
     }
     note_txn(db, j);
     j->ran_inline = 1;

@@ -101,6 +101,16 @@ function App:count(table_name, name)
   return self:read("SELECT COUNT(*) AS n FROM " .. table_name, nil, name)[1].n
 end
 
+-- Let the other tasks run until cond() holds (an awaited state, not a
+-- guessed delay); 5 s at most.
+local function until_true(cond, what)
+  local deadline = sched.clock() + 5
+  while not cond() do
+    assert(sched.clock() < deadline, "timed out waiting until " .. what)
+    sched.sleep(0)
+  end
+end
+
 local function db_app(opts, more)
   local list = { persistence.SessionInterceptor(opts) }
   for _, x in ipairs(more or {}) do list[#list + 1] = x end
@@ -301,16 +311,17 @@ describe("persistence sessions", function()
     local one = db_app { path = path, busy_timeout = 0.05 }
     local other = db_app { path = path }
     script(one, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
-    local release = false
+    local release, holding = false, false
     local holder = sched.spawn(function()
       other:with_ctx(function()
         persistence.providing_new_session(function(ss)
           assert(ss:execute("INSERT INTO items (name) VALUES ('holder')"))
+          holding = true
           while not release do sched.sleep(0.01) end
         end)
       end)
     end)
-    sched.sleep(0.02)
+    until_true(function() return holding end, "the other process's writer holds the lock")
     local ok, err = one:tx(function()
       local ss = use_session()
       local r, _, code = ss:execute("INSERT INTO items (name) VALUES ('one')")
@@ -343,7 +354,10 @@ describe("persistence sessions", function()
         end, i < 3 and GET or nil)
       end)
     end
-    sched.sleep(0.05)
+    until_true(function()
+      local st = db:stats()
+      return st.readers.idle == 0 and st.writer.busy
+    end, "both readers and the writer are held")
     local t0 = sched.clock()
     local ok1 = app:tx(function() return 1 end)
     local ok2, active = app:tx(function()
@@ -364,7 +378,10 @@ describe("persistence sessions", function()
     local waited_w = sched.spawn(function()
       return app:tx(function() return use_session():first("SELECT 8 AS x").x end)
     end)
-    sched.sleep(0.05)
+    until_true(function()
+      local w = db:stats()
+      return w.readers.waiting == 1 and w.writer.waiting == 1
+    end, "one waits for a reader, one for the writer")
     assert.is_false(waited.done)
     assert.is_false(waited_w.done)
     st = db:stats()
@@ -394,7 +411,10 @@ describe("persistence sessions", function()
         end, i == 1 and GET or nil)
       end)
     end
-    sched.sleep(0.02)
+    until_true(function()
+      local st = small.list[1]:stats()
+      return st.readers.idle == 0 and st.writer.busy
+    end, "the reader and the writer are held")
     local ok, r, err, code = small:tx(function() return use_session():query("SELECT 1") end, GET)
     assert.is_true(ok)
     assert.is_nil(r)
