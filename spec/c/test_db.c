@@ -2,6 +2,8 @@
  * real uv loop: each job is submitted and the loop run until its callback
  * fired. */
 #include "db.h"
+
+#include <sqlite3.h>
 #include "test.h"
 
 #include <stdint.h>
@@ -915,6 +917,56 @@ TEST(reads_past_the_deadline_in_one_instruction)
     close_db(w);
 }
 
+static void raw_timer_closed(uv_handle_t *h) { (void)h; }
+
+static void timer_commit_raw(uv_timer_t *t)
+{
+    CHECK_EQ_INT(sqlite3_exec(t->data, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+}
+
+/* Rollback-journal mode: another process's EXCLUSIVE lock keeps readers
+ * out. A reader that meets it on the loop (already while preparing: its
+ * schema is not loaded yet) never waits there; the connection's thread
+ * does, in its busy handler, and gets in once the lock is gone. */
+TEST(reads_meeting_a_lock_go_to_the_thread)
+{
+    const char *p = path_in_dir("journal.db");
+    sqlite3 *other;
+    CHECK_EQ_INT(sqlite3_open(p, &other), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_exec(other, "PRAGMA journal_mode=DELETE; CREATE TABLE t(x); INSERT INTO t VALUES (1);"
+                                     "BEGIN EXCLUSIVE; INSERT INTO t VALUES (2);",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    jr_db *r = open_reader(p, QUICK_US);
+    jr_db_job j;
+    jr_db_job_init(&j);
+    int done = 0;
+    read_stmt(&j, "SELECT count(*) FROM t", JR_DB_PRE_READONLY | JR_DB_PRE_BEGIN);
+    j.kind = JR_DB_FIRST;
+    j.cb = on_job;
+    j.data = &done;
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = other;
+    uv_timer_start(&t, timer_commit_raw, 50, 0);
+    int here = jr_db_run_read(r, &j);
+    CHECK_EQ_INT(here, 0); /* sent to the thread, which waits */
+    if (here == 0) wait_flag(&done, 1);
+    else while (uv_is_active((uv_handle_t *)&t)) uv_run(&loop, UV_RUN_ONCE); /* (the commit, still) */
+    uv_close((uv_handle_t *)&t, raw_timer_closed);
+    CHECK_EQ_INT(j.rc, 0);
+    CHECK_EQ_INT(jr_db_cell(&j, 0, 0)->u.i, 2);
+    jr_db_stats st;
+    jr_db_get_stats(r, &st);
+    CHECK(st.busy_waits >= 1);
+    jr_db_job_reset(&j);
+    j.end_txn = JR_DB_TXN_COMMIT;
+    CHECK_EQ_INT(run_read(r, &j, JR_DB_END), 1);
+    jr_db_job_free(&j);
+    close_db(r);
+    sqlite3_close(other);
+}
+
 TEST(data_version_follows_the_content)
 {
     const char *p = path_in_dir("version.db");
@@ -1228,6 +1280,7 @@ int main(void)
     RUN(reads_run_on_the_loop);
     RUN(reads_stopped_at_the_deadline_go_to_the_thread);
     RUN(reads_past_the_deadline_in_one_instruction);
+    RUN(reads_meeting_a_lock_go_to_the_thread);
     RUN(data_version_follows_the_content);
     RUN(checkpoints_follow_commits);
     RUN(interrupt_running_and_queued);

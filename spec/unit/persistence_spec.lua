@@ -1161,6 +1161,11 @@ describe("persistence.Query", function()
     script(c, "UPDATE t_count SET n = 42") -- (only to see where the unfiltered total comes from)
     assert.are.same({ 42, 2 }, { totals() })
     assert.truthy(err_of(persistence.Query, { table = "t", count_sql = 1 }):find("count_sql must be an SQL query", 1, true))
+    local Bad = persistence.Query { table = "t", count_sql = "SELECT 'many' AS n" }
+    local ok, e = c:tx(function() return Bad:paginate {} end)
+    assert.is_false(ok)
+    assert.truthy(persistence.is_error(e), tostring(e))
+    assert.truthy(tostring(e.message):find("count_sql did not return a number", 1, true), tostring(e.message))
     c:stop()
   end)
 
