@@ -2,9 +2,9 @@
 -- first task; each command returns an exit code.
 --
 --   jararaca server app.lua [--host H] [--port P] [--workers N|auto] [...]
---   jararaca test [path ...] [busted options]
+--   jararaca test [path ...] [--log-level L] [busted options]
 --   jararaca version | --version
---   jararaca help | --help
+--   jararaca help [COMMAND] | --help; jararaca COMMAND --help
 -- Every server option can also come from the environment: --max-body-size
 -- is JARARACA_MAX_BODY_SIZE, --port is JARARACA_PORT, and so on. The
 -- command line wins over the environment.
@@ -108,27 +108,141 @@ function M.parse_options(args, specs, env)
   return opts, positional
 end
 
+-- ---- help: `jararaca --help`, `jararaca help CMD`, `jararaca CMD --help` ----
+
+local COMMANDS = {
+  { "server", "APP.lua [options]", "serve the app's HTTP controllers" },
+  { "gen-tsi", "APP.lua OUT.ts | --stdout", "TypeScript types + a client per controller" },
+  { "migrate", "APP.lua [options]", "apply (or list) the app's database migrations" },
+  { "test", "[PATH...] [options]", "run busted specs inside the runtime (default: spec/)" },
+  { "version", "", "print the version and where the framework's Lua files are" },
+  { "help", "[COMMAND]", "this text, or a command's usage and options" },
+  { "worker", "APP.lua", "message-bus consumers (planned; not available yet)" },
+  { "scheduler", "APP.lua", "scheduled actions (planned; not available yet)" },
+}
+
 local function usage()
   local lines = {
     "jararaca " .. sys.version .. " - microservices in Lua on a C core",
     "",
-    "usage:",
-    "  jararaca server APP.lua [options]   serve the app's HTTP controllers",
-    "  jararaca gen-tsi APP.lua OUT.ts      TypeScript types + a client per controller (--stdout to print)",
-    "  jararaca migrate APP.lua [--name NAME] [--status] [--to VERSION]",
-    "                                       apply (or list) the app's database migrations",
-    "  jararaca test [PATH...] [busted options]  run busted specs inside the runtime (default: spec/)",
-    "  jararaca version                     print the version",
-    "  jararaca help                        this text",
+    "usage: jararaca COMMAND [arguments]",
     "",
-    "server options (also from the environment, e.g. --port = JARARACA_PORT):",
+    "commands:",
   }
-  for _, s in ipairs(SERVER_OPTIONS) do
-    lines[#lines + 1] = ("  --%-18s %s (default: %s)"):format(s[1], s[4], tostring(s[3]))
+  for _, c in ipairs(COMMANDS) do
+    lines[#lines + 1] = ("  %-36s %s"):format(c[1] .. (c[2] ~= "" and (" " .. c[2]) or ""), c[3])
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "Not yet available: worker, scheduler (planned)."
+  lines[#lines + 1] = "`jararaca COMMAND --help` (or `jararaca help COMMAND`) shows a command's options."
   return table.concat(lines, "\n")
+end
+
+-- What a server option's value looks like, for the help text (a choice:
+-- the option name's last word, "--log-format FORMAT").
+local METAVAR = { string = "ADDR", int = "N", number = "SECONDS", workers = "N|auto" }
+
+-- "  --flag VALUE   text" with text wrapped at 88 columns under its column.
+local function option_line(lines, flag, text)
+  local indent, width = 29, 88
+  local line = ("  %-26s "):format(flag)
+  if #line > indent then
+    lines[#lines + 1] = line
+    line = (" "):rep(indent)
+  end
+  for word in text:gmatch("%S+") do
+    if #line + #word > width and #line > indent then
+      lines[#lines + 1] = line:gsub("%s+$", "")
+      line = (" "):rep(indent)
+    end
+    line = line .. word .. " "
+  end
+  lines[#lines + 1] = line:gsub("%s+$", "")
+end
+
+local function server_help()
+  local lines = {
+    "usage: jararaca server APP.lua [options]",
+    "",
+    "Serves the HTTP controllers of APP.lua (a file returning jararaca.Microservice{...}):",
+    "runs the interceptors' startup, listens, and on SIGTERM or SIGINT stops accepting,",
+    "gives requests in flight the grace period, then runs the interceptors' shutdown.",
+    "",
+    "options (each also from the environment: --port is JARARACA_PORT, --max-body-size is",
+    "JARARACA_MAX_BODY_SIZE, ...; the command line wins):",
+  }
+  for _, s in ipairs(SERVER_OPTIONS) do
+    local flag = s[2] == "flag" and ("--" .. s[1])
+      or ("--%s %s"):format(s[1], METAVAR[s[2]] or s[1]:match("[^-]+$"):upper())
+    option_line(lines, flag, ("%s (default: %s)"):format(s[4], tostring(s[3])))
+  end
+  option_line(lines, "-h, --help", "this text")
+  return table.concat(lines, "\n")
+end
+
+local TEST_HELP = [[
+usage: jararaca test [PATH...] [options]
+
+Runs busted specs inside the jararaca runtime: every spec runs in a task, so it may
+wait (jararaca.sleep, database calls), start servers and call apps through
+jararaca.testing's in-process client. PATH: spec files or directories (default:
+spec/); in directories, files named *_spec.lua are run. docs/testing.md has the guide.
+
+options:
+  --log-level LEVEL      debug, info (default), warn, error or off (also JARARACA_LOG_LEVEL).
+                         Under `jararaca test` the apps' migrations log at debug: use
+                         --log-level debug to see them
+  --filter=PATTERN       only tests whose full name matches the Lua pattern
+  --filter-out=PATTERN   not the tests whose full name matches
+  -t, --tags=TAGS        only tests tagged #TAG (comma-separated); --exclude-tags=TAGS
+  -o, --output=FORMAT    utfTerminal (default), plainTerminal, TAP, json, junit
+  -l, --list             list the tests' names instead of running them
+  -v, --verbose          verbose output of errors
+  --shuffle, --seed=N    random order (reproducible with --seed)
+  -p, --pattern=PATTERN  which files in a directory are specs (default: _spec)
+  -h, --help             this text
+Other busted options are passed to busted as they are. Exit codes: 0 every test
+passed, 1 a test failed or errored, 2 bad command line.]]
+
+local function planned_help(cmd)
+  return ("usage: jararaca %s APP.lua\n\nNot available in this version: %s are planned.\n"
+    .. "Today `jararaca server` serves HTTP controllers; see `jararaca --help`."):format(cmd,
+    cmd == "worker" and "message-bus consumers (IncomingHandler)" or "scheduled actions (ScheduledAction)")
+end
+
+local VERSION_HELP = [[
+usage: jararaca version   (or jararaca --version)
+
+Prints the version, the directory the framework's Lua files are loaded from, and the
+LuaJIT version.]]
+
+local HELP = {
+  server = server_help,
+  test = function() return TEST_HELP end,
+  version = function() return VERSION_HELP end,
+  help = usage,
+  worker = function() return planned_help("worker") end,
+  scheduler = function() return planned_help("scheduler") end,
+}
+
+local function wants_help(args)
+  for _, a in ipairs(args) do
+    if a == "--help" or a == "-h" then return true end
+  end
+  return false
+end
+
+-- `jararaca help CMD` / `jararaca CMD --help`. gen-tsi and migrate keep
+-- their usage next to their code and print it themselves.
+local function command_help(cmd)
+  if cmd == "gen-tsi" then return require("jararaca.tsgen").cli({ "--help" }) end
+  if cmd == "migrate" then return require("jararaca.persistence.migrate").cli({ "--help" }) end
+  local h = HELP[cmd]
+  if not h then
+    eprint(("jararaca help: unknown command '%s' (see jararaca --help)"):format(tostring(cmd)))
+    return 2
+  end
+  print(h())
+  return 0
 end
 
 local function listen_options(o)
@@ -197,19 +311,34 @@ function M.server(args)
 end
 
 function M.test(args)
-  local busted_args = {}
-  local paths = {}
-  for _, a in ipairs(args) do
-    if a:sub(1, 1) == "-" then busted_args[#busted_args + 1] = a else paths[#paths + 1] = a end
+  -- Our own option (--log-level) is taken out; everything else goes to
+  -- busted in the order given (busted's default path is spec/).
+  local busted_args, level = {}, nil
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local v = a:match("^%-%-log%-level=(.*)$")
+    if a == "--log-level" then
+      i = i + 1
+      v = args[i]
+      if v == nil then eprint("jararaca test: option --log-level needs a value"); return 2 end
+    end
+    if v then level = v else busted_args[#busted_args + 1] = a end
+    i = i + 1
   end
-  if #paths == 0 then paths[1] = "spec" end
-  for _, p in ipairs(paths) do busted_args[#busted_args + 1] = p end
+  if level == nil or level == "" then level = os.getenv("JARARACA_LOG_LEVEL") end
+  if level == nil or level == "" then level = "info" end
+  local ok, lerr = log.set { level = level }
+  if not ok then eprint("jararaca test: --log-level: ", lerr); return 2 end
+  -- Apps started by the specs apply migrations on every start: their
+  -- progress lines are debug here, not info (warnings stay warnings).
+  require("jararaca.persistence.migrate").set_log_level("debug")
   -- busted reads the global `arg`
   rawset(_G, "arg", busted_args)
   busted_args[0] = "jararaca test"
   local runner = require "busted.runner"
-  local ok, err = pcall(runner, { standalone = false, output = "utfTerminal" })
-  if not ok then
+  local rok, err = pcall(runner, { standalone = false, output = "utfTerminal" })
+  if not rok then
     -- busted signals failures by raising (with nil) on Lua 5.1 runtimes
     if err ~= nil then eprint("jararaca test: ", tostring(err)) end
     return 1
@@ -217,26 +346,32 @@ function M.test(args)
   return 0
 end
 
+-- command -> function(args after the command) -> exit code
+local RUN = {
+  server = function(rest) return M.server(rest) end,
+  test = function(rest) return M.test(rest) end,
+  ["gen-tsi"] = function(rest) return require("jararaca.tsgen").cli(rest) end,
+  migrate = function(rest) return require("jararaca.persistence.migrate").cli(rest) end,
+}
+
 function M.main(args)
   local cmd = args[1]
   local rest = { select(2, unpack(args)) }
   if cmd == nil or cmd == "help" or cmd == "--help" or cmd == "-h" then
+    if cmd == "help" and rest[1] ~= nil then return command_help(rest[1]) end
     print(usage())
     return cmd == nil and 2 or 0
   elseif cmd == "version" or cmd == "--version" then
+    if wants_help(rest) then return command_help("version") end
     print("jararaca " .. sys.version)
-    print("lua files: " .. tostring(package.jararaca_lua_dir))
+    print("lua files: " .. tostring(rawget(package, "jararaca_lua_dir")))
     print(jit and jit.version or _VERSION)
     return 0
-  elseif cmd == "server" then
-    return M.server(rest)
-  elseif cmd == "test" then
-    return M.test(rest)
-  elseif cmd == "gen-tsi" then
-    return require("jararaca.tsgen").cli(rest)
-  elseif cmd == "migrate" then
-    return require("jararaca.persistence.migrate").cli(rest)
+  elseif RUN[cmd] then
+    if wants_help(rest) then return command_help(cmd) end
+    return RUN[cmd](rest)
   elseif cmd == "worker" or cmd == "scheduler" then
+    if wants_help(rest) then return command_help(cmd) end
     eprint(("jararaca %s: not available yet in this version"):format(cmd))
     return 2
   end

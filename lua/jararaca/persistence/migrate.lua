@@ -123,6 +123,29 @@ function M.discover(dir)
 end
 
 ---------------------------------------------------------------------------
+-- Logging
+---------------------------------------------------------------------------
+
+-- The level of the "applied migration" lines of apply(opts.log). Info for
+-- a server (one start, worth a line); `jararaca test` starts apps over and
+-- over and sets debug, so `--log-level debug` shows them. Warnings (a file
+-- changed after it was applied) stay warnings.
+local progress_level = "info"
+
+--- Set the level of the "applied migration ..." lines: "debug" or "info".
+function M.set_log_level(level)
+  if level ~= "debug" and level ~= "info" then
+    error(format("migrate.set_log_level(level): level must be \"debug\" or \"info\", got %s", tostring(level)), 2)
+  end
+  progress_level = level
+end
+
+--- The level of the "applied migration ..." lines.
+function M.log_level()
+  return progress_level
+end
+
+---------------------------------------------------------------------------
 -- Database side
 ---------------------------------------------------------------------------
 
@@ -289,7 +312,7 @@ local function apply_one(db, e, lock_wait)
 end
 
 --- Apply the pending migrations of a started database (up to opts.to).
---- opts: to (version), dir, log (log each step), lock_wait (seconds to wait
+--- opts: to (version), dir, log (log each step, at migrate.log_level()), lock_wait (seconds to wait
 --- for another process's migration lock, default 300), on_applied(entry).
 --- Returns true, report | nil, err, report; report = status + applied (list
 --- of entries) + skipped (applied meanwhile by another process).
@@ -324,7 +347,9 @@ function M.apply(db, opts)
           e.state = "applied"
           report.applied[#report.applied + 1] = e
           if report.current == nil or e.version > report.current then report.current = e.version end
-          if opts.log then log.info(format("database %s: applied migration %s (%.0f ms)", db.name, e.file, e.seconds * 1000)) end
+          if opts.log then
+            log[progress_level](format("database %s: applied migration %s (%.0f ms)", db.name, e.file, e.seconds * 1000))
+          end
           if opts.on_applied then opts.on_applied(e) end
         else
           e.state = "applied"
