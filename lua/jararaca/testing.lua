@@ -10,6 +10,11 @@
 --   local dir = testing.temp_dir()                     -- removed by testing.cleanup()
 --   local db_path = testing.temp_database()            -- a fresh file path in a temp dir
 --
+--   testing.setenv("TASKS_DB", db_path)                -- restored by testing.cleanup()
+--   testing.with_env({ TASKS_DB = db_path, DEBUG = false }, fn, ...)  -- set, fn(...), restore
+--
+-- docs/testing.md is the guide.
+--
 -- The client calls the app's routes in-process, without a socket, through
 -- exactly what the server runs per request: routing, the interceptor chain
 -- (so database sessions commit or roll back), middlewares, validation and
@@ -20,6 +25,7 @@ local microservice = require "jararaca.microservice"
 local sched = require "jararaca.sched"
 local json = require "jararaca.json"
 local http = require "jararaca.core.http"
+local sys = require "jararaca.core.sys"
 
 local M = {}
 
@@ -32,11 +38,11 @@ function Handle:id() return self._id end
 function Handle:query_string() return self._query end
 function Handle:target() return self._target end
 function Handle:body() return self._body end
-function Handle:remote() return "127.0.0.1", 0 end
+function Handle.remote(_) return "127.0.0.1", 0 end
 function Handle:alive() return self.response == nil end
-function Handle:start_ms() return 0 end
-function Handle:version_minor() return 1 end
-function Handle:is_upgrade() return false end
+function Handle.start_ms(_) return 0 end
+function Handle.version_minor(_) return 1 end
+function Handle.is_upgrade(_) return false end
 function Handle:headers()
   local out = {}
   for k, v in pairs(self._headers) do out[k:lower()] = v end
@@ -172,13 +178,98 @@ function M.temp_database(name)
   return M.temp_dir() .. "/" .. (name or "test.db")
 end
 
---- Remove every temp dir made so far.
+-- ---- environment ----
+-- Apps read their configuration from the environment (os.getenv, config
+-- interceptors). These set it for this process (children inherit it) and
+-- put back what was there before.
+
+local saved = {} -- { name, previous value or false }, in the order changed
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+local function check_env_name(what, name)
+  if type(name) ~= "string" or name == "" or name:find("[=%z]") then
+    error(("%s: the name must be a non-empty string without '=' or NUL, got %s"):format(what,
+      type(name) == "string" and ("%q"):format(name) or type(name)), 3)
+  end
+end
+
+-- value: a string or number sets, nil or false unsets.
+local function env_value(what, name, value)
+  local tv = type(value)
+  if tv == "number" then return tostring(value) end
+  if value == nil or value == false or tv == "string" then
+    if tv == "string" and value:find("%z") then
+      error(("%s: the value of %s contains a NUL byte"):format(what, name), 3)
+    end
+    return value or nil
+  end
+  error(("%s: the value of %s must be a string, a number, or nil/false to unset it, got %s"):format(what,
+    name, tv), 3)
+end
+
+local function set_raw(name, value)
+  local ok, err = sys.setenv(name, value)
+  if not ok then error(("cannot set the environment variable %s: %s"):format(name, tostring(err)), 0) end
+end
+
+--- Set (value: a string or number) or unset (nil or false) an environment
+--- variable until testing.restore_env() or testing.cleanup() puts back the
+--- value it had before.
+function M.setenv(name, value)
+  check_env_name("testing.setenv(name, value)", name)
+  value = env_value("testing.setenv(name, value)", name, value)
+  saved[#saved + 1] = { name, os.getenv(name) or false }
+  set_raw(name, value)
+  return true
+end
+
+--- Put back every variable testing.setenv changed (latest change first).
+function M.restore_env()
+  for i = #saved, 1, -1 do
+    local e = saved[i]
+    saved[i] = nil
+    set_raw(e[1], e[2] or nil)
+  end
+end
+
+--- with_env(vars, fn, ...): set vars ({ NAME = "value" | number | false to
+--- unset }), run fn(...) and put the previous values back, also when fn
+--- raises (the error is raised again, as it was). Returns fn's results.
+function M.with_env(vars, fn, ...)
+  if type(vars) ~= "table" then
+    error("testing.with_env(vars, fn, ...): vars must be a table { NAME = value | false }, got " .. type(vars), 2)
+  end
+  if type(fn) ~= "function" then
+    error("testing.with_env(vars, fn, ...): fn must be a function, got " .. type(fn), 2)
+  end
+  local names, values = {}, {}
+  for name, value in pairs(vars) do
+    check_env_name("testing.with_env(vars, fn)", name)
+    names[#names + 1] = name
+    values[name] = env_value("testing.with_env(vars, fn)", name, value)
+  end
+  table.sort(names)
+  local before = {}
+  for _, name in ipairs(names) do
+    before[name] = os.getenv(name) or false
+    set_raw(name, values[name])
+  end
+  local res = pack(pcall(fn, ...))
+  for _, name in ipairs(names) do set_raw(name, before[name] or nil) end
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
+
+--- Remove every temp dir made so far and restore the environment
+--- (testing.restore_env()).
 function M.cleanup()
   for i = #temps, 1, -1 do
     local p = temps[i]
     if p:match("^/tmp/") then os.execute("rm -rf '" .. p .. "'") end
     temps[i] = nil
   end
+  M.restore_env()
 end
 
 return M

@@ -8,7 +8,7 @@ local APP = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") or "exampl
 local function with_client(env_db)
   -- the app reads TASKS_DB from the environment through its config interceptor
   local db = env_db or testing.temp_database("tasks.db")
-  require("jararaca.core.sys").setenv("TASKS_DB", db)
+  testing.setenv("TASKS_DB", db) -- testing.cleanup() puts the previous value back
   local client = testing.client(APP)
   return client, db
 end
