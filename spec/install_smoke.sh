@@ -15,7 +15,7 @@ for f in docs_page.html docs_page.css docs_page.js; do
 done
 checks=1
 help=$("$PREFIX/bin/jararaca" --help)
-echo "$help" | grep -q "^  server APP.lua" || { echo "jararaca --help lists no server command: $help"; exit 1; }
+echo "$help" | grep -q "^  jararaca server APP.lua" || { echo "jararaca --help lists no server command: $help"; exit 1; }
 help=$("$PREFIX/bin/jararaca" server --help)
 echo "$help" | grep -q "^  --port N" || { echo "jararaca server --help shows no --port: $help"; exit 1; }
 checks=$((checks + 1))

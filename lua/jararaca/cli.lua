@@ -125,12 +125,10 @@ local function usage()
   local lines = {
     "jararaca " .. sys.version .. " - microservices in Lua on a C core",
     "",
-    "usage: jararaca COMMAND [arguments]",
-    "",
-    "commands:",
+    "usage:",
   }
   for _, c in ipairs(COMMANDS) do
-    lines[#lines + 1] = ("  %-36s %s"):format(c[1] .. (c[2] ~= "" and (" " .. c[2]) or ""), c[3])
+    lines[#lines + 1] = ("  jararaca %-34s %s"):format(c[1] .. (c[2] ~= "" and (" " .. c[2]) or ""), c[3])
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "`jararaca COMMAND --help` (or `jararaca help COMMAND`) shows a command's options."
