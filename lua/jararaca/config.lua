@@ -40,7 +40,7 @@ local function base(sc)
   for _ = 1, 16 do
     if sc.kind == "nullable" then sc = sc.of
     elseif sc.kind == "ref" then
-      local t = S().lookup(sc.name)
+      local t = S().lookup(sc.name, sc) -- in the scope the ref was made in
       if not t then return sc.kind, sc end
       sc = t
     else return sc.kind, sc end

@@ -802,10 +802,19 @@ local function default_lookup(name)
   return nil
 end
 
+-- The app's own schema names (jararaca.schema scopes them per app file).
+local function app_lookup(app)
+  local ok, schema = pcall(require, "jararaca.schema")
+  if ok and type(schema) == "table" and type(schema.registry) == "function" then
+    return schema.registry(app).lookup
+  end
+  return default_lookup
+end
+
 --- The OpenAPI 3.1.0 document of an app (a Lua table; encode it with
 --- jararaca.json). opts (all optional): title, version, description
 --- (override app.openapi), servers (list of { url, description }),
---- lookup (function(name) -> named schema, default schema.lookup).
+--- lookup (function(name) -> named schema, default the app's: schema.registry(app).lookup).
 function M.document(app, opts)
   if type(app) ~= "table" then
     error("openapi.document(app): expected a Microservice, got " .. type(app), 2)
@@ -816,7 +825,7 @@ function M.document(app, opts)
   opts = opts or {}
   local oa = type(app.openapi) == "table" and app.openapi or {}
   local cfg = M.config(app) or {}
-  local ctx = new_ctx(opts.lookup or default_lookup)
+  local ctx = new_ctx(opts.lookup or app_lookup(app))
 
   local paths = builder()
   local path_items = {} -- openapi path -> builder

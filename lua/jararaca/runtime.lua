@@ -10,11 +10,37 @@ local microservice = require "jararaca.microservice"
 local interceptors = require "jararaca.interceptors"
 local context = require "jararaca.context"
 local log = require "jararaca.log"
+local schema = require "jararaca.schema"
 
 local M = {}
 
 local function dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
+end
+
+-- Two apps in one process (a `jararaca test` run) may each have their own
+-- models.lua: a module that another app loaded from its directory is loaded
+-- again from this app's directory when this one has it too. Modules from
+-- elsewhere (the framework, a shared lib) stay shared.
+local app_modules = {} -- module name -> path of the app that loaded it from its directory
+
+local function in_dir(dir, name)
+  return package.searchpath(name, dir .. "/?.lua;" .. dir .. "/?/init.lua") ~= nil
+end
+
+local function forget_other_apps_modules(path, dir)
+  for name, owner in pairs(app_modules) do
+    if owner ~= path and in_dir(dir, name) then
+      package.loaded[name] = nil
+      app_modules[name] = nil
+    end
+  end
+end
+
+local function note_own_modules(path, dir, before)
+  for name in pairs(package.loaded) do
+    if not before[name] and in_dir(dir, name) then app_modules[name] = path end
+  end
 end
 
 --- Load an app file: it must return a Microservice{...}. The file's directory
@@ -31,13 +57,20 @@ function M.load_app(path)
   package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
   local chunk, err = loadfile(path)
   if not chunk then return nil, ("cannot load app file %s"):format(err) end
-  local ok, app = xpcall(chunk, debug.traceback)
+  forget_other_apps_modules(path, dir)
+  local before = {}
+  for name in pairs(package.loaded) do before[name] = true end
+  -- its schema names (and its modules') are its own: two apps in one
+  -- process may both define "Task"
+  local ok, app = schema.with_scope(path, xpcall, chunk, debug.traceback)
+  note_own_modules(path, dir, before)
   if not ok then return nil, ("error while running app file %s: %s"):format(path, tostring(app)) end
   if not microservice.is_microservice(app) then
     return nil, ("app file %s must return jararaca.Microservice{...} (it returned %s)"):format(
       path, app == nil and "nothing" or type(app))
   end
   app.__file = path
+  app.__schemas = schema.scope(path)
   return app
 end
 

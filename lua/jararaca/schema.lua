@@ -44,14 +44,76 @@ local new_error, deep_copy, fmtnum = compile_mod.new_error, compile_mod.deep_cop
 local istype, int64_ct = ffi.istype, ffi.typeof("int64_t")
 
 ---------------------------------------------------------------------------
--- Registry (named objects and enums; exposed types)
+-- Registry (named objects and enums; exposed types), one scope per app
 ---------------------------------------------------------------------------
+-- Names are scoped per app, so two apps loaded in one process (a
+-- `jararaca test` run) may both define "Task". runtime.load_app runs an app
+-- file inside M.with_scope(path, ...): every name defined while it runs (in
+-- the file or in the modules it requires) goes to that app's scope, and
+-- every ref made then remembers it. Names defined outside any app load (a
+-- spec, a module required before) go to the root scope, which every app
+-- sees. A name is resolved in its scope, then the root; a ref or an app
+-- lookup that finds neither takes a definition from another scope if there
+-- is exactly one (a module two apps share belongs to the app that loaded it
+-- first). One scope defining a name twice at two places is an error.
 
-local registry = {}      -- name -> schema
-local defined_at = {}    -- name -> "file:line"
-local exposed_list, exposed_set = {}, {}
+local scope_mt = {}
+local function pack(...) return { n = select("#", ...), ... } end
 
-local C = compile_mod.new(function(name) return registry[name] end)
+local function new_scope(label)
+  return setmetatable({ label = label, names = {}, defined_at = {}, exposed_list = {}, exposed_at = {} }, scope_mt)
+end
+
+local root = new_scope(nil)
+local scopes, scope_list = {}, {} -- key -> scope; every scope but root, in creation order
+local current = root              -- where definitions go now
+local ref_scope = setmetatable({}, { __mode = "k" }) -- ref schema -> the scope it was made in
+
+local function is_scope(v) return getmetatable(v) == scope_mt end
+
+-- The scope `from` stands for: a scope, an app (its __schemas), a ref made
+-- in a scope; nil for anything else.
+local function scope_from(from)
+  if type(from) ~= "table" then return nil end
+  if is_scope(from) then return from end
+  local s = ref_scope[from]
+  if s then return s end
+  s = rawget(from, "__schemas")
+  if is_scope(s) then return s end
+  return nil
+end
+
+-- The one definition of `name` outside `scope` and root, or nil (and why
+-- when several scopes define it).
+local function elsewhere(name, scope)
+  local found, labels = nil, {}
+  for _, other in ipairs(scope_list) do
+    local sc = other ~= scope and other.names[name]
+    if sc then
+      found = found == nil and sc or false
+      labels[#labels + 1] = other.label
+    end
+  end
+  if found == false then
+    return nil, format("schema name '%s' is defined by several apps (%s); look it up in one app's scope", name,
+      concat(labels, ", "))
+  end
+  return found
+end
+
+-- name in scope, then root, then (fallback) a single definition elsewhere.
+local function resolve(name, scope, fallback)
+  local sc = scope.names[name]
+  if sc then return sc end
+  if scope ~= root then
+    sc = root.names[name]
+    if sc then return sc end
+  end
+  if fallback then return elsewhere(name, scope) end
+  return nil
+end
+
+local C = compile_mod.new(function(name, ref) return resolve(name, ref_scope[ref] or root, true) end)
 local compile, compiled = C.compile, C.cache
 
 -- "file:line" of the function `level` frames above the caller.
@@ -68,37 +130,90 @@ local function check_name(what, name, lvl)
   end
   -- The same definition run again (an app file loaded twice, e.g. by a
   -- test client per spec) replaces the entry; another place is a clash.
-  if registry[name] and defined_at[name] ~= where(lvl + 1) then
-    error(format("schema name '%s' is already defined at %s", name, defined_at[name]), lvl + 1)
+  local at = current.defined_at[name]
+  if at and at ~= where(lvl + 1) then
+    error(format("schema name '%s' is already defined at %s%s", name, at,
+      current.label and (" (both in app " .. current.label .. ")") or ""), lvl + 1)
   end
 end
 
 local function register(name, sc, at)
-  registry[name] = sc
-  defined_at[name] = at
+  current.names[name] = sc
+  current.defined_at[name] = at
 end
 
---- The named object or enum `name`, or nil.
-function M.lookup(name)
-  return registry[name]
+--- with_scope(key, fn, ...): run fn(...) with the names it defines (and
+--- the refs it makes) in the scope `key` (an app file's path; created on
+--- first use, the same one again after). Returns fn's results; restores
+--- the previous scope also when fn raises.
+function M.with_scope(key, fn, ...)
+  if type(key) ~= "string" or key == "" then
+    error("schema.with_scope(key, fn): key must be a non-empty string, got " .. type(key), 2)
+  end
+  if type(fn) ~= "function" then
+    error("schema.with_scope(key, fn): fn must be a function, got " .. type(fn), 2)
+  end
+  local scope = scopes[key]
+  if not scope then
+    scope = new_scope(key)
+    scopes[key] = scope
+    scope_list[#scope_list + 1] = scope
+  end
+  local previous = current
+  current = scope
+  local res = pack(pcall(fn, ...))
+  current = previous
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
 end
 
---- Every named schema (objects and enums), sorted by name.
-function M.named()
+--- The scope with key `key` (see with_scope), or nil.
+function M.scope(key)
+  return scopes[key]
+end
+
+--- lookup(name [, from]) -> the named object or enum, or nil (and a reason
+--- when several apps define it). from: an app (loaded by runtime.load_app),
+--- a scope, or a ref schema: its names, then the root's, then a single
+--- definition elsewhere. Without from: while an app file loads, its names
+--- and the root's; otherwise the root's, then a single definition anywhere.
+function M.lookup(name, from)
+  local scope = scope_from(from)
+  if scope then return resolve(name, scope, true) end
+  return resolve(name, current, current == root)
+end
+
+--- { lookup = fn(name), exposed = fn() } for one app (what jararaca.openapi
+--- and jararaca.tsgen read).
+function M.registry(app)
+  local scope = scope_from(app) or root
+  return {
+    lookup = function(name) return (resolve(name, scope, true)) end,
+    exposed = function() return M.exposed(scope) end,
+  }
+end
+
+--- Every named schema (objects and enums) of `from` (as for lookup; default:
+--- the app loading now, or the root) and of the root, sorted by name.
+function M.named(from)
+  local scope = scope_from(from) or current
+  local by = {}
+  for name, sc in pairs(root.names) do by[name] = sc end
+  for name, sc in pairs(scope.names) do by[name] = sc end
   local names = {}
-  for name in pairs(registry) do names[#names + 1] = name end
+  for name in pairs(by) do names[#names + 1] = name end
   sort(names)
   local out = {}
-  for i, name in ipairs(names) do out[i] = registry[name] end
+  for i, name in ipairs(names) do out[i] = by[name] end
   return out
 end
 
---- TEST-ONLY: forget every named schema and exposed type (and the compiled
--- validators), so specs can define "Task" again.
+--- TEST-ONLY: forget every named schema and exposed type of every scope
+-- (and the compiled validators), so specs can define "Task" again.
 function M._reset_registry()
-  registry = {}
-  defined_at = {}
-  exposed_list, exposed_set = {}, {}
+  root = new_scope(nil)
+  scopes, scope_list = {}, {}
+  current = root
   C.reset()
 end
 
@@ -129,6 +244,7 @@ end
 local function copy_schema(sc)
   local t = {}
   for k, v in pairs(sc) do t[k] = v end
+  ref_scope[t] = ref_scope[sc]
   return setmetatable(t, schema_mt)
 end
 
@@ -409,7 +525,7 @@ end
 -- base's, in the base's position), then the new ones.
 function M.extend(base, a, b, c)
   if is_schema(base) and base.kind == "ref" then
-    local target = registry[base.name]
+    local target = resolve(base.name, ref_scope[base] or current, true)
     if not target then error(format("schema.extend: ref('%s') is not defined (yet)", base.name), 2) end
     base = target
   end
@@ -481,7 +597,9 @@ function M.ref(name, opts)
   end
   local t = options("schema.ref", opts, NO_OPTS, 2)
   t.name = name
-  return new("ref", t)
+  local sc = new("ref", t)
+  ref_scope[sc] = current
+  return sc
 end
 
 ---------------------------------------------------------------------------
@@ -677,23 +795,30 @@ end
 ---------------------------------------------------------------------------
 
 --- s.expose(schema) -> schema: include a named object or enum in the
--- TypeScript output even when no route uses it.
+-- TypeScript output of the app loading now (or of every app, outside a
+-- load) even when no route uses it.
 function M.expose(sc)
   if not is_schema(sc) or not (sc.kind == "object" or sc.kind == "enum") or sc.name == nil then
     error("schema.expose(schema): expected a named object or enum schema, got " ..
       (is_schema(sc) and tostring(sc) or type(sc)), 2)
   end
-  if not exposed_set[sc] then
-    exposed_set[sc] = true
-    exposed_list[#exposed_list + 1] = sc
-  end
+  -- by name: an app file loaded again exposes its new schema in place of the old
+  local list = current.exposed_list
+  local i = current.exposed_at[sc.name] or #list + 1
+  current.exposed_at[sc.name] = i
+  list[i] = sc
   return sc
 end
 
---- s.exposed() -> the exposed schemas, in expose order.
-function M.exposed()
+--- s.exposed([from]) -> the schemas exposed by the root and by `from` (as
+--- for lookup; default: the app loading now), in expose order.
+function M.exposed(from)
+  local scope = scope_from(from) or current
   local out = {}
-  for i, sc in ipairs(exposed_list) do out[i] = sc end
+  for _, sc in ipairs(root.exposed_list) do out[#out + 1] = sc end
+  if scope ~= root then
+    for _, sc in ipairs(scope.exposed_list) do out[#out + 1] = sc end
+  end
   return out
 end
 

@@ -18,8 +18,8 @@
 -- Field, parameter and header names are the wire names, never converted.
 --
 -- Reads the schema model of docs/schema-model.md only; `opts.registry`
--- ({ lookup = fn(name), exposed = fn() }) replaces jararaca.schema's
--- registry (tests).
+-- ({ lookup = fn(name), exposed = fn() }) replaces the app's names in
+-- jararaca.schema's registry, schema.registry(app) (tests).
 -- @module jararaca.tsgen
 local controller = require "jararaca.http.controller"
 
@@ -762,14 +762,13 @@ function jrHeaders(headers: Record<string, unknown>): Record<string, string> {
 -- Public API
 ---------------------------------------------------------------------------
 
-local function schema_registry()
-  local schema = require "jararaca.schema"
-  return { lookup = schema.lookup, exposed = schema.exposed }
+local function schema_registry(app)
+  return require("jararaca.schema").registry(app)
 end
 
 local function run(app, opts)
   if type(app) ~= "table" then fail("expected an app (jararaca.Microservice{...}), got %s", a(type(app))) end
-  local registry = opts.registry or schema_registry()
+  local registry = opts.registry or schema_registry(app)
   local gen = new_gen(registry)
 
   -- controllers, sorted by class name

@@ -1008,6 +1008,121 @@ describe("jararaca.schema", function()
   end)
 
   -------------------------------------------------------------------------
+  describe("scopes (one per app file)", function()
+    -- what an app file defines, run in the scope `key` as runtime.load_app does
+    local function app(key, status_values, field)
+      return s.with_scope(key, function()
+        local Status = s.enum("Status", status_values)
+        local Item = s.object("Item", { { field, s.string() }, { "status", s.ref("Status") } })
+        s.expose(Item)
+        return { __schemas = s.scope(key), Status = Status, Item = Item, ItemRef = s.ref("Item"):optional() }
+      end)
+    end
+
+    it("two scopes define the same names; each resolves its own, refs included", function()
+      local a = app("a.lua", { "draft" }, "name")
+      local b = app("b.lua", { "sold" }, "sku")
+      assert.are_not.equal(a.Item, b.Item)
+      assert.are.equal(a.Item, s.lookup("Item", a))
+      assert.are.equal(b.Item, s.lookup("Item", b))
+      assert.are.equal(b.Status, s.lookup("Status", s.scope("b.lua")))
+      assert.are.same({ name = "x", status = "draft" }, ok(a.Item, { name = "x", status = "draft" }))
+      bad(a.Item, { name = "x", status = "sold" }, "enum", { "status" })
+      -- a ref (and a modified copy of one) resolves in the scope it was made in
+      assert.are.same({ sku = "y", status = "sold" }, ok(b.ItemRef, { sku = "y", status = "sold" }))
+      bad(a.ItemRef, { sku = "y", status = "draft" }, "missing", { "name" })
+      assert.are.equal(a.Item, s.lookup("Item", a.ItemRef))
+    end)
+
+    it("the root's names are seen from every scope; a scope's own name wins", function()
+      local Shared = s.object("Shared", {})
+      local Root = s.object("Item", { { "root", s.integer() } })
+      local a = app("a.lua", { "draft" }, "name")
+      assert.are.equal(Shared, s.lookup("Shared", a))
+      assert.are.equal(a.Item, s.lookup("Item", a))
+      assert.are.equal(Root, s.lookup("Item"))
+      assert.are.same({ a.Item, Shared, a.Status }, s.named(a))
+      assert.are.same({ Root, Shared }, s.named())
+    end)
+
+    it("outside any scope, a name defined once anywhere is found; twice is ambiguous", function()
+      local a = app("a.lua", { "draft" }, "name")
+      s.with_scope("c.lua", function() s.object("OnlyInC", {}) end)
+      assert.are.equal(s.lookup("OnlyInC", s.scope("c.lua")), s.lookup("OnlyInC"))
+      -- from another app too (a module two apps share is in the first one's scope)
+      assert.are.equal(s.lookup("OnlyInC", s.scope("c.lua")), s.lookup("OnlyInC", a))
+      app("b.lua", { "sold" }, "sku")
+      local found, why = s.lookup("Item")
+      assert.is_nil(found)
+      assert.are.equal("schema name 'Item' is defined by several apps (a.lua, b.lua); look it up in one app's scope", why)
+      -- a ref made outside both cannot pick one either
+      assert.matches("ref%('Item'%): schema name 'Item' is defined by several apps",
+        err_of(s.validate, s.ref("Item"), {}))
+    end)
+
+    it("while a scope is current, a name-only lookup sees that scope and the root only", function()
+      s.with_scope("a.lua", function() s.object("ItemPage", {}) end)
+      local A = s.lookup("ItemPage", s.scope("a.lua"))
+      s.with_scope("b.lua", function()
+        -- so a helper that names a schema unless the name is taken (Paginated)
+        -- defines b's own instead of seeing a's
+        assert.is_nil(s.lookup("ItemPage"))
+        -- an explicit scope takes a single definition elsewhere, as refs do
+        assert.are.equal(A, s.lookup("ItemPage", s.scope("b.lua")))
+      end)
+    end)
+
+    it("one scope defining a name twice at two places fails, naming the first place and the app", function()
+      local msg = err_of(s.with_scope, "a.lua", function()
+        s.object("Item", {})
+        s.object("Item", { { "other", s.string() } })
+      end)
+      assert.matches("schema_spec.lua:%d+: schema name 'Item' is already defined at .*schema_spec.lua:%d+ %(both in app a%.lua%)", msg)
+    end)
+
+    it("running the same definitions again in the same scope replaces them (an app loaded twice)", function()
+      local first = app("a.lua", { "draft" }, "name")
+      local second = app("a.lua", { "draft" }, "name")
+      assert.are.equal(second.Item, s.lookup("Item", first))
+      assert.are.same({ second.Item }, s.exposed(s.scope("a.lua")))
+    end)
+
+    it("exposed types are per scope, plus the root's", function()
+      local R = s.expose(s.object("RootEvent", {}))
+      local a = app("a.lua", { "draft" }, "name")
+      local b = app("b.lua", { "sold" }, "sku")
+      assert.are.same({ R, a.Item }, s.exposed(a))
+      assert.are.same({ R, b.Item }, s.exposed(b))
+      assert.are.same({ R }, s.exposed())
+      assert.are.same({ R, b.Item }, s.registry(b).exposed())
+      assert.are.equal(b.Item, s.registry(b).lookup("Item"))
+      assert.are.equal(R, s.registry({}).lookup("RootEvent"))
+    end)
+
+    it("with_scope restores the previous scope when fn raises, and raises the same value", function()
+      local e = { boom = true }
+      local ok, err = pcall(s.with_scope, "a.lua", function() s.object("Inside", {}); error(e) end)
+      assert.is_false(ok)
+      assert.are.equal(e, err)
+      s.object("Outside", {})
+      assert.is_nil(s.scope("a.lua").names.Outside)
+      assert.is_not_nil(s.lookup("Outside", s.scope("a.lua")))
+    end)
+
+    it("extend of a ref resolves the ref in its scope", function()
+      local a = app("a.lua", { "draft" }, "name")
+      app("b.lua", { "sold" }, "sku")
+      local Ext = s.extend(a.ItemRef, { { "extra", s.integer() } })
+      assert.are.equal(a.Item, Ext.extends)
+    end)
+
+    it("misuse raises", function()
+      assert.matches("key must be a non%-empty string", err_of(s.with_scope, nil, function() end))
+      assert.matches("fn must be a function", err_of(s.with_scope, "a.lua", 1))
+    end)
+  end)
+
+  -------------------------------------------------------------------------
   describe("describe_errors", function()
     it("renders one line for logs", function()
       local Item = s.object { name = s.string { max_length = 2 } }

@@ -93,7 +93,7 @@ local function base_kind(sc)
       nullable = true
       sc = sc.of
     elseif k == "ref" then
-      local target = S().lookup(sc.name)
+      local target = S().lookup(sc.name, sc) -- in the scope the ref was made in
       if not target then return "any", nullable, sc end
       sc = target
     else
@@ -157,7 +157,7 @@ function M.row_reader(sc, label)
     local t = {}
     for k, v in pairs(row) do
       local f = p[k]
-      if f == nil then
+      if f == nil then -- luacheck: ignore 542
         -- not in the schema: dropped by validation anyway
       elseif is_null(v) then
         if f.nullable then t[k] = json_null end

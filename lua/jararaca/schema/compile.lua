@@ -8,8 +8,9 @@
 -- A validator returns the cleaned value, or nil and a list of errors whose
 -- `loc` is relative to the value it was given; containers prepend their key
 -- (so the success path allocates nothing but the output). `v` is never nil.
--- `resolve(name)` returns the named schema for `ref` (looked up lazily, on
--- the first value that reaches the ref, so recursive types compile).
+-- `resolve(name, ref)` returns the named schema for the `ref` schema (looked
+-- up lazily, on the first value that reaches the ref, so recursive types
+-- compile), or nil and why.
 -- @module jararaca.schema.compile
 local ffi = require "ffi"
 local json = require "jararaca.json"
@@ -246,13 +247,10 @@ end
 -- int64 / uint64 cdata -> exact integer value (number when |v| <= 2^53,
 -- else int64 cdata), or nil, type, msg
 local function int_from_cdata(v)
-  if istype(int64_ct, v) then
-    -- ok
-  elseif istype(uint64_ct, v) then
+  if not istype(int64_ct, v) then
+    if not istype(uint64_ct, v) then return nil, "int_type", MSG_INT end
     if v > MAX_I64_U then return nil, "int_parsing_size", MSG_INT_SIZE end
     v = cast(int64_ct, v)
-  else
-    return nil, "int_type", MSG_INT
   end
   if v >= -MAX_SAFE and v <= MAX_SAFE then return tonumber(v) end
   return v
@@ -597,7 +595,7 @@ M.object_mt = object_mt
 -- Compiler
 ---------------------------------------------------------------------------
 
---- A compiler bound to `resolve(name) -> schema | nil` (for refs).
+--- A compiler bound to `resolve(name, ref) -> schema | nil, why` (for refs).
 function M.new(resolve)
   local C = {}
   local cache = setmetatable({}, { __mode = "k" })
@@ -638,9 +636,9 @@ function M.new(resolve)
       return function(v, fs)
         local f = target
         if not f then
-          local s = resolve(name)
+          local s, why = resolve(name, sc)
           if not s then
-            error(format("jararaca.schema: ref('%s'): no schema named '%s' is defined", name, name), 0)
+            error(format("jararaca.schema: ref('%s'): %s", name, why or format("no schema named '%s' is defined", name)), 0)
           end
           f = compile(s)
           target = f
