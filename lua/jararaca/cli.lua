@@ -330,6 +330,8 @@ function M.test(args)
   if not ok then eprint("jararaca test: --log-level: ", lerr); return 2 end
   -- Apps started by the specs apply migrations on every start: their
   -- progress lines are debug here, not info (warnings stay warnings).
+  -- Loaded before busted, whose per-file insulation would otherwise load
+  -- the module afresh (at info) for each spec file.
   require("jararaca.persistence.migrate").set_log_level("debug")
   -- busted reads the global `arg`
   rawset(_G, "arg", busted_args)
