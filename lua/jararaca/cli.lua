@@ -180,7 +180,7 @@ end
 local TEST_HELP = [[
 usage: jararaca test [PATH...] [options]
 
-Runs busted specs inside the jararaca runtime: every spec runs in a task, so it may
+Runs busted specs inside the jararaca runtime: specs run in a task, so they may
 wait (jararaca.sleep, database calls), start servers and call apps through
 jararaca.testing's in-process client. PATH: spec files or directories (default:
 spec/); in directories, files named *_spec.lua are run. docs/testing.md has the guide.
@@ -199,7 +199,7 @@ options:
   -p, --pattern=PATTERN  which files in a directory are specs (default: _spec)
   -h, --help             this text
 Other busted options are passed to busted as they are. Exit codes: 0 every test
-passed, 1 a test failed or errored, 2 bad command line.]]
+passed; 1 a test failed or errored, or busted refused an option; 2 a bad --log-level.]]
 
 local function planned_help(cmd)
   return ("usage: jararaca %s APP.lua\n\nNot available in this version: %s are planned.\n"
