@@ -358,7 +358,8 @@ function M.main(args)
   local cmd = args[1]
   local rest = { select(2, unpack(args)) }
   if cmd == nil or cmd == "help" or cmd == "--help" or cmd == "-h" then
-    if cmd == "help" and rest[1] ~= nil then return command_help(rest[1]) end
+    local topic = rest[1] -- `jararaca help server`, also `jararaca --help server`
+    if topic ~= nil and topic ~= "--help" and topic ~= "-h" then return command_help(topic) end
     print(usage())
     return cmd == nil and 2 or 0
   elseif cmd == "version" or cmd == "--version" then

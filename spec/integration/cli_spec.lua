@@ -19,6 +19,15 @@ describe("jararaca --help", function()
     end
   end)
 
+  it("`help --help` and `--help COMMAND` work too", function()
+    local status, out = cli.run({ "help", "--help" })
+    assert.equal(0, status)
+    assert.truthy(has(out, "\n  jararaca server APP.lua [options]"), out)
+    status, out = cli.run({ "--help", "server" })
+    assert.equal(0, status)
+    assert.equal(1, find(out, "usage: jararaca server APP.lua [options]", 1, true), out)
+  end)
+
   it("without a command prints the same list on stdout and exits 2", function()
     local status, out = cli.run({})
     assert.equal(2, status)
