@@ -102,16 +102,17 @@ local function statement(self, kind, sql, params, thread)
   return writer:run(self, kind, sql, params)
 end
 
+-- (The Tx methods tail-call op: level 2 here is their caller.)
 local function op(self, what, kind, sql, params, opts)
   check(self, what)
-  if type(sql) ~= "string" then error(format("%s: sql must be a string, got %s", what, type(sql)), 3) end
+  if type(sql) ~= "string" then error(format("%s: sql must be a string, got %s", what, type(sql)), 2) end
   if params ~= nil and type(params) ~= "table" then
-    error(format("%s: bad parameters: a list or a table of names expected, got a %s", what, type(params)), 3)
+    error(format("%s: bad parameters: a list or a table of names expected, got a %s", what, type(params)), 2)
   end
   self.busy = true
   local a, b, c = statement(self, kind, sql, params, opts and opts.thread)
   self.busy = false
-  if a == false then error(format("%s: %s", what, b), 3) end -- a value SQLite cannot take
+  if a == false then error(format("%s: %s", what, b), 2) end -- a value SQLite cannot take
   if a ~= nil then return a, b end -- rows, columns (query); b is nil otherwise
   if b == nil then return nil end  -- first: no row (a lone nil)
   return nil, b, c

@@ -177,9 +177,14 @@ local function transaction(s)
   return tx
 end
 
+-- (The Session methods tail-call run: level 2 here is their caller.)
 local function run(s, method, sql, params, opts)
+  if type(sql) ~= "string" then error(format("session:%s(): sql must be a string, got %s", method, type(sql)), 2) end
+  if params ~= nil and type(params) ~= "table" then
+    error(format("session:%s(): bad parameters: a list or a table of names expected, got a %s", method, type(params)), 2)
+  end
   lock(s)
-  if s.state == "done" then unlock(s); ended_error(s, 3) end
+  if s.state == "done" then unlock(s); ended_error(s, 2) end
   local tx, terr, tcode = transaction(s)
   if not tx then unlock(s); return nil, terr, tcode end
   local ok, a, b, c = pcall(tx[method], tx, sql, params, opts)
