@@ -245,19 +245,20 @@ CASES["tx:execute"] = function()
   end)
 end
 
-CASES["tx:query"] = function()
-  with_tx(function(tx) failed("tx:query", "error", pack(tx:query("SELECT * FROM nope"))) end)
-end
-
-CASES["tx:first"] = function()
-  with_tx(function(tx)
-    failed("tx:first", "error", pack(tx:first("SELEC 1")))
-    assert.are.same({ n = 1 }, pack(tx:first("SELECT 1 WHERE 0"))) -- no row: a lone nil, no message
-  end)
-end
-
-CASES["tx:exec_script"] = function()
-  with_tx(function(tx) failed("tx:exec_script", "error", pack(tx:exec_script("CREATE TABLEX t;"))) end)
+-- One statement that fails, per method of a transaction and of a session.
+local STATEMENTS = {
+  { "query", "SELECT * FROM nope", "error" },
+  { "first", "SELEC 1", "error" },
+  { "exec_script", "BEGIN; COMMIT;", "misuse" },
+}
+for _, st in ipairs(STATEMENTS) do
+  local method, sql, code = st[1], st[2], st[3]
+  CASES["tx:" .. method] = function()
+    with_tx(function(tx) failed("tx:" .. method, code, pack(tx[method](tx, sql))) end)
+  end
+  CASES["session:" .. method] = function()
+    with_app(function(_, ses) failed("session:" .. method, code, pack(ses[method](ses, sql))) end)
+  end
 end
 
 CASES["tx:commit"] = function()
@@ -286,18 +287,6 @@ CASES["session:execute"] = function()
     failed("session:execute", "error", pack(ses:execute("UPDATE nope SET x = 1")))
     raises(function() ses:execute(nil) end, "session:execute(): sql must be a string", true)
   end)
-end
-
-CASES["session:query"] = function()
-  with_app(function(_, ses) failed("session:query", "error", pack(ses:query("SELECT * FROM nope"))) end)
-end
-
-CASES["session:first"] = function()
-  with_app(function(_, ses) failed("session:first", "error", pack(ses:first("SELECT nope"))) end)
-end
-
-CASES["session:exec_script"] = function()
-  with_app(function(_, ses) failed("session:exec_script", "misuse", pack(ses:exec_script("BEGIN; COMMIT;"))) end)
 end
 
 CASES["persistence.parse_url"] = function()
@@ -379,21 +368,23 @@ CASES["sys.set_log"] = function()
   failed("sys.set_log", "invalid", pack(sys.set_log("chatty")))
 end
 
-CASES["core.sched.sleep"] = function()
-  local t = sched.spawn(function() return csched.sleep(5) end)
+-- What fn returns in a task cancelled while it parks there.
+local function when_cancelled(fn)
+  local t = sched.spawn(fn)
   sched.sleep(0)
-  t:cancel()
+  assert.is_true(t:cancel())
   local r = pack(t:wait())
-  failed("core.sched.sleep", "cancelled", { n = r.n - 1, unpack(r, 2, r.n) })
+  assert.is_true(r[1])
+  return { n = r.n - 1, unpack(r, 2, r.n) }
+end
+
+CASES["core.sched.sleep"] = function()
+  failed("core.sched.sleep", "cancelled", when_cancelled(function() return csched.sleep(5) end))
 end
 
 CASES["core.sched.wait"] = function()
   failed("core.sched.wait", "timeout", pack(csched.wait(0.001)))
-  local t = sched.spawn(function() return csched.wait() end)
-  sched.sleep(0)
-  t:cancel()
-  local r = pack(t:wait())
-  failed("core.sched.wait", "cancelled", { n = r.n - 1, unpack(r, 2, r.n) })
+  failed("core.sched.wait", "cancelled", when_cancelled(function() return csched.wait() end))
 end
 
 CASES["router:add"] = function()
@@ -432,6 +423,10 @@ describe("the error convention (docs/errors.md)", function()
       it(name .. " fails with nil, message, code and raises on misuse", CASES[name])
     end
   end
+
+  it("answers a lone nil, not a failure, where a function has no value", function()
+    with_tx(function(tx) assert.are.same({ n = 1 }, pack(tx:first("SELECT 1 WHERE 0"))) end)
+  end)
 
   it("raises on misuse across the API", function()
     raises(function() j.sleep("1") end, "seconds must be a number", true)
