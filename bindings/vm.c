@@ -66,7 +66,7 @@ int jr_push_fail(lua_State *L, const char *msg, const char *code)
 /* libuv's name of the error, lower-cased: one spelling for every OS error
  * whichever call reported it. An error libuv has no name for is "error"
  * (its name would be "Unknown system error N", not a stable word). */
-static void push_uv_code(lua_State *L, int uverr)
+void jr_push_uv_code(lua_State *L, int uverr)
 {
     char name[64];
     uv_err_name_r(uverr, name, sizeof name);
@@ -87,7 +87,7 @@ static int push_os_fail(lua_State *L, int uverr, const char *fmt, va_list ap)
     lua_pushvfstring(L, fmt, ap);
     lua_pushfstring(L, ": %s", uv_strerror(uverr));
     lua_concat(L, 2);
-    push_uv_code(L, uverr);
+    jr_push_uv_code(L, uverr);
     return 3;
 }
 

@@ -153,7 +153,6 @@ function M.gather(...)
   for i = 1, n do
     if type((select(i, ...))) ~= "function" then error(("gather: argument %d is not a function"):format(i), 2) end
   end
-  if not c_current() then error("gather() must be called inside a task", 2) end
   local tasks = {}
   for i = 1, n do
     tasks[i] = M.spawn((select(i, ...)))
@@ -161,7 +160,7 @@ function M.gather(...)
   end
   for i = 1, n do
     local ok, err = pcall(await, tasks[i], nil, "gather()")
-    if not ok then
+    if not ok then -- cancelled ourselves (or not in a task while they wait)
       for k = 1, n do tasks[k]:cancel() end
       error(err, 0)
     end
@@ -184,11 +183,10 @@ function M.timeout(seconds, fn, ...)
     error("timeout(seconds, fn, ...): seconds must be a number", 2)
   end
   if type(fn) ~= "function" then error("timeout(seconds, fn, ...): fn must be a function", 2) end
-  if not c_current() then error("timeout() must be called inside a task", 2) end
   local t = M.spawn(fn, ...)
   t.observed = true
   local ok, done = pcall(await, t, seconds, "timeout()")
-  if not ok then -- cancelled ourselves
+  if not ok then -- cancelled ourselves (or not in a task while fn waits)
     t:cancel()
     error(done, 0)
   end
