@@ -1167,6 +1167,7 @@ describe("persistence.Query", function()
     assert.is_false(ok)
     assert.truthy(persistence.is_error(e), tostring(e))
     assert.truthy(tostring(e.message):find("count_sql did not return a number", 1, true), tostring(e.message))
+    assert.are.equal("invalid", e.code)
     c:stop()
   end)
 

@@ -537,10 +537,10 @@ local function count_rows(self, s, where, params)
   if where == "" and self.count_sql then
     -- a counter kept by the table's triggers: one row to read
     local row, err, code = s:first(self.count_sql)
-    if row == nil then raise(self.table .. ".paginate", err or "count_sql returned no row", code, self.count_sql) end
+    if row == nil then raise(self.table .. ".paginate", err or "count_sql returned no row", code or "invalid", self.count_sql) end
     local _, n = next(row)
     n = tonumber(n)
-    if n == nil then raise(self.table .. ".paginate", "count_sql did not return a number", "misuse", self.count_sql) end
+    if n == nil then raise(self.table .. ".paginate", "count_sql did not return a number", "invalid", self.count_sql) end
     return n
   end
   local conn, version, changes = s:content_key()
@@ -560,7 +560,7 @@ local function count_rows(self, s, where, params)
   local text = "SELECT count(*) AS n FROM " .. self.qtable .. where
   -- on the reader's thread: a count is one long SQLite instruction
   local row, err, code = s:first(text, params, { thread = true })
-  if row == nil then raise(self.table .. ".paginate", err or "no count", code, text) end
+  if row == nil then raise(self.table .. ".paginate", err or "no count", code or "error", text) end
   local n = tonumber(row.n)
   if key then
     local c = self._counts[conn]
