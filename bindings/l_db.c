@@ -14,6 +14,9 @@
  *       read: try the loop thread first (jr_db_run_read)
  *       -> { changes =, last_insert_id = } | rows, columns | row | nil | true
  *        | nil, err, code   (parks unless it ran on the loop)
+ *        | false, err: misuse in params (a table, a function...): the Lua
+ *          side raises it at its caller (raised here, it would leave the
+ *          transaction marked busy)
  *        | db.AGAIN: nothing ran; the task used its slice of the loop, yield and ask again
  *   db.finish(c, job, member_end, txn_end, read)
  *       -> m_ok, m_err, m_code, t_ok, t_err, t_code (each triple true | nil, err, code)
@@ -90,7 +93,7 @@ static l_conn *check_conn(lua_State *L, int idx)
 
 static l_job *check_job(lua_State *L, int idx) { return jr_checkudata(L, idx, &k_job_mt, "db job"); }
 
-#define push_fail jr_ldb_push_fail
+#define push_fail jr_push_fail
 #define push_any jr_ldb_push_results
 
 /* ---- the open connections, and delivery between tasks ---- */
@@ -338,10 +341,8 @@ static int l_open(lua_State *L)
     if (c->db) link_conn(c);
     if (!c->db) {
         c->closed = 1;
-        lua_pushnil(L);
         lua_pushfstring(L, "cannot open database %s: cannot start its thread", o.path);
-        lua_pushliteral(L, "error");
-        return 3;
+        return push_fail(L, lua_tostring(L, -1), "error");
     }
     /* Nothing else references the userdata until on_open hands it over. */
     lua_pushvalue(L, -1);
@@ -434,16 +435,16 @@ static int l_run(lua_State *L)
     job->pre = pre;
     if (jr_db_job_set_sql(job, sql, (long)len) != 0) return luaL_error(L, "out of memory");
     if (kind != JR_DB_SCRIPT && !lua_isnoneornil(L, 5)) {
-        if (!lua_istable(L, 5)) {
-            lua_pushnil(L);
-            lua_pushfstring(L, "bad parameters: a list or a table of names expected, got a %s",
-                            luaL_typename(L, 5));
-            lua_pushliteral(L, "misuse");
-            return 3;
-        }
+        if (!lua_istable(L, 5)) return luaL_typerror(L, 5, "table of parameters");
         char msg[160];
         const char *code;
-        if (jr_ldb_params(L, 5, job, msg, sizeof msg, &code) != 0) return push_fail(L, msg, code);
+        int rc = jr_ldb_params(L, 5, job, msg, sizeof msg, &code);
+        if (rc == -1) return push_fail(L, msg, code);
+        if (rc != 0) {
+            lua_pushboolean(L, 0);
+            lua_pushstring(L, msg);
+            return 2;
+        }
     }
     return dispatch(L, c, j, read, "a statement");
 }

@@ -10,6 +10,7 @@
 
 #include "db.h"
 #include "l_db_values.h"
+#include "vm.h"
 
 /* LuaJIT's type tag for FFI cdata; lua.h has no name for it. */
 #define JR_LUA_TCDATA 10
@@ -17,15 +18,7 @@
 
 static char k_blob_mt, k_array_mt, k_int64_factory, k_tostring;
 
-int jr_ldb_push_fail(lua_State *L, const char *err, const char *code)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    lua_pushstring(L, code);
-    return 3;
-}
-
-#define push_fail jr_ldb_push_fail
+#define push_fail jr_push_fail
 
 /* ---- results: C -> Lua ---- */
 
@@ -160,6 +153,8 @@ int jr_ldb_push_results(lua_State *L, jr_db_job *j)
 
 /* ---- parameters: Lua -> C ---- */
 
+/* code NULL: misuse (a value of a type SQLite cannot take), raised by the
+ * caller; else an expected failure with that code. */
 typedef struct {
     char msg[160];
     const char *code;
@@ -181,7 +176,7 @@ static int cdata_param(lua_State *L, int idx, jr_db_job *j, const char *name, si
     lua_pushvalue(L, idx);
     if (lua_pcall(L, 1, 1, 0) != 0 || lua_type(L, -1) != LUA_TSTRING) {
         lua_pop(L, 1);
-        return bad_param(e, label, "a cdata (only int64_t and uint64_t)", "misuse");
+        return bad_param(e, label, "a cdata (only int64_t and uint64_t)", NULL);
     }
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
@@ -191,7 +186,7 @@ static int cdata_param(lua_State *L, int idx, jr_db_job *j, const char *name, si
     size_t dn = is_u ? n - 3 : is_i ? n - 2 : 0;
     if (dn == 0 || dn >= sizeof digits) {
         lua_pop(L, 1);
-        return bad_param(e, label, "a cdata (only int64_t and uint64_t)", "misuse");
+        return bad_param(e, label, "a cdata (only int64_t and uint64_t)", NULL);
     }
     memcpy(digits, s, dn);
     digits[dn] = 0;
@@ -215,7 +210,7 @@ static int add_param(lua_State *L, int idx, jr_db_job *j, const char *name, size
     int rc;
     switch (lua_type(L, idx)) {
     case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) != NULL) return bad_param(e, label, "a lightuserdata", "misuse");
+        if (lua_touserdata(L, idx) != NULL) return bad_param(e, label, "a lightuserdata", NULL);
         rc = jr_db_param_null(j, name, nlen);
         break;
     case LUA_TBOOLEAN: rc = jr_db_param_int(j, name, nlen, lua_toboolean(L, idx)); break;
@@ -239,11 +234,11 @@ static int add_param(lua_State *L, int idx, jr_db_job *j, const char *name, size
             blob = lua_rawequal(L, -1, -2);
             lua_pop(L, 2);
         }
-        if (!blob) return bad_param(e, label, "a table", "misuse");
+        if (!blob) return bad_param(e, label, "a table", NULL);
         lua_rawgeti(L, idx, 1);
         if (lua_type(L, -1) != LUA_TSTRING) {
             lua_pop(L, 1);
-            return bad_param(e, label, "a blob without a string", "misuse");
+            return bad_param(e, label, "a blob without a string", NULL);
         }
         size_t n;
         const char *s = lua_tolstring(L, -1, &n);
@@ -254,12 +249,12 @@ static int add_param(lua_State *L, int idx, jr_db_job *j, const char *name, size
     case JR_LUA_TCDATA: return cdata_param(L, idx, j, name, nlen, label, e) == 0 ? 0 : -1;
     default:
         snprintf(e->msg, sizeof e->msg, "bad parameter %s: a %s", label, luaL_typename(L, idx));
-        e->code = "misuse";
+        e->code = NULL;
         return -1;
     }
     if (rc != 0) {
         snprintf(e->msg, sizeof e->msg, "out of memory");
-        e->code = "error";
+        e->code = NULL;
         return -1;
     }
     return 0;
@@ -285,7 +280,7 @@ static int marshal_params(lua_State *L, int idx, jr_db_job *j, param_err *e)
         if (lua_type(L, -2) != LUA_TSTRING) {
             snprintf(e->msg, sizeof e->msg,
                      "bad parameters: give a list or a table of names (found a %s key)", luaL_typename(L, -2));
-            e->code = "misuse";
+            e->code = NULL;
             lua_pop(L, 2);
             return -1;
         }
@@ -308,7 +303,7 @@ int jr_ldb_params(lua_State *L, int idx, jr_db_job *j, char *msg, size_t msglen,
     if (marshal_params(L, idx, j, &e) == 0) return 0;
     snprintf(msg, msglen, "%s", e.msg);
     *code = e.code;
-    return -1;
+    return e.code ? -1 : -2;
 }
 
 /* db.configure(array_mt, int64_factory) */

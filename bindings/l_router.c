@@ -1,6 +1,7 @@
 /* l_router.c - jararaca.core.router: the C router as a Lua userdata.
  *   local r = router.new()
- *   r:add("GET", "/items/{id:int}", 7)       -> true | nil, err
+ *   r:add("GET", "/items/{id:int}", 7)       -> true | nil, message, "invalid"
+ *      (a bad template, or the same method and template shape twice)
  *   r:match("GET", "/items/42")              -> 7, { id = 42 } | nil, 404 | nil, 405, "GET, HEAD"
  * int parameters come back as numbers when exactly representable (|v| < 2^53),
  * otherwise as strings (LuaJIT numbers are doubles). */
@@ -42,11 +43,7 @@ static int l_add(lua_State *L)
     const char *tmpl = luaL_checkstring(L, 3);
     int id = (int)luaL_checkinteger(L, 4);
     char err[256];
-    if (jr_router_add(r, method, tmpl, id, err, sizeof err) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    if (jr_router_add(r, method, tmpl, id, err, sizeof err) != 0) return jr_push_fail(L, err, "invalid");
     lua_pushboolean(L, 1);
     return 1;
 }

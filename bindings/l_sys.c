@@ -24,7 +24,9 @@ static int l_log(lua_State *L)
     return 0;
 }
 
-/* sys.log_level() -> int ; sys.set_log(level_name|nil, "text"|"json"|nil) */
+/* sys.log_level() -> int ; sys.set_log(level_name|nil, "text"|"json"|nil)
+ * -> true | nil, message, "invalid" (the names come from a command line or
+ * the environment: a bad one is expected, not a bug) */
 static int l_log_level(lua_State *L)
 {
     lua_pushinteger(L, jr_log_get_level());
@@ -33,25 +35,28 @@ static int l_log_level(lua_State *L)
 
 static int l_set_log(lua_State *L)
 {
+    int lv = -1;
+    jr_log_format fmt = JR_LOG_TEXT;
+    int set_fmt = 0;
+    /* Check both before changing either: a failed call changes nothing. */
     if (!lua_isnoneornil(L, 1)) {
-        int lv = jr_log_parse_level(luaL_checkstring(L, 1));
+        lv = jr_log_parse_level(luaL_checkstring(L, 1));
         if (lv < 0) {
-            lua_pushnil(L);
             lua_pushfstring(L, "unknown log level '%s' (debug, info, warn, error, off)", lua_tostring(L, 1));
-            return 2;
+            return jr_push_fail(L, lua_tostring(L, -1), "invalid");
         }
-        jr_log_set_level((jr_log_level)lv);
     }
     if (!lua_isnoneornil(L, 2)) {
         const char *f = luaL_checkstring(L, 2);
-        if (strcmp(f, "json") == 0) jr_log_set_format(JR_LOG_JSON);
-        else if (strcmp(f, "text") == 0) jr_log_set_format(JR_LOG_TEXT);
-        else {
-            lua_pushnil(L);
+        if (strcmp(f, "json") == 0) fmt = JR_LOG_JSON;
+        else if (strcmp(f, "text") != 0) {
             lua_pushfstring(L, "unknown log format '%s' (text, json)", f);
-            return 2;
+            return jr_push_fail(L, lua_tostring(L, -1), "invalid");
         }
+        set_fmt = 1;
     }
+    if (lv >= 0) jr_log_set_level((jr_log_level)lv);
+    if (set_fmt) jr_log_set_format(fmt);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -87,17 +92,14 @@ static int l_hostname(lua_State *L)
     return 1;
 }
 
-/* sys.prefork(n, stop_timeout_ms) -> worker index (in workers; the master never returns) */
+/* sys.prefork(n, stop_timeout_ms) -> worker index (in workers; the master
+ * never returns) | nil, message, errno code (no worker could be started) */
 static int l_prefork(lua_State *L)
 {
     int n = (int)luaL_checkinteger(L, 1);
     jr_prefork_opts o = {.stop_timeout_ms = (unsigned)luaL_optinteger(L, 2, 30000)};
     int idx = jr_prefork_run(n, &o);
-    if (idx < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, strerror(errno));
-        return 2;
-    }
+    if (idx < 0) return jr_push_errno_fail(L, errno, "cannot start %d workers", n);
     /* A forked child must re-create the loop's kernel state (epoll fd). */
     int rc = uv_loop_fork(jr_vm_global->loop);
     if (rc != 0) return luaL_error(L, "uv_loop_fork: %s", uv_strerror(rc));
@@ -204,32 +206,27 @@ static int l_random_bytes(lua_State *L)
     return 1;
 }
 
-/* sys.setenv(name, value|nil): set or unset an environment variable of this
+/* sys.setenv(name, value|nil) -> true | nil, message, "einval" (an empty
+ * name or one with '='): set or unset an environment variable of this
  * process (os.getenv sees it; children inherit it). For tests and tools. */
 static int l_setenv(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     int rc = lua_isnoneornil(L, 2) ? unsetenv(name) : setenv(name, luaL_checkstring(L, 2), 1);
-    if (rc != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, strerror(errno));
-        return 2;
-    }
+    if (rc != 0) return jr_push_errno_fail(L, errno, "cannot set environment variable '%s'", name);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/* sys.kill(pid, signame) -> true | nil, err */
+/* sys.kill(pid, signame) -> true | nil, message, "esrch" (no such process)
+ * | "eperm" (not allowed) */
 static int l_kill(lua_State *L)
 {
     int pid = (int)luaL_checkinteger(L, 1);
     int sig = jr_signal_from_name(luaL_optstring(L, 2, "SIGTERM"));
     if (sig < 0) return luaL_argerror(L, 2, "unknown signal");
-    if (kill(pid, sig) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, strerror(errno));
-        return 2;
-    }
+    if (kill(pid, sig) != 0)
+        return jr_push_errno_fail(L, errno, "cannot send %s to process %d", jr_signal_name(sig), pid);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -356,9 +356,7 @@ static void on_timer(uv_timer_t *h)
         lua_pushboolean(co, 1);
         jr_task_resume(t, 1);
     } else if (t->state == JR_TASK_WAIT) {
-        lua_pushnil(co);
-        lua_pushliteral(co, "timeout");
-        jr_task_resume(t, 2);
+        jr_task_resume(t, jr_push_fail(co, "the wait timed out", "timeout"));
     }
 }
 
@@ -381,7 +379,7 @@ static int arm_timer(lua_State *L, jr_task *t, double seconds)
     return 0;
 }
 
-/* sched.sleep(seconds) -> true | nil, "cancelled" */
+/* sched.sleep(seconds) -> true | nil, message, "cancelled" */
 static int l_sleep(lua_State *L)
 {
     double s = luaL_checknumber(L, 1);
@@ -398,7 +396,8 @@ static int l_sleep(lua_State *L)
     return jr_task_yield(L);
 }
 
-/* sched.wait([timeout]) -> true, ... (woken) | nil, "timeout" | nil, "cancelled" */
+/* sched.wait([timeout]) -> true, ... (woken: what the waker passed)
+ *   | nil, message, "timeout" | nil, message, "cancelled" */
 static int l_wait(lua_State *L)
 {
     jr_task *t = check_task_running(L, "wait()");
@@ -442,9 +441,7 @@ static int l_cancel(lua_State *L)
     jr_task *t = check_handle(L, 1);
     if (!t) { lua_pushboolean(L, 0); return 1; }
     if (t->state == JR_TASK_SLEEP || t->state == JR_TASK_WAIT) {
-        lua_pushnil(t->co);
-        lua_pushliteral(t->co, "cancelled");
-        jr_task_resume(t, 2);
+        jr_task_resume(t, jr_push_fail(t->co, "the task was cancelled", "cancelled"));
         lua_pushboolean(L, 1);
         return 1;
     }

@@ -4,8 +4,10 @@
 
 #include "log.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <lualib.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +53,60 @@ void *jr_checkudata(lua_State *L, int idx, void *key, const char *name)
     }
     luaL_typerror(L, idx, name);
     return NULL;
+}
+
+int jr_push_fail(lua_State *L, const char *msg, const char *code)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushstring(L, code);
+    return 3;
+}
+
+/* libuv's name of the error, lower-cased: one spelling for every OS error
+ * whichever call reported it. An error libuv has no name for is "error"
+ * (its name would be "Unknown system error N", not a stable word). */
+void jr_push_uv_code(lua_State *L, int uverr)
+{
+    char name[64];
+    uv_err_name_r(uverr, name, sizeof name);
+    size_t n = strlen(name);
+    int word = n > 1 && name[0] == 'E';
+    for (size_t i = 0; word && i < n; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (!isupper(ch) && !isdigit(ch) && ch != '_') word = 0;
+        name[i] = (char)tolower((unsigned char)name[i]);
+    }
+    if (word) lua_pushlstring(L, name, n);
+    else lua_pushliteral(L, "error");
+}
+
+static int push_os_fail(lua_State *L, int uverr, const char *fmt, va_list ap)
+{
+    lua_pushnil(L);
+    lua_pushvfstring(L, fmt, ap);
+    lua_pushfstring(L, ": %s", uv_strerror(uverr));
+    lua_concat(L, 2);
+    jr_push_uv_code(L, uverr);
+    return 3;
+}
+
+int jr_push_uv_fail(lua_State *L, int uverr, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = push_os_fail(L, uverr, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+int jr_push_errno_fail(lua_State *L, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = push_os_fail(L, uv_translate_sys_error(err), fmt, ap);
+    va_end(ap);
+    return n;
 }
 
 int jr_traceback(lua_State *L)

@@ -28,6 +28,18 @@ int jr_open_process(lua_State *L);
 int jr_open_json(lua_State *L);
 int jr_open_db(lua_State *L);
 
+/* Expected failures (docs/errors.md): push nil, message, code and return
+ * 3, for `return jr_push_fail(L, ...)`. code is a stable lowercase word
+ * ("invalid", "timeout", "closed", ...).
+ * jr_push_uv_fail: for a libuv error (negative): the message is "<what>:
+ * <uv_strerror>", the code libuv's error name in lower case ("eaddrinuse",
+ * "enoent"); jr_push_errno_fail: the same for an errno value.
+ * jr_push_uv_code pushes that code alone (for a message made elsewhere). */
+int jr_push_fail(lua_State *L, const char *msg, const char *code);
+int jr_push_uv_fail(lua_State *L, int uverr, const char *fmt, ...);
+int jr_push_errno_fail(lua_State *L, int err, const char *fmt, ...);
+void jr_push_uv_code(lua_State *L, int uverr);
+
 /* Traceback handler usable with lua_pcall. */
 int jr_traceback(lua_State *L);
 

@@ -8,7 +8,7 @@
 --     { "secret", s.string { min_length = 16 } },         -- TASKS_SECRET (required)
 --   })
 --   interceptors = { config.AppConfigurationInterceptor{ token = "AppConfig", schema = Config, prefix = "TASKS_" }, ... }
---   local cfg, err = config.from_env(Config, { prefix = "TASKS_", env = os.getenv })
+--   local cfg, err, code, errors = config.from_env(Config, { prefix = "TASKS_", env = os.getenv })
 --
 -- A field `name` reads the variable PREFIX .. NAME (upper-cased); a nested
 -- object field `db` with field `path` reads PREFIX .. "DB__PATH" (or the
@@ -127,7 +127,7 @@ end
 
 --- Build the configuration from the environment.
 -- opts: prefix (default ""), env (function(name) -> string|nil, default os.getenv).
--- @return the cleaned table, or nil, "VAR: msg; VAR2: missing", errors ({ var, msg, type })
+-- @return the cleaned table | nil, "VAR: msg; VAR2: missing", "invalid", errors ({ var, msg, type })
 function M.from_env(schema, opts)
   local obj = check_object(schema, "config.from_env(schema, opts): schema", 2)
   opts = opts or {}
@@ -152,7 +152,7 @@ function M.from_env(schema, opts)
   if #errs > 0 then
     local parts = {}
     for i, e in ipairs(errs) do parts[i] = e.var .. ": " .. e.msg end
-    return nil, concat(parts, "; "), errs
+    return nil, concat(parts, "; "), "invalid", errs
   end
   return cfg
 end

@@ -16,7 +16,7 @@
 --   tx:exec_script(sql)          true | nil, err, code   (several statements; a write)
 --   tx:commit() / tx:rollback()  true | nil, err, code
 --   d:stats()                    readers, writer queue and group commits, per-connection counters
---   d:close([timeout])           true | nil, "timeout"
+--   d:close([timeout])           true | nil, err, "timeout" (transactions still running)
 --
 -- Everything that may wait must run inside a task; misuse raises.
 local core = require "jararaca.core.db"
@@ -133,13 +133,13 @@ end
 
 --- Close: new transactions fail with "closed"; the readers close as they
 --- are released, the writer once its queue is empty. Inside a task it
---- waits (up to timeout seconds: then nil, "timeout").
+--- waits (up to timeout seconds: then nil, message, "timeout").
 function Database:close(timeout)
   if self._closed then return true end
   self._closed = true
-  local ok, err = self.readers:close(timeout)
+  local ok, err, code = self.readers:close(timeout)
   self.writer:close(timeout)
-  if not ok then return nil, err end
+  if not ok then return nil, format("database %q: %s", self.name, err), code end
   return true
 end
 

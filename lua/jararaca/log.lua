@@ -7,7 +7,7 @@ local context = require "jararaca.context"
 
 local M = {}
 local sys_log, level_of = sys.log, sys.log_level
-local tostring, select, concat = tostring, select, table.concat
+local tostring, select, concat, type, error = tostring, select, table.concat, type, error
 
 local function emit(level, ...)
   if level < level_of() then return end
@@ -30,9 +30,14 @@ function M.warn(...) emit(2, ...) end
 function M.error(...) emit(3, ...) end
 
 --- Configure: { level = "debug"|"info"|"warn"|"error"|"off", format = "text"|"json" }.
--- Returns true or nil, err.
+-- Returns true | nil, message, "invalid" (an unknown level or format:
+-- nothing is changed). Raises when opts is not a table.
 function M.set(opts)
-  return sys.set_log(opts.level, opts.format)
+  if type(opts) ~= "table" then error("log.set(opts): opts must be a table { level =, format = }", 2) end
+  local level, fmt = opts.level, opts.format
+  if level ~= nil and type(level) ~= "string" then error("log.set: level must be a string", 2) end
+  if fmt ~= nil and type(fmt) ~= "string" then error("log.set: format must be a string", 2) end
+  return sys.set_log(level, fmt)
 end
 
 return M

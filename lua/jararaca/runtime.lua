@@ -1,6 +1,6 @@
 -- jararaca.runtime: loading an app file and running its process lifecycle.
 --
---   local app, err = runtime.load_app("app.lua")
+--   local app, err, code = runtime.load_app("app.lua")
 --   local rt = runtime.start(app, "http")   -- container, interceptors' startup, controllers
 --   ... serve ...
 --   rt:stop()                              -- interceptors' shutdown in reverse order
@@ -45,18 +45,23 @@ end
 
 --- Load an app file: it must return a Microservice{...}. The file's directory
 --- goes first on package.path so its modules are found.
---- Returns app or nil, message (naming the file, and the line for syntax errors).
+--- Returns app | nil, message (naming the file, and the line for syntax
+--- errors), code: "not_found" (no such file, or not readable), "invalid" (a
+--- syntax error; it returns no Microservice), "error" (it raised).
 function M.load_app(path)
-  if type(path) ~= "string" or path == "" then
-    return nil, "no app file given (usage: jararaca server app.lua)"
+  if path == nil or path == "" then -- (a command line without one)
+    return nil, "no app file given (usage: jararaca server app.lua)", "invalid"
   end
+  if type(path) ~= "string" then error("load_app(path): path must be a string, got " .. type(path), 2) end
   local f = io.open(path, "r")
-  if not f then return nil, ("cannot open app file '%s': no such file or not readable"):format(path) end
+  if not f then
+    return nil, ("cannot open app file '%s': no such file or not readable"):format(path), "not_found"
+  end
   f:close()
   local dir = dirname(path)
   package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
   local chunk, err = loadfile(path)
-  if not chunk then return nil, ("cannot load app file %s"):format(err) end
+  if not chunk then return nil, ("cannot load app file %s"):format(err), "invalid" end
   forget_other_apps_modules(path, dir)
   local before = {}
   for name in pairs(package.loaded) do before[name] = true end
@@ -64,10 +69,10 @@ function M.load_app(path)
   -- process may both define "Task"
   local ok, app = schema.with_scope(path, xpcall, chunk, debug.traceback)
   note_own_modules(path, dir, before)
-  if not ok then return nil, ("error while running app file %s: %s"):format(path, tostring(app)) end
+  if not ok then return nil, ("error while running app file %s: %s"):format(path, tostring(app)), "error" end
   if not microservice.is_microservice(app) then
     return nil, ("app file %s must return jararaca.Microservice{...} (it returned %s)"):format(
-      path, app == nil and "nothing" or type(app))
+      path, app == nil and "nothing" or type(app)), "invalid"
   end
   app.__file = path
   app.__schemas = schema.scope(path)
@@ -97,13 +102,18 @@ function M.start(app, kind)
   }, Runtime)
 end
 
---- Leave the lifecycles (reverse order). Returns true or nil, errors.
+--- Leave the lifecycles (reverse order). Returns true | nil, message,
+--- "error", errors (the list of what the shutdown hooks raised, each logged).
 function Runtime:stop()
   context.bind(context.new("shutdown", self.container, { app = self.app, app_kind = self.kind }))
   local ok, errs = self.lifecycle:stop()
   if not ok then
-    for _, e in ipairs(errs) do log.error("shutdown: ", e) end
-    return nil, errs
+    local texts = {}
+    for i, e in ipairs(errs) do
+      log.error("shutdown: ", e)
+      texts[i] = tostring(e)
+    end
+    return nil, "shutdown failed: " .. table.concat(texts, "; "), "error", errs
   end
   return true
 end

@@ -2,9 +2,14 @@
 --
 --   sched.sleep(seconds)                 yield to the loop for that long
 --   local t = sched.spawn(fn, ...)       run fn in its own task (inherits the context)
---   local ok, ... = t:wait([timeout])    true, results | false, err | nil, "timeout"
+--   local ok, ... = t:wait([timeout])    true, results | nil, msg, "timeout" | nil, msg, "cancelled"
 --   local a, b = sched.gather(f1, f2)    run concurrently, return each first result, raise the first error
---   local ok, ... = sched.timeout(s, fn, ...)   true, results | false, err | nil, "timeout"
+--   local ok, ... = sched.timeout(s, fn, ...)   true, results | nil, msg, "timeout"
+--
+-- Errors are not expected failures: an error raised in a task is raised
+-- again, as the same value, by wait/gather/timeout. Cancelling a task
+-- raises M.CANCELLED at its wait point (sleep, wait, gather, timeout).
+-- docs/errors.md has the whole convention.
 --
 -- Every task runs in a pooled coroutine driven by the C scheduler
 -- (bindings/sched.c). This module also owns the global `coroutine` library:
@@ -17,10 +22,10 @@ local log = require "jararaca.log"
 local M = {}
 
 local PARK = core.PARK
-local c_sleep, c_wait, c_wake, c_current, c_spawn, c_cancel, c_idle =
-  core.sleep, core.wait, core.wake, core.current, core.spawn, core.cancel, core.idle
-local xpcall, traceback, select, unpack, setmetatable, error, type =
-  xpcall, debug.traceback, select, unpack, setmetatable, error, type
+local c_sleep, c_wait, c_wake, c_current, c_spawn, c_cancel, c_idle, c_clock =
+  core.sleep, core.wait, core.wake, core.current, core.spawn, core.cancel, core.idle, core.clock
+local xpcall, pcall, traceback, select, unpack, setmetatable, error, type, format =
+  xpcall, pcall, debug.traceback, select, unpack, setmetatable, error, type, string.format
 local bind = context.bind
 
 --- The error value raised inside a cancelled task.
@@ -90,20 +95,47 @@ function M.spawn(fn, ...)
   return task
 end
 
---- Wait for the task: true, results... | false, err (it failed) | nil, "timeout" | nil, "cancelled".
+-- Park until the task is done. Returns true | nil, msg, "timeout"; raises
+-- CANCELLED when the waiting task is cancelled meanwhile (like sleep).
+local function await(self, timeout, what)
+  if self.done then return true end
+  local h, g = c_current()
+  if not h then error(what .. " must be called inside a task", 3) end
+  local deadline = timeout and c_clock() + timeout
+  local w = { h, g }
+  local ws = self.waiters
+  ws[#ws + 1] = w
+  local ok, msg, code
+  repeat -- (a wake from elsewhere is not the task's end: wait on)
+    ok, msg, code = c_wait(deadline and deadline - c_clock())
+  until not ok or self.done
+  for i = #ws, 1, -1 do if ws[i] == w then table.remove(ws, i) end end
+  if code == "cancelled" then error(CANCELLED, 0) end
+  if self.done then return true end -- (it finished just as the time ran out)
+  return nil, msg, code
+end
+
+local function timed_out(seconds)
+  return format("timed out after %g s", seconds)
+end
+
+--- Wait for the task (up to timeout seconds): true, results... when it
+--- returned; nil, msg, "timeout" when it is still running (it goes on);
+--- nil, msg, "cancelled" when it was cancelled. An error it raised is
+--- raised again here, as the same value. Raises CANCELLED when the waiting
+--- task is cancelled meanwhile.
 function Task:wait(timeout)
-  if not self.done then
-    local h, g = c_current()
-    if not h then error("wait() must be called inside a task", 2) end
-    local w = { h, g }
-    local ws = self.waiters
-    ws[#ws + 1] = w
-    local ok, err = c_wait(timeout)
-    for i = #ws, 1, -1 do if ws[i] == w then table.remove(ws, i) end end
-    if not ok and not self.done then return nil, err end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    error("task:wait([timeout]): timeout must be a number of seconds", 2)
+  end
+  local ok, msg, code = await(self, timeout, "task:wait()")
+  if not ok then
+    if code == "timeout" then msg = "the task is still running: " .. timed_out(timeout) end
+    return nil, msg, code
   end
   if self.ok then return true, unpack(self.results, 2, self.results.n) end
-  return false, self.err
+  if self.err == CANCELLED then return nil, "the task was cancelled", "cancelled" end
+  error(self.err, 0)
 end
 
 --- Ask the task to stop: a sleeping/waiting task gets M.CANCELLED raised at
@@ -114,35 +146,55 @@ function Task:cancel()
 end
 
 --- Run the functions concurrently; return the first result of each, in
---- order. Raises the first error (after all of them finished).
+--- order. Raises the first error (as raised, after all of them finished).
+--- Cancelled while it waits, it cancels them and raises M.CANCELLED.
 function M.gather(...)
   local n = select("#", ...)
+  for i = 1, n do
+    if type((select(i, ...))) ~= "function" then error(("gather: argument %d is not a function"):format(i), 2) end
+  end
   local tasks = {}
   for i = 1, n do
-    local fn = select(i, ...)
-    if type(fn) ~= "function" then error(("gather: argument %d is not a function"):format(i), 2) end
-    tasks[i] = M.spawn(fn)
+    tasks[i] = M.spawn((select(i, ...)))
     tasks[i].observed = true -- gather reports the error itself
   end
-  local results, first_err = {}, nil
   for i = 1, n do
-    local ok, v = tasks[i]:wait()
-    if ok then results[i] = v
-    elseif first_err == nil then first_err = v end
+    local ok, err = pcall(await, tasks[i], nil, "gather()")
+    if not ok then -- cancelled ourselves (or not in a task while they wait)
+      for k = 1, n do tasks[k]:cancel() end
+      error(err, 0)
+    end
   end
-  if first_err ~= nil then error(first_err, 0) end
+  local results = {}
+  for i = 1, n do
+    local t = tasks[i]
+    if not t.ok then error(t.err, 0) end
+    results[i] = t.results[2]
+  end
   return unpack(results, 1, n)
 end
 
---- Run fn(...) with a deadline: true, results | false, err | nil, "timeout".
---- On timeout the task is cancelled.
+--- Run fn(...) with a deadline: true, results... when it returns in time;
+--- nil, "timed out after <s> s", "timeout" when it does not (its task is
+--- cancelled). An error fn raises is raised again, as the same value.
+--- Cancelled while it waits, it cancels fn's task and raises M.CANCELLED.
 function M.timeout(seconds, fn, ...)
-  if type(seconds) ~= "number" then error("timeout(seconds, fn, ...): seconds must be a number", 2) end
+  if type(seconds) ~= "number" or seconds ~= seconds then
+    error("timeout(seconds, fn, ...): seconds must be a number", 2)
+  end
+  if type(fn) ~= "function" then error("timeout(seconds, fn, ...): fn must be a function", 2) end
   local t = M.spawn(fn, ...)
   t.observed = true
-  local r = pack(t:wait(seconds))
-  if r[1] == nil and r[2] == "timeout" then t:cancel() end
-  return unpack(r, 1, r.n)
+  local ok, done = pcall(await, t, seconds, "timeout()")
+  if not ok then -- cancelled ourselves (or not in a task while fn waits)
+    t:cancel()
+    error(done, 0)
+  end
+  if not done then
+    t:cancel()
+    return nil, timed_out(seconds), "timeout"
+  end
+  return t:wait()
 end
 
 --- Current loop time (seconds, millisecond resolution) and a precise clock.
@@ -186,8 +238,9 @@ local function wrap(fn)
   end
 end
 
-coroutine.create = create
-coroutine.resume = resume
-coroutine.wrap = wrap
+-- (deliberate: the framework owns `coroutine`, see above)
+coroutine.create = create -- luacheck: ignore 122
+coroutine.resume = resume -- luacheck: ignore 122
+coroutine.wrap = wrap -- luacheck: ignore 122
 
 return M

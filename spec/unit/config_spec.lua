@@ -47,10 +47,11 @@ describe("jararaca.config.from_env", function()
   end)
 
   it("reports every error at once, naming the variables", function()
-    local cfg, err, errs = config.from_env(Config, {
+    local cfg, err, code, errs = config.from_env(Config, {
       prefix = "TASKS_", env = env_of { TASKS_POOL_SIZE = "many", TASKS_DEBUG = "maybe" },
     })
     assert.is_nil(cfg)
+    assert.are.equal("invalid", code)
     assert.truthy(err:find("TASKS_POOL_SIZE: Input should be a valid integer", 1, true), err)
     assert.truthy(err:find("TASKS_DEBUG: Input should be a valid boolean", 1, true), err)
     assert.truthy(err:find("TASKS_SECRET: missing", 1, true), err)

@@ -334,18 +334,21 @@ describe("jararaca.db", function()
       end)
     end)
 
-    it("rejects bad values with nil, err, 'misuse'", function()
+    it("raises for values SQLite cannot take (misuse), at the caller's line", function()
       with_conn(function(c)
-        assert.same({ nil, "bad parameter 2: a table", "misuse" }, { c:first("SELECT ?, ?", { 1, {} }) })
-        assert.same({ nil, "bad parameter 1: a function", "misuse" }, { c:first("SELECT ?", { print }) })
-        assert.same({ nil, "bad parameter x: a thread", "misuse" },
-          { c:first("SELECT :x", { x = coroutine.create(print) }) })
-        assert.same({ nil, "bad parameter 1: a cdata (only int64_t and uint64_t)", "misuse" },
-          { c:first("SELECT ?", { ffi.new("int[1]") }) })
-        local r, err, code = c:first("SELECT ?", "x")
-        assert.is_nil(r)
-        assert.equal("bad parameters: a list or a table of names expected, got a string", err)
-        assert.equal("misuse", code)
+        assert.has_error(function() c:first("SELECT ?, ?", { 1, {} }) end, "tx:first(): bad parameter 2: a table")
+        assert.has_error(function() c:first("SELECT ?", { print }) end, "tx:first(): bad parameter 1: a function")
+        assert.has_error(function() c:first("SELECT :x", { x = coroutine.create(print) }) end,
+          "tx:first(): bad parameter x: a thread")
+        assert.has_error(function() c:first("SELECT ?", { ffi.new("int[1]") }) end,
+          "tx:first(): bad parameter 1: a cdata (only int64_t and uint64_t)")
+        assert.has_error(function() c:first("SELECT ?", "x") end,
+          "tx:first(): bad parameters: a list or a table of names expected, got a string")
+        local ok, err = pcall(c.execute, c, "SELECT ?", { {} })
+        assert.is_false(ok)
+        assert.truthy(err:find("tx:execute(): bad parameter 1: a table", 1, true), err)
+        -- the transaction is usable afterwards (not left busy)
+        assert.same({ x = 1 }, c:first("SELECT ? AS x", { 1 }))
       end)
     end)
 

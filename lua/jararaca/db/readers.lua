@@ -13,6 +13,8 @@ local c_close = core.close
 
 local M = {}
 
+local CLOSED = "the database is closed"
+
 local Readers = {}
 Readers.__index = Readers
 
@@ -40,7 +42,7 @@ end
 
 --- A connection: at once if one is free, else after the transactions that
 --- asked before (FIFO). timeout in seconds (nil: as long as it takes).
---- Returns conn | nil, "timeout" | "closed" | "cancelled".
+--- Returns conn | nil, message, code: "timeout" | "closed" | "cancelled".
 ---
 --- A released connection goes back on top of the idle stack and the first
 --- waiter is woken with the promise of one (_promised): it takes the top one
@@ -50,19 +52,19 @@ end
 function Readers:acquire(timeout)
   local h, g = c_current()
   if not h then error("a database read must run inside a task", 3) end
-  if self._closed then return nil, "closed" end
+  if self._closed then return nil, CLOSED, "closed" end
   if self._nidle > self._promised then return take_idle(self) end
-  if timeout and timeout <= 0 then return nil, "timeout" end
+  if timeout and timeout <= 0 then return nil, "no reader is free", "timeout" end
   local w = self._fifo:push(h, g)
-  local ok, r, err = c_wait(timeout)
+  local ok, r, code = c_wait(timeout)
   if ok and r == true then -- woken by release(): an idle connection is ours
     self._promised = self._promised - 1
-    if self._closed then return nil, "closed" end
+    if self._closed then return nil, CLOSED, "closed" end
     return take_idle(self)
   end
   self._fifo:leave(w)
-  if ok then return nil, err end -- woken by close(): nil, "closed"
-  return nil, r                   -- "timeout" | "cancelled"
+  if ok then return nil, CLOSED, "closed" end -- woken by close()
+  return nil, r, code                        -- timeout | cancelled
 end
 
 --- A connection comes back, with no transaction open.
@@ -85,13 +87,14 @@ function Readers:release(c)
   self._fifo:wake_next(self._claim, true)
 end
 
---- Close: waiting transactions get nil, "closed"; idle connections close
---- now, acquired ones when released. Inside a task it waits for all of that
---- (up to timeout seconds: then nil, "timeout").
+--- Close: waiting transactions get nil, message, "closed"; idle
+--- connections close now, acquired ones when released. Inside a task it
+--- waits for all of that (up to timeout seconds: then nil, message,
+--- "timeout").
 function Readers:close(timeout)
   if self._closed then return true end
   self._closed = true
-  self._fifo:wake_all(nil, "closed")
+  self._fifo:wake_all(false)
   local in_task = c_current() ~= nil
   local idle = self._idle
   for i = 1, self._nidle do
@@ -102,11 +105,11 @@ function Readers:close(timeout)
   if self._out > 0 then
     if not in_task then return true end
     self._closer, self._returned = { c_current() }, {}
-    local ok, err = c_wait(timeout)
+    local ok, err, code = c_wait(timeout)
     local returned = self._returned
     self._closer, self._returned = nil, nil
     for i = 1, #returned do c_close(returned[i], true) end
-    if not ok then return nil, err end
+    if not ok then return nil, "readers still in use: " .. err, code end
   end
   return true
 end

@@ -66,13 +66,13 @@ local function statement(self, kind, sql, params, thread)
     if kind ~= SCRIPT then
       local conn = self.conn
       if conn == nil then
-        local c, err = db.readers:acquire(db.acquire_timeout)
+        local c, err, code = db.readers:acquire(db.acquire_timeout)
         if not c then
-          if err == "timeout" then
+          if code == "timeout" then
             return nil, format("database %q: no free reader within %gs (readers %d)", db.name,
               db.acquire_timeout, db.readers.size), "timeout"
           end
-          return nil, format("database %q: cannot get a reader: %s", db.name, err), err
+          return nil, format("database %q: cannot get a reader: %s", db.name, err), code
         end
         conn = c
         self.conn, self.state = c, "open"
@@ -84,6 +84,7 @@ local function statement(self, kind, sql, params, thread)
         c_sleep(0) -- (a cancellation while queued for the next turn only marks the task)
         a, b, c = c_run(conn, job, kind, sql, params, pre, not thread)
       end
+      if a == false then return a, b end -- misuse in params: nothing ran (op raises)
       local _, began, _, needs_writer = c_state(job)
       if began then self.begun = true end
       if not needs_writer then return a, b, c end
@@ -101,15 +102,17 @@ local function statement(self, kind, sql, params, thread)
   return writer:run(self, kind, sql, params)
 end
 
+-- (The Tx methods tail-call op: level 2 here is their caller.)
 local function op(self, what, kind, sql, params, opts)
   check(self, what)
-  if type(sql) ~= "string" then error(format("%s: sql must be a string, got %s", what, type(sql)), 3) end
+  if type(sql) ~= "string" then error(format("%s: sql must be a string, got %s", what, type(sql)), 2) end
   if params ~= nil and type(params) ~= "table" then
-    return nil, format("bad parameters: a list or a table of names expected, got a %s", type(params)), "misuse"
+    error(format("%s: bad parameters: a list or a table of names expected, got a %s", what, type(params)), 2)
   end
   self.busy = true
   local a, b, c = statement(self, kind, sql, params, opts and opts.thread)
   self.busy = false
+  if a == false then error(format("%s: %s", what, b), 2) end -- a value SQLite cannot take
   if a ~= nil then return a, b end -- rows, columns (query); b is nil otherwise
   if b == nil then return nil end  -- first: no row (a lone nil)
   return nil, b, c

@@ -146,7 +146,7 @@ function Writer:acquire(tx, timeout)
   if not h then error("a database write must run inside a task", 3) end
   if timeout and timeout <= 0 then return nil, format("database %q: the writer is busy", self.name), "timeout" end
   local w = self._fifo:push(h, g, tx)
-  local ok, r = c_wait(timeout)
+  local ok, r, code = c_wait(timeout)
   if ok and r == true and self.holder == tx then
     if self._closed then
       release(self, tx)
@@ -158,10 +158,10 @@ function Writer:acquire(tx, timeout)
     release(self, tx) -- granted just as the wait ended otherwise: pass it on
   end
   if ok then return nil, format("database %q is closed", self.name), "closed" end
-  if r == "timeout" then
+  if code == "timeout" then
     return nil, format("database %q: no turn at the writer within %gs", self.name, timeout), "timeout"
   end
-  return nil, tostring(r), r
+  return nil, format("database %q: %s while waiting for the writer", self.name, r), code -- cancelled
 end
 
 --- A statement of tx, the holder.
@@ -177,6 +177,7 @@ function Writer:run(tx, kind, sql, params)
   end
   local job = tx.job
   local a, b, c = c_run(self.conn, job, kind, sql, params, pre, false)
+  if a == false then return a, b end -- misuse in params: nothing ran (the caller raises)
   local autocommit, began, savepoint = c_state(job)
   self.in_txn = not autocommit
   -- A new SQLite transaction under members that released: theirs is gone

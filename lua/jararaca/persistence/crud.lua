@@ -76,7 +76,7 @@ local function columns(self, s)
   if cols == nil then
     local rows, err, code = s:query("SELECT name FROM pragma_table_info(?)", { self.table })
     if not rows then raise(self.label .. ".columns", err, code) end
-    if #rows == 0 then raise(self.label .. ".columns", format("table %q does not exist", self.table), "no_table") end
+    if #rows == 0 then raise(self.label .. ".columns", format("table %q does not exist", self.table), "not_found") end
     cols = {}
     for i, r in ipairs(rows) do cols[i] = r.name end
     self.columns = cols

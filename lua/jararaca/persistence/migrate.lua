@@ -1,9 +1,9 @@
 --- jararaca.persistence.migrate: ordered SQL/Lua migrations.
 --
 --   local migrate = require "jararaca.persistence.migrate"
---   local list, err = migrate.discover(dir)           -- files, sorted by version
---   local report, err = migrate.status(db)             -- db: a started SessionInterceptor
---   local ok, report_or_err, report = migrate.apply(db, { to = 3 })
+--   local list, err, code = migrate.discover(dir)     -- files, sorted by version
+--   local report, err, code = migrate.status(db)       -- db: a started SessionInterceptor
+--   local ok, report_or_err, code, report = migrate.apply(db, { to = 3 })
 --   migrate.cli(args) -> exit code                     -- `jararaca migrate app.lua ...`
 --
 -- Files: NNNN_some_name.sql (run as a script) or NNNN_some_name.lua
@@ -54,10 +54,11 @@ pcall(ffi.cdef, [[
 local C = ffi.C
 local DT_DIR = 4
 
--- Names of the entries of dir (no "." / ".." / subdirectories), or nil, err.
+-- Names of the entries of dir (no "." / ".." / subdirectories), or nil,
+-- err, "not_found".
 local function list_dir(dir)
   local d = C.opendir(dir)
-  if d == nil then return nil, format("migrations directory %q not found or not readable", dir) end
+  if d == nil then return nil, format("migrations directory %q not found or not readable", dir), "not_found" end
   local out = {}
   while true do
     local e = C.readdir(d)
@@ -92,27 +93,28 @@ function M.checksum(s)
 end
 
 --- The migration files of dir, sorted by version:
---- { version, name, file, path, kind = "sql"|"lua", checksum }. nil, err
---- for an unreadable directory, a .sql/.lua file without a number, or a
---- duplicate number.
+--- { version, name, file, path, kind = "sql"|"lua", checksum }. nil, err,
+--- code: "not_found" (an unreadable directory), "invalid" (a .sql/.lua file
+--- without a number, a duplicate number), "error" (a file that cannot be read).
 function M.discover(dir)
-  local names, err = list_dir(dir)
-  if not names then return nil, err end
+  local names, err, code = list_dir(dir)
+  if not names then return nil, err, code end
   local list, by_version = {}, {}
   for _, file in ipairs(names) do
     local ext = file:match("%.(%w+)$")
     if ext == "sql" or ext == "lua" then
       local num, name = file:match("^(%d+)_(.+)%.%w+$")
       if not num then
-        return nil, format("migration file %s/%s must be named NNNN_description.%s (a number, an underscore, a name)", dir, file, ext)
+        return nil, format("migration file %s/%s must be named NNNN_description.%s (a number, an underscore, a name)",
+          dir, file, ext), "invalid"
       end
       local version = tonumber(num)
       if by_version[version] then
-        return nil, format("duplicate migration number %d: %s and %s", version, by_version[version].file, file)
+        return nil, format("duplicate migration number %d: %s and %s", version, by_version[version].file, file), "invalid"
       end
       local path = dir .. "/" .. file
       local text, rerr = read_file(path)
-      if not text then return nil, format("cannot read migration %s: %s", path, tostring(rerr)) end
+      if not text then return nil, format("cannot read migration %s: %s", path, tostring(rerr)), "error" end
       local e = { version = version, name = name, file = file, path = path, kind = ext, checksum = M.checksum(text), text = text }
       by_version[version] = e
       list[#list + 1] = e
@@ -158,7 +160,7 @@ end
 -- what to return, and whether to commit: result, commit | nil, err, code.
 local function in_write_tx(db, wait, fn)
   local database = db.database
-  if database == nil then return nil, format("database %q is not open", db.name) end
+  if database == nil then return nil, format("database %q is not open", db.name), "closed" end
   local deadline = sched.clock() + wait
   while true do
     local tx = database:begin("write")
@@ -181,20 +183,21 @@ local function in_write_tx(db, wait, fn)
 end
 
 local function ensure_table(db, wait)
-  local ok, err = in_write_tx(db, wait, function(tx)
-    local done, xerr, code = tx:exec_script(CREATE_TABLE)
-    if not done then return nil, xerr, code end
+  local ok, err, code = in_write_tx(db, wait, function(tx)
+    local done, xerr, xcode = tx:exec_script(CREATE_TABLE)
+    if not done then return nil, xerr, xcode end
     return true, true
   end)
-  if not ok then return nil, "cannot create the " .. M.TABLE .. " table: " .. tostring(err) end
+  if not ok then return nil, "cannot create the " .. M.TABLE .. " table: " .. tostring(err), code end
   return true
 end
 
+-- rows, by version | nil, err, code
 local function applied_rows(db)
   local tx = db.database:begin("read")
-  local rows, err = tx:query("SELECT version, name, applied_at, checksum FROM " .. M.TABLE .. " ORDER BY version")
+  local rows, err, code = tx:query("SELECT version, name, applied_at, checksum FROM " .. M.TABLE .. " ORDER BY version")
   tx:commit()
-  if not rows then return nil, "cannot read " .. M.TABLE .. ": " .. tostring(err) end
+  if not rows then return nil, "cannot read " .. M.TABLE .. ": " .. tostring(err), code end
   local by = {}
   for _, r in ipairs(rows) do by[tonumber(r.version)] = r end
   return rows, by
@@ -252,83 +255,91 @@ end
 
 local function migrations_dir(db, opts)
   local dir = opts and opts.dir or db.migrations_dir or db.migrations
-  if dir == nil then return nil, format("database %q has no migrations directory (option migrations)", db.name) end
+  if dir == nil then
+    return nil, format("database %q has no migrations directory (option migrations)", db.name), "not_found"
+  end
   return dir
 end
 
 --- Status of the migrations of a started database:
---- { database, path, dir, entries, warnings, current } or nil, err.
+--- { database, path, dir, entries, warnings, current } | nil, err, code
+--- (those of discover, "closed", or the database's).
 function M.status(db, opts)
-  local dir, derr = migrations_dir(db, opts)
-  if not dir then return nil, derr end
-  local files, ferr = M.discover(dir)
-  if not files then return nil, ferr end
-  local ok, terr = ensure_table(db, db.busy_timeout + 10)
-  if not ok then return nil, terr end
-  local rows, by = applied_rows(db)
-  if not rows then return nil, by end
+  local dir, derr, dcode = migrations_dir(db, opts)
+  if not dir then return nil, derr, dcode end
+  local files, ferr, fcode = M.discover(dir)
+  if not files then return nil, ferr, fcode end
+  local ok, terr, tcode = ensure_table(db, db.busy_timeout + 10)
+  if not ok then return nil, terr, tcode end
+  local rows, by, rcode = applied_rows(db)
+  if not rows then return nil, by, rcode end
   local entries, warnings, current = compare(files, rows, by)
   return { database = db.name, path = db.path, dir = dir, entries = entries, warnings = warnings, current = current }
 end
 
+-- true | nil, err, code: "invalid" (it does not load, or returns no
+-- function), "error" (it raised or returned false), "aborted".
 local function run_lua(db, tx, e)
   local chunk, lerr = loadfile(e.path)
-  if not chunk then return nil, lerr end
+  if not chunk then return nil, lerr, "invalid" end
   local ok, fn = pcall(chunk)
-  if not ok then return nil, tostring(fn) end
+  if not ok then return nil, tostring(fn), "error" end
   if type(fn) ~= "function" then
-    return nil, "a Lua migration must return function(session), it returned " .. type(fn)
+    return nil, "a Lua migration must return function(session), it returned " .. type(fn), "invalid"
   end
   local s = session_mod.new_session(db, tx)
   local ok2, r, rerr = pcall(fn, s)
   s.state = "done"
-  if not ok2 then return nil, tostring(r) end
-  if r == false or (r == nil and rerr ~= nil) then return nil, tostring(rerr or "the migration returned false") end
-  if tx.aborted then return nil, tx.aborted end
+  if not ok2 then return nil, tostring(r), "error" end
+  if r == false or (r == nil and rerr ~= nil) then return nil, tostring(rerr or "the migration returned false"), "error" end
+  if tx.aborted then return nil, tx.aborted, "aborted" end
   return true
 end
 
 -- Apply one migration in its own write transaction. Returns "applied" |
--- "skipped" (another process did it meanwhile) or nil, err.
+-- "skipped" (another process did it meanwhile) | nil, err, code.
 local function apply_one(db, e, lock_wait)
-  local res, err = in_write_tx(db, lock_wait, function(tx)
+  local res, err, code = in_write_tx(db, lock_wait, function(tx)
     local row, qerr, qcode = tx:first("SELECT version FROM " .. M.TABLE .. " WHERE version = ?", { e.version })
     if qerr then return nil, "cannot lock the database for migrating: " .. tostring(qerr), qcode end
     if row then return "skipped", false end
-    local rok, rerr
+    local rok, rerr, rcode
     if e.kind == "sql" then
-      rok, rerr = tx:exec_script(e.text)
+      rok, rerr, rcode = tx:exec_script(e.text)
     else
-      rok, rerr = run_lua(db, tx, e)
+      rok, rerr, rcode = run_lua(db, tx, e)
     end
-    if not rok then return nil, tostring(rerr) end
-    local ins, ierr = tx:execute("INSERT INTO " .. M.TABLE .. " (version, name, applied_at, checksum) VALUES (?, ?, ?, ?)",
+    if not rok then return nil, tostring(rerr), rcode end
+    local ins, ierr, icode = tx:execute("INSERT INTO " .. M.TABLE .. " (version, name, applied_at, checksum) VALUES (?, ?, ?, ?)",
       { e.version, e.name, utcnow(), e.checksum })
-    if not ins then return nil, "cannot record the migration: " .. tostring(ierr) end
+    if not ins then return nil, "cannot record the migration: " .. tostring(ierr), icode end
     return "applied", true
   end)
-  if not res then return nil, err end
+  if not res then return nil, err, code end
   return res
 end
 
 --- Apply the pending migrations of a started database (up to opts.to).
 --- opts: to (version), dir, log (log each step, at migrate.log_level()), lock_wait (seconds to wait
 --- for another process's migration lock, default 300), on_applied(entry).
---- Returns true, report | nil, err, report; report = status + applied (list
---- of entries) + skipped (applied meanwhile by another process).
+--- Returns true, report | nil, err, code, report (report: when a migration
+--- failed; codes: those of status, of the failed statement, or run_lua's);
+--- report = status + applied (list of entries) + skipped (applied
+--- meanwhile by another process) + failed (the entry) + error.
 function M.apply(db, opts)
+  if opts ~= nil and type(opts) ~= "table" then error("migrate.apply(db, opts): opts must be a table", 2) end
   opts = opts or {}
-  local dir, derr = migrations_dir(db, opts)
-  if not dir then return nil, derr end
-  local files, ferr = M.discover(dir)
-  if not files then return nil, ferr end
+  local dir, derr, dcode = migrations_dir(db, opts)
+  if not dir then return nil, derr, dcode end
+  local files, ferr, fcode = M.discover(dir)
+  if not files then return nil, ferr, fcode end
   local lock_wait = opts.lock_wait or 300
-  if db.database == nil then return nil, format("database %q is not open", db.name) end
+  if db.database == nil then return nil, format("database %q is not open", db.name), "closed" end
   do
-    local ok, terr = ensure_table(db, lock_wait)
-    if not ok then return nil, terr end
-    local rows, by = applied_rows(db)
-    if not rows then return nil, by end
+    local ok, terr, tcode = ensure_table(db, lock_wait)
+    if not ok then return nil, terr, tcode end
+    local rows, by, rcode = applied_rows(db)
+    if not rows then return nil, by, rcode end
     local entries, warnings, current = compare(files, rows, by)
     local report = { database = db.name, path = db.path, dir = dir, entries = entries, warnings = warnings,
       current = current, applied = {}, skipped = {} }
@@ -336,11 +347,11 @@ function M.apply(db, opts)
     for _, e in ipairs(entries) do
       if e.state == "pending" and (opts.to == nil or e.version <= opts.to) then
         local t0 = sched.clock()
-        local res, err = apply_one(db, e, lock_wait)
+        local res, err, code = apply_one(db, e, lock_wait)
         if not res then
           report.failed = e
           report.error = err
-          return nil, format("migration %s failed: %s", e.path, err), report
+          return nil, format("migration %s failed: %s", e.path, err), code or "error", report
         end
         e.seconds = sched.clock() - t0
         if res == "applied" then
@@ -521,7 +532,7 @@ function M.cli(args)
         end
         print_status(r)
       else
-        local ok, r, report = M.apply(db, {
+        local ok, r, _, report = M.apply(db, {
           to = to,
           on_applied = function(e)
             out(format("database %s: applied %s (%.0f ms)", db.name, e.file, (e.seconds or 0) * 1000))

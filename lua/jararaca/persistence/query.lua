@@ -24,8 +24,8 @@
 --
 -- Field names come only from sortable/filterable (whitelists, validated as
 -- identifiers); values always travel as parameters. An unknown field or
--- operator, or a value of the wrong type, gives nil, err (answer 422), never
--- a crash. Operators (MUI DataGrid names) by type:
+-- operator, or a value of the wrong type, gives nil, err, "invalid" (answer
+-- 422), never a crash. Operators (MUI DataGrid names) by type:
 --   string    contains doesNotContain equals doesNotEqual startsWith endsWith isEmpty isNotEmpty isAnyOf
 --   datetime  is not after onOrAfter before onOrBefore isEmpty isNotEmpty   (also date)
 --   boolean   is
@@ -537,10 +537,10 @@ local function count_rows(self, s, where, params)
   if where == "" and self.count_sql then
     -- a counter kept by the table's triggers: one row to read
     local row, err, code = s:first(self.count_sql)
-    if row == nil then raise(self.table .. ".paginate", err or "count_sql returned no row", code, self.count_sql) end
+    if row == nil then raise(self.table .. ".paginate", err or "count_sql returned no row", code or "invalid", self.count_sql) end
     local _, n = next(row)
     n = tonumber(n)
-    if n == nil then raise(self.table .. ".paginate", "count_sql did not return a number", "misuse", self.count_sql) end
+    if n == nil then raise(self.table .. ".paginate", "count_sql did not return a number", "invalid", self.count_sql) end
     return n
   end
   local conn, version, changes = s:content_key()
@@ -560,7 +560,7 @@ local function count_rows(self, s, where, params)
   local text = "SELECT count(*) AS n FROM " .. self.qtable .. where
   -- on the reader's thread: a count is one long SQLite instruction
   local row, err, code = s:first(text, params, { thread = true })
-  if row == nil then raise(self.table .. ".paginate", err or "no count", code, text) end
+  if row == nil then raise(self.table .. ".paginate", err or "no count", code or "error", text) end
   local n = tonumber(row.n)
   if key then
     local c = self._counts[conn]
@@ -572,7 +572,9 @@ local function count_rows(self, s, where, params)
   return n
 end
 
---- paginate(filter [, extra]) -> { items, total, unpaginated_total, total_pages, next_cursor } | nil, err
+--- paginate(filter [, extra]) -> { items, total, unpaginated_total, total_pages, next_cursor }
+--- | nil, message, "invalid" (a bad page, size, cursor, sort or filter: the
+--- client's mistake, answer 422). Database errors raise a PersistenceError.
 --- filter: page (0-based), page_size (1..max_page_size), sort, filters,
 --- logic ("and" default, or "or": how filters combine), after (a cursor:
 --- the next_cursor of the previous page, instead of page, for any depth).
@@ -582,26 +584,27 @@ function Query:paginate(f, extra)
   f = f or {}
   if type(f) ~= "table" then error("Query:paginate(filter): filter must be a table, got " .. type(f), 2) end
   local page, perr = int_arg(f.page, "page", 0)
-  if perr then return nil, perr end
+  if perr then return nil, perr, "invalid" end
   local size, serr = int_arg(f.page_size, "page_size", 1, self.max_page_size)
-  if serr then return nil, serr end
+  if serr then return nil, serr, "invalid" end
   page = page or 0
   size = size or M.DEFAULT_PAGE_SIZE
   local after = f.after
   if after == json_null or after == "" then after = nil end
-  if after ~= nil and type(after) ~= "string" then return nil, "after must be a cursor (a string)" end
-  if after and page > 0 then return nil, "give page or after, not both" end
+  if after ~= nil and type(after) ~= "string" then return nil, "after must be a cursor (a string)", "invalid" end
+  if after and page > 0 then return nil, "give page or after, not both", "invalid" end
   if page * size > self.max_offset then
     return nil, format("page %d of %d rows starts past row %d, and an offset may skip at most %d rows: "
-      .. "go deeper with the cursor (after = the previous page's next_cursor)", page, size, page * size, self.max_offset)
+      .. "go deeper with the cursor (after = the previous page's next_cursor)", page, size, page * size, self.max_offset),
+      "invalid"
   end
   local sorts, sort_err = parse_sort(self, f.sort)
-  if not sorts then return nil, sort_err end
+  if not sorts then return nil, sort_err, "invalid" end
   local fconds, params = {}, {}
   local ok, ferr = add_filters(self, f.filters, fconds, params)
-  if not ok then return nil, ferr end
+  if not ok then return nil, ferr, "invalid" end
   local logic = f.logic or "and"
-  if logic ~= "and" and logic ~= "or" then return nil, "logic must be 'and' or 'or'" end
+  if logic ~= "and" and logic ~= "or" then return nil, "logic must be 'and' or 'or'", "invalid" end
 
   local conds = {}
   if self.where then conds[#conds + 1] = "(" .. self.where .. ")" end
@@ -630,9 +633,9 @@ function Query:paginate(f, extra)
   local page_where = where
   local s = use_session(self.db)
   if after then
-    if not self.id then return nil, "after: this listing has no id column to page by (option id)" end
+    if not self.id then return nil, "after: this listing has no id column to page by (option id)", "invalid" end
     local values, cerr = decode_cursor(keys, after)
-    if not values then return nil, cerr end
+    if not values then return nil, cerr, "invalid" end
     local cond = after_condition(keys, values, not_null(self, s), qparams)
     page_where = where == "" and (" WHERE " .. cond) or (where .. " AND " .. cond)
   end

@@ -81,20 +81,21 @@ end
 ---------------------------------------------------------------------------
 
 --- "sqlite:///rel/path.db" -> "rel/path.db"; "sqlite:////abs/x.db" ->
---- "/abs/x.db"; "sqlite:///:memory:" -> ":memory:". nil, err otherwise.
+--- "/abs/x.db"; "sqlite:///:memory:" -> ":memory:". nil, message,
+--- "invalid" for any other URL; raises when url is not a string.
 function M.parse_url(url)
-  if type(url) ~= "string" then return nil, "url must be a string, got " .. type(url) end
+  if type(url) ~= "string" then error("parse_url(url): url must be a string, got " .. type(url), 2) end
   local rest = url:match("^sqlite:///(.*)$")
   if rest == nil then
     if url:match("^sqlite:") then
-      return nil, format("bad SQLite URL %q: write sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite:///:memory:", url)
+      return nil, format("bad SQLite URL %q: write sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite:///:memory:", url), "invalid"
     end
     local scheme = url:match("^([%w+.-]+):") or url
-    return nil, format("unsupported database URL %q (scheme %q): only sqlite:/// URLs are supported", url, scheme)
+    return nil, format("unsupported database URL %q (scheme %q): only sqlite:/// URLs are supported", url, scheme), "invalid"
   end
-  if rest == "" then return nil, format("bad SQLite URL %q: no file path after sqlite:///", url) end
+  if rest == "" then return nil, format("bad SQLite URL %q: no file path after sqlite:///", url), "invalid" end
   if rest:find("?", 1, true) then
-    return nil, format("bad SQLite URL %q: query parameters are not supported; use the interceptor's options", url)
+    return nil, format("bad SQLite URL %q: query parameters are not supported; use the interceptor's options", url), "invalid"
   end
   return rest
 end
@@ -176,9 +177,14 @@ local function transaction(s)
   return tx
 end
 
+-- (The Session methods tail-call run: level 2 here is their caller.)
 local function run(s, method, sql, params, opts)
+  if type(sql) ~= "string" then error(format("session:%s(): sql must be a string, got %s", method, type(sql)), 2) end
+  if params ~= nil and type(params) ~= "table" then
+    error(format("session:%s(): bad parameters: a list or a table of names expected, got a %s", method, type(params)), 2)
+  end
   lock(s)
-  if s.state == "done" then unlock(s); ended_error(s, 3) end
+  if s.state == "done" then unlock(s); ended_error(s, 2) end
   local tx, terr, tcode = transaction(s)
   if not tx then unlock(s); return nil, terr, tcode end
   local ok, a, b, c = pcall(tx[method], tx, sql, params, opts)
