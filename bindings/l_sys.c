@@ -1,6 +1,7 @@
 /* l_sys.c - jararaca.core.sys: logging, process exit, signals, pre-fork. */
 #include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "prefork.h"
 #include "scheduler.h"
 #include "vm.h"
+#include "watchdog.h"
 
 /* sys.log(level, msg [, request_id]) ; level = 0..3 */
 static int l_log(lua_State *L)
@@ -92,12 +94,17 @@ static int l_hostname(lua_State *L)
     return 1;
 }
 
-/* sys.prefork(n, stop_timeout_ms) -> worker index (in workers; the master
- * never returns) | nil, message, errno code (no worker could be started) */
+/* sys.prefork(n, stop_timeout_ms [, worker_timeout_ms]) -> worker index (in
+ * workers; the master never returns) | nil, message, errno code (no worker
+ * could be started). worker_timeout_ms > 0 runs the watchdog. */
 static int l_prefork(lua_State *L)
 {
     int n = (int)luaL_checkinteger(L, 1);
-    jr_prefork_opts o = {.stop_timeout_ms = (unsigned)luaL_optinteger(L, 2, 30000)};
+    lua_Integer wt = luaL_optinteger(L, 3, 0);
+    luaL_argcheck(L, wt >= 0, 3, "worker timeout must be >= 0 ms");
+    if (wt > INT_MAX) wt = INT_MAX; /* ~24 days: never, in practice */
+    jr_prefork_opts o = {.stop_timeout_ms = (unsigned)luaL_optinteger(L, 2, 30000),
+                         .worker_timeout_ms = (unsigned)wt};
     int idx = jr_prefork_run(n, &o);
     if (idx < 0) return jr_push_errno_fail(L, errno, "cannot start %d workers", n);
     /* A forked child must re-create the loop's kernel state (epoll fd). */
@@ -107,9 +114,13 @@ static int l_prefork(lua_State *L)
     return 1;
 }
 
+/* sys.worker_ready([describe]): tell the master this worker serves; under a
+ * watchdog, arm it first (describe() -> text, request_id names what a stuck
+ * coroutine was serving in the watchdog's log line). */
 static int l_worker_ready(lua_State *L)
 {
-    (void)L;
+    if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+    jr_watchdog_arm(L, lua_isfunction(L, 1) ? 1 : 0);
     jr_prefork_worker_ready();
     return 0;
 }

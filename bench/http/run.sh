@@ -43,8 +43,10 @@ trap 'kill $SPID 2>/dev/null || true' EXIT
 for i in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
 curl -s "http://127.0.0.1:$PORT/hello?name=x" >/dev/null
 rss() { awk '/VmRSS/{print $2}' /proc/"$1"/status; }
-IDLE=$(rss $SPID)
-python3 - "$PORT" "$SPID" <<'PY' | tee -a "$OUT"
+# the worker's memory: under the watchdog (the default) $SPID is its master
+WPID=$(pgrep -P $SPID | head -n1 || true); WPID=${WPID:-$SPID}
+IDLE=$(rss $WPID)
+python3 - "$PORT" "$WPID" <<'PY' | tee -a "$OUT"
 import socket, sys
 port, pid = int(sys.argv[1]), sys.argv[2]
 def rss():

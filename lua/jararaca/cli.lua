@@ -35,6 +35,7 @@ local SERVER_OPTIONS = {
   { "idle-timeout", "number", 60, "seconds an idle keep-alive connection is kept" },
   { "write-timeout", "number", 30, "seconds a response may take to be written" },
   { "max-connections", "int", 10000, "open connections per worker (503 above)" },
+  { "worker-timeout", "number", 30, "seconds a worker's event loop may stall before it is replaced (0 = off)" },
 }
 
 local function env_name(opt) return "JARARACA_" .. opt:upper():gsub("-", "_") end
@@ -59,6 +60,9 @@ local function convert(spec, raw, origin)
   end
   if kind == "workers" and n < 1 then return nil, origin .. ": expected at least 1 worker" end
   if name == "port" and n > 65535 then return nil, origin .. ": port must be 0..65535" end
+  if name == "worker-timeout" and n > 0 and n < 0.1 then
+    return nil, origin .. ": expected 0 (off) or at least 0.1 seconds"
+  end
   return n
 end
 
@@ -255,6 +259,20 @@ local function listen_options(o)
   }
 end
 
+-- What the watchdog's log line names when this worker's loop is stuck
+-- (called on the stuck coroutine): the request it serves, and its id.
+local function stuck_in()
+  local ctx = require("jararaca.context").current()
+  if not ctx then return "code outside any task" end
+  local req = ctx.request
+  if ctx.kind == "http" and req then
+    local c = ctx.controller
+    return ("%s %s (%s.%s)"):format(tostring(req.method), tostring(req.path),
+      tostring(type(c) == "table" and c.__name or c), tostring(ctx.member)), ctx.request_id
+  end
+  return ("a %s task"):format(tostring(ctx.kind))
+end
+
 function M.server(args)
   local o, pos, err = M.parse_options(args, SERVER_OPTIONS)
   if not o then eprint("jararaca server: ", err); return 2 end
@@ -268,8 +286,12 @@ function M.server(args)
   local app, aerr = runtime.load_app(pos[1])
   if not app then eprint("jararaca server: ", aerr); return 1 end
 
-  if o.workers > 1 then
-    local idx, ferr = sys.prefork(o.workers, math.floor((o["grace-period"] + 5) * 1000))
+  -- One worker runs under the master too when the watchdog is on: only
+  -- another process can replace a worker whose loop is stuck.
+  local worker_timeout = o["worker-timeout"]
+  if o.workers > 1 or worker_timeout > 0 then
+    local idx, ferr = sys.prefork(o.workers, math.floor((o["grace-period"] + 5) * 1000),
+      math.floor(worker_timeout * 1000))
     if not idx then eprint("jararaca server: fork: ", ferr); return 1 end
   end
 
@@ -297,7 +319,7 @@ function M.server(args)
     return 1
   end
   log.info(("listening on http://%s:%d (pid %d)"):format(o.host, srv:port(), sys.pid()))
-  sys.worker_ready()
+  sys.worker_ready(stuck_in)
   local sig = sys.next_signal()
   while sig == "SIGHUP" do sig = sys.next_signal() end
   log.info(sig, ": stopping (grace period ", o["grace-period"], "s)")

@@ -42,7 +42,9 @@ describe("lifecycle", function()
 
   it("lets an in-flight request finish on SIGTERM, closes idle connections, exits 0", function()
     local trace = os.tmpname()
-    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "5" },
+    -- one process (no watchdog master): the handler's SIGTERM to its own
+    -- process stops the server; under a master it would recycle the worker
+    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "5", "--worker-timeout", "0" },
       { TRACE_FILE = trace })
     local idle = assert(client.connect(srv.port))
     idle:send(client.format("GET", "/ping"))
@@ -64,8 +66,8 @@ describe("lifecycle", function()
 
   it("force-closes requests still running after the grace period", function()
     local trace = os.tmpname()
-    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "0.1" },
-      { TRACE_FILE = trace })
+    local srv = server.start("spec/integration/apps/lifecycle.lua",
+      { "--grace-period", "0.1", "--worker-timeout", "0" }, { TRACE_FILE = trace })
     local busy = assert(client.connect(srv.port))
     busy:send(client.format("GET", "/slow-then-stop")) -- 0.5 s handler, 0.1 s grace
     assert.is_true(busy:closed(3))
