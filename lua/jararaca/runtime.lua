@@ -17,6 +17,31 @@ local function dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
 end
 
+-- The message and traceback of an error raised while running the app file,
+-- with the app's own frames only: an error the framework raises for a
+-- misuse (error(msg, 2): a route without a handler, a bad prefix) already
+-- names the app's line, and the framework's frames would read as a bug of
+-- the framework.
+local function app_traceback(e)
+  local dir = package.jararaca_lua_dir -- luacheck: ignore 143 (set by bindings/vm.c)
+  local framework = dir and ("@" .. dir .. "/") or nil
+  local frames = {}
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "Sln")
+    if not info then break end
+    if info.what ~= "C" and not (framework and info.source:sub(1, #framework) == framework) then
+      local what = info.what == "main" and "main chunk"
+        or (info.name and ("function '" .. info.name .. "'"))
+        or ("function <" .. info.short_src .. ":" .. info.linedefined .. ">")
+      frames[#frames + 1] = ("\t%s:%d: in %s"):format(info.short_src, info.currentline, what)
+    end
+    level = level + 1
+  end
+  if #frames == 0 then return tostring(e) end
+  return tostring(e) .. "\nstack traceback:\n" .. table.concat(frames, "\n")
+end
+
 --- Load an app file: it must return a Microservice{...}. The file's directory
 --- goes first on package.path so its modules are found.
 --- Returns app or nil, message (naming the file, and the line for syntax errors).
@@ -31,7 +56,7 @@ function M.load_app(path)
   package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
   local chunk, err = loadfile(path)
   if not chunk then return nil, ("cannot load app file %s"):format(err) end
-  local ok, app = xpcall(chunk, debug.traceback)
+  local ok, app = xpcall(chunk, app_traceback)
   if not ok then return nil, ("error while running app file %s: %s"):format(path, tostring(app)) end
   if not microservice.is_microservice(app) then
     return nil, ("app file %s must return jararaca.Microservice{...} (it returned %s)"):format(
