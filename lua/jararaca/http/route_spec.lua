@@ -53,6 +53,8 @@ local type, pairs, ipairs, error, tostring, setmetatable, getmetatable, rawget, 
   type, pairs, ipairs, error, tostring, setmetatable, getmetatable, rawget, pcall, require
 local format, sort, lower = string.format, table.sort, string.lower
 
+local EMPTY = {}
+
 local schema_mod -- jararaca.schema, loaded by the first route that declares a schema
 local function S()
   if not schema_mod then schema_mod = require "jararaca.schema" end
@@ -81,9 +83,9 @@ local function show(v)
   if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
   if t == "table" and is_schema(v) then
     local k = tostring(v.kind)
-    return (k:find("^[aeiou]") and "an " or "a ") .. k .. " schema"
+    return (k:find("^[aeio]") and "an " or "a ") .. k .. " schema" -- "a uuid"
   end
-  return (t:find("^[aeiou]") and "an " or "a ") .. t
+  return (t:find("^[aeio]") and "an " or "a ") .. t
 end
 
 --- The text that starts every message about a route:
@@ -192,6 +194,34 @@ local function resolve(sc)
   return sc
 end
 
+-- Every s.ref(name) reachable from sc must name a registered schema: checked
+-- here so that the server (even without its OpenAPI document) and the
+-- generators refuse a typo alike, at startup. where: the option's path
+-- ("body.items[]"); seen: the schemas already walked for this route.
+local function check_refs(sc, where, seen)
+  if type(sc) ~= "table" or seen[sc] then return end
+  seen[sc] = true
+  local k = sc.kind
+  if k == "ref" then
+    local target = S().lookup(sc.name)
+    if not target then
+      fail("%s: s.ref(%q) names no schema (declare it with s.object(%q, ...) or s.enum(%q, ...))",
+        where, sc.name, sc.name, sc.name)
+    end
+    check_refs(target, where, seen)
+  elseif k == "object" then
+    for _, f in ipairs(sc.fields or EMPTY) do check_refs(f.schema, where .. "." .. tostring(f.name), seen) end
+  elseif k == "array" then
+    check_refs(sc.items, where .. "[]", seen)
+  elseif k == "map" then
+    check_refs(sc.values, where .. "{}", seen)
+  elseif k == "nullable" then
+    check_refs(sc.of, where, seen)
+  elseif k == "one_of" then
+    for i, v in ipairs(sc.variants or EMPTY) do check_refs(v, where .. "|" .. i, seen) end
+  end
+end
+
 -- Kinds a single text value (a header, a query value) converts to.
 local SCALAR = {
   string = true, integer = true, number = true, boolean = true, uuid = true, date = true,
@@ -286,6 +316,9 @@ local function group(v, field)
           name, SCALAR_TEXT, show(sc))
       end
     end
+  end
+  if field == "headers" and not is_schema(v) then
+    sort(list, function(x, y) return x[1] < y[1] end) -- a map's names, sorted once lower-cased
   end
   local obj = S().object(list)
   local g = { schema = obj, fields = obj.fields, names = {}, declared = {} }
@@ -449,8 +482,6 @@ end
 -- One route
 ---------------------------------------------------------------------------
 
-local EMPTY = {}
-
 local function build(route)
   local opts = route.opts or EMPTY
   local cls = route.controller
@@ -495,6 +526,20 @@ local function build(route)
     fail("response: a %d answer has no body: drop response or change status", status)
   end
   spec.success, spec.responses = responses(spec, opts.responses)
+  local seen = {}
+  for _, key in ipairs({ "params", "query", "headers" }) do
+    local g = spec[key]
+    if g then
+      for _, f in ipairs(g.fields) do check_refs(f.schema, key .. "." .. f.name, seen) end
+    end
+  end
+  if spec.body then check_refs(spec.body.schema, "body", seen) end
+  if spec.response then check_refs(spec.response, "response", seen) end
+  local documented = { spec.success }
+  for _, e in ipairs(spec.responses) do documented[#documented + 1] = e end
+  for _, e in ipairs(documented) do
+    if e.schema then check_refs(e.schema, format("responses[%s]", tostring(e.status)), seen) end
+  end
 
   spec.typed = opts.params ~= nil or opts.query ~= nil or opts.headers ~= nil or opts.body ~= nil
     or opts.response ~= nil
