@@ -151,24 +151,29 @@ local function check_list(v, field, what)
   return n
 end
 
-local function check_tags(v, field)
+-- A list (or nil) whose every item passes ok(item); expected says what an
+-- item must be.
+local function check_items(v, field, what, ok, expected)
   if v == nil then return nil end
-  for i = 1, check_list(v, field, "strings") do
-    if type(v[i]) ~= "string" then fail("%s[%d]: expected a string, got %s", field, i, show(v[i])) end
+  for i = 1, check_list(v, field, what) do
+    if not ok(v[i]) then fail("%s[%d]: expected %s, got %s", field, i, expected, show(v[i])) end
   end
   return v
 end
 
+local function is_string(x) return type(x) == "string" end
+
+local function is_middleware(m)
+  return type(m) == "function" or (type(m) == "table" and type(m.around) == "function")
+end
+
+local function check_tags(v, field)
+  return check_items(v, field, "strings", is_string, "a string")
+end
+
 local function check_middlewares(v, field)
-  if v == nil then return nil end
-  for i = 1, check_list(v, field, "middlewares") do
-    local m = v[i]
-    if type(m) ~= "function" and not (type(m) == "table" and type(m.around) == "function") then
-      fail("%s[%d]: expected a function(req, next) or a table with around(self, req, next), got %s",
-        field, i, show(m))
-    end
-  end
-  return v
+  return check_items(v, field, "middlewares", is_middleware,
+    "a function(req, next) or a table with around(self, req, next)")
 end
 
 -- persistence's values belong to jararaca.persistence.session (loaded only
