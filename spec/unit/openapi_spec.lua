@@ -592,7 +592,7 @@ describe("jararaca.openapi", function()
       C.x = j.Get("", { response = setmetatable({ kind = "mystery" }, getmetatable(s.string())) }, handler)
       local ok, err = pcall(openapi.document, app_of({ C }))
       assert.is_false(ok)
-      assert.matches('^spec/unit/openapi_spec.lua:%d+: route BadController.x %(GET /bad%): openapi: unknown schema kind "mystery"$',
+      assert.matches('openapi_spec%.lua:%d+: route BadController.x %(GET /bad%): openapi: unknown schema kind "mystery"$',
         tostring(err))
     end)
 

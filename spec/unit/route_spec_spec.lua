@@ -32,11 +32,12 @@ local function problem(opts, path, verb, copts)
   assert.is_nil(sp)
   assert.equal("invalid", code)
   local method = ((verb == j.Post and "POST") or (verb == j.Put and "PUT") or "GET")
-  local head = ("spec/unit/route_spec_spec.lua:%d: route TController.r (" .. method .. " /t" .. (path or "") .. "): ")
-  local line = tonumber(err:match("^spec/unit/route_spec_spec.lua:(%d+): "))
-  assert(line, "the message names this file and a line: " .. err)
-  assert.equal(head:format(line), err:sub(1, #head:format(line)), err)
-  return err:sub(#head:format(line) + 1)
+  local head = "route TController.r (" .. method .. " /t" .. (path or "") .. "): "
+  local at = err:find(head, 1, true)
+  assert(at, err)
+  -- specs may run from another directory: the file's name, then the line
+  assert(err:sub(1, at - 1):find("route_spec_spec%.lua:%d+: $"), "the message names this file and a line: " .. err)
+  return err:sub(at + #head)
 end
 
 local function names(fields)
@@ -380,7 +381,7 @@ describe("jararaca.http.route_spec", function()
       local route = controller.collect(C)[1]
       local _, err = route_spec.normalize(route)
       assert.matches("^base_controller.lua:3: route ChildController.item %(GET /c/{id}%) of the controller declared at "
-        .. "spec/unit/route_spec_spec.lua:%d+: status: expected an integer in 100..599, got 99$", err)
+        .. ".-route_spec_spec%.lua:%d+: status: expected an integer in 100..599, got 99$", err)
       assert.matches("^base_controller.lua:3: route BaseController.item %(GET /b/{id}%): status",
         select(2, route_spec.normalize(controller.collect(Base)[1])))
     end)
@@ -413,8 +414,8 @@ describe("jararaca.http.route_spec", function()
       local routes, err, code = route_spec.routes({ A })
       assert.is_nil(routes)
       assert.equal("invalid", code)
-      assert.matches("^spec/unit/route_spec_spec.lua:%d+: route AController.two %(GET /a/{key}%): path: GET /a/{key} "
-        .. "conflicts with GET /a/{id} %(route AController.one, declared at spec/unit/route_spec_spec.lua:%d+%)$", err)
+      assert.matches("route_spec_spec%.lua:%d+: route AController.two %(GET /a/{key}%): path: GET /a/{key} "
+        .. "conflicts with GET /a/{id} %(route AController.one, declared at .-route_spec_spec%.lua:%d+%)$", err)
       local B = j.RestController("/b", { name = "BController" })
       B.bad = j.Get("", { query = 1 }, handler)
       routes, err = route_spec.routes({ B })

@@ -414,13 +414,13 @@ export interface Odd {
       assert.equal("B.t: unsupported schema kind \"tuple\"", err)
       text, err = gen({ response = s.array(setmetatable({ kind = "time" }, getmetatable(s.string()))) })
       assert.is_nil(text)
-      assert.matches("^spec/unit/tsgen_spec.lua:%d+: route XController.r %(POST /x/{id}%) response%[%]: "
+      assert.matches("tsgen_spec%.lua:%d+: route XController.r %(POST /x/{id}%) response%[%]: "
         .. "unsupported schema kind \"time\"$", err)
     end)
 
     it("rejects values that are not schemas (route_spec's messages, as the server gives them)", function()
       local _, err = gen({ query = { page = 42 } })
-      assert.matches("^spec/unit/tsgen_spec.lua:%d+: route XController.r %(POST /x/{id}%): query.page: expected a schema, got 42$", err)
+      assert.matches("tsgen_spec%.lua:%d+: route XController.r %(POST /x/{id}%): query.page: expected a schema, got 42$", err)
       _, err = gen({ body = { fields = {} } })
       assert.matches("route XController.r %(POST /x/{id}%): body.fields: expected a schema, got a table$", err)
     end)

@@ -584,8 +584,10 @@ function M.routes(controllers)
         local id = #out + 1
         local ok, aerr = r:add(route.method, route.path, id)
         if not ok then
+          -- the router names the other template: name its route too
           for _, other in ipairs(out) do
-            if other.method == route.method and aerr:find(" conflicts with " .. other.method .. " " .. other.path, 1, true) then
+            local tail = " conflicts with " .. other.method .. " " .. other.path
+            if aerr:sub(-#tail) == tail then
               aerr = format("%s (route %s.%s, declared at %s)", aerr, tostring(other.spec.controller_name),
                 tostring(other.member), tostring(other.defined_at or "?"))
               break
