@@ -7,9 +7,10 @@
 --     --> { path = "/openapi.json", docs_path = "/docs" | nil, title, version, description }
 --
 -- The document is built from the RestControllers of the app and the schema
--- model of docs/schema-model.md (route options params, query, headers, body,
--- response, status, responses, summary, description, tags, operation_id,
--- deprecated, include_in_schema). JSON objects carry json.object_mt so their
+-- model of docs/schema-model.md. Route options (params, query, headers,
+-- body, response, status, responses, summary, description, tags,
+-- operation_id, deprecated, include_in_schema) are read through
+-- jararaca.http.route_spec, as the server and gen-tsi read them. JSON objects carry json.object_mt so their
 -- keys keep a stable, readable order; lists are json.array so an empty one
 -- is still [].
 --

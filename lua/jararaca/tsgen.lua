@@ -17,7 +17,9 @@
 --     per route (declaration order), named exactly like the Lua member.
 -- Field, parameter and header names are the wire names, never converted.
 --
--- Reads the schema model of docs/schema-model.md only; `opts.registry`
+-- Route options are read through jararaca.http.route_spec (checked as the
+-- server checks them, same messages). Reads the schema model of
+-- docs/schema-model.md only; `opts.registry`
 -- ({ lookup = fn(name), exposed = fn() }) replaces jararaca.schema's
 -- registry (tests).
 -- @module jararaca.tsgen
