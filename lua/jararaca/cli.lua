@@ -303,13 +303,23 @@ function M.server(args)
   -- Startup errors name what is wrong (file, provider, variable): print the
   -- message; the framework-internal traceback only at debug level.
   local trace
-  local okrt, rt = xpcall(runtime.start, function(e)
+  local function keep_trace(e)
     trace = debug.traceback(tostring(e), 2)
     return e
-  end, app, "http")
+  end
+  local okrt, rt = xpcall(runtime.start, keep_trace, app, "http")
   if not okrt then
     log.error("startup failed for ", pos[1], ": ", tostring(rt))
     log.debug(trace)
+    return 1
+  end
+  -- The routes (their options, the OpenAPI document) are part of the
+  -- start: a bad one is reported the same way, and the app is stopped.
+  local okr, rerr = xpcall(server.build_routes, keep_trace, rt)
+  if not okr then
+    log.error("startup failed for ", pos[1], ": ", tostring(rerr))
+    log.debug(trace)
+    rt:stop()
     return 1
   end
   local srv, serr = server.serve(rt, listen_options(o))

@@ -7,9 +7,10 @@
 --     --> { path = "/openapi.json", docs_path = "/docs" | nil, title, version, description }
 --
 -- The document is built from the RestControllers of the app and the schema
--- model of docs/schema-model.md (route options params, query, headers, body,
--- response, status, responses, summary, description, tags, operation_id,
--- deprecated, include_in_schema). JSON objects carry json.object_mt so their
+-- model of docs/schema-model.md. Route options (params, query, headers,
+-- body, response, status, responses, summary, description, tags,
+-- operation_id, deprecated, include_in_schema) are read through
+-- jararaca.http.route_spec, as the server and gen-tsi read them. JSON objects carry json.object_mt so their
 -- keys keep a stable, readable order; lists are json.array so an empty one
 -- is still [].
 --
@@ -30,12 +31,12 @@
 --     query, headers or body (what typed dispatch validates).
 -- @module jararaca.openapi
 local json = require "jararaca.json"
-local controller = require "jararaca.http.controller"
+local route_spec = require "jararaca.http.route_spec"
 
 local M = {}
 
-local type, pairs, ipairs, error, tostring, tonumber, setmetatable, getmetatable, select, next, pcall, require, rawget =
-  type, pairs, ipairs, error, tostring, tonumber, setmetatable, getmetatable, select, next, pcall, require, rawget
+local type, pairs, ipairs, error, tostring, setmetatable, getmetatable, select, next, pcall, require, rawget =
+  type, pairs, ipairs, error, tostring, setmetatable, getmetatable, select, next, pcall, require, rawget
 local format, concat, sort, floor = string.format, table.concat, table.sort, math.floor
 local jarray, object_mt = json.array, json.object_mt
 
@@ -537,73 +538,12 @@ function M.path_template(path)
   return (path:gsub("{([^}:]+):[^}]*}", "{%1}"))
 end
 
--- { {name=, converter=} ... } of a template, in order.
-local function template_params(path)
-  local out = {}
-  for name, conv in path:gmatch("{([^}:]+):?([^}]*)}") do
-    out[#out + 1] = { name = name, converter = conv ~= "" and conv or "str" }
-  end
-  return out
-end
-
--- Whether a schema used directly as a parameter/body is optional
--- (:optional() or :default(v)), and its default.
-local function optionality(s)
-  local has_default = rawget(s, "has_default") == true
-  local optional = rawget(s, "is_optional") == true or has_default
-  local default
-  if has_default then default = rawget(s, "default_value") end -- may be false
-  return optional, default
-end
-
--- The (name, schema, required, default) entries of a params/query/headers
--- option: an object schema (declared fields) or a map name -> schema
--- (sorted by name).
-local function entries(spec, what)
-  local out = {}
-  if spec == nil then return out end
-  if type(spec) ~= "table" then
-    error(format("openapi: route option %s must be a table, got %s", what, type(spec)), 0)
-  end
-  if spec.kind == "object" then
-    for _, f in ipairs(field_list(spec)) do
-      local has_default = f.has_default
-      if has_default == nil then has_default = f.default ~= nil end
-      local req = f.required
-      if req == nil then req = not has_default end
-      local default
-      if has_default then default = f.default end -- may be false
-      out[#out + 1] = { name = f.name, schema = f.schema, required = req, default = default }
-    end
-    return out
-  end
-  local names = {}
-  for k in pairs(spec) do
-    if type(k) ~= "string" then
-      error(format("openapi: route option %s has a non-string key %s", what, tostring(k)), 0)
-    end
-    names[#names + 1] = k
-  end
-  sort(names)
-  for _, name in ipairs(names) do
-    local s = spec[name]
-    local optional, default = optionality(s)
-    out[#out + 1] = { name = name, schema = s, required = not optional, default = default }
-  end
-  return out
-end
-
 local function parameter(name, where, schema_json, required, s)
   return O("name", name, "in", where,
     "description", s and s.description or nil,
     "required", required,
     "deprecated", (s and s.deprecated) and true or nil,
     "schema", schema_json)
-end
-
-local function with_default(sj, default, s)
-  if default ~= nil then sj.default = json_value(default, s) end
-  return sj
 end
 
 local function json_content(schema_json)
@@ -619,34 +559,16 @@ local function humanize(member)
   return concat(words, " ")
 end
 
-local function status_key(k)
-  local n = tonumber(k)
-  if n then return 0, n end
-  return 1, tostring(k)
-end
+local NO_CONTENT = { [204] = true, [304] = true }
 
-local function response_for(status, spec, ctx)
-  -- spec: a schema | a description string | { description=, schema=, content_type= } | true
-  local num = tonumber(status)
-  local desc = REASON[num] or "Response"
-  local schema, ctype
-  if type(spec) == "string" then
-    desc = spec
-  elseif type(spec) == "table" and spec.kind ~= nil then
-    schema = spec
-  elseif type(spec) == "table" then
-    desc = spec.description or desc
-    schema = spec.schema
-    ctype = spec.content_type
-  elseif spec ~= true then
-    error(format("openapi: responses[%s] must be a schema, a string or a table, got %s",
-      tostring(status), type(spec)), 0)
-  end
+-- One documented answer: its description, and its content when it has a
+-- schema (sj: the JSON Schema) and a status that carries a body.
+local function response_object(status, description, sj, content_type)
   local content
-  if schema ~= nil and num ~= 204 and num ~= 304 then
-    content = O(ctype or "application/json", O("schema", convert(schema, ctx)))
+  if sj ~= nil and not NO_CONTENT[status] then
+    content = O(content_type or "application/json", O("schema", sj))
   end
-  return O("description", desc, "content", content)
+  return O("description", description, "content", content)
 end
 
 local function validation_error_schema()
@@ -669,88 +591,62 @@ local function http_validation_error_schema()
       "detail", S { title = "Detail", type = "array", items = S { ["$ref"] = REF .. "ValidationError" } }))
 end
 
+-- The parameters of one group (route_spec: params / query / headers).
+local function group_parameters(out, g, where, ctx)
+  if g == nil then return end
+  for _, f in ipairs(g.fields) do
+    local sj = convert(f.schema, ctx)
+    if f.has_default then sj.default = json_value(f.default, f.schema) end
+    out[#out + 1] = parameter(f.name, where, sj, f.required, f.schema)
+  end
+end
+
 local function operation(route, ctx, tags_seen, tags_list)
-  local opts = route.opts or {}
-  local meta = route.controller.__controller or {}
+  local spec = route.spec
   local params = jarray({})
-  local validated = false
 
-  -- path parameters: typed by opts.params, else by the template converter
-  local declared = {}
-  for _, e in ipairs(entries(opts.params, "params")) do declared[e.name] = e; validated = true end
-  for _, tp in ipairs(template_params(route.path)) do
-    local e = declared[tp.name]
-    local sj, s
-    if e then
-      s = e.schema
-      sj = convert(s, ctx)
-    else
-      local mk = CONVERTER[tp.converter] or CONVERTER.str
-      sj = mk()
-    end
-    params[#params + 1] = parameter(tp.name, "path", sj, true, s)
+  -- path parameters: typed by params, else by the template converter
+  for _, p in ipairs(spec.path_params) do
+    local sj = p.schema and convert(p.schema, ctx) or (CONVERTER[p.converter] or CONVERTER.str)()
+    params[#params + 1] = parameter(p.name, "path", sj, true, p.schema)
   end
-  for _, e in ipairs(entries(opts.query, "query")) do
-    validated = true
-    params[#params + 1] = parameter(e.name, "query", with_default(convert(e.schema, ctx), e.default, e.schema),
-      e.required, e.schema)
-  end
-  for _, e in ipairs(entries(opts.headers, "headers")) do
-    validated = true
-    params[#params + 1] = parameter(e.name:lower(), "header", with_default(convert(e.schema, ctx), e.default, e.schema),
-      e.required, e.schema)
-  end
+  group_parameters(params, spec.query, "query", ctx)
+  group_parameters(params, spec.headers, "header", ctx)
 
-  -- typed dispatch answers 422 to an empty body: the body is always required
   local body
-  if opts.body ~= nil then
-    validated = true
-    body = O("description", opts.body.description,
-      "content", json_content(convert(opts.body, ctx)),
-      "required", true)
+  if spec.body then
+    local b = spec.body
+    body = O("description", b.schema.description,
+      "content", json_content(convert(b.schema, ctx)),
+      "required", b.required)
   end
 
   -- responses
   local resp = {}
-  local status = opts.status or 200
-  local success
-  if status == 204 or status == 304 then
-    success = O("description", "Successful Response")
-  else
-    success = O("description", "Successful Response",
-      "content", json_content(opts.response ~= nil and convert(opts.response, ctx) or S {}))
+  local success = spec.success
+  -- a success answer without a schema documents any JSON, like FastAPI
+  resp[success.status] = response_object(success.status, success.description or "Successful Response",
+    success.schema and convert(success.schema, ctx) or S {}, success.content_type)
+  for _, e in ipairs(spec.responses) do
+    resp[e.status] = response_object(e.status, e.description or REASON[e.status] or "Response",
+      e.schema and convert(e.schema, ctx), e.content_type)
   end
-  resp[tostring(status)] = success
-  if type(opts.responses) == "table" then
-    for code, spec in pairs(opts.responses) do
-      local key = tostring(code)
-      if not resp[key] then resp[key] = response_for(code, spec, ctx) end
-    end
-  elseif opts.responses ~= nil then
-    error("openapi: route option responses must be a table { [status] = schema }", 0)
-  end
-  if validated and not resp["422"] then
+  if spec.validated and not resp[422] then
     ctx.needs_validation = true
-    resp["422"] = O("description", "Validation Error",
+    resp[422] = O("description", "Validation Error",
       "content", json_content(S { ["$ref"] = REF .. "HTTPValidationError" }))
   end
   local codes = {}
   for k in pairs(resp) do codes[#codes + 1] = k end
-  sort(codes, function(a, b)
-    local ga, va = status_key(a)
-    local gb, vb = status_key(b)
-    if ga ~= gb then return ga < gb end
-    return va < vb
-  end)
+  local rank = route_spec.response_rank
+  sort(codes, function(x, y) return rank(x) < rank(y) end)
   local responses = builder()
-  for _, k in ipairs(codes) do responses.set(k, resp[k]) end
+  for _, k in ipairs(codes) do responses.set(tostring(k), resp[k]) end
 
-  local tags = opts.tags
-  if tags == nil or #tags == 0 then tags = meta.tags end
   local tag_list
-  if tags and #tags > 0 then
+  if #spec.tags > 0 then
     tag_list = jarray({})
-    for i, t in ipairs(tags) do
+    for i, t in ipairs(spec.tags) do
       tag_list[i] = t
       if not tags_seen[t] then
         tags_seen[t] = true
@@ -761,13 +657,13 @@ local function operation(route, ctx, tags_seen, tags_list)
 
   return O(
     "tags", tag_list,
-    "summary", opts.summary or humanize(route.member),
-    "description", opts.description,
+    "summary", spec.summary or humanize(route.member),
+    "description", spec.description,
     "operationId", false, -- filled once every id is known
     "parameters", #params > 0 and params or nil,
     "requestBody", body,
     "responses", responses.done(),
-    "deprecated", opts.deprecated and true or nil)
+    "deprecated", spec.deprecated or nil)
 end
 
 ---------------------------------------------------------------------------
@@ -835,31 +731,25 @@ function M.document(app, opts)
   if cfg.path then skip[cfg.path] = true end
   if cfg.docs_path then skip[cfg.docs_path] = true end
 
-  for _, cls in ipairs(app.controllers or {}) do
-    local meta = controller.is_controller(cls) and cls.__controller
-    if meta and not (meta.opts and meta.opts.include_in_schema == false) then
-      for _, route in ipairs(controller.collect(cls)) do
-        local ropts = route.opts or {}
-        local m = METHODS[route.method]
-        local p = M.path_template(route.path)
-        if m and ropts.include_in_schema ~= false and not skip[route.path] then
-          local item = path_items[p]
-          if not item then
-            item = builder()
-            path_items[p] = item
-            paths.set(p, item)
-          end
-          if not item.has(m) then -- same method + path twice (e.g. {id:int} and {id:uuid}): keep the first
-            local ok, op = pcall(operation, route, ctx, tags_seen, tags_list)
-            if not ok then
-              error(format("openapi: route %s.%s (%s %s): %s", tostring(cls.__name or "?"),
-                tostring(route.member), route.method, route.path, tostring(op)), 2)
-            end
-            item.set(m, op)
-            ops[#ops + 1] = { op = op, id = ropts.operation_id or route.member,
-              controller = tostring(cls.__name or "Controller") }
-          end
-        end
+  local routes, rerr = route_spec.routes(app.controllers or {})
+  if not routes then error(rerr, 0) end
+  for _, route in ipairs(routes) do
+    local spec = route.spec
+    local m = METHODS[route.method]
+    local p = M.path_template(route.path)
+    if m and spec.include_in_schema and not skip[route.path] then
+      local item = path_items[p]
+      if not item then
+        item = builder()
+        path_items[p] = item
+        paths.set(p, item)
+      end
+      if not item.has(m) then -- same method + path twice (e.g. {id:int} and {id:uuid}): keep the first
+        local ok, op = pcall(operation, route, ctx, tags_seen, tags_list)
+        if not ok then error(route_spec.message(route, tostring(op)), 0) end
+        item.set(m, op)
+        ops[#ops + 1] = { op = op, id = spec.operation_id or route.member,
+          controller = tostring(spec.controller_name or "Controller") }
       end
     end
   end

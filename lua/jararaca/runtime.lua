@@ -43,6 +43,31 @@ local function note_own_modules(path, dir, before)
   end
 end
 
+-- The message and traceback of an error raised while running the app file,
+-- with the app's own frames only: an error the framework raises for a
+-- misuse (error(msg, 2): a route without a handler, a bad prefix) already
+-- names the app's line, and the framework's frames would read as a bug of
+-- the framework.
+local function app_traceback(e)
+  local dir = package.jararaca_lua_dir -- luacheck: ignore 143 (set by bindings/vm.c)
+  local framework = dir and ("@" .. dir .. "/") or nil
+  local frames = {}
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "Sln")
+    if not info then break end
+    if info.what ~= "C" and not (framework and info.source:sub(1, #framework) == framework) then
+      local what = info.what == "main" and "main chunk"
+        or (info.name and ("function '" .. info.name .. "'"))
+        or ("function <" .. info.short_src .. ":" .. info.linedefined .. ">")
+      frames[#frames + 1] = ("\t%s:%d: in %s"):format(info.short_src, info.currentline, what)
+    end
+    level = level + 1
+  end
+  if #frames == 0 then return tostring(e) end
+  return tostring(e) .. "\nstack traceback:\n" .. table.concat(frames, "\n")
+end
+
 --- Load an app file: it must return a Microservice{...}. The file's directory
 --- goes first on package.path so its modules are found.
 --- Returns app | nil, message (naming the file, and the line for syntax
@@ -67,7 +92,7 @@ function M.load_app(path)
   for name in pairs(package.loaded) do before[name] = true end
   -- its schema names (and its modules') are its own: two apps in one
   -- process may both define "Task"
-  local ok, app = schema.with_scope(path, xpcall, chunk, debug.traceback)
+  local ok, app = schema.with_scope(path, xpcall, chunk, app_traceback)
   note_own_modules(path, dir, before)
   if not ok then return nil, ("error while running app file %s: %s"):format(path, tostring(app)), "error" end
   if not microservice.is_microservice(app) then

@@ -17,11 +17,14 @@
 --     per route (declaration order), named exactly like the Lua member.
 -- Field, parameter and header names are the wire names, never converted.
 --
--- Reads the schema model of docs/schema-model.md only; `opts.registry`
+-- Route options are read through jararaca.http.route_spec (checked as the
+-- server checks them, same messages). Reads the schema model of
+-- docs/schema-model.md only; `opts.registry`
 -- ({ lookup = fn(name), exposed = fn() }) replaces the app's names in
 -- jararaca.schema's registry, schema.registry(app) (tests).
 -- @module jararaca.tsgen
 local controller = require "jararaca.http.controller"
+local route_spec = require "jararaca.http.route_spec"
 
 local M = {}
 
@@ -183,14 +186,6 @@ local function new_gen(registry)
   }, Gen)
 end
 
--- A schema used outside an object (query = { page = s.integer():default(0) })
--- carries its field flags itself: is_optional / has_default (jararaca.schema;
--- raw reads: `optional` and `default` are also method names).
-local function standalone_optional(s)
-  return rawget(s, "is_optional") == true or rawget(s, "has_default") == true
-    or rawget(s, "optional") == true or rawget(s, "required") == false
-end
-
 function Gen:lookup(name)
   local lookup = self.registry.lookup
   if not lookup then return nil end
@@ -278,7 +273,7 @@ function Gen:type_of(s, where)
   fail("%s: unsupported schema kind %q", where, k)
 end
 
-function Gen:enum_union(s, where)
+function Gen:enum_union(s, where) -- luacheck: ignore 212 (a method like the other renderers)
   if type(s.values) ~= "table" then fail("%s: enum without values", where) end
   local parts = {}
   for i, v in ipairs(s.values) do
@@ -448,81 +443,47 @@ end
 ---------------------------------------------------------------------------
 
 local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
-local TYPED_OPTS = { "params", "query", "headers", "body", "response" }
 
--- { {name, schema, optional}, ... } from `{ name = schema }` or an object schema.
-local function entries_of(spec, where)
-  if spec == nil then return nil end
-  if type(spec) ~= "table" then fail("%s: expected a table of schemas, got %s", where, a(type(spec))) end
-  local out = {}
-  if is_schema(spec) then
-    if spec.kind ~= "object" then fail("%s: expected a table of schemas or an object schema, got %s schema", where, a(spec.kind)) end
-    for _, f in ipairs(check_fields(spec, where)) do
-      out[#out + 1] = { name = f.name, schema = f.schema, optional = field_is_optional(f) }
-    end
-    return out
-  end
-  for name, s in pairs(spec) do
-    if type(name) ~= "string" then fail("%s: keys must be names (strings), got %s", where, a(type(name))) end
-    if not is_schema(s) then fail("%s.%s: expected a schema, got %s", where, name, describe(s)) end
-    out[#out + 1] = { name = name, schema = s, optional = standalone_optional(s) }
-  end
-  sort(out, function(x, y) return x.name < y.name end)
-  return out
-end
-
-local function all_optional(entries)
-  for _, e in ipairs(entries) do if not e.optional then return false end end
+local function all_optional(fields)
+  for _, f in ipairs(fields) do if f.required then return false end end
   return true
 end
 
-local CONVERTER_TYPES = { int = "number", uuid = "string", str = "string", path = "string", [""] = "string" }
+local CONVERTER_TYPES = { int = "number", uuid = "string", str = "string", path = "string" }
 
--- Path template -> client path ({name:int} -> {name}; {name:path} kept) and
--- the parameters in order.
-local function parse_template(path, where)
-  local params = {}
-  local out = path:gsub("{([^}]*)}", function(inner)
-    local name, conv = inner:match("^([^:]*):?(.*)$")
-    if not is_identifier(name) then fail("%s: bad path parameter {%s}", where, inner) end
-    if CONVERTER_TYPES[conv] == nil then fail("%s: unknown converter in {%s}", where, inner) end
-    params[#params + 1] = { name = name, conv = conv }
+-- The client's path template: {name:int} -> {name}; {name:path} is kept
+-- (requestUrl encodes it segment by segment).
+local function client_path(path)
+  return (path:gsub("{([^}:]*):?([^}]*)}", function(name, conv)
     if conv == "path" then return "{" .. name .. ":path}" end
     return "{" .. name .. "}"
-  end)
-  return out, params
+  end))
 end
 
-local SCALAR_PATH = { string = true, uuid = true, date = true, datetime = true, integer = true, number = true, enum = true }
-
-function Gen:route_method(r, cname)
-  local opts = r.opts or {}
+-- route.spec (jararaca.http.route_spec) has checked the options; what is
+-- left here is what TypeScript cannot express.
+function Gen:route_method(r)
+  local spec = r.spec
   local member = r.member
-  local where = format("%s.%s (%s %s)", cname, tostring(member), r.method, r.path)
-  if type(member) ~= "string" or member == "" then fail("%s: route member must be a non-empty string", where) end
+  -- "app.lua:12: route TasksController.get (GET /tasks/{id})", as the server names it
+  local where = route_spec.where(r)
   if member == "constructor" or member == "backend" then
     fail("%s: a route named %q cannot be a client method (it would clash with the class's %s); rename the member",
       where, member, member == "constructor" and "constructor" or "backend field")
   end
-  local typed = false
-  for _, o in ipairs(TYPED_OPTS) do if opts[o] ~= nil then typed = true end end
+  local typed = spec.typed
+  local path = client_path(r.path)
 
-  local path, tparams = parse_template(r.path, where)
-
-  -- path parameters: from opts.params, else from the converter
-  local declared = {}
-  for _, e in ipairs(entries_of(opts.params, where .. " params") or {}) do declared[e.name] = e.schema end
+  -- path parameters: typed by params, else by the converter
   local pfields, pvalues = {}, {}
-  for _, p in ipairs(tparams) do
-    local s, t = declared[p.name], CONVERTER_TYPES[p.conv]
+  for _, p in ipairs(spec.path_params) do
+    local s, t = p.schema, CONVERTER_TYPES[p.converter]
     local value = "params." .. p.name
     if s then
+      -- pathParams holds strings and numbers
       local base = s.kind == "ref" and self:resolve_ref(s, where) or s
-      if base.kind == "boolean" then
+      if base.kind == "boolean" or (base.kind == "literal" and type(base.value) == "boolean") then
         value = "String(" .. value .. ")"
-      elseif not SCALAR_PATH[base.kind] and not (base.kind == "literal" and type(base.value) ~= "boolean") then
-        fail("%s: path parameter %q has %s schema; path parameters must be strings, numbers, enums or uuids",
-          where, p.name, a(base.kind))
       end
       t = self:type_of(s, where .. " params." .. p.name)
     end
@@ -535,34 +496,33 @@ function Gen:route_method(r, cname)
     args[#args + 1] = { name = "params", type = "{ " .. concat(pfields, "; ") .. " }" }
   end
 
-  local function object_param(name, entries)
+  local function object_param(name, g)
     local parts = {}
-    for _, e in ipairs(entries) do
-      parts[#parts + 1] = format("%s%s: %s", key(e.name), e.optional and "?" or "",
-        self:type_of(e.schema, where .. " " .. name .. "." .. e.name))
+    for _, f in ipairs(g.fields) do
+      parts[#parts + 1] = format("%s%s: %s", key(f.name), f.required and "" or "?",
+        self:type_of(f.schema, where .. " " .. name .. "." .. f.name))
     end
-    return { name = name, type = "{ " .. concat(parts, "; ") .. " }", default = all_optional(entries) and "{}" or nil }
+    return { name = name, type = "{ " .. concat(parts, "; ") .. " }", default = all_optional(g.fields) and "{}" or nil }
   end
 
   local has_body, has_query, has_headers = false, false, false
-  if opts.body ~= nil then
-    args[#args + 1] = { name = "body", type = self:type_of(opts.body, where .. " body") }
+  if spec.body then
+    args[#args + 1] = { name = "body", type = self:type_of(spec.body.schema, where .. " body"),
+      optional = not spec.body.required }
     has_body = true
   elseif not typed and BODY_METHODS[r.method] then
     args[#args + 1] = { name = "body", type = "unknown", optional = true }
     has_body = true
   end
-  local query = entries_of(opts.query, where .. " query")
-  if query and #query > 0 then
-    args[#args + 1] = object_param("query", query)
+  if spec.query and #spec.query.fields > 0 then
+    args[#args + 1] = object_param("query", spec.query)
     has_query = true
   elseif not typed then
     args[#args + 1] = { name = "query", type = "Record<string, unknown>", default = "{}" }
     has_query = true
   end
-  local headers = entries_of(opts.headers, where .. " headers")
-  if headers and #headers > 0 then
-    args[#args + 1] = object_param("headers", headers)
+  if spec.headers and #spec.headers.fields > 0 then
+    args[#args + 1] = object_param("headers", spec.headers)
     has_headers = true
     self.uses_headers = true
   end
@@ -584,35 +544,30 @@ function Gen:route_method(r, cname)
   end
 
   -- extra documented responses: their types are emitted too
-  if opts.responses ~= nil then
-    if type(opts.responses) ~= "table" then fail("%s: responses must be a table { [status] = schema }", where) end
-    local codes = {}
-    for code in pairs(opts.responses) do codes[#codes + 1] = code end
-    sort(codes, function(x, y) return tostring(x) < tostring(y) end)
-    for _, code in ipairs(codes) do
-      local rs = opts.responses[code]
-      if rs ~= nil and rs ~= false then self:type_of(rs, where .. " responses[" .. tostring(code) .. "]") end
-    end
+  for _, e in ipairs(spec.responses) do
+    if e.schema then self:type_of(e.schema, where .. " responses[" .. e.status .. "]") end
   end
 
   local ret
-  if opts.status == 204 then
+  local success = spec.success
+  if success.status == 204 then
     ret = "void"
-  elseif opts.response ~= nil then
-    ret = self:type_of(opts.response, where .. " response")
+  elseif success.schema ~= nil then
+    ret = self:type_of(success.schema, where .. (spec.response and " response" or
+      (" responses[" .. success.status .. "]")))
   else
     ret = "unknown"
   end
 
   local docs = {}
-  if type(opts.summary) == "string" and opts.summary ~= "" then docs[#docs + 1] = opts.summary end
-  if type(opts.description) == "string" and opts.description ~= "" then
+  if spec.summary and spec.summary ~= "" then docs[#docs + 1] = spec.summary end
+  if spec.description and spec.description ~= "" then
     if #docs > 0 then docs[#docs + 1] = "" end
-    docs[#docs + 1] = opts.description
+    docs[#docs + 1] = spec.description
   end
   if #docs > 0 then docs[#docs + 1] = "" end
   docs[#docs + 1] = "`" .. r.method .. " " .. r.path .. "`"
-  if opts.deprecated == true then docs[#docs + 1] = "@deprecated" end
+  if spec.deprecated then docs[#docs + 1] = "@deprecated" end
 
   local lines = { doc_lines(docs, "  ") }
   lines[#lines + 1] = format("  async %s(%s): Promise<%s> {", key(member), concat(sig, ", "), ret)
@@ -628,8 +583,7 @@ function Gen:route_method(r, cname)
   return concat(lines, "\n")
 end
 
-function Gen:render_controller(cls, name)
-  local routes = controller.collect(cls)
+function Gen:render_controller(cls, name, routes)
   local info = rawget(cls, "__controller")
   local lines = {}
   local d = doc_lines({ format("Client for `%s` (routes under `%s`).", name,
@@ -643,7 +597,7 @@ function Gen:render_controller(cls, name)
   lines[#lines + 1] = "  }"
   for _, r in ipairs(routes) do
     lines[#lines + 1] = ""
-    lines[#lines + 1] = self:route_method(r, name)
+    lines[#lines + 1] = self:route_method(r)
   end
   lines[#lines + 1] = "}"
   return concat(lines, "\n")
@@ -791,8 +745,20 @@ local function run(app, opts)
     end
   end
   sort(ctrls)
+  -- every route checked once, as the server checks them (same messages)
+  local routes, rerr = route_spec.routes(app.controllers or {})
+  if not routes then fail("%s", rerr) end
+  local by_class = {}
+  for _, r in ipairs(routes) do
+    local list = by_class[r.controller] or {}
+    list[#list + 1] = r
+    by_class[r.controller] = list
+  end
   local classes = {}
-  for i, name in ipairs(ctrls) do classes[i] = gen:render_controller(by_name[name], name) end
+  for i, name in ipairs(ctrls) do
+    local cls = by_name[name]
+    classes[i] = gen:render_controller(cls, name, by_class[cls] or {})
+  end
 
   -- exposed types
   local exposed = registry.exposed and registry.exposed() or {}
@@ -913,17 +879,17 @@ end
 --- `jararaca gen-tsi ...`: returns the exit code.
 function M.cli(args)
   local stdout, pos = false, {}
-  for _, a in ipairs(args or {}) do
-    if a == "-h" or a == "--help" then
+  for _, arg in ipairs(args or {}) do
+    if arg == "-h" or arg == "--help" then
       print(USAGE)
       return 0
-    elseif a == "--stdout" then
+    elseif arg == "--stdout" then
       stdout = true
-    elseif a:sub(1, 1) == "-" and a ~= "-" then
-      eprint("jararaca gen-tsi: unknown option ", a, " (see jararaca gen-tsi --help)")
+    elseif arg:sub(1, 1) == "-" and arg ~= "-" then
+      eprint("jararaca gen-tsi: unknown option ", arg, " (see jararaca gen-tsi --help)")
       return 2
     else
-      pos[#pos + 1] = a
+      pos[#pos + 1] = arg
     end
   end
   if #pos == 0 then

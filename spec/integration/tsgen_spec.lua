@@ -2,21 +2,15 @@
 -- compiles it with --strict, and the compiled client talks to the real
 -- server (spec/js/tsgen_client_test.mjs). Needs Node 18+ and the packages of
 -- spec/js (cd spec/js && npm ci): missing ones fail, nothing is skipped.
-local process = require "jararaca.core.process"
 local server = require "spec.support.server"
+local runner = require "spec.support.run"
 
 local TSC = "spec/js/node_modules/typescript/bin/tsc"
 local CLIENT_TEST = "spec/js/tsgen_client_test.mjs"
 local HELLO = "examples/hello/app.lua"
 local TYPED = "spec/integration/apps/typed.lua"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read, run = runner.read, runner.run
 
 local function write(path, text)
   local f = assert(io.open(path, "wb"))
@@ -32,27 +26,6 @@ local function temp(suffix)
   local p = base .. (suffix or "")
   temps[#temps + 1] = p
   return p
-end
-
--- Run argv to completion: status, stdout, stderr.
-local function run(argv, timeout)
-  local out, err = os.tmpname(), os.tmpname()
-  local spec = {}
-  for i, a in ipairs(argv) do spec[i] = a end
-  spec.stdout, spec.stderr = out, err
-  local p, serr = process.spawn(spec)
-  if not p then
-    os.remove(out); os.remove(err)
-    return nil, "", ("cannot run %s: %s"):format(argv[1], tostring(serr))
-  end
-  local status = p:wait(timeout or 120)
-  if status == nil then
-    p:kill("SIGKILL")
-    p:wait(5)
-  end
-  local o, e = read(out) or "", read(err) or ""
-  os.remove(out); os.remove(err)
-  return status, o, e
 end
 
 local function gen_tsi(...)

@@ -513,7 +513,7 @@ describe("jararaca.openapi", function()
       for i = 2, #p do assert.truthy(p[i - 1] < p[i], "responses sorted") end
     end)
 
-    it("documents path, query (sorted by name) and header parameters; the body is always required", function()
+    it("documents path, query (sorted by name) and header parameters; an :optional() body is not required", function()
       local C = j.RestController("/p")
       C.x = j.Put("/{b}/{a:int}", {
         params = { b = s.string { min_length = 2 } },
@@ -535,7 +535,9 @@ describe("jararaca.openapi", function()
       local key = param(o, "header", "x-key")
       assert.is_true(key.required)
       assert.equal("the key", key.description)
-      assert.is_true(o.requestBody.required)
+      assert.is_false(o.requestBody.required)
+      C.y = j.Post("/y", { body = s.object { { "v", s.any() } } }, handler)
+      assert.is_true(op(openapi.document(app_of({ C })), "/p/y", "post").requestBody.required)
     end)
 
     it("also reads params/query given as an object schema, in field order", function()
@@ -586,10 +588,12 @@ describe("jararaca.openapi", function()
 
     it("names the route when a schema cannot be documented", function()
       local C = j.RestController("/bad", { name = "BadController" })
-      C.x = j.Get("", { response = { kind = "mystery" } }, handler)
+      -- a table that passes for a schema, of a kind the generator does not know
+      C.x = j.Get("", { response = setmetatable({ kind = "mystery" }, getmetatable(s.string())) }, handler)
       local ok, err = pcall(openapi.document, app_of({ C }))
       assert.is_false(ok)
-      assert.matches('BadController.x %(GET /bad%): openapi: unknown schema kind "mystery"', tostring(err))
+      assert.matches('openapi_spec%.lua:%d+: route BadController.x %(GET /bad%): openapi: unknown schema kind "mystery"$',
+        tostring(err))
     end)
 
     it("lets opts override info and add servers", function()

@@ -19,14 +19,15 @@
 --
 -- Verb helpers `Get/Post/Put/Patch/Delete(path, [opts], fn)` and
 -- `Route(method, path, [opts], fn)` return a route descriptor
---     { __route = true, method, path, opts, fn, order }
+--     { __route = true, method, path, opts, fn, order, defined_at = "file:line" }
 -- `order` is a global counter, so routes keep source order. path defaults to
 -- "/" (route "<prefix>/", with a trailing slash, like the original); use ""
 -- for the bare prefix. The descriptor is callable: `ctrl:get_item(req)` calls
--- fn(ctrl, req), handy in tests. opts: status (default response status),
--- name, summary, tags, and schema fields (params, query, body, response, ...)
--- kept as given. Path templates `{name}` / `{name:int|uuid|str|path}` are
--- validated by the router, not here.
+-- fn(ctrl, req), handy in tests. opts (status, params, query, body,
+-- response, ...) are kept as given: jararaca.http.route_spec checks and
+-- reads them once the route's controller is known (at startup, for the
+-- server, the OpenAPI document and gen-tsi alike). Path templates
+-- `{name}` / `{name:int|uuid|str|path}` are checked by the router there too.
 --
 -- `collect(cls)` lists the routes of a controller in declaration order,
 -- including inherited ones (metatable `__index` chain): a field of the same
@@ -35,8 +36,8 @@
 -- @module jararaca.http.controller
 local M = {}
 
-local type, pairs, error, setmetatable, getmetatable, rawget, tostring =
-  type, pairs, error, setmetatable, getmetatable, rawget, tostring
+local type, pairs, error, setmetatable, getmetatable, rawget =
+  type, pairs, error, setmetatable, getmetatable, rawget
 local format, upper = string.format, string.upper
 
 ---------------------------------------------------------------------------
@@ -74,29 +75,12 @@ local function check_path(path, what, level)
   end
 end
 
+-- Only the shape is checked here; the options themselves are checked once,
+-- with the controller known, by jararaca.http.route_spec.
 local function check_opts(opts, what, level)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
     error(format("%s: opts must be a table, got %s", what, type(opts)), level + 1)
-  end
-  local status = opts.status
-  if status ~= nil and (type(status) ~= "number" or status % 1 ~= 0 or status < 100 or status > 599) then
-    error(format("%s: opts.status must be an integer in 100..599, got %s", what, tostring(status)), level + 1)
-  end
-  for _, f in pairs({ "name", "summary" }) do
-    if opts[f] ~= nil and type(opts[f]) ~= "string" then
-      error(format("%s: opts.%s must be a string, got %s", what, f, type(opts[f])), level + 1)
-    end
-  end
-  if opts.tags ~= nil then
-    if type(opts.tags) ~= "table" then
-      error(format("%s: opts.tags must be a list of strings, got %s", what, type(opts.tags)), level + 1)
-    end
-    for i = 1, #opts.tags do
-      if type(opts.tags[i]) ~= "string" then
-        error(format("%s: opts.tags[%d] must be a string, got %s", what, i, type(opts.tags[i])), level + 1)
-      end
-    end
   end
   return opts
 end
@@ -120,8 +104,11 @@ local function make_route(method, what, a, b, c, level)
   check_path(path, what, level)
   opts = check_opts(opts, what, level)
   order_counter = order_counter + 1
+  -- where the user declared it, for startup messages about its options
+  local info = debug.getinfo(level, "Sl")
   return setmetatable({
     __route = true, method = method, path = path, opts = opts, fn = fn, order = order_counter,
+    defined_at = info and (info.short_src .. ":" .. (info.currentline or 0)) or nil,
   }, Route_mt)
 end
 
@@ -256,7 +243,7 @@ local function join(prefix, path)
 end
 
 --- The routes of a controller class, in declaration order:
---- { method, path, template, member, fn, opts, controller, order }.
+--- { method, path, template, member, fn, opts, controller, order, defined_at }.
 function M.collect(cls)
   if not is_controller(cls) then
     error("collect(cls): expected a controller made by RestController, got " ..
@@ -283,6 +270,7 @@ function M.collect(cls)
             opts = v.opts,
             controller = cls,
             order = v.order,
+            defined_at = v.defined_at,
           }
         elseif type(v) == "function" then
           if body[member] == nil then body[member] = v end -- keep looking for a base mapping

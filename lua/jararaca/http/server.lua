@@ -6,8 +6,7 @@
 -- never escape: an HTTPError gives its status and {"detail": ...}; anything
 -- else is logged with a traceback and the request id and gives a 500.
 local core = require "jararaca.core.http"
-local router_core = require "jararaca.core.router"
-local controller = require "jararaca.http.controller"
+local route_spec = require "jararaca.http.route_spec"
 local typed = require "jararaca.http.typed"
 local json = require "jararaca.json"
 local request = require "jararaca.http.request"
@@ -45,35 +44,32 @@ local JSON = "application/json"
 local NOT_FOUND = encode({ detail = "Not Found" })
 local NOT_ALLOWED = encode({ detail = "Method Not Allowed" })
 
---- Build the routing table from a started runtime.
---- Returns { router = <C router>, routes = { [id] = route } } or raises with
---- a message naming the controller and member of a bad route.
+--- Build the routing table of a started runtime, once (later calls return
+--- the same table): { router = <C router>, routes = { [id] = route } }.
+--- Every route's options are checked first (jararaca.http.route_spec); a
+--- bad one raises its message, naming the file, controller, route and
+--- option (the CLI reports it as a startup error).
 function M.build_routes(rt)
-  local r = router_core.new()
+  if rt.route_table then return rt.route_table end
+  local classes, instances = {}, {}
+  for i, c in ipairs(rt.controllers) do
+    classes[i] = c.cls
+    instances[c.cls] = c.instance
+  end
+  local list, r = route_spec.routes(classes)
+  if not list then error(r, 0) end
   local routes = {}
-  for _, c in ipairs(rt.controllers) do
-    if controller.is_controller(c.cls) then
-      for _, route in ipairs(controller.collect(c.cls)) do
-        local id = #routes + 1
-        local ok, err = r:add(route.method, route.path, id)
-        if not ok then
-          error(("route %s.%s (%s %s): %s"):format(tostring(c.cls.__name or "?"),
-            tostring(route.member), route.method, route.path, err), 0)
-        end
-        route.instance = c.instance
-        route.status = route.opts and route.opts.status
-        local ok2, run = pcall(typed.compile, route)
-        if not ok2 then
-          error(("route %s.%s (%s %s): %s"):format(tostring(c.cls.__name or "?"),
-            tostring(route.member), route.method, route.path, tostring(run)), 0)
-        end
-        route.run = run
-        routes[id] = route
-      end
-    end
+  for id, route in ipairs(list) do
+    route.instance = instances[route.controller]
+    route.status = route.spec.status
+    local ok, run = pcall(typed.compile, route)
+    if not ok then error(route_spec.message(route, run), 0) end
+    route.run = run
+    routes[id] = route
   end
   M.add_openapi_routes(rt, r, routes)
-  return { router = r, routes = routes }
+  rt.route_table = { router = r, routes = routes }
+  return rt.route_table
 end
 
 -- GET /openapi.json and GET /docs (paths from openapi.config: app.openapi

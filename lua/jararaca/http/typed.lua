@@ -4,90 +4,99 @@
 --   1. runs the controller's and then the route's middlewares (in the order
 --      declared), each an around-hook `function(req, next) ... return next() end`
 --      that may instead return a response itself (short-circuit);
---   2. validates the declared inputs (opts.params / query / headers / body),
+--   2. validates the declared inputs (params / query / headers / body),
 --      collecting every error of every group into one 422
 --      {"detail": [{"loc": ["query", "page"], "msg": ..., "type": ...}, ...]};
 --   3. calls the handler with converted values in req.params, req.query,
 --      req.json (the body) and req.header_params;
---   4. shapes the result with opts.response (fields outside the schema are not
---      sent; a result that does not fit is a server error: 500, logged);
+--   4. shapes the result with the response schema (fields outside the schema
+--      are not sent; a result that does not fit is a server error: 500, logged);
 --   5. builds the status, body and headers (jararaca.http.response).
--- Routes without any of these options get a plain function with no overhead.
+-- The options are read from route.spec (jararaca.http.route_spec), checked
+-- once at startup. Routes without any of them get a plain function with no
+-- overhead.
 local response = require "jararaca.http.response"
 local errors = require "jararaca.errors"
 local json = require "jararaca.json"
+local route_spec = require "jararaca.http.route_spec"
 
 local M = {}
 
 local build = response.build
-local type, ipairs, pairs, rawget, rawset, error =
-  type, ipairs, pairs, rawget, rawset, error
+local type, ipairs, pairs, rawget, rawset, error, tostring =
+  type, ipairs, pairs, rawget, rawset, error, tostring
 local HTTPError = errors.HTTPError
 local setmetatable = setmetatable
 -- FastAPI's key order in validation errors: loc, msg, type
 local ERROR_MT = json.object_mt({ "loc", "msg", "type" })
 
-local schema -- loaded on first typed route (schema.lua requires json, not us)
+local validate_fields -- jararaca.schema's, loaded by the first typed route
 local function S()
-  if not schema then schema = require "jararaca.schema" end
+  local schema = require "jararaca.schema"
+  validate_fields = schema.validate_fields
   return schema
-end
-
--- A query field takes every value when its schema (under optional/nullable
--- wrappers) is an array.
-local function wants_list(s)
-  while s and (s.kind == "nullable") do s = s.of end
-  return s and s.kind == "array"
 end
 
 local function append_all(dst, src)
   for i = 1, #src do dst[#dst + 1] = src[i] end
 end
 
--- Validate the inputs of req against the plan; raise a 422 HTTPError with
--- every error, or set the converted values on req.
+local PATH = { from_string = true, loc_prefix = "path" }
+local QUERY = { from_string = true, loc_prefix = "query" }
+local HEADER = { from_string = true, loc_prefix = "header" }
+local BODY = { loc = { "body" } }
+
+-- Validate the inputs of req against the plan (route.spec's groups); raise
+-- a 422 HTTPError with every error, or set the converted values on req.
 local function validate_inputs(plan, req)
   local errs = {}
-  local s = S()
-  if plan.params then
+  local g = plan.params
+  if g then
     local raw = req.params or {}
-    local v, e = s.validate_fields(plan.params, raw, { from_string = true, loc_prefix = "path" })
+    local v, e = validate_fields(g.schema, raw, PATH)
     if v then
-      -- converter-typed params not declared in opts.params stay as routed
-      for k, x in pairs(raw) do if v[k] == nil and not plan.params[k] then v[k] = x end end
+      -- converter-typed params not declared in params stay as routed
+      for k, x in pairs(raw) do if v[k] == nil and not g.declared[k] then v[k] = x end end
       rawset(req, "params", v)
     else append_all(errs, e) end
   end
-  if plan.query then
+  g = plan.query
+  if g then
+    local names, lists = g.names, g.lists
     local first = req.query
-    local all = plan.query_lists and req.query_all or nil
+    local all = lists and req.query_all or nil
     local raw = {}
-    for name in pairs(plan.query) do
-      if plan.query_lists and plan.query_lists[name] then raw[name] = all[name]
-      else raw[name] = first[name] end
+    for i = 1, #names do
+      local name = names[i]
+      if lists and lists[name] then raw[name] = all[name] else raw[name] = first[name] end
     end
-    local v, e = s.validate_fields(plan.query, raw, { from_string = true, loc_prefix = "query" })
+    local v, e = validate_fields(g.schema, raw, QUERY)
     if v then rawset(req, "query", v) else append_all(errs, e) end
   end
-  if plan.headers then
+  g = plan.headers
+  if g then
+    local names = g.names
     local raw = {}
-    for name in pairs(plan.headers) do raw[name] = req:header(name) end
-    local v, e = s.validate_fields(plan.headers, raw, { from_string = true, loc_prefix = "header" })
+    for i = 1, #names do raw[names[i]] = req:header(names[i]) end
+    local v, e = validate_fields(g.schema, raw, HEADER)
     if v then rawset(req, "header_params", v) else append_all(errs, e) end
   end
-  if plan.body then
+  local body = plan.body
+  if body then
     local text = req.body
+    local v, e
     if text == "" then
-      errs[#errs + 1] = { loc = { "body" }, msg = "Field required", type = "missing" }
+      -- absent: the default, nothing for an optional body, else "missing"
+      v, e = body:validate(nil, BODY)
     else
       local decoded, derr = json.decode(text)
       if decoded == nil and derr then
-        errs[#errs + 1] = { loc = { "body" }, msg = "JSON decode error: " .. derr, type = "json_invalid" }
+        e = { { loc = { "body" }, msg = "JSON decode error: " .. derr, type = "json_invalid" } }
       else
-        local v, e = plan.body:validate(decoded, { loc = { "body" } })
-        if v ~= nil or not e then rawset(req, "json", v) else append_all(errs, e) end
+        v, e = body:validate(decoded, BODY)
       end
     end
+    if e then append_all(errs, e) else rawset(req, "json", v) end
   end
   if #errs > 0 then
     for i = 1, #errs do setmetatable(errs[i], ERROR_MT) end
@@ -107,21 +116,6 @@ local function shape(plan, req, body, status, headers)
   return build(req, plan.status, body, status, headers)
 end
 
-local function has_inputs(opts)
-  return opts.params ~= nil or opts.query ~= nil or opts.headers ~= nil or opts.body ~= nil
-end
-
-local function check_schema_map(where, map)
-  if map == nil then return nil end
-  if type(map) ~= "table" then error(where .. " must be a table of name = schema", 0) end
-  for k, v in pairs(map) do
-    if type(k) ~= "string" or not S().is_schema(v) then
-      error(("%s.%s must be a schema (jararaca.schema)"):format(where, tostring(k)), 0)
-    end
-  end
-  return map
-end
-
 local function middleware_fn(m, where)
   if type(m) == "function" then return m end
   if type(m) == "table" and type(m.around) == "function" then
@@ -130,33 +124,26 @@ local function middleware_fn(m, where)
   error(where .. " must be a function(req, next) or a table with around(self, req, next)", 0)
 end
 
---- Compile the per-route function. Raises (a startup error) for bad options.
+--- Compile the per-route function. The route's spec is route.spec
+--- (route_spec.routes sets it); a route without one is normalized here, and
+--- a bad option raises its message (a startup error).
 function M.compile(route)
+  local spec = route.spec
+  if spec == nil then
+    local err
+    spec, err = route_spec.normalize(route)
+    if not spec then error(err, 0) end
+  end
   local opts = route.opts or {}
   local label = ("%s.%s"):format(tostring(route.controller and route.controller.__name or "?"),
     tostring(route.member))
-  local plan = { status = opts.status }
-  local typed = has_inputs(opts) or opts.response ~= nil
+  local plan = { status = spec.status }
+  local typed = spec.typed
   if typed then
-    plan.params = check_schema_map(label .. " params", opts.params)
-    plan.query = check_schema_map(label .. " query", opts.query)
-    plan.headers = check_schema_map(label .. " headers", opts.headers)
-    if plan.headers then
-      local lower = {}
-      for k, v in pairs(plan.headers) do lower[k:lower()] = v end
-      plan.headers = lower
-    end
-    if plan.query then
-      for name, fs in pairs(plan.query) do
-        if wants_list(fs) then
-          plan.query_lists = plan.query_lists or {}
-          plan.query_lists[name] = true
-        end
-      end
-    end
-    if opts.body ~= nil and not S().is_schema(opts.body) then error(label .. " body must be a schema", 0) end
-    if opts.response ~= nil and not S().is_schema(opts.response) then error(label .. " response must be a schema", 0) end
-    plan.body, plan.response = opts.body, opts.response
+    S()
+    plan.params, plan.query, plan.headers = spec.params, spec.query, spec.headers
+    plan.body = spec.body and spec.body.schema
+    plan.response = spec.response
   end
 
   -- middlewares: controller's first, then the route's, each wrapping the next
@@ -169,7 +156,7 @@ function M.compile(route)
     mws[#mws + 1] = middleware_fn(m, ("%s route middlewares[%d]"):format(label, i))
   end
 
-  local fn, instance, route_status = route.fn, route.instance, opts.status
+  local fn, instance, route_status = route.fn, route.instance, spec.status
   local core
   if typed then
     core = function(req)

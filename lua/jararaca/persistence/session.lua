@@ -465,16 +465,32 @@ end
 -- which kind: persistence = false | true | "read" | "write" |
 -- { [name] = one of those }; route beats controller.
 local MODES = { read = true, write = true }
+local function is_mode(v) return type(v) == "boolean" or MODES[v] == true end
+
+--- Whether v is a valid `persistence` option: true, or nil and the reason.
+--- Routes are checked at startup with it (jararaca.http.route_spec).
+function M.check_setting(v)
+  if is_mode(v) then return true end
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      if type(k) ~= "string" or not is_mode(x) then
+        return nil, format("expected true, false, \"read\", \"write\" or a table { name = one of those },"
+          .. " got the entry [%s] = %s", type(k) == "string" and format("%q", k) or tostring(k),
+          type(x) == "string" and format("%q", x) or tostring(x))
+      end
+    end
+    return true
+  end
+  return nil, format("expected true, false, \"read\", \"write\" or a table { name = one of those }, got %s",
+    type(v) == "string" and format("%q", v) or tostring(v))
+end
+
 local function setting(v, name)
   if v == nil then return nil end
-  local t = type(v)
-  if t == "boolean" or MODES[v] then return v end
-  if t == "table" then
-    local x = v[name]
-    if x == nil or type(x) == "boolean" or MODES[x] then return x end
-  end
-  error(format("route option persistence must be true, false, \"read\", \"write\" or a table { name = one of those }, got %s",
-    tostring(v)), 0)
+  if is_mode(v) then return v end
+  local ok, err = M.check_setting(v)
+  if not ok then error("route option persistence: " .. err, 0) end
+  return v[name]
 end
 
 -- Methods that must not change anything (RFC 9110): their sessions read.
