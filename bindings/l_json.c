@@ -1,6 +1,6 @@
 /* l_json.c - jararaca.core.json: Lua values <-> JSON text over core/json.c.
- *   json.encode(v)            -> string | nil, err
- *   json.decode(s)            -> value  | nil, err
+ *   json.encode(v)            -> string | nil, message, code
+ *   json.decode(s)            -> value  | nil, message, code
  *   json.null                 lightuserdata NULL (the same value as cjson.null)
  *   json.array_mt             marks arrays; decoded arrays carry it
  *   json.set_int64_factory(f) f(text) -> int64_t cdata, for integers beyond 2^53
@@ -10,7 +10,17 @@
  * (a list of keys; __order_set, if present, the same keys as a set) -> an
  * object with those keys first; otherwise {} when empty, an array when the
  * keys are exactly 1..n, else an object (string keys, or number keys written
- * as strings). Bad values come back as nil, err, never as a raise.
+ * as strings). Bad values come back as nil, message, code, never as a
+ * raise: code "invalid_utf8" for a string or key that is not UTF-8,
+ * "invalid" for any other value JSON cannot hold (NaN, infinities,
+ * functions, other key types, nesting past 1000 or a cycle), "nomem". The
+ * message names where the value sits (a.b[2]["odd key"], Lua indexes).
+ *
+ * Decoding failures: "invalid_json" (the text is not JSON, including
+ * strings that are not UTF-8 and unpaired \u surrogates), "out_of_range"
+ * (a number we cannot represent: an integer beyond int64_t, a magnitude
+ * beyond a double), "nomem". A decode argument that is not a string is a
+ * misuse and raises.
  *
  * Both directions work in one static buffer that is reset per call, so the
  * steady state allocates only the result. A __gc finalizer run by an
@@ -19,6 +29,8 @@
  * Only a raise from inside a call (out of memory) leaves the flag set; later
  * calls then stay correct, on a buffer of their own each. */
 #include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "json.h"
@@ -58,17 +70,99 @@ static void release(jr_json_buf *b, jr_json_buf *shared, int *busy)
 
 /* ---- encode ---- */
 
+/* The path to a failing value is built on the way out of the recursion,
+ * innermost part first, so it costs nothing until something fails. */
+#define ENC_PATH_MAX 200
+
 typedef struct {
     lua_State *L;
     jr_json_buf *b;
-    char err[128];
+    const char *code;
+    char err[160];
+    char path[ENC_PATH_MAX + 1]; /* "a.b[2]" with a leading '.' before a name */
+    size_t path_len;
 } encoder;
 
-/* msg with one %s filled by arg. */
-static int enc_fail(encoder *e, const char *msg, const char *arg)
+static int enc_fail(encoder *e, const char *code, const char *fmt, ...)
 {
-    snprintf(e->err, sizeof e->err, msg, arg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->err, sizeof e->err, fmt, ap);
+    va_end(ap);
+    e->code = code;
     return -1;
+}
+
+/* Put part in front of the path; past ENC_PATH_MAX the innermost parts
+ * give way to "..." (the outer ones say where to look). */
+static void path_prepend(encoder *e, const char *part, size_t n)
+{
+    if (n + e->path_len > ENC_PATH_MAX) {
+        if (n + 3 > ENC_PATH_MAX) return;
+        e->path_len = ENC_PATH_MAX - n - 3;
+        memcpy(e->path + e->path_len, "...", 3);
+        e->path_len += 3;
+    }
+    memmove(e->path + n, e->path, e->path_len);
+    memcpy(e->path, part, n);
+    e->path_len += n;
+}
+
+/* The failing value sits under key k (at idx) of its table. Names print as
+ * .name, other strings as ["..."] with bytes outside printable ASCII as
+ * Lua's \ddd (the key itself may be the bad UTF-8), numbers as [n]. */
+static void path_key(encoder *e, int idx)
+{
+    lua_State *L = e->L;
+    char part[64];
+    size_t n = 0;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        size_t len, i;
+        const unsigned char *k = (const unsigned char *)lua_tolstring(L, idx, &len);
+        int name = len > 0 && !(k[0] >= '0' && k[0] <= '9');
+        for (i = 0; i < len && name; i++)
+            name = (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
+                   (k[i] >= '0' && k[i] <= '9') || k[i] == '_';
+        if (name && len < sizeof part - 1) {
+            part[0] = '.';
+            memcpy(part + 1, k, len);
+            n = len + 1;
+        } else {
+            memcpy(part, "[\"", 2);
+            n = 2;
+            for (i = 0; i < len && n < sizeof part - 10; i++) {
+                if (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '"' && k[i] != '\\') part[n++] = (char)k[i];
+                else n += (size_t)snprintf(part + n, sizeof part - n, "\\%u", k[i]);
+            }
+            if (i < len) {
+                memcpy(part + n, "...", 3);
+                n += 3;
+            }
+            memcpy(part + n, "\"]", 2);
+            n += 2;
+        }
+    } else if (lua_type(L, idx) == LUA_TNUMBER) {
+        n = (size_t)snprintf(part, sizeof part, "[%.14g]", lua_tonumber(L, idx));
+    } else {
+        return; /* the key is what failed; the path names its table */
+    }
+    path_prepend(e, part, n);
+}
+
+static void path_index(encoder *e, size_t i)
+{
+    char part[32];
+    int n = snprintf(part, sizeof part, "[%zu]", i);
+    path_prepend(e, part, (size_t)n);
+}
+
+/* A string value or key that is not UTF-8: why, and where in it. */
+static int enc_bad_string(encoder *e, const char *what, const char *s, size_t n)
+{
+    size_t pos = 0;
+    const char *why = jr_json_utf8_check(s, n, &pos);
+    return enc_fail(e, "invalid_utf8", "cannot encode a %s that is not valid UTF-8 (byte %zu, 0x%02X: %s)",
+                    what, pos + 1, pos < n ? (unsigned char)s[pos] : 0, why ? why : "?");
 }
 
 static int enc_typed(encoder *e, int idx, int type, int depth);
@@ -80,7 +174,7 @@ JR_JSON_INLINE int enc_value(encoder *e, int idx, int depth)
     if (t == LUA_TSTRING) {
         size_t n;
         const char *s = lua_tolstring(e->L, idx, &n);
-        jr_json_write_string(e->b, s, n);
+        if (jr_json_write_string(e->b, s, n) != 0) return enc_bad_string(e, "string", s, n);
         return 0;
     }
     return enc_typed(e, idx, t, depth);
@@ -94,7 +188,10 @@ JR_JSON_INLINE int enc_key(encoder *e, int idx)
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        jr_json_write_key(e->b, s, n);
+        if (jr_json_write_key(e->b, s, n) != 0) {
+            path_key(e, idx);
+            return enc_bad_string(e, "key", s, n);
+        }
         return 0;
     }
     case LUA_TNUMBER:
@@ -102,12 +199,23 @@ JR_JSON_INLINE int enc_key(encoder *e, int idx)
          * into a string in place. Digits and signs need no escaping. */
         jr_json_putc(e->b, '"');
         if (jr_json_write_number(e->b, lua_tonumber(L, idx)) != 0)
-            return enc_fail(e, "cannot encode a table with an %s key", "infinite number");
+            return enc_fail(e, "invalid", "cannot encode a table with an infinite number key");
         jr_json_put(e->b, "\":", 2);
         return 0;
     default:
-        return enc_fail(e, "cannot encode a table with a %s key", lua_typename(L, lua_type(L, idx)));
+        return enc_fail(e, "invalid", "cannot encode a table with a %s key", lua_typename(L, lua_type(L, idx)));
     }
+}
+
+/* The key at kidx, ':', and the value above it. */
+static int enc_member(encoder *e, int kidx, int depth)
+{
+    if (enc_key(e, kidx) != 0) return -1;
+    if (enc_value(e, kidx + 1, depth) != 0) {
+        path_key(e, kidx);
+        return -1;
+    }
+    return 0;
 }
 
 static int enc_array(encoder *e, int idx, int depth, size_t n)
@@ -118,7 +226,10 @@ static int enc_array(encoder *e, int idx, int depth, size_t n)
     for (size_t i = 1; i <= n; i++) {
         if (i > 1) jr_json_putc(e->b, ',');
         lua_rawgeti(L, idx, (int)i);
-        if (enc_value(e, top, depth) != 0) return -1;
+        if (enc_value(e, top, depth) != 0) {
+            path_index(e, i);
+            return -1;
+        }
         lua_pop(L, 1);
     }
     jr_json_putc(e->b, ']');
@@ -155,7 +266,7 @@ static int enc_object(encoder *e, int idx, int depth)
     do {
         if (!first) jr_json_putc(e->b, ',');
         first = 0;
-        if (enc_key(e, top - 1) != 0 || enc_value(e, top, depth) != 0) return -1;
+        if (enc_member(e, top - 1, depth) != 0) return -1;
         lua_pop(L, 1);
     } while (lua_next(L, idx));
     jr_json_putc(e->b, '}');
@@ -188,8 +299,7 @@ static int enc_ordered(encoder *e, int idx, int depth, int mt, int order)
         if (!lua_isnil(L, -1)) {
             if (!first) jr_json_putc(e->b, ',');
             first = 0;
-            int top = lua_gettop(L);
-            if (enc_key(e, top - 1) != 0 || enc_value(e, top, depth) != 0) return -1;
+            if (enc_member(e, lua_gettop(L) - 1, depth) != 0) return -1;
         }
         lua_pop(L, 2);
     }
@@ -210,7 +320,7 @@ static int enc_ordered(encoder *e, int idx, int depth, int mt, int order)
         if (!listed) {
             if (!first) jr_json_putc(e->b, ',');
             first = 0;
-            if (enc_key(e, key) != 0 || enc_value(e, key + 1, depth) != 0) return -1;
+            if (enc_member(e, key, depth) != 0) return -1;
         }
         lua_pop(L, 1);
     }
@@ -222,10 +332,10 @@ static int enc_ordered(encoder *e, int idx, int depth, int mt, int order)
 static int enc_table(encoder *e, int idx, int depth)
 {
     lua_State *L = e->L;
-    if (depth > JR_JSON_MAX_DEPTH) return enc_fail(e, "nesting deeper than 1000 (%s)", "or a cycle");
+    if (depth > JR_JSON_MAX_DEPTH) return enc_fail(e, "invalid", "nesting deeper than 1000 (or a cycle)");
     /* A C function starts with LUA_MINSTACK (20) free slots: plenty for the
      * first level, which is all most documents need. */
-    if (depth > 1 && !lua_checkstack(L, 8)) return enc_fail(e, "nesting too deep (%s)", "Lua stack");
+    if (depth > 1 && !lua_checkstack(L, 8)) return enc_fail(e, "invalid", "nesting too deep (Lua stack)");
     if (lua_getmetatable(L, idx)) {
         if (lua_rawequal(L, -1, UV_ARRAY_MT)) {
             lua_pop(L, 1);
@@ -277,7 +387,7 @@ static int enc_cdata(encoder *e, int idx)
             return 0;
         }
     }
-    return enc_fail(e, "cannot encode a %s (only int64_t and uint64_t)", "cdata");
+    return enc_fail(e, "invalid", "cannot encode a cdata (only int64_t and uint64_t)");
 }
 
 static int enc_typed(encoder *e, int idx, int type, int depth)
@@ -287,13 +397,13 @@ static int enc_typed(encoder *e, int idx, int type, int depth)
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        jr_json_write_string(e->b, s, n);
+        if (jr_json_write_string(e->b, s, n) != 0) return enc_bad_string(e, "string", s, n);
         return 0;
     }
     case LUA_TNUMBER: {
         double d = lua_tonumber(L, idx);
         if (jr_json_write_number(e->b, d) == 0) return 0;
-        return enc_fail(e, "cannot encode %s", d != d ? "nan" : d > 0 ? "inf" : "-inf");
+        return enc_fail(e, "invalid", "cannot encode %s", d != d ? "nan" : d > 0 ? "inf" : "-inf");
     }
     case LUA_TTABLE:
         return enc_table(e, idx, depth + 1);
@@ -309,11 +419,11 @@ static int enc_typed(encoder *e, int idx, int type, int depth)
             jr_json_put(e->b, "null", 4);
             return 0;
         }
-        return enc_fail(e, "cannot encode a %s", "userdata");
+        return enc_fail(e, "invalid", "cannot encode a userdata");
     case JR_LUA_TCDATA:
         return enc_cdata(e, idx);
     default:
-        return enc_fail(e, "cannot encode a %s", lua_typename(L, type));
+        return enc_fail(e, "invalid", "cannot encode a %s", lua_typename(L, type));
     }
 }
 
@@ -335,14 +445,22 @@ static int l_encode(lua_State *L)
     encoder e;
     e.L = L;
     e.b = b;
+    e.path_len = 0;
     int rc = enc_value(&e, 1, 0);
-    if (rc == 0 && b->failed) rc = enc_fail(&e, "%s", "out of memory");
+    if (rc == 0 && b->failed) rc = enc_fail(&e, "nomem", "out of memory");
     if (rc == 0) lua_pushlstring(L, b->data ? b->data : "", b->len);
     release(b, &g_enc_buf, &g_enc_busy);
     if (rc == 0) return 1;
     lua_pushnil(L);
-    lua_pushstring(L, e.err);
-    return 2;
+    if (e.path_len == 0) {
+        lua_pushstring(L, e.err);
+    } else {
+        e.path[e.path_len] = '\0';
+        const char *path = e.path[0] == '.' ? e.path + 1 : e.path;
+        lua_pushfstring(L, "%s at %s", e.err, path);
+    }
+    lua_pushstring(L, e.code);
+    return 3;
 }
 
 /* ---- decode ---- */
@@ -467,12 +585,9 @@ static int g_dec_busy;
 
 static int l_decode(lua_State *L)
 {
-    if (lua_gettop(L) == 0) return luaL_argerror(L, 1, "string expected, got no value");
-    if (lua_type(L, 1) != LUA_TSTRING) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "expected a string");
-        return 2;
-    }
+    /* Not luaL_checklstring: it would read the number 42 as the text "42". */
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_argerror(L, 1, lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 1)));
     lua_settop(L, 1);
     size_t len;
     const char *s = lua_tolstring(L, 1, &len);
@@ -488,14 +603,26 @@ static int l_decode(lua_State *L)
     decoder d = {L, &p, 1, NULL};
     int rc = dec_value(&d, jr_json_next(&p));
     if (rc == 0 && jr_json_next(&p) != JR_JSON_END) rc = -1;
+    int nomem = scratch->failed;
     release(scratch, &g_dec_scratch, &g_dec_busy);
     if (rc == 0) return 1;
     lua_settop(L, 1);
     lua_pushnil(L);
-    if (d.err) lua_pushstring(L, d.err);
-    else if (p.int_range) lua_pushfstring(L, "integer out of range at position %d", (int)p.err_pos);
-    else lua_pushfstring(L, "invalid JSON at position %d: %s", (int)p.err_pos, p.err);
-    return 2;
+    /* Positions are 1-based byte offsets into s. */
+    if (d.err) {
+        lua_pushstring(L, d.err);
+        lua_pushliteral(L, "invalid_json");
+    } else if (nomem) {
+        lua_pushliteral(L, "out of memory");
+        lua_pushliteral(L, "nomem");
+    } else if (p.out_of_range) {
+        lua_pushfstring(L, "%s at position %d", p.err, (int)p.err_pos);
+        lua_pushliteral(L, "out_of_range");
+    } else {
+        lua_pushfstring(L, "invalid JSON at position %d: %s", (int)p.err_pos, p.err);
+        lua_pushliteral(L, "invalid_json");
+    }
+    return 3;
 }
 
 static int l_set_int64_factory(lua_State *L)

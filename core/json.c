@@ -402,21 +402,114 @@ void jr_json_write_int64(jr_json_buf *b, int64_t v)
     jr_json_put(b, p, (size_t)(end - p));
 }
 
+/* ---- UTF-8 ---- */
+
+/* Why a sequence is not UTF-8: negative returns of utf8_seq. */
+enum { U_CONT = -1, U_OVERLONG = -2, U_SURROGATE = -3, U_TOO_BIG = -4, U_BAD_BYTE = -5, U_TRUNC = -6 };
+
+static const char *const utf8_why[] = {
+    "", "stray continuation byte", "overlong encoding", "encoded surrogate U+D800..U+DFFF",
+    "code point above U+10FFFF", "invalid byte", "truncated sequence",
+};
+
+/* The length (2..4) of the UTF-8 sequence at s, whose first byte is >= 0x80
+ * and which must end by end; else a U_* reason. The well-formed table of
+ * RFC 3629 section 4: the second byte's range depends on the first, which
+ * is what rules out overlong forms, surrogates and values past U+10FFFF. */
+static inline int utf8_seq(const unsigned char *s, const unsigned char *end)
+{
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int n;
+    if (c >= 0xC2 && c <= 0xDF) /* two bytes: the common non-ASCII case first */
+        return end - s >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : U_TRUNC;
+    if (c < 0xC0) return U_CONT;
+    if (c < 0xC2) return U_OVERLONG; /* C0, C1 only ever encode ASCII */
+    if (c < 0xF0) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        else if (c == 0xED) hi = 0x9F;
+    } else if (c < 0xF5) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        else if (c == 0xF4) hi = 0x8F;
+    } else {
+        return U_BAD_BYTE;
+    }
+    if (end - s < 2 || (s[1] & 0xC0) != 0x80) return U_TRUNC;
+    if (s[1] < lo) return U_OVERLONG;
+    if (s[1] > hi) return c == 0xED ? U_SURROGATE : U_TOO_BIG;
+    for (int i = 2; i < n; i++)
+        if (end - s <= i || (s[i] & 0xC0) != 0x80) return U_TRUNC;
+    return n;
+}
+
+const char *jr_json_utf8_check(const char *str, size_t len, size_t *pos)
+{
+    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+    while (s < end) {
+        /* ASCII a word at a time */
+        while (end - s >= 8) {
+            uint64_t x;
+            memcpy(&x, s, 8);
+            if (x & 0x8080808080808080ull) break;
+            s += 8;
+        }
+        while (s < end && *s < 0x80) s++;
+        if (s >= end) break;
+        int n = utf8_seq(s, end);
+        if (n < 0) {
+            if (pos) *pos = (size_t)(s - (const unsigned char *)str);
+            return utf8_why[-n];
+        }
+        s += n;
+    }
+    return NULL;
+}
+
 /* ---- strings ---- */
 
-/* For each byte: 0 = copy as is, else the letter after the backslash
- * ('u' means \u00XX). */
+#define U16 'U', 'U', 'U', 'U', 'U', 'U', 'U', 'U', 'U', 'U', 'U', 'U', 'U', 'U', 'U', 'U'
+
+/* For each byte: 0 = copy as is, 'U' = the first byte of a UTF-8 sequence
+ * to check, else the letter after the backslash ('u' means \u00XX). */
 static const unsigned char esc_letter[256] = {
     'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
     'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
     ['"'] = '"', ['\\'] = '\\',
+    [0x80] = U16, U16, U16, U16, U16, U16, U16, U16,
 };
+
+#undef U16
+
+/* From s (a byte >= 0x80) to the end of a run of non-ASCII text: whole
+ * UTF-8 characters, and single plain ASCII bytes between two of them (the
+ * space between words), so that text in other scripts does not go back to
+ * the word loops, which it fails, at every word. NULL when a sequence is
+ * not UTF-8: *bad is where it starts, *why its U_* reason. */
+static inline const unsigned char *utf8_run(const unsigned char *s, const unsigned char *end,
+                                            const unsigned char **bad, int *why)
+{
+    for (;;) {
+        int n = utf8_seq(s, end);
+        if (n < 0) {
+            *bad = s;
+            *why = n;
+            return NULL;
+        }
+        s += n;
+        if (s >= end) return s;
+        if (*s < 0x80) {
+            if (end - s < 2 || s[1] < 0x80 || esc_letter[*s]) return s;
+            s++;
+        }
+    }
+}
 
 static const char hex_digits[] = "0123456789abcdef";
 
 /* Escape in[0..n) to out (room for 6 bytes per input byte); returns the
- * new end of out. Words of 8 bytes are checked at once, a short tail with
- * overlapping loads. */
+ * new end of out, or NULL when in is not valid UTF-8. Words of 8 bytes are
+ * checked at once, a short tail with overlapping loads. */
 static char *escape_run(char *out, const unsigned char *in, size_t n)
 {
     const unsigned char *end = in + n;
@@ -434,9 +527,19 @@ static char *escape_run(char *out, const unsigned char *in, size_t n)
             if (rest == 0) return out;
             if (jr_json_copy_clean16(out, (const char *)in, rest)) return out + rest;
         }
-        /* A byte to escape lies within the next 8 (or rest): copy up to it. */
+        /* A byte to escape or check lies within the next 8 (or rest): copy
+         * up to it. */
         unsigned char c, e;
         while (!(e = esc_letter[c = *in++])) *out++ = (char)c;
+        if (e == 'U') {
+            const unsigned char *run = --in, *bad;
+            int why;
+            in = utf8_run(run, end, &bad, &why);
+            if (!in) return NULL;
+            memcpy(out, run, (size_t)(in - run));
+            out += in - run;
+            continue;
+        }
         *out++ = '\\';
         *out++ = (char)e;
         if (e == 'u') {
@@ -452,35 +555,48 @@ static char *escape_run(char *out, const unsigned char *in, size_t n)
  * reserving 6x a huge string at once. */
 #define ESC_CHUNK 4096
 
-/* s as a JSON string and then the byte after (':' for a key, 0 for none). */
-static inline void write_quoted(jr_json_buf *b, const char *s, size_t len, char after)
+/* s as a JSON string and then the byte after (':' for a key, 0 for none);
+ * -1 (the buffer as it was) when s is not valid UTF-8. */
+static inline int write_quoted(jr_json_buf *b, const char *s, size_t len, char after)
 {
     const unsigned char *in = (const unsigned char *)s;
     if (len <= ESC_CHUNK) { /* the common case: one reservation */
-        if (jr_json_reserve(b, len * 6 + 3) != 0) return;
+        if (jr_json_reserve(b, len * 6 + 3) != 0) return 0;
         char *out = b->data + b->len;
         *out++ = '"';
         out = escape_run(out, in, len);
+        if (!out) return -1;
         *out++ = '"';
         if (after) *out++ = after;
         b->len = (size_t)(out - b->data);
-        return;
+        return 0;
     }
+    size_t start = b->len;
     jr_json_putc(b, '"');
     while (len > 0) {
         size_t chunk = len < ESC_CHUNK ? len : ESC_CHUNK;
-        if (jr_json_reserve(b, chunk * 6) != 0) return;
-        b->len = (size_t)(escape_run(b->data + b->len, in, chunk) - b->data);
+        /* End the chunk before a UTF-8 sequence it would cut, so each is
+         * checked whole (one has at most 3 continuation bytes; more in a
+         * row are invalid wherever the cut falls). */
+        for (int k = 0; k < 3 && chunk < len && (in[chunk] & 0xC0) == 0x80; k++) chunk--;
+        if (jr_json_reserve(b, chunk * 6) != 0) return 0;
+        char *out = escape_run(b->data + b->len, in, chunk);
+        if (!out) {
+            b->len = start;
+            return -1;
+        }
+        b->len = (size_t)(out - b->data);
         in += chunk;
         len -= chunk;
     }
     jr_json_putc(b, '"');
     if (after) jr_json_putc(b, after);
+    return 0;
 }
 
-void jr_json_write_string_any(jr_json_buf *b, const char *s, size_t len) { write_quoted(b, s, len, 0); }
+int jr_json_write_string_any(jr_json_buf *b, const char *s, size_t len) { return write_quoted(b, s, len, 0); }
 
-void jr_json_write_key_any(jr_json_buf *b, const char *s, size_t len) { write_quoted(b, s, len, ':'); }
+int jr_json_write_key_any(jr_json_buf *b, const char *s, size_t len) { return write_quoted(b, s, len, ':'); }
 
 /* ---- parser ---- */
 
@@ -506,7 +622,7 @@ void jr_json_parser_init(jr_json_parser *p, const char *text, size_t len, jr_jso
     p->num = 0;
     p->i64 = 0;
     p->err_pos = 0;
-    p->int_range = 0;
+    p->out_of_range = 0;
     p->err[0] = '\0';
 }
 
@@ -575,37 +691,61 @@ static void put_utf8(jr_json_buf *b, unsigned cp)
     jr_json_put(b, u, n);
 }
 
-/* The string opening at s (on its '"'): sets str/len and returns the byte
- * after the closing quote, or NULL after fail(). */
-static const char *parse_string(jr_json_parser *p, const char *s)
+/* Inside a string from s: skips text that needs no unescaping, checking
+ * that it is UTF-8, up to the first '"', '\\' or control character (or the
+ * end); NULL after fail() on invalid UTF-8. */
+static const char *skip_text(jr_json_parser *p, const char *s)
 {
-    const char *begin = ++s, *end = p->end;
-    /* Fast path: no escapes, the payload is a slice of the input. */
+    const char *end = p->end;
     for (;;) {
+        /* ASCII runs 8 bytes at a time */
         while (end - s >= 8) {
             uint64_t x;
             memcpy(&x, s, 8);
             if (jr_json_esc8(x)) break;
             s += 8;
         }
-        if (s >= end) goto eof;
-        unsigned char c = (unsigned char)*s;
-        if (c == '"') {
-            p->str = begin;
-            p->len = (size_t)(s - begin);
-            return s + 1;
+        /* a byte to look at within the next 8 (or the end) */
+        unsigned char c;
+        for (;; s++) {
+            if (s >= end) return s;
+            c = (unsigned char)*s;
+            if (c >= 0x80) break;
+            if (c < 0x20 || c == '"' || c == '\\') return s;
         }
-        if (c == '\\') break;
-        if (c < 0x20) goto control;
-        s++;
+        const unsigned char *bad;
+        int why;
+        s = (const char *)utf8_run((const unsigned char *)s, (const unsigned char *)end, &bad, &why);
+        if (!s) {
+            fail(p, (const char *)bad, "invalid UTF-8 in string: %s (0x%02X)", utf8_why[-why], *bad);
+            return NULL;
+        }
     }
+}
+
+/* The string opening at s (on its '"'): sets str/len and returns the byte
+ * after the closing quote, or NULL after fail(). */
+static const char *parse_string(jr_json_parser *p, const char *s)
+{
+    const char *begin = ++s, *end = p->end;
+    /* Fast path: no escapes, the payload is a slice of the input. */
+    s = skip_text(p, s);
+    if (!s) return NULL;
+    if (s >= end) goto eof;
+    if (*s == '"') {
+        p->str = begin;
+        p->len = (size_t)(s - begin);
+        return s + 1;
+    }
+    if (*s != '\\') goto control;
 
     jr_json_buf *b = p->scratch;
     jr_json_buf_reset(b);
     jr_json_put(b, begin, (size_t)(s - begin));
     for (;;) {
         const char *run = s;
-        while (s < end && *s != '"' && *s != '\\' && (unsigned char)*s >= 0x20) s++;
+        s = skip_text(p, s);
+        if (!s) return NULL;
         jr_json_put(b, run, (size_t)(s - run));
         if (s >= end) goto eof;
         unsigned char c = (unsigned char)*s;
@@ -728,7 +868,7 @@ static jr_json_event parse_number(jr_json_parser *p, const char *s)
         if (s >= end || !IS_DIGIT(*s)) return unexpected(p, s);
         long e = 0;
         for (; s < end && IS_DIGIT(*s); s++)
-            if (e < 100000) e = e * 10 + (*s - '0'); /* saturate: the result is 0 or inf anyway */
+            if (e < 100000) e = e * 10 + (*s - '0'); /* saturate: the result is 0 or out of range anyway */
         exp10 += eneg ? -e : e;
     }
     p->p = s;
@@ -745,7 +885,7 @@ static jr_json_event parse_number(jr_json_parser *p, const char *s)
             p->len = (size_t)(s - begin);
             return JR_JSON_INT64;
         }
-        p->int_range = 1;
+        p->out_of_range = 1;
         return fail(p, begin, "integer out of range");
     }
 
@@ -768,6 +908,14 @@ static jr_json_event parse_number(jr_json_parser *p, const char *s)
     tmp[n] = '\0';
     p->num = strtod_c(tmp);
     if (tmp != small) free(tmp);
+    /* Only this path can overflow (the fast one stays below 2^53 * 1e22).
+     * An infinity is no JSON value: it could not be written back, and
+     * rounding it to DBL_MAX would invent a number. Underflow to 0 (or a
+     * subnormal) is a fair reading of a tiny literal. */
+    if (isinf(p->num)) {
+        p->out_of_range = 1;
+        return fail(p, begin, "number out of range");
+    }
     return JR_JSON_NUMBER;
 }
 

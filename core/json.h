@@ -18,7 +18,9 @@
  * double beyond 2^53 never reads back as an integer literal. NaN and
  * infinities are refused.
  * Strings: '"', '\\' and control characters are escaped (\n \r \t \b \f, else
- * \u00XX); '/' and bytes >= 0x80 are copied as they are.
+ * \u00XX); '/' and non-ASCII characters are copied as they are. A string
+ * that is not valid UTF-8 (see jr_json_utf8_check) is refused: copied as it
+ * is it would make the document invalid JSON (RFC 8259 section 8.1).
  *
  * Parser: jr_json_next returns one event at a time, validating the grammar
  * (RFC 8259) as it goes; the caller builds whatever it likes from them.
@@ -32,19 +34,25 @@
  *                                 pairs become UTF-8); points into the input
  *                                 when there was nothing to unescape, else
  *                                 into the scratch buffer
- *   JR_JSON_NUMBER                num: a double; integer literals with
- *                                 |v| <= 2^53 are exact, others round
+ *   JR_JSON_NUMBER                num: a finite double; integer literals
+ *                                 with |v| <= 2^53 are exact, others round
  *   JR_JSON_INT64                 an integer literal beyond 2^53 that fits
  *                                 int64_t: i64, and str/len its text
  *   JR_JSON_TRUE / _FALSE / _NULL
  *   JR_JSON_END                   the document is complete (nothing but
  *                                 whitespace follows)
  *   JR_JSON_ERROR                 err (message) and err_pos (1-based byte
- *                                 offset); int_range is set when the text
- *                                 is valid JSON but an integer literal is
- *                                 outside int64_t
- * Raw bytes inside strings are not checked for valid UTF-8. Nesting deeper
- * than JR_JSON_MAX_DEPTH is an error. */
+ *                                 offset); out_of_range is set when the
+ *                                 text is valid JSON but a number is not
+ *                                 representable: an integer literal outside
+ *                                 int64_t ("integer out of range") or a
+ *                                 number whose magnitude overflows a double
+ *                                 ("number out of range"; underflow reads
+ *                                 as 0)
+ * Strings must be valid UTF-8 (jr_json_utf8_check) and their \u escapes
+ * must not leave a surrogate unpaired (RFC 8259 section 8.2 allows either
+ * choice; an unpaired one has no UTF-8 form): both are errors at the
+ * offending byte. Nesting deeper than JR_JSON_MAX_DEPTH is an error. */
 #ifndef JR_JSON_H
 #define JR_JSON_H
 
@@ -98,13 +106,21 @@ static inline void jr_json_putc(jr_json_buf *b, char c)
 
 /* ---- writer ---- */
 
-/* Out-of-line writers for any string; the inline ones below call them. */
-void jr_json_write_string_any(jr_json_buf *b, const char *s, size_t len);
-void jr_json_write_key_any(jr_json_buf *b, const char *s, size_t len);
+/* Is s[0..len) valid UTF-8 (RFC 3629: no overlong forms, no encoded
+ * surrogates U+D800..U+DFFF, nothing above U+10FFFF, no truncated
+ * sequence)? NULL when it is; else why not (static text) and *pos the
+ * 0-based offset of the first byte of the offending sequence. */
+const char *jr_json_utf8_check(const char *s, size_t len, size_t *pos);
 
-/* Does any of the 8 bytes in x need escaping (< 0x20, '"' or '\\')? Exact
- * for the "any" question (per-byte flags may be off after a borrow, which
- * nobody reads). */
+/* Out-of-line writers for any string; the inline ones below call them.
+ * -1 (writing nothing) when s is not valid UTF-8. */
+int jr_json_write_string_any(jr_json_buf *b, const char *s, size_t len);
+int jr_json_write_key_any(jr_json_buf *b, const char *s, size_t len);
+
+/* Does any of the 8 bytes in x need a closer look: escaping (< 0x20, '"'
+ * or '\\') or a UTF-8 check (>= 0x80)? Pure ASCII text, the bulk of most
+ * documents, passes 8 bytes at a time. Exact for the "any" question
+ * (per-byte flags may be off after a borrow, which nobody reads). */
 JR_JSON_INLINE int jr_json_esc8(uint64_t x)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
@@ -113,11 +129,11 @@ JR_JSON_INLINE int jr_json_esc8(uint64_t x)
     uint64_t bs = x ^ (ones * '\\');
     q = (q - ones) & ~q & highs;
     bs = (bs - ones) & ~bs & highs;
-    return (ctl | q | bs) != 0;
+    return (ctl | q | bs | (x & highs)) != 0;
 }
 
-/* Copy s (1..16 bytes) to out if none of its bytes needs escaping; returns
- * 0 (copying nothing) otherwise. Overlapping word loads and stores instead
+/* Copy s (1..16 bytes) to out if none of its bytes needs a closer look
+ * (see jr_json_esc8); returns 0 (copying nothing) otherwise. Overlapping word loads and stores instead
  * of a byte loop: most keys and values in API payloads are this short. */
 JR_JSON_INLINE int jr_json_copy_clean16(char *out, const char *s, size_t len)
 {
@@ -150,21 +166,22 @@ JR_JSON_INLINE int jr_json_copy_clean16(char *out, const char *s, size_t len)
     return 1;
 }
 
-/* s (len bytes) as a quoted, escaped JSON string. */
-JR_JSON_INLINE void jr_json_write_string(jr_json_buf *b, const char *s, size_t len)
+/* s (len bytes) as a quoted, escaped JSON string; -1 (writing nothing)
+ * when s is not valid UTF-8. */
+JR_JSON_INLINE int jr_json_write_string(jr_json_buf *b, const char *s, size_t len)
 {
     if (len - 1 < 16 && jr_json_reserve(b, 18) == 0 &&
         jr_json_copy_clean16(b->data + b->len + 1, s, len)) {
         b->data[b->len] = '"';
         b->data[b->len + len + 1] = '"';
         b->len += len + 2;
-        return;
+        return 0;
     }
-    jr_json_write_string_any(b, s, len);
+    return jr_json_write_string_any(b, s, len);
 }
 
 /* The same followed by ':' (an object key). */
-JR_JSON_INLINE void jr_json_write_key(jr_json_buf *b, const char *s, size_t len)
+JR_JSON_INLINE int jr_json_write_key(jr_json_buf *b, const char *s, size_t len)
 {
     if (len - 1 < 16 && jr_json_reserve(b, 19) == 0 &&
         jr_json_copy_clean16(b->data + b->len + 1, s, len)) {
@@ -172,9 +189,9 @@ JR_JSON_INLINE void jr_json_write_key(jr_json_buf *b, const char *s, size_t len)
         b->data[b->len + len + 1] = '"';
         b->data[b->len + len + 2] = ':';
         b->len += len + 3;
-        return;
+        return 0;
     }
-    jr_json_write_key_any(b, s, len);
+    return jr_json_write_key_any(b, s, len);
 }
 
 /* A finite double; returns -1 (writing nothing) for NaN and infinities. */
@@ -211,7 +228,7 @@ typedef struct {
     int64_t i64;
     /* JR_JSON_ERROR */
     size_t err_pos;
-    int int_range;
+    int out_of_range;
     char err[96];
     unsigned char stack[JR_JSON_MAX_DEPTH]; /* open containers: '[' or '{' */
 } jr_json_parser;

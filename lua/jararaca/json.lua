@@ -1,8 +1,8 @@
 -- jararaca.json: JSON for the framework, on the C codec jararaca.core.json
 -- (bindings/l_json.c over core/json.c).
 --
---   json.encode(v)        -> string | nil, err
---   json.decode(s)        -> value  | nil, err
+--   json.encode(v)        -> string | nil, message, code
+--   json.decode(s)        -> value  | nil, message, code  (s not a string raises)
 --   json.null             the JSON null (lightuserdata NULL, same as cjson.null)
 --   json.array(t)         mark t as an array: an empty one encodes as []
 --   json.array_mt         the metatable json.array sets; decoded arrays carry it
@@ -13,13 +13,19 @@
 --
 -- Decoding: objects -> plain tables, arrays -> tables with array_mt, null ->
 -- json.null; integers up to 2^53 in magnitude -> numbers, larger ones ->
--- int64_t cdata (exact; beyond int64 an error), other numbers -> doubles.
+-- int64_t cdata (exact), other numbers -> doubles. Refused (code
+-- "invalid_json"): bad syntax, strings that are not UTF-8, unpaired \u
+-- surrogates, nesting deeper than 1000; (code "out_of_range") integers
+-- beyond int64 and magnitudes beyond a double (1e400). Messages give the
+-- 1-based byte position.
 -- Encoding: integral numbers up to 2^53 print as integers, others with the
 -- shortest digits that read back exactly; int64_t/uint64_t cdata print
 -- exactly; a plain table is {} when empty, an array when its keys are exactly
--- 1..n, else an object (number keys become strings). NaN, infinities,
--- functions, userdata, other cdata, other key types and nesting deeper than
--- 1000 (or a cycle) give nil, err.
+-- 1..n, else an object (number keys become strings). Refused, with the path
+-- of the value in the message: strings and keys that are not UTF-8 (code
+-- "invalid_utf8"); NaN, infinities, functions, userdata, other cdata, other
+-- key types and nesting deeper than 1000 or a cycle ("invalid").
+-- docs/json.md has the rules.
 local core = require "jararaca.core.json"
 local ffi = require "ffi"
 

@@ -2,6 +2,7 @@
 #include "json.h"
 #include "test.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,8 +11,11 @@
 
 static jr_json_buf out, scratch;
 
+/* out as a C string (the writers never leave it NULL once they wrote) */
+static const char *out_str(void) { return out.data && !out.failed ? out.data : "(out of memory)"; }
+
 /* Parse text and write it back compactly through the writer, or
- * "ERR <pos>: <msg>" ("RANGE <pos>" for int_range). INT64 events print as
+ * "ERR <pos>: <msg>" ("RANGE <pos>" for out_of_range). INT64 events print as
  * "i64:<value>" so tests see which event came. */
 static const char *canon_n(const char *text, size_t len)
 {
@@ -24,11 +28,11 @@ static const char *canon_n(const char *text, size_t len)
         jr_json_event ev = jr_json_next(&p);
         if (ev == JR_JSON_ERROR) {
             char msg[160];
-            if (p.int_range) snprintf(msg, sizeof msg, "RANGE %zu", p.err_pos);
+            if (p.out_of_range) snprintf(msg, sizeof msg, "RANGE %zu", p.err_pos);
             else snprintf(msg, sizeof msg, "ERR %zu: %s", p.err_pos, p.err);
             jr_json_buf_reset(&out);
             jr_json_put(&out, msg, strlen(msg) + 1);
-            return out.data;
+            return out_str();
         }
         if (ev == JR_JSON_END) break;
         if (ev == JR_JSON_OBJECT_END || ev == JR_JSON_ARRAY_END) {
@@ -56,10 +60,18 @@ static const char *canon_n(const char *text, size_t len)
     }
     CHECK(d == 0);
     jr_json_putc(&out, '\0');
-    return out.data;
+    return out_str();
 }
 
 static const char *canon(const char *text) { return canon_n(text, strlen(text)); }
+
+/* Each {text, canonical form or "ERR ..."/"RANGE ..."} pair. */
+static void check_canon(const char *const cases[][2], size_t n)
+{
+    for (size_t i = 0; i < n; i++) CHECK_EQ_STR(canon(cases[i][0]), cases[i][1]);
+}
+
+#define CHECK_CANON(cases) check_canon(cases, sizeof cases / sizeof *cases)
 
 /* The double the parser reads from text (NAN when it is not a NUMBER). */
 static double parse_num(const char *text)
@@ -79,12 +91,18 @@ static const char *num(double v)
     return out.data;
 }
 
+/* s written as a JSON string, or "(refused)" (the writer must then have
+ * left the buffer as it was). */
 static const char *str(const char *s, size_t len)
 {
     jr_json_buf_reset(&out);
-    jr_json_write_string(&out, s, len);
+    jr_json_put(&out, "#", 1);
+    if (jr_json_write_string(&out, s, len) != 0) {
+        CHECK_EQ_MEM(out.data, out.len, "#");
+        return "(refused)";
+    }
     jr_json_putc(&out, '\0');
-    return out.data;
+    return out.data + 1;
 }
 
 /* ---- writer ---- */
@@ -246,7 +264,7 @@ TEST(write_string_escapes)
     CHECK_EQ_STR(str("\x01\x1f\x7f", 3), "\"\\u0001\\u001f\x7f\"");
     CHECK_EQ_STR(str("\0x", 2), "\"\\u0000x\"");
     CHECK_EQ_STR(str("\xc3\xa9\xf0\x9f\x98\x80", 6), "\"\xc3\xa9\xf0\x9f\x98\x80\""); /* as is */
-    CHECK_EQ_STR(str("\xff\xfe", 2), "\"\xff\xfe\"");                                 /* not validated */
+    CHECK_EQ_STR(str("\xff\xfe", 2), "(refused)"); /* not UTF-8 */
     /* escapes at every offset of the 8-byte fast path */
     for (int i = 0; i < 20; i++) {
         char in[21], want[64];
@@ -289,25 +307,40 @@ static void ref_escape(char *out, const char *s, size_t len)
 
 TEST(write_string_every_length_and_position)
 {
-    /* the inline path (1..16 bytes), the word loop and its tail */
-    static const char specials[] = {'"', '\\', '\n', '\x1f', '\0', '\x7f', (char)0xC3};
+    /* the inline path (1..16 bytes), the word loop and its tail; UTF-8
+     * sequences of each length are copied, broken ones refused */
+    static const char *const specials[] = {"\"", "\\", "\n", "\x1f", "", "\x7f",
+                                           "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    static const char *const broken[] = {"\xc3", "\xff", "\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
     char in[40], want[300];
     for (size_t len = 0; len <= 33; len++) {
         memset(in, 'a', len);
         ref_escape(want, in, len);
         CHECK_EQ_STR(str(in, len), want);
         for (size_t pos = 0; pos < len; pos++) {
-            for (size_t k = 0; k < sizeof specials; k++) {
+            for (size_t k = 0; k < sizeof specials / sizeof *specials; k++) {
+                size_t sl = k == 4 ? 1 : strlen(specials[k]); /* k == 4: a NUL */
+                if (pos + sl > len) continue;
                 memset(in, 'a', len);
-                in[pos] = specials[k];
-                if (pos + 1 < len) in[len - 1] = '"'; /* and one at the end */
+                memcpy(in + pos, specials[k], sl);
+                if (pos + sl < len) in[len - 1] = '"'; /* and one at the end */
                 ref_escape(want, in, len);
                 CHECK_EQ_STR(str(in, len), want);
                 /* as a key, with the ':' */
                 jr_json_buf_reset(&out);
-                jr_json_write_key(&out, in, len);
+                CHECK(jr_json_write_key(&out, in, len) == 0);
                 strcat(want, ":");
                 CHECK_EQ_MEM(out.data, out.len, want);
+            }
+            for (size_t k = 0; k < sizeof broken / sizeof *broken; k++) {
+                size_t bl = strlen(broken[k]);
+                if (pos + bl > len) continue;
+                memset(in, 'a', len);
+                memcpy(in + pos, broken[k], bl);
+                CHECK_EQ_STR(str(in, len), "(refused)");
+                jr_json_buf_reset(&out);
+                CHECK(jr_json_write_key(&out, in, len) == -1);
+                CHECK_EQ_INT(out.len, 0);
             }
         }
     }
@@ -328,6 +361,164 @@ TEST(write_long_string_crosses_chunks)
     CHECK(jr_json_next(&p) == JR_JSON_STRING);
     CHECK(p.len == n && memcmp(p.str, s, n) == 0);
     free(s);
+}
+
+TEST(write_long_string_utf8_across_chunks)
+{
+    /* Long strings are escaped in chunks of 4096 bytes: a character cut by
+     * a chunk's end must still be checked (and copied) whole. */
+    static const char *const chars[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    size_t n = 9000;
+    char *s = malloc(n), *want = malloc(n + 3);
+    for (size_t c = 0; c < 3; c++) {
+        size_t cl = strlen(chars[c]);
+        for (size_t at = 4090; at <= 4097; at++) {
+            memset(s, 'x', n);
+            memcpy(s + at, chars[c], cl);
+            memcpy(s + 2 * at, chars[c], cl); /* near the second cut too */
+            want[0] = '"';
+            memcpy(want + 1, s, n);
+            want[n + 1] = '"';
+            want[n + 2] = 0;
+            CHECK_EQ_STR(str(s, n), want);
+            /* the same character without its last byte is refused */
+            s[at + cl - 1] = 'x';
+            CHECK_EQ_STR(str(s, n), "(refused)");
+        }
+    }
+    /* a run of continuation bytes across the cut is refused wherever it falls */
+    for (size_t at = 4090; at <= 4097; at++) {
+        memset(s, 'x', n);
+        memset(s + at, 0x80, 5);
+        CHECK_EQ_STR(str(s, n), "(refused)");
+    }
+    /* a bad byte far into a long string leaves the buffer as it was */
+    memset(s, 'y', n);
+    s[n - 2] = (char)0xFF;
+    CHECK_EQ_STR(str(s, n), "(refused)");
+    free(s);
+    free(want);
+}
+
+/* ---- UTF-8 ---- */
+
+/* A code-point decoder written independently of jr_json_utf8_check's table:
+ * is s[0..n) UTF-8 (shortest form, no surrogates, at most U+10FFFF)? */
+static int ref_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], cp, min;
+        size_t len;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F, min = 0x80;
+        else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F, min = 0x800;
+        else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07, min = 0x10000;
+        else return 0;
+        if (i + len > n) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* jr_json_utf8_check's verdict as "ok" or "<pos>: <why>". */
+static const char *u8(const char *s, size_t n)
+{
+    static char msg[96];
+    size_t pos = 99;
+    const char *why = jr_json_utf8_check(s, n, &pos);
+    if (!why) return "ok";
+    snprintf(msg, sizeof msg, "%zu: %s", pos, why);
+    return msg;
+}
+
+TEST(utf8_check_cases)
+{
+    /* {input, "ok" or "<offset>: <why>"}; inputs hold no NUL */
+    static const char *const cases[][2] = {
+        {"", "ok"},
+        {"plain ascii, long enough for the word loop", "ok"},
+        {"\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xed\x9f\xbf \xee\x80\x80 \xef\xbf\xbf", "ok"},
+        {"\xf0\x90\x80\x80 \xf4\x8f\xbf\xbf", "ok"}, /* U+10000, U+10FFFF */
+        {"\x80", "0: stray continuation byte"},
+        {"abcdefghij\xbf", "10: stray continuation byte"},
+        {"\xc3\xa9\xa9", "2: stray continuation byte"},
+        {"\xc0\x80", "0: overlong encoding"}, /* NUL in two bytes */
+        {"\xc1\xbf", "0: overlong encoding"},
+        {"a\xe0\x80\xaf", "1: overlong encoding"}, /* '/' in three */
+        {"\xe0\x9f\xbf", "0: overlong encoding"},
+        {"\xf0\x8f\xbf\xbf", "0: overlong encoding"},
+        {"\xed\xa0\x80", "0: encoded surrogate U+D800..U+DFFF"},
+        {"\xed\xbf\xbf", "0: encoded surrogate U+D800..U+DFFF"},
+        {"\xf4\x90\x80\x80", "0: code point above U+10FFFF"},
+        {"\xf5\x80\x80\x80", "0: invalid byte"},
+        {"\xfe", "0: invalid byte"},
+        {"12345678\xff", "8: invalid byte"},
+        {"\xc3", "0: truncated sequence"},
+        {"\xc3" "a", "0: truncated sequence"},
+        {"\xe2\x82", "0: truncated sequence"},
+        {"\xe2\x82z", "0: truncated sequence"},
+        {"\xf0\x9f\x98", "0: truncated sequence"},
+        {"\xf0\x9f\x98\xc3\xa9", "0: truncated sequence"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        CHECK_EQ_STR(u8(cases[i][0], strlen(cases[i][0])), cases[i][1]);
+    CHECK(jr_json_utf8_check("\xff", 1, NULL) != NULL); /* pos is optional */
+}
+
+/* Every string of 1..3 bytes: the checker agrees with the reference
+ * decoder, and so do the writer and the parser on those that need no
+ * escaping. */
+TEST(utf8_exhaustive_short_strings)
+{
+    unsigned char s[3];
+    char doc[8];
+    long disagree = 0;
+    for (unsigned v = 0; v < (1u << 24); v++) {
+        s[0] = (unsigned char)(v >> 16);
+        s[1] = (unsigned char)(v >> 8);
+        s[2] = (unsigned char)v;
+        int ref = ref_utf8(s, 3);
+        disagree += (jr_json_utf8_check((const char *)s, 3, NULL) == NULL) != ref;
+        if (v < (1u << 16)) {
+            disagree += (jr_json_utf8_check((const char *)s + 1, 2, NULL) == NULL) != ref_utf8(s + 1, 2);
+            if (v < 256) disagree += (jr_json_utf8_check((const char *)s + 2, 1, NULL) == NULL) != ref_utf8(s + 2, 1);
+        }
+        if (s[0] < 0x20 || s[1] < 0x20 || s[2] < 0x20 || memchr(s, '"', 3) || memchr(s, '\\', 3)) continue;
+        jr_json_buf_reset(&out);
+        disagree += (jr_json_write_string(&out, (const char *)s, 3) == 0) != ref;
+        doc[0] = '"';
+        memcpy(doc + 1, s, 3);
+        doc[4] = '"';
+        jr_json_parser p;
+        jr_json_parser_init(&p, doc, 5, &scratch);
+        disagree += (jr_json_next(&p) == JR_JSON_STRING) != ref;
+    }
+    CHECK_EQ_INT(disagree, 0);
+}
+
+/* Four-byte leads with every second byte, and continuation bytes at and
+ * past their edges after it. */
+TEST(utf8_four_byte_sequences)
+{
+    static const unsigned char tails[] = {0x7F, 0x80, 0xBF, 0xC0};
+    long disagree = 0;
+    for (unsigned a = 0xF0; a <= 0xFF; a++)
+        for (unsigned b = 0; b < 256; b++)
+            for (size_t c = 0; c < 4; c++)
+                for (size_t d = 0; d < 4; d++) {
+                    unsigned char s[4] = {(unsigned char)a, (unsigned char)b, tails[c], tails[d]};
+                    disagree += (jr_json_utf8_check((const char *)s, 4, NULL) == NULL) != ref_utf8(s, 4);
+                }
+    CHECK_EQ_INT(disagree, 0);
 }
 
 /* ---- parser: values ---- */
@@ -381,11 +572,45 @@ TEST(parse_doubles)
     CHECK(parse_num("0.000000000000000000000000000001") == 1e-30);
     CHECK(parse_num("123456789012345678901234567890.5") == 123456789012345678901234567890.5);
     CHECK(parse_num("9007199254740993.0") == 9007199254740992.0); /* a double: rounds */
-    CHECK(parse_num("1e400") == INFINITY);
-    CHECK(parse_num("1e-400") == 0);
-    CHECK(parse_num("1e99999999999") == INFINITY);
+    CHECK(parse_num("1e-400") == 0); /* underflow reads as 0 */
+    CHECK(parse_num("-1e-400") == 0 && signbit(parse_num("-1e-400")));
+    CHECK(parse_num("1e-99999999999") == 0);
     /* a long run of digits takes the strtod path */
     CHECK(parse_num("3.14159265358979323846264338327950288419716939937510582097494459") == 3.141592653589793);
+}
+
+TEST(parse_numbers_out_of_range)
+{
+    /* a magnitude beyond the largest double is no value we can hold */
+    static const char *const cases[][2] = {
+        {"1e400", "RANGE 1"},
+        {"[1, -1e400]", "RANGE 5"},
+        {"1e99999999999", "RANGE 1"},
+        {"1.8e308", "RANGE 1"},
+        {"{\"a\":0.1e310}", "RANGE 6"},
+    };
+    CHECK_CANON(cases);
+    CHECK(parse_num("1.7976931348623157e308") == DBL_MAX); /* the largest is fine */
+    /* 400 digits and a fraction: the strtod path */
+    char big[420];
+    big[0] = '1';
+    memset(big + 1, '0', 400);
+    memcpy(big + 401, ".5", 3);
+    CHECK_EQ_STR(canon(big), "RANGE 1");
+    big[401] = 0; /* as an integer literal it is beyond int64_t, as before */
+    CHECK_EQ_STR(canon(big), "RANGE 1");
+    jr_json_parser p;
+    jr_json_parser_init(&p, "[2e400]", 7, &scratch);
+    CHECK(jr_json_next(&p) == JR_JSON_ARRAY);
+    CHECK(jr_json_next(&p) == JR_JSON_ERROR);
+    CHECK(p.out_of_range);
+    CHECK_EQ_STR(p.err, "number out of range");
+    CHECK_EQ_INT(p.err_pos, 2);
+    /* a syntax error is no range error */
+    jr_json_parser_init(&p, "[2e]", 4, &scratch);
+    jr_json_next(&p);
+    CHECK(jr_json_next(&p) == JR_JSON_ERROR);
+    CHECK(!p.out_of_range);
 }
 
 TEST(parse_bad_numbers)
@@ -411,7 +636,8 @@ TEST(parse_string_escapes)
     CHECK_EQ_STR(canon("\"\\u0041\\u00e9\\u20AC\""), "\"A\xc3\xa9\xe2\x82\xac\"");
     CHECK_EQ_STR(canon("\"\\ud83d\\ude00\""), "\"\xf0\x9f\x98\x80\"");      /* surrogate pair */
     CHECK_EQ_STR(canon("\"\\uDBFF\\uDFFF\""), "\"\xf4\x8f\xbf\xbf\"");      /* U+10FFFF */
-    CHECK_EQ_STR(canon("\"raw \xc3\xa9 \xff\""), "\"raw \xc3\xa9 \xff\""); /* bytes not validated */
+    CHECK_EQ_STR(canon("\"raw \xc3\xa9 \xe2\x82\xac \xf4\x8f\xbf\xbf\""), "\"raw \xc3\xa9 \xe2\x82\xac \xf4\x8f\xbf\xbf\"");
+    CHECK_EQ_STR(canon("{\"\xc3\xa9\\n\xc3\xa9\":\"\\t\xf0\x9f\x98\x80\"}"), "{\"\xc3\xa9\\n\xc3\xa9\":\"\\t\xf0\x9f\x98\x80\"}");
     /* \u0000 is a real NUL in the value */
     jr_json_parser p;
     jr_json_parser_init(&p, "\"a\\u0000b\"", 10, &scratch);
@@ -441,6 +667,38 @@ TEST(parse_bad_strings)
     CHECK_EQ_STR(canon("\"abc\\"), "ERR 6: unexpected end of input");
     CHECK_EQ_STR(canon("\"abc\\n"), "ERR 7: unexpected end of input");
     CHECK_EQ_STR(canon("'a'"), "ERR 1: unexpected character '''");
+}
+
+TEST(parse_invalid_utf8)
+{
+    static const char *const cases[][2] = {
+        {"\"\xff\"", "ERR 2: invalid UTF-8 in string: invalid byte (0xFF)"},
+        {"\"ab\xc0\x80\"", "ERR 4: invalid UTF-8 in string: overlong encoding (0xC0)"},
+        {"\"\xe0\x80\xaf\"", "ERR 2: invalid UTF-8 in string: overlong encoding (0xE0)"},
+        {"\"\xed\xa0\xbd\xed\xb8\x80\"", /* CESU-8 of U+1F600 */
+         "ERR 2: invalid UTF-8 in string: encoded surrogate U+D800..U+DFFF (0xED)"},
+        {"\"\xf4\x90\x80\x80\"", "ERR 2: invalid UTF-8 in string: code point above U+10FFFF (0xF4)"},
+        {"\"\xe2\x82\"", "ERR 2: invalid UTF-8 in string: truncated sequence (0xE2)"},
+        {"\"\xe2\x82", "ERR 2: invalid UTF-8 in string: truncated sequence (0xE2)"},
+        {"\"\x80\"", "ERR 2: invalid UTF-8 in string: stray continuation byte (0x80)"},
+        /* past the word loop, after an escape (the unescaping path), in a key */
+        {"\"0123456789abcdef\xff\"", "ERR 18: invalid UTF-8 in string: invalid byte (0xFF)"},
+        {"\"\\n\xc3\xa9\xff\"", "ERR 6: invalid UTF-8 in string: invalid byte (0xFF)"},
+        {"{\"k\xfe\":1}", "ERR 4: invalid UTF-8 in string: invalid byte (0xFE)"},
+        {"[\"ok\",\"\xc3\xa9\xc3\"]", "ERR 10: invalid UTF-8 in string: truncated sequence (0xC3)"},
+        /* outside strings any byte >= 0x80 was always a syntax error */
+        {"\xff", "ERR 1: unexpected byte 0xFF"},
+        {"[1,\xc3\xa9]", "ERR 4: unexpected byte 0xC3"},
+        {"\xef\xbb\xbf{}", "ERR 1: unexpected byte 0xEF"},      /* no BOM */
+        {"{\"a\":1}\xc2\xa0", "ERR 8: unexpected byte 0xC2"}, /* no-break space */
+        /* escapes may spell any scalar value, and nothing else */
+        {"\"\\ud7ff\\ue000\\uffff\"", "\"\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf\""},
+        {"\"\\udbff\\udfff\"", "\"\xf4\x8f\xbf\xbf\""},
+        {"\"\\ud800\"", "ERR 2: invalid \\u escape: high surrogate without a low one"},
+        {"\"\\udfff\\ud800\"", "ERR 2: invalid \\u escape: lone low surrogate"},
+        {"\"\\ud800\\ud800\"", "ERR 2: invalid \\u escape: high surrogate without a low one"},
+    };
+    CHECK_CANON(cases);
 }
 
 TEST(parse_structure_errors)
@@ -473,7 +731,12 @@ TEST(parse_truncated_input)
         char *cut = malloc(i ? i : 1);
         memcpy(cut, doc, i);
         const char *r = canon_n(cut, i);
-        if (strncmp(r, "ERR", 3) != 0) fprintf(stderr, "  prefix %zu parsed: %s\n", i, r);
+        if (strncmp(r, "ERR", 3) != 0) {
+            /* fputs: GCC's -Wformat-overflow under UBSan takes r for NULL */
+            fprintf(stderr, "  prefix %zu parsed: ", i);
+            fputs(r, stderr);
+            fputc('\n', stderr);
+        }
         CHECK(strncmp(r, "ERR", 3) == 0);
         free(cut);
     }
@@ -571,12 +834,18 @@ int main(void)
     RUN(write_string_escapes);
     RUN(write_string_every_length_and_position);
     RUN(write_long_string_crosses_chunks);
+    RUN(write_long_string_utf8_across_chunks);
+    RUN(utf8_check_cases);
+    RUN(utf8_exhaustive_short_strings);
+    RUN(utf8_four_byte_sequences);
     RUN(parse_scalars_and_whitespace);
     RUN(parse_integers);
     RUN(parse_doubles);
+    RUN(parse_numbers_out_of_range);
     RUN(parse_bad_numbers);
     RUN(parse_string_escapes);
     RUN(parse_bad_strings);
+    RUN(parse_invalid_utf8);
     RUN(parse_structure_errors);
     RUN(parse_truncated_input);
     RUN(parse_trailing_garbage);

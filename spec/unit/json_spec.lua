@@ -22,18 +22,21 @@ local function dec(s)
   return v
 end
 
+-- encode/decode failing: nil, message, code; returns message, code
 local function enc_err(v)
-  local s, err = encode(v)
+  local s, err, code = encode(v)
   assert.is_nil(s)
   assert.equal("string", type(err))
-  return err
+  assert.equal("string", type(code))
+  return err, code
 end
 
 local function dec_err(s)
-  local v, err = decode(s)
+  local v, err, code = decode(s)
   assert.is_nil(v)
   assert.equal("string", type(err))
-  return err
+  assert.equal("string", type(code))
+  return err, code
 end
 
 describe("json.encode", function()
@@ -74,7 +77,6 @@ describe("json.encode", function()
     assert.equal([["\n\r\t\b\f"]], enc("\n\r\t\b\f"))
     assert.equal([["\u0000\u0001\u001f"]], enc("\0\1\31"))
     assert.equal('"é 😀 \127"', enc("é 😀 \127"))
-    assert.equal('"\255"', enc("\255")) -- bytes are not validated as UTF-8
     local long = ("x\n"):rep(10000)
     assert.equal('"' .. ("x\\n"):rep(10000) .. '"', enc(long))
   end)
@@ -151,21 +153,42 @@ describe("json.encode", function()
     assert.equal("[-1]", enc { -1LL })
   end)
 
-  it("returns nil, err for values JSON cannot hold", function()
-    assert.equal("cannot encode nan", enc_err(0 / 0))
-    assert.equal("cannot encode inf", enc_err(math.huge))
-    assert.equal("cannot encode -inf", enc_err(-math.huge))
-    assert.equal("cannot encode a function", enc_err(print))
-    assert.equal("cannot encode a function", enc_err { a = { b = print } })
+  it("returns nil, message, \"invalid\" for values JSON cannot hold", function()
+    assert.same({ "cannot encode nan", "invalid" }, { enc_err(0 / 0) })
+    assert.same({ "cannot encode inf", "invalid" }, { enc_err(math.huge) })
+    assert.same({ "cannot encode -inf", "invalid" }, { enc_err(-math.huge) })
+    assert.same({ "cannot encode a function", "invalid" }, { enc_err(print) })
+    assert.equal("cannot encode a function at a.b", enc_err { a = { b = print } })
     assert.equal("cannot encode a thread", enc_err(coroutine.create(print)))
     assert.equal("cannot encode a userdata", enc_err(io.stdout))
     assert.matches("cannot encode a cdata", enc_err(ffi.new("int[2]")))
     assert.matches("cannot encode a cdata", enc_err(ffi.new("double", 1)))
     assert.equal("cannot encode a table with a boolean key", enc_err { [true] = 1 })
-    assert.equal("cannot encode a table with a table key", enc_err { [{}] = 1 })
+    assert.equal("cannot encode a table with a table key at x", enc_err { x = { [{}] = 1 } })
     assert.matches("cannot encode a table with an infinite number key", enc_err { [math.huge] = 1 })
-    assert.equal("cannot encode nan", enc_err(json.array { 1, 0 / 0 }))
-    assert.equal("cannot encode nan", enc_err(setmetatable({ a = 0 / 0 }, json.object_mt { "a" })))
+    assert.equal("cannot encode nan at [2]", enc_err(json.array { 1, 0 / 0 }))
+    assert.equal("cannot encode nan at a", enc_err(setmetatable({ a = 0 / 0 }, json.object_mt { "a" })))
+    assert.equal("cannot encode nan at b", enc_err(setmetatable({ a = 1, b = 0 / 0 }, json.object_mt { "a" })))
+  end)
+
+  it("names where a bad value sits: names, other keys, Lua indexes", function()
+    assert.equal("cannot encode a function at user.roles[2].fn",
+      enc_err { user = { roles = json.array { "a", { fn = print } } } })
+    assert.equal('cannot encode a function at ["a b"][3]["x\\34y"]', enc_err { ["a b"] = { 1, 2, { ['x"y'] = print } } })
+    assert.equal("cannot encode a function at [7][1.5]", enc_err { [7] = { [1.5] = print } })
+    assert.equal('cannot encode a function at ["1st"]', enc_err { ["1st"] = print })
+    -- a long path keeps its outer parts
+    local deep = {}
+    local cur = deep
+    for _ = 1, 100 do
+      cur.level = {}
+      cur = cur.level
+    end
+    cur.bad = print
+    local err = enc_err(deep)
+    assert.matches("^cannot encode a function at level%.level%.level", err)
+    assert.matches("%.%.%.$", err)
+    assert.is_true(#err < 260)
   end)
 
   it("refuses cycles and nesting deeper than 1000", function()
@@ -188,6 +211,33 @@ describe("json.encode", function()
 
   it("raises only when called without an argument", function()
     assert.has_error(function() encode() end)
+  end)
+
+  it("refuses strings and keys that are not UTF-8 (\"invalid_utf8\"), naming where", function()
+    assert.same({ "cannot encode a string that is not valid UTF-8 (byte 1, 0xFF: invalid byte)", "invalid_utf8" },
+      { enc_err("\255") })
+    assert.same({ "cannot encode a string that is not valid UTF-8 (byte 3, 0xC0: overlong encoding) at user.name",
+      "invalid_utf8" }, { enc_err { user = { name = "ab\192\128" } } })
+    assert.equal("cannot encode a string that is not valid UTF-8 (byte 1, 0xED: encoded surrogate U+D800..U+DFFF)"
+      .. " at [2]", enc_err { "ok", "\237\160\128" })
+    assert.equal("cannot encode a string that is not valid UTF-8 (byte 2, 0xF4: code point above U+10FFFF)"
+      .. " at tags[1]", enc_err { tags = json.array { "x\244\144\128\128" } })
+    assert.equal("cannot encode a string that is not valid UTF-8 (byte 5, 0xE2: truncated sequence) at note",
+      enc_err(setmetatable({ note = "abcd\226\130" }, json.object_mt { "note" })))
+    assert.equal('cannot encode a key that is not valid UTF-8 (byte 4, 0xFF: invalid byte) at a["bad\\255"]',
+      enc_err { a = { ["bad\255"] = 1 } })
+    -- long strings (escaped in chunks) too, wherever the byte is
+    for _, at in ipairs { 1, 4095, 4096, 4097, 9999 } do
+      local s = ("x"):rep(10000)
+      s = s:sub(1, at - 1) .. "\255" .. s:sub(at + 1)
+      assert.equal(("cannot encode a string that is not valid UTF-8 (byte %d, 0xFF: invalid byte)"):format(at),
+        enc_err(s))
+    end
+    -- and valid UTF-8 of every length still passes, short and long
+    assert.equal('["é","€","😀","\\u0000é"]', enc(json.array { "é", "€", "😀", "\0é" }))
+    local long = ("é€😀 "):rep(2000)
+    assert.equal('"' .. long .. '"', enc(long))
+    assert.equal(long, dec(enc(long)))
   end)
 
   it("works again after an error (the shared buffer is reset)", function()
@@ -282,20 +332,30 @@ describe("json.decode", function()
     assert.equal('{"id":9007199254740993}', enc(v))
   end)
 
-  it("refuses integers beyond int64", function()
-    local _, err = decode("9223372036854775808")
-    assert.equal("integer out of range at position 1", err)
-    _, err = decode('{"a": -9223372036854775809}')
-    assert.equal("integer out of range at position 7", err)
-    _, err = decode("[123456789012345678901234567890]")
-    assert.equal("integer out of range at position 2", err)
+  it("refuses integers beyond int64 (\"out_of_range\")", function()
+    assert.same({ "integer out of range at position 1", "out_of_range" }, { dec_err("9223372036854775808") })
+    assert.equal("integer out of range at position 7", dec_err('{"a": -9223372036854775809}'))
+    assert.equal("integer out of range at position 2", dec_err("[123456789012345678901234567890]"))
+  end)
+
+  it("refuses numbers beyond a double's range; reads tiny ones as 0, -0 as -0", function()
+    assert.same({ "number out of range at position 2", "out_of_range" }, { dec_err("[1e400]") })
+    assert.same({ "number out of range at position 7", "out_of_range" }, { dec_err('{"a": -1e400}') })
+    assert.equal("number out of range at position 1", dec_err("1" .. ("0"):rep(400) .. ".0"))
+    assert.equal("number out of range at position 1", dec_err("1e99999999999"))
+    assert.equal(1.7976931348623157e308, dec("1.7976931348623157e308"))
+    assert.equal(0, dec("1e-400"))
+    local z = dec("-0")
+    assert.equal(0, z)
+    assert.equal(-math.huge, 1 / z)
+    assert.equal("0", enc(z))
   end)
 
   it("unescapes strings, surrogate pairs included", function()
     assert.equal(' " \\ / \b \f \n \r \t', dec([[" \" \\ \/ \b \f \n \r \t"]]))
     assert.equal("Aé€😀", dec([["\u0041\u00e9\u20AC\ud83d\ude00"]]))
     assert.equal("a\0b", dec([["a\u0000b"]]))
-    assert.equal("é \255", dec('"é \255"')) -- raw bytes are accepted as they are
+    assert.equal("é € 😀", dec('"é € 😀"'))
     local long = ("ab\\n"):rep(5000)
     assert.equal(("ab\n"):rep(5000), dec('"' .. long .. '"'))
   end)
@@ -345,19 +405,41 @@ describe("json.decode", function()
     assert.equal("invalid JSON at position 2: unexpected character 'a'", dec_err("{a:1}"))
     assert.equal("invalid JSON at position 2: invalid escape '\\x'", dec_err([["\x"]]))
     assert.equal("invalid JSON at position 3: control character 0x0A in string", dec_err('"a\nb"'))
-    assert.matches("surrogate", dec_err([["\ud83d"]]))
+    assert.same({ "invalid JSON at position 2: invalid \\u escape: high surrogate without a low one", "invalid_json" },
+      { dec_err([["\ud83d"]]) })
     assert.matches("surrogate", dec_err([["\ude00"]]))
     assert.matches("invalid \\u escape", dec_err([["\u12x4"]]))
     assert.equal("invalid JSON at position 2: leading zero in a number", dec_err("01"))
     assert.matches("unexpected character 'N'", dec_err("NaN"))
     assert.matches("unexpected character '''", dec_err("{'a':1}"))
-    assert.equal("expected a string", dec_err(42))
-    assert.equal("expected a string", dec_err(nil))
-    assert.equal("expected a string", dec_err({}))
   end)
 
-  it("raises only when called without an argument", function()
-    assert.has_error(function() decode() end)
+  it("refuses strings that are not UTF-8, saying where and why", function()
+    local cases = {
+      { '"\255"', "position 2: invalid UTF-8 in string: invalid byte (0xFF)" },
+      { '"ab\192\128"', "position 4: invalid UTF-8 in string: overlong encoding (0xC0)" },
+      { '"\224\128\175"', "position 2: invalid UTF-8 in string: overlong encoding (0xE0)" },
+      { '"\237\160\128"', "position 2: invalid UTF-8 in string: encoded surrogate U+D800..U+DFFF (0xED)" },
+      { '"\244\144\128\128"', "position 2: invalid UTF-8 in string: code point above U+10FFFF (0xF4)" },
+      { '"\226\130"', "position 2: invalid UTF-8 in string: truncated sequence (0xE2)" },
+      { '"\128"', "position 2: invalid UTF-8 in string: stray continuation byte (0x80)" },
+      { '{"k\255":1}', "position 4: invalid UTF-8 in string: invalid byte (0xFF)" },
+      { '["\\n é", "' .. ("x"):rep(40) .. '\255"]', "position 52: invalid UTF-8 in string: invalid byte (0xFF)" },
+    }
+    for _, c in ipairs(cases) do
+      assert.same({ "invalid JSON at " .. c[2], "invalid_json" }, { dec_err(c[1]) })
+    end
+    -- the message itself is plain ASCII, whatever the input
+    assert.is_nil(dec_err('"\255\254"'):find("[\128-\255]"))
+    -- outside strings such bytes were always a syntax error
+    assert.equal("invalid JSON at position 1: unexpected byte 0xFF", dec_err("\255"))
+    assert.equal("invalid JSON at position 1: unexpected byte 0xEF", dec_err("\239\187\191{}"))
+  end)
+
+  it("raises on misuse: no argument, or not a string", function()
+    assert.has_error(function() decode() end, "bad argument #1 to 'decode' (string expected, got no value)")
+    assert.has_error(function() decode(42) end, "bad argument #1 to 'decode' (string expected, got number)")
+    assert.has_error(function() decode({}) end, "bad argument #1 to 'decode' (string expected, got table)")
   end)
 
   it("survives a nested call from inside a decode (its own scratch buffer)", function()
