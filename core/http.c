@@ -45,6 +45,7 @@
  *    later only writes a field; the timer re-arms itself when it fires early.
  */
 #include "http.h"
+#include "buf.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -65,50 +66,6 @@
 #define LINGER_MS 1000          /* max time to drain input after the final response */
 #define REQ_FREELIST_MAX 256    /* recycled request objects kept per server */
 #define KEEP_BUF_MAX 65536      /* larger per-request/connection buffers are freed on reuse */
-
-/* ---------------------------------------------------------------- buffers */
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} jbuf;
-
-static int jbuf_reserve(jbuf *b, size_t extra)
-{
-    if (b->cap - b->len >= extra) return 0;
-    size_t need = b->len + extra;
-    if (need < b->len) return -1; /* overflow */
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int jbuf_append(jbuf *b, const void *d, size_t n)
-{
-    if (jbuf_reserve(b, n)) return -1;
-    if (n) memcpy(b->p + b->len, d, n);
-    b->len += n;
-    return 0;
-}
-
-static void jbuf_free(jbuf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
-/* Empty b for reuse; drop its memory if it grew big (a one-off large body
- * should not stay pinned to a recycled object). */
-static void jbuf_reset(jbuf *b)
-{
-    if (b->cap > KEEP_BUF_MAX) jbuf_free(b);
-    b->len = 0;
-}
 
 /* ---------------------------------------------------------------- types */
 
@@ -131,8 +88,8 @@ struct jr_http_req {
     size_t method_len;
     /* Everything textual lives in strs (NUL-terminated pieces, by offset so
      * the buffer may grow while parsing). */
-    jbuf strs;
-    jbuf body;
+    jr_buf strs;
+    jr_buf body;
     uint32_t url_off, url_len, path_off, path_len, query_off, query_len;
     int32_t xrid; /* index of the X-Request-Id header, -1 if none */
     hdr_ent *hdrs;
@@ -169,8 +126,8 @@ struct conn {
     const char *sh;
     size_t sh_len;
     size_t in_pos;
-    jbuf pend;
-    jbuf wbuf;            /* response head (and unsent rest when written async) */
+    jr_buf pend;
+    jr_buf wbuf;            /* response head (and unsent rest when written async) */
     uint64_t deadline;    /* 0 = none */
     uint64_t timer_due;
     unsigned nrequests;
@@ -389,8 +346,8 @@ static jr_http_req *req_get(jr_http_server *srv)
     req->http_minor = 1;
     req->method = "";
     req->method_len = 0;
-    req->strs.len = 0;
-    req->body.len = 0;
+    jr_buf_reset(&req->strs);
+    jr_buf_reset(&req->body);
     req->url_off = req->url_len = req->path_off = req->path_len = 0;
     req->query_off = req->query_len = 0;
     req->xrid = -1;
@@ -403,8 +360,8 @@ static jr_http_req *req_get(jr_http_server *srv)
 
 static void req_destroy(jr_http_req *req)
 {
-    jbuf_free(&req->strs);
-    jbuf_free(&req->body);
+    jr_buf_free(&req->strs);
+    jr_buf_free(&req->body);
     free(req->hdrs);
     free(req);
 }
@@ -415,8 +372,8 @@ static void req_put(jr_http_req *req)
     jr_http_server *srv = req->srv;
     srv->live_reqs--;
     if (!srv->free_pending && srv->nfree < REQ_FREELIST_MAX) {
-        jbuf_reset(&req->strs);
-        jbuf_reset(&req->body);
+        jr_buf_recycle(&req->strs, KEEP_BUF_MAX);
+        jr_buf_recycle(&req->body, KEEP_BUF_MAX);
         if (req->hcap > 256) {
             free(req->hdrs);
             req->hdrs = NULL;
@@ -463,19 +420,19 @@ const char *jr_http_req_method(const jr_http_req *req, size_t *len)
 const char *jr_http_req_target(const jr_http_req *req, size_t *len)
 {
     if (len) *len = req->url_len;
-    return req->strs.p ? req->strs.p + req->url_off : "";
+    return req->strs.data ? req->strs.data + req->url_off : "";
 }
 
 const char *jr_http_req_path(const jr_http_req *req, size_t *len)
 {
     if (len) *len = req->path_len;
-    return req->strs.p ? req->strs.p + req->path_off : "";
+    return req->strs.data ? req->strs.data + req->path_off : "";
 }
 
 const char *jr_http_req_query(const jr_http_req *req, size_t *len)
 {
     if (len) *len = req->query_len;
-    return req->strs.p && req->query_len ? req->strs.p + req->query_off : "";
+    return req->strs.data && req->query_len ? req->strs.data + req->query_off : "";
 }
 
 int jr_http_req_version_minor(const jr_http_req *req) { return req->http_minor; }
@@ -495,9 +452,9 @@ void jr_http_req_header_at(const jr_http_req *req, size_t i, const char **name, 
         return;
     }
     const hdr_ent *h = &req->hdrs[i];
-    if (name) *name = req->strs.p + h->no;
+    if (name) *name = req->strs.data + h->no;
     if (nlen) *nlen = h->nl;
-    if (value) *value = req->strs.p + h->vo;
+    if (value) *value = req->strs.data + h->vo;
     if (vlen) *vlen = h->vl;
 }
 
@@ -506,9 +463,9 @@ const char *jr_http_req_header(const jr_http_req *req, const char *name, size_t 
     size_t n = strlen(name);
     for (size_t i = 0; i < req->nhdrs; i++) {
         const hdr_ent *h = &req->hdrs[i];
-        if (h->nl == n && strncasecmp(req->strs.p + h->no, name, n) == 0) {
+        if (h->nl == n && strncasecmp(req->strs.data + h->no, name, n) == 0) {
             if (vlen) *vlen = h->vl;
-            return req->strs.p + h->vo;
+            return req->strs.data + h->vo;
         }
     }
     if (vlen) *vlen = 0;
@@ -518,7 +475,7 @@ const char *jr_http_req_header(const jr_http_req *req, const char *name, size_t 
 const char *jr_http_req_body(const jr_http_req *req, size_t *len)
 {
     if (len) *len = req->body.len;
-    return req->body.p ? req->body.p : "";
+    return req->body.data ? req->body.data : "";
 }
 
 const char *jr_http_req_remote_addr(const jr_http_req *req) { return req->remote; }
@@ -567,7 +524,7 @@ const char *jr_http_req_id(const jr_http_req *creq)
     int done = 0;
     if (req->xrid >= 0 && (size_t)req->xrid < req->nhdrs) {
         const hdr_ent *h = &req->hdrs[req->xrid];
-        const char *v = req->strs.p + h->vo;
+        const char *v = req->strs.data + h->vo;
         if (valid_request_id(v, h->vl)) {
             memcpy(req->id, v, h->vl);
             req->id[h->vl] = '\0';
@@ -661,10 +618,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         /* Not expected (reading is off outside read states); keep the bytes. */
         if (c->in_shared) {
             c->in_shared = 0;
-            c->pend.len = 0;
+            jr_buf_reset(&c->pend);
             c->in_pos = 0;
         }
-        if (jbuf_append(&c->pend, buf->base, (size_t)nread)) conn_close(c);
+        if (jr_buf_append(&c->pend, buf->base, (size_t)nread)) conn_close(c);
         conn_reading(c, 0);
         return;
     }
@@ -727,7 +684,7 @@ static void access_log(conn *c)
     if (req && req->start_hr) ms = (double)(uv_hrtime() - req->start_hr) / 1e6;
     jr_logf(JR_LOG_INFO, req ? jr_http_req_id(req) : NULL, "%s %s %d %zu %.1fms",
             req && req->delivered ? req->method : "-",
-            req && req->delivered ? req->strs.p + req->url_off : "-", c->log_status, c->log_blen,
+            req && req->delivered ? req->strs.data + req->url_off : "-", c->log_status, c->log_blen,
             ms);
 }
 
@@ -738,8 +695,7 @@ static void on_write_done(conn *c)
     if (srv->cfg.access_log && jr_log_enabled(JR_LOG_INFO)) access_log(c);
     conn_drop_req(c);
     c->nrequests++;
-    if (c->wbuf.cap > KEEP_BUF_MAX) jbuf_free(&c->wbuf);
-    c->wbuf.len = 0;
+    jr_buf_recycle(&c->wbuf, KEEP_BUF_MAX);
     if (c->close_after || srv->shutting) {
         start_linger(c);
         return;
@@ -762,12 +718,12 @@ static int conn_send(conn *c, int status, const jr_http_header *hs, size_t nh, c
     const char *date = date_line(srv, &dlen);
     size_t need = 9 + 4 + tlen + 2 + dlen + 40 + 26 + 2;
     for (size_t i = 0; i < nh; i++) need += hs[i].nlen + hs[i].vlen + 4;
-    c->wbuf.len = 0;
-    if (jbuf_reserve(&c->wbuf, need)) {
+    jr_buf_reset(&c->wbuf);
+    if (jr_buf_reserve(&c->wbuf, need)) {
         conn_close(c);
         return JR_HTTP_ECLOSED;
     }
-    char *p = c->wbuf.p;
+    char *p = c->wbuf.data;
     p = put_mem(p, "HTTP/1.1 ", 9);
     *p++ = (char)('0' + status / 100);
     *p++ = (char)('0' + status / 10 % 10);
@@ -799,7 +755,7 @@ static int conn_send(conn *c, int status, const jr_http_header *hs, size_t nh, c
     }
     if (close) p = put_mem(p, "Connection: close\r\n\r\n", 21);
     else p = put_mem(p, "Connection: keep-alive\r\n\r\n", 26);
-    c->wbuf.len = (size_t)(p - c->wbuf.p);
+    c->wbuf.len = (size_t)(p - c->wbuf.data);
 
     if (!send_body) blen = 0;
     c->close_after = close ? 1 : 0;
@@ -807,7 +763,7 @@ static int conn_send(conn *c, int status, const jr_http_header *hs, size_t nh, c
     c->log_blen = blen;
 
     /* Fast path: the kernel takes it all now. */
-    uv_buf_t bufs[2] = {uv_buf_init(c->wbuf.p, (unsigned)c->wbuf.len),
+    uv_buf_t bufs[2] = {uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len),
                         uv_buf_init((char *)(uintptr_t)body, (unsigned)blen)};
     size_t total = c->wbuf.len + blen;
     int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, blen ? 2 : 1);
@@ -823,20 +779,20 @@ static int conn_send(conn *c, int status, const jr_http_header *hs, size_t nh, c
      * freed when we return) and let libuv finish it. */
     size_t sent = n > 0 ? (size_t)n : 0, hl = c->wbuf.len;
     if (sent < hl) {
-        memmove(c->wbuf.p, c->wbuf.p + sent, hl - sent);
+        memmove(c->wbuf.data, c->wbuf.data + sent, hl - sent);
         c->wbuf.len = hl - sent;
-        if (jbuf_append(&c->wbuf, body, blen)) {
+        if (jr_buf_append(&c->wbuf, body, blen)) {
             conn_close(c);
             return JR_HTTP_ECLOSED;
         }
     } else {
-        c->wbuf.len = 0;
-        if (jbuf_append(&c->wbuf, body + (sent - hl), blen - (sent - hl))) {
+        jr_buf_reset(&c->wbuf);
+        if (jr_buf_append(&c->wbuf, body + (sent - hl), blen - (sent - hl))) {
             conn_close(c);
             return JR_HTTP_ECLOSED;
         }
     }
-    uv_buf_t rest = uv_buf_init(c->wbuf.p, (unsigned)c->wbuf.len);
+    uv_buf_t rest = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len);
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &rest, 1, on_written) != 0) {
         conn_close(c);
@@ -920,7 +876,7 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
         c->url_started = 1;
         req->url_off = (uint32_t)req->strs.len;
     }
-    if (jbuf_append(&req->strs, at, n)) return fail(c, 500, "out of memory");
+    if (jr_buf_append(&req->strs, at, n)) return fail(c, 500, "out of memory");
     return 0;
 }
 
@@ -933,7 +889,7 @@ static int on_url_complete(llhttp_t *p)
         req->url_off = (uint32_t)req->strs.len;
     }
     req->url_len = (uint32_t)(req->strs.len - req->url_off);
-    if (jbuf_append(&req->strs, "", 1)) return fail(c, 500, "out of memory");
+    if (jr_buf_append_char(&req->strs, '\0')) return fail(c, 500, "out of memory");
     return 0;
 }
 
@@ -961,7 +917,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
         h->nl = h->vo = h->vl = 0;
     }
     if (c->skip_hdr) return 0;
-    if (jbuf_append(&req->strs, at, n)) return fail(c, 500, "out of memory");
+    if (jr_buf_append(&req->strs, at, n)) return fail(c, 500, "out of memory");
     return 0;
 }
 
@@ -973,7 +929,7 @@ static int on_header_field_complete(llhttp_t *p)
     if (c->skip_hdr) return 0;
     hdr_ent *h = &req->hdrs[req->nhdrs - 1];
     h->nl = (uint32_t)(req->strs.len - h->no);
-    if (jbuf_append(&req->strs, "", 1)) return fail(c, 500, "out of memory");
+    if (jr_buf_append_char(&req->strs, '\0')) return fail(c, 500, "out of memory");
     h->vo = (uint32_t)req->strs.len;
     return 0;
 }
@@ -983,7 +939,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     conn *c = p->data;
     if (count_header_bytes(c, n)) return HPE_USER;
     if (c->skip_hdr) return 0;
-    if (jbuf_append(&c->req->strs, at, n)) return fail(c, 500, "out of memory");
+    if (jr_buf_append(&c->req->strs, at, n)) return fail(c, 500, "out of memory");
     return 0;
 }
 
@@ -995,16 +951,16 @@ static int on_header_value_complete(llhttp_t *p)
     size_t idx = req->nhdrs - 1;
     hdr_ent *h = &req->hdrs[idx];
     size_t vl = req->strs.len - h->vo;
-    const char *v = req->strs.p + h->vo;
+    const char *v = req->strs.data + h->vo;
     while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--; /* llhttp keeps trailing OWS */
     req->strs.len = h->vo + vl;
     h->vl = (uint32_t)vl;
-    if (jbuf_append(&req->strs, "", 1)) return fail(c, 500, "out of memory");
-    const char *name = req->strs.p + h->no;
+    if (jr_buf_append_char(&req->strs, '\0')) return fail(c, 500, "out of memory");
+    const char *name = req->strs.data + h->no;
     if (h->nl == 12 && req->xrid < 0 && strncasecmp(name, "x-request-id", 12) == 0)
         req->xrid = (int32_t)idx;
     else if (h->nl == 6 && strncasecmp(name, "expect", 6) == 0 && vl == 12 &&
-             strncasecmp(req->strs.p + h->vo, "100-continue", 12) == 0)
+             strncasecmp(req->strs.data + h->vo, "100-continue", 12) == 0)
         req->expect_continue = 1;
     return 0;
 }
@@ -1015,8 +971,8 @@ static int on_header_value_complete(llhttp_t *p)
 static int split_target(jr_http_req *req)
 {
     size_t n = req->url_len;
-    if (jbuf_reserve(&req->strs, n + 2)) return -2;
-    const char *t = req->strs.p + req->url_off; /* stable: capacity reserved above */
+    if (jr_buf_reserve(&req->strs, n + 2)) return -2;
+    const char *t = req->strs.data + req->url_off; /* stable: capacity reserved above */
     size_t ps = 0;
     if (n && t[0] != '/') {
         /* absolute-form "scheme://authority/path": skip to the path */
@@ -1038,7 +994,7 @@ static int split_target(jr_http_req *req)
         req->query_off = req->url_off + (uint32_t)n;
         req->query_len = 0;
     }
-    char *dst = req->strs.p + req->strs.len;
+    char *dst = req->strs.data + req->strs.len;
     req->path_off = (uint32_t)req->strs.len;
     long d;
     if (pe == ps && ps > 0) { /* "http://host" or "http://host?q" */
@@ -1092,7 +1048,7 @@ static int on_headers_complete(llhttp_t *p)
     if (chunked || (has_cl && p->content_length > 0)) {
         c->state = S_BODY;
         set_deadline(c, srv->cfg.body_timeout_ms);
-        if (has_cl && jbuf_reserve(&req->body, (size_t)p->content_length))
+        if (has_cl && jr_buf_reserve(&req->body, (size_t)p->content_length))
             return fail(c, 500, "out of memory");
         /* The client waits for our go-ahead before sending the body. */
         if (req->expect_continue && p->http_minor >= 1) send_continue(c);
@@ -1105,7 +1061,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     conn *c = p->data;
     c->body_bytes += n;
     if (c->body_bytes > c->srv->cfg.max_body_size) return fail(c, 413, "request body too large");
-    if (jbuf_append(&c->req->body, at, n)) return fail(c, 500, "out of memory");
+    if (jr_buf_append(&c->req->body, at, n)) return fail(c, 500, "out of memory");
     return 0;
 }
 
@@ -1172,7 +1128,7 @@ static void conn_run(conn *c)
     c->in_run = 1;
     for (;;) {
         if (c->closing || !is_read_state(c->state)) break;
-        const char *base = c->in_shared ? c->sh : c->pend.p;
+        const char *base = c->in_shared ? c->sh : c->pend.data;
         size_t len = c->in_shared ? c->sh_len : c->pend.len, pos = c->in_pos;
         if (pos >= len) break;
         llhttp_errno_t e = llhttp_execute(&c->parser, base + pos, len - pos);
@@ -1197,8 +1153,8 @@ static void conn_run(conn *c)
             /* Pipelined bytes wait for the response; the shared buffer will
              * be reused by the next read, so move them to our own. */
             if (c->in_shared) {
-                c->pend.len = 0;
-                if (jbuf_append(&c->pend, c->sh + c->in_pos, len - c->in_pos)) {
+                jr_buf_reset(&c->pend);
+                if (jr_buf_append(&c->pend, c->sh + c->in_pos, len - c->in_pos)) {
                     c->in_run = 0;
                     conn_close(c);
                     return;
@@ -1209,7 +1165,7 @@ static void conn_run(conn *c)
         } else {
             c->in_shared = 0;
             c->in_pos = 0;
-            jbuf_reset(&c->pend);
+            jr_buf_recycle(&c->pend, KEEP_BUF_MAX);
         }
         if (is_read_state(c->state)) conn_reading(c, 1);
         else if (c->state != S_LINGER) conn_reading(c, 0);
@@ -1268,8 +1224,8 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->prev) c->prev->next = c->next;
     else srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
-    jbuf_free(&c->pend);
-    jbuf_free(&c->wbuf);
+    jr_buf_free(&c->pend);
+    jr_buf_free(&c->wbuf);
     free(c);
     srv_check(srv);
 }
