@@ -22,7 +22,7 @@
  * before calling it: no read callback can run in between, and a handler that
  * answers synchronously then costs no uv_read_stop/uv_read_start pair.)
  *
- * Every response the server makes itself (400/408/413/431/503/505) and every
+ * Every response the server makes itself (400/408/413/431/501/503/505) and every
  * "Connection: close" response ends in a lingering close: FIN, then input is
  * drained until the client closes (at most LINGER_MS).
  *
@@ -58,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,7 +118,9 @@ struct conn {
     int nclosed;          /* close callbacks seen (tcp + timer) */
     unsigned reading : 1, in_run : 1, closing : 1, close_after : 1, counted : 1, msg_done : 1,
         in_field : 1, skip_hdr : 1, url_started : 1, in_shared : 1, cont_pending : 1,
-        timer_armed : 1;
+        timer_armed : 1,
+        nhost : 2,        /* Host header lines of the request being parsed (saturates at 2) */
+        te_other : 1;     /* its Transfer-Encoding names a coding other than chunked */
     int err_status;       /* set by parser callbacks before failing */
     const char *err_detail;
     size_t header_bytes, body_bytes;
@@ -323,6 +326,20 @@ static char *put_uint(char *p, uint64_t v)
 }
 
 static int is_read_state(int s) { return s == S_IDLE || s == S_HEAD || s == S_BODY; }
+
+/* Has the client sent (part of) another request that we have not handled:
+ * bytes we hold unparsed, or bytes waiting in the socket? Asked only while
+ * shutting down (one ioctl), to answer such a request instead of closing
+ * the connection under it. */
+static int conn_has_input(conn *c)
+{
+    size_t len = c->in_shared ? c->sh_len : c->pend.len;
+    if (c->in_pos < len) return 1;
+    uv_os_fd_t fd;
+    int n = 0;
+    if (c->closing || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0) return 0;
+    return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
 
 /* ---------------------------------------------------------------- requests */
 
@@ -696,11 +713,14 @@ static void on_write_done(conn *c)
     conn_drop_req(c);
     c->nrequests++;
     jr_buf_recycle(&c->wbuf, KEEP_BUF_MAX);
-    if (c->close_after || srv->shutting) {
+    if (c->close_after) {
         start_linger(c);
         return;
     }
-    /* Back to reading: parse what is left in the buffer (pipelining). */
+    /* Back to reading: parse what is left in the buffer (pipelining). While
+     * shutting down this happens only when the client had already sent more
+     * (see jr_http_respond); conn_run closes the connection once it is idle
+     * with nothing left. */
     c->state = S_IDLE;
     set_deadline(c, srv->cfg.idle_timeout_ms);
     llhttp_resume(&c->parser);
@@ -855,6 +875,7 @@ static int on_message_begin(llhttp_t *p)
     c->req = req;
     c->header_bytes = c->body_bytes = 0;
     c->in_field = c->skip_hdr = c->url_started = 0;
+    c->nhost = c->te_other = 0;
     c->err_status = 0;
     c->err_detail = NULL;
     c->state = S_HEAD;
@@ -943,6 +964,39 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/* RFC 9112 §3.2: Host is uri-host [":" port]. Checked by character class
+ * only (reg-name, IP literals and the port use nothing else); an empty value
+ * is allowed (a target without authority). Whitespace, '/', '@', '?', '#',
+ * quotes and non-ASCII bytes are not host characters. */
+static int valid_host(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+            continue;
+        if (!memchr("-._~%!$&'()*+,;=:[]", ch, 19)) return 0;
+    }
+    return 1;
+}
+
+/* Does a Transfer-Encoding value list a coding other than "chunked"? We
+ * decode only chunked: a body still gzip- (or otherwise) encoded must not
+ * reach a handler as if it were plain. Empty list elements are allowed
+ * (RFC 9110 §5.6.1). Where chunked stands in the list llhttp checks. */
+static int names_other_coding(const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+        size_t s = i;
+        while (i < n && v[i] != ',') i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+        if (e > s && !(e - s == 7 && strncasecmp(v + s, "chunked", 7) == 0)) return 1;
+    }
+    return 0;
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     conn *c = p->data;
@@ -956,12 +1010,21 @@ static int on_header_value_complete(llhttp_t *p)
     req->strs.len = h->vo + vl;
     h->vl = (uint32_t)vl;
     if (jr_buf_append_char(&req->strs, '\0')) return fail(c, 500, "out of memory");
+    /* re-read after the append: strs may have moved */
     const char *name = req->strs.data + h->no;
-    if (h->nl == 12 && req->xrid < 0 && strncasecmp(name, "x-request-id", 12) == 0)
+    v = req->strs.data + h->vo;
+    if (h->nl == 4 && strncasecmp(name, "host", 4) == 0) {
+        if (c->nhost < 2) c->nhost++;
+        if (!valid_host(v, vl)) return fail(c, 400, "invalid Host header");
+    } else if (h->nl == 12 && req->xrid < 0 && strncasecmp(name, "x-request-id", 12) == 0) {
         req->xrid = (int32_t)idx;
-    else if (h->nl == 6 && strncasecmp(name, "expect", 6) == 0 && vl == 12 &&
-             strncasecmp(req->strs.data + h->vo, "100-continue", 12) == 0)
+    } else if (h->nl == 6 && strncasecmp(name, "expect", 6) == 0 && vl == 12 &&
+               strncasecmp(v, "100-continue", 12) == 0) {
         req->expect_continue = 1;
+    } else if (h->nl == 17 && strncasecmp(name, "transfer-encoding", 17) == 0 &&
+               names_other_coding(v, vl)) {
+        c->te_other = 1;
+    }
     return 0;
 }
 
@@ -1033,6 +1096,21 @@ static int on_headers_complete(llhttp_t *p)
     req->http_major = p->http_major;
     req->http_minor = p->http_minor;
     if (p->http_major != 1) return fail(c, 505, "HTTP version not supported");
+    /* RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0. */
+    if (c->nhost > 1) return fail(c, 400, "more than one Host header");
+    if (c->nhost == 0 && p->http_minor >= 1) return fail(c, 400, "missing Host header");
+    /* Transfer-Encoding (RFC 9112 §6). llhttp (strict: we set none of its
+     * lenient flags) already refused it together with Content-Length, and
+     * chunked twice or before another coding; a request whose last coding
+     * is not chunked would only fail after this callback, so it is refused
+     * here with a clearer message. */
+    if (p->flags & F_TRANSFER_ENCODING) {
+        if (p->http_minor == 0) /* §6.1: 1.0 has no Transfer-Encoding; framing is unreliable */
+            return fail(c, 400, "Transfer-Encoding in an HTTP/1.0 request");
+        if (!(p->flags & F_CHUNKED))
+            return fail(c, 400, "chunked must be the final transfer coding");
+        if (c->te_other) return fail(c, 501, "transfer codings other than chunked are not implemented");
+    }
     req->method = llhttp_method_name((llhttp_method_t)p->method);
     req->method_len = strlen(req->method);
     req->is_head = p->method == HTTP_HEAD;
@@ -1171,6 +1249,10 @@ static void conn_run(conn *c)
         else if (c->state != S_LINGER) conn_reading(c, 0);
     }
     c->in_run = 0;
+    /* Draining for shutdown: back to idle and nothing more from the client
+     * (in our buffer or in the socket) means this connection is done. */
+    if (!c->closing && c->srv->shutting && c->state == S_IDLE && !conn_has_input(c))
+        conn_close(c);
 }
 
 /* ---------------------------------------------------------------- respond */
@@ -1202,8 +1284,11 @@ int jr_http_respond(jr_http_req *req, int status, const jr_http_header *headers,
     req->answered = 1;
     srv->inflight--;
     unsigned maxka = srv->cfg.max_keepalive_requests;
-    int close = !req->keepalive || req->upgrade || srv->shutting ||
-                (maxka && c->nrequests + 1 >= maxka);
+    /* Shutting down, the connection closes after this answer unless the
+     * client already sent (part of) its next request: that one is answered
+     * too, and the last answer carries "Connection: close". */
+    int close = !req->keepalive || req->upgrade || (maxka && c->nrequests + 1 >= maxka) ||
+                (srv->shutting && !conn_has_input(c));
     int nobody = status < 200 || status == 204 || status == 304;
     int with_cl = !(status < 200 || status == 204 || (status == 304 && body_len == 0));
     int rc = conn_send(c, status, headers, nheaders, body, body_len, !nobody && !req->is_head,
@@ -1542,12 +1627,13 @@ void jr_http_server_shutdown(jr_http_server *srv, unsigned grace_ms, void (*done
     srv->done = done;
     srv->done_ud = ud;
     close_listener(srv);
-    /* Connections without a request being handled go now, including one
-     * halfway through the headers of a new request; bodies being uploaded,
-     * requests in handlers and responses being written finish (with
-     * "Connection: close"). */
+    /* Idle keep-alive connections go now, unless their client already sent
+     * bytes of a next request (still in the socket: the read callback has
+     * not run yet). Requests arriving (headers or body), in handlers or
+     * being written finish; each connection closes after its last answer,
+     * which says "Connection: close" (see jr_http_respond). */
     for (conn *c = srv->conns; c; c = c->next)
-        if (c->state == S_IDLE || c->state == S_HEAD) conn_close(c);
+        if (c->state == S_IDLE && !conn_has_input(c)) conn_close(c);
     uv_timer_init(srv->loop, &srv->grace);
     srv->grace_open = 1;
     uv_timer_start(&srv->grace, on_grace, grace_ms, 0);
