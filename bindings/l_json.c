@@ -58,14 +58,14 @@ static char k_int64_factory;
 #define UV_ORDER_SET lua_upvalueindex(3) /* "__order_set" */
 #define UV_TOSTRING lua_upvalueindex(4)
 
-static void release(jr_json_buf *b, jr_json_buf *shared, int *busy)
+static void release(jr_buf *b, jr_buf *shared, int *busy)
 {
     if (b != shared) {
-        jr_json_buf_free(b);
+        jr_buf_free(b);
         return;
     }
     *busy = 0;
-    if (b->cap > KEEP_BUF_MAX) jr_json_buf_free(b);
+    if (b->cap > KEEP_BUF_MAX) jr_buf_free(b);
 }
 
 /* ---- encode ---- */
@@ -76,7 +76,7 @@ static void release(jr_json_buf *b, jr_json_buf *shared, int *busy)
 
 typedef struct {
     lua_State *L;
-    jr_json_buf *b;
+    jr_buf *b;
     const char *code;
     char err[160];
     char path[ENC_PATH_MAX + 1]; /* "a.b[2]" with a leading '.' before a name */
@@ -197,10 +197,10 @@ JR_JSON_INLINE int enc_key(encoder *e, int idx)
     case LUA_TNUMBER:
         /* Never lua_tolstring here: it would turn the key lua_next needs
          * into a string in place. Digits and signs need no escaping. */
-        jr_json_putc(e->b, '"');
+        jr_buf_append_char(e->b, '"');
         if (jr_json_write_number(e->b, lua_tonumber(L, idx)) != 0)
             return enc_fail(e, "invalid", "cannot encode a table with an infinite number key");
-        jr_json_put(e->b, "\":", 2);
+        jr_buf_append(e->b, "\":", 2);
         return 0;
     default:
         return enc_fail(e, "invalid", "cannot encode a table with a %s key", lua_typename(L, lua_type(L, idx)));
@@ -222,9 +222,9 @@ static int enc_array(encoder *e, int idx, int depth, size_t n)
 {
     lua_State *L = e->L;
     int top = lua_gettop(L) + 1; /* where each element lands */
-    jr_json_putc(e->b, '[');
+    jr_buf_append_char(e->b, '[');
     for (size_t i = 1; i <= n; i++) {
-        if (i > 1) jr_json_putc(e->b, ',');
+        if (i > 1) jr_buf_append_char(e->b, ',');
         lua_rawgeti(L, idx, (int)i);
         if (enc_value(e, top, depth) != 0) {
             path_index(e, i);
@@ -232,7 +232,7 @@ static int enc_array(encoder *e, int idx, int depth, size_t n)
         }
         lua_pop(L, 1);
     }
-    jr_json_putc(e->b, ']');
+    jr_buf_append_char(e->b, ']');
     return 0;
 }
 
@@ -262,14 +262,14 @@ static int enc_object(encoder *e, int idx, int depth)
 {
     lua_State *L = e->L;
     int first = 1, top = lua_gettop(L); /* the value; the key below it */
-    jr_json_putc(e->b, '{');
+    jr_buf_append_char(e->b, '{');
     do {
-        if (!first) jr_json_putc(e->b, ',');
+        if (!first) jr_buf_append_char(e->b, ',');
         first = 0;
         if (enc_member(e, top - 1, depth) != 0) return -1;
         lua_pop(L, 1);
     } while (lua_next(L, idx));
-    jr_json_putc(e->b, '}');
+    jr_buf_append_char(e->b, '}');
     return 0;
 }
 
@@ -291,13 +291,13 @@ static int enc_ordered(encoder *e, int idx, int depth, int mt, int order)
     lua_State *L = e->L;
     int first = 1;
     size_t n = lua_objlen(L, order);
-    jr_json_putc(e->b, '{');
+    jr_buf_append_char(e->b, '{');
     for (size_t i = 1; i <= n; i++) {
         lua_rawgeti(L, order, (int)i);
         lua_pushvalue(L, -1);
         lua_rawget(L, idx);
         if (!lua_isnil(L, -1)) {
-            if (!first) jr_json_putc(e->b, ',');
+            if (!first) jr_buf_append_char(e->b, ',');
             first = 0;
             if (enc_member(e, lua_gettop(L) - 1, depth) != 0) return -1;
         }
@@ -318,14 +318,14 @@ static int enc_ordered(encoder *e, int idx, int depth, int mt, int order)
             listed = listed_in(L, order, n, key);
         }
         if (!listed) {
-            if (!first) jr_json_putc(e->b, ',');
+            if (!first) jr_buf_append_char(e->b, ',');
             first = 0;
             if (enc_member(e, key, depth) != 0) return -1;
         }
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    jr_json_putc(e->b, '}');
+    jr_buf_append_char(e->b, '}');
     return 0;
 }
 
@@ -353,7 +353,7 @@ static int enc_table(encoder *e, int idx, int depth)
     }
     lua_pushnil(L);
     if (!lua_next(L, idx)) {
-        jr_json_put(e->b, "{}", 2);
+        jr_buf_append(e->b, "{}", 2);
         return 0;
     }
     if (lua_type(L, -2) == LUA_TNUMBER) {
@@ -382,7 +382,7 @@ static int enc_cdata(encoder *e, int idx)
         int ok = i < n;
         for (; i < n; i++) ok &= s[i] >= '0' && s[i] <= '9';
         if (ok) {
-            jr_json_put(e->b, s, n);
+            jr_buf_append(e->b, s, n);
             lua_pop(L, 1);
             return 0;
         }
@@ -408,15 +408,15 @@ static int enc_typed(encoder *e, int idx, int type, int depth)
     case LUA_TTABLE:
         return enc_table(e, idx, depth + 1);
     case LUA_TBOOLEAN:
-        if (lua_toboolean(L, idx)) jr_json_put(e->b, "true", 4);
-        else jr_json_put(e->b, "false", 5);
+        if (lua_toboolean(L, idx)) jr_buf_append(e->b, "true", 4);
+        else jr_buf_append(e->b, "false", 5);
         return 0;
     case LUA_TNIL:
-        jr_json_put(e->b, "null", 4);
+        jr_buf_append(e->b, "null", 4);
         return 0;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) { /* json.null */
-            jr_json_put(e->b, "null", 4);
+            jr_buf_append(e->b, "null", 4);
             return 0;
         }
         return enc_fail(e, "invalid", "cannot encode a userdata");
@@ -427,21 +427,21 @@ static int enc_typed(encoder *e, int idx, int type, int depth)
     }
 }
 
-static jr_json_buf g_enc_buf;
+static jr_buf g_enc_buf;
 static int g_enc_busy;
 
 static int l_encode(lua_State *L)
 {
     if (lua_gettop(L) == 0) return luaL_argerror(L, 1, "value expected");
     /* Extra arguments are ignored; everything works above index 1. */
-    jr_json_buf own, *b = &g_enc_buf;
+    jr_buf own, *b = &g_enc_buf;
     if (g_enc_busy) {
-        jr_json_buf_init(&own);
+        jr_buf_init(&own);
         b = &own;
     } else {
         g_enc_busy = 1;
     }
-    jr_json_buf_reset(b);
+    jr_buf_reset(b);
     encoder e;
     e.L = L;
     e.b = b;
@@ -580,7 +580,7 @@ static int dec_value(decoder *d, jr_json_event ev)
     }
 }
 
-static jr_json_buf g_dec_scratch;
+static jr_buf g_dec_scratch;
 static int g_dec_busy;
 
 static int l_decode(lua_State *L)
@@ -591,9 +591,9 @@ static int l_decode(lua_State *L)
     lua_settop(L, 1);
     size_t len;
     const char *s = lua_tolstring(L, 1, &len);
-    jr_json_buf own, *scratch = &g_dec_scratch;
+    jr_buf own, *scratch = &g_dec_scratch;
     if (g_dec_busy) {
-        jr_json_buf_init(&own);
+        jr_buf_init(&own);
         scratch = &own;
     } else {
         g_dec_busy = 1;

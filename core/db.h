@@ -46,6 +46,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "buf.h"
+
 typedef struct jr_db jr_db;
 typedef struct jr_db_job jr_db_job;
 
@@ -113,11 +115,6 @@ typedef struct {
     jr_db_value v;
 } jr_db_param;
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-} jr_db_buf;
-
 typedef void (*jr_db_cb)(jr_db_job *job);
 
 /* Transaction states, as sqlite3_txn_state() reports them. */
@@ -133,7 +130,7 @@ struct jr_db_job {
     int pre;                /* JR_DB_PRE_* bits */
     jr_db_member_end end_member;
     jr_db_txn_end end_txn;
-    jr_db_buf req;          /* SQL text (NUL-terminated), parameter names and bytes */
+    jr_buf req;          /* SQL text (NUL-terminated), parameter names and bytes */
     size_t sql_off, sql_len;
     int has_sql;
     jr_db_param *params;
@@ -157,7 +154,7 @@ struct jr_db_job {
     size_t cols_cap;
     jr_db_value *cells;     /* nrows * ncols values, row-major */
     size_t cells_cap;
-    jr_db_buf res;          /* bytes of column names and TEXT/BLOB cells */
+    jr_buf res;          /* bytes of column names and TEXT/BLOB cells */
     /* The statement's work, from sqlite3_stmt_status(): sort operations,
      * virtual machine steps, and steps of full table scans. */
     int64_t sorts, vm_steps, fullscan_steps;

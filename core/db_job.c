@@ -20,43 +20,16 @@
 /* ------------------------------------------------------------------ */
 /* Buffers and jobs                                                     */
 
-static int buf_reserve(jr_db_buf *b, size_t extra)
-{
-    if (b->cap - b->len >= extra) return 0;
-    size_t need = b->len + extra;
-    if (need < b->len) return -1;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) {
-        if (cap > SIZE_MAX / 2) {
-            cap = need;
-            break;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->data, cap);
-    if (!p) return -1;
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
-
 /* Append n bytes plus a NUL (so text can be handed to C APIs as is);
  * *off gets where they start. */
-static int buf_put(jr_db_buf *b, const void *p, size_t n, size_t *off)
+static int buf_put(jr_buf *b, const void *p, size_t n, size_t *off)
 {
-    if (n + 1 < n || buf_reserve(b, n + 1) != 0) return -1;
+    if (n + 1 < n || jr_buf_reserve(b, n + 1) != 0) return -1;
     *off = b->len;
     if (n) memcpy(b->data + b->len, p, n);
     b->data[b->len + n] = 0;
     b->len += n + 1;
     return 0;
-}
-
-static void buf_free(jr_db_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
 }
 
 void jr_db_job_init(jr_db_job *job) { memset(job, 0, sizeof *job); }
@@ -69,13 +42,12 @@ void jr_db_job_clear_results(jr_db_job *j)
     j->changes = j->last_insert_id = 0;
     j->sorts = j->vm_steps = j->fullscan_steps = 0;
     j->ncols = j->nrows = 0;
-    j->res.len = 0;
+    jr_buf_reset(&j->res);
     j->ran_inline = 0;
 }
 
 void jr_db_job_reset(jr_db_job *job)
 {
-    job->req.len = 0;
     job->sql_off = job->sql_len = 0;
     job->has_sql = 0;
     job->nparams = 0;
@@ -85,8 +57,8 @@ void jr_db_job_reset(jr_db_job *job)
     job->end_txn = JR_DB_TXN_KEEP;
     jr_db_job_clear_results(job);
     job->next = NULL;
-    if (job->req.cap > JR_DB_KEEP_MAX) buf_free(&job->req);
-    if (job->res.cap > JR_DB_KEEP_MAX) buf_free(&job->res);
+    jr_buf_recycle(&job->req, JR_DB_KEEP_MAX);
+    jr_buf_recycle(&job->res, JR_DB_KEEP_MAX);
     if (job->cells_cap * sizeof(jr_db_value) > JR_DB_KEEP_MAX) {
         free(job->cells);
         job->cells = NULL;
@@ -101,8 +73,8 @@ void jr_db_job_reset(jr_db_job *job)
 
 void jr_db_job_free(jr_db_job *job)
 {
-    buf_free(&job->req);
-    buf_free(&job->res);
+    jr_buf_free(&job->req);
+    jr_buf_free(&job->res);
     free(job->params);
     free(job->cols);
     free(job->cells);

@@ -22,7 +22,7 @@
  * before calling it: no read callback can run in between, and a handler that
  * answers synchronously then costs no uv_read_stop/uv_read_start pair.)
  *
- * Every response the server makes itself (400/408/413/431/503/505) and every
+ * Every response the server makes itself (400/408/413/431/501/503/505) and every
  * "Connection: close" response ends in a lingering close: FIN, then input is
  * drained until the client closes (at most LINGER_MS).
  *
@@ -45,6 +45,7 @@
  *    later only writes a field; the timer re-arms itself when it fires early.
  */
 #include "http.h"
+#include "buf.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -57,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,50 +67,6 @@
 #define LINGER_MS 1000          /* max time to drain input after the final response */
 #define REQ_FREELIST_MAX 256    /* recycled request objects kept per server */
 #define KEEP_BUF_MAX 65536      /* larger per-request/connection buffers are freed on reuse */
-
-/* ---------------------------------------------------------------- buffers */
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} jbuf;
-
-static int jbuf_reserve(jbuf *b, size_t extra)
-{
-    if (b->cap - b->len >= extra) return 0;
-    size_t need = b->len + extra;
-    if (need < b->len) return -1; /* overflow */
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int jbuf_append(jbuf *b, const void *d, size_t n)
-{
-    if (jbuf_reserve(b, n)) return -1;
-    if (n) memcpy(b->p + b->len, d, n);
-    b->len += n;
-    return 0;
-}
-
-static void jbuf_free(jbuf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
-/* Empty b for reuse; drop its memory if it grew big (a one-off large body
- * should not stay pinned to a recycled object). */
-static void jbuf_reset(jbuf *b)
-{
-    if (b->cap > KEEP_BUF_MAX) jbuf_free(b);
-    b->len = 0;
-}
 
 /* ---------------------------------------------------------------- types */
 
@@ -131,8 +89,8 @@ struct jr_http_req {
     size_t method_len;
     /* Everything textual lives in strs (NUL-terminated pieces, by offset so
      * the buffer may grow while parsing). */
-    jbuf strs;
-    jbuf body;
+    jr_buf strs;
+    jr_buf body;
     uint32_t url_off, url_len, path_off, path_len, query_off, query_len;
     int32_t xrid; /* index of the X-Request-Id header, -1 if none */
     hdr_ent *hdrs;
@@ -160,7 +118,9 @@ struct conn {
     int nclosed;          /* close callbacks seen (tcp + timer) */
     unsigned reading : 1, in_run : 1, closing : 1, close_after : 1, counted : 1, msg_done : 1,
         in_field : 1, skip_hdr : 1, url_started : 1, in_shared : 1, cont_pending : 1,
-        timer_armed : 1;
+        timer_armed : 1,
+        nhost : 2,        /* Host header lines of the request being parsed (saturates at 2) */
+        te_other : 1;     /* its Transfer-Encoding names a coding other than chunked */
     int err_status;       /* set by parser callbacks before failing */
     const char *err_detail;
     size_t header_bytes, body_bytes;
@@ -169,8 +129,8 @@ struct conn {
     const char *sh;
     size_t sh_len;
     size_t in_pos;
-    jbuf pend;
-    jbuf wbuf;            /* response head (and unsent rest when written async) */
+    jr_buf pend;
+    jr_buf wbuf;            /* response head (and unsent rest when written async) */
     uint64_t deadline;    /* 0 = none */
     uint64_t timer_due;
     unsigned nrequests;
@@ -367,6 +327,20 @@ static char *put_uint(char *p, uint64_t v)
 
 static int is_read_state(int s) { return s == S_IDLE || s == S_HEAD || s == S_BODY; }
 
+/* Has the client sent (part of) another request that we have not handled:
+ * bytes we hold unparsed, or bytes waiting in the socket? Asked only while
+ * shutting down (one ioctl), to answer such a request instead of closing
+ * the connection under it. */
+static int conn_has_input(conn *c)
+{
+    size_t len = c->in_shared ? c->sh_len : c->pend.len;
+    if (c->in_pos < len) return 1;
+    uv_os_fd_t fd;
+    int n = 0;
+    if (c->closing || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0) return 0;
+    return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 /* ---------------------------------------------------------------- requests */
 
 static jr_http_req *req_get(jr_http_server *srv)
@@ -389,8 +363,8 @@ static jr_http_req *req_get(jr_http_server *srv)
     req->http_minor = 1;
     req->method = "";
     req->method_len = 0;
-    req->strs.len = 0;
-    req->body.len = 0;
+    jr_buf_reset(&req->strs);
+    jr_buf_reset(&req->body);
     req->url_off = req->url_len = req->path_off = req->path_len = 0;
     req->query_off = req->query_len = 0;
     req->xrid = -1;
@@ -403,8 +377,8 @@ static jr_http_req *req_get(jr_http_server *srv)
 
 static void req_destroy(jr_http_req *req)
 {
-    jbuf_free(&req->strs);
-    jbuf_free(&req->body);
+    jr_buf_free(&req->strs);
+    jr_buf_free(&req->body);
     free(req->hdrs);
     free(req);
 }
@@ -415,8 +389,8 @@ static void req_put(jr_http_req *req)
     jr_http_server *srv = req->srv;
     srv->live_reqs--;
     if (!srv->free_pending && srv->nfree < REQ_FREELIST_MAX) {
-        jbuf_reset(&req->strs);
-        jbuf_reset(&req->body);
+        jr_buf_recycle(&req->strs, KEEP_BUF_MAX);
+        jr_buf_recycle(&req->body, KEEP_BUF_MAX);
         if (req->hcap > 256) {
             free(req->hdrs);
             req->hdrs = NULL;
@@ -463,19 +437,19 @@ const char *jr_http_req_method(const jr_http_req *req, size_t *len)
 const char *jr_http_req_target(const jr_http_req *req, size_t *len)
 {
     if (len) *len = req->url_len;
-    return req->strs.p ? req->strs.p + req->url_off : "";
+    return req->strs.data ? req->strs.data + req->url_off : "";
 }
 
 const char *jr_http_req_path(const jr_http_req *req, size_t *len)
 {
     if (len) *len = req->path_len;
-    return req->strs.p ? req->strs.p + req->path_off : "";
+    return req->strs.data ? req->strs.data + req->path_off : "";
 }
 
 const char *jr_http_req_query(const jr_http_req *req, size_t *len)
 {
     if (len) *len = req->query_len;
-    return req->strs.p && req->query_len ? req->strs.p + req->query_off : "";
+    return req->strs.data && req->query_len ? req->strs.data + req->query_off : "";
 }
 
 int jr_http_req_version_minor(const jr_http_req *req) { return req->http_minor; }
@@ -495,9 +469,9 @@ void jr_http_req_header_at(const jr_http_req *req, size_t i, const char **name, 
         return;
     }
     const hdr_ent *h = &req->hdrs[i];
-    if (name) *name = req->strs.p + h->no;
+    if (name) *name = req->strs.data + h->no;
     if (nlen) *nlen = h->nl;
-    if (value) *value = req->strs.p + h->vo;
+    if (value) *value = req->strs.data + h->vo;
     if (vlen) *vlen = h->vl;
 }
 
@@ -506,9 +480,9 @@ const char *jr_http_req_header(const jr_http_req *req, const char *name, size_t 
     size_t n = strlen(name);
     for (size_t i = 0; i < req->nhdrs; i++) {
         const hdr_ent *h = &req->hdrs[i];
-        if (h->nl == n && strncasecmp(req->strs.p + h->no, name, n) == 0) {
+        if (h->nl == n && strncasecmp(req->strs.data + h->no, name, n) == 0) {
             if (vlen) *vlen = h->vl;
-            return req->strs.p + h->vo;
+            return req->strs.data + h->vo;
         }
     }
     if (vlen) *vlen = 0;
@@ -518,7 +492,7 @@ const char *jr_http_req_header(const jr_http_req *req, const char *name, size_t 
 const char *jr_http_req_body(const jr_http_req *req, size_t *len)
 {
     if (len) *len = req->body.len;
-    return req->body.p ? req->body.p : "";
+    return req->body.data ? req->body.data : "";
 }
 
 const char *jr_http_req_remote_addr(const jr_http_req *req) { return req->remote; }
@@ -567,7 +541,7 @@ const char *jr_http_req_id(const jr_http_req *creq)
     int done = 0;
     if (req->xrid >= 0 && (size_t)req->xrid < req->nhdrs) {
         const hdr_ent *h = &req->hdrs[req->xrid];
-        const char *v = req->strs.p + h->vo;
+        const char *v = req->strs.data + h->vo;
         if (valid_request_id(v, h->vl)) {
             memcpy(req->id, v, h->vl);
             req->id[h->vl] = '\0';
@@ -661,10 +635,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         /* Not expected (reading is off outside read states); keep the bytes. */
         if (c->in_shared) {
             c->in_shared = 0;
-            c->pend.len = 0;
+            jr_buf_reset(&c->pend);
             c->in_pos = 0;
         }
-        if (jbuf_append(&c->pend, buf->base, (size_t)nread)) conn_close(c);
+        if (jr_buf_append(&c->pend, buf->base, (size_t)nread)) conn_close(c);
         conn_reading(c, 0);
         return;
     }
@@ -727,7 +701,7 @@ static void access_log(conn *c)
     if (req && req->start_hr) ms = (double)(uv_hrtime() - req->start_hr) / 1e6;
     jr_logf(JR_LOG_INFO, req ? jr_http_req_id(req) : NULL, "%s %s %d %zu %.1fms",
             req && req->delivered ? req->method : "-",
-            req && req->delivered ? req->strs.p + req->url_off : "-", c->log_status, c->log_blen,
+            req && req->delivered ? req->strs.data + req->url_off : "-", c->log_status, c->log_blen,
             ms);
 }
 
@@ -738,13 +712,15 @@ static void on_write_done(conn *c)
     if (srv->cfg.access_log && jr_log_enabled(JR_LOG_INFO)) access_log(c);
     conn_drop_req(c);
     c->nrequests++;
-    if (c->wbuf.cap > KEEP_BUF_MAX) jbuf_free(&c->wbuf);
-    c->wbuf.len = 0;
-    if (c->close_after || srv->shutting) {
+    jr_buf_recycle(&c->wbuf, KEEP_BUF_MAX);
+    if (c->close_after) {
         start_linger(c);
         return;
     }
-    /* Back to reading: parse what is left in the buffer (pipelining). */
+    /* Back to reading: parse what is left in the buffer (pipelining). While
+     * shutting down this happens only when the client had already sent more
+     * (see jr_http_respond); conn_run closes the connection once it is idle
+     * with nothing left. */
     c->state = S_IDLE;
     set_deadline(c, srv->cfg.idle_timeout_ms);
     llhttp_resume(&c->parser);
@@ -762,12 +738,12 @@ static int conn_send(conn *c, int status, const jr_http_header *hs, size_t nh, c
     const char *date = date_line(srv, &dlen);
     size_t need = 9 + 4 + tlen + 2 + dlen + 40 + 26 + 2;
     for (size_t i = 0; i < nh; i++) need += hs[i].nlen + hs[i].vlen + 4;
-    c->wbuf.len = 0;
-    if (jbuf_reserve(&c->wbuf, need)) {
+    jr_buf_reset(&c->wbuf);
+    if (jr_buf_reserve(&c->wbuf, need)) {
         conn_close(c);
         return JR_HTTP_ECLOSED;
     }
-    char *p = c->wbuf.p;
+    char *p = c->wbuf.data;
     p = put_mem(p, "HTTP/1.1 ", 9);
     *p++ = (char)('0' + status / 100);
     *p++ = (char)('0' + status / 10 % 10);
@@ -799,7 +775,7 @@ static int conn_send(conn *c, int status, const jr_http_header *hs, size_t nh, c
     }
     if (close) p = put_mem(p, "Connection: close\r\n\r\n", 21);
     else p = put_mem(p, "Connection: keep-alive\r\n\r\n", 26);
-    c->wbuf.len = (size_t)(p - c->wbuf.p);
+    c->wbuf.len = (size_t)(p - c->wbuf.data);
 
     if (!send_body) blen = 0;
     c->close_after = close ? 1 : 0;
@@ -807,7 +783,7 @@ static int conn_send(conn *c, int status, const jr_http_header *hs, size_t nh, c
     c->log_blen = blen;
 
     /* Fast path: the kernel takes it all now. */
-    uv_buf_t bufs[2] = {uv_buf_init(c->wbuf.p, (unsigned)c->wbuf.len),
+    uv_buf_t bufs[2] = {uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len),
                         uv_buf_init((char *)(uintptr_t)body, (unsigned)blen)};
     size_t total = c->wbuf.len + blen;
     int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, blen ? 2 : 1);
@@ -823,20 +799,20 @@ static int conn_send(conn *c, int status, const jr_http_header *hs, size_t nh, c
      * freed when we return) and let libuv finish it. */
     size_t sent = n > 0 ? (size_t)n : 0, hl = c->wbuf.len;
     if (sent < hl) {
-        memmove(c->wbuf.p, c->wbuf.p + sent, hl - sent);
+        memmove(c->wbuf.data, c->wbuf.data + sent, hl - sent);
         c->wbuf.len = hl - sent;
-        if (jbuf_append(&c->wbuf, body, blen)) {
+        if (jr_buf_append(&c->wbuf, body, blen)) {
             conn_close(c);
             return JR_HTTP_ECLOSED;
         }
     } else {
-        c->wbuf.len = 0;
-        if (jbuf_append(&c->wbuf, body + (sent - hl), blen - (sent - hl))) {
+        jr_buf_reset(&c->wbuf);
+        if (jr_buf_append(&c->wbuf, body + (sent - hl), blen - (sent - hl))) {
             conn_close(c);
             return JR_HTTP_ECLOSED;
         }
     }
-    uv_buf_t rest = uv_buf_init(c->wbuf.p, (unsigned)c->wbuf.len);
+    uv_buf_t rest = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len);
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &rest, 1, on_written) != 0) {
         conn_close(c);
@@ -899,6 +875,7 @@ static int on_message_begin(llhttp_t *p)
     c->req = req;
     c->header_bytes = c->body_bytes = 0;
     c->in_field = c->skip_hdr = c->url_started = 0;
+    c->nhost = c->te_other = 0;
     c->err_status = 0;
     c->err_detail = NULL;
     c->state = S_HEAD;
@@ -920,7 +897,7 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
         c->url_started = 1;
         req->url_off = (uint32_t)req->strs.len;
     }
-    if (jbuf_append(&req->strs, at, n)) return fail(c, 500, "out of memory");
+    if (jr_buf_append(&req->strs, at, n)) return fail(c, 500, "out of memory");
     return 0;
 }
 
@@ -933,7 +910,7 @@ static int on_url_complete(llhttp_t *p)
         req->url_off = (uint32_t)req->strs.len;
     }
     req->url_len = (uint32_t)(req->strs.len - req->url_off);
-    if (jbuf_append(&req->strs, "", 1)) return fail(c, 500, "out of memory");
+    if (jr_buf_append_char(&req->strs, '\0')) return fail(c, 500, "out of memory");
     return 0;
 }
 
@@ -961,7 +938,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
         h->nl = h->vo = h->vl = 0;
     }
     if (c->skip_hdr) return 0;
-    if (jbuf_append(&req->strs, at, n)) return fail(c, 500, "out of memory");
+    if (jr_buf_append(&req->strs, at, n)) return fail(c, 500, "out of memory");
     return 0;
 }
 
@@ -973,7 +950,7 @@ static int on_header_field_complete(llhttp_t *p)
     if (c->skip_hdr) return 0;
     hdr_ent *h = &req->hdrs[req->nhdrs - 1];
     h->nl = (uint32_t)(req->strs.len - h->no);
-    if (jbuf_append(&req->strs, "", 1)) return fail(c, 500, "out of memory");
+    if (jr_buf_append_char(&req->strs, '\0')) return fail(c, 500, "out of memory");
     h->vo = (uint32_t)req->strs.len;
     return 0;
 }
@@ -983,7 +960,40 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     conn *c = p->data;
     if (count_header_bytes(c, n)) return HPE_USER;
     if (c->skip_hdr) return 0;
-    if (jbuf_append(&c->req->strs, at, n)) return fail(c, 500, "out of memory");
+    if (jr_buf_append(&c->req->strs, at, n)) return fail(c, 500, "out of memory");
+    return 0;
+}
+
+/* RFC 9112 §3.2: Host is uri-host [":" port]. Checked by character class
+ * only (reg-name, IP literals and the port use nothing else); an empty value
+ * is allowed (a target without authority). Whitespace, '/', '@', '?', '#',
+ * quotes and non-ASCII bytes are not host characters. */
+static int valid_host(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+            continue;
+        if (!memchr("-._~%!$&'()*+,;=:[]", ch, 19)) return 0;
+    }
+    return 1;
+}
+
+/* Does a Transfer-Encoding value list a coding other than "chunked"? We
+ * decode only chunked: a body still gzip- (or otherwise) encoded must not
+ * reach a handler as if it were plain. Empty list elements are allowed
+ * (RFC 9110 §5.6.1). Where chunked stands in the list llhttp checks. */
+static int names_other_coding(const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+        size_t s = i;
+        while (i < n && v[i] != ',') i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+        if (e > s && !(e - s == 7 && strncasecmp(v + s, "chunked", 7) == 0)) return 1;
+    }
     return 0;
 }
 
@@ -995,17 +1005,26 @@ static int on_header_value_complete(llhttp_t *p)
     size_t idx = req->nhdrs - 1;
     hdr_ent *h = &req->hdrs[idx];
     size_t vl = req->strs.len - h->vo;
-    const char *v = req->strs.p + h->vo;
+    const char *v = req->strs.data + h->vo;
     while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--; /* llhttp keeps trailing OWS */
     req->strs.len = h->vo + vl;
     h->vl = (uint32_t)vl;
-    if (jbuf_append(&req->strs, "", 1)) return fail(c, 500, "out of memory");
-    const char *name = req->strs.p + h->no;
-    if (h->nl == 12 && req->xrid < 0 && strncasecmp(name, "x-request-id", 12) == 0)
+    if (jr_buf_append_char(&req->strs, '\0')) return fail(c, 500, "out of memory");
+    /* re-read after the append: strs may have moved */
+    const char *name = req->strs.data + h->no;
+    v = req->strs.data + h->vo;
+    if (h->nl == 4 && strncasecmp(name, "host", 4) == 0) {
+        if (c->nhost < 2) c->nhost++;
+        if (!valid_host(v, vl)) return fail(c, 400, "invalid Host header");
+    } else if (h->nl == 12 && req->xrid < 0 && strncasecmp(name, "x-request-id", 12) == 0) {
         req->xrid = (int32_t)idx;
-    else if (h->nl == 6 && strncasecmp(name, "expect", 6) == 0 && vl == 12 &&
-             strncasecmp(req->strs.p + h->vo, "100-continue", 12) == 0)
+    } else if (h->nl == 6 && strncasecmp(name, "expect", 6) == 0 && vl == 12 &&
+               strncasecmp(v, "100-continue", 12) == 0) {
         req->expect_continue = 1;
+    } else if (h->nl == 17 && strncasecmp(name, "transfer-encoding", 17) == 0 &&
+               names_other_coding(v, vl)) {
+        c->te_other = 1;
+    }
     return 0;
 }
 
@@ -1015,8 +1034,8 @@ static int on_header_value_complete(llhttp_t *p)
 static int split_target(jr_http_req *req)
 {
     size_t n = req->url_len;
-    if (jbuf_reserve(&req->strs, n + 2)) return -2;
-    const char *t = req->strs.p + req->url_off; /* stable: capacity reserved above */
+    if (jr_buf_reserve(&req->strs, n + 2)) return -2;
+    const char *t = req->strs.data + req->url_off; /* stable: capacity reserved above */
     size_t ps = 0;
     if (n && t[0] != '/') {
         /* absolute-form "scheme://authority/path": skip to the path */
@@ -1038,7 +1057,7 @@ static int split_target(jr_http_req *req)
         req->query_off = req->url_off + (uint32_t)n;
         req->query_len = 0;
     }
-    char *dst = req->strs.p + req->strs.len;
+    char *dst = req->strs.data + req->strs.len;
     req->path_off = (uint32_t)req->strs.len;
     long d;
     if (pe == ps && ps > 0) { /* "http://host" or "http://host?q" */
@@ -1077,6 +1096,21 @@ static int on_headers_complete(llhttp_t *p)
     req->http_major = p->http_major;
     req->http_minor = p->http_minor;
     if (p->http_major != 1) return fail(c, 505, "HTTP version not supported");
+    /* RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0. */
+    if (c->nhost > 1) return fail(c, 400, "more than one Host header");
+    if (c->nhost == 0 && p->http_minor >= 1) return fail(c, 400, "missing Host header");
+    /* Transfer-Encoding (RFC 9112 §6). llhttp (strict: we set none of its
+     * lenient flags) already refused it together with Content-Length, and
+     * chunked twice or before another coding; a request whose last coding
+     * is not chunked would only fail after this callback, so it is refused
+     * here with a clearer message. */
+    if (p->flags & F_TRANSFER_ENCODING) {
+        if (p->http_minor == 0) /* §6.1: 1.0 has no Transfer-Encoding; framing is unreliable */
+            return fail(c, 400, "Transfer-Encoding in an HTTP/1.0 request");
+        if (!(p->flags & F_CHUNKED))
+            return fail(c, 400, "chunked must be the final transfer coding");
+        if (c->te_other) return fail(c, 501, "transfer codings other than chunked are not implemented");
+    }
     req->method = llhttp_method_name((llhttp_method_t)p->method);
     req->method_len = strlen(req->method);
     req->is_head = p->method == HTTP_HEAD;
@@ -1092,7 +1126,7 @@ static int on_headers_complete(llhttp_t *p)
     if (chunked || (has_cl && p->content_length > 0)) {
         c->state = S_BODY;
         set_deadline(c, srv->cfg.body_timeout_ms);
-        if (has_cl && jbuf_reserve(&req->body, (size_t)p->content_length))
+        if (has_cl && jr_buf_reserve(&req->body, (size_t)p->content_length))
             return fail(c, 500, "out of memory");
         /* The client waits for our go-ahead before sending the body. */
         if (req->expect_continue && p->http_minor >= 1) send_continue(c);
@@ -1105,7 +1139,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     conn *c = p->data;
     c->body_bytes += n;
     if (c->body_bytes > c->srv->cfg.max_body_size) return fail(c, 413, "request body too large");
-    if (jbuf_append(&c->req->body, at, n)) return fail(c, 500, "out of memory");
+    if (jr_buf_append(&c->req->body, at, n)) return fail(c, 500, "out of memory");
     return 0;
 }
 
@@ -1172,7 +1206,7 @@ static void conn_run(conn *c)
     c->in_run = 1;
     for (;;) {
         if (c->closing || !is_read_state(c->state)) break;
-        const char *base = c->in_shared ? c->sh : c->pend.p;
+        const char *base = c->in_shared ? c->sh : c->pend.data;
         size_t len = c->in_shared ? c->sh_len : c->pend.len, pos = c->in_pos;
         if (pos >= len) break;
         llhttp_errno_t e = llhttp_execute(&c->parser, base + pos, len - pos);
@@ -1197,8 +1231,8 @@ static void conn_run(conn *c)
             /* Pipelined bytes wait for the response; the shared buffer will
              * be reused by the next read, so move them to our own. */
             if (c->in_shared) {
-                c->pend.len = 0;
-                if (jbuf_append(&c->pend, c->sh + c->in_pos, len - c->in_pos)) {
+                jr_buf_reset(&c->pend);
+                if (jr_buf_append(&c->pend, c->sh + c->in_pos, len - c->in_pos)) {
                     c->in_run = 0;
                     conn_close(c);
                     return;
@@ -1209,12 +1243,16 @@ static void conn_run(conn *c)
         } else {
             c->in_shared = 0;
             c->in_pos = 0;
-            jbuf_reset(&c->pend);
+            jr_buf_recycle(&c->pend, KEEP_BUF_MAX);
         }
         if (is_read_state(c->state)) conn_reading(c, 1);
         else if (c->state != S_LINGER) conn_reading(c, 0);
     }
     c->in_run = 0;
+    /* Draining for shutdown: back to idle and nothing more from the client
+     * (in our buffer or in the socket) means this connection is done. */
+    if (!c->closing && c->srv->shutting && c->state == S_IDLE && !conn_has_input(c))
+        conn_close(c);
 }
 
 /* ---------------------------------------------------------------- respond */
@@ -1246,8 +1284,11 @@ int jr_http_respond(jr_http_req *req, int status, const jr_http_header *headers,
     req->answered = 1;
     srv->inflight--;
     unsigned maxka = srv->cfg.max_keepalive_requests;
-    int close = !req->keepalive || req->upgrade || srv->shutting ||
-                (maxka && c->nrequests + 1 >= maxka);
+    /* Shutting down, the connection closes after this answer unless the
+     * client already sent (part of) its next request: that one is answered
+     * too, and the last answer carries "Connection: close". */
+    int close = !req->keepalive || req->upgrade || (maxka && c->nrequests + 1 >= maxka) ||
+                (srv->shutting && !conn_has_input(c));
     int nobody = status < 200 || status == 204 || status == 304;
     int with_cl = !(status < 200 || status == 204 || (status == 304 && body_len == 0));
     int rc = conn_send(c, status, headers, nheaders, body, body_len, !nobody && !req->is_head,
@@ -1268,8 +1309,8 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->prev) c->prev->next = c->next;
     else srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
-    jbuf_free(&c->pend);
-    jbuf_free(&c->wbuf);
+    jr_buf_free(&c->pend);
+    jr_buf_free(&c->wbuf);
     free(c);
     srv_check(srv);
 }
@@ -1586,12 +1627,13 @@ void jr_http_server_shutdown(jr_http_server *srv, unsigned grace_ms, void (*done
     srv->done = done;
     srv->done_ud = ud;
     close_listener(srv);
-    /* Connections without a request being handled go now, including one
-     * halfway through the headers of a new request; bodies being uploaded,
-     * requests in handlers and responses being written finish (with
-     * "Connection: close"). */
+    /* Idle keep-alive connections go now, unless their client already sent
+     * bytes of a next request (still in the socket: the read callback has
+     * not run yet). Requests arriving (headers or body), in handlers or
+     * being written finish; each connection closes after its last answer,
+     * which says "Connection: close" (see jr_http_respond). */
     for (conn *c = srv->conns; c; c = c->next)
-        if (c->state == S_IDLE || c->state == S_HEAD) conn_close(c);
+        if (c->state == S_IDLE && !conn_has_input(c)) conn_close(c);
     uv_timer_init(srv->loop, &srv->grace);
     srv->grace_open = 1;
     uv_timer_start(&srv->grace, on_grace, grace_ms, 0);

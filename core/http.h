@@ -65,9 +65,12 @@ int jr_http_server_port(const jr_http_server *srv);
 size_t jr_http_server_connections(const jr_http_server *srv);
 size_t jr_http_server_inflight(const jr_http_server *srv);
 
-/* Graceful shutdown: stop accepting, close idle keep-alive connections now,
- * let in-flight requests finish (their responses go out with
- * "Connection: close"), and force-close whatever is left after grace_ms.
+/* Graceful shutdown: stop accepting, close idle keep-alive connections now
+ * (those whose client sent nothing more), let requests that already arrived
+ * finish (whole or partly received, in handlers, being written; also a
+ * pipelined request behind them or one still in the socket): each
+ * connection's last response goes out with "Connection: close" and then the
+ * connection closes. Whatever is left after grace_ms is force-closed.
  * done(ud) runs once when no connection is left; after it the server may be
  * freed. Calling it twice is harmless (the second call is ignored). */
 void jr_http_server_shutdown(jr_http_server *srv, unsigned grace_ms,

@@ -8,38 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* ---- buffer ---- */
-
-void jr_json_buf_init(jr_json_buf *b)
-{
-    b->data = NULL;
-    b->len = b->cap = 0;
-    b->failed = 0;
-}
-
-void jr_json_buf_free(jr_json_buf *b)
-{
-    free(b->data);
-    jr_json_buf_init(b);
-}
-
-int jr_json_buf_grow(jr_json_buf *b, size_t n)
-{
-    if (b->failed) return -1;
-    if (n > SIZE_MAX / 2 - b->len) goto fail;
-    size_t need = b->len + n;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) goto fail;
-    b->data = d;
-    b->cap = cap;
-    return 0;
-fail:
-    b->failed = 1;
-    return -1;
-}
-
 /* ---- numbers ---- */
 
 /* strtod follows LC_NUMERIC; a host that calls setlocale() must not make
@@ -335,7 +303,7 @@ static int shorten(double v, char *digits, int n, int *K)
 /* A finite double that is not an integer of at most 2^53: decimal notation
  * for 1e-4 <= |v| < 1e17 when it has a fraction, else d.ddde+XX (so a large
  * whole double never reads back as an int64 literal). */
-static void write_double(jr_json_buf *b, double v)
+static void write_double(jr_buf *b, double v)
 {
     char digits[32], out[48], *p = out;
     int K;
@@ -376,10 +344,10 @@ static void write_double(jr_json_buf *b, double v)
         *p++ = (char)('0' + e / 10);
         *p++ = (char)('0' + e % 10);
     }
-    jr_json_put(b, out, (size_t)(p - out));
+    jr_buf_append(b, out, (size_t)(p - out));
 }
 
-int jr_json_write_number(jr_json_buf *b, double v)
+int jr_json_write_number(jr_buf *b, double v)
 {
     if (!isfinite(v)) return -1;
     if (v >= -9007199254740992.0 && v <= 9007199254740992.0) {
@@ -393,13 +361,13 @@ int jr_json_write_number(jr_json_buf *b, double v)
     return 0;
 }
 
-void jr_json_write_int64(jr_json_buf *b, int64_t v)
+void jr_json_write_int64(jr_buf *b, int64_t v)
 {
     char tmp[24], *end = tmp + sizeof tmp;
     /* Negate as unsigned so INT64_MIN does not overflow. */
     char *p = u64_digits(end, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
     if (v < 0) *--p = '-';
-    jr_json_put(b, p, (size_t)(end - p));
+    jr_buf_append(b, p, (size_t)(end - p));
 }
 
 /* ---- UTF-8 ---- */
@@ -557,11 +525,11 @@ static char *escape_run(char *out, const unsigned char *in, size_t n)
 
 /* s as a JSON string and then the byte after (':' for a key, 0 for none);
  * -1 (the buffer as it was) when s is not valid UTF-8. */
-static inline int write_quoted(jr_json_buf *b, const char *s, size_t len, char after)
+static inline int write_quoted(jr_buf *b, const char *s, size_t len, char after)
 {
     const unsigned char *in = (const unsigned char *)s;
     if (len <= ESC_CHUNK) { /* the common case: one reservation */
-        if (jr_json_reserve(b, len * 6 + 3) != 0) return 0;
+        if (jr_buf_reserve(b, len * 6 + 3) != 0) return 0;
         char *out = b->data + b->len;
         *out++ = '"';
         out = escape_run(out, in, len);
@@ -572,14 +540,14 @@ static inline int write_quoted(jr_json_buf *b, const char *s, size_t len, char a
         return 0;
     }
     size_t start = b->len;
-    jr_json_putc(b, '"');
+    jr_buf_append_char(b, '"');
     while (len > 0) {
         size_t chunk = len < ESC_CHUNK ? len : ESC_CHUNK;
         /* End the chunk before a UTF-8 sequence it would cut, so each is
          * checked whole (one has at most 3 continuation bytes; more in a
          * row are invalid wherever the cut falls). */
         for (int k = 0; k < 3 && chunk < len && (in[chunk] & 0xC0) == 0x80; k++) chunk--;
-        if (jr_json_reserve(b, chunk * 6) != 0) return 0;
+        if (jr_buf_reserve(b, chunk * 6) != 0) return 0;
         char *out = escape_run(b->data + b->len, in, chunk);
         if (!out) {
             b->len = start;
@@ -589,14 +557,14 @@ static inline int write_quoted(jr_json_buf *b, const char *s, size_t len, char a
         in += chunk;
         len -= chunk;
     }
-    jr_json_putc(b, '"');
-    if (after) jr_json_putc(b, after);
+    jr_buf_append_char(b, '"');
+    if (after) jr_buf_append_char(b, after);
     return 0;
 }
 
-int jr_json_write_string_any(jr_json_buf *b, const char *s, size_t len) { return write_quoted(b, s, len, 0); }
+int jr_json_write_string_any(jr_buf *b, const char *s, size_t len) { return write_quoted(b, s, len, 0); }
 
-int jr_json_write_key_any(jr_json_buf *b, const char *s, size_t len) { return write_quoted(b, s, len, ':'); }
+int jr_json_write_key_any(jr_buf *b, const char *s, size_t len) { return write_quoted(b, s, len, ':'); }
 
 /* ---- parser ---- */
 
@@ -610,7 +578,7 @@ enum {
     S_FAILED
 };
 
-void jr_json_parser_init(jr_json_parser *p, const char *text, size_t len, jr_json_buf *scratch)
+void jr_json_parser_init(jr_json_parser *p, const char *text, size_t len, jr_buf *scratch)
 {
     p->start = p->p = text;
     p->end = text + len;
@@ -665,7 +633,7 @@ static int hex4(const char *s)
     return v;
 }
 
-static void put_utf8(jr_json_buf *b, unsigned cp)
+static void put_utf8(jr_buf *b, unsigned cp)
 {
     char u[4];
     size_t n;
@@ -688,7 +656,7 @@ static void put_utf8(jr_json_buf *b, unsigned cp)
         u[3] = (char)(0x80 | (cp & 0x3F));
         n = 4;
     }
-    jr_json_put(b, u, n);
+    jr_buf_append(b, u, n);
 }
 
 /* Inside a string from s: skips text that needs no unescaping, checking
@@ -739,14 +707,14 @@ static const char *parse_string(jr_json_parser *p, const char *s)
     }
     if (*s != '\\') goto control;
 
-    jr_json_buf *b = p->scratch;
-    jr_json_buf_reset(b);
-    jr_json_put(b, begin, (size_t)(s - begin));
+    jr_buf *b = p->scratch;
+    jr_buf_reset(b);
+    jr_buf_append(b, begin, (size_t)(s - begin));
     for (;;) {
         const char *run = s;
         s = skip_text(p, s);
         if (!s) return NULL;
-        jr_json_put(b, run, (size_t)(s - run));
+        jr_buf_append(b, run, (size_t)(s - run));
         if (s >= end) goto eof;
         unsigned char c = (unsigned char)*s;
         if (c == '"') break;
@@ -797,7 +765,7 @@ static const char *parse_string(jr_json_parser *p, const char *s)
                 fail(p, s, "invalid escape (byte 0x%02X after '\\')", (unsigned char)e);
             return NULL;
         }
-        jr_json_putc(b, out);
+        jr_buf_append_char(b, out);
         s += 2;
     }
     if (b->failed) {

@@ -1,15 +1,15 @@
 /* json.h - JSON writer and pull parser (plain C, no Lua).
  *
- * Writer: values are appended to a growable jr_json_buf. The caller reuses
- * one buffer across documents (jr_json_buf_reset keeps the memory), so the
+ * Writer: values are appended to a growable jr_buf. The caller reuses
+ * one buffer across documents (jr_buf_reset keeps the memory), so the
  * steady state allocates nothing. A failed allocation sets buf->failed and
  * turns later writes into no-ops; check it once at the end.
  *
- *   jr_json_buf b; jr_json_buf_init(&b);
- *   jr_json_putc(&b, '{');
+ *   jr_buf b; jr_buf_init(&b);
+ *   jr_buf_append_char(&b, '{');
  *   jr_json_write_key(&b, "k", 1);     (writes "k":)
- *   jr_json_write_number(&b, 0.1);     jr_json_putc(&b, '}');
- *   if (!b.failed) use(b.data, b.len);  jr_json_buf_free(&b);
+ *   jr_json_write_number(&b, 0.1);     jr_buf_append_char(&b, '}');
+ *   if (!b.failed) use(b.data, b.len);  jr_buf_free(&b);
  *
  * Numbers: integral values with |v| <= 2^53 print as integers ("-0" as "0");
  * other finite values with the shortest digits that read back as the same
@@ -60,6 +60,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "buf.h"
+
 #define JR_JSON_MAX_DEPTH 1000
 
 /* The short-string fast path must really be inlined into the encoder loop. */
@@ -68,41 +70,6 @@
 #else
 #define JR_JSON_INLINE static inline
 #endif
-
-/* ---- buffer ---- */
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-    int failed; /* an allocation failed: contents are incomplete */
-} jr_json_buf;
-
-void jr_json_buf_init(jr_json_buf *b);
-void jr_json_buf_free(jr_json_buf *b);
-/* Empty the buffer, keeping its memory. */
-static inline void jr_json_buf_reset(jr_json_buf *b) { b->len = 0; b->failed = 0; }
-/* Make room for n more bytes; 0 on success, -1 (and b->failed) on failure. */
-int jr_json_buf_grow(jr_json_buf *b, size_t n);
-
-static inline int jr_json_reserve(jr_json_buf *b, size_t n)
-{
-    return b->cap - b->len >= n ? 0 : jr_json_buf_grow(b, n);
-}
-
-/* Append raw bytes (no escaping). */
-static inline void jr_json_put(jr_json_buf *b, const char *s, size_t n)
-{
-    /* n == 0 on an unallocated buffer would hand memcpy a NULL. */
-    if (n == 0 || jr_json_reserve(b, n) != 0) return;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-}
-
-static inline void jr_json_putc(jr_json_buf *b, char c)
-{
-    if (jr_json_reserve(b, 1) != 0) return;
-    b->data[b->len++] = c;
-}
 
 /* ---- writer ---- */
 
@@ -114,8 +81,8 @@ const char *jr_json_utf8_check(const char *s, size_t len, size_t *pos);
 
 /* Out-of-line writers for any string; the inline ones below call them.
  * -1 (writing nothing) when s is not valid UTF-8. */
-int jr_json_write_string_any(jr_json_buf *b, const char *s, size_t len);
-int jr_json_write_key_any(jr_json_buf *b, const char *s, size_t len);
+int jr_json_write_string_any(jr_buf *b, const char *s, size_t len);
+int jr_json_write_key_any(jr_buf *b, const char *s, size_t len);
 
 /* Does any of the 8 bytes in x need a closer look: escaping (< 0x20, '"'
  * or '\\') or a UTF-8 check (>= 0x80)? Pure ASCII text, the bulk of most
@@ -168,9 +135,9 @@ JR_JSON_INLINE int jr_json_copy_clean16(char *out, const char *s, size_t len)
 
 /* s (len bytes) as a quoted, escaped JSON string; -1 (writing nothing)
  * when s is not valid UTF-8. */
-JR_JSON_INLINE int jr_json_write_string(jr_json_buf *b, const char *s, size_t len)
+JR_JSON_INLINE int jr_json_write_string(jr_buf *b, const char *s, size_t len)
 {
-    if (len - 1 < 16 && jr_json_reserve(b, 18) == 0 &&
+    if (len - 1 < 16 && jr_buf_reserve(b, 18) == 0 &&
         jr_json_copy_clean16(b->data + b->len + 1, s, len)) {
         b->data[b->len] = '"';
         b->data[b->len + len + 1] = '"';
@@ -181,9 +148,9 @@ JR_JSON_INLINE int jr_json_write_string(jr_json_buf *b, const char *s, size_t le
 }
 
 /* The same followed by ':' (an object key). */
-JR_JSON_INLINE int jr_json_write_key(jr_json_buf *b, const char *s, size_t len)
+JR_JSON_INLINE int jr_json_write_key(jr_buf *b, const char *s, size_t len)
 {
-    if (len - 1 < 16 && jr_json_reserve(b, 19) == 0 &&
+    if (len - 1 < 16 && jr_buf_reserve(b, 19) == 0 &&
         jr_json_copy_clean16(b->data + b->len + 1, s, len)) {
         b->data[b->len] = '"';
         b->data[b->len + len + 1] = '"';
@@ -195,8 +162,8 @@ JR_JSON_INLINE int jr_json_write_key(jr_json_buf *b, const char *s, size_t len)
 }
 
 /* A finite double; returns -1 (writing nothing) for NaN and infinities. */
-int jr_json_write_number(jr_json_buf *b, double v);
-void jr_json_write_int64(jr_json_buf *b, int64_t v);
+int jr_json_write_number(jr_buf *b, double v);
+void jr_json_write_int64(jr_buf *b, int64_t v);
 
 /* ---- parser ---- */
 
@@ -218,7 +185,7 @@ typedef enum {
 
 typedef struct {
     const char *start, *p, *end;
-    jr_json_buf *scratch; /* unescaped strings land here */
+    jr_buf *scratch; /* unescaped strings land here */
     int state;
     int depth;
     /* payload of the last event */
@@ -235,7 +202,7 @@ typedef struct {
 
 /* Parse text[0..len); text need not be NUL-terminated. scratch is reset and
  * used for strings with escapes; it must outlive the parse. */
-void jr_json_parser_init(jr_json_parser *p, const char *text, size_t len, jr_json_buf *scratch);
+void jr_json_parser_init(jr_json_parser *p, const char *text, size_t len, jr_buf *scratch);
 jr_json_event jr_json_next(jr_json_parser *p);
 
 #endif

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static jr_json_buf out, scratch;
+static jr_buf out, scratch;
 
 /* out as a C string (the writers never leave it NULL once they wrote) */
 static const char *out_str(void) { return out.data && !out.failed ? out.data : "(out of memory)"; }
@@ -21,7 +21,7 @@ static const char *canon_n(const char *text, size_t len)
 {
     jr_json_parser p;
     jr_json_parser_init(&p, text, len, &scratch);
-    jr_json_buf_reset(&out);
+    jr_buf_reset(&out);
     int need_comma[JR_JSON_MAX_DEPTH + 1] = {0};
     int d = 0;
     for (;;) {
@@ -30,36 +30,36 @@ static const char *canon_n(const char *text, size_t len)
             char msg[160];
             if (p.out_of_range) snprintf(msg, sizeof msg, "RANGE %zu", p.err_pos);
             else snprintf(msg, sizeof msg, "ERR %zu: %s", p.err_pos, p.err);
-            jr_json_buf_reset(&out);
-            jr_json_put(&out, msg, strlen(msg) + 1);
+            jr_buf_reset(&out);
+            jr_buf_append(&out, msg, strlen(msg) + 1);
             return out_str();
         }
         if (ev == JR_JSON_END) break;
         if (ev == JR_JSON_OBJECT_END || ev == JR_JSON_ARRAY_END) {
-            jr_json_putc(&out, ev == JR_JSON_OBJECT_END ? '}' : ']');
+            jr_buf_append_char(&out, ev == JR_JSON_OBJECT_END ? '}' : ']');
             d--;
             continue;
         }
-        if (need_comma[d]) jr_json_putc(&out, ',');
+        if (need_comma[d]) jr_buf_append_char(&out, ',');
         need_comma[d] = ev != JR_JSON_KEY;
         switch (ev) {
-        case JR_JSON_OBJECT: jr_json_putc(&out, '{'); need_comma[++d] = 0; break;
-        case JR_JSON_ARRAY: jr_json_putc(&out, '['); need_comma[++d] = 0; break;
-        case JR_JSON_KEY: jr_json_write_string(&out, p.str, p.len); jr_json_putc(&out, ':'); break;
+        case JR_JSON_OBJECT: jr_buf_append_char(&out, '{'); need_comma[++d] = 0; break;
+        case JR_JSON_ARRAY: jr_buf_append_char(&out, '['); need_comma[++d] = 0; break;
+        case JR_JSON_KEY: jr_json_write_string(&out, p.str, p.len); jr_buf_append_char(&out, ':'); break;
         case JR_JSON_STRING: jr_json_write_string(&out, p.str, p.len); break;
         case JR_JSON_NUMBER: CHECK(jr_json_write_number(&out, p.num) == 0); break;
         case JR_JSON_INT64:
-            jr_json_put(&out, "i64:", 4);
+            jr_buf_append(&out, "i64:", 4);
             jr_json_write_int64(&out, p.i64);
             break;
-        case JR_JSON_TRUE: jr_json_put(&out, "true", 4); break;
-        case JR_JSON_FALSE: jr_json_put(&out, "false", 5); break;
-        case JR_JSON_NULL: jr_json_put(&out, "null", 4); break;
+        case JR_JSON_TRUE: jr_buf_append(&out, "true", 4); break;
+        case JR_JSON_FALSE: jr_buf_append(&out, "false", 5); break;
+        case JR_JSON_NULL: jr_buf_append(&out, "null", 4); break;
         default: CHECK(0);
         }
     }
     CHECK(d == 0);
-    jr_json_putc(&out, '\0');
+    jr_buf_append_char(&out, '\0');
     return out_str();
 }
 
@@ -85,9 +85,9 @@ static double parse_num(const char *text)
 
 static const char *num(double v)
 {
-    jr_json_buf_reset(&out);
+    jr_buf_reset(&out);
     if (jr_json_write_number(&out, v) != 0) return "(refused)";
-    jr_json_putc(&out, '\0');
+    jr_buf_append_char(&out, '\0');
     return out.data;
 }
 
@@ -95,13 +95,13 @@ static const char *num(double v)
  * left the buffer as it was). */
 static const char *str(const char *s, size_t len)
 {
-    jr_json_buf_reset(&out);
-    jr_json_put(&out, "#", 1);
+    jr_buf_reset(&out);
+    jr_buf_append(&out, "#", 1);
     if (jr_json_write_string(&out, s, len) != 0) {
         CHECK_EQ_MEM(out.data, out.len, "#");
         return "(refused)";
     }
-    jr_json_putc(&out, '\0');
+    jr_buf_append_char(&out, '\0');
     return out.data + 1;
 }
 
@@ -235,7 +235,7 @@ TEST(write_decimals_as_typed)
 
 TEST(write_refuses_nan_and_inf)
 {
-    jr_json_buf_reset(&out);
+    jr_buf_reset(&out);
     CHECK(jr_json_write_number(&out, NAN) == -1);
     CHECK(jr_json_write_number(&out, INFINITY) == -1);
     CHECK(jr_json_write_number(&out, -INFINITY) == -1);
@@ -244,13 +244,13 @@ TEST(write_refuses_nan_and_inf)
 
 TEST(write_int64)
 {
-    jr_json_buf_reset(&out);
+    jr_buf_reset(&out);
     jr_json_write_int64(&out, INT64_MAX);
-    jr_json_putc(&out, ' ');
+    jr_buf_append_char(&out, ' ');
     jr_json_write_int64(&out, INT64_MIN);
-    jr_json_putc(&out, ' ');
+    jr_buf_append_char(&out, ' ');
     jr_json_write_int64(&out, 0);
-    jr_json_putc(&out, ' ');
+    jr_buf_append_char(&out, ' ');
     jr_json_write_int64(&out, -7);
     CHECK_EQ_MEM(out.data, out.len, "9223372036854775807 -9223372036854775808 0 -7");
 }
@@ -327,7 +327,7 @@ TEST(write_string_every_length_and_position)
                 ref_escape(want, in, len);
                 CHECK_EQ_STR(str(in, len), want);
                 /* as a key, with the ':' */
-                jr_json_buf_reset(&out);
+                jr_buf_reset(&out);
                 CHECK(jr_json_write_key(&out, in, len) == 0);
                 strcat(want, ":");
                 CHECK_EQ_MEM(out.data, out.len, want);
@@ -338,7 +338,7 @@ TEST(write_string_every_length_and_position)
                 memset(in, 'a', len);
                 memcpy(in + pos, broken[k], bl);
                 CHECK_EQ_STR(str(in, len), "(refused)");
-                jr_json_buf_reset(&out);
+                jr_buf_reset(&out);
                 CHECK(jr_json_write_key(&out, in, len) == -1);
                 CHECK_EQ_INT(out.len, 0);
             }
@@ -351,7 +351,7 @@ TEST(write_long_string_crosses_chunks)
     size_t n = 10000;
     char *s = malloc(n);
     for (size_t i = 0; i < n; i++) s[i] = i % 3 == 0 ? '\n' : 'x';
-    jr_json_buf_reset(&out);
+    jr_buf_reset(&out);
     jr_json_write_string(&out, s, n);
     CHECK(!out.failed);
     CHECK_EQ_INT(out.len, n + (n + 2) / 3 + 2);
@@ -493,7 +493,7 @@ TEST(utf8_exhaustive_short_strings)
             if (v < 256) disagree += (jr_json_utf8_check((const char *)s + 2, 1, NULL) == NULL) != ref_utf8(s + 2, 1);
         }
         if (s[0] < 0x20 || s[1] < 0x20 || s[2] < 0x20 || memchr(s, '"', 3) || memchr(s, '\\', 3)) continue;
-        jr_json_buf_reset(&out);
+        jr_buf_reset(&out);
         disagree += (jr_json_write_string(&out, (const char *)s, 3) == 0) != ref;
         doc[0] = '"';
         memcpy(doc + 1, s, 3);
@@ -804,27 +804,27 @@ TEST(round_trip_document)
 
 TEST(buffer_reuse)
 {
-    jr_json_buf b;
-    jr_json_buf_init(&b);
-    jr_json_put(&b, "abc", 3);
+    jr_buf b;
+    jr_buf_init(&b);
+    jr_buf_append(&b, "abc", 3);
     size_t cap = b.cap;
     char *data = b.data;
-    jr_json_buf_reset(&b);
+    jr_buf_reset(&b);
     CHECK_EQ_INT(b.len, 0);
-    jr_json_put(&b, "xy", 2);
+    jr_buf_append(&b, "xy", 2);
     CHECK(b.data == data && b.cap == cap); /* reset keeps the memory */
     CHECK_EQ_MEM(b.data, b.len, "xy");
-    for (int i = 0; i < 10000; i++) jr_json_putc(&b, 'z');
+    for (int i = 0; i < 10000; i++) jr_buf_append_char(&b, 'z');
     CHECK_EQ_INT(b.len, 10002);
     CHECK(!b.failed);
-    jr_json_buf_free(&b);
+    jr_buf_free(&b);
     CHECK(b.data == NULL && b.len == 0);
 }
 
 int main(void)
 {
-    jr_json_buf_init(&out);
-    jr_json_buf_init(&scratch);
+    jr_buf_init(&out);
+    jr_buf_init(&scratch);
     RUN(write_integers);
     RUN(write_doubles_round_trip);
     RUN(write_doubles_random);
@@ -853,7 +853,7 @@ int main(void)
     RUN(parse_after_error_stays_failed);
     RUN(round_trip_document);
     RUN(buffer_reuse);
-    jr_json_buf_free(&out);
-    jr_json_buf_free(&scratch);
+    jr_buf_free(&out);
+    jr_buf_free(&scratch);
     return test_summary();
 }

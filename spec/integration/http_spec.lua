@@ -197,6 +197,53 @@ describe("jararaca server (HTTP)", function()
     assert.equal(200, get("/hello").status)
   end)
 
+  it("answers 400 for an HTTP/1.1 request without Host or with two, closes, keeps serving", function()
+    for _, raw in ipairs {
+      "GET /hello HTTP/1.1\r\n\r\n",
+      "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+      "GET /hello HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+    } do
+      local c = assert(client.connect(srv.port))
+      c:send(raw)
+      local res = assert(c:read_response())
+      assert.equal(400, res.status)
+      assert.equal("application/json", res.headers["content-type"])
+      assert.equal("close", res.headers["connection"])
+      assert.truthy(cjson.decode(res.body).detail:find("Host", 1, true))
+      assert.is_true(c:closed(2))
+    end
+    -- HTTP/1.0 may leave Host out
+    local c = assert(client.connect(srv.port))
+    c:send("GET /hello?name=old HTTP/1.0\r\n\r\n")
+    local res = assert(c:read_response())
+    assert.equal(200, res.status)
+    assert.equal('{"message":"Hello old"}', res.body)
+    c:close()
+    assert.equal(200, get("/hello").status)
+  end)
+
+  it("answers 501 for a transfer coding other than chunked, 400 for unusable framing", function()
+    local function send(te_lines, version)
+      local c = assert(client.connect(srv.port))
+      c:send(("POST /echo HTTP/%s\r\nHost: x\r\n%s\r\n3\r\nabc\r\n0\r\n\r\n"):format(version or "1.1", te_lines))
+      local res = assert(c:read_response())
+      assert.equal("application/json", res.headers["content-type"])
+      assert.equal("close", res.headers["connection"])
+      assert.is_true(c:closed(2))
+      return res
+    end
+    local res = send("Transfer-Encoding: gzip, chunked\r\n")
+    assert.equal(501, res.status)
+    assert.equal("Not Implemented", res.reason)
+    assert.same({ detail = "transfer codings other than chunked are not implemented" }, cjson.decode(res.body))
+    assert.equal(501, send("Transfer-Encoding: deflate\r\nTransfer-Encoding: chunked\r\n").status)
+    assert.equal(400, send("Transfer-Encoding: gzip\r\n").status)               -- chunked not last
+    assert.equal(400, send("Transfer-Encoding: chunked, gzip\r\n").status)
+    assert.equal(400, send("Transfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n").status)
+    assert.equal(400, send("Transfer-Encoding: chunked\r\n", "1.0").status)
+    assert.equal(200, get("/hello").status) -- (plain chunked: "reads chunked bodies" above)
+  end)
+
   it("answers 431 for oversized or too many headers", function()
     local res = get("/hello", { headers = { ["X-Big"] = string.rep("a", 3000) } })
     assert.equal(431, res.status)

@@ -4,6 +4,29 @@ local client = require "spec.support.client"
 local server = require "spec.support.server"
 local process = require "jararaca.core.process"
 local cjson = require "cjson"
+local sched = require "jararaca.sched"
+local ffi = require "ffi"
+
+ffi.cdef [[
+  int mkfifo(const char *path, unsigned int mode);
+  int open(const char *path, int flags, ...);
+  long write(int fd, const void *buf, size_t n);
+  int ioctl(int fd, unsigned long request, ...);
+]]
+local O_WRONLY, O_NONBLOCK, ENXIO, TIOCOUTQ = 1, 2048, 6, 0x5411
+
+-- Wait until the server's kernel acknowledged everything sent on c: the
+-- bytes are then in the server's socket, whether or not it reads them.
+-- (send() returning only means they left ours.)
+local function delivered(c)
+  local n, deadline = ffi.new("int[1]", 1), sched.clock() + 5
+  repeat
+    assert.equal(0, ffi.C.ioctl(c.fd, TIOCOUTQ, n))
+    if n[0] == 0 then return end
+    sched.sleep(0.005)
+  until sched.clock() > deadline
+  error("the server did not acknowledge the request", 2)
+end
 
 local function read(path)
   local f = io.open(path)
@@ -62,6 +85,87 @@ describe("lifecycle", function()
     assert.is_nil(client.connect(srv.port))
     assert.truthy(read(trace):find("stop a", 1, true))
     os.remove(trace)
+  end)
+
+  it("on SIGTERM answers a request pipelined behind the in-flight one, the last with Connection: close", function()
+    local trace = os.tmpname()
+    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "5" },
+      { TRACE_FILE = trace })
+    local c = assert(client.connect(srv.port))
+    -- both requests in one write: the second is in the server's buffer while
+    -- the first (which sends SIGTERM) is being handled
+    c:send(client.format("GET", "/slow-then-stop") .. client.format("GET", "/ping"))
+    local r1 = assert(c:read_response())
+    assert.equal(200, r1.status)
+    assert.same({ done = true }, cjson.decode(r1.body))
+    assert.equal("keep-alive", r1.headers["connection"])
+    local r2 = assert(c:read_response())
+    assert.equal(200, r2.status)
+    assert.same({ pong = true }, cjson.decode(r2.body))
+    assert.equal("close", r2.headers["connection"])
+    assert.is_true(c:closed(2))
+    assert.equal(0, (srv:wait(10)))
+    assert.is_nil(client.connect(srv.port))
+    os.remove(trace)
+  end)
+
+  it("on SIGTERM answers a request already in an idle connection's socket, with Connection: close", function()
+    local trace, fifo = os.tmpname(), os.tmpname()
+    os.remove(fifo)
+    assert.equal(0, ffi.C.mkfifo(fifo, tonumber("600", 8)))
+    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "5" },
+      { TRACE_FILE = trace, BLOCK_FIFO = fifo })
+    -- The FIFO's write end opens once a handler holds the read end: from
+    -- then on that handler blocks the server's loop until we write a line.
+    local function blocked_handler()
+      local fd, deadline = -1, sched.clock() + 10
+      while fd < 0 and sched.clock() < deadline do
+        fd = ffi.C.open(fifo, O_WRONLY + O_NONBLOCK)
+        if fd < 0 then
+          assert.equal(ENXIO, ffi.errno()) -- no reader yet
+          sched.sleep(0.01)
+        end
+      end
+      assert.is_true(fd >= 0, "no handler opened the FIFO; server log:\n" .. srv:output())
+      return fd
+    end
+    local function release(fd)
+      assert.equal(3, tonumber(ffi.C.write(fd, "go\n", 3)))
+      ffi.C.close(fd)
+    end
+    -- two keep-alive connections, idle after one answer each
+    local idle, b = assert(client.connect(srv.port)), assert(client.connect(srv.port))
+    for _, c in ipairs { idle, b } do
+      c:send(client.format("GET", "/ping"))
+      assert.equal("keep-alive", assert(c:read_response()).headers["connection"])
+    end
+    -- a: sends SIGTERM, then blocks; b's next request arrives meanwhile
+    local a = assert(client.connect(srv.port))
+    a:send(client.format("GET", "/stop-and-block"))
+    local fd = blocked_handler()
+    b:send(client.format("GET", "/block"))
+    delivered(b)
+    release(fd)
+    assert.same({ released = "go" }, cjson.decode(assert(a:read_response()).body))
+    -- The loop now sees b's request and the signal together; libuv runs
+    -- signal watchers after the other events of a poll, so b's handler
+    -- blocks before the shutdown starts. idle's next request goes into its
+    -- socket now: the shutdown finds it there, unread.
+    fd = blocked_handler()
+    assert.is_true(idle:send(client.format("GET", "/ping")))
+    delivered(idle)
+    release(fd)
+    assert.same({ released = "go" }, cjson.decode(assert(b:read_response()).body))
+    local res = assert(idle:read_response())
+    assert.equal(200, res.status)
+    assert.same({ pong = true }, cjson.decode(res.body))
+    assert.equal("close", res.headers["connection"])
+    assert.is_true(idle:closed(2))
+    assert.is_true(a:closed(2))
+    assert.is_true(b:closed(2))
+    assert.equal(0, (srv:wait(10)))
+    os.remove(trace)
+    os.remove(fifo)
   end)
 
   it("force-closes requests still running after the grace period", function()

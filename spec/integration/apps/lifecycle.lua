@@ -31,6 +31,27 @@ C.slow_then_stop = j.Get("/slow-then-stop", function(self, req)
   return { done = true }
 end)
 
+-- Block the whole process (a blocking read on the FIFO named by BLOCK_FIFO)
+-- until the spec writes a line, so the spec can put requests into sockets
+-- that the server does not read meanwhile. /stop-and-block first signals its
+-- own server to stop.
+local function block()
+  local fifo = assert(os.getenv("BLOCK_FIFO"), "BLOCK_FIFO not set")
+  while true do
+    local f = assert(io.open(fifo, "r"))
+    local line = f:read("*l")
+    f:close()
+    -- EOF without a line: the open met the spec's previous write end just
+    -- before it was closed; wait for the next writer
+    if line then return { released = line } end
+  end
+end
+C.block = j.Get("/block", block)
+C.stop_and_block = j.Get("/stop-and-block", function()
+  sys.kill(sys.pid(), "SIGTERM")
+  return block()
+end)
+
 return j.Microservice {
   controllers = { C },
   interceptors = { make("a"), make("b") },
