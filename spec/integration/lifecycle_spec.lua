@@ -89,7 +89,7 @@ describe("lifecycle", function()
 
   it("on SIGTERM answers a request pipelined behind the in-flight one, the last with Connection: close", function()
     local trace = os.tmpname()
-    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "5" },
+    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "5", "--worker-timeout", "0" },
       { TRACE_FILE = trace })
     local c = assert(client.connect(srv.port))
     -- both requests in one write: the second is in the server's buffer while
@@ -113,7 +113,7 @@ describe("lifecycle", function()
     local trace, fifo = os.tmpname(), os.tmpname()
     os.remove(fifo)
     assert.equal(0, ffi.C.mkfifo(fifo, tonumber("600", 8)))
-    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "5" },
+    local srv = server.start("spec/integration/apps/lifecycle.lua", { "--grace-period", "5", "--worker-timeout", "0" },
       { TRACE_FILE = trace, BLOCK_FIFO = fifo })
     -- The FIFO's write end opens once a handler holds the read end: from
     -- then on that handler blocks the server's loop until we write a line.

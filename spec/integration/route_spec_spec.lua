@@ -283,7 +283,7 @@ return j.Microservice { controllers = { C } }
     local status, stdout, stderr = run.run({ server.bin, "server", path, "--port", "0", "--host", "127.0.0.1" }, 20)
     assert.equal(1, status, stderr)
     assert.equal("", stdout)
-    local from_server = stderr:match("ERROR %[%d+%] startup failed for " .. path:gsub("%p", "%%%0") .. ": ([^\n]*)\n$")
+    local from_server = stderr:match("ERROR %[%d+%] startup failed for " .. path:gsub("%p", "%%%0") .. ": ([^\n]*)\n")
     assert(from_server, "server: " .. stderr)
     local gstatus, gout, gerr = run.run({ server.bin, "gen-tsi", path, "--stdout" }, 20)
     assert.equal(1, gstatus, gerr)
