@@ -1,12 +1,16 @@
 /* l_process.c - jararaca.core.process: child processes on the loop.
  *
- *   local p, err = process.spawn{ "/path/bin", "arg1", ..., env = { K = "v" },
+ *   local p, msg, code = process.spawn{ "/path/bin", "arg1", ..., env = { K = "v" },
  *                                 stdout = "/tmp/out.log", stderr = "/tmp/err.log", cwd = "/dir" }
  *   p:pid()                      the child's pid
- *   p:kill("SIGTERM")            true | nil, err
- *   p:wait([timeout])            exit_status, term_signal | nil, "timeout" (parks the task)
+ *   p:kill("SIGTERM")            true | nil, msg, "esrch" (it exited) | nil, msg, "e..."
+ *   p:wait([timeout])            exit_status, term_signal | nil, msg, "timeout" (parks the task)
  * stdout/stderr: a file path (appended), or nil to inherit ours. env entries
- * are added to (or override) the current environment. */
+ * are added to (or override) the current environment. Failures follow
+ * docs/errors.md: a program that cannot be started or an output file that
+ * cannot be opened is nil, "cannot spawn <argv0>: <why>", libuv's error
+ * name in lower case ("enoent", "eacces"); a bad options table raises. */
+#include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <signal.h>
@@ -74,61 +78,84 @@ static void on_wait_timeout(uv_timer_t *tm)
     p->timer_on = 0;
     lua_State *co = jr_waiter_thread(&p->waiter);
     if (co) {
-        lua_pushnil(co);
-        lua_pushliteral(co, "timeout");
-        jr_waiter_resume(&p->waiter, 2);
+        jr_waiter_resume(&p->waiter, jr_push_fail(co, "the process is still running", "timeout"));
     }
 }
 
-static int open_out(lua_State *L, const char *field)
+/* options[field] when it is a path, else NULL (kept alive by the table). */
+static const char *out_path(lua_State *L, const char *field)
 {
     lua_getfield(L, 1, field);
-    int fd = -1;
-    if (lua_isstring(L, -1)) {
-        fd = open(lua_tostring(L, -1), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd < 0) luaL_error(L, "spawn: cannot open %s file '%s'", field, lua_tostring(L, -1));
-    }
+    const char *path = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     lua_pop(L, 1);
-    return fd;
+    return path;
 }
 
+/* A file opened for appending, -1 for none (NULL: the child inherits ours),
+ * or -errno when it cannot be opened. */
+static int open_out(const char *path)
+{
+    if (!path) return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return fd < 0 ? -errno : fd;
+}
+
+static void close_out(int fd)
+{
+    if (fd >= 0) close(fd);
+}
+
+/* Everything that may raise (bad options, Lua out of memory) happens before
+ * the output files are opened, and the argv/envp arrays are userdata: a
+ * raise leaks nothing. */
 static int l_spawn(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     int argc = (int)lua_objlen(L, 1);
     if (argc < 1) return luaL_error(L, "spawn: give at least the program path");
-    char **args = calloc((size_t)argc + 1, sizeof *args);
+    char **args = lua_newuserdata(L, ((size_t)argc + 1) * sizeof *args);
     for (int i = 0; i < argc; i++) {
         lua_rawgeti(L, 1, i + 1);
-        args[i] = (char *)luaL_checkstring(L, -1); /* kept alive by the table */
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "spawn: argument %d must be a string, got %s", i + 1, luaL_typename(L, -1));
+        args[i] = (char *)lua_tostring(L, -1); /* kept alive by the table */
         lua_pop(L, 1);
     }
+    args[argc] = NULL;
+    const char *argv0 = args[0];
+
     /* Environment: ours, with env = {} entries added or replaced. */
+    lua_getfield(L, 1, "env");
+    int envtab = lua_gettop(L);
+    int has_env = lua_istable(L, envtab);
+    if (!has_env && !lua_isnil(L, envtab))
+        return luaL_error(L, "spawn: env must be a table, got %s", luaL_typename(L, envtab));
     size_t nenv = 0;
     while (environ[nenv]) nenv++;
     size_t nextra = 0;
-    lua_getfield(L, 1, "env");
-    if (lua_istable(L, -1)) {
+    if (has_env) {
         lua_pushnil(L);
-        while (lua_next(L, -2)) { nextra++; lua_pop(L, 1); }
+        while (lua_next(L, envtab)) {
+            if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+                return luaL_error(L, "spawn: env entries must be name = string");
+            nextra++;
+            lua_pop(L, 1);
+        }
     }
-    char **env = calloc(nenv + nextra + 1, sizeof *env);
+    char **env = lua_newuserdata(L, (nenv + nextra + 1) * sizeof *env);
     size_t ne = 0;
     for (size_t i = 0; i < nenv; i++) {
         int overridden = 0;
-        if (lua_istable(L, -1)) {
-            const char *eq = strchr(environ[i], '=');
-            if (eq) {
-                lua_pushlstring(L, environ[i], (size_t)(eq - environ[i]));
-                lua_rawget(L, -2);
-                overridden = !lua_isnil(L, -1);
-                lua_pop(L, 1);
-            }
+        const char *eq = has_env ? strchr(environ[i], '=') : NULL;
+        if (eq) {
+            lua_pushlstring(L, environ[i], (size_t)(eq - environ[i]));
+            lua_rawget(L, envtab);
+            overridden = !lua_isnil(L, -1);
+            lua_pop(L, 1);
         }
         if (!overridden) env[ne++] = environ[i];
     }
-    int envtab = lua_gettop(L);
-    if (lua_istable(L, envtab)) {
+    if (has_env) {
         /* "K=v" strings are kept alive in an anchor table (not in env:
          * adding keys to a table while traversing it is undefined). */
         lua_newtable(L);
@@ -144,14 +171,12 @@ static int l_spawn(lua_State *L)
             lua_pop(L, 1);
         }
     }
-    int out = open_out(L, "stdout");
-    int err = open_out(L, "stderr");
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = out >= 0 ? out : 1;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = err >= 0 ? err : 2;
+    env[ne] = NULL;
+    const char *out_file = out_path(L, "stdout");
+    const char *err_file = out_path(L, "stderr");
+    lua_getfield(L, 1, "cwd");
+    const char *cwd = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1); /* (kept alive by the table) */
 
     proc_ud *p = lua_newuserdata(L, sizeof *p);
     memset(p, 0, sizeof *p);
@@ -159,41 +184,51 @@ static int l_spawn(lua_State *L)
     lua_pushlightuserdata(L, &k_proc_mt);
     lua_rawget(L, LUA_REGISTRYINDEX);
     lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    /* Anchored before the spawn (until the close callback): after it, a
+     * running child's handle must not depend on an allocation. */
+    p->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    int out = open_out(out_file);
+    if (out < -1) {
+        luaL_unref(L, LUA_REGISTRYINDEX, p->ref);
+        return jr_push_errno_fail(L, -out, "cannot spawn %s: cannot open its stdout file %s", argv0, out_file);
+    }
+    int err = open_out(err_file);
+    if (err < -1) {
+        close_out(out);
+        luaL_unref(L, LUA_REGISTRYINDEX, p->ref);
+        return jr_push_errno_fail(L, -err, "cannot spawn %s: cannot open its stderr file %s", argv0, err_file);
+    }
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = out >= 0 ? out : 1;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = err >= 0 ? err : 2;
 
     uv_process_options_t o;
     memset(&o, 0, sizeof o);
-    o.file = args[0];
+    o.file = argv0;
     o.args = args;
     o.env = env;
+    o.cwd = cwd;
     o.exit_cb = on_exit_cb;
     o.stdio_count = 3;
     o.stdio = stdio;
-    lua_getfield(L, 1, "cwd");
-    if (lua_isstring(L, -1)) o.cwd = lua_tostring(L, -1);
     int rc = uv_spawn(jr_vm_global->loop, &p->h, &o);
-    lua_pop(L, 1);
-    if (out >= 0) close(out);
-    if (err >= 0) close(err);
-    free(args);
-    free(env);
-    if (rc != 0) {
-        /* uv_spawn failed: the handle is closed by libuv; close ours too. */
-        p->exited = 1;
-        p->h.data = p;
-        lua_pushvalue(L, -1);
-        p->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* until the close callback */
-        uv_close((uv_handle_t *)&p->h, on_handle_closed);
-        lua_pushnil(L);
-        lua_rawgeti(L, 1, 1);
-        lua_pushfstring(L, "spawn %s: %s", lua_tostring(L, -1), uv_strerror(rc));
-        lua_remove(L, -2);
-        return 2;
-    }
+    close_out(out); /* the child has its copies */
+    close_out(err);
     p->h.data = p;
+    if (rc != 0) {
+        /* uv_spawn failed: libuv has set the handle up; close it (the
+         * close callback drops the anchor). */
+        p->exited = 1;
+        uv_close((uv_handle_t *)&p->h, on_handle_closed);
+        return jr_push_uv_fail(L, rc, "cannot spawn %s", argv0);
+    }
     uv_timer_init(jr_vm_global->loop, &p->timer);
     p->timer.data = p;
-    lua_pushvalue(L, -1);
-    p->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
 }
 
@@ -209,19 +244,13 @@ static int p_pid(lua_State *L)
 static int p_kill(lua_State *L)
 {
     proc_ud *p = check_proc(L);
-    int sig = jr_signal_from_name(luaL_optstring(L, 2, "SIGTERM"));
+    const char *name = luaL_optstring(L, 2, "SIGTERM");
+    int sig = jr_signal_from_name(name);
     if (sig < 0) return luaL_argerror(L, 2, "unknown signal");
-    if (p->exited) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "exited");
-        return 2;
-    }
+    /* Its pid may belong to another process by now: never signal it. */
+    if (p->exited) return jr_push_fail(L, "the process has exited", "esrch");
     int rc = uv_process_kill(&p->h, sig);
-    if (rc != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, uv_strerror(rc));
-        return 2;
-    }
+    if (rc != 0) return jr_push_uv_fail(L, rc, "cannot send %s to process %d", name, p->h.pid);
     lua_pushboolean(L, 1);
     return 1;
 }

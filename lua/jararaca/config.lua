@@ -138,7 +138,7 @@ function M.from_env(schema, opts)
   if type(env) ~= "function" then error("config.from_env: env must be a function(name) -> value", 2) end
   local raw, errs = {}, {}
   collect(obj, prefix, env, raw, errs)
-  local cfg, verrs = schema:validate(raw, { from_string = true })
+  local cfg, _, _, verrs = schema:validate(raw, { from_string = true })
   if verrs then
     for _, e in ipairs(verrs) do
       local var = var_of(prefix, e.loc)

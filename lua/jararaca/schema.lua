@@ -10,8 +10,9 @@
 --       { "due", s.datetime():nullable():optional() },
 --     })
 --
---     local task, errs = Task:validate(json.decode(body))  -- cleaned | nil, errors
---     local text = Task:encode(task)                        -- JSON in field order
+--     local task, msg, code, errs = Task:validate(json.decode(body))
+--       -- cleaned | nil, "title: String should have at least 1 character ...", "invalid", errors
+--     local text = assert(Task:encode(task))                -- JSON in field order
 --
 -- Schemas are the plain tables described in docs/schema-model.md (a `kind`
 -- plus kind fields) with methods in their metatable. They are immutable:
@@ -24,7 +25,8 @@
 -- order) and cleaned arrays json.array_mt, so json.encode keeps the shape.
 --
 -- Misuse (bad options, a bad default, a duplicate name) raises at the
--- caller; invalid values return nil and a list of errors.
+-- caller; invalid values return nil, a message (describe_errors of the
+-- errors), "invalid" and the list of errors (docs/errors.md).
 -- @module jararaca.schema
 local ffi = require "ffi"
 local json = require "jararaca.json"
@@ -623,7 +625,13 @@ local function missing_error()
   return setmetatable({ new_error("missing", "Field required") }, array_mt)
 end
 
---- schema:validate(v [, opts]) -> cleaned | nil, errors.
+-- The expected failure of validate, encode and validate_fields
+-- (docs/errors.md): nil, one sentence for people, "invalid", the errors.
+local function invalid(errs)
+  return nil, M.describe_errors(errs), "invalid", errs
+end
+
+--- schema:validate(v [, opts]) -> cleaned | nil, message, "invalid", errors.
 -- opts.from_string: coerce strings for scalars (path/query/header values);
 -- opts.loc: a prefix (string or list) for every error's loc.
 -- A nil v gives the default if the schema has one, nil (and no errors) if it
@@ -638,28 +646,31 @@ function Schema:validate(v, opts)
   if v == nil then
     if self.has_default then return deep_copy(self.default_value) end
     if self.is_optional then return nil end
-    return nil, prefix_errors(missing_error(), loc)
+    return invalid(prefix_errors(missing_error(), loc))
   end
   local r, e = f(v, fs)
   if e then
     if loc then prefix_errors(e, loc) end
-    return nil, e
+    return invalid(e)
   end
   return r
 end
 
---- schema:encode(v [, opts]) -> JSON text | nil, errors: validate, then
--- json.encode (field order and null/absent follow the schema).
+--- schema:encode(v [, opts]) -> JSON text | nil, message, "invalid", errors:
+-- validate, then json.encode (field order and null/absent follow the schema).
 function Schema:encode(v, opts)
-  if v == nil and not self.has_default then
-    return nil, prefix_errors(missing_error(), opts and opts.loc)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("schema:encode(v, opts): opts must be a table, got " .. type(opts), 2)
   end
-  local r, e = Schema.validate(self, v, opts)
-  if e then return nil, e end
+  if v == nil and not self.has_default then
+    return invalid(prefix_errors(missing_error(), opts and opts.loc))
+  end
+  local r, msg, code, e = Schema.validate(self, v, opts)
+  if e then return nil, msg, code, e end
   local text, err = json.encode(r)
   if not text then
-    return nil, prefix_errors(setmetatable({ new_error("serialization_error", "Unable to serialize value: " .. tostring(err)) }, array_mt),
-      opts and opts.loc)
+    return invalid(prefix_errors(setmetatable({ new_error("serialization_error", "Unable to serialize value: " .. tostring(err)) }, array_mt),
+      opts and opts.loc))
   end
   return text
 end
@@ -677,7 +688,7 @@ end
 local EMPTY = {}
 local group_fields = setmetatable({}, { __mode = "k" })
 
---- s.validate_fields(field_map, values [, opts]) -> cleaned table | nil, errors.
+--- s.validate_fields(field_map, values [, opts]) -> cleaned table | nil, message, "invalid", errors.
 -- field_map: { name = schema } (or the list form, or an object schema);
 -- values: table of name -> value (strings, or lists of strings for arrays).
 -- Strings are coerced (opts.from_string defaults to true here); errors'
@@ -706,7 +717,7 @@ function M.validate_fields(field_map, values, opts)
     if prefix == nil then prefix = opts.loc end
   end
   local r, e = f(values, fs)
-  if e then return nil, prefix_errors(e, prefix) end
+  if e then return invalid(prefix_errors(e, prefix)) end
   return r
 end
 
@@ -752,7 +763,7 @@ end
 function Schema:default(v)
   check_self(self, "default")
   if v == nil then error("schema:default(v): v is nil; use :optional() for a field that may be absent", 2) end
-  local ok, r, e = pcall(Schema.validate, self, v)
+  local ok, r, _, _, e = pcall(Schema.validate, self, v)
   if not ok then error("schema:default(v): " .. tostring(r), 2) end
   if e then
     error(format("schema:default(%s): the default does not validate against %s: %s",

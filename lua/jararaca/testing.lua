@@ -5,7 +5,7 @@
 --   local res = client:get("/tasks", { query = { page = 0 } })
 --   local res = client:post("/tasks", { json = { name = "x" } })
 --   res.status, res.headers["content-type"], res.body, res.json
---   client:close()                                     -- interceptors' shutdown
+--   client:close()                                     -- interceptors' shutdown: true | nil, msg, "error", errs
 --
 --   local dir = testing.temp_dir()                     -- removed by testing.cleanup()
 --   local db_path = testing.temp_database()            -- a fresh file path in a temp dir
@@ -152,13 +152,14 @@ for _, m in ipairs { "get", "post", "put", "patch", "delete", "head" } do
   Client[m] = function(self, target, opts) return self:request(m, target, opts) end
 end
 
---- Run the interceptors' shutdown (reverse order). Returns true or nil, errors.
+--- Run the interceptors' shutdown (reverse order). Returns what
+--- runtime:stop() returns: true | nil, message, "error", the errors raised.
 function Client:close()
   if self.closed then return true end
   self.closed = true
-  local ok, a, b = sched.spawn(function() return self.rt:stop() end):wait()
-  if not ok then return nil, { tostring(a) } end
-  return a, b
+  local rt = self.rt
+  -- (the stop task is no one else's: its wait can only answer true, ...)
+  return select(2, assert(sched.spawn(function() return rt:stop() end):wait()))
 end
 
 -- ---- temporary files ----

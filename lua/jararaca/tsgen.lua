@@ -2,7 +2,8 @@
 --- (`jararaca gen-tsi`).
 --
 --   local tsgen = require "jararaca.tsgen"
---   local text, err = tsgen.generate(app, { command = "jararaca gen-tsi app.lua app.ts" })
+--   local text, err, code = tsgen.generate(app, { command = "jararaca gen-tsi app.lua app.ts" })
+--     -- text | nil, message, "invalid" (the app cannot be expressed)
 --   tsgen.cli({ "app.lua", "app.ts" })  -> exit code (0 ok, 1 generation failed, 2 usage)
 --
 -- The output (docs/typescript.md is the user page):
@@ -721,7 +722,6 @@ local function schema_registry(app)
 end
 
 local function run(app, opts)
-  if type(app) ~= "table" then fail("expected an app (jararaca.Microservice{...}), got %s", a(type(app))) end
   local registry = opts.registry or schema_registry(app)
   local gen = new_gen(registry)
 
@@ -812,16 +812,20 @@ local function run(app, opts)
 end
 
 --- TypeScript for an app. opts: command (for the header comment), registry
---- (see the module comment). Returns the text, or nil, message when the app
---- cannot be expressed (unsupported schema, bad names, ...).
+--- (see the module comment). Returns the text, or nil, message, "invalid"
+--- when the app cannot be expressed (unsupported schema, bad names, ...);
+--- an app that is not a table raises (misuse).
 function M.generate(app, opts)
+  if type(app) ~= "table" then
+    error("tsgen.generate(app, opts): expected an app (jararaca.Microservice{...}), got " .. a(type(app)), 2)
+  end
   if opts ~= nil and type(opts) ~= "table" then
     error("tsgen.generate(app, opts): opts must be a table, got " .. type(opts), 2)
   end
   opts = opts or {}
   local ok, res = pcall(run, app, opts)
   if ok then return res end
-  if getmetatable(res) == Failure then return nil, res.msg end
+  if getmetatable(res) == Failure then return nil, res.msg, "invalid" end
   error(res, 0)
 end
 

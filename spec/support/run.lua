@@ -27,7 +27,7 @@ function M.run(argv, timeout)
   local p, serr = process.spawn(spec)
   if not p then
     os.remove(out); os.remove(err)
-    return nil, "", ("cannot run %s: %s"):format(argv[1], tostring(serr))
+    return nil, "", serr -- "cannot spawn <argv[1]>: <why>"
   end
   local status = p:wait(timeout or 120)
   if status == nil then

@@ -15,6 +15,9 @@ local persistence = require "jararaca.persistence"
 local session_mod = require "jararaca.persistence.session"
 local migrate = require "jararaca.persistence.migrate"
 local runtime = require "jararaca.runtime"
+local testing = require "jararaca.testing"
+local tsgen = require "jararaca.tsgen"
+local process = require "jararaca.core.process"
 local s = j.schema
 
 local DOC = "docs/errors.md"
@@ -23,15 +26,9 @@ local DOC = "docs/errors.md"
 -- issue #9; their cases are added when the changes land (see the errconv
 -- report). Each entry names the file that needs the change.
 local PENDING = {
-  ["j.json.encode"] = "bindings/l_json.c", ["j.json.decode"] = "bindings/l_json.c",
-  ["schema:validate"] = "lua/jararaca/schema.lua", ["schema:encode"] = "lua/jararaca/schema.lua",
-  ["schema.validate_fields"] = "lua/jararaca/schema.lua",
-  ["client:close"] = "lua/jararaca/testing.lua",
   ["router:match"] = "bindings/l_router.c + lua/jararaca/http/server.lua",
   ["http.listen"] = "bindings/l_http.c", ["req:respond"] = "bindings/l_http.c",
   ["http.url_decode"] = "bindings/l_http.c",
-  ["process.spawn"] = "bindings/l_process.c", ["process:wait"] = "bindings/l_process.c",
-  ["process:kill"] = "bindings/l_process.c",
 }
 
 local SQLITE = { "busy", "locked", "constraint", "readonly", "aborted", "corrupt", "full", "misuse", "range",
@@ -86,7 +83,7 @@ local function doc_rows(text)
       if cell:find("SQLite's", 1, true) or cell:find("the database's", 1, true) then row.sqlite = true end
       for word in cell:gmatch("`([^`]+)`") do
         if word == "e..." then row.os = true
-        elseif word:match("^[a-z_]+$") then row.codes[word] = true end
+        elseif word:match("^[a-z][a-z0-9_]*$") then row.codes[word] = true end
       end
       rows[name] = row
       order[#order + 1] = name
@@ -221,6 +218,55 @@ CASES["j.log.set"] = function()
   raises(function() j.log.set("debug") end, "opts must be a table", true)
 end
 
+CASES["j.json.encode"] = function()
+  failed("j.json.encode", "invalid", pack(j.json.encode({ x = 0 / 0 })))
+  failed("j.json.encode", "invalid", pack(j.json.encode({ print })))
+  local cycle = {}
+  cycle.self = cycle
+  failed("j.json.encode", "invalid", pack(j.json.encode(cycle)))
+  local msg = failed("j.json.encode", "invalid_utf8", pack(j.json.encode({ name = "caf\233" })))
+  assert.truthy(msg:find("UTF-8", 1, true), msg)
+  raises(function() j.json.encode() end, "value expected")
+end
+
+CASES["j.json.decode"] = function()
+  local msg = failed("j.json.decode", "invalid_json", pack(j.json.decode('{"a": 1,}')))
+  assert.truthy(msg:find("position", 1, true), msg)
+  failed("j.json.decode", "invalid_json", pack(j.json.decode('"\255"')))
+  failed("j.json.decode", "invalid_json", pack(j.json.decode(("["):rep(1001) .. ("]"):rep(1001))))
+  failed("j.json.decode", "out_of_range", pack(j.json.decode("1e400")))
+  failed("j.json.decode", "out_of_range", pack(j.json.decode("[99999999999999999999]")))
+  raises(function() j.json.decode(42) end, "string expected, got number")
+end
+
+CASES["schema:validate"] = function()
+  local sc = s.object { { "n", s.integer() }, { "name", s.string { min_length = 1 } } }
+  local msg, errs = failed("schema:validate", "invalid", pack(sc:validate({ n = "x", name = "" })))
+  assert.are.equal(s.describe_errors(errs), msg)
+  assert.are.same({ "int_type", "string_too_short" }, { errs[1].type, errs[2].type })
+  local _, missing = failed("schema:validate", "invalid", pack(s.integer():validate(nil, { loc = "body" })))
+  assert.are.same({ "body" }, missing[1].loc)
+  raises(function() sc:validate({}, true) end, "opts must be a table", true)
+end
+
+CASES["schema:encode"] = function()
+  local sc = s.object { { "n", s.integer() } }
+  local _, errs = failed("schema:encode", "invalid", pack(sc:encode({ n = 1.5 })))
+  assert.are.equal("int_from_float", errs[1].type)
+  _, errs = failed("schema:encode", "invalid", pack(s.any():encode({ f = print })))
+  assert.are.equal("serialization_error", errs[1].type)
+  raises(function() sc:encode({ n = 1 }, "body") end, "opts must be a table", true)
+end
+
+CASES["schema.validate_fields"] = function()
+  local query = { page = s.integer { minimum = 0 } }
+  local msg, errs = failed("schema.validate_fields", "invalid",
+    pack(s.validate_fields(query, { page = "-1" }, { loc_prefix = "query" })))
+  assert.truthy(msg:find("query.page: ", 1, true), msg)
+  assert.are.same({ "query", "page" }, errs[1].loc)
+  raises(function() s.validate_fields(query, {}, "query") end, "opts must be a table", true)
+end
+
 CASES["config.from_env"] = function()
   local Conf = s.object { { "port", s.integer() } }
   local _, errs = failed("config.from_env", "invalid",
@@ -351,6 +397,48 @@ CASES["runtime:stop"] = function()
   local msg, errs = failed("runtime:stop", "error", r[2])
   assert.truthy(msg:find("cannot flush", 1, true), msg)
   assert.are.same({ "interceptor #1 shutdown failed: cannot flush" }, errs)
+end
+
+CASES["client:close"] = function()
+  local Failing = { shutdown = function() error("cannot flush", 0) end }
+  local client = testing.client(j.Microservice { interceptors = { Failing } })
+  local msg, errs = failed("client:close", "error", pack(client:close()))
+  assert.truthy(msg:find("cannot flush", 1, true), msg)
+  assert.are.same({ "interceptor #1 shutdown failed: cannot flush" }, errs)
+  assert.is_true(client:close()) -- closed once
+end
+
+CASES["tsgen.generate"] = function()
+  local A = j.RestController("/a", { name = "Same" })
+  local B = j.RestController("/b", { name = "Same" })
+  local msg = failed("tsgen.generate", "invalid", pack(tsgen.generate(j.Microservice { controllers = { A, B } })))
+  assert.truthy(msg:find("two controllers are named Same", 1, true), msg)
+  raises(function() tsgen.generate(42) end, "expected an app", true)
+  raises(function() tsgen.generate(j.Microservice {}, "x") end, "opts must be a table", true)
+end
+
+CASES["process.spawn"] = function()
+  local msg = failed("process.spawn", "enoent", pack(process.spawn { tmp .. "/no-such-program" }))
+  assert.are.equal("cannot spawn " .. tmp .. "/no-such-program: no such file or directory", msg)
+  msg = failed("process.spawn", "enoent", pack(process.spawn { "/bin/sh", "-c", "true", stdout = tmp .. "/no/dir/out" }))
+  assert.truthy(msg:find("cannot open its stdout file", 1, true), msg)
+  raises(function() process.spawn {} end, "give at least the program path")
+  raises(function() process.spawn { "/bin/sh", 5 } end, "argument 2 must be a string")
+end
+
+CASES["process:wait"] = function()
+  local p = assert(process.spawn { "/bin/sh", "-c", "exec sleep 30" })
+  local msg = failed("process:wait", "timeout", pack(p:wait(0.01)))
+  assert.are.equal("the process is still running", msg)
+  assert(p:kill("SIGKILL"))
+  assert.are.same({ 0, 9 }, { p:wait(30) })
+end
+
+CASES["process:kill"] = function()
+  local p = assert(process.spawn { "/bin/sh", "-c", "exit 3" })
+  assert.are.same({ 3, 0 }, { p:wait(30) })
+  failed("process:kill", "esrch", pack(p:kill("SIGTERM")))
+  raises(function() p:kill("SIGNOPE") end, "unknown signal")
 end
 
 CASES["sys.setenv"] = function()

@@ -66,9 +66,8 @@ function App:tx(fn, fields)
   local ctx = context.new(own.kind or "test", self.container, own)
   local saved = context.current()
   context.bind(ctx)
-  local r = { n = 0 }
   local function pack(...) return { n = select("#", ...), ... } end
-  r = pack(interceptors.run(self.list, ctx, fn))
+  local r = pack(interceptors.run(self.list, ctx, fn))
   context.bind(saved)
   return unpack(r, 1, r.n)
 end
@@ -1348,10 +1347,10 @@ describe("persistence.Query", function()
   end)
 
   it("provides schemas for routes: PaginatedFilter, PaginatedSearch, Paginated(Item)", function()
-    local q, errs = s.validate_fields(persistence.PaginatedFilter, { page = "2" })
+    local q, _, _, errs = s.validate_fields(persistence.PaginatedFilter, { page = "2" })
     assert.is_nil(errs)
     assert.are.same({ page = 2, page_size = 10 }, q)
-    local _, e2 = s.validate_fields(persistence.PaginatedFilter, { page_size = "500" })
+    local _, _, _, e2 = s.validate_fields(persistence.PaginatedFilter, { page_size = "500" })
     assert.are.equal("less_than_equal", e2[1].type)
     local body = assert(persistence.PaginatedSearch:validate {
       page = 1, filters = { { field = "name", operator = "isEmpty" } }, sort = { { field = "name" } } })

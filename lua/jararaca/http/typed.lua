@@ -53,7 +53,7 @@ local function validate_inputs(plan, req)
   local g = plan.params
   if g then
     local raw = req.params or {}
-    local v, e = validate_fields(g.schema, raw, PATH)
+    local v, _, _, e = validate_fields(g.schema, raw, PATH)
     if v then
       -- converter-typed params not declared in params stay as routed
       for k, x in pairs(raw) do if v[k] == nil and not g.declared[k] then v[k] = x end end
@@ -70,7 +70,7 @@ local function validate_inputs(plan, req)
       local name = names[i]
       if lists and lists[name] then raw[name] = all[name] else raw[name] = first[name] end
     end
-    local v, e = validate_fields(g.schema, raw, QUERY)
+    local v, _, _, e = validate_fields(g.schema, raw, QUERY)
     if v then rawset(req, "query", v) else append_all(errs, e) end
   end
   g = plan.headers
@@ -78,22 +78,22 @@ local function validate_inputs(plan, req)
     local names = g.names
     local raw = {}
     for i = 1, #names do raw[names[i]] = req:header(names[i]) end
-    local v, e = validate_fields(g.schema, raw, HEADER)
+    local v, _, _, e = validate_fields(g.schema, raw, HEADER)
     if v then rawset(req, "header_params", v) else append_all(errs, e) end
   end
   local body = plan.body
   if body then
     local text = req.body
-    local v, e
+    local v, e, _
     if text == "" then
       -- absent: the default, nothing for an optional body, else "missing"
-      v, e = body:validate(nil, BODY)
+      v, _, _, e = body:validate(nil, BODY)
     else
       local decoded, derr = json.decode(text)
       if decoded == nil and derr then
         e = { { loc = { "body" }, msg = "JSON decode error: " .. derr, type = "json_invalid" } }
       else
-        v, e = body:validate(decoded, BODY)
+        v, _, _, e = body:validate(decoded, BODY)
       end
     end
     if e then append_all(errs, e) else rawset(req, "json", v) end
@@ -106,10 +106,9 @@ end
 
 local function shape(plan, req, body, status, headers)
   if plan.response ~= nil and body ~= nil and not response.is_response(body) then
-    local v, e = plan.response:validate(body)
+    local v, msg, _, e = plan.response:validate(body)
     if v == nil and e then
-      error(("response of %s %s does not match its schema: %s"):format(
-        req.method, req.path, S().describe_errors(e)), 0)
+      error(("response of %s %s does not match its schema: %s"):format(req.method, req.path, msg), 0)
     end
     body = v
   end

@@ -151,7 +151,6 @@ function M.row_reader(sc, label)
     -- no schema: NULL stays the binding's null (json.null when it is the same value)
     return function(row) return row end
   end
-  local describe = S().describe_errors
   return function(row)
     local p = plan_of(sc)
     local t = {}
@@ -172,9 +171,9 @@ function M.row_reader(sc, label)
         t[k] = v
       end
     end
-    local r, errs = sc:validate(t)
+    local r, msg, _, errs = sc:validate(t)
     if r == nil and errs then
-      error(format("%s: a row does not fit its schema: %s", label or "persistence", describe(errs)), 0)
+      error(format("%s: a row does not fit its schema: %s", label or "persistence", msg), 0)
     end
     return r
   end
