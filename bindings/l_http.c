@@ -718,8 +718,11 @@ static void on_drained(void *ud)
 {
     srv_ud *u = ud;
     u->drained = 1;
+    /* Core is done with u. Unanchor before waking: the woken task may run
+     * (and collect) at once; the waiting task's stack keeps u alive until
+     * the wake below has read it. */
+    unanchor(u);
     wake_shutdown(u);
-    unanchor(u); /* core is done with u */
 }
 
 /* srv:shutdown(grace_seconds) -> true once every connection is gone */
@@ -753,8 +756,8 @@ static int srv_close(lua_State *L)
         u->srv = NULL;
         u->drained = 1;
         jr_http_server_free(srv); /* closes handles; the memory goes with the last close callback */
+        unanchor(u); /* u is our argument: alive for this call */
         wake_shutdown(u);
-        unanchor(u);
     }
     lua_pushboolean(L, 1);
     return 1;

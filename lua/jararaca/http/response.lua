@@ -53,7 +53,7 @@ M.merge = merge
 
 --- Compute status, body, content_type, headers for a handler's return values.
 function M.build(req, route_status, body, status, headers)
-  headers_table(headers, "the headers returned with the body")
+  if headers ~= nil then headers_table(headers, "the headers returned with the body") end
   local resp = rawget(req, "response")
   if resp then
     status = status or resp.status
