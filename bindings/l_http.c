@@ -202,21 +202,20 @@ static int l_set_handler(lua_State *L)
     return 0;
 }
 
-static int req_method(lua_State *L)
+/* A text field of the request (NULL: empty) as a Lua string. */
+static int push_text(lua_State *L, const char *(*get)(const jr_http_req *, size_t *))
 {
     size_t len;
-    const char *m = jr_http_req_method(check_req(L), &len);
-    lua_pushlstring(L, m, len);
+    const char *s = get(check_req(L), &len);
+    lua_pushlstring(L, s ? s : "", s ? len : 0);
     return 1;
 }
 
-static int req_path(lua_State *L)
-{
-    size_t len;
-    const char *p = jr_http_req_path(check_req(L), &len);
-    lua_pushlstring(L, p, len);
-    return 1;
-}
+static int req_method(lua_State *L) { return push_text(L, jr_http_req_method); }
+static int req_path(lua_State *L) { return push_text(L, jr_http_req_path); }
+static int req_body(lua_State *L) { return push_text(L, jr_http_req_body); }
+static int req_query_string(lua_State *L) { return push_text(L, jr_http_req_query); }
+static int req_target(lua_State *L) { return push_text(L, jr_http_req_target); }
 
 static int req_header(lua_State *L)
 {
@@ -261,29 +260,8 @@ static int req_headers(lua_State *L)
     return 1;
 }
 
-static int req_body(lua_State *L)
-{
-    size_t len;
-    const char *b = jr_http_req_body(check_req(L), &len);
-    lua_pushlstring(L, b ? b : "", b ? len : 0);
-    return 1;
-}
 
-static int req_query_string(lua_State *L)
-{
-    size_t len;
-    const char *q = jr_http_req_query(check_req(L), &len);
-    lua_pushlstring(L, q ? q : "", q ? len : 0);
-    return 1;
-}
 
-static int req_target(lua_State *L)
-{
-    size_t len;
-    const char *t = jr_http_req_target(check_req(L), &len);
-    lua_pushlstring(L, t, len);
-    return 1;
-}
 
 static int req_id(lua_State *L)
 {

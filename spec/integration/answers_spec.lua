@@ -3,7 +3,7 @@
 -- (a request nobody answers parks its connection until shutdown).
 local client = require "spec.support.client"
 local server = require "spec.support.server"
-local sched = require "jararaca.sched"
+local until_true = require("spec.support.wait").until_true
 local cjson = require "cjson"
 
 -- Sockets of the server's port in CLOSE-WAIT (state 08 in /proc/net/tcp):
@@ -23,14 +23,6 @@ local function close_wait(port)
   return n
 end
 
--- Wait until cond() holds (the server's state, observed from outside); 5 s at most.
-local function until_true(cond, what)
-  local deadline = sched.clock() + 5
-  while not cond() do
-    assert(sched.clock() < deadline, "timed out waiting until " .. what)
-    sched.sleep(0.01)
-  end
-end
 
 describe("every request gets exactly one answer", function()
   local srv

@@ -7,13 +7,19 @@ local cjson = require "cjson"
 
 local ORIGIN = "https://app.example"
 
+-- The app with CORS_MODE = mode, started for the enclosing describe block.
+local function serve(mode)
+  local box = {}
+  setup(function() box.srv = server.start("spec/integration/apps/cors.lua", {}, { CORS_MODE = mode }) end)
+  teardown(function() if box.srv then assert.equal(0, (box.srv:stop())) end end)
+  return box
+end
+
 describe("app-wide middlewares and CORS (allow_origins list, credentials)", function()
-  local srv
-  setup(function() srv = server.start("spec/integration/apps/cors.lua") end)
-  teardown(function() if srv then assert.equal(0, (srv:stop())) end end)
+  local box = serve("list")
 
   local function req(method, target, headers, body)
-    return assert(client.request(srv.port, method, target, { headers = headers, body = body }))
+    return assert(client.request(box.srv.port, method, target, { headers = headers, body = body }))
   end
 
   local function preflight(target, origin, method, headers)
@@ -91,7 +97,7 @@ describe("app-wide middlewares and CORS (allow_origins list, credentials)", func
     end
     assert.equal("GET, HEAD, POST", req("DELETE", "/api/items", { Origin = ORIGIN }).headers["allow"])
     assert.equal("1", req("GET", "/api/teapot", { Origin = ORIGIN }).headers["x-pot"])
-    assert.truthy(srv:output():find("[cors-500] unhandled error in GET /api/boom", 1, true))
+    assert.truthy(box.srv:output():find("[cors-500] unhandled error in GET /api/boom", 1, true))
   end)
 
   it("decorates what an inner middleware answers or raises", function()
@@ -103,17 +109,16 @@ describe("app-wide middlewares and CORS (allow_origins list, credentials)", func
     assert.equal(500, res.status)
     assert.equal(ORIGIN, res.headers["access-control-allow-origin"])
     assert.equal("1", res.headers["x-app"])
-    assert.truthy(srv:output():find("[mw-boom] unhandled error in GET /api/items", 1, true))
-    assert.truthy(srv:output():find("middleware exploded", 1, true))
+    assert.truthy(box.srv:output():find("[mw-boom] unhandled error in GET /api/items", 1, true))
+    assert.truthy(box.srv:output():find("middleware exploded", 1, true))
   end)
 end)
 
 describe("CORS with allow_origins = { \"*\" }", function()
-  local srv
-  setup(function() srv = server.start("spec/integration/apps/cors.lua", {}, { CORS_MODE = "star" }) end)
-  teardown(function() if srv then assert.equal(0, (srv:stop())) end end)
+  local box = serve("star")
 
   it("answers * without credentials, echoes the origin when the request has cookies", function()
+    local srv = box.srv
     local res = assert(client.request(srv.port, "GET", "/api/items", { headers = { Origin = ORIGIN } }))
     assert.equal("*", res.headers["access-control-allow-origin"])
     assert.is_nil(res.headers["vary"])
@@ -131,11 +136,10 @@ describe("CORS with allow_origins = { \"*\" }", function()
 end)
 
 describe("CORS with allow_origin_regex", function()
-  local srv
-  setup(function() srv = server.start("spec/integration/apps/cors.lua", {}, { CORS_MODE = "regex" }) end)
-  teardown(function() if srv then assert.equal(0, (srv:stop())) end end)
+  local box = serve("regex")
 
   it("allows the origins the pattern matches whole", function()
+    local srv = box.srv
     local function acao(origin)
       return assert(client.request(srv.port, "GET", "/api/items", { headers = { Origin = origin } }))
         .headers["access-control-allow-origin"]

@@ -7,6 +7,7 @@
 local http = require "jararaca.core.http"
 local router_core = require "jararaca.core.router"
 local sched = require "jararaca.sched"
+local until_true = require("spec.support.wait").until_true
 local sched_core = require "jararaca.core.sched"
 local process = require "jararaca.core.process"
 local client = require "spec.support.client"
@@ -54,13 +55,6 @@ local function fetch(port, ...)
   return lines
 end
 
-local function until_true(cond, what)
-  local deadline = sched.clock() + 5
-  while not cond() do
-    assert(sched.clock() < deadline, "timed out waiting until " .. what)
-    sched.sleep(0.01)
-  end
-end
 
 describe("the C server's last-resort answer", function()
   it("answers 500 when the task ends unanswered: returned, raised or cancelled", function()
