@@ -489,7 +489,10 @@ static int req_respond(lua_State *L)
  * this runs on the hot path). Returns how many tables it pushed. */
 static int push_query(lua_State *L, const char *qs, size_t len, int want_all)
 {
-    lua_newtable(L);
+    /* Sized once: the table is not rehashed while it fills. */
+    int fields = len > 0;
+    for (size_t k = 0; k < len; k++) fields += qs[k] == '&' || qs[k] == ';';
+    lua_createtable(L, 0, fields > 64 ? 64 : fields);
     int first = lua_gettop(L);
     if (want_all) lua_newtable(L);
     else lua_pushnil(L);

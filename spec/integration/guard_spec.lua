@@ -13,13 +13,16 @@ local process = require "jararaca.core.process"
 local client = require "spec.support.client"
 
 -- GET each path on its own connection; print "status body" per line.
+-- With the first argument "pipelined": every request in one write on one
+-- connection, the answers read in order.
 local CLIENT = [[
 import socket, sys
 port = int(sys.argv[1])
-for path in sys.argv[2:]:
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
-    data = b""
+paths = sys.argv[2:]
+pipelined = paths[0] == "pipelined"
+if pipelined: paths = paths[1:]
+def request(path): return ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode()
+def answer(s, data):
     while b"\r\n\r\n" not in data:
         chunk = s.recv(65536)
         if not chunk: break
@@ -34,8 +37,20 @@ for path in sys.argv[2:]:
         if not chunk: break
         body += chunk
     status = head.split(b" ")[1].decode() if head else "none"
-    print(status, body.decode())
+    print(status, body[:length].decode())
+    return body[length:]
+if pipelined:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"".join(request(p) for p in paths))
+    rest = b""
+    for p in paths: rest = answer(s, rest)
     s.close()
+else:
+    for p in paths:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(request(p))
+        answer(s, b"")
+        s.close()
 ]]
 
 -- Run the client against port; returns its output lines.
@@ -89,6 +104,13 @@ describe("the C server's last-resort answer", function()
     end
     assert.equal("200 fine 7", lines[4])
     assert.equal(404, seen404)
+    -- pipelined: the guard's answer lets the next request on the connection run
+    lines = fetch(srv:port(), "pipelined", "/returns", "/answers/8", "/raises", "/answers/9")
+    assert.equal(4, #lines)
+    assert.equal("500 " .. internal, lines[1]:sub(1, 4 + #internal))
+    assert.equal("200 fine 8", lines[2])
+    assert.equal("500 " .. internal, lines[3]:sub(1, 4 + #internal))
+    assert.equal("200 fine 9", lines[4])
     until_true(function() return srv:stats().connections == 0 end, "every connection is closed")
 
     -- the handle of a request whose task ended is stale: no dangling access
