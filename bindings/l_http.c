@@ -17,9 +17,12 @@
  *
  * Every request gets one answer: when the task running fn ends (returns,
  * raises, is cancelled) and the request is still unanswered on a live
- * connection, the task's end guard answers 500 and logs it. A listening
- * server is anchored in the registry until it is drained or closed, so the
- * collector never stops a server; __gc only frees a stopped one.
+ * connection, the task's end guard answers 500 and logs it. A request
+ * handle is valid until then: afterwards its accessors raise "this request
+ * is over", respond() returns nil, message, "closed" and alive() false.
+ * A listening server is anchored in the registry until it is drained or
+ * closed, so the collector never stops a server; __gc only frees a stopped
+ * one.
  */
 #include <lauxlib.h>
 #include <stdint.h>
@@ -93,7 +96,8 @@ typedef struct {
     jr_http_server *srv;
     int shutting_down;
     int drained;
-    int self_ref;     /* registry ref while listening: core holds &waiter's owner */
+    int self_ref;     /* registry ref anchoring this userdata while it serves
+                         (core holds it as on_drained's argument) */
     jr_waiter waiter; /* the task in srv:shutdown() */
 } srv_ud;
 
