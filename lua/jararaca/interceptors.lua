@@ -65,9 +65,13 @@ local function label(i, v)
   return format("interceptor #%d", i)
 end
 
+-- Text of an error value; never raises (a __tostring may raise or return
+-- a non-string).
 local function errtext(e)
   if type(e) == "string" then return e end
-  return tostring(e)
+  local ok, s = pcall(tostring, e)
+  if ok and type(s) == "string" then return s end
+  return "(a " .. type(e) .. " error value that cannot be shown)"
 end
 
 -- Turn one entry into an instance (may raise).

@@ -351,6 +351,15 @@ describe("jararaca.interceptors lifecycle", function()
     assert.are.same({ "a:startup", "b:startup", "c:startup", "b:shutdown", "a:shutdown" }, log)
   end)
 
+  it("names a startup error whose __tostring raises instead of raising that", function()
+    local nasty = setmetatable({}, { __tostring = function() error("no text") end })
+    local ok, e = pcall(interceptors.start, app, di.Container.new({}), {
+      { startup = function() error(nasty) end },
+    })
+    assert.is_false(ok)
+    assert.are.equal("interceptor #1 startup failed: (a table error value that cannot be shown)", e)
+  end)
+
   it("reports rollback failures too", function()
     local log = {}
     local ok, e = pcall(interceptors.start, app, di.Container.new({}), {
