@@ -1,76 +1,225 @@
 /* l_http.c - jararaca.core.http: the C HTTP server as seen from Lua.
  *
- *   http.set_handler(fn)         fn(req, method, path) runs in a new task per request
+ *   http.set_handler(fn, router) every request is matched against router (a
+ *                                jararaca.core.router) here, in C, and
+ *                                fn(req, id, params) runs in a new task;
+ *                                fn(req, nil, 404) / fn(req, nil, 405, allow)
+ *                                when nothing matches
  *   local srv, err = http.listen{ host=, port=, reuseport=, max_header_size=, ... }
  *   srv:port()  srv:stats()  srv:shutdown(grace_seconds)  (parks until drained)
- *   req:respond(status, body, content_type, headers) -> true | nil, "closed" | nil, "invalid"
- *   req:header(name) req:headers() req:body() req:query_string() req:target()
- *   req:id() req:remote() req:alive() req:version_minor() req:is_upgrade()
+ *   srv:close()                  stop at once: listener and every connection
+ *   req:respond(status, body, content_type, headers)
+ *       -> true | nil, message, "invalid" | "closed" | "answered"
+ *   req:method() req:path() req:query([all]) req:header(name) req:headers()
+ *   req:body() req:query_string() req:target() req:id() req:remote()
+ *   req:alive() req:version_minor() req:is_upgrade()
  *   http.parse_query(qs) -> first-value table, multi-value table
+ *
+ * Every request gets one answer: when the task running fn ends (returns,
+ * raises, is cancelled) and the request is still unanswered on a live
+ * connection, the task's end guard answers 500 and logs it. A request
+ * handle is valid until then: afterwards its accessors raise "this request
+ * is over", respond() returns nil, message, "closed" and alive() false.
+ * A listening server is anchored in the registry until it is drained or
+ * closed, so the collector never stops a server; __gc only frees a stopped
+ * one.
  */
 #include <lauxlib.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
+#include "l_router.h"
 #include "log.h"
 #include "scheduler.h"
 #include "vm.h"
 
 static char k_req_mt, k_srv_mt;
 static int g_handler_ref = LUA_NOREF;
+static int g_router_ref = LUA_NOREF; /* anchors the router userdata behind g_router */
+static jr_router *g_router;
+
+/* A request as Lua sees it: a slot number and the slot's generation, not a
+ * pointer. The slot holds the request's reference from its arrival until its
+ * task ends (on_task_end), then is recycled with a new generation: the
+ * request goes back to the server's pool at once instead of when the
+ * collector finalizes a userdata (no finalizer per request, no pile of
+ * finished requests and their bodies waiting for a GC cycle), and a handle
+ * kept past that point is recognised as stale instead of dangling. */
+typedef struct {
+    uint32_t slot;
+    uint32_t gen;
+} req_ud;
 
 typedef struct {
-    jr_http_req *req;
-} req_ud;
+    jr_http_req *req; /* NULL when free */
+    uint32_t gen;
+    uint32_t next_free;
+} req_slot;
+
+#define NO_SLOT UINT32_MAX
+static req_slot *g_slots;
+static uint32_t g_nslots, g_free_slot = NO_SLOT;
+
+static uint32_t slot_take(jr_http_req *req)
+{
+    if (g_free_slot == NO_SLOT) {
+        uint32_t n = g_nslots ? g_nslots * 2 : 64;
+        req_slot *grown = realloc(g_slots, n * sizeof *grown);
+        if (!grown) return NO_SLOT;
+        for (uint32_t i = n; i-- > g_nslots;) {
+            grown[i].req = NULL;
+            grown[i].gen = 0;
+            grown[i].next_free = g_free_slot;
+            g_free_slot = i;
+        }
+        g_slots = grown;
+        g_nslots = n;
+    }
+    uint32_t i = g_free_slot;
+    g_free_slot = g_slots[i].next_free;
+    g_slots[i].req = req;
+    return i;
+}
+
+static void slot_put(uint32_t i)
+{
+    g_slots[i].req = NULL;
+    g_slots[i].gen++;
+    g_slots[i].next_free = g_free_slot;
+    g_free_slot = i;
+}
 
 typedef struct {
     jr_http_server *srv;
     int shutting_down;
     int drained;
+    int self_ref;     /* registry ref anchoring this userdata while it serves
+                         (core holds it as on_drained's argument) */
     jr_waiter waiter; /* the task in srv:shutdown() */
 } srv_ud;
 
 /* ---- requests ---- */
 
-static jr_http_req *check_req(lua_State *L)
+/* The request of the handle at 1, or NULL when its task has ended. */
+static jr_http_req *handle_req(lua_State *L)
 {
     req_ud *u = jr_checkudata(L, 1, &k_req_mt, "http request");
-    return u->req;
+    req_slot *s = &g_slots[u->slot];
+    return s->gen == u->gen ? s->req : NULL;
+}
+
+static jr_http_req *check_req(lua_State *L)
+{
+    jr_http_req *req = handle_req(L);
+    if (!req)
+        luaL_error(L, "this request is over: its task has ended (copy what a spawned task needs "
+                      "from the request before the handler returns)");
+    return req;
+}
+
+static const jr_http_header k_json_ct = {"Content-Type", 12, "application/json", 16};
+
+/* The last resort: the request's task is over. An unanswered request on a
+ * live connection would sit there until shutdown (CLOSE-WAIT once the client
+ * gives up): answer 500 and say so. Normally dispatch (Lua) has answered. */
+static void on_task_end(void *ud)
+{
+    uint32_t slot = (uint32_t)(uintptr_t)ud;
+    jr_http_req *req = g_slots[slot].req;
+    slot_put(slot); /* from now on, Lua handles of this request are stale */
+    if (jr_http_req_alive(req)) {
+        const char *id = jr_http_req_id(req); /* [A-Za-z0-9._-] only: no escaping needed */
+        char body[160];
+        int n = snprintf(body, sizeof body, "{\"detail\":\"Internal Server Error\",\"request_id\":\"%s\"}", id);
+        if (n < 0 || (size_t)n >= sizeof body) n = 0;
+        size_t mlen, tlen;
+        const char *m = jr_http_req_method(req, &mlen);
+        const char *t = jr_http_req_target(req, &tlen);
+        jr_logf(JR_LOG_ERROR, id, "%.*s %.*s: the request's task ended without answering it: answered 500",
+                (int)mlen, m, (int)(tlen > 200 ? 200 : tlen), t);
+        jr_http_respond(req, 500, &k_json_ct, 1, body, (size_t)n);
+    }
+    jr_http_req_release(req);
 }
 
 static void on_request(jr_http_req *req, void *ud)
 {
     lua_State *L = ((jr_vm *)ud)->L;
     if (g_handler_ref == LUA_NOREF) {
-        static const jr_http_header h = {"Content-Type", 12, "application/json", 16};
         const char *b = "{\"detail\":\"no handler\"}";
-        jr_http_respond(req, 503, &h, 1, b, strlen(b));
+        jr_http_respond(req, 503, &k_json_ct, 1, b, strlen(b));
         return;
     }
+    uint32_t slot = slot_take(req);
+    if (slot == NO_SLOT) {
+        const char *b = "{\"detail\":\"out of memory\"}";
+        jr_http_respond(req, 503, &k_json_ct, 1, b, strlen(b));
+        return;
+    }
+    jr_http_req_retain(req); /* the slot's reference, until on_task_end */
     lua_rawgeti(L, LUA_REGISTRYINDEX, g_handler_ref);
     req_ud *u = lua_newuserdata(L, sizeof *u);
-    u->req = req;
-    jr_http_req_retain(req);
+    u->slot = slot;
+    u->gen = g_slots[slot].gen;
     lua_pushlightuserdata(L, &k_req_mt);
     lua_rawget(L, LUA_REGISTRYINDEX);
     lua_setmetatable(L, -2);
+    /* Route here: Lua gets the route id and its params, never the method
+     * and path strings (req:method()/req:path() make them on demand). */
     size_t mlen, plen;
     const char *m = jr_http_req_method(req, &mlen);
     const char *p = jr_http_req_path(req, &plen);
-    lua_pushlstring(L, m, mlen);
-    lua_pushlstring(L, p, plen);
-    jr_task_start(L, 3);
+    jr_route_match match;
+    jr_router_match(g_router, m, mlen, p, plen, &match);
+    int nargs = 3;
+    if (match.status == JR_ROUTE_FOUND) {
+        lua_pushinteger(L, match.route_id);
+        jr_router_push_params(L, &match);
+    } else {
+        lua_pushnil(L);
+        if (match.status == JR_ROUTE_NOT_FOUND) {
+            lua_pushinteger(L, 404);
+        } else {
+            lua_pushinteger(L, 405);
+            lua_pushstring(L, match.allow);
+            nargs = 4;
+        }
+    }
+    jr_task_start_guarded(L, nargs, on_task_end, (void *)(uintptr_t)slot);
 }
 
+/* set_handler(fn, router) */
 static int l_set_handler(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
+    jr_router *r = jr_router_check(L, 2);
     if (g_handler_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, g_handler_ref);
+    if (g_router_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, g_router_ref);
     lua_pushvalue(L, 1);
     g_handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 2);
+    g_router_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    g_router = r;
     return 0;
 }
+
+/* A text field of the request (NULL: empty) as a Lua string. */
+static int push_text(lua_State *L, const char *(*get)(const jr_http_req *, size_t *))
+{
+    size_t len;
+    const char *s = get(check_req(L), &len);
+    lua_pushlstring(L, s ? s : "", s ? len : 0);
+    return 1;
+}
+
+static int req_method(lua_State *L) { return push_text(L, jr_http_req_method); }
+static int req_path(lua_State *L) { return push_text(L, jr_http_req_path); }
+static int req_body(lua_State *L) { return push_text(L, jr_http_req_body); }
+static int req_query_string(lua_State *L) { return push_text(L, jr_http_req_query); }
+static int req_target(lua_State *L) { return push_text(L, jr_http_req_target); }
 
 static int req_header(lua_State *L)
 {
@@ -115,29 +264,8 @@ static int req_headers(lua_State *L)
     return 1;
 }
 
-static int req_body(lua_State *L)
-{
-    size_t len;
-    const char *b = jr_http_req_body(check_req(L), &len);
-    lua_pushlstring(L, b ? b : "", b ? len : 0);
-    return 1;
-}
 
-static int req_query_string(lua_State *L)
-{
-    size_t len;
-    const char *q = jr_http_req_query(check_req(L), &len);
-    lua_pushlstring(L, q ? q : "", q ? len : 0);
-    return 1;
-}
 
-static int req_target(lua_State *L)
-{
-    size_t len;
-    const char *t = jr_http_req_target(check_req(L), &len);
-    lua_pushlstring(L, t, len);
-    return 1;
-}
 
 static int req_id(lua_State *L)
 {
@@ -155,7 +283,8 @@ static int req_remote(lua_State *L)
 
 static int req_alive(lua_State *L)
 {
-    lua_pushboolean(L, jr_http_req_alive(check_req(L)));
+    jr_http_req *req = handle_req(L);
+    lua_pushboolean(L, req && jr_http_req_alive(req));
     return 1;
 }
 
@@ -179,50 +308,161 @@ static int req_start_ms(lua_State *L)
 
 #define MAX_RESP_HEADERS 64
 
-/* req:respond(status, body, content_type, headers) */
+/* RFC 9110 token characters: what a header name may be made of. */
+static int is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int is_token(const char *s, size_t n)
+{
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+static int has_ctl(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0') return 1;
+    return 0;
+}
+
+/* A printable excerpt of a header name for a message: nothing a client or
+ * handler sent reaches the log as CR/LF. */
+static const char *shown(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t k = 0, i = 0;
+    for (; i < n && k + 4 < cap; i++) out[k++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    if (i < n) out[k++] = '.', out[k++] = '.', out[k++] = '.';
+    out[k] = 0;
+    return out;
+}
+
+/* The answer a handler gave cannot be sent: nil, message, "invalid". */
+static int refuse(lua_State *L, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushliteral(L, "invalid");
+    return 3;
+}
+
+/* The header value on top of the stack (a string, or a number sent in its
+ * decimal form) -> hs[*nh]. Converted numbers are kept alive in the table at
+ * index ANCHOR (made on first need). NULL, or why it cannot be sent. */
+#define ANCHOR 6
+static const char *take_value(lua_State *L, const char *name, size_t nl, jr_http_header *hs,
+                              size_t *nh)
+{
+    int t = lua_type(L, -1);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER) return "must be a string or a number";
+    if (*nh >= MAX_RESP_HEADERS) return "is one header line too many (at most 64)";
+    size_t vl;
+    const char *v;
+    if (t == LUA_TNUMBER) {
+        /* Convert a copy: the caller's table is left as it was. */
+        if (lua_isnil(L, ANCHOR)) {
+            lua_newtable(L);
+            lua_replace(L, ANCHOR);
+        }
+        lua_pushvalue(L, -1);
+        v = lua_tolstring(L, -1, &vl);
+        lua_rawseti(L, ANCHOR, (int)lua_objlen(L, ANCHOR) + 1);
+    } else {
+        v = lua_tolstring(L, -1, &vl); /* alive: an element of the caller's table */
+    }
+    if (has_ctl(v, vl)) return "contains CR, LF or NUL";
+    hs[(*nh)++] = (jr_http_header){name, nl, v, vl};
+    return NULL;
+}
+
+/* req:respond(status, body, content_type, headers)
+ *   -> true | nil, message, "invalid" | "closed" | "answered"
+ * Every value is checked here and refused with a message instead of raising
+ * (a handler's bad answer must become a 500, not an error in the middle of
+ * dispatch): status an integer 100..999, body and content_type strings or
+ * nil, headers a table { name = value or { values... } } with token names
+ * and string or number values without CR/LF/NUL. */
 static int req_respond(lua_State *L)
 {
-    jr_http_req *req = check_req(L);
-    int status = (int)luaL_checkinteger(L, 2);
+    jr_http_req *req = handle_req(L);
+    if (!req) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "the request is over (its task has ended)");
+        lua_pushliteral(L, "closed");
+        return 3;
+    }
+    lua_settop(L, 5);
+    lua_pushnil(L); /* ANCHOR */
+    char msg[200], nb[48];
+    if (lua_type(L, 2) != LUA_TNUMBER) {
+        snprintf(msg, sizeof msg, "the status must be an integer in 100..999, got a %s",
+                 luaL_typename(L, 2));
+        return refuse(L, msg);
+    }
+    lua_Number sn = lua_tonumber(L, 2);
+    if (!(sn >= 100 && sn <= 999) || sn != (lua_Number)(int)sn) {
+        snprintf(msg, sizeof msg, "the status must be an integer in 100..999, got %.14g", (double)sn);
+        return refuse(L, msg);
+    }
+    int status = (int)sn;
     size_t blen = 0;
-    const char *body = lua_isnoneornil(L, 3) ? NULL : luaL_checklstring(L, 3, &blen);
+    const char *body = NULL;
+    if (!lua_isnil(L, 3)) {
+        if (lua_type(L, 3) != LUA_TSTRING) {
+            snprintf(msg, sizeof msg, "the body must be a string, got a %s", luaL_typename(L, 3));
+            return refuse(L, msg);
+        }
+        body = lua_tolstring(L, 3, &blen);
+    }
     jr_http_header hs[MAX_RESP_HEADERS];
     size_t nh = 0;
-    if (!lua_isnoneornil(L, 4)) {
+    if (!lua_isnil(L, 4)) {
         size_t ctl;
-        const char *ct = luaL_checklstring(L, 4, &ctl);
+        const char *ct = lua_type(L, 4) == LUA_TSTRING ? lua_tolstring(L, 4, &ctl) : NULL;
+        if (!ct || has_ctl(ct, ctl)) {
+            snprintf(msg, sizeof msg, "the content type must be a string without CR, LF or NUL, got a %s",
+                     luaL_typename(L, 4));
+            return refuse(L, msg);
+        }
         hs[nh++] = (jr_http_header){"Content-Type", 12, ct, ctl};
     }
-    if (lua_istable(L, 5)) {
+    if (!lua_isnil(L, 5)) {
+        if (!lua_istable(L, 5)) {
+            snprintf(msg, sizeof msg, "the headers must be a table, got a %s", luaL_typename(L, 5));
+            return refuse(L, msg);
+        }
         lua_pushnil(L);
         while (lua_next(L, 5) != 0) {
-            if (lua_type(L, -2) == LUA_TSTRING) {
-                size_t nl;
-                const char *name = lua_tolstring(L, -2, &nl);
-                if (lua_istable(L, -1)) {
-                    /* Several values: one header line each (Set-Cookie). */
-                    size_t n = lua_objlen(L, -1);
-                    for (size_t i = 1; i <= n && nh < MAX_RESP_HEADERS; i++) {
-                        lua_rawgeti(L, -1, (int)i);
-                        size_t vl;
-                        const char *v = lua_tolstring(L, -1, &vl);
-                        /* The string stays alive: it is an element of the table. */
-                        lua_pop(L, 1);
-                        if (v) hs[nh++] = (jr_http_header){name, nl, v, vl};
-                    }
-                } else if (nh < MAX_RESP_HEADERS) {
-                    size_t vl;
-                    if (lua_type(L, -1) == LUA_TNUMBER) {
-                        /* Convert in place: the key is untouched, the value
-                         * becomes a string kept alive by the table. */
-                        lua_pushvalue(L, -2);
-                        lua_pushvalue(L, -2);
-                        lua_tostring(L, -1);
-                        lua_rawset(L, 5);
-                    }
-                    const char *v = lua_tolstring(L, -1, &vl);
-                    if (v) hs[nh++] = (jr_http_header){name, nl, v, vl};
+            if (lua_type(L, -2) != LUA_TSTRING) {
+                snprintf(msg, sizeof msg, "a header name must be a string, got a %s", luaL_typename(L, -2));
+                return refuse(L, msg);
+            }
+            size_t nl;
+            const char *name = lua_tolstring(L, -2, &nl);
+            if (!is_token(name, nl)) {
+                snprintf(msg, sizeof msg, "the header name \"%s\" is not a token (letters, digits, !#$%%&'*+-.^_`|~)",
+                         shown(nb, sizeof nb, name, nl));
+                return refuse(L, msg);
+            }
+            const char *why = NULL;
+            if (lua_istable(L, -1)) {
+                /* Several values: one header line each (Set-Cookie). */
+                size_t n = lua_objlen(L, -1);
+                for (size_t i = 1; i <= n && !why; i++) {
+                    lua_rawgeti(L, -1, (int)i);
+                    why = take_value(L, name, nl, hs, &nh);
+                    lua_pop(L, 1);
                 }
+            } else {
+                why = take_value(L, name, nl, hs, &nh);
+            }
+            if (why) {
+                snprintf(msg, sizeof msg, "the value of the header \"%s\" %s", shown(nb, sizeof nb, name, nl), why);
+                return refuse(L, msg);
             }
             lua_pop(L, 1);
         }
@@ -234,41 +474,37 @@ static int req_respond(lua_State *L)
     }
     lua_pushnil(L);
     if (rc == JR_HTTP_EINVALID) {
-        /* A handler's bad status or header value: the caller answers 500. */
+        lua_pushliteral(L, "the answer was refused by the server (bad status or header)");
         lua_pushliteral(L, "invalid");
-        return 2;
+    } else if (rc == JR_HTTP_ECLOSED) {
+        lua_pushliteral(L, "the connection is closed");
+        lua_pushliteral(L, "closed");
+    } else {
+        lua_pushliteral(L, "the request was already answered");
+        lua_pushliteral(L, "answered");
     }
-    lua_pushstring(L, rc == JR_HTTP_ECLOSED ? "closed" : "answered");
-    return 2;
-}
-
-static int req_gc(lua_State *L)
-{
-    req_ud *u = lua_touserdata(L, 1);
-    if (u && u->req) {
-        jr_http_req_release(u->req);
-        u->req = NULL;
-    }
-    return 0;
+    return 3;
 }
 
 /* ---- query strings ---- */
 
-/* parse_query(qs [, all]) -> { name = first value } [, { name = { all values } }]
- * The second table is only built when asked for: most handlers read first
- * values only, and this runs on the hot path. */
-static int l_parse_query(lua_State *L)
+/* Push { name = first value } and, when want_all, { name = { every value } }
+ * too (only built when asked for: most handlers read first values only, and
+ * this runs on the hot path). Returns how many tables it pushed. */
+static int push_query(lua_State *L, const char *qs, size_t len, int want_all)
 {
-    size_t len;
-    const char *qs = luaL_checklstring(L, 1, &len);
-    int want_all = lua_toboolean(L, 2);
-    lua_settop(L, 1);
-    lua_newtable(L); /* first values: index 2 */
-    if (want_all) lua_newtable(L); /* all values: index 3 */
+    /* Sized once: the table is not rehashed while it fills. */
+    int fields = len > 0;
+    for (size_t k = 0; k < len; k++) fields += qs[k] == '&' || qs[k] == ';';
+    lua_createtable(L, 0, fields > 64 ? 64 : fields);
+    int first = lua_gettop(L);
+    if (want_all) lua_newtable(L);
     else lua_pushnil(L);
+    int all = first + 1;
     char stackbuf[512];
-    char *buf = len < sizeof stackbuf ? stackbuf : malloc(len + 1);
-    if (!buf) return luaL_error(L, "out of memory");
+    /* A long query decodes into a userdata: freed by the collector even if a
+     * push below raises (out of memory). */
+    char *buf = len < sizeof stackbuf ? stackbuf : lua_newuserdata(L, len + 1);
     size_t i = 0;
     while (i <= len) {
         size_t j = i;
@@ -284,13 +520,13 @@ static int l_parse_query(lua_State *L)
                 lua_pushlstring(L, buf, (size_t)vl); /* value */
                 /* first[key] = value if absent */
                 lua_pushvalue(L, -2);
-                lua_rawget(L, 2);
+                lua_rawget(L, first);
                 int absent = lua_isnil(L, -1);
                 lua_pop(L, 1);
                 if (absent) {
                     lua_pushvalue(L, -2);
                     lua_pushvalue(L, -2);
-                    lua_rawset(L, 2);
+                    lua_rawset(L, first);
                 }
                 if (!want_all) {
                     lua_pop(L, 2);
@@ -299,13 +535,13 @@ static int l_parse_query(lua_State *L)
                 }
                 /* all[key][#+1] = value */
                 lua_pushvalue(L, -2);
-                lua_rawget(L, 3);
+                lua_rawget(L, all);
                 if (lua_isnil(L, -1)) {
                     lua_pop(L, 1);
                     lua_createtable(L, 1, 0);
                     lua_pushvalue(L, -3);
                     lua_pushvalue(L, -2);
-                    lua_rawset(L, 3);
+                    lua_rawset(L, all);
                 }
                 lua_pushvalue(L, -2);
                 lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
@@ -314,9 +550,25 @@ static int l_parse_query(lua_State *L)
         }
         i = j + 1;
     }
-    if (buf != stackbuf) free(buf);
-    lua_settop(L, want_all ? 3 : 2);
+    lua_settop(L, want_all ? all : first);
     return want_all ? 2 : 1;
+}
+
+/* parse_query(qs [, all]) -> { name = first value } [, { name = { all values } }] */
+static int l_parse_query(lua_State *L)
+{
+    size_t len;
+    const char *qs = luaL_checklstring(L, 1, &len);
+    return push_query(L, qs, len, lua_toboolean(L, 2));
+}
+
+/* req:query([all]): parse_query of the request's query string, without
+ * making the query string a Lua string first. */
+static int req_query(lua_State *L)
+{
+    size_t len;
+    const char *q = jr_http_req_query(check_req(L), &len);
+    return push_query(L, q ? q : "", q ? len : 0, lua_toboolean(L, 2));
 }
 
 /* url_decode(s [, plus_as_space]) -> string | nil, "malformed" */
@@ -399,13 +651,35 @@ static int l_listen(lua_State *L)
     lua_rawget(L, LUA_REGISTRYINDEX);
     lua_setmetatable(L, -2);
     char err[256];
+    u->self_ref = LUA_NOREF;
     u->srv = jr_http_server_start(jr_vm_global->loop, &cfg, on_request, jr_vm_global, err, sizeof err);
     if (!u->srv) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
     }
+    /* Anchored while it serves: a server nobody references still answers
+     * until srv:shutdown() or srv:close() (the collector never stops one),
+     * and core holds u (the shutdown waiter) until on_drained. */
+    lua_pushvalue(L, -1);
+    u->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
+}
+
+static void unanchor(srv_ud *u)
+{
+    if (u->self_ref == LUA_NOREF) return;
+    luaL_unref(jr_vm_global->L, LUA_REGISTRYINDEX, u->self_ref);
+    u->self_ref = LUA_NOREF;
+}
+
+static void wake_shutdown(srv_ud *u)
+{
+    lua_State *co = jr_waiter_thread(&u->waiter);
+    if (co) {
+        lua_pushboolean(co, 1);
+        jr_waiter_resume(&u->waiter, 1);
+    }
 }
 
 static int srv_port(lua_State *L)
@@ -429,11 +703,11 @@ static void on_drained(void *ud)
 {
     srv_ud *u = ud;
     u->drained = 1;
-    lua_State *co = jr_waiter_thread(&u->waiter);
-    if (co) {
-        lua_pushboolean(co, 1);
-        jr_waiter_resume(&u->waiter, 1);
-    }
+    /* Core is done with u. Unanchor before waking: the woken task may run
+     * (and collect) at once; the waiting task's stack keeps u alive until
+     * the wake below has read it. */
+    unanchor(u);
+    wake_shutdown(u);
 }
 
 /* srv:shutdown(grace_seconds) -> true once every connection is gone */
@@ -457,6 +731,25 @@ static int srv_shutdown(lua_State *L)
     return jr_waiter_park(L, &u->waiter, "server:shutdown()");
 }
 
+/* srv:close() -> true: stop now (listener and every connection, answered
+ * or not); a task waiting in srv:shutdown() returns true. */
+static int srv_close(lua_State *L)
+{
+    srv_ud *u = jr_checkudata(L, 1, &k_srv_mt, "http server");
+    if (u->srv) {
+        jr_http_server *srv = u->srv;
+        u->srv = NULL;
+        u->drained = 1;
+        jr_http_server_free(srv); /* closes handles; the memory goes with the last close callback */
+        unanchor(u); /* u is our argument: alive for this call */
+        wake_shutdown(u);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Only frees: a server still serving is anchored (see l_listen), so here
+ * it has been drained or closed already. */
 static int srv_gc(lua_State *L)
 {
     srv_ud *u = lua_touserdata(L, 1);
@@ -474,10 +767,12 @@ int jr_open_http(lua_State *L)
         {"query_string", req_query_string}, {"target", req_target}, {"id", req_id},
         {"remote", req_remote},   {"alive", req_alive},           {"version_minor", req_version_minor},
         {"is_upgrade", req_is_upgrade}, {"start_ms", req_start_ms}, {"respond", req_respond},
+        {"method", req_method},   {"path", req_path},             {"query", req_query},
         {NULL, NULL}};
     static const luaL_Reg srv_methods[] = {
-        {"port", srv_port}, {"stats", srv_stats}, {"shutdown", srv_shutdown}, {NULL, NULL}};
-    jr_newmetatable(L, &k_req_mt, "http request", req_methods, req_gc);
+        {"port", srv_port}, {"stats", srv_stats}, {"shutdown", srv_shutdown},
+        {"close", srv_close}, {NULL, NULL}};
+    jr_newmetatable(L, &k_req_mt, "http request", req_methods, NULL);
     jr_newmetatable(L, &k_srv_mt, "http server", srv_methods, srv_gc);
     static const luaL_Reg fns[] = {{"set_handler", l_set_handler}, {"listen", l_listen},
                                    {"parse_query", l_parse_query}, {"url_decode", l_url_decode},

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "l_router.h"
 #include "router.h"
 #include "vm.h"
 
@@ -18,12 +19,14 @@ typedef struct {
     jr_router *r;
 } router_ud;
 
-static jr_router *check_router(lua_State *L)
+jr_router *jr_router_check(lua_State *L, int idx)
 {
-    router_ud *u = jr_checkudata(L, 1, &k_router_mt, "router");
+    router_ud *u = jr_checkudata(L, idx, &k_router_mt, "router");
     if (!u->r) luaL_error(L, "router is closed");
     return u->r;
 }
+
+static jr_router *check_router(lua_State *L) { return jr_router_check(L, 1); }
 
 static int l_new(lua_State *L)
 {
@@ -62,6 +65,19 @@ static void push_param(lua_State *L, const jr_router_param *p)
     lua_pushlstring(L, p->value, p->len);
 }
 
+void jr_router_push_params(lua_State *L, const jr_route_match *m)
+{
+    if (m->nparams == 0) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_createtable(L, 0, (int)m->nparams);
+    for (size_t i = 0; i < m->nparams; i++) {
+        push_param(L, &m->params[i]);
+        lua_setfield(L, -2, m->params[i].name);
+    }
+}
+
 static int l_match(lua_State *L)
 {
     jr_router *r = check_router(L);
@@ -73,11 +89,7 @@ static int l_match(lua_State *L)
     if (m.status == JR_ROUTE_FOUND) {
         lua_pushinteger(L, m.route_id);
         if (m.nparams == 0) return 1;
-        lua_createtable(L, 0, (int)m.nparams);
-        for (size_t i = 0; i < m.nparams; i++) {
-            push_param(L, &m.params[i]);
-            lua_setfield(L, -2, m.params[i].name);
-        }
+        jr_router_push_params(L, &m);
         return 2;
     }
     lua_pushnil(L);

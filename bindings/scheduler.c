@@ -33,6 +33,8 @@ struct jr_task {
     int cancelled;      /* cancel requested while parked on IO */
     int yield_now;      /* sleep(0): requeue at once after the yield */
     struct jr_timer *timer;
+    void (*on_end)(void *); /* jr_task_start_guarded: runs when the body's run is over */
+    void *end_ud;
     jr_task *next;      /* ready queue / idle pool / free list link */
 };
 
@@ -200,7 +202,10 @@ static void task_stopped(jr_task *t, int rc)
         case JR_TASK_IO:
             lua_settop(co, 0); /* the park sentinel */
             return;
-        case JR_TASK_IDLE:
+        case JR_TASK_IDLE: {
+            void (*on_end)(void *) = t->on_end;
+            void *end_ud = t->end_ud;
+            t->on_end = NULL;
             lua_settop(co, 0);
             task_drop_timer(t);
             t->gen++;
@@ -212,7 +217,10 @@ static void task_stopped(jr_task *t, int rc)
             } else {
                 task_release(t);
             }
+            /* Last: t is pooled already, so what on_end starts may reuse it. */
+            if (on_end) on_end(end_ud);
             return;
+        }
         case JR_TASK_READY: /* cannot happen: ready_push is only for parked tasks */
             return;
         default:
@@ -232,12 +240,21 @@ static void task_stopped(jr_task *t, int rc)
         lua_pop(g_L, 1);
     }
     /* Finished (the trampoline returned) or crashed. */
+    void (*on_end)(void *) = t->on_end;
+    void *end_ud = t->end_ud;
+    t->on_end = NULL;
     task_drop_timer(t);
     g_live_count--;
     task_release(t);
+    if (on_end) on_end(end_ud);
 }
 
 jr_task *jr_task_start(lua_State *L, int nargs)
+{
+    return jr_task_start_guarded(L, nargs, NULL, NULL);
+}
+
+jr_task *jr_task_start_guarded(lua_State *L, int nargs, void (*on_end)(void *ud), void *ud)
 {
     jr_task *t;
     if (g_idle) {
@@ -256,6 +273,8 @@ jr_task *jr_task_start(lua_State *L, int nargs)
     }
     t->cancelled = 0;
     t->yield_now = 0;
+    t->on_end = on_end;
+    t->end_ud = ud;
     g_live_count++;
     int n = nargs + 1; /* function + args */
     if (!t->started) {

@@ -41,6 +41,14 @@ void jr_sched_set_after_task(void (*fn)(void));
  * else it is queued (never nested). Returns the task. */
 jr_task *jr_task_start(lua_State *L, int nargs);
 
+/* Like jr_task_start, and on_end(ud) runs once when that function's run is
+ * over, however it ended: returned, raised, was cancelled, or the task's
+ * coroutine crashed. No Lua runs under on_end's caller (the task is already
+ * back in the pool), so it may start tasks or answer requests. The last
+ * resort of anything that must happen when a task ends (l_http.c: a request
+ * its task never answered gets a 500). */
+jr_task *jr_task_start_guarded(lua_State *L, int nargs, void (*on_end)(void *ud), void *ud);
+
 /* A slot in which one task waits for a C event (a server draining, a child
  * exiting, a query finishing). The pattern of every waiting C function:
  *     return jr_waiter_park(L, &obj->waiter, "obj:wait()");

@@ -5,6 +5,7 @@
 -- Schemas:     j.schema (types, validate, encode), j.ExposeType(schema), j.json
 -- Responding:  j.HTTPError(status, detail [, headers]) (raise it with error()),
 --              j.Response{ status=, body=, headers=, content_type= }
+-- Middleware:  j.cors{ allow_origins=, ... } (for Microservice.middlewares)
 -- Data:        j.persistence (SessionInterceptor, CRUD, Query), j.use_session(name),
 --              j.providing_new_session, j.config (AppConfigurationInterceptor)
 -- Waiting:     j.sleep, j.spawn, j.gather, j.timeout
@@ -51,6 +52,7 @@ local lazy = {
   providing_new_session = function() return require("jararaca.persistence").providing_new_session end,
   config = function() return require "jararaca.config" end,
   AppConfigurationInterceptor = function() return require("jararaca.config").AppConfigurationInterceptor end,
+  cors = function() return require("jararaca.http.cors").cors end, -- j.cors{...}: an app-wide middleware
 }
 setmetatable(j, {
   __index = function(t, k)

@@ -65,9 +65,13 @@ local function label(i, v)
   return format("interceptor #%d", i)
 end
 
+-- Text of an error value; never raises (a __tostring may raise or return
+-- a non-string).
 local function errtext(e)
   if type(e) == "string" then return e end
-  return tostring(e)
+  local ok, s = pcall(tostring, e)
+  if ok and type(s) == "string" then return s end
+  return "(a " .. type(e) .. " error value that cannot be shown)"
 end
 
 -- Turn one entry into an instance (may raise).
@@ -247,16 +251,11 @@ function M.run(list, ctx, fn, ...)
 end
 
 --- Like run, but calls fn, enter and exit under `xpcall(f, handler, ...)`,
--- so `handler` (e.g. one adding a traceback) sees errors where they happen.
+-- so `handler` sees errors where they happen. The value handler returns is
+-- the error exits get and xrun returns: keep it as raised (the HTTP
+-- dispatcher's handler records the traceback aside, for the log).
 function M.xrun(list, ctx, handler, fn, ...)
   return chain(list, ctx, handler, fn, ...)
-end
-
---- A ready-made xrun handler: appends a traceback to string errors and
---- leaves other values (HTTPError tables, ...) untouched.
-function M.traceback(e)
-  if type(e) == "string" then return debug.traceback(e, 2) end
-  return e
 end
 
 return M

@@ -5,6 +5,7 @@
 --       providers    = { j.ProviderSpec{...}, SomeClass, ... },
 --       controllers  = { TasksController, TaskWorker },
 --       interceptors = { SessionInterceptor{...}, ConfigInterceptor, function(container) ... end },
+--       middlewares  = { j.cors{ allow_origins = { "https://app.example" } } },  -- app-wide, HTTP
 --     }
 --
 -- Declaring a microservice runs nothing: it only validates the shapes of its
@@ -18,6 +19,9 @@
 --   controllers[i]   a table (RestController, message-bus controller, ...); no duplicates
 --   interceptors[i]  a table (instance, class table with `inject`, ProviderSpec)
 --                    or a function(container) -> instance; see jararaca.interceptors
+--   middlewares[i]   a function(req, next) or a table with around(self, req, next):
+--                    app-wide HTTP middlewares, run before routing (see
+--                    jararaca.http.middleware, docs/http.md)
 -- Unknown fields are rejected (typo guard); modules that need another field
 -- add its name to `microservice.fields` (name -> true).
 -- @module jararaca.microservice
@@ -31,7 +35,9 @@ local format, floor = string.format, math.floor
 local is_token, is_spec = di.is_token, di.is_provider_spec
 
 --- Known fields of a Microservice declaration (extensible).
-M.fields = { name = true, providers = true, controllers = true, interceptors = true, openapi = true }
+M.fields = {
+  name = true, providers = true, controllers = true, interceptors = true, openapi = true, middlewares = true,
+}
 
 local Microservice_mt = { __metatable = "Microservice" }
 Microservice_mt.__index = Microservice_mt
@@ -95,7 +101,7 @@ function M.Microservice(t)
         .. kind(oa), 2)
     end
     for k, v in pairs(oa) do
-      if k == "docs_path" and v == false then
+      if k == "docs_path" and v == false then -- luacheck: ignore 542
         -- docs page disabled
       elseif k == "title" or k == "version" or k == "description" or k == "path" or k == "docs_path" then
         if type(v) ~= "string" then error(format("Microservice.openapi.%s must be a string", k), 2) end
@@ -140,11 +146,21 @@ function M.Microservice(t)
     end
   end
 
+  local middlewares = list_of(t, "middlewares")
+  for i = 1, #middlewares do
+    local m = middlewares[i]
+    if type(m) ~= "function" and not (type(m) == "table" and type(m.around) == "function") then
+      error(format("Microservice.middlewares[%d] is %s, expected a function(req, next) or a table with around(self, req, next)",
+        i, kind(m)), 2)
+    end
+  end
+
   local app = {
     name = t.name,
     providers = providers,
     controllers = controllers,
     interceptors = interceptors,
+    middlewares = middlewares,
   }
   for k, v in pairs(t) do
     if app[k] == nil then app[k] = v end -- extension fields

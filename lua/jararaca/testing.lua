@@ -26,6 +26,7 @@ local sched = require "jararaca.sched"
 local json = require "jararaca.json"
 local http = require "jararaca.core.http"
 local sys = require "jararaca.core.sys"
+local response = require "jararaca.http.response"
 
 local M = {}
 
@@ -35,6 +36,9 @@ Handle.__index = Handle
 local counter = 0
 
 function Handle:id() return self._id end
+function Handle:method() return self._method end
+function Handle:path() return self._path end
+function Handle:query(all) return http.parse_query(self._query, all) end
 function Handle:query_string() return self._query end
 function Handle:target() return self._target end
 function Handle:body() return self._body end
@@ -56,14 +60,9 @@ function Handle:header(name)
   return nil
 end
 function Handle:respond(status, body, content_type, headers)
-  if self.response then return nil, "answered" end
-  -- the same checks as the C server
-  if type(status) ~= "number" or status < 100 or status > 999 then return nil, "invalid" end
-  for k, v in pairs(headers or {}) do
-    if tostring(k):find("[\r\n%z]") or (type(v) ~= "table" and tostring(v):find("[\r\n%z]")) then
-      return nil, "invalid"
-    end
-  end
+  if self.response then return nil, "the request was already answered", "answered" end
+  local why = response.check(status, body, content_type, headers) -- the C server's checks
+  if why then return nil, why, "invalid" end
   local h = {}
   for k, v in pairs(headers or {}) do h[k:lower()] = type(v) == "table" and table.concat(v, ", ") or tostring(v) end
   if content_type then h["content-type"] = content_type end
@@ -108,7 +107,7 @@ function M.client(app)
   local ok, rt = sched.spawn(runtime.start, app, "http"):wait()
   if not ok then error(rt, 0) end
   local tbl = server.build_routes(rt)
-  return setmetatable({ rt = rt, dispatch = server.make_dispatch(rt, tbl) }, Client)
+  return setmetatable({ rt = rt, router = tbl.router, dispatch = server.make_dispatch(rt, tbl) }, Client)
 end
 
 --- Send one request. opts: query (table or string), headers, body (string),
@@ -135,13 +134,16 @@ function Client:request(method, target, opts)
   if not decoded then
     return { status = 400, headers = {}, body = '{"detail":"malformed request"}' }
   end
+  method = method:upper()
   local h = setmetatable({
     _id = "test-" .. counter, _query = query, _target = target, _body = body, _headers = headers,
+    _method = method, _path = decoded,
   }, Handle)
-  local ok, err = sched.spawn(self.dispatch, h, method:upper(), decoded):wait()
+  -- routed like the C server does before dispatch: id, params | nil, 404 | nil, 405, allow
+  local ok, err = sched.spawn(self.dispatch, h, self.router:match(method, decoded)):wait()
   if not ok then error(err, 0) end
   local res = h.response or { status = 0, headers = {}, body = "" }
-  if method:upper() == "HEAD" then res.body = "" end
+  if method == "HEAD" then res.body = "" end
   if (res.headers["content-type"] or ""):find("json", 1, true) and res.body ~= "" then
     res.json = json.decode(res.body)
   end

@@ -234,18 +234,38 @@ describe("jararaca.interceptors.run", function()
       assert.are.equal("h(out)", e)
     end)
 
-    it("traceback adds a traceback to strings and keeps other values", function()
-      local ok, e = interceptors.xrun({ rec({}, "a") }, {}, interceptors.traceback, function() error("boom") end)
-      assert.is_false(ok)
-      assert.matches("boom\nstack traceback:", e)
+    it("with the dispatcher's handler, exit gets the error as raised; the traceback is kept aside", function()
+      local dispatch = require "jararaca.http.dispatch"
+      local context = require "jararaca.context"
+      local sched = require "jararaca.sched"
+      local ctx = {}
+      local seen = {}
+      local it_ = { exit = function(self, c, err) seen[#seen + 1] = { self = self, ctx = c, err = err } end }
       local herr = errors.HTTPError(400, "bad")
-      ok, e = interceptors.xrun({}, {}, interceptors.traceback, function() error(herr) end)
-      assert.are.equal(herr, e)
+      local ok, a, b, c = sched.spawn(function()
+        context.bind(ctx)
+        local r1, e1 = interceptors.xrun({ it_ }, ctx, dispatch.keep_traceback, function() error("boom") end)
+        local tb = rawget(ctx, "_traceback")
+        ctx._traceback = nil
+        local r2, e2 = interceptors.xrun({ it_ }, ctx, dispatch.keep_traceback, function() error(herr) end)
+        return { r1, e1, r2, e2 }, tb, rawget(ctx, "_traceback")
+      end):wait()
+      assert.is_true(ok)
+      assert.is_false(a[1])
+      assert.matches("^[^\n]*: boom$", a[2])             -- no traceback glued on
+      assert.are.equal(a[2], seen[1].err)                 -- exit(self, ctx, err) saw the same value
+      assert.are.equal(it_, seen[1].self)
+      assert.are.equal(ctx, seen[1].ctx)
+      assert.matches("stack traceback:", b)               -- kept in the context, for the log
+      assert.is_false(a[3])
+      assert.are.equal(herr, a[4])
+      assert.are.equal(herr, seen[2].err)
+      assert.is_nil(c)                                    -- HTTPErrors are answers: no traceback
     end)
 
     it("returns results on success", function()
-      assert.are.same({ true, 1, 2 }, { interceptors.xrun({ rec({}, "a") }, {}, interceptors.traceback,
-        function(a, b) return a, b end, 1, 2) })
+      assert.are.same({ true, 1, 2 }, { interceptors.xrun({ rec({}, "a") }, {}, debug.traceback,
+        function(x, y) return x, y end, 1, 2) })
     end)
   end)
 end)
@@ -329,6 +349,15 @@ describe("jararaca.interceptors lifecycle", function()
     assert.is_false(ok)
     assert.are.equal("interceptor #3 (c) startup failed: no broker", e)
     assert.are.same({ "a:startup", "b:startup", "c:startup", "b:shutdown", "a:shutdown" }, log)
+  end)
+
+  it("names a startup error whose __tostring raises instead of raising that", function()
+    local nasty = setmetatable({}, { __tostring = function() error("no text") end })
+    local ok, e = pcall(interceptors.start, app, di.Container.new({}), {
+      { startup = function() error(nasty) end },
+    })
+    assert.is_false(ok)
+    assert.are.equal("interceptor #1 startup failed: (a table error value that cannot be shown)", e)
   end)
 
   it("reports rollback failures too", function()

@@ -94,6 +94,17 @@ describe("jararaca.microservice", function()
     assert.matches("microservice_spec.lua:%d+: Microservice.controllers must be a list", e)
   end)
 
+  it("takes app-wide middlewares: functions or tables with around", function()
+    local f = function(req, nxt) return nxt() end
+    local t = { around = function(self, req, nxt) return nxt() end }
+    assert.are.same({ f, t }, Microservice { middlewares = { f, t } }.middlewares)
+    assert.are.same({}, Microservice {}.middlewares)
+    assert.are.equal("Microservice.middlewares[2] is a table, expected a function(req, next) or a table with around(self, req, next)",
+      (err_of(Microservice, { middlewares = { f, {} } }):gsub("^.-:%d+: ", "")))
+    assert.matches("microservice_spec.lua:%d+: Microservice.middlewares must be a list",
+      err_of(function() Microservice { middlewares = f } end))
+  end)
+
   it("rejects duplicate controllers", function()
     local C = controller.RestController("/a")
     assert.matches("Microservice.controllers%[3%] is the same controller as controllers%[1%]",

@@ -1,32 +1,37 @@
 -- jararaca.http.request: the request object handed to handlers.
 --
 -- Fields computed on first access (nothing is parsed unless asked for):
---   req.method, req.path, req.params      always there
+--   req.params       path parameters (routing ran in C; nil for a route without any)
+--   req.method, req.path                  the path is percent-decoded
 --   req.query        { name = first value }       req.query_all  { name = { values } }
 --   req.headers      { lower-case name = value }   req:header(name)  (case-insensitive)
 --   req.body         raw body string               req.json          decoded JSON body (cached)
 --   req.id           request id (X-Request-Id or generated)
 --   req.remote_addr, req.remote_port
 --   req.response     { status = nil, headers = {} }: set status/headers from a handler
-local core = require "jararaca.core.http"
+-- The request is valid while its task runs: a field first read after the
+-- request's task ended (in a task spawned by the handler that outlives it)
+-- raises; read what such a task needs before the handler returns.
 local json = require "jararaca.json"
 local errors = require "jararaca.errors"
 
-local parse_query = core.parse_query
 local decode = json.decode
 local ERROR_MT = json.object_mt({ "loc", "msg", "type" })
-local rawget, rawset, setmetatable = rawget, rawset, setmetatable
+local rawget, rawset, setmetatable, pcall, tostring = rawget, rawset, setmetatable, pcall, tostring
 
 local M = {}
 
 local getters = {}
 
+function getters.method(req) return req._h:method() end
+function getters.path(req) return req._h:path() end
+
 function getters.query(req)
-  return parse_query(req._h:query_string())
+  return req._h:query()
 end
 
 function getters.query_all(req)
-  local q, all = parse_query(req._h:query_string(), true)
+  local q, all = req._h:query(true)
   if rawget(req, "query") == nil then rawset(req, "query", q) end
   return all
 end
@@ -49,7 +54,7 @@ function getters.remote_port(req)
   return p
 end
 
-function getters.response(req)
+function getters.response()
   return { status = nil, headers = {} }
 end
 
@@ -83,12 +88,16 @@ local mt = {
     end
     return Request[k]
   end,
-  __tostring = function(req) return "Request(" .. req.method .. " " .. req.path .. ")" end,
+  __tostring = function(req)
+    local ok, m, p = pcall(function() return req.method, req.path end)
+    if not ok then return "Request(over)" end
+    return "Request(" .. tostring(m) .. " " .. tostring(p) .. ")"
+  end,
 }
 
---- Wrap the C request handle h.
-function M.new(h, method, path, params)
-  return setmetatable({ _h = h, method = method, path = path, params = params }, mt)
+--- Wrap the C request handle h (params: the route's path parameters or nil).
+function M.new(h, params)
+  return setmetatable({ _h = h, params = params }, mt)
 end
 
 M.Request = Request

@@ -32,6 +32,15 @@ function M.is_response(v) return type(v) == "table" and getmetatable(v) == Respo
 local JSON = "application/json"
 local TEXT = "text/plain; charset=utf-8"
 
+local function headers_table(h, what)
+  if h ~= nil and type(h) ~= "table" then
+    error(what .. " must be a table of name = value, got a " .. type(h), 0)
+  end
+  return h
+end
+
+-- b over a (header tables or nil; callers check user-given ones with
+-- headers_table); a new table only when both have entries.
 local function merge(a, b)
   if not a or next(a) == nil then return b end
   if not b or next(b) == nil then return a end
@@ -40,13 +49,15 @@ local function merge(a, b)
   for k, v in pairs(b) do out[k] = v end
   return out
 end
+M.merge = merge
 
 --- Compute status, body, content_type, headers for a handler's return values.
 function M.build(req, route_status, body, status, headers)
+  if headers ~= nil then headers_table(headers, "the headers returned with the body") end
   local resp = rawget(req, "response")
   if resp then
     status = status or resp.status
-    headers = merge(resp.headers, headers)
+    headers = merge(headers_table(resp.headers, "req.response.headers"), headers)
   end
   local tb = type(body)
   if tb == "table" then
@@ -54,7 +65,8 @@ function M.build(req, route_status, body, status, headers)
       local b = body.body
       local ct = body.content_type
       if type(b) == "table" then b = encode(b); ct = ct or JSON end
-      return body.status or status or route_status or 200, b, ct, merge(headers, body.headers)
+      return body.status or status or route_status or 200, b, ct,
+        merge(headers, headers_table(body.headers, "Response.headers"))
     end
     local text, err = json_encode(body)
     if not text then error("cannot encode the response as JSON: " .. tostring(err), 0) end
@@ -74,7 +86,63 @@ end
 function M.late_headers(req, headers)
   local resp = rawget(req, "response")
   if not resp then return headers end
-  return merge(headers, resp.headers)
+  return merge(headers, headers_table(resp.headers, "req.response.headers"))
+end
+
+--- The headers a handler or interceptor put on req.response (nil if none):
+--- error answers (422, 500, HTTPError) carry them too.
+function M.request_headers(req)
+  local resp = rawget(req, "response")
+  local h = resp and resp.headers
+  if type(h) == "table" and next(h) ~= nil then return h end
+  return nil
+end
+
+local floor = math.floor
+
+local function bad_text(v)
+  return v:find("[\r\n%z]") ~= nil
+end
+
+local function check_value(name, v)
+  local tv = type(v)
+  if tv == "number" then return nil end
+  if tv ~= "string" then return ("the value of the header %q must be a string or a number, got a %s"):format(name, tv) end
+  if bad_text(v) then return ("the value of the header %q contains CR, LF or NUL"):format(name) end
+  return nil
+end
+
+--- Why the answer (status, body, content_type, headers) cannot be sent, or
+--- nil: the checks of the C server's respond (bindings/l_http.c), for code
+--- that must know before sending (app-wide middlewares see the 500 that
+--- replaces a bad answer; the in-process test client).
+function M.check(status, body, content_type, headers)
+  if type(status) ~= "number" or status ~= status or floor(status) ~= status or status < 100 or status > 999 then
+    return ("the status must be an integer in 100..999, got %s"):format(
+      type(status) == "number" and tostring(status) or ("a " .. type(status)))
+  end
+  if body ~= nil and type(body) ~= "string" then return "the body must be a string, got a " .. type(body) end
+  if content_type ~= nil and (type(content_type) ~= "string" or bad_text(content_type)) then
+    return "the content type must be a string without CR, LF or NUL"
+  end
+  if headers == nil then return nil end
+  if type(headers) ~= "table" then return "the headers must be a table, got a " .. type(headers) end
+  for name, v in pairs(headers) do
+    if type(name) ~= "string" then return "a header name must be a string, got a " .. type(name) end
+    if not name:find("^[%w!#$%%&'*+%-.^_`|~]+$") then
+      return ("the header name %q is not a token (letters, digits, !#$%%&'*+-.^_`|~)"):format(name)
+    end
+    if type(v) == "table" then
+      for i = 1, #v do
+        local why = check_value(name, v[i])
+        if why then return why end
+      end
+    else
+      local why = check_value(name, v)
+      if why then return why end
+    end
+  end
+  return nil
 end
 
 M.encode = encode

@@ -16,6 +16,7 @@
 -- once at startup. Routes without any of them get a plain function with no
 -- overhead.
 local response = require "jararaca.http.response"
+local middleware = require "jararaca.http.middleware"
 local errors = require "jararaca.errors"
 local json = require "jararaca.json"
 local route_spec = require "jararaca.http.route_spec"
@@ -115,14 +116,6 @@ local function shape(plan, req, body, status, headers)
   return build(req, plan.status, body, status, headers)
 end
 
-local function middleware_fn(m, where)
-  if type(m) == "function" then return m end
-  if type(m) == "table" and type(m.around) == "function" then
-    return function(req, nxt) return m:around(req, nxt) end
-  end
-  error(where .. " must be a function(req, next) or a table with around(self, req, next)", 0)
-end
-
 --- Compile the per-route function. The route's spec is route.spec
 --- (route_spec.routes sets it); a route without one is normalized here, and
 --- a bad option raises its message (a startup error).
@@ -149,10 +142,10 @@ function M.compile(route)
   local mws = {}
   local cmeta = route.controller and rawget(route.controller, "__controller")
   for i, m in ipairs(cmeta and cmeta.middlewares or {}) do
-    mws[#mws + 1] = middleware_fn(m, ("%s middlewares[%d]"):format(label, i))
+    mws[#mws + 1] = middleware.check(m, ("%s middlewares[%d]"):format(label, i))
   end
   for i, m in ipairs(opts.middlewares or {}) do
-    mws[#mws + 1] = middleware_fn(m, ("%s route middlewares[%d]"):format(label, i))
+    mws[#mws + 1] = middleware.check(m, ("%s route middlewares[%d]"):format(label, i))
   end
 
   local fn, instance, route_status = route.fn, route.instance, spec.status
@@ -172,24 +165,10 @@ function M.compile(route)
     end
     return function(_, req) return core(req) end
   end
-  -- Each middleware gets next(), which runs the rest of the chain and
-  -- returns a Response (status, body, content_type, headers: inspect or
-  -- modify it, then return it); a middleware may instead return any
-  -- handler-style result itself (short-circuit).
-  local Response, is_response = response.Response, response.is_response
-  local function as_response(st, b, ct, hd)
-    return Response { status = st, body = b, content_type = ct, headers = hd or {} }
-  end
-  local function step(i, req)
-    if i > #mws then return as_response(core(req)) end
-    local r1, r2, r3 = mws[i](req, function() return step(i + 1, req) end)
-    if r2 == nil and is_response(r1) then return r1 end
-    -- a handler-style answer of its own (short-circuit)
-    return as_response(build(req, nil, r1, r2, r3))
-  end
-  return function(_, req)
-    return build(req, nil, step(1, req))
-  end
+  -- around the handler, inside the transaction (errors propagate to the
+  -- interceptors); see jararaca.http.middleware
+  local run = middleware.compose(mws, core)
+  return function(_, req) return run(req) end
 end
 
 return M

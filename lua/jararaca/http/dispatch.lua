@@ -1,0 +1,253 @@
+-- jararaca.http.dispatch: what runs for each request, from the route the C
+-- server matched to the one answer.
+--
+-- bindings/l_http.c matches every request against the router before any Lua
+-- runs and starts entry(h, id, params) in a new task, or entry(h, nil, 404) /
+-- entry(h, nil, 405, allow) when no route matches. Then:
+--
+--   app-wide middlewares (Microservice.middlewares), if any: they see every
+--   request, 404/405 and OPTIONS included, and get the final answer back
+--     -> interceptors' enter, route middlewares, validation, the handler
+--     -> interceptors' exit (reverse order)
+--   -> one answer: h:respond(status, body, content_type, headers)
+--
+-- Every request gets exactly one answer:
+--   * an HTTPError answers its status, {"detail": ...} and headers;
+--   * any other error answers 500 {"detail":"Internal Server Error",
+--     "request_id": ...}, logged with the error as raised, a traceback and
+--     the request id;
+--   * an answer the server refuses (a status that is not an integer in
+--     100..999, a header name that is not a token, a header value that is
+--     not a string/number or has CR/LF/NUL, ...) is logged and answered 500;
+--   * an interceptor's exit that suppresses the error: answered as if the
+--     handler had returned nothing: req.response.status, else 204;
+--   * error answers carry the headers set on req.response;
+--   * if the task still ends without an answer (a framework bug), the C
+--     server answers 500 itself (bindings/l_http.c, on_task_end).
+-- Nothing here calls tostring on a user's value outside a protected call.
+local request = require "jararaca.http.request"
+local response = require "jararaca.http.response"
+local middleware = require "jararaca.http.middleware"
+local interceptors = require "jararaca.interceptors"
+local errors = require "jararaca.errors"
+local context = require "jararaca.context"
+local log = require "jararaca.log"
+
+local M = {}
+
+local xpcall, pcall, traceback, tostring, setmetatable, rawget, rawset, rawequal, type =
+  xpcall, pcall, debug.traceback, tostring, setmetatable, rawget, rawset, rawequal, type
+local encode, build, merge, late_headers, request_headers, check =
+  response.encode, response.build, response.merge, response.late_headers, response.request_headers,
+  response.check
+local new_request = request.new
+local bind, current = context.bind, context.current
+local is_http_error = errors.is_http_error
+local run_chain = interceptors.xrun
+
+local JSON = "application/json"
+local NOT_FOUND = encode({ detail = "Not Found" })
+local NOT_ALLOWED = encode({ detail = "Method Not Allowed" })
+
+-- A readable rendering of any error value; never raises (an error object's
+-- __tostring may raise or return a non-string).
+local function describe(v)
+  if type(v) == "string" then return v end
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == "string" then return s end
+  return ("(a %s error value that cannot be shown: its __tostring failed)"):format(type(v))
+end
+M.describe = describe
+
+-- The xpcall handler of everything beneath a request: the error value goes
+-- on as raised (interceptors' exit gets it unchanged); the traceback is kept
+-- aside in the context, for the log line of the 500. HTTPErrors are
+-- expected answers and need none.
+local function keep_traceback(e)
+  if not is_http_error(e) then
+    local ctx = current()
+    if ctx then
+      rawset(ctx, "_error", e)
+      rawset(ctx, "_traceback", traceback("", 2))
+    end
+  end
+  return e
+end
+M.keep_traceback = keep_traceback
+
+local function internal_body(req)
+  -- the request id is [A-Za-z0-9._-] (core/http.c): no escaping needed
+  return '{"detail":"Internal Server Error","request_id":"' .. req._h:id() .. '"}'
+end
+
+local function failure_text(req, err, why)
+  local where = describe(req.method) .. " " .. describe(req.path)
+  if err == nil then return where .. ": " .. why end
+  local msg = "unhandled error in " .. where .. ": " .. describe(err)
+  if why then msg = msg .. " (" .. why .. ")" end
+  local ctx = current()
+  if ctx and rawequal(rawget(ctx, "_error"), err) then msg = msg .. rawget(ctx, "_traceback") end
+  return msg
+end
+
+-- Log a 500: the error (or, err nil, why the answer could not be sent).
+local function log_failure(req, err, why)
+  local ok, msg = pcall(failure_text, req, err, why)
+  log.error(ok and msg or "unhandled error in a request (it cannot be described)")
+end
+
+local function render_error(req, err)
+  local extra = request_headers(req)
+  if is_http_error(err) then
+    local okb, body = pcall(encode, { detail = err.detail })
+    if okb then return err.status, body, JSON, merge(extra, err.headers) end
+    log_failure(req, err, "its detail cannot be encoded as JSON: " .. describe(body))
+  else
+    log_failure(req, err)
+  end
+  return 500, internal_body(req), JSON, extra
+end
+
+--- The answer to an error raised beneath a request: status, body,
+--- content_type, headers. Never raises.
+local function error_answer(req, err)
+  if err == nil then err = "error raised with a nil value" end
+  local ok, st, b, ct, hd = pcall(render_error, req, err)
+  if ok then return st, b, ct, hd end
+  log_failure(req, err, "and its answer could not be built: " .. describe(st))
+  return 500, internal_body(req), JSON
+end
+M.error_answer = error_answer
+
+-- Send the answer; one the server refuses becomes a logged 500.
+local function send(h, req, st, b, ct, hd)
+  local ok, msg, code = h:respond(st, b, ct, hd)
+  if ok or code ~= "invalid" then return end -- "closed": the client is gone
+  log_failure(req, nil, "the answer cannot be sent: " .. msg)
+  h:respond(500, internal_body(req), JSON)
+end
+
+-- After the interceptor chain: an exit that suppressed the error leaves no
+-- result (answered as if the handler returned nothing); headers an exit put
+-- on req.response after the body was built are added.
+local function after_chain(req, st, b, ct, hd)
+  if st == nil then return build(req, nil, nil) end
+  return st, b, ct, late_headers(req, hd)
+end
+
+local function finish(req, ok, st, b, ct, hd)
+  if ok then return st, b, ct, hd end
+  return error_answer(req, st)
+end
+
+local function finish_chain(req, ok, st, b, ct, hd)
+  if not ok then return error_answer(req, st) end
+  return finish(req, pcall(after_chain, req, st, b, ct, hd))
+end
+
+-- The context of a request: kind, container, controller, member, route
+-- come from the route's metatable (one small table per request);
+-- request_id is computed on first use (the logger and 500s read it).
+local function ctx_meta(container, route)
+  local static = { kind = "http", container = container }
+  if route then
+    static.controller, static.member, static.route = route.controller, route.member, route
+  end
+  return {
+    __index = function(ctx, k)
+      local v = static[k]
+      if v ~= nil then return v end
+      if k == "request_id" then
+        -- pcall: a task the handler spawned may log after the request is over
+        local ok, id = pcall(ctx.request._h.id, ctx.request._h)
+        if not ok then return nil end
+        rawset(ctx, "request_id", id)
+        return id
+      end
+    end,
+  }
+end
+
+local function app_middlewares(app)
+  local list = app and app.middlewares or {}
+  local out = {}
+  for i = 1, #list do out[i] = middleware.check(list[i], ("Microservice.middlewares[%d]"):format(i)) end
+  return out
+end
+
+--- The per-request entry function for a started runtime and its routing
+--- table ({ router, routes }): entry(h, id, params) / entry(h, nil, status
+--- [, allow]), h a request handle (bindings/l_http.c or jararaca.testing).
+function M.make(rt, tbl)
+  local routes = tbl.routes
+  local chain = rt.interceptors
+  local has_chain = chain ~= nil and #chain > 0
+  for _, route in pairs(routes) do route.ctx_mt = ctx_meta(rt.container, route) end
+  local unrouted_mt = ctx_meta(rt.container, nil)
+
+  -- route.run (jararaca.http.typed) runs route middlewares, validation, the
+  -- handler and shapes its result; inside the interceptor chain when there
+  -- is one. Never raises.
+  local function run_route(route, req, ctx)
+    if has_chain then
+      return finish_chain(req, run_chain(chain, ctx, keep_traceback, route.run, route, req))
+    end
+    return finish(req, xpcall(route.run, keep_traceback, route, req))
+  end
+
+  local mws = app_middlewares(rt.app)
+  if #mws == 0 then
+    -- the hot path: no table, closure or string beyond what the route needs
+    return function(h, id, params, allow)
+      if id == nil then
+        if params == 404 then return h:respond(404, NOT_FOUND, JSON) end
+        return h:respond(405, NOT_ALLOWED, JSON, { Allow = allow })
+      end
+      local route = routes[id]
+      local req = new_request(h, params)
+      local ctx = setmetatable({ request = req }, route.ctx_mt)
+      bind(ctx) -- the trampoline unbinds when the task ends
+      return send(h, req, run_route(route, req, ctx))
+    end
+  end
+
+  -- With app-wide middlewares: they run first, for every request; next()
+  -- gives them the answer of the route (or the 404/405), errors included.
+  local function app_core(req)
+    local ctx = current()
+    local route = ctx.route
+    local st, b, ct, hd
+    if route then
+      st, b, ct, hd = run_route(route, req, ctx)
+    elseif rawget(ctx, "_unrouted") == 405 then
+      st, b, ct, hd = 405, NOT_ALLOWED, JSON, { Allow = rawget(ctx, "_allow") }
+    else
+      st, b, ct = 404, NOT_FOUND, JSON
+    end
+    -- a bad answer becomes its 500 here, so the middlewares see the answer
+    -- that is sent (and their headers reach it)
+    local why = check(st, b, ct, hd)
+    if why then
+      log_failure(req, nil, "the answer cannot be sent: " .. why)
+      return 500, internal_body(req), JSON
+    end
+    return st, b, ct, hd
+  end
+  local run_app = middleware.compose(mws, app_core, { handler = keep_traceback, answer = error_answer })
+
+  return function(h, id, params, allow)
+    local route = id and routes[id]
+    local req, ctx
+    if route then
+      req = new_request(h, params)
+      ctx = setmetatable({ request = req }, route.ctx_mt)
+    else
+      req = new_request(h, nil)
+      ctx = setmetatable({ request = req, _unrouted = params, _allow = allow }, unrouted_mt)
+    end
+    bind(ctx)
+    return send(h, req, finish(req, xpcall(run_app, keep_traceback, req)))
+  end
+end
+
+return M
