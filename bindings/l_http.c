@@ -571,7 +571,7 @@ static int req_query(lua_State *L)
     return push_query(L, q ? q : "", q ? len : 0, lua_toboolean(L, 2));
 }
 
-/* url_decode(s [, plus_as_space]) -> string | nil, "malformed" */
+/* url_decode(s [, plus_as_space]) -> string | nil, message, "invalid" */
 static int l_url_decode(lua_State *L)
 {
     size_t len;
@@ -582,9 +582,7 @@ static int l_url_decode(lua_State *L)
     long n = jr_http_url_decode(buf, s, len, lua_toboolean(L, 2));
     if (n < 0) {
         if (buf != stackbuf) free(buf);
-        lua_pushnil(L);
-        lua_pushliteral(L, "malformed");
-        return 2;
+        return jr_push_fail(L, "malformed percent-encoding (a % not followed by two hex digits)", "invalid");
     }
     lua_pushlstring(L, buf, (size_t)n);
     if (buf != stackbuf) free(buf);
@@ -652,11 +650,14 @@ static int l_listen(lua_State *L)
     lua_setmetatable(L, -2);
     char err[256];
     u->self_ref = LUA_NOREF;
-    u->srv = jr_http_server_start(jr_vm_global->loop, &cfg, on_request, jr_vm_global, err, sizeof err);
+    int uverr = 0;
+    u->srv = jr_http_server_start(jr_vm_global->loop, &cfg, on_request, jr_vm_global, err, sizeof err, &uverr);
     if (!u->srv) {
+        if (uverr == 0) return jr_push_fail(L, err, "invalid");
         lua_pushnil(L);
         lua_pushstring(L, err);
-        return 2;
+        jr_push_uv_code(L, uverr);
+        return 3;
     }
     /* Anchored while it serves: a server nobody references still answers
      * until srv:shutdown() or srv:close() (the collector never stops one),

@@ -2,7 +2,8 @@
  *   local r = router.new()
  *   r:add("GET", "/items/{id:int}", 7)       -> true | nil, message, "invalid"
  *      (a bad template, or the same method and template shape twice)
- *   r:match("GET", "/items/42")              -> 7, { id = 42 } | nil, 404 | nil, 405, "GET, HEAD"
+ *   r:match("GET", "/items/42")              -> 7, { id = 42 } | nil, msg, "not_found"
+ *                                               | nil, msg, "not_allowed", "GET, HEAD"
  * int parameters come back as numbers when exactly representable (|v| < 2^53),
  * otherwise as strings (LuaJIT numbers are doubles). */
 #include <lauxlib.h>
@@ -92,14 +93,10 @@ static int l_match(lua_State *L)
         jr_router_push_params(L, &m);
         return 2;
     }
-    lua_pushnil(L);
-    if (m.status == JR_ROUTE_NOT_FOUND) {
-        lua_pushinteger(L, 404);
-        return 2;
-    }
-    lua_pushinteger(L, 405);
+    if (m.status == JR_ROUTE_NOT_FOUND) return jr_push_fail(L, "no route matches the path", "not_found");
+    jr_push_fail(L, "the path has no route for this method", "not_allowed");
     lua_pushstring(L, m.allow);
-    return 3;
+    return 4;
 }
 
 static int l_gc(lua_State *L)

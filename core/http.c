@@ -1477,8 +1477,11 @@ static void on_grace(uv_timer_t *t)
 
 jr_http_server *jr_http_server_start(uv_loop_t *loop, const jr_http_config *cfgin,
                                      jr_http_on_request on_request, void *ud, char *err,
-                                     size_t errlen)
+                                     size_t errlen, int *uverr)
 {
+    int uverr_local;
+    if (!uverr) uverr = &uverr_local;
+    *uverr = 0; /* 0: a bad configuration value */
     char dummy[8];
     if (!err || !errlen) {
         err = dummy;
@@ -1540,28 +1543,33 @@ jr_http_server *jr_http_server_start(uv_loop_t *loop, const jr_http_config *cfgi
     /* The socket is made by hand: libuv 1.44 cannot set SO_REUSEPORT. */
     int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", uv_strerror(-errno));
+        *uverr = -errno;
+        snprintf(err, errlen, "socket: %s", uv_strerror(*uverr));
         return NULL;
     }
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
-        snprintf(err, errlen, "setsockopt SO_REUSEADDR: %s", uv_strerror(-errno));
+        *uverr = -errno;
+        snprintf(err, errlen, "setsockopt SO_REUSEADDR: %s", uv_strerror(*uverr));
         close(fd);
         return NULL;
     }
     if (cfg.reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-        snprintf(err, errlen, "setsockopt SO_REUSEPORT: %s", uv_strerror(-errno));
+        *uverr = -errno;
+        snprintf(err, errlen, "setsockopt SO_REUSEPORT: %s", uv_strerror(*uverr));
         close(fd);
         return NULL;
     }
     socklen_t alen = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (struct sockaddr *)&ss, alen) != 0) {
-        snprintf(err, errlen, "bind %s: %s", where, uv_strerror(-errno));
+        *uverr = -errno;
+        snprintf(err, errlen, "bind %s: %s", where, uv_strerror(*uverr));
         close(fd);
         return NULL;
     }
     if (listen(fd, cfg.backlog) != 0) {
-        snprintf(err, errlen, "listen %s: %s", where, uv_strerror(-errno));
+        *uverr = -errno;
+        snprintf(err, errlen, "listen %s: %s", where, uv_strerror(*uverr));
         close(fd);
         return NULL;
     }
@@ -1584,6 +1592,7 @@ jr_http_server *jr_http_server_start(uv_loop_t *loop, const jr_http_config *cfgi
 
     jr_http_server *srv = calloc(1, sizeof *srv);
     if (!srv) {
+        *uverr = UV_ENOMEM;
         snprintf(err, errlen, "out of memory");
         close(fd);
         return NULL;
@@ -1600,6 +1609,7 @@ jr_http_server *jr_http_server_start(uv_loop_t *loop, const jr_http_config *cfgi
     srv->grace.data = srv;
     srv->listener_open = 1;
     if ((r = uv_tcp_open(&srv->listener, fd)) != 0) {
+        *uverr = r;
         snprintf(err, errlen, "uv_tcp_open %s: %s", where, uv_strerror(r));
         close(fd);
         srv->free_pending = 1;
@@ -1607,6 +1617,7 @@ jr_http_server *jr_http_server_start(uv_loop_t *loop, const jr_http_config *cfgi
         return NULL;
     }
     if ((r = uv_listen((uv_stream_t *)&srv->listener, cfg.backlog, on_connection)) != 0) {
+        *uverr = r;
         snprintf(err, errlen, "listen %s: %s", where, uv_strerror(r));
         srv->free_pending = 1;
         close_listener(srv);

@@ -53,10 +53,12 @@ void jr_http_config_defaults(jr_http_config *cfg);
 typedef void (*jr_http_on_request)(jr_http_req *req, void *ud);
 
 /* Create a server bound and listening per cfg. Returns NULL and writes a
- * message into err (e.g. "bind 0.0.0.0:8000: address already in use"). */
+ * message into err (e.g. "bind 0.0.0.0:8000: address already in use");
+ * *uverr (when not NULL) gets the failing call's libuv error code, or 0 when
+ * a configuration value is invalid. */
 jr_http_server *jr_http_server_start(uv_loop_t *loop, const jr_http_config *cfg,
                                      jr_http_on_request on_request, void *ud,
-                                     char *err, size_t errlen);
+                                     char *err, size_t errlen, int *uverr);
 
 /* Actual bound port (useful with port 0). */
 int jr_http_server_port(const jr_http_server *srv);

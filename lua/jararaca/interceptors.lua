@@ -21,7 +21,7 @@
 --
 --     local lc = interceptors.start(app, container, app.interceptors)  -- raises on failure
 --     ok, ... = interceptors.run(lc.list, ctx, handler, args...)       -- per transaction
---     ok, errs = lc:stop()                                             -- true | nil, {msg...}
+--     ok, msg, code, errs = lc:stop()               -- true | nil, "shutdown failed: ...", "error", {msg...}
 --
 -- `run` never raises: it returns `true, results...` or `false, err`, where
 -- err is the value raised (strings, HTTPError tables... kept as-is). Because
@@ -142,7 +142,7 @@ function M.start(app, container, list)
       end
     end
     if msg then
-      local _, errs = lc:stop()
+      local _, _, _, errs = lc:stop()
       if errs then msg = msg .. "; while rolling back: " .. concat(errs, "; ") end
       error(msg, 0)
     end
@@ -152,7 +152,7 @@ end
 
 --- Shut the started interceptors down in reverse order. Every shutdown is
 -- called even when an earlier one fails. Idempotent.
--- @return true, or nil and a list of error strings
+-- @return true, or nil, message, "error", and the list of error strings
 function Lifecycle:stop()
   if self.stopped then return true end
   self.stopped = true
@@ -168,7 +168,7 @@ function Lifecycle:stop()
       end
     end
   end
-  if errs then return nil, errs end
+  if errs then return nil, "shutdown failed: " .. concat(errs, "; "), "error", errs end
   return true
 end
 

@@ -131,14 +131,10 @@ end
 --- "error", errors (the list of what the shutdown hooks raised, each logged).
 function Runtime:stop()
   context.bind(context.new("shutdown", self.container, { app = self.app, app_kind = self.kind }))
-  local ok, errs = self.lifecycle:stop()
+  local ok, msg, code, errs = self.lifecycle:stop()
   if not ok then
-    local texts = {}
-    for i, e in ipairs(errs) do
-      log.error("shutdown: ", e)
-      texts[i] = tostring(e)
-    end
-    return nil, "shutdown failed: " .. table.concat(texts, "; "), "error", errs
+    for i = 1, #errs do log.error("shutdown: ", errs[i]) end
+    return nil, msg, code, errs
   end
   return true
 end

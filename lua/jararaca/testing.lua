@@ -140,8 +140,9 @@ function Client:request(method, target, opts)
     _method = method, _path = decoded,
   }, Handle)
   -- routed like the C server does before dispatch: id, params | nil, 404 | nil, 405, allow
-  local ok, err = sched.spawn(self.dispatch, h, self.router:match(method, decoded)):wait()
-  if not ok then error(err, 0) end
+  local id, params, code, allow = self.router:match(method, decoded)
+  if not id then params = code == "not_found" and 404 or 405 end
+  sched.spawn(self.dispatch, h, id, params, allow):wait()
   local res = h.response or { status = 0, headers = {}, body = "" }
   if method == "HEAD" then res.body = "" end
   if (res.headers["content-type"] or ""):find("json", 1, true) and res.body ~= "" then

@@ -446,7 +446,7 @@ static int start_server(const jr_http_config *cfg)
 {
     memset(&TS, 0, sizeof TS);
     char err[256] = "";
-    TS.srv = jr_http_server_start(L, cfg, on_request, &TS, err, sizeof err);
+    TS.srv = jr_http_server_start(L, cfg, on_request, &TS, err, sizeof err, NULL);
     if (!TS.srv) {
         fprintf(stderr, "  start failed: %s\n", err);
         return 0;
@@ -562,27 +562,29 @@ TEST(start_errors_and_reuseport)
 {
     jr_http_config cfg = test_config();
     char err[256];
-    jr_http_server *a = jr_http_server_start(L, &cfg, on_request, &TS, err, sizeof err);
+    jr_http_server *a = jr_http_server_start(L, &cfg, on_request, &TS, err, sizeof err, NULL);
     CHECK(a != NULL);
     if (!a) return;
     /* same port again without SO_REUSEPORT: bind fails with a clear message */
     jr_http_config c2 = cfg;
     c2.port = jr_http_server_port(a);
     err[0] = '\0';
-    jr_http_server *b = jr_http_server_start(L, &c2, on_request, &TS, err, sizeof err);
+    int uverr = 0;
+    jr_http_server *b = jr_http_server_start(L, &c2, on_request, &TS, err, sizeof err, &uverr);
     CHECK(b == NULL);
+    CHECK_EQ_INT(uverr, UV_EADDRINUSE);
     CHECK(strstr(err, "bind 127.0.0.1:") != NULL);
     CHECK(strstr(err, "address already in use") != NULL);
     jr_http_server_free(a);
 
     /* two reuseport listeners share a port */
     cfg.reuseport = 1;
-    a = jr_http_server_start(L, &cfg, on_request, &TS, err, sizeof err);
+    a = jr_http_server_start(L, &cfg, on_request, &TS, err, sizeof err, NULL);
     CHECK(a != NULL);
     if (a) {
         c2 = cfg;
         c2.port = jr_http_server_port(a);
-        b = jr_http_server_start(L, &c2, on_request, &TS, err, sizeof err);
+        b = jr_http_server_start(L, &c2, on_request, &TS, err, sizeof err, NULL);
         CHECK(b != NULL);
         if (b) CHECK_EQ_INT(jr_http_server_port(b), jr_http_server_port(a));
         jr_http_server_free(b);
@@ -592,7 +594,9 @@ TEST(start_errors_and_reuseport)
     cfg = test_config();
     cfg.host = "not-an-address";
     err[0] = '\0';
-    CHECK(jr_http_server_start(L, &cfg, on_request, &TS, err, sizeof err) == NULL);
+    uverr = 1;
+    CHECK(jr_http_server_start(L, &cfg, on_request, &TS, err, sizeof err, &uverr) == NULL);
+    CHECK_EQ_INT(uverr, 0); /* a bad value, not a system error */
     CHECK(strstr(err, "invalid listen address") != NULL);
     drain();
 }
@@ -603,7 +607,7 @@ TEST(ipv6_get)
     cfg.host = "::1";
     memset(&TS, 0, sizeof TS);
     char err[256];
-    TS.srv = jr_http_server_start(L, &cfg, on_request, &TS, err, sizeof err);
+    TS.srv = jr_http_server_start(L, &cfg, on_request, &TS, err, sizeof err, NULL);
     if (!TS.srv) { /* no IPv6 loopback here: nothing to test */
         printf("# skipped: %s\n", err);
         return;

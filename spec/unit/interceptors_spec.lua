@@ -320,8 +320,10 @@ describe("jararaca.interceptors lifecycle", function()
       lifecycle(log, "b"),
       lifecycle(log, "c", { shutdown_error = "c broke" }),
     })
-    local ok, errs = lc:stop()
+    local ok, msg, code, errs = lc:stop()
     assert.is_nil(ok)
+    assert.equal("error", code)
+    assert.equal("shutdown failed: interceptor #3 (c) shutdown failed: c broke; interceptor #1 (a) shutdown failed: a broke", msg)
     assert.are.same({
       "interceptor #3 (c) shutdown failed: c broke",
       "interceptor #1 (a) shutdown failed: a broke",

@@ -78,8 +78,8 @@ M.make_dispatch = dispatch.make
 function M.serve(rt, opts, on_ready)
   local tbl = M.build_routes(rt)
   core.set_handler(dispatch.make(rt, tbl), tbl.router)
-  local srv, err = core.listen(opts)
-  if not srv then return nil, err end
+  local srv, err, code = core.listen(opts)
+  if not srv then return nil, err, code end
   if on_ready then on_ready(srv) end
   return srv
 end
