@@ -24,8 +24,8 @@ local route_spec = require "jararaca.http.route_spec"
 local M = {}
 
 local build = response.build
-local type, ipairs, pairs, rawget, rawset, error, tostring =
-  type, ipairs, pairs, rawget, rawset, error, tostring
+local ipairs, pairs, rawget, rawset, error, tostring =
+  ipairs, pairs, rawget, rawset, error, tostring
 local HTTPError = errors.HTTPError
 local setmetatable = setmetatable
 -- FastAPI's key order in validation errors: loc, msg, type
