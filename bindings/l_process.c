@@ -5,6 +5,7 @@
  *   p:pid()                      the child's pid
  *   p:kill("SIGTERM")            true | nil, msg, "esrch" (it exited) | nil, msg, "e..."
  *   p:wait([timeout])            exit_status, term_signal | nil, msg, "timeout" (parks the task)
+ *   process.kill_all([sig])      signal every child still running (default SIGKILL) -> count
  * stdout/stderr: a file path (appended), or nil to inherit ours. env entries
  * are added to (or override) the current environment. Failures follow
  * docs/errors.md: a program that cannot be started or an output file that
@@ -25,7 +26,7 @@ extern char **environ;
 
 static char k_proc_mt;
 
-typedef struct {
+typedef struct proc_ud {
     uv_process_t h;
     int exited;
     int64_t status;
@@ -35,7 +36,20 @@ typedef struct {
     uv_timer_t timer;
     int timer_on;
     int ref; /* anchors the userdata while the child runs */
+    struct proc_ud *prev, *next; /* the running children (kill_all) */
 } proc_ud;
+
+/* The children still running: `jararaca test` kills the ones a failed spec
+ * left behind, so a run never leaves servers listening after it. */
+static proc_ud *g_running;
+
+static void unlink_running(proc_ud *p)
+{
+    if (p->prev) p->prev->next = p->next;
+    else if (g_running == p) g_running = p->next;
+    if (p->next) p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+}
 
 static void timer_closed(uv_handle_t *h) { (void)h; }
 
@@ -59,6 +73,7 @@ static void on_exit_cb(uv_process_t *h, int64_t status, int term_signal)
 {
     proc_ud *p = h->data;
     p->exited = 1;
+    unlink_running(p);
     p->status = status;
     p->term_signal = term_signal;
     stop_timer(p);
@@ -229,6 +244,9 @@ static int l_spawn(lua_State *L)
     }
     uv_timer_init(jr_vm_global->loop, &p->timer);
     p->timer.data = p;
+    p->next = g_running;
+    if (g_running) g_running->prev = p;
+    g_running = p;
     return 1;
 }
 
@@ -273,6 +291,19 @@ static int p_wait(lua_State *L)
     return jr_waiter_park(L, &p->waiter, "process:wait()");
 }
 
+static int l_kill_all(lua_State *L)
+{
+    const char *name = luaL_optstring(L, 1, "SIGKILL");
+    int sig = jr_signal_from_name(name);
+    if (sig < 0) return luaL_argerror(L, 1, "unknown signal");
+    lua_Integer n = 0;
+    /* Still linked means not reaped yet: the pid is still our child's. */
+    for (proc_ud *p = g_running; p; p = p->next)
+        if (uv_process_kill(&p->h, sig) == 0) n++;
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 static int p_gc(lua_State *L)
 {
     (void)L; /* anchored until the child exits; nothing to free after */
@@ -283,8 +314,10 @@ int jr_open_process(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"pid", p_pid}, {"kill", p_kill}, {"wait", p_wait}, {NULL, NULL}};
     jr_newmetatable(L, &k_proc_mt, "process", methods, p_gc);
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 2);
     lua_pushcfunction(L, l_spawn);
     lua_setfield(L, -2, "spawn");
+    lua_pushcfunction(L, l_kill_all);
+    lua_setfield(L, -2, "kill_all");
     return 1;
 }

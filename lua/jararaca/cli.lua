@@ -369,7 +369,18 @@ function M.test(args)
   rawset(_G, "arg", busted_args)
   busted_args[0] = "jararaca test"
   local runner = require "busted.runner"
+  -- A spec that failed before stopping what it started must not leave a
+  -- server listening (or any child running) after the run. busted ends a
+  -- failed run with os.exit itself, so the sweep runs there too.
+  local function sweep()
+    local left = require("jararaca.core.process").kill_all("SIGKILL")
+    if left > 0 then eprint(("jararaca test: killed %d process(es) the specs left running"):format(left)) end
+  end
+  local real_exit = os.exit
+  os.exit = function(...) sweep(); return real_exit(...) end -- luacheck: ignore 122
   local rok, err = pcall(runner, { standalone = false, output = "utfTerminal" })
+  os.exit = real_exit -- luacheck: ignore 122
+  sweep()
   if not rok then
     -- busted signals failures by raising (with nil) on Lua 5.1 runtimes
     if err ~= nil then eprint("jararaca test: ", tostring(err)) end

@@ -95,6 +95,25 @@ describe("jararaca test", function()
   -- no log level from the environment running these specs
   local ENV = { JARARACA_LOG_LEVEL = "" }
 
+  it("kills the processes a failed spec left running when the run ends", function()
+    local pid_file = os.tmpname()
+    local status, out, err = cli.run({ "test", "spec/integration/apps/leaves_process.lua" },
+      { env = { JARARACA_LOG_LEVEL = "", PID_FILE = pid_file } })
+    assert.equal(1, status, out .. err)
+    assert.truthy(has(err, "jararaca test: killed 1 process(es) the specs left running"), err)
+    local f = assert(io.open(pid_file))
+    local pid = assert(tonumber(f:read("*a")))
+    f:close()
+    os.remove(pid_file)
+    -- dead: gone, or a zombie until its new parent reaps it
+    local stat = io.open("/proc/" .. pid .. "/stat")
+    if stat then
+      local state = stat:read("*a"):match("^%d+ %b() (%a)")
+      stat:close()
+      assert.equal("Z", state)
+    end
+  end)
+
   it("keeps migration lines out of the output by default", function()
     local status, out, err = cli.run({ "test", FIXTURE }, { env = ENV })
     assert.equal(0, status, out .. err)
