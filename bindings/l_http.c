@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http.h"
 #include "l_router.h"
@@ -383,7 +384,7 @@ static const char *take_value(lua_State *L, const char *name, size_t nl, jr_http
  *   -> true | nil, message, "invalid" | "closed" | "answered"
  * Every value is checked here and refused with a message instead of raising
  * (a handler's bad answer must become a 500, not an error in the middle of
- * dispatch): status an integer 100..999, body and content_type strings or
+ * dispatch): status an integer 200..999, body and content_type strings or
  * nil, headers a table { name = value or { values... } } with token names
  * and string or number values without CR/LF/NUL. */
 static int req_respond(lua_State *L)
@@ -399,13 +400,13 @@ static int req_respond(lua_State *L)
     lua_pushnil(L); /* ANCHOR */
     char msg[200], nb[48];
     if (lua_type(L, 2) != LUA_TNUMBER) {
-        snprintf(msg, sizeof msg, "the status must be an integer in 100..999, got a %s",
+        snprintf(msg, sizeof msg, "the status must be an integer in 200..999 (a 1xx is not a final answer), got a %s",
                  luaL_typename(L, 2));
         return refuse(L, msg);
     }
     lua_Number sn = lua_tonumber(L, 2);
-    if (!(sn >= 100 && sn <= 999) || sn != (lua_Number)(int)sn) {
-        snprintf(msg, sizeof msg, "the status must be an integer in 100..999, got %.14g", (double)sn);
+    if (!(sn >= 200 && sn <= 999) || sn != (lua_Number)(int)sn) {
+        snprintf(msg, sizeof msg, "the status must be an integer in 200..999 (a 1xx is not a final answer), got %.14g", (double)sn);
         return refuse(L, msg);
     }
     int status = (int)sn;
@@ -467,6 +468,15 @@ static int req_respond(lua_State *L)
             lua_pop(L, 1);
         }
     }
+    /* A Content-Type among the headers is the caller's last word: it
+     * replaces the content_type argument instead of a second line. */
+    if (!lua_isnil(L, 4))
+        for (size_t i = 1; i < nh; i++)
+            if (hs[i].nlen == 12 && strncasecmp(hs[i].name, "content-type", 12) == 0) {
+                memmove(hs, hs + 1, (nh - 1) * sizeof *hs);
+                nh--;
+                break;
+            }
     int rc = jr_http_respond(req, status, hs, nh, body, blen);
     if (rc == JR_HTTP_OK) {
         lua_pushboolean(L, 1);

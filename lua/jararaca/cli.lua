@@ -67,7 +67,7 @@ local function convert(spec, raw, origin)
 end
 
 --- Parse server options from argv (after the command) and the environment.
---- Returns opts, positional or nil, err.
+--- Returns opts, positional or nil, nil, err.
 function M.parse_options(args, specs, env)
   env = env or os.getenv
   local by_name = {}

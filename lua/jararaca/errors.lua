@@ -12,11 +12,11 @@
 --     errors.is_http_error(e)  --> true
 --     tostring(e)              --> "HTTPError 404: task not found"
 --
--- Fields of an HTTPError: `status` (integer 100..599), `detail` (any
+-- Fields of an HTTPError: `status` (integer 200..599), `detail` (any
 -- JSON-able value; defaults to the reason phrase of the status, like
 -- Starlette) and `headers` (table of name -> value, or nil).
 --
--- Misuse (status not an integer in 100..599, headers not a table) raises
+-- Misuse (status not an integer in 200..599, headers not a table) raises
 -- `error(msg, 2)` at the caller.
 -- @module jararaca.errors
 local M = {}
@@ -83,6 +83,15 @@ local function display(v, depth)
   return "{" .. concat(parts, ", ") .. "}"
 end
 
+--- A readable rendering of any error value; never raises (an error
+--- object's __tostring may raise or return a non-string).
+function M.describe(v)
+  if type(v) == "string" then return v end
+  local ok, text = pcall(tostring, v)
+  if ok and type(text) == "string" then return text end
+  return ("(a %s error value that cannot be shown: its __tostring failed)"):format(type(v))
+end
+
 local HTTPError = {}
 HTTPError.__index = HTTPError
 HTTPError.__name = "HTTPError"
@@ -92,8 +101,8 @@ function HTTPError.__tostring(e)
 end
 
 local function new(level, status, detail, headers)
-  if type(status) ~= "number" or floor(status) ~= status or status < 100 or status > 599 then
-    error(format("HTTPError: status must be an integer in 100..599, got %s",
+  if type(status) ~= "number" or floor(status) ~= status or status < 200 or status > 599 then
+    error(format("HTTPError: status must be an integer in 200..599, got %s",
       type(status) == "number" and tostring(status) or type(status)), level + 1)
   end
   if headers ~= nil and type(headers) ~= "table" then
@@ -104,7 +113,7 @@ local function new(level, status, detail, headers)
 end
 
 --- Build an HTTP error value (does not raise).
--- @tparam integer status 100..599 (normally 4xx/5xx)
+-- @tparam integer status 200..599 (normally 4xx/5xx)
 -- @param[opt] detail any JSON-able value; default: the reason phrase
 -- @tparam[opt] table headers extra response headers
 -- @treturn table the error object

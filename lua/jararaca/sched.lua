@@ -18,6 +18,7 @@
 local core = require "jararaca.core.sched"
 local context = require "jararaca.context"
 local log = require "jararaca.log"
+local describe = require("jararaca.errors").describe
 
 local M = {}
 
@@ -33,7 +34,7 @@ M.CANCELLED = setmetatable({}, { __tostring = function() return "cancelled" end 
 local CANCELLED = M.CANCELLED
 
 local function report(err)
-  if err ~= CANCELLED then log.error("unhandled error in task: ", tostring(err)) end
+  if err ~= CANCELLED then log.error("unhandled error in task: ", describe(err)) end
 end
 
 -- The body of every pooled coroutine: run one function, park in idle() until
@@ -72,7 +73,7 @@ function M.spawn(fn, ...)
     -- keep the error value as raised (wait() returns it); the traceback is
     -- kept aside for logging
     local function on_error(e)
-      task.traceback = traceback(tostring(e), 2)
+      task.traceback = traceback(describe(e), 2)
       return e
     end
     local r = pack(xpcall(fn, on_error, unpack(args, 1, args.n)))
@@ -86,7 +87,7 @@ function M.spawn(fn, ...)
         -- wait() hands the error to whoever waits; log it too, since a
         -- fire-and-forget task has nobody else to tell
         local logf = (#task.waiters == 0 and not task.observed) and log.warn or log.debug
-        logf("spawned task failed: ", task.traceback or tostring(r[2]))
+        logf("spawned task failed: ", task.traceback or describe(r[2]))
       end
     end
     local ws = task.waiters

@@ -65,7 +65,8 @@ function Handle:respond(status, body, content_type, headers)
   if why then return nil, why, "invalid" end
   local h = {}
   for k, v in pairs(headers or {}) do h[k:lower()] = type(v) == "table" and table.concat(v, ", ") or tostring(v) end
-  if content_type then h["content-type"] = content_type end
+  -- as the C server: a Content-Type among the headers replaces the argument
+  if content_type and h["content-type"] == nil then h["content-type"] = content_type end
   self.response = { status = status, body = body or "", headers = h }
   return true
 end
@@ -106,7 +107,12 @@ function M.client(app)
   -- startup runs in its own task so its context does not leak into the spec
   local ok, rt = sched.spawn(runtime.start, app, "http"):wait()
   if not ok then error(rt, 0) end
-  local tbl = server.build_routes(rt)
+  -- a bad route: stop what startup started (databases, interceptors) first
+  local bok, tbl = pcall(server.build_routes, rt)
+  if not bok then
+    sched.spawn(function() return rt:stop() end):wait()
+    error(tbl, 0)
+  end
   return setmetatable({ rt = rt, router = tbl.router, dispatch = server.make_dispatch(rt, tbl) }, Client)
 end
 

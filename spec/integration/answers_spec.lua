@@ -70,6 +70,12 @@ describe("every request gets exactly one answer", function()
     assert.equal(409, ask("/suppressed-status", "ans-supp-st").status)
   end)
 
+  it("sends one Content-Type: the handler's header replaces the default", function()
+    local res = ask("/csv", "ans-csv")
+    assert.equal(200, res.status)
+    assert.equal("text/csv", res.headers["content-type"]) -- two lines would read "text/plain...., text/csv"
+  end)
+
   it("an error object whose __tostring raises or returns a non-string is a logged 500", function()
     internal(ask("/nasty", "ans-nasty"), "ans-nasty")
     logged("ans-nasty", "cannot be shown")
@@ -85,8 +91,8 @@ describe("every request gets exactly one answer", function()
 
   it("refuses an unsendable answer with a logged 500", function()
     local cases = {
-      { "/string-status", "the status must be an integer in 100..999, got a string" },
-      { "/table-status-mw", "the status must be an integer in 100..999, got a table" },
+      { "/string-status", "the status must be an integer in 200..999 (a 1xx is not a final answer), got a string" },
+      { "/table-status-mw", "the status must be an integer in 200..999 (a 1xx is not a final answer), got a table" },
       { "/float-status", "got 200.5" },
       { "/bool-header", "\"X-Flag\" must be a string or a number" },
       { "/bad-header-name", "\"X Bad\" is not a token" },

@@ -129,7 +129,7 @@ describe("the C server's last-resort answer", function()
     local results = {}
     http.set_handler(function(h)
       local tries = {
-        { "Created" }, { 200.5 }, { 42 }, { 200, true }, { 200, "b", 7 }, { 200, "b", nil, "x" },
+        { "Created" }, { 200.5 }, { 42 }, { 103 }, { 200, true }, { 200, "b", 7 }, { 200, "b", nil, "x" },
         { 200, "b", nil, { [1] = "v" } }, { 200, "b", nil, { ["X Y"] = "v" } },
         { 200, "b", nil, { ["X-A"] = false } }, { 200, "b", nil, { ["X-A"] = { "ok", {} } } },
         { 200, "b", nil, { ["X-A"] = "a\r\nb" } },
@@ -143,14 +143,15 @@ describe("the C server's last-resort answer", function()
     end, r)
     local srv = assert(http.listen { host = "127.0.0.1", port = 0 })
     assert.same({ "200 ok" }, fetch(srv:port(), "/x"))
-    assert.equal(11, #results)
+    assert.equal(12, #results)
     for i, res in ipairs(results) do
       assert.is_nil(res[1], "try " .. i)
       assert.equal("string", type(res[2]), "try " .. i)
       assert.equal("invalid", res[3], "try " .. i)
     end
     assert.truthy(results[1][2]:find("got a string", 1, true))
-    assert.truthy(results[8][2]:find('"X Y" is not a token', 1, true))
+    assert.truthy(results[4][2]:find("a 1xx is not a final answer", 1, true))
+    assert.truthy(results[9][2]:find('"X Y" is not a token', 1, true))
     assert.is_true(results.nums_untouched) -- numbers are sent as text without changing the caller's table
     assert.is_true(srv:close())
   end)

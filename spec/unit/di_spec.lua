@@ -599,7 +599,7 @@ describe("jararaca.errors", function()
     for _, s in ipairs({ 99, 600, 404.5, "404" }) do
       local ok, e = pcall(function() errors.HTTPError(s) end)
       assert.is_false(ok)
-      assert.matches("di_spec.lua:%d+: HTTPError: status must be an integer in 100..599", e)
+      assert.matches("di_spec.lua:%d+: HTTPError: status must be an integer in 200..599", e)
     end
     local ok, e = pcall(function() errors.raise_http(404, "x", "headers") end)
     assert.is_false(ok)

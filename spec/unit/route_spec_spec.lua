@@ -330,9 +330,9 @@ describe("jararaca.http.route_spec", function()
     end)
 
     it("reject wrong values", function()
-      assert.equal("status: expected an integer in 100..599, got 99", problem({ status = 99 }))
-      assert.equal('status: expected an integer in 100..599, got "200"', problem({ status = "200" }))
-      assert.equal("status: expected an integer in 100..599, got 200.5", problem({ status = 200.5 }))
+      assert.equal("status: expected an integer in 200..599, got 99", problem({ status = 99 }))
+      assert.equal('status: expected an integer in 200..599, got "200"', problem({ status = "200" }))
+      assert.equal("status: expected an integer in 200..599, got 200.5", problem({ status = 200.5 }))
       assert.equal("summary: expected a string, got 1", problem({ summary = 1 }))
       assert.equal("description: expected a string, got true", problem({ description = true }))
       assert.equal('name: expected a non-empty string, got ""', problem({ name = "" }))
@@ -381,7 +381,7 @@ describe("jararaca.http.route_spec", function()
       local route = controller.collect(C)[1]
       local _, err = route_spec.normalize(route)
       assert.matches("^base_controller.lua:3: route ChildController.item %(GET /c/{id}%) of the controller declared at "
-        .. ".-route_spec_spec%.lua:%d+: status: expected an integer in 100..599, got 99$", err)
+        .. ".-route_spec_spec%.lua:%d+: status: expected an integer in 200..599, got 99$", err)
       assert.matches("^base_controller.lua:3: route BaseController.item %(GET /b/{id}%): status",
         select(2, route_spec.normalize(controller.collect(Base)[1])))
     end)

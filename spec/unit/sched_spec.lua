@@ -243,3 +243,17 @@ describe("sched", function()
     assert.matches("outside a transaction", err)
   end)
 end)
+
+describe("an error value whose __tostring raises", function()
+  it("comes back from j.timeout as raised, and a failed spawned task still reports it", function()
+    local j = require "jararaca"
+    local bad = setmetatable({ tag = "mine" }, { __tostring = function() error("no text") end })
+    local ok, err = pcall(j.timeout, 1, function() error(bad) end)
+    assert.is_false(ok)
+    assert.equal(bad, err)
+    -- a fire-and-forget task: its failure is logged, the pooled coroutine lives on
+    j.spawn(function() error(bad) end)
+    j.sleep(0)
+    assert.same({ true, 42 }, { j.timeout(1, function() return 42 end) })
+  end)
+end)

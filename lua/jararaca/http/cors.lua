@@ -77,6 +77,7 @@ end
 -- Add token to the Vary header of t (kept once).
 local function add_vary(t, token)
   local k, v = find_header(t, "Vary")
+  if type(v) == "table" then v = concat(v, ", ") end -- a list of values: one line
   if type(v) == "string" and v ~= "" then
     for part in v:gmatch("[^,%s]+") do
       if lower(part) == lower(token) or part == "*" then return end
@@ -88,9 +89,12 @@ local function add_vary(t, token)
 end
 
 -- Why p is not a valid Lua pattern, or nil. Lua parses a pattern while
--- matching, so a trial match cannot tell; check the syntax here instead.
+-- matching, so a trial match cannot tell; check the syntax here instead:
+-- escapes, sets, %b and %f, and captures (balanced; a back-reference %1..%9
+-- names a capture already closed).
 local function pattern_error(p)
   local i, n = 1, #p
+  local open, closed, count = {}, {}, 0 -- open: stack of capture numbers; closed[k]: capture k done
   while i <= n do
     local c = p:sub(i, i)
     if c == "%" then
@@ -103,6 +107,12 @@ local function pattern_error(p)
         if p:sub(i + 2, i + 2) ~= "[" then return "'%f' must be followed by a set [...]" end
         i = i + 2
       else
+        if d:find("%d") then
+          local k = tonumber(d)
+          if k == 0 or not closed[k] then
+            return ("back-reference '%%%s' names no closed capture"):format(d)
+          end
+        end
         i = i + 2
       end
     elseif c == "[" then
@@ -122,10 +132,21 @@ local function pattern_error(p)
         end
       end
       i = j + 1
+    elseif c == "(" then
+      if count >= 32 then return "too many captures (Lua allows 32)" end
+      count = count + 1
+      open[#open + 1] = count
+      i = i + 1
+    elseif c == ")" then
+      if #open == 0 then return "')' closes no capture" end
+      closed[open[#open]] = true
+      open[#open] = nil
+      i = i + 1
     else
       i = i + 1
     end
   end
+  if #open > 0 then return "unfinished capture: '(' without ')'" end
   return nil
 end
 

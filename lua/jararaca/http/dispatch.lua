@@ -17,7 +17,7 @@
 --     "request_id": ...}, logged with the error as raised, a traceback and
 --     the request id;
 --   * an answer the server refuses (a status that is not an integer in
---     100..999, a header name that is not a token, a header value that is
+--     200..999, a header name that is not a token, a header value that is
 --     not a string/number or has CR/LF/NUL, ...) is logged and answered 500;
 --   * an interceptor's exit that suppresses the error: answered as if the
 --     handler had returned nothing: req.response.status, else 204;
@@ -35,8 +35,8 @@ local log = require "jararaca.log"
 
 local M = {}
 
-local xpcall, pcall, traceback, tostring, setmetatable, rawget, rawset, rawequal, type =
-  xpcall, pcall, debug.traceback, tostring, setmetatable, rawget, rawset, rawequal, type
+local xpcall, pcall, traceback, setmetatable, rawget, rawset, rawequal =
+  xpcall, pcall, debug.traceback, setmetatable, rawget, rawset, rawequal
 local encode, build, merge, late_headers, request_headers, check =
   response.encode, response.build, response.merge, response.late_headers, response.request_headers,
   response.check
@@ -49,14 +49,8 @@ local JSON = "application/json"
 local NOT_FOUND = encode({ detail = "Not Found" })
 local NOT_ALLOWED = encode({ detail = "Method Not Allowed" })
 
--- A readable rendering of any error value; never raises (an error object's
--- __tostring may raise or return a non-string).
-local function describe(v)
-  if type(v) == "string" then return v end
-  local ok, s = pcall(tostring, v)
-  if ok and type(s) == "string" then return s end
-  return ("(a %s error value that cannot be shown: its __tostring failed)"):format(type(v))
-end
+-- A readable rendering of any error value; never raises.
+local describe = errors.describe
 M.describe = describe
 
 -- The xpcall handler of everything beneath a request: the error value goes

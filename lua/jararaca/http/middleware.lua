@@ -26,8 +26,8 @@ local response = require "jararaca.http.response"
 
 local M = {}
 
-local type, pairs, xpcall = type, pairs, xpcall
-local Response, is_response, build = response.Response, response.is_response, response.build
+local type, pairs, xpcall, error = type, pairs, xpcall, error
+local Response, is_response, build, check = response.Response, response.is_response, response.build, response.check
 
 --- The function form of middleware m, or error(where .. " must be ...", 0).
 function M.check(m, where)
@@ -50,11 +50,16 @@ end
 function M.compose(mws, core, catch)
   local n = #mws
   local step
-  -- middleware i, answering a Response
+  -- middleware i, answering a Response. An answer the server would refuse
+  -- raises here, so the middlewares around this one get its 500 (with
+  -- their headers) instead of a value that fails at the end.
   local function call(i, req)
     local r1, r2, r3 = mws[i](req, function() return step(i + 1, req) end)
-    if r2 == nil and is_response(r1) then return r1 end
-    return as_response(build(req, nil, r1, r2, r3)) -- a handler-style answer of its own
+    if r2 == nil and is_response(r1) then r2, r3 = nil, nil end
+    local st, b, ct, hd = build(req, nil, r1, r2, r3) -- a handler-style answer, or the Response
+    local why = check(st, b, ct, hd)
+    if why then error("the answer cannot be sent: " .. why, 0) end
+    return as_response(st, b, ct, hd)
   end
   if catch then
     local handler, answer = catch.handler, catch.answer

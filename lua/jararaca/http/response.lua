@@ -82,11 +82,13 @@ function M.build(req, route_status, body, status, headers)
 end
 
 --- Headers set on req.response after build() ran (by interceptors' exit):
---- merged over the built ones.
+--- added to the built ones (which win on the same name, as in build).
 function M.late_headers(req, headers)
   local resp = rawget(req, "response")
   if not resp then return headers end
-  return merge(headers, headers_table(resp.headers, "req.response.headers"))
+  -- the built headers win, as in build(): what the handler returned beats
+  -- req.response; only the names an exit() added are new here
+  return merge(headers_table(resp.headers, "req.response.headers"), headers)
 end
 
 --- The headers a handler or interceptor put on req.response (nil if none):
@@ -117,8 +119,8 @@ end
 --- that must know before sending (app-wide middlewares see the 500 that
 --- replaces a bad answer; the in-process test client).
 function M.check(status, body, content_type, headers)
-  if type(status) ~= "number" or status ~= status or floor(status) ~= status or status < 100 or status > 999 then
-    return ("the status must be an integer in 100..999, got %s"):format(
+  if type(status) ~= "number" or status ~= status or floor(status) ~= status or status < 200 or status > 999 then
+    return ("the status must be an integer in 200..999 (a 1xx is not a final answer), got %s"):format(
       type(status) == "number" and tostring(status) or ("a " .. type(status)))
   end
   if body ~= nil and type(body) ~= "string" then return "the body must be a string, got a " .. type(body) end
@@ -127,6 +129,7 @@ function M.check(status, body, content_type, headers)
   end
   if headers == nil then return nil end
   if type(headers) ~= "table" then return "the headers must be a table, got a " .. type(headers) end
+  local lines = content_type ~= nil and 1 or 0 -- the C server sends at most 64 lines of ours
   for name, v in pairs(headers) do
     if type(name) ~= "string" then return "a header name must be a string, got a " .. type(name) end
     if not name:find("^[%w!#$%%&'*+%-.^_`|~]+$") then
@@ -137,10 +140,13 @@ function M.check(status, body, content_type, headers)
         local why = check_value(name, v[i])
         if why then return why end
       end
+      lines = lines + #v
     else
       local why = check_value(name, v)
       if why then return why end
+      lines = lines + 1
     end
+    if lines > 64 then return ("the header %q is one header line too many (at most 64)"):format(name) end
   end
   return nil
 end

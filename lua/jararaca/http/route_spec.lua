@@ -502,7 +502,7 @@ local function build(route)
 
   local status = opts.status
   if status ~= nil and not is_status(status) then
-    fail("status: expected an integer in 100..599, got %s", show(status))
+    fail("status: expected an integer in 200..599, got %s", show(status))
   end
   spec.status = status
   spec.name = check_string(opts, "name", true)

@@ -39,6 +39,8 @@ end
 local A = j.RestController("", { name = "Answers" })
 
 A.ok = j.Get("/ok", function() return { ok = true } end)
+-- a Content-Type among the returned headers replaces the default one
+A.csv = j.Get("/csv", function() return "a,b", 200, { ["content-type"] = "text/csv" } end)
 
 A.suppressed = j.Get("/suppressed", function() error("swallowed by the interceptor") end)
 A.suppressed_status = j.Get("/suppressed-status", function(self, req)
