@@ -254,7 +254,7 @@ static int add_param(lua_State *L, int idx, jr_db_job *j, const char *name, size
     }
     if (rc != 0) {
         snprintf(e->msg, sizeof e->msg, "out of memory");
-        e->code = NULL;
+        e->code = "nomem"; /* an expected failure, not misuse */
         return -1;
     }
     return 0;

@@ -384,7 +384,7 @@ static const char *take_value(lua_State *L, const char *name, size_t nl, jr_http
  *   -> true | nil, message, "invalid" | "closed" | "answered"
  * Every value is checked here and refused with a message instead of raising
  * (a handler's bad answer must become a 500, not an error in the middle of
- * dispatch): status an integer 200..999, body and content_type strings or
+ * dispatch): status an integer 200..599, body and content_type strings or
  * nil, headers a table { name = value or { values... } } with token names
  * and string or number values without CR/LF/NUL. */
 static int req_respond(lua_State *L)
@@ -400,13 +400,13 @@ static int req_respond(lua_State *L)
     lua_pushnil(L); /* ANCHOR */
     char msg[200], nb[48];
     if (lua_type(L, 2) != LUA_TNUMBER) {
-        snprintf(msg, sizeof msg, "the status must be an integer in 200..999 (a 1xx is not a final answer), got a %s",
+        snprintf(msg, sizeof msg, "the status must be an integer in 200..599 (a 1xx is not a final answer), got a %s",
                  luaL_typename(L, 2));
         return refuse(L, msg);
     }
     lua_Number sn = lua_tonumber(L, 2);
-    if (!(sn >= 200 && sn <= 999) || sn != (lua_Number)(int)sn) {
-        snprintf(msg, sizeof msg, "the status must be an integer in 200..999 (a 1xx is not a final answer), got %.14g", (double)sn);
+    if (!(sn >= 200 && sn <= 599) || sn != (lua_Number)(int)sn) {
+        snprintf(msg, sizeof msg, "the status must be an integer in 200..599 (a 1xx is not a final answer), got %.14g", (double)sn);
         return refuse(L, msg);
     }
     int status = (int)sn;
@@ -619,8 +619,9 @@ static size_t opt_size(lua_State *L, const char *f, size_t def)
     lua_getfield(L, 1, f);
     size_t v = def;
     if (!lua_isnil(L, -1)) {
-        if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 0)
-            luaL_error(L, "http.listen: option %s must be a non-negative number", f);
+        /* 2^31: no limit or port is that large, and every cast below is defined */
+        if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) < 2147483648.0))
+            luaL_error(L, "http.listen: option %s must be a number in 0..2^31-1", f);
         v = (size_t)lua_tonumber(L, -1);
     }
     lua_pop(L, 1);
@@ -726,6 +727,8 @@ static int srv_shutdown(lua_State *L)
 {
     srv_ud *u = check_srv(L);
     double grace = luaL_optnumber(L, 2, 30);
+    /* a day at most: the milliseconds fit an unsigned, and NaN is refused */
+    luaL_argcheck(L, grace >= 0 && grace <= 86400, 2, "grace must be a number of seconds in 0..86400");
     if (u->drained) {
         lua_pushboolean(L, 1);
         return 1;

@@ -32,6 +32,7 @@ typedef struct proc_ud {
     int64_t status;
     int term_signal;
     int closed;
+    int closing; /* handles (process, timer) whose close callback is pending */
     jr_waiter waiter; /* the task in p:wait() */
     uv_timer_t timer;
     int timer_on;
@@ -51,7 +52,17 @@ static void unlink_running(proc_ud *p)
     p->prev = p->next = NULL;
 }
 
-static void timer_closed(uv_handle_t *h) { (void)h; }
+/* The userdata holds both handles: it stays anchored until the last of
+ * their close callbacks (libuv runs them in no promised order). */
+static void one_closed(proc_ud *p)
+{
+    if (--p->closing > 0) return;
+    p->closed = 1;
+    luaL_unref(jr_vm_global->L, LUA_REGISTRYINDEX, p->ref);
+    p->ref = LUA_NOREF;
+}
+
+static void timer_closed(uv_handle_t *h) { one_closed(h->data); }
 
 static void stop_timer(proc_ud *p)
 {
@@ -61,13 +72,7 @@ static void stop_timer(proc_ud *p)
     }
 }
 
-static void on_handle_closed(uv_handle_t *h)
-{
-    proc_ud *p = h->data;
-    p->closed = 1;
-    luaL_unref(jr_vm_global->L, LUA_REGISTRYINDEX, p->ref);
-    p->ref = LUA_NOREF;
-}
+static void on_handle_closed(uv_handle_t *h) { one_closed(h->data); }
 
 static void on_exit_cb(uv_process_t *h, int64_t status, int term_signal)
 {
@@ -77,6 +82,7 @@ static void on_exit_cb(uv_process_t *h, int64_t status, int term_signal)
     p->status = status;
     p->term_signal = term_signal;
     stop_timer(p);
+    p->closing = 2;
     uv_close((uv_handle_t *)&p->timer, timer_closed);
     uv_close((uv_handle_t *)h, on_handle_closed);
     lua_State *co = jr_waiter_thread(&p->waiter);
@@ -239,6 +245,7 @@ static int l_spawn(lua_State *L)
         /* uv_spawn failed: libuv has set the handle up; close it (the
          * close callback drops the anchor). */
         p->exited = 1;
+        p->closing = 1; /* the timer was never initialised */
         uv_close((uv_handle_t *)&p->h, on_handle_closed);
         return jr_push_uv_fail(L, rc, "cannot spawn %s", argv0);
     }

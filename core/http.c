@@ -1269,7 +1269,9 @@ int jr_http_respond(jr_http_req *req, int status, const jr_http_header *headers,
 {
     if (!req) return JR_HTTP_EINVALID;
     if (req->answered) return JR_HTTP_EANSWERED;
-    if (status < 100 || status > 999) return JR_HTTP_EINVALID;
+    /* A final answer: a 1xx would leave the client waiting for one, and
+     * RFC 9110 defines nothing above 599. */
+    if (status < 200 || status > 599) return JR_HTTP_EINVALID;
     if (nheaders && !headers) return JR_HTTP_EINVALID;
     if (body_len && !body) return JR_HTTP_EINVALID;
     for (size_t i = 0; i < nheaders; i++) {

@@ -401,8 +401,8 @@ static void on_request(jr_http_req *req, void *ud)
     if (strcmp(ts->path, "/invalid") == 0) {
         jr_http_header crlf_v = {"X-A", 3, "a\r\nB: c", 7};
         jr_http_header lf_n = {"X\nA", 3, "v", 1};
-        ts->rc1 = jr_http_respond(req, 99, NULL, 0, NULL, 0);
-        ts->rc2 = jr_http_respond(req, 1000, NULL, 0, NULL, 0);
+        ts->rc1 = jr_http_respond(req, 103, /* a 1xx is no final answer */ NULL, 0, NULL, 0);
+        ts->rc2 = jr_http_respond(req, 600, NULL, 0, NULL, 0);
         ts->rc3 = jr_http_respond(req, 200, &crlf_v, 1, NULL, 0);
         ts->rc4 = jr_http_respond(req, 200, &lf_n, 1, NULL, 0);
         ts->rc5 = jr_http_req_alive(req);

@@ -91,8 +91,8 @@ describe("every request gets exactly one answer", function()
 
   it("refuses an unsendable answer with a logged 500", function()
     local cases = {
-      { "/string-status", "the status must be an integer in 200..999 (a 1xx is not a final answer), got a string" },
-      { "/table-status-mw", "the status must be an integer in 200..999 (a 1xx is not a final answer), got a table" },
+      { "/string-status", "the status must be an integer in 200..599 (a 1xx is not a final answer), got a string" },
+      { "/table-status-mw", "the status must be an integer in 200..599 (a 1xx is not a final answer), got a table" },
       { "/float-status", "got 200.5" },
       { "/bool-header", "\"X-Flag\" must be a string or a number" },
       { "/bad-header-name", "\"X Bad\" is not a token" },

@@ -17,7 +17,7 @@
 --     "request_id": ...}, logged with the error as raised, a traceback and
 --     the request id;
 --   * an answer the server refuses (a status that is not an integer in
---     200..999, a header name that is not a token, a header value that is
+--     200..599, a header name that is not a token, a header value that is
 --     not a string/number or has CR/LF/NUL, ...) is logged and answered 500;
 --   * an interceptor's exit that suppresses the error: answered as if the
 --     handler had returned nothing: req.response.status, else 204;

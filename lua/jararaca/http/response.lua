@@ -119,8 +119,8 @@ end
 --- that must know before sending (app-wide middlewares see the 500 that
 --- replaces a bad answer; the in-process test client).
 function M.check(status, body, content_type, headers)
-  if type(status) ~= "number" or status ~= status or floor(status) ~= status or status < 200 or status > 999 then
-    return ("the status must be an integer in 200..999 (a 1xx is not a final answer), got %s"):format(
+  if type(status) ~= "number" or status ~= status or floor(status) ~= status or status < 200 or status > 599 then
+    return ("the status must be an integer in 200..599 (a 1xx is not a final answer), got %s"):format(
       type(status) == "number" and tostring(status) or ("a " .. type(status)))
   end
   if body ~= nil and type(body) ~= "string" then return "the body must be a string, got a " .. type(body) end
