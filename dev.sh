@@ -54,7 +54,9 @@ deps() {
 
 # Node packages of the test suite (spec/js/package.json, locked).
 node_deps() {
-  if [ ! -d spec/js/node_modules ] || [ spec/js/package-lock.json -nt spec/js/node_modules ]; then
+  # npm writes node_modules/.package-lock.json last: an emptied or half-made
+  # node_modules (an interrupted install) has none, and is installed again
+  if [ ! -f spec/js/node_modules/.package-lock.json ] || [ spec/js/package-lock.json -nt spec/js/node_modules ]; then
     log "npm ci in spec/js"
     (cd spec/js && npm ci --no-audit --no-fund >/tmp/jararaca-npm.log 2>&1) || { cat /tmp/jararaca-npm.log >&2; return 1; }
     touch spec/js/node_modules
