@@ -68,7 +68,10 @@ jr_ws_ctx *jr_ws_ctx_new(uv_loop_t *loop, const jr_ws_config *cfg, const jr_ws_c
  * so the caller answers it (400 / 426 / 503). On JR_WS_OK the connection
  * belongs to the context (req is answered; *out, when not NULL, is the new
  * connection). JR_WS_EADOPT: req is answered and the socket closed, no
- * callbacks follow. user is returned by jr_ws_conn_user(). */
+ * callbacks follow. user is returned by jr_ws_conn_user().
+ * lws answers the handshake from inside this call, so on_open, and
+ * on_message for frames the client pipelined behind its request, may run
+ * before jr_ws_adopt returns (set up whatever they need first). */
 int jr_ws_adopt(jr_ws_ctx *ctx, jr_http_req *req, void *user, jr_ws_conn **out);
 
 void *jr_ws_conn_user(const jr_ws_conn *conn);
