@@ -50,6 +50,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -983,17 +984,30 @@ static int valid_host(const char *v, size_t n)
  * decode only chunked: a body still gzip- (or otherwise) encoded must not
  * reach a handler as if it were plain. Empty list elements are allowed
  * (RFC 9110 §5.6.1). Where chunked stands in the list llhttp checks. */
+int jr_http_list_next(const char *v, size_t n, size_t *pos, const char **elem, size_t *elen)
+{
+    size_t i = *pos;
+    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+    if (i >= n) {
+        *pos = n;
+        return 0;
+    }
+    size_t s = i;
+    while (i < n && v[i] != ',') i++;
+    size_t e = i;
+    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+    *pos = i;
+    *elem = v + s;
+    *elen = e - s;
+    return 1;
+}
+
 static int names_other_coding(const char *v, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
-        size_t s = i;
-        while (i < n && v[i] != ',') i++;
-        size_t e = i;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
-        if (e > s && !(e - s == 7 && strncasecmp(v + s, "chunked", 7) == 0)) return 1;
-    }
+    size_t pos = 0, el;
+    const char *e;
+    while (jr_http_list_next(v, n, &pos, &e, &el))
+        if (!(el == 7 && strncasecmp(e, "chunked", 7) == 0)) return 1;
     return 0;
 }
 
@@ -1299,6 +1313,36 @@ int jr_http_respond(jr_http_req *req, int status, const jr_http_header *headers,
      * and any later attempt keeps reporting the closed connection. */
     if (rc == JR_HTTP_ECLOSED) req->answered = 0;
     return rc;
+}
+
+int jr_http_req_detach(jr_http_req *req, int *fd, char *rest, size_t cap, size_t *rest_len)
+{
+    if (!req || !fd || !rest_len || (cap && !rest) || !req->upgrade) return JR_HTTP_EINVALID;
+    if (req->answered) return JR_HTTP_EANSWERED;
+    conn *c = req->conn;
+    if (!c || c->closing || c->state != S_HANDLER) return JR_HTTP_ECLOSED;
+    const char *base = c->in_shared ? c->sh : c->pend.data;
+    size_t len = c->in_shared ? c->sh_len : c->pend.len;
+    size_t n = len > c->in_pos ? len - c->in_pos : 0;
+    if (n > cap) return JR_HTTP_ETOOBIG;
+    uv_os_fd_t own;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &own) != 0) return JR_HTTP_ECLOSED;
+    /* A duplicate, not the descriptor itself: libuv closes its own when the
+     * handle closes, and the new owner registers the duplicate with epoll
+     * afresh (uv_close removes ours from epoll before closing it). */
+    int dupfd = fcntl(own, F_DUPFD_CLOEXEC, 0);
+    if (dupfd < 0) return JR_HTTP_ESYS;
+    if (n) memcpy(rest, base + c->in_pos, n);
+    *rest_len = n;
+    *fd = dupfd;
+    c->in_pos = len;
+    req->answered = 1;
+    c->srv->inflight--;
+    if (c->srv->cfg.access_log)
+        jr_logf(JR_LOG_INFO, jr_http_req_id(req), "%s %.*s upgrade handed over", req->method,
+                (int)req->url_len, jr_http_req_target(req, NULL));
+    conn_close(c);
+    return JR_HTTP_OK;
 }
 
 /* ---------------------------------------------------------------- connections */

@@ -124,6 +124,8 @@ typedef struct {
 #define JR_HTTP_ECLOSED (-1)   /* connection gone */
 #define JR_HTTP_EANSWERED (-2) /* respond called twice */
 #define JR_HTTP_EINVALID (-3)  /* bad status, or CR/LF in a header name/value */
+#define JR_HTTP_ETOOBIG (-4)   /* detach: more unparsed bytes than the caller's buffer holds */
+#define JR_HTTP_ESYS (-5)      /* detach: dup() failed (errno says why, e.g. EMFILE) */
 
 /* Answer req. The server adds Date, Content-Length and Connection; callers
  * must not pass those (Content-Length/Connection/Date given by the caller are
@@ -132,6 +134,25 @@ typedef struct {
  * free it on return. */
 int jr_http_respond(jr_http_req *req, int status, const jr_http_header *headers, size_t nheaders,
                     const char *body, size_t body_len);
+
+/* Hand an unanswered Upgrade request's connection to another protocol
+ * engine (the WebSocket bridge, core/ws.c). On success *fd is a duplicate of
+ * the socket that the caller owns, the bytes the client sent after the
+ * request that we read but did not parse (a frame pipelined behind the
+ * handshake) are copied into rest (*rest_len of them), the request counts as
+ * answered and the server forgets the connection (no response, no linger).
+ * Our reads stopped when the request was delivered, so nothing else is lost:
+ * the rest is still in the socket. On failure nothing changes and the caller
+ * still answers req: JR_HTTP_EINVALID (not an upgrade request),
+ * JR_HTTP_EANSWERED, JR_HTTP_ECLOSED, JR_HTTP_ETOOBIG (more than cap bytes
+ * are waiting), JR_HTTP_ESYS (dup failed). */
+int jr_http_req_detach(jr_http_req *req, int *fd, char *rest, size_t cap, size_t *rest_len);
+
+/* Walk a comma-separated header value (RFC 9110 §5.6.1: empty elements
+ * and spaces around them are allowed). Start with *pos = 0; each call sets
+ * elem/elen to the next non-empty element without its surrounding spaces and
+ * returns 1, or returns 0 at the end. */
+int jr_http_list_next(const char *v, size_t n, size_t *pos, const char **elem, size_t *elen);
 
 /* Reason phrase for a status ("OK", "Not Found", ...; "Unknown" otherwise). */
 const char *jr_http_status_text(int status);

@@ -8,6 +8,7 @@
 #include "http.h"
 #include "log.h"
 #include "test.h"
+#include "test_tcp.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -72,13 +73,6 @@ typedef struct {
     unsigned head_mask; /* bit i: the i-th response answers a HEAD request */
 } client;
 
-static void cl_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
-{
-    static char b[65536];
-    buf->base = b;
-    buf->len = sizeof b;
-}
-
 static void cl_closed(uv_handle_t *h)
 {
     client *cl = h->data;
@@ -116,7 +110,7 @@ static void cl_on_connect(uv_connect_t *r, int status)
     client *cl = r->data;
     cl->connect_status = status;
     cl->connected = 1;
-    if (status == 0) uv_read_start((uv_stream_t *)&cl->tcp, cl_alloc, cl_read);
+    if (status == 0) uv_read_start((uv_stream_t *)&cl->tcp, tcp_alloc, cl_read);
 }
 
 static client *cl_new_addr(const struct sockaddr *addr, int rcvbuf)
@@ -151,20 +145,10 @@ static void cl_free(client *cl)
     free(cl);
 }
 
-typedef struct {
-    uv_write_t w;
-    char data[];
-} wreq;
-
-static void cl_written(uv_write_t *w, int status) { free(w); }
-
 static void cl_sendn(client *cl, const char *s, size_t n)
 {
     if (cl->closing) return;
-    wreq *w = malloc(sizeof *w + n);
-    memcpy(w->data, s, n);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)n);
-    if (uv_write(&w->w, (uv_stream_t *)&cl->tcp, &b, 1, cl_written) != 0) free(w);
+    tcp_write_copy((uv_stream_t *)&cl->tcp, s, n);
 }
 
 static void cl_send(client *cl, const char *s) { cl_sendn(cl, s, strlen(s)); }
