@@ -6,12 +6,15 @@ local sched = require "jararaca.sched"
 local M = {}
 
 --- Let the loop run until cond() holds; raise "timed out waiting until
---- <what>" after `seconds` (default 5).
-function M.until_true(cond, what, seconds)
+--- <what>" after `seconds` (default 5). step: the pause between checks
+--- (default 0.01 s; 0 lets only the other ready tasks run, for states other
+--- tasks of this process reach, e.g. queued for a database writer).
+function M.until_true(cond, what, seconds, step)
   local deadline = sched.clock() + (seconds or 5)
+  step = step or 0.01
   while not cond() do
     assert(sched.clock() < deadline, "timed out waiting until " .. what)
-    sched.sleep(0.01)
+    sched.sleep(step)
   end
 end
 

@@ -71,13 +71,8 @@ local SLOW_READ = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM 
 
 -- Let the other tasks run until cond() holds (they have queued for the
 -- writer or a reader, say): an awaited state, not a guessed delay.
-local function until_true(cond, what)
-  local deadline = sched.clock() + 5
-  while not cond() do
-    assert(sched.clock() < deadline, "timed out waiting until " .. what)
-    sched.sleep(0)
-  end
-end
+local wait = require "spec.support.wait"
+local function until_true(cond, what) return wait.until_true(cond, what, 5, 0) end
 
 local function exec(d, sql)
   local tx = d:begin("write")

@@ -100,15 +100,10 @@ function App:count(table_name, name)
   return self:read("SELECT COUNT(*) AS n FROM " .. table_name, nil, name)[1].n
 end
 
--- Let the other tasks run until cond() holds (an awaited state, not a
--- guessed delay); 5 s at most.
-local function until_true(cond, what)
-  local deadline = sched.clock() + 5
-  while not cond() do
-    assert(sched.clock() < deadline, "timed out waiting until " .. what)
-    sched.sleep(0)
-  end
-end
+-- Let the other tasks run until cond() holds (they have queued for the
+-- writer or a reader, say): an awaited state, not a guessed delay.
+local wait = require "spec.support.wait"
+local function until_true(cond, what) return wait.until_true(cond, what, 5, 0) end
 
 local function db_app(opts, more)
   local list = { persistence.SessionInterceptor(opts) }
