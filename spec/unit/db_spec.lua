@@ -64,7 +64,6 @@ local size_of = require("spec.support.files").size_of
 local int64 = ffi.typeof("int64_t")
 local uint64 = ffi.typeof("uint64_t")
 
-local SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %d) SELECT count(*) AS n FROM c"
 -- (joined with a table so that it reads the database: a read transaction)
 local SLOW_READ = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %d) "
   .. "SELECT count(*) AS n FROM c JOIN one"
