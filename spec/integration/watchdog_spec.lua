@@ -3,7 +3,6 @@
 local client = require "spec.support.client"
 local server = require "spec.support.server"
 local process = require "jararaca.core.process"
-local sched = require "jararaca.sched"
 local cjson = require "cjson"
 
 local APP = "spec/integration/apps/stuck.lua"
@@ -20,15 +19,8 @@ end)()
 
 -- What we wait for happens in other processes: look again every 20 ms
 -- until it holds.
-local function await(cond, what, timeout)
-  local deadline = sched.clock() + (timeout or 10)
-  while true do
-    local v = cond()
-    if v then return v end
-    assert(sched.clock() < deadline, "timed out waiting until " .. what)
-    sched.sleep(0.02)
-  end
-end
+local wait = require "spec.support.wait"
+local function await(cond, what, timeout) return wait.until_true(cond, what, timeout or 10, 0.02) end
 
 local function pid_of(port)
   local res = client.request(port, "GET", "/pid", { timeout = 5 })

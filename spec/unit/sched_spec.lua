@@ -3,6 +3,7 @@
 local sched = require "jararaca.sched"
 local context = require "jararaca.context"
 local j = require "jararaca"
+local wait = require "spec.support.wait"
 
 describe("sched", function()
   it("sleep yields to the loop and resumes after the delay", function()
@@ -158,14 +159,15 @@ describe("sched", function()
   end)
 
   it("timeout cancelled while it waits cancels fn's task and raises CANCELLED", function()
-    local inner_caught
+    local inner_caught, parked
     local outer = sched.spawn(function()
       return j.timeout(5, function()
+        parked = true
         local _, e = pcall(sched.sleep, 5)
         inner_caught = e
       end)
     end)
-    sched.sleep(0.01)
+    wait.until_true(function() return parked end, "fn's task sleeps", 5, 0)
     assert.is_true(outer:cancel())
     assert.same({ nil, "the task was cancelled", "cancelled" }, { outer:wait() })
     sched.sleep(0)
@@ -246,7 +248,6 @@ end)
 
 describe("an error value whose __tostring raises", function()
   it("comes back from j.timeout as raised, and a failed spawned task still reports it", function()
-    local j = require "jararaca"
     local bad = setmetatable({ tag = "mine" }, { __tostring = function() error("no text") end })
     local ok, err = pcall(j.timeout, 1, function() error(bad) end)
     assert.is_false(ok)
