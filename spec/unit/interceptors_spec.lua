@@ -464,3 +464,23 @@ describe("jararaca.interceptors lifecycle", function()
     assert.are.same({ "started", "stopped" }, log)
   end)
 end)
+
+describe("headers an interceptor's exit sets after the answer was built", function()
+  it("are added to the answer; a header the handler returned keeps the handler's value", function()
+    local j = require "jararaca"
+    local testing = require "jararaca.testing"
+    local C = j.RestController("/lh", { name = "LateHeaders" })
+    C.get = j.Get("/x", function(_, req)
+      req.response.headers["Cache-Control"] = "no-store" -- overridden by the returned header below
+      return "x", 200, { ["Cache-Control"] = "max-age=60" }
+    end)
+    local Late = {}
+    function Late:exit(ctx) ctx.request.response.headers["X-Late"] = "yes" end
+    local client = testing.client(j.Microservice { controllers = { C }, interceptors = { Late }, openapi = false })
+    local res = client:get("/lh/x")
+    assert.equal(200, res.status)
+    assert.equal("max-age=60", res.headers["cache-control"])
+    assert.equal("yes", res.headers["x-late"])
+    client:close()
+  end)
+end)
