@@ -421,8 +421,11 @@ CASES["http.listen"] = function()
   assert.truthy(msg:find("address already in use", 1, true), msg)
   msg = failed("http.listen", "invalid", pack(http.listen { host = "not-an-address", port = 0 }))
   assert.truthy(msg:find("invalid listen address", 1, true), msg)
+  raises(function() a:shutdown(-1) end, "grace must be a number of seconds in 0..86400")
+  raises(function() a:shutdown(0 / 0) end, "grace must be a number of seconds in 0..86400")
   assert.is_true(a:close())
   raises(function() http.listen("127.0.0.1") end, "bad argument #1")
+  raises(function() http.listen { host = "127.0.0.1", port = 2 ^ 32 + 8080 } end, "option port must be a number in 0..2^31-1")
 end
 
 CASES["http.url_decode"] = function()
