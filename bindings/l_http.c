@@ -32,6 +32,7 @@
 #include <strings.h>
 
 #include "http.h"
+#include "l_http.h"
 #include "l_router.h"
 #include "log.h"
 #include "scheduler.h"
@@ -104,13 +105,15 @@ typedef struct {
 
 /* ---- requests ---- */
 
-/* The request of the handle at 1, or NULL when its task has ended. */
-static jr_http_req *handle_req(lua_State *L)
+/* The request of a handle, or NULL when its task has ended (l_http.h). */
+jr_http_req *jr_l_http_req(lua_State *L, int idx)
 {
-    req_ud *u = jr_checkudata(L, 1, &k_req_mt, "http request");
+    req_ud *u = jr_checkudata(L, idx, &k_req_mt, "http request");
     req_slot *s = &g_slots[u->slot];
     return s->gen == u->gen ? s->req : NULL;
 }
+
+static jr_http_req *handle_req(lua_State *L) { return jr_l_http_req(L, 1); }
 
 static jr_http_req *check_req(lua_State *L)
 {

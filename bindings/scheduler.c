@@ -316,14 +316,32 @@ int jr_waiter_park(lua_State *L, jr_waiter *w, const char *what)
         return luaL_error(L, "%s: another task is already waiting", what);
     w->task = t;
     w->gen = t->gen;
+    w->timed = 0;
     t->state = JR_TASK_IO;
+    return jr_task_yield(L);
+}
+
+static int arm_timer(lua_State *L, jr_task *t, double seconds);
+
+int jr_waiter_park_timed(lua_State *L, jr_waiter *w, const char *what, double seconds)
+{
+    jr_task *t = g_current;
+    if (!t) return luaL_error(L, "%s must be called inside a task", what);
+    if (w->task && w->task->gen == w->gen && (w->task->state == JR_TASK_IO || w->task->state == JR_TASK_WAIT))
+        return luaL_error(L, "%s: another task is already waiting", what);
+    if (seconds == seconds && seconds >= 0) arm_timer(L, t, seconds);
+    w->task = t;
+    w->gen = t->gen;
+    w->timed = 1;
+    t->state = JR_TASK_WAIT; /* what on_timer and sched.cancel resume */
     return jr_task_yield(L);
 }
 
 lua_State *jr_waiter_thread(jr_waiter *w)
 {
     jr_task *t = w->task;
-    if (!t || t->gen != w->gen || t->state != JR_TASK_IO) return NULL;
+    if (!t || t->gen != w->gen) return NULL;
+    if (t->state != JR_TASK_IO && !(w->timed && t->state == JR_TASK_WAIT)) return NULL;
     return t->co;
 }
 

@@ -59,12 +59,22 @@ jr_task *jr_task_start_guarded(lua_State *L, int nargs, void (*on_end)(void *ud)
 typedef struct {
     jr_task *task;
     uint32_t gen;
+    int timed; /* parked by jr_waiter_park_timed */
 } jr_waiter;
 
 /* Park the running task in w and yield. Raises "WHAT must be called inside a
  * task" outside a task and "WHAT: another task is already waiting" when w is
  * taken. Use as `return jr_waiter_park(...)`. */
 int jr_waiter_park(lua_State *L, jr_waiter *w, const char *what);
+/* Like jr_waiter_park, but the task waits as in sched.wait(): after seconds
+ * (< 0: no deadline) it is resumed with nil, "the wait timed out", "timeout",
+ * and a cancel resumes it at once with nil, "the task was cancelled",
+ * "cancelled" (a wait that must not outlive j.timeout's cancel: a socket's
+ * receive). In both cases w still names the task: the resumed code must
+ * empty it (w->task = NULL) before it parks anywhere else, or the event
+ * could resume it there. A sched.wake() of the task also resumes it (with
+ * true): callers treat that as spurious and wait again. */
+int jr_waiter_park_timed(lua_State *L, jr_waiter *w, const char *what, double seconds);
 /* The waiting task's thread (push results on it), or NULL when none waits. */
 lua_State *jr_waiter_thread(jr_waiter *w);
 /* Resume the waiting task with n values pushed on its thread; empties w. */

@@ -333,7 +333,7 @@ function M.server(args)
   local sig = sys.next_signal()
   while sig == "SIGHUP" do sig = sys.next_signal() end
   log.info(sig, ": stopping (grace period ", o["grace-period"], "s)")
-  srv:shutdown(o["grace-period"])
+  server.shutdown(srv, o["grace-period"])
   sys.unref_signals()
   local stopped = rt:stop()
   log.info("stopped")

@@ -1,7 +1,10 @@
 -- jararaca: the public API. `local j = require "jararaca"`.
 --
 -- Declaring:   j.Microservice, j.ProviderSpec, j.Token, j.RestController,
---              j.Get / j.Post / j.Put / j.Patch / j.Delete / j.Route
+--              j.Get / j.Post / j.Put / j.Patch / j.Delete / j.Route,
+--              j.WebSocketEndpoint (docs/websockets.md)
+-- WebSockets:  j.use_ws_manager() (rooms, broadcast), j.WebSocketMessage(payload):send(rooms)
+--              (staged: sent when the transaction commits; j.staged is the generic hook)
 -- Schemas:     j.schema (types, validate, encode), j.ExposeType(schema), j.json
 -- Responding:  j.HTTPError(status, detail [, headers]) (raise it with error()),
 --              j.Response{ status=, body=, headers=, content_type= }
@@ -38,6 +41,7 @@ j.Put = controller.Put
 j.Patch = controller.Patch
 j.Delete = controller.Delete
 j.Route = controller.Route
+j.WebSocketEndpoint = controller.WebSocketEndpoint
 
 j.schema = schema
 j.json = json
@@ -53,6 +57,9 @@ local lazy = {
   config = function() return require "jararaca.config" end,
   AppConfigurationInterceptor = function() return require("jararaca.config").AppConfigurationInterceptor end,
   cors = function() return require("jararaca.http.cors").cors end, -- j.cors{...}: an app-wide middleware
+  use_ws_manager = function() return require("jararaca.ws.manager").use_ws_manager end,
+  WebSocketMessage = function() return require("jararaca.ws.manager").WebSocketMessage end,
+  staged = function() return require "jararaca.staged" end,
 }
 setmetatable(j, {
   __index = function(t, k)

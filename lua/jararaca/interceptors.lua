@@ -28,11 +28,13 @@
 -- exits test `err`, a failure raised with the value nil or false reaches
 -- them (and the caller) as a string "error raised with a nil value"/"... false value".
 -- Everything runs in Lua frames under pcall, so the handler, enter and exit
--- may yield (LuaJIT's pcall is resumable).
+-- may yield (LuaJIT's pcall is resumable). Once the outcome is known, the
+-- actions staged in ctx (jararaca.staged) run (success) or are dropped.
 -- @module jararaca.interceptors
 local M = {}
 
 local di = require("jararaca.di")
+local settle = require("jararaca.staged").settle
 
 local type, pcall, xpcall, error, tostring, setmetatable, rawget =
   type, pcall, xpcall, error, tostring, setmetatable, rawget
@@ -210,11 +212,18 @@ local function finish(list, ctx, handler, entered, ok, ...)
   return true -- fn failed and the error was suppressed: no results
 end
 
+-- The outcome is known: the transaction's staged actions (jararaca.staged)
+-- run after a success, are dropped after a failure.
+local function settled(ctx, ok, ...)
+  settle(ctx, ok)
+  return ok, ...
+end
+
 local function chain(list, ctx, handler, fn, ...)
   local n = #list
   if n == 0 then
-    if handler then return xpcall(fn, handler, ...) end
-    return pcall(fn, ...)
+    if handler then return settled(ctx, xpcall(fn, handler, ...)) end
+    return settled(ctx, pcall(fn, ...))
   end
   for i = 1, n do
     local it = list[i]
@@ -227,14 +236,14 @@ local function chain(list, ctx, handler, fn, ...)
         ok, e = pcall(enter, it, ctx)
       end
       if not ok then
-        return finish(list, ctx, handler, i - 1, false, e)
+        return settled(ctx, finish(list, ctx, handler, i - 1, false, e))
       end
     end
   end
   if handler then
-    return finish(list, ctx, handler, n, xpcall(fn, handler, ...))
+    return settled(ctx, finish(list, ctx, handler, n, xpcall(fn, handler, ...)))
   end
-  return finish(list, ctx, handler, n, pcall(fn, ...))
+  return settled(ctx, finish(list, ctx, handler, n, pcall(fn, ...)))
 end
 
 --- Run fn(...) inside the interceptor chain of one transaction.

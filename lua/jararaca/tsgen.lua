@@ -750,9 +750,11 @@ local function run(app, opts)
   if not routes then fail("%s", rerr) end
   local by_class = {}
   for _, r in ipairs(routes) do
-    local list = by_class[r.controller] or {}
-    list[#list + 1] = r
-    by_class[r.controller] = list
+    if not r.websocket then -- not an operation a fetch client can call
+      local list = by_class[r.controller] or {}
+      list[#list + 1] = r
+      by_class[r.controller] = list
+    end
   end
   local classes = {}
   for i, name in ipairs(ctrls) do

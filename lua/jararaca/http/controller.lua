@@ -17,9 +17,10 @@
 -- class: sets the metatable { __index = base }); other keys are kept in
 -- `__controller.opts`.
 --
--- Verb helpers `Get/Post/Put/Patch/Delete(path, [opts], fn)` and
--- `Route(method, path, [opts], fn)` return a route descriptor
---     { __route = true, method, path, opts, fn, order, defined_at = "file:line" }
+-- Verb helpers `Get/Post/Put/Patch/Delete(path, [opts], fn)`,
+-- `Route(method, path, [opts], fn)` and `WebSocketEndpoint(path, [opts], fn)`
+-- (a GET with websocket = true) return a route descriptor
+--     { __route = true, method, path, opts, fn, order, defined_at = "file:line" [, websocket] }
 -- `order` is a global counter, so routes keep source order. path defaults to
 -- "/" (route "<prefix>/", with a trailing slash, like the original); use ""
 -- for the bare prefix. The descriptor is callable: `ctrl:get_item(req)` calls
@@ -129,6 +130,15 @@ local function verb(method)
     local r = make_route(method, what, a, b, c, 2)
     return r
   end
+end
+
+--- `WebSocketEndpoint(path, [opts], fn)`: a WebSocket endpoint, routed like
+--- a GET (the upgrade request); fn(self, ws) gets the socket
+--- (jararaca.ws.endpoint). Its options are checked by route_spec.
+function M.WebSocketEndpoint(a, b, c)
+  local r = make_route("GET", "WebSocketEndpoint", a, b, c, 2)
+  r.websocket = true
+  return r
 end
 
 --- `Get(path, [opts], fn)` etc.: route descriptors for the verb.
@@ -243,7 +253,7 @@ local function join(prefix, path)
 end
 
 --- The routes of a controller class, in declaration order:
---- { method, path, template, member, fn, opts, controller, order, defined_at }.
+--- { method, path, template, member, fn, opts, controller, order, defined_at, websocket }.
 function M.collect(cls)
   if not is_controller(cls) then
     error("collect(cls): expected a controller made by RestController, got " ..
@@ -268,6 +278,7 @@ function M.collect(cls)
             member = member,
             fn = body[member] or v.fn,
             opts = v.opts,
+            websocket = v.websocket,
             controller = cls,
             order = v.order,
             defined_at = v.defined_at,

@@ -23,7 +23,14 @@
 --     handler had returned nothing: req.response.status, else 204;
 --   * error answers carry the headers set on req.response;
 --   * if the task still ends without an answer (a framework bug), the C
---     server answers 500 itself (bindings/l_http.c, on_task_end).
+--     server answers 500 itself (bindings/l_http.c, on_task_end);
+--   * a WebSocket request whose handler accepted the connection
+--     (req._ws, jararaca.ws.socket) gets no HTTP answer: the connection is
+--     closed when the transaction ends, with 1000, or 1011 after an error,
+--     which is logged like a 500.
+-- The transaction's staged actions (jararaca.staged) run once the chain
+-- succeeded and are dropped when it failed (interceptors.xrun settles them;
+-- here for routes run without a chain).
 -- Nothing here calls tostring on a user's value outside a protected call.
 local request = require "jararaca.http.request"
 local response = require "jararaca.http.response"
@@ -32,6 +39,7 @@ local interceptors = require "jararaca.interceptors"
 local errors = require "jararaca.errors"
 local context = require "jararaca.context"
 local log = require "jararaca.log"
+local staged = require "jararaca.staged"
 
 local M = {}
 
@@ -44,6 +52,10 @@ local new_request = request.new
 local bind, current = context.bind, context.current
 local is_http_error = errors.is_http_error
 local run_chain = interceptors.xrun
+local settle = staged.settle
+
+-- jararaca.ws.socket, loaded by the first accepted WebSocket connection
+local function ws_socket() return require "jararaca.ws.socket" end
 
 local JSON = "application/json"
 local NOT_FOUND = encode({ detail = "Not Found" })
@@ -102,10 +114,21 @@ local function render_error(req, err)
   return 500, internal_body(req), JSON, extra
 end
 
+-- An accepted WebSocket connection's transaction failed: there is no HTTP
+-- answer to give, so the error is logged (with its traceback) and the
+-- connection closed with 1011.
+local function ws_failed(req, ws, err)
+  log_failure(req, err, "in a WebSocket connection: closed with 1011")
+  ws_socket().finish(ws, false)
+  return 500, internal_body(req), JSON
+end
+
 --- The answer to an error raised beneath a request: status, body,
 --- content_type, headers. Never raises.
 local function error_answer(req, err)
   if err == nil then err = "error raised with a nil value" end
+  local ws = rawget(req, "_ws")
+  if ws then return ws_failed(req, ws, err) end
   local ok, st, b, ct, hd = pcall(render_error, req, err)
   if ok then return st, b, ct, hd end
   log_failure(req, err, "and its answer could not be built: " .. describe(st))
@@ -120,6 +143,8 @@ local function refused(h, req, msg)
 end
 
 local function send(h, req, st, b, ct, hd)
+  local ws = rawget(req, "_ws")
+  if ws then return ws_socket().finish(ws, true) end -- (a no-op after ws_failed)
   local ok, msg, code = h:respond(st, b, ct, hd)
   if ok or code ~= "invalid" then return end -- "closed": the client is gone
   refused(h, req, msg)
@@ -147,7 +172,7 @@ end
 -- come from the route's metatable (one small table per request);
 -- request_id is computed on first use (the logger and 500s read it).
 local function ctx_meta(container, route)
-  local static = { kind = "http", container = container }
+  local static = { kind = route and route.websocket and "websocket" or "http", container = container }
   if route then
     static.controller, static.member, static.route = route.controller, route.member, route
   end
@@ -190,7 +215,9 @@ function M.make(rt, tbl)
     if has_chain then
       return finish_chain(req, run_chain(chain, ctx, keep_traceback, route.run, route, req))
     end
-    return finish(req, xpcall(route.run, keep_traceback, route, req))
+    local ok, st, b, ct, hd = xpcall(route.run, keep_traceback, route, req)
+    settle(ctx, ok)
+    return finish(req, ok, st, b, ct, hd)
   end
 
   local mws = app_middlewares(rt.app)
@@ -205,10 +232,11 @@ function M.make(rt, tbl)
       local req = new_request(h, params)
       local ctx = setmetatable({ request = req }, route.ctx_mt)
       bind(ctx) -- the trampoline unbinds when the task ends
-      if has_chain then return send(h, req, run_route(route, req, ctx)) end
+      if has_chain or route.websocket then return send(h, req, run_route(route, req, ctx)) end
       -- run_route, finish and send inlined: a few calls and vararg passes
       -- less per request on the path every plain route takes
       local ok, st, b, ct, hd = xpcall(route.run, keep_traceback, route, req)
+      settle(ctx, ok)
       if not ok then st, b, ct, hd = error_answer(req, st) end
       local sent, msg, code = h:respond(st, b, ct, hd)
       if sent or code ~= "invalid" then return end
@@ -224,6 +252,7 @@ function M.make(rt, tbl)
     local st, b, ct, hd
     if route then
       st, b, ct, hd = run_route(route, req, ctx)
+      if rawget(req, "_ws") then return 204 end -- an accepted WebSocket: no answer is sent
     elseif rawget(ctx, "_unrouted") == 405 then
       st, b, ct, hd = 405, NOT_ALLOWED, JSON, { Allow = rawget(ctx, "_allow") }
     else

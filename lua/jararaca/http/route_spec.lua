@@ -41,6 +41,11 @@
 --   tags          the route's tags, else the controller's (a list, maybe empty)
 --   middlewares   the route's own list (checked; typed.lua runs them)
 --   persistence   the option as given (checked by jararaca.persistence.session)
+--   websocket     WebSocket endpoints only: the limits of their connections
+--                 { max_message_size, max_send_queue (bytes), ping_interval_ms,
+--                 idle_timeout_ms } from the options max_message_size,
+--                 max_send_queue, ping_interval, idle_timeout (seconds); nil
+--                 fields keep core/ws.h's defaults. include_in_schema is false.
 -- Options with other names are kept in opts, untouched (interceptors may
 -- read them from ctx.route.opts).
 -- @module jararaca.http.route_spec
@@ -395,6 +400,61 @@ local function path_params(spec)
 end
 
 ---------------------------------------------------------------------------
+-- WebSocket endpoints
+---------------------------------------------------------------------------
+
+-- The C defaults (core/ws.h), for the check that pings come before the
+-- idle timeout.
+local WS_PING_DEFAULT, WS_IDLE_DEFAULT = 30, 60
+local WS_MAX_BYTES = 2 ^ 31 - 1
+local WS_MAX_SECONDS = 86400 * 7
+
+local function ws_bytes(opts, key)
+  local v = opts[key]
+  if v == nil then return nil end
+  if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > WS_MAX_BYTES then
+    fail("%s: expected a whole number of bytes in 1..%d, got %s", key, WS_MAX_BYTES, show(v))
+  end
+  return v
+end
+
+local function ws_seconds(opts, key)
+  local v = opts[key]
+  if v == nil then return nil end
+  if type(v) ~= "number" or v ~= v or v < 0 or v > WS_MAX_SECONDS then
+    fail("%s: expected a number of seconds in 0..%d (0: never), got %s", key, WS_MAX_SECONDS, show(v))
+  end
+  return v
+end
+
+-- The options of a WebSocket endpoint -> the limits of its connections
+-- (jararaca.core.ws adopt's options), or fails. Options that only mean
+-- something for an HTTP answer are refused, not ignored.
+local function websocket(opts)
+  for _, key in ipairs({ "body", "response", "status", "responses" }) do
+    if opts[key] ~= nil then
+      fail("%s: a WebSocket endpoint has no %s (its answer is the connection)", key,
+        key == "body" and "request body" or "HTTP response to describe")
+    end
+  end
+  local ping, idle = ws_seconds(opts, "ping_interval"), ws_seconds(opts, "idle_timeout")
+  if ping == nil and idle and idle > 0 and idle <= WS_PING_DEFAULT then
+    ping = idle / 2 -- a short idle_timeout alone: ping in time to keep a live client
+  end
+  local p, i = ping or WS_PING_DEFAULT, idle or WS_IDLE_DEFAULT
+  if p > 0 and i > 0 and p >= i then
+    fail("ping_interval: %s s is not shorter than idle_timeout (%s s): a client that only answers pings"
+      .. " would be closed as idle", tostring(p), tostring(i))
+  end
+  return {
+    max_message_size = ws_bytes(opts, "max_message_size"),
+    max_send_queue = ws_bytes(opts, "max_send_queue"),
+    ping_interval_ms = ping and ping * 1000,
+    idle_timeout_ms = idle and idle * 1000,
+  }
+end
+
+---------------------------------------------------------------------------
 -- Responses
 ---------------------------------------------------------------------------
 
@@ -500,6 +560,7 @@ local function build(route)
   }
   spec.path_params = template(route.method, route.path)
 
+  if route.websocket then spec.websocket = websocket(opts) end
   local status = opts.status
   if status ~= nil and not is_status(status) then
     fail("status: expected an integer in 200..599, got %s", show(status))
@@ -512,6 +573,7 @@ local function build(route)
   spec.deprecated = check_boolean(opts, "deprecated") == true
   spec.include_in_schema = check_boolean(opts, "include_in_schema") ~= false
     and check_boolean(copts, "include_in_schema", "controller include_in_schema") ~= false
+    and not route.websocket -- not an operation: OpenAPI has no WebSockets
   local tags = check_tags(opts.tags, "tags")
   if tags == nil or #tags == 0 then tags = meta.tags or {} end
   spec.tags = tags

@@ -10,6 +10,8 @@ local typed = require "jararaca.http.typed"
 local json = require "jararaca.json"
 local response = require "jararaca.http.response"
 local dispatch = require "jararaca.http.dispatch"
+local sched = require "jararaca.sched"
+local log = require "jararaca.log"
 
 local M = {}
 
@@ -82,6 +84,20 @@ function M.serve(rt, opts, on_ready)
   if not srv then return nil, err, code end
   if on_ready then on_ready(srv) end
   return srv
+end
+
+--- Stop serving: srv:shutdown(grace) drains the HTTP connections while
+--- every WebSocket connection is closed with 1001; returns once both are
+--- over (the WebSocket handlers get what is left of grace).
+function M.shutdown(srv, grace)
+  local ws = package.loaded["jararaca.ws.socket"] -- loaded by an app with a WebSocket endpoint
+  if ws then require("jararaca.core.ws").shutdown() end
+  local t0 = sched.now()
+  srv:shutdown(grace)
+  if ws then
+    local ok, msg = ws.shutdown(math.max(0, grace - (sched.now() - t0)))
+    if not ok then log.warn("shutdown: ", msg) end
+  end
 end
 
 return M

@@ -14,7 +14,8 @@
 --   5. builds the status, body and headers (jararaca.http.response).
 -- The options are read from route.spec (jararaca.http.route_spec), checked
 -- once at startup. Routes without any of them get a plain function with no
--- overhead.
+-- overhead. A WebSocket endpoint's handler is called by
+-- jararaca.ws.endpoint instead (steps 3-5 differ).
 local response = require "jararaca.http.response"
 local middleware = require "jararaca.http.middleware"
 local errors = require "jararaca.errors"
@@ -146,6 +147,19 @@ function M.compile(route)
   end
   for i, m in ipairs(opts.middlewares or {}) do
     mws[#mws + 1] = middleware.check(m, ("%s route middlewares[%d]"):format(label, i))
+  end
+
+  if spec.websocket then
+    -- the upgrade is checked first; then middlewares, validation and the
+    -- handler's socket (jararaca.ws.endpoint)
+    local endpoint = require "jararaca.ws.endpoint"
+    local core = endpoint.core(route, spec.validated and function(req) validate_inputs(plan, req) end or nil)
+    local run = #mws == 0 and core or middleware.compose(mws, core)
+    local check_upgrade = endpoint.check_upgrade
+    return function(_, req)
+      check_upgrade(req)
+      return run(req)
+    end
   end
 
   local fn, instance, route_status = route.fn, route.instance, spec.status

@@ -1,0 +1,104 @@
+-- Specs for jararaca.staged: actions that run after their transaction
+-- succeeded and are dropped when it failed, through the interceptor chain
+-- every transaction runs in.
+local staged = require "jararaca.staged"
+local interceptors = require "jararaca.interceptors"
+local context = require "jararaca.context"
+
+-- Run fn as a transaction of kind through interceptors (list), with ctx bound.
+local function transaction(list, fn, kind)
+  local ctx = context.new(kind or "http", {})
+  local prev = context.current()
+  context.bind(ctx)
+  local r = { interceptors.run(list, ctx, fn) }
+  context.bind(prev)
+  return ctx, r
+end
+
+describe("jararaca.staged", function()
+  it("runs the actions in order, with their arguments, after the chain's exits", function()
+    local trace = {}
+    local icpt = { exit = function(_, _, err) trace[#trace + 1] = "exit:" .. tostring(err) end }
+    local ctx = transaction({ icpt }, function()
+      assert.equal("staged", staged.add(nil, function(a, b) trace[#trace + 1] = a .. b end, "x", "1"))
+      staged.add(nil, function(...) trace[#trace + 1] = select("#", ...) end, nil, nil)
+      trace[#trace + 1] = "handler"
+    end)
+    assert.same({ "handler", "exit:nil", "x1", 2 }, trace)
+    assert.equal(0, staged.pending(ctx))
+  end)
+
+  it("drops them when the handler raises", function()
+    local ran = false
+    local _, r = transaction({}, function()
+      staged.add(nil, function() ran = true end)
+      error("boom", 0)
+    end)
+    assert.is_false(r[1])
+    assert.is_false(ran)
+  end)
+
+  it("drops them when an exit raises (a failed commit)", function()
+    local ran = false
+    local commit = { exit = function() error("commit failed", 0) end }
+    local _, r = transaction({ commit }, function() staged.add(nil, function() ran = true end) end)
+    assert.same({ false, "commit failed" }, r)
+    assert.is_false(ran)
+  end)
+
+  it("runs them when an exit suppresses the error", function()
+    local ran = false
+    local forgive = { exit = function() return true end }
+    transaction({ forgive }, function()
+      staged.add(nil, function() ran = true end)
+      error("boom", 0)
+    end)
+    assert.is_true(ran)
+  end)
+
+  it("runs the next actions when one raises, and logs it", function()
+    local trace = {}
+    transaction({}, function()
+      staged.add(nil, function() error("first fails", 0) end)
+      staged.add(nil, function() trace[#trace + 1] = "second" end)
+    end)
+    assert.same({ "second" }, trace)
+  end)
+
+  it("runs at once outside a transaction and in startup/shutdown", function()
+    local prev = context.current()
+    context.bind(nil)
+    local ran = 0
+    assert.equal("ran", staged.add(nil, function() ran = ran + 1 end))
+    context.bind(context.new("startup", {}))
+    assert.equal("ran", staged.add(nil, function() ran = ran + 1 end))
+    context.bind(prev)
+    assert.equal(2, ran)
+  end)
+
+  it("after the outcome: runs at once after a success, drops after a failure", function()
+    local ok_ctx = transaction({}, function() end)
+    local bad_ctx = transaction({}, function() error("x", 0) end)
+    local ran = {}
+    assert.equal("ran", staged.add(ok_ctx, function() ran[#ran + 1] = "ok" end))
+    assert.equal("dropped", staged.add(bad_ctx, function() ran[#ran + 1] = "bad" end))
+    assert.same({ "ok" }, ran)
+  end)
+
+  it("takes an explicit context", function()
+    local ctx = context.new("message", {})
+    assert.equal("staged", staged.add(ctx, function() end))
+    assert.equal(1, staged.pending(ctx))
+    staged.settle(ctx, false)
+    assert.equal(0, staged.pending(ctx))
+  end)
+
+  it("raises for misuse", function()
+    local ok, err = pcall(staged.add, nil, "not a function")
+    assert.is_false(ok)
+    assert.matches("fn must be a function, got string$", err)
+    ok, err = pcall(staged.add, 42, function() end)
+    assert.is_false(ok)
+    assert.matches("ctx must be a transaction context or nil, got number$", err)
+  end)
+end)
