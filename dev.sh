@@ -15,7 +15,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and the tests need (pkg-config names in CMakeLists.txt).
 PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-llhttp
-          libsqlite3-dev libwebsockets-dev libwebsockets-evlib-uv lua-cjson lua-busted
+          libsqlite3-dev libssl-dev lua-cjson lua-busted
           ca-certificates)
 # Only the tests need these: OpenAPI validation, tsc and a headless browser for /docs.
 TEST_PACKAGES=(chromium)
