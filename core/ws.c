@@ -400,6 +400,33 @@ int jr_ws_send(jr_ws_conn *c, const void *data, size_t len, int is_text)
     return JR_WS_OK;
 }
 
+/* INTERIM (see ws.h): lws can only write from its writeable callback, so
+ * the frame is copied into each connection's queue. */
+struct jr_ws_frame {
+    size_t len;
+    int is_text;
+    char data[];
+};
+
+jr_ws_frame *jr_ws_frame_new(const void *data, size_t len, int is_text)
+{
+    if (len && !data) return NULL;
+    jr_ws_frame *f = malloc(sizeof *f + len);
+    if (!f) return NULL;
+    f->len = len;
+    f->is_text = is_text ? 1 : 0;
+    if (len) memcpy(f->data, data, len);
+    return f;
+}
+
+void jr_ws_frame_release(jr_ws_frame *f) { free(f); }
+
+int jr_ws_send_frame(jr_ws_conn *c, jr_ws_frame *f)
+{
+    if (!f) return JR_WS_EINVALID;
+    return jr_ws_send(c, f->data, f->len, f->is_text);
+}
+
 int jr_ws_close(jr_ws_conn *c, int code, const char *reason)
 {
     if (!c) return JR_WS_EINVALID;

@@ -82,6 +82,17 @@ void *jr_ws_conn_user(const jr_ws_conn *conn);
  * that much memory. */
 int jr_ws_send(jr_ws_conn *conn, const void *data, size_t len, int is_text);
 
+/* Shared frames (the contract of WS_PLAN.md): one message encoded once and
+ * queued on many connections (a room broadcast). INTERIM: this lws-backed
+ * version copies the payload per send; the framer's rewrite of ws.c queues
+ * the one encoded frame itself. Both keep these names and semantics. */
+typedef struct jr_ws_frame jr_ws_frame;
+/* NULL when out of memory. */
+jr_ws_frame *jr_ws_frame_new(const void *data, size_t len, int is_text);
+void jr_ws_frame_release(jr_ws_frame *f);
+/* Like jr_ws_send, for a shared frame; f stays the caller's to release. */
+int jr_ws_send_frame(jr_ws_conn *conn, jr_ws_frame *f);
+
 /* Start the close handshake with code (1000..4999 except the reserved
  * 1004-1006, 1015) and an optional reason (at most 123 bytes). Messages still
  * queued are dropped. on_close follows. */
