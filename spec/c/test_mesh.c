@@ -8,6 +8,7 @@
 #include "mesh.h"
 #include "prefork.h"
 #include "test.h"
+#include "test_loop.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -19,22 +20,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
-
-static uv_loop_t loop_storage;
-static uv_loop_t *L = &loop_storage;
-
-static uv_timer_t g_guard;
-static int g_timed_out;
-
-static void on_guard(uv_timer_t *t) { g_timed_out = 1; }
-
-#define WAIT(cond, ms)                                                              \
-    do {                                                                            \
-        g_timed_out = 0;                                                            \
-        uv_timer_start(&g_guard, on_guard, (ms), 0);                                \
-        while (!(cond) && !g_timed_out && uv_loop_alive(L)) uv_run(L, UV_RUN_ONCE); \
-        uv_timer_stop(&g_guard);                                                    \
-    } while (0)
 
 /* ------------------------------------------------------------ nodes */
 
@@ -169,15 +154,6 @@ TEST(order_is_kept_and_a_single_worker_publishes_nowhere)
     teardown(&one, 1);
 }
 
-static uint32_t rng = 2463534242u;
-static uint32_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 17;
-    rng ^= rng << 5;
-    return rng;
-}
-
 TEST(big_messages_arrive_whole)
 {
     set_ns("big");
@@ -187,7 +163,7 @@ TEST(big_messages_arrive_whole)
     char *data[4];
     for (int k = 0; k < 4; k++) {
         data[k] = malloc(big + (size_t)k);
-        for (size_t j = 0; j < big + (size_t)k; j++) data[k][j] = (char)rnd();
+        for (size_t j = 0; j < big + (size_t)k; j++) data[k][j] = (char)t_rand();
         CHECK_EQ_INT(jr_mesh_publish(nd[0].m, data[k], big + (size_t)k), JR_MESH_OK);
     }
     WAIT(nd[1].got == 4 && nd[2].got == 4, 10000);
@@ -477,9 +453,7 @@ TEST(forked_workers_find_each_other)
 
 int main(void)
 {
-    uv_loop_init(L);
-    uv_timer_init(L, &g_guard);
-    uv_unref((uv_handle_t *)&g_guard);
+    test_loop_init();
     RUN(three_workers_exchange_messages);
     RUN(order_is_kept_and_a_single_worker_publishes_nowhere);
     RUN(big_messages_arrive_whole);
@@ -491,8 +465,6 @@ int main(void)
     RUN(freeing_the_mesh_from_on_message_stops_delivery);
     RUN(bad_arguments_and_a_taken_name);
     RUN(forked_workers_find_each_other);
-    uv_close((uv_handle_t *)&g_guard, NULL);
-    uv_run(L, UV_RUN_DEFAULT);
-    uv_loop_close(L);
+    test_loop_close();
     return test_summary();
 }

@@ -156,15 +156,6 @@ TEST(bad_headers_and_absurd_counts_are_rejected)
     jr_buf_free(&b);
 }
 
-static uint32_t rng_state = 12345;
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
-
 /* Random envelopes round-trip; random truncations and random byte flips
  * never crash (each decode either fails or yields lengths that stay inside
  * the input). */
@@ -176,15 +167,15 @@ TEST(random_envelopes_truncations_and_flips)
     size_t lens[8];
     char payload[300];
     for (int iter = 0; iter < 2000; iter++) {
-        size_t n = rnd() % 9;
+        size_t n = t_rand() % 9;
         for (size_t i = 0; i < n; i++) {
-            lens[i] = rnd() % sizeof names[i];
-            for (size_t k = 0; k < lens[i]; k++) names[i][k] = (char)rnd();
+            lens[i] = t_rand() % sizeof names[i];
+            for (size_t k = 0; k < lens[i]; k++) names[i][k] = (char)t_rand();
             rooms[i] = names[i];
         }
-        size_t plen = rnd() % sizeof payload;
-        for (size_t k = 0; k < plen; k++) payload[k] = (char)rnd();
-        int text = (int)(rnd() & 1);
+        size_t plen = t_rand() % sizeof payload;
+        for (size_t k = 0; k < plen; k++) payload[k] = (char)t_rand();
+        int text = (int)(t_rand() & 1);
         jr_buf_reset(&b);
         int kind = n ? JR_WSENV_ROOMS : JR_WSENV_BROADCAST;
         CHECK_EQ_INT(jr_wsenv_encode(&b, ORIGIN, kind, text, rooms, lens, n, payload, plen), JR_WSENV_OK);
@@ -198,14 +189,14 @@ TEST(random_envelopes_truncations_and_flips)
         jr_wsenv_clear(&e);
 
         /* A truncated copy of exact size. */
-        size_t cut = rnd() % b.len;
+        size_t cut = t_rand() % b.len;
         char *copy = malloc(b.len);
         memcpy(copy, b.data, cut);
         CHECK(jr_wsenv_decode(&e, copy, cut, NULL) != JR_WSENV_OK);
         /* A few flipped bytes: may decode (a flipped payload byte is still an
          * envelope) but everything must lie inside the input. */
         memcpy(copy, b.data, b.len);
-        for (int f = 0; f < 3; f++) copy[rnd() % b.len] ^= (char)(1u << (rnd() % 8));
+        for (int f = 0; f < 3; f++) copy[t_rand() % b.len] ^= (char)(1u << (t_rand() % 8));
         if (jr_wsenv_decode(&e, copy, b.len, NULL) == JR_WSENV_OK) {
             const char *lo = copy, *hi = copy + b.len;
             CHECK(e.payload >= lo && e.payload + e.len == hi);

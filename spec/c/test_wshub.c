@@ -7,6 +7,7 @@
 #include "http.h"
 #include "mesh.h"
 #include "test.h"
+#include "test_loop.h"
 #include "test_wsclient.h"
 #include "ws.h"
 #include "wsenv.h"
@@ -16,22 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
-
-static uv_loop_t loop_storage;
-static uv_loop_t *L = &loop_storage;
-
-static uv_timer_t g_guard;
-static int g_timed_out;
-
-static void on_guard(uv_timer_t *t) { g_timed_out = 1; }
-
-#define WAIT(cond, ms)                                                              \
-    do {                                                                            \
-        g_timed_out = 0;                                                            \
-        uv_timer_start(&g_guard, on_guard, (ms), 0);                                \
-        while (!(cond) && !g_timed_out && uv_loop_alive(L)) uv_run(L, UV_RUN_ONCE); \
-        uv_timer_stop(&g_guard);                                                    \
-    } while (0)
 
 /* ------------------------------------------------------------ server + hubs */
 
@@ -368,9 +353,7 @@ TEST(two_workers_bridged_by_the_mesh)
 
 int main(void)
 {
-    uv_loop_init(L);
-    uv_timer_init(L, &g_guard);
-    uv_unref((uv_handle_t *)&g_guard);
+    test_loop_init();
     RUN(broadcast_reaches_every_member_once_with_one_frame);
     RUN(room_send_reaches_each_member_of_any_room_once);
     RUN(backplane_carries_sends_to_the_other_instance);
@@ -378,8 +361,6 @@ int main(void)
     RUN(a_malformed_envelope_is_refused_and_counted);
     RUN(a_full_recipient_does_not_stop_the_fan_out);
     RUN(two_workers_bridged_by_the_mesh);
-    uv_close((uv_handle_t *)&g_guard, NULL);
-    uv_run(L, UV_RUN_DEFAULT);
-    uv_loop_close(L);
+    test_loop_close();
     return test_summary();
 }
