@@ -294,9 +294,10 @@ int jr_redis_subscribe(jr_redis *r, const char *channel, size_t clen)
     c->name[clen] = '\0';
     c->next = r->chans;
     r->chans = c;
-    /* before the handshake ends, subscribe_all will include it */
-    if (r->lsub.ac && r->lsub.handshaken && send_sub(&r->lsub, "SUBSCRIBE", channel, clen) != 0)
-        link_fail(&r->lsub, "cannot send SUBSCRIBE (out of memory)");
+    /* before the handshake ends, subscribe_all will include it. hiredis
+     * refuses only a context it is tearing down (whose reconnect subscribes
+     * everything remembered) or when out of memory. */
+    if (r->lsub.ac && r->lsub.handshaken) (void)send_sub(&r->lsub, "SUBSCRIBE", channel, clen);
     return JR_REDIS_OK;
 }
 
