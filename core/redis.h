@@ -18,7 +18,9 @@
  * subscriber then re-subscribes every remembered channel. The client is "up"
  * when both connections have done so; on_state reports the transitions.
  * Host names are resolved with uv_getaddrinfo on every attempt (hiredis would
- * resolve them blocking the loop), so a moved DNS name is followed.
+ * resolve them blocking the loop), so a moved DNS name is followed; the
+ * first IPv4 address is used when there is one (as hiredis does), else the
+ * first address.
  *
  * Failures and reconnection. A connection is dropped when hiredis reports an
  * error or EOF, when connecting (TCP + AUTH/SELECT + SUBSCRIBE) takes longer
