@@ -78,6 +78,7 @@ struct jr_ws_conn {
     unsigned short close_code; /* the code on_close reports when we closed first */
     unsigned char state;
     unsigned opened : 1, reported : 1, paused : 1, reading : 1, in_drain : 1;
+    unsigned shut : 1, eof : 1; /* lingering: our shutdown is done / the peer's EOF came */
 };
 
 struct jr_ws_ctx {
@@ -117,9 +118,12 @@ static jr_ws_frame *frame_op(int opcode, const void *data, size_t len)
     return f;
 }
 
+/* libuv's buffers count in unsigned int */
+#define SEND_MAX ((size_t)UINT32_MAX - JR_WSF_MAX_HEADER)
+
 jr_ws_frame *jr_ws_frame_new(const void *data, size_t len, int is_text)
 {
-    if (len && !data) return NULL;
+    if ((len && !data) || len > SEND_MAX) return NULL;
     return frame_op(is_text ? JR_WSF_OP_TEXT : JR_WSF_OP_BINARY, data, len);
 }
 
@@ -197,7 +201,9 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
     jr_ws_conn *c = req->handle->data;
     free(req);
-    if (status < 0) conn_abort(c); /* ECANCELED when already closing: a no-op */
+    c->shut = 1;
+    /* ECANCELED when already closing: a no-op */
+    if (status < 0 || c->eof) conn_abort(c);
 }
 
 /* The close handshake is over for us (on_close has run): shut our side down
@@ -345,6 +351,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     jr_ws_conn *c = s->data;
     if (n < 0) {
+        if (n == UV_EOF && c->state == ST_LINGER && !c->shut) {
+            /* our last frames (the close echo) are still going out: the
+             * shutdown's callback closes once they are written */
+            c->eof = 1;
+            set_reading(c, 0);
+            return;
+        }
         /* EOF or reset: 1006 unless the close handshake said otherwise */
         conn_abort(c);
         return;
@@ -690,7 +703,7 @@ void jr_ws_conn_set_user(jr_ws_conn *conn, void *user)
 
 int jr_ws_send(jr_ws_conn *c, const void *data, size_t len, int is_text)
 {
-    if (!c || (len && !data)) return JR_WS_EINVALID;
+    if (!c || (len && !data) || len > SEND_MAX) return JR_WS_EINVALID;
     if (c->state != ST_OPEN) return JR_WS_ECLOSED;
     unsigned char h[JR_WSF_MAX_HEADER];
     size_t hl = jr_wsf_header(h, 1, is_text ? JR_WSF_OP_TEXT : JR_WSF_OP_BINARY, len);

@@ -111,7 +111,8 @@ void jr_ws_conn_set_user(jr_ws_conn *conn, void *user);
 int jr_ws_send(jr_ws_conn *conn, const void *data, size_t len, int is_text);
 
 /* A frame for sending to any number of connections: one reference for the
- * caller (NULL = out of memory). */
+ * caller. NULL: out of memory, or len over 4 GiB (jr_ws_send says
+ * JR_WS_EINVALID for that). */
 jr_ws_frame *jr_ws_frame_new(const void *data, size_t len, int is_text);
 void jr_ws_frame_release(jr_ws_frame *f);
 /* Send f (no copy: a queued rest retains f until written). Results as jr_ws_send. */

@@ -128,6 +128,17 @@ static int setup(const jr_ws_config *wcfg)
     return 1;
 }
 
+/* The default config with these timeouts (ms). */
+static jr_ws_config timeouts(unsigned ping, unsigned idle, unsigned close_ms)
+{
+    jr_ws_config cfg;
+    jr_ws_config_defaults(&cfg);
+    cfg.ping_interval_ms = ping;
+    cfg.idle_timeout_ms = idle;
+    cfg.close_timeout_ms = close_ms;
+    return cfg;
+}
+
 /* Free both, then run the loop until every handle is closed: the guard is
  * unref'd, so the loop ends exactly when the context and the server let go. */
 static void teardown(void)
@@ -312,6 +323,15 @@ static int close_code_of(const frame *f)
     if (f->opcode != 8 || f->payload.len < 2) return -1;
     const unsigned char *p = (const unsigned char *)f->payload.data;
     return (p[0] << 8) | p[1];
+}
+
+/* Wait for a close frame with this code. */
+static void expect_close_frame(client *cl, int code)
+{
+    frame f = {0};
+    CHECK(wait_frame(cl, &f));
+    CHECK_EQ_INT(close_code_of(&f), code);
+    jr_buf_free(&f.payload);
 }
 
 /* Connect, send the upgrade request (with extra bytes pipelined behind it,
@@ -501,9 +521,7 @@ TEST(server_close_with_code_and_reason)
  * close_timeout_ms; on_close reports our code. */
 TEST(server_close_unanswered_times_out)
 {
-    jr_ws_config cfg;
-    jr_ws_config_defaults(&cfg);
-    cfg.close_timeout_ms = 60;
+    jr_ws_config cfg = timeouts(30000, 60000, 60);
     CHECK(setup(&cfg));
     client *cl = ws_connect(NULL, 0);
     WAIT(F.last != NULL, 3000);
@@ -654,10 +672,7 @@ TEST(bad_handshake_is_answered_by_http)
     memset(junk, 'j', sizeof junk);
     cl = ws_connect(junk, sizeof junk);
     CHECK_EQ_INT(cl->status, 101);
-    frame f = {0};
-    CHECK(wait_frame(cl, &f));
-    CHECK_EQ_INT(close_code_of(&f), 1002);
-    jr_buf_free(&f.payload);
+    expect_close_frame(cl, 1002);
     WAIT(cl->eof, 3000);
     CHECK(cl->eof);
     cl_free(cl);
@@ -758,10 +773,7 @@ TEST(extra_headers_and_per_connection_config)
     cl_frame(cl, 1, 1, "0123456789", 10, 1);
     EXPECT_FRAME(cl, 1, "0123456789");
     cl_frame(cl, 1, 1, "0123456789a", 11, 1);
-    frame f = {0};
-    CHECK(wait_frame(cl, &f));
-    CHECK_EQ_INT(close_code_of(&f), 1009);
-    jr_buf_free(&f.payload);
+    expect_close_frame(cl, 1009);
     cl_free(cl);
     teardown();
 }
@@ -771,10 +783,7 @@ TEST(extra_headers_and_per_connection_config)
  * over. */
 TEST(pings_after_interval_and_pongs_keep_alive)
 {
-    jr_ws_config cfg;
-    jr_ws_config_defaults(&cfg);
-    cfg.ping_interval_ms = 20;
-    cfg.idle_timeout_ms = 300;
+    jr_ws_config cfg = timeouts(20, 300, 5000);
     CHECK(setup(&cfg));
     client *cl = ws_connect(NULL, 0);
     int pings = 0;
@@ -795,11 +804,7 @@ TEST(pings_after_interval_and_pongs_keep_alive)
  * dropped after close_timeout if it does not answer. */
 TEST(idle_client_closed_1001)
 {
-    jr_ws_config cfg;
-    jr_ws_config_defaults(&cfg);
-    cfg.ping_interval_ms = 0;
-    cfg.idle_timeout_ms = 40;
-    cfg.close_timeout_ms = 40;
+    jr_ws_config cfg = timeouts(0, 40, 40);
     CHECK(setup(&cfg));
     client *cl = ws_connect(NULL, 0);
     frame f = {0};

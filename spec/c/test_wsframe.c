@@ -106,6 +106,13 @@ static int error_of(const jr_buf *b, size_t max)
     return err;
 }
 
+static void expect_transcript(const jr_buf *b, size_t max, const char *want)
+{
+    char *s = transcript(b, max, NULL);
+    CHECK_EQ_STR(s, want);
+    free(s);
+}
+
 static int error_of_frame(int fin, int opcode, const void *data, size_t len)
 {
     jr_buf b = JR_BUF_INIT;
@@ -150,9 +157,7 @@ TEST(rfc_masked_hello)
                                         0x7f, 0x9f, 0x4d, 0x51, 0x58};
     jr_buf b = JR_BUF_INIT;
     jr_buf_append(&b, raw, sizeof raw);
-    char *s = transcript(&b, 100, NULL);
-    CHECK_EQ_STR(s, "T:Hello|len=5|");
-    free(s);
+    expect_transcript(&b, 100, "T:Hello|len=5|");
     jr_buf_free(&b);
 }
 
@@ -166,9 +171,7 @@ TEST(control_frames_interleave_fragments)
     put_frame(&b, 1, JR_WSF_OP_CONT, "mented", 6, 1);
     put_frame(&b, 1, JR_WSF_OP_BINARY, "", 0, 1); /* empty message */
     put_frame(&b, 1, JR_WSF_OP_CLOSE, NULL, 0, 1);
-    char *s = transcript(&b, 100, NULL);
-    CHECK_EQ_STR(s, "ping:p1|pong:|T:fragmented|len=10|B:|len=0|close:1005:|");
-    free(s);
+    expect_transcript(&b, 100, "ping:p1|pong:|T:fragmented|len=10|B:|len=0|close:1005:|");
     jr_buf_free(&b);
 }
 
@@ -384,9 +387,7 @@ TEST(invalid_utf8_1007_early_and_at_the_end)
     jr_buf_reset(&b);
     put_frame(&b, 0, JR_WSF_OP_TEXT, "a\xe2\x82", 3, 1);
     put_frame(&b, 1, JR_WSF_OP_CONT, "\xac", 1, 1);
-    char *s = transcript(&b, 100, NULL);
-    CHECK_EQ_STR(s, "T:a\xe2\x82\xac|len=4|");
-    free(s);
+    expect_transcript(&b, 100, "T:a\xe2\x82\xac|len=4|");
     jr_buf_free(&b);
 }
 
