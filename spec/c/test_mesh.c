@@ -465,6 +465,6 @@ int main(void)
     RUN(freeing_the_mesh_from_on_message_stops_delivery);
     RUN(bad_arguments_and_a_taken_name);
     RUN(forked_workers_find_each_other);
-    test_loop_close();
+    if (test_loop_close() != 0) return 1;
     return test_summary();
 }

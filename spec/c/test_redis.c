@@ -15,7 +15,7 @@
 #include "redis_url.h"
 #include "test.h"
 #include "test_tcp.h"
-#include "test_wait.h"
+#include "test_loop.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -700,8 +700,7 @@ TEST(free_from_inside_callbacks)
 
 int main(void)
 {
-    uv_loop_init(L);
-    test_wait_init();
+    test_loop_init();
 
     const char *services = getenv("JR_TEST_SERVICES");
     char path[512];
@@ -737,12 +736,7 @@ int main(void)
     if (g_own_dir[0]) private_stop(g_own_dir);
     reset_events();
     uv_close((uv_handle_t *)&g_proxy, NULL);
-    test_wait_close();
     /* returns once every client's handles are closed (their memory freed) */
-    uv_run(L, UV_RUN_DEFAULT);
-    if (uv_loop_close(L) != 0) {
-        printf("not ok - handles left open on the loop\n");
-        return 1;
-    }
+    if (test_loop_close() != 0) return 1;
     return test_summary();
 }

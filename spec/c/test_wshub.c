@@ -366,6 +366,6 @@ int main(void)
     RUN(a_malformed_envelope_is_refused_and_counted);
     RUN(a_full_recipient_does_not_stop_the_fan_out);
     RUN(two_workers_bridged_by_the_mesh);
-    test_loop_close();
+    if (test_loop_close() != 0) return 1;
     return test_summary();
 }
