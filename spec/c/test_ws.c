@@ -18,23 +18,7 @@
 #include <string.h>
 #include <uv.h>
 
-static uv_loop_t loop_storage;
-static uv_loop_t *L = &loop_storage;
-
-/* ------------------------------------------------------------ waiting */
-
-static uv_timer_t g_guard;
-static int g_timed_out;
-
-static void on_guard(uv_timer_t *t) { g_timed_out = 1; }
-
-#define WAIT(cond, ms)                                                                  \
-    do {                                                                                \
-        g_timed_out = 0;                                                                \
-        uv_timer_start(&g_guard, on_guard, (ms), 0);                                    \
-        while (!(cond) && !g_timed_out && uv_loop_alive(L)) uv_run(L, UV_RUN_ONCE);     \
-        uv_timer_stop(&g_guard);                                                        \
-    } while (0)
+#include "test_loop.h"
 
 /* ------------------------------------------------------------ the server under test */
 
@@ -975,9 +959,7 @@ TEST(free_with_open_connections)
 int main(void)
 {
     jr_log_set_level(JR_LOG_WARN);
-    uv_loop_init(L);
-    uv_timer_init(L, &g_guard);
-    uv_unref((uv_handle_t *)&g_guard);
+    test_loop_init();
 
     RUN(handshake_with_pipelined_frame);
     RUN(echo_text_binary_fragmented_and_large);
@@ -1004,12 +986,6 @@ int main(void)
     RUN(free_with_open_connections);
 
     jr_buf_free(&F.lastmsg);
-    uv_close((uv_handle_t *)&g_guard, NULL);
-    uv_run(L, UV_RUN_DEFAULT);
-    int rc = uv_loop_close(L);
-    if (rc != 0) {
-        printf("not ok - loop still has handles: %s\n", uv_strerror(rc));
-        t_failed++;
-    }
+    if (test_loop_close() != 0) t_failed++;
     return test_summary();
 }
