@@ -24,51 +24,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#ifndef JR_SOURCE_DIR
-#define JR_SOURCE_DIR "."
-#endif
-#define REDIS_SH JR_SOURCE_DIR "/spec/services/redis.sh"
-
-/* ------------------------------------------------------------ servers */
+#include "test_redis_service.h"
 
 static char g_shared_url[128];
-static char g_own_dir[64]; /* set when this test started the shared server itself */
-
-static int sh(const char *cmd, const char *dir, const char *args)
-{
-    char line[512];
-    snprintf(line, sizeof line, "'%s' %s '%s' %s", REDIS_SH, cmd, dir, args ? args : "");
-    return system(line);
-}
-
-static int read_line(const char *path, char *out, size_t n)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char *ok = fgets(out, (int)n, f);
-    fclose(f);
-    if (!ok) return -1;
-    out[strcspn(out, "\r\n")] = '\0';
-    return 0;
-}
-
-/* A private server in a new directory: its port, or -1. */
-static int private_start(char *dir, size_t n, const char *args)
-{
-    snprintf(dir, n, "/tmp/jr-redis-test-XXXXXX");
-    if (!mkdtemp(dir) || sh("start", dir, args) != 0) return -1;
-    char path[128], port[16];
-    snprintf(path, sizeof path, "%s/redis.port", dir);
-    return read_line(path, port, sizeof port) == 0 ? atoi(port) : -1;
-}
-
-static void private_stop(const char *dir)
-{
-    char line[256];
-    sh("stop", dir, NULL);
-    snprintf(line, sizeof line, "rm -rf '%s'", dir);
-    if (system(line) != 0) fprintf(stderr, "  could not remove %s\n", dir);
-}
 
 /* ------------------------------------------------------------ the client's callbacks */
 
@@ -702,21 +660,7 @@ int main(void)
 {
     test_loop_init();
 
-    const char *services = getenv("JR_TEST_SERVICES");
-    char path[512];
-    if (services && *services) {
-        snprintf(path, sizeof path, "%s/redis.url", services);
-    } else {
-        if (private_start(g_own_dir, sizeof g_own_dir, NULL) <= 0) {
-            fprintf(stderr, "cannot start a redis-server through %s\n", REDIS_SH);
-            return 1;
-        }
-        snprintf(path, sizeof path, "%s/redis.url", g_own_dir);
-    }
-    if (read_line(path, g_shared_url, sizeof g_shared_url) != 0) {
-        fprintf(stderr, "no Redis URL in %s\n", path);
-        return 1;
-    }
+    if (test_redis_shared(g_shared_url, sizeof g_shared_url) != 0) return 1;
     jr_redis_url u;
     if (jr_redis_url_parse(g_shared_url, &u, NULL, 0) != 0) return 1;
     proxy_start(u.port);
@@ -733,7 +677,7 @@ int main(void)
     RUN(queued_publishes_expire_and_the_first_failure_is_reported_once);
     RUN(free_from_inside_callbacks);
 
-    if (g_own_dir[0]) private_stop(g_own_dir);
+    test_redis_shared_done();
     reset_events();
     uv_close((uv_handle_t *)&g_proxy, NULL);
     /* returns once every client's handles are closed (their memory freed) */
