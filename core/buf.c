@@ -50,3 +50,16 @@ void jr_buf_recycle(jr_buf *b, size_t keep_max)
     if (b->cap > keep_max) jr_buf_free(b);
     else jr_buf_reset(b);
 }
+
+void jr_buf_shrink(jr_buf *b)
+{
+    if (b->cap == b->len) return;
+    if (b->len == 0) {
+        jr_buf_free(b);
+        return;
+    }
+    char *d = realloc(b->data, b->len);
+    if (!d) return;
+    b->data = d;
+    b->cap = b->len;
+}

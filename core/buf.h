@@ -44,6 +44,9 @@ int jr_buf_grow(jr_buf *b, size_t n);
  * one-off huge payload must not stay pinned to a long-lived or recycled
  * owner. */
 void jr_buf_recycle(jr_buf *b, size_t keep_max);
+/* Give back the unused capacity (for a buffer that will live long and not
+ * grow again). Keeps the buffer as it is when realloc fails. */
+void jr_buf_shrink(jr_buf *b);
 
 /* Make room for n more bytes after len. 0, or -1 (and b->failed). */
 static inline int jr_buf_reserve(jr_buf *b, size_t n)

@@ -1344,6 +1344,19 @@ int jr_http_req_detach(jr_http_req *req, int *fd, char *rest, size_t cap, size_t
     c->in_pos = len;
     req->answered = 1;
     c->srv->inflight--;
+    /* The request now lives as long as the connection it started (a
+     * WebSocket handler keeps it for its fields): keep only what it holds,
+     * not the capacity of a recycled slot (up to KEEP_BUF_MAX). */
+    jr_buf_shrink(&req->strs);
+    jr_buf_shrink(&req->body);
+    if (req->hcap > req->nhdrs) {
+        hdr_ent *h = req->nhdrs ? realloc(req->hdrs, req->nhdrs * sizeof *h) : NULL;
+        if (h || !req->nhdrs) {
+            if (!req->nhdrs) free(req->hdrs);
+            req->hdrs = h;
+            req->hcap = req->nhdrs;
+        }
+    }
     if (c->srv->cfg.access_log)
         jr_logf(JR_LOG_INFO, jr_http_req_id(req), "%s %.*s upgrade handed over", req->method,
                 (int)req->url_len, jr_http_req_target(req, NULL));

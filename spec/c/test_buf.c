@@ -116,6 +116,23 @@ static void check_refused(size_t n)
 }
 
 /* len + n would wrap around: refused before any allocation */
+TEST(shrink_gives_back_unused_capacity)
+{
+    jr_buf b = JR_BUF_INIT;
+    CHECK_EQ_INT(jr_buf_append(&b, "abc", 3), 0);
+    CHECK(b.cap > 3);
+    jr_buf_shrink(&b);
+    CHECK_EQ_INT(b.cap, 3);
+    CHECK_EQ_MEM(b.data, b.len, "abc");
+    CHECK_EQ_INT(jr_buf_append(&b, "d", 1), 0); /* grows again */
+    CHECK_EQ_MEM(b.data, b.len, "abcd");
+    jr_buf_reset(&b);
+    jr_buf_shrink(&b); /* empty: freed */
+    CHECK(b.data == NULL);
+    CHECK_EQ_INT(b.cap, 0);
+    jr_buf_free(&b);
+}
+
 TEST(overflow_is_refused) { check_refused(SIZE_MAX - 1); }
 
 /* no allocator hands out half the address space: realloc returns NULL */
@@ -137,6 +154,7 @@ int main(void)
     RUN(append_and_grow);
     RUN(reserve_makes_room_without_using_it);
     RUN(reset_keeps_memory_recycle_drops_big);
+    RUN(shrink_gives_back_unused_capacity);
     RUN(overflow_is_refused);
     RUN(failed_allocation_is_reported);
     return test_summary();
