@@ -71,9 +71,10 @@ int jr_waiter_park(lua_State *L, jr_waiter *w, const char *what);
  * and a cancel resumes it at once with nil, "the task was cancelled",
  * "cancelled" (a wait that must not outlive j.timeout's cancel: a socket's
  * receive). In both cases w still names the task: the resumed code must
- * empty it (w->task = NULL) before it parks anywhere else, or the event
- * could resume it there. A sched.wake() of the task also resumes it (with
- * true): callers treat that as spurious and wait again. */
+ * empty it (when w->task is still the running task: another task may have
+ * parked in w meanwhile) before it parks anywhere else, or the event could
+ * resume it there. A sched.wake() of the task also resumes it (with true):
+ * callers treat that as spurious and wait again. */
 int jr_waiter_park_timed(lua_State *L, jr_waiter *w, const char *what, double seconds);
 /* The waiting task's thread (push results on it), or NULL when none waits. */
 lua_State *jr_waiter_thread(jr_waiter *w);

@@ -89,13 +89,13 @@ function M.use_ws_manager()
 end
 
 --- Make ws a member (broadcasts reach it). true | nil, msg, "closed".
-function Manager:add_websocket(ws)
+function Manager.add_websocket(_, ws)
   return c_add(c_socket(ws, "add_websocket(ws)"))
 end
 
 --- ws leaves every room and the manager; a socket that is not a member (or
 --- not accepted) is fine. true.
-function Manager:remove_websocket(ws)
+function Manager.remove_websocket(_, ws)
   if not is_socket(ws) then
     error("remove_websocket(ws): expected the socket a WebSocket handler got, got " .. type(ws), 2)
   end
@@ -105,7 +105,7 @@ function Manager:remove_websocket(ws)
 end
 
 --- Put ws in each room (making it a member first). true | nil, msg, "closed".
-function Manager:join(rooms, ws)
+function Manager.join(_, rooms, ws)
   local list = room_list(rooms, "join(rooms, ws)")
   local u = c_socket(ws, "join(rooms, ws)")
   for i = 1, #list do
@@ -116,7 +116,7 @@ function Manager:join(rooms, ws)
 end
 
 --- Take ws out of each room (it stays a member). true.
-function Manager:leave(rooms, ws)
+function Manager.leave(_, rooms, ws)
   local list = room_list(rooms, "leave(rooms, ws)")
   local u = c_socket(ws, "leave(rooms, ws)")
   for i = 1, #list do c_leave(u, list[i]) end
@@ -124,7 +124,7 @@ function Manager:leave(rooms, ws)
 end
 
 --- Send msg to every member: the number reached | nil, msg, "invalid".
-function Manager:broadcast(msg, opts)
+function Manager.broadcast(_, msg, opts)
   local data, is_text, code = message(msg, opts, "broadcast(msg, opts)")
   if data == nil then return nil, is_text, code end
   return c_broadcast(data, is_text)
@@ -132,7 +132,7 @@ end
 
 --- Send msg to the members of the rooms (each once): the number reached |
 --- nil, msg, "invalid".
-function Manager:send(rooms, msg, opts)
+function Manager.send(_, rooms, msg, opts)
   local list = room_list(rooms, "send(rooms, msg, opts)")
   local data, is_text, code = message(msg, opts, "send(rooms, msg, opts)")
   if data == nil then return nil, is_text, code end
