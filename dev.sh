@@ -15,10 +15,11 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and the tests need (pkg-config names in CMakeLists.txt).
 PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-llhttp
-          libsqlite3-dev libwebsockets-dev libwebsockets-evlib-uv lua-cjson lua-busted
+          libsqlite3-dev libssl-dev libhiredis-dev lua-cjson lua-busted
           ca-certificates)
-# Only the tests need these: OpenAPI validation, tsc and a headless browser for /docs.
-TEST_PACKAGES=(chromium)
+# Only the tests need these: a headless browser for /docs, and a private
+# Redis (spec/services/redis.sh starts it; redis-tools has redis-cli).
+TEST_PACKAGES=(chromium redis-server redis-tools)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -191,5 +191,6 @@ lua_State *jr_vm_open(jr_vm *vm)
     preload(L, "jararaca.core.process", jr_open_process);
     preload(L, "jararaca.core.json", jr_open_json);
     preload(L, "jararaca.core.db", jr_open_db);
+    preload(L, "jararaca.core.ws", jr_open_ws);
     return L;
 }

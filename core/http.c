@@ -1278,6 +1278,18 @@ static int has_crlf(const char *s, size_t n)
     return 0;
 }
 
+int jr_http_headers_valid(const jr_http_header *headers, size_t n)
+{
+    if (n && !headers) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!headers[i].name || !headers[i].nlen || (headers[i].vlen && !headers[i].value) ||
+            has_crlf(headers[i].name, headers[i].nlen) ||
+            has_crlf(headers[i].value, headers[i].vlen))
+            return 0;
+    }
+    return 1;
+}
+
 int jr_http_respond(jr_http_req *req, int status, const jr_http_header *headers, size_t nheaders,
                     const char *body, size_t body_len)
 {
@@ -1286,14 +1298,8 @@ int jr_http_respond(jr_http_req *req, int status, const jr_http_header *headers,
     /* A final answer: a 1xx would leave the client waiting for one, and
      * RFC 9110 defines nothing above 599. */
     if (status < 200 || status > 599) return JR_HTTP_EINVALID;
-    if (nheaders && !headers) return JR_HTTP_EINVALID;
     if (body_len && !body) return JR_HTTP_EINVALID;
-    for (size_t i = 0; i < nheaders; i++) {
-        if (!headers[i].name || !headers[i].nlen || (headers[i].vlen && !headers[i].value) ||
-            has_crlf(headers[i].name, headers[i].nlen) ||
-            has_crlf(headers[i].value, headers[i].vlen))
-            return JR_HTTP_EINVALID;
-    }
+    if (!jr_http_headers_valid(headers, nheaders)) return JR_HTTP_EINVALID;
     conn *c = req->conn;
     if (!c || c->closing || c->state != S_HANDLER) return JR_HTTP_ECLOSED;
     jr_http_server *srv = c->srv;

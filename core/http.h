@@ -127,6 +127,11 @@ typedef struct {
 #define JR_HTTP_ETOOBIG (-4)   /* detach: more unparsed bytes than the caller's buffer holds */
 #define JR_HTTP_ESYS (-5)      /* detach: dup() failed (errno says why, e.g. EMFILE) */
 
+/* 1 when every header has a non-empty name and neither name nor value
+ * holds CR, LF or NUL (what jr_http_respond accepts; also the 101 of a
+ * WebSocket upgrade, ws.c). */
+int jr_http_headers_valid(const jr_http_header *headers, size_t n);
+
 /* Answer req. The server adds Date, Content-Length and Connection; callers
  * must not pass those (Content-Length/Connection/Date given by the caller are
  * ignored). For HEAD requests and 1xx/204/304 statuses no body is written

@@ -46,10 +46,15 @@ typedef struct {
 static int g_ready_fd = -1;
 static int g_is_worker;
 static int g_index;
+static int g_nworkers = 1;
+static pid_t g_master_pid;
 static beat_t *g_beats; /* MAP_SHARED, one per slot; NULL without a watchdog */
 static unsigned g_worker_timeout_ms;
 
 int jr_prefork_is_worker(void) { return g_is_worker; }
+int jr_prefork_worker_index(void) { return g_is_worker ? g_index : 0; }
+int jr_prefork_workers(void) { return g_is_worker ? g_nworkers : 1; }
+int jr_prefork_master_pid(void) { return g_is_worker ? (int)g_master_pid : 0; }
 
 unsigned jr_prefork_worker_timeout_ms(void) { return g_is_worker && g_beats ? g_worker_timeout_ms : 0; }
 
@@ -161,6 +166,8 @@ int jr_prefork_run(int n, const jr_prefork_opts *opts)
 {
     if (n < 1) n = 1;
     if (n > MAX_WORKERS) n = MAX_WORKERS;
+    g_nworkers = n;
+    g_master_pid = getpid(); /* inherited by every worker, restarted ones too */
     unsigned stop_timeout = opts && opts->stop_timeout_ms ? opts->stop_timeout_ms : 30000;
     g_worker_timeout_ms = opts ? opts->worker_timeout_ms : 0;
     if (g_worker_timeout_ms) {

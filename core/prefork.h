@@ -43,6 +43,15 @@ void jr_prefork_worker_ready(void);
 /* 1 in a worker forked by jr_prefork_run. */
 int jr_prefork_is_worker(void);
 
+/* What a worker needs to find its siblings (the in-machine WebSocket
+ * backplane names its sockets after them): its index (0..n-1, 0 outside a
+ * worker), the number of workers (1 outside a worker) and the master's pid
+ * (0 outside a worker). A restarted worker gets the index of the one it
+ * replaces. */
+int jr_prefork_worker_index(void);
+int jr_prefork_workers(void);
+int jr_prefork_master_pid(void);
+
 /* In a worker under a watchdog: the worker timeout, and how often to beat
  * (a quarter of it, at most 1 s); both 0 when there is no watchdog. */
 unsigned jr_prefork_worker_timeout_ms(void);

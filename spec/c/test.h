@@ -57,6 +57,16 @@ static int t_passed, t_failed, t_cur_failed, t_num;
         fflush(stdout);                                                  \
     } while (0)
 
+/* Reproducible "random" test data: xorshift64, the same sequence each run. */
+static inline unsigned t_rand(void)
+{
+    static unsigned long long x = 0x9e3779b97f4a7c15ULL;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return (unsigned)(x >> 32);
+}
+
 static inline int test_summary(void)
 {
     printf("%d passed, %d failed\n", t_passed, t_failed);
