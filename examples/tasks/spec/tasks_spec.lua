@@ -107,17 +107,8 @@ describe("tasks app", function()
     assert.equal("survives", c2:get("/tasks/" .. id).json.name)
     c2:close()
   end)
-end)
 
-describe("tasks app: the live page", function()
-  local client
-  before_each(function() client = with_client() end)
-  after_each(function()
-    client:close()
-    testing.cleanup()
-  end)
-
-  it("serves the page at / as HTML; neither / nor /ws is in the OpenAPI document", function()
+  it("serves the live page at / as HTML; neither / nor /ws is in the OpenAPI document", function()
     local res = client:get("/")
     assert.equal(200, res.status)
     assert.equal("text/html; charset=utf-8", res.headers["content-type"])
