@@ -21,7 +21,10 @@
  *   ws.send_rooms({ room, ... }, data, is_text) -> local recipients | nil, msg, "invalid"
  *       (both through the hub, core/wshub.h: one shared frame for the local
  *       recipients, one envelope to the backplane for the other instances)
+ *   ws.start_backplane(spec, channel)  "none" | "local" | "redis://..." -> kind | nil, msg, "invalid"
+ *   ws.backplane_stats()  { kind, up, published, received, dropped } | nil
  *   ws.shutdown()         the server stops: every connection closes with 1001
+ *                         (then the backplane stops)
  *   ws.stats()            { connections = n, members = n }
  *   ws.room_size(room)    members in room
  *   ws.utf8_valid(s)      is s valid UTF-8 (what a text message must be)?
@@ -54,6 +57,7 @@
 #include "scheduler.h"
 #include "vm.h"
 #include "ws.h"
+#include "wsbackplane.h"
 #include "wshub.h"
 
 #define INBOX_MAX 64 /* messages waiting for receive before reads pause */
@@ -97,6 +101,7 @@ static void keep_reason(sock_ud *s, const char *reason, size_t rlen)
 static jr_ws_ctx *g_ctx;
 static int g_stopping;
 static jr_wshub *g_hub;
+static jr_wsbp *g_bp;
 
 /* ---- the room manager: the hub (core/wshub.h; members: the connections) ---- */
 
@@ -487,7 +492,48 @@ static int l_shutdown(lua_State *L)
         g_ctx = NULL;
         jr_ws_ctx_free(ctx);
     }
+    if (g_bp) { /* after the connections: nothing more to send or receive */
+        jr_wsbp_free(g_bp);
+        g_bp = NULL;
+    }
     return 0;
+}
+
+/* ws.start_backplane(spec, channel) -> kind | nil, msg, "invalid": attach
+ * the hub to the other instances (core/wsbackplane.h: "none", "local",
+ * "redis://..."). Once per process, after fork (each worker its own). */
+static int l_start_backplane(lua_State *L)
+{
+    const char *spec = luaL_checkstring(L, 1);
+    const char *channel = luaL_optstring(L, 2, NULL);
+    if (g_bp) return luaL_error(L, "ws.start_backplane: the backplane is started already");
+    char err[256];
+    g_bp = jr_wsbp_start(jr_vm_global->loop, hub(L), spec, channel, err, sizeof err);
+    if (!g_bp) return jr_push_fail(L, err, "invalid");
+    jr_wsbp_counters c;
+    jr_wsbp_stats(g_bp, &c);
+    lua_pushstring(L, c.kind);
+    return 1;
+}
+
+/* ws.backplane_stats() -> { kind, up, published, received, dropped } | nil */
+static int l_backplane_stats(lua_State *L)
+{
+    if (!g_bp) return 0;
+    jr_wsbp_counters c;
+    jr_wsbp_stats(g_bp, &c);
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, c.kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushboolean(L, c.up);
+    lua_setfield(L, -2, "up");
+    lua_pushnumber(L, (lua_Number)c.published);
+    lua_setfield(L, -2, "published");
+    lua_pushnumber(L, (lua_Number)c.received);
+    lua_setfield(L, -2, "received");
+    lua_pushnumber(L, (lua_Number)c.dropped);
+    lua_setfield(L, -2, "dropped");
+    return 1;
 }
 
 static int l_stats(lua_State *L)
@@ -528,7 +574,8 @@ int jr_open_ws(lua_State *L)
         {"adopt", l_adopt},         {"add", l_add},         {"remove", l_remove},
         {"join", l_join},           {"leave", l_leave},     {"broadcast", l_broadcast},
         {"send_rooms", l_send_rooms}, {"shutdown", l_shutdown}, {"stats", l_stats},
-        {"room_size", l_room_size}, {"utf8_valid", l_utf8_valid}, {NULL, NULL}};
+        {"room_size", l_room_size}, {"utf8_valid", l_utf8_valid},
+        {"start_backplane", l_start_backplane}, {"backplane_stats", l_backplane_stats}, {NULL, NULL}};
     lua_createtable(L, 0, 12);
     luaL_register(L, NULL, fns);
     return 1;

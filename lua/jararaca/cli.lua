@@ -322,6 +322,12 @@ function M.server(args)
     rt:stop()
     return 1
   end
+  local okw, werr = server.start_websockets(rt)
+  if not okw then
+    log.error("startup failed for ", pos[1], ": ", werr)
+    rt:stop()
+    return 1
+  end
   local srv, serr = server.serve(rt, listen_options(o))
   if not srv then
     log.error("cannot listen: ", serr)

@@ -32,11 +32,7 @@ describe("WebSocket endpoints", function()
     return ws, res
   end
 
-  local function get_json(path)
-    local res = assert(client.request(srv.port, "GET", path))
-    assert.equal(200, res.status)
-    return cjson.decode(res.body)
-  end
+  local function get_json(path) return client.get_json(srv.port, path) end
 
   -- How the server's handler saw the connection `name` end (waits for it).
   local function closed_as(name)
@@ -390,11 +386,83 @@ describe("WebSocket endpoints", function()
     end)
   end)
 
+  it("uses the in-machine backplane by default", function()
+    assert.equal("local", get_json("/ws/backplane").kind)
+  end)
+
   it("closes every connection with 1001 when the server stops, and the handlers see it", function()
     local ws = connect("/ws/echo")
     local status = srv:stop()
     srv = nil
     assert.equal(1001, (ws:expect_close(5)))
     assert.equal(0, status)
+  end)
+end)
+
+-- A broadcast made on one process reaches the clients of the others:
+-- through Redis between instances, through the mesh between workers.
+describe("WebSocket backplanes", function()
+  local redis = require "spec.support.redis"
+
+  local function tmpdb()
+    local p = os.tmpname()
+    os.remove(p)
+    return p
+  end
+
+  local get_json = client.get_json
+
+  -- A /ws/who client: the socket and the pid of the process serving it.
+  local function who(port)
+    local ws = assert(W.connect(port, "/ws/who"))
+    local pid = assert((ws:receive(5))):match("^pid (%d+)$")
+    return ws, pid
+  end
+
+  it("Redis: a client on B receives the broadcast made by an HTTP call on A", function()
+    local env = { JARARACA_WS_BACKPLANE = redis.url(), WS_DB = tmpdb() }
+    local a = server.start("spec/integration/apps/websocket.lua", {}, env)
+    local env_b = { JARARACA_WS_BACKPLANE = env.JARARACA_WS_BACKPLANE, WS_DB = tmpdb() }
+    local b = server.start("spec/integration/apps/websocket.lua", {}, env_b)
+    for _, srv in ipairs({ a, b }) do
+      wait.until_true(function() return get_json(srv.port, "/ws/backplane").up end, "the backplane is up", 10)
+      assert.equal("redis", get_json(srv.port, "/ws/backplane").kind)
+    end
+    local on_a = who(a.port)
+    local on_b = who(b.port)
+    assert.equal(1, get_json(a.port, "/broadcast?msg=from%20A").reached) -- A's own client
+    assert.equal("from A", (on_b:receive(5)))
+    assert.equal("from A", (on_a:receive(5)))
+    get_json(b.port, "/broadcast?msg=from%20B")
+    assert.equal("from B", (on_a:receive(5)))
+    assert.equal("from B", (on_b:receive(5)))
+    on_a:close(1000)
+    on_b:close(1000)
+    assert.equal(0, a:stop())
+    assert.equal(0, b:stop())
+    os.remove(env.WS_DB)
+    os.remove(env_b.WS_DB)
+  end)
+
+  it("--workers 2 without Redis: a broadcast on one worker reaches the clients of both", function()
+    local env = { WS_DB = tmpdb() }
+    local srv = server.start("spec/integration/apps/websocket.lua", { "--workers", "2" }, env)
+    -- the kernel spreads connections over the workers that listen (the
+    -- second may still be starting): connect until each serves two clients
+    local clients, per_pid = {}, {}
+    wait.until_true(function()
+      local ws, pid = who(srv.port)
+      per_pid[pid] = (per_pid[pid] or 0) + 1
+      if per_pid[pid] > 2 then ws:shutdown() else clients[#clients + 1] = ws end
+      return #clients == 4
+    end, "both workers serve two clients", 15, 0)
+    assert.equal("local", get_json(srv.port, "/ws/backplane").kind)
+    for round = 1, 3 do -- each HTTP call lands on either worker
+      get_json(srv.port, "/broadcast?msg=round%20" .. round)
+      for _, ws in ipairs(clients) do assert.equal("round " .. round, (ws:receive(5))) end
+    end
+    for _, ws in ipairs(clients) do ws:close(1000) end
+    assert.equal(0, srv:stop())
+    os.remove(env.WS_DB)
   end)
 end)

@@ -7,6 +7,7 @@
 --   local res = c:read_response()            -- { status=, headers= (lower-case), body=, raw= }
 --   c:closed(timeout)  -> true when the server closed the connection
 --   client.request(port, "GET", "/hello?name=x", { headers=..., body=... })
+--   client.get_json(port, "/items")           -- the decoded body of a 200
 local ffi = require "ffi"
 
 ffi.cdef [[
@@ -165,6 +166,13 @@ function M.format(method, target, opts)
     lines[#lines + 1] = "Content-Length: " .. #opts.body
   end
   return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (opts.body or "")
+end
+
+--- GET target and decode its JSON answer, which must be a 200.
+function M.get_json(port, target)
+  local res = assert(M.request(port, "GET", target))
+  assert(res.status == 200, ("GET %s: %d %s"):format(target, res.status, res.body))
+  return require("cjson").decode(res.body)
 end
 
 --- One request on a fresh connection. Returns the response or nil, err.

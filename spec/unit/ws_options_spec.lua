@@ -144,3 +144,36 @@ describe("OpenAPI and gen-tsi", function()
     assert.is_nil(ts:find("live", 1, true))
   end)
 end)
+
+describe("Microservice.websocket", function()
+  local backplane = require "jararaca.ws.backplane"
+
+  it("takes backplane and channel", function()
+    local app = j.Microservice { name = "chat", websocket = { backplane = "none", channel = "c" } }
+    local bp_spec, channel = backplane.setting(app)
+    assert.equal("c", channel)
+    assert.equal(os.getenv("JARARACA_WS_BACKPLANE") or "none", bp_spec)
+  end)
+
+  it("defaults to the in-machine backplane and a channel named after the app", function()
+    local bp_spec, channel = backplane.setting(j.Microservice { name = "tasks" })
+    assert.equal(os.getenv("JARARACA_WS_BACKPLANE") or "local", bp_spec)
+    assert.equal("jararaca:ws:tasks", channel)
+  end)
+
+  it("refuses other shapes, naming the field", function()
+    local function bad(v, pattern)
+      local ok, err = pcall(function()
+        local app = j.Microservice { websocket = v } -- (not a tail call: this line is named)
+        return app
+      end)
+      assert.is_false(ok)
+      assert.matches(pattern, err)
+      assert.matches("ws_options_spec%.lua:%d+:", err)
+    end
+    bad("redis://x", "Microservice.websocket must be a table")
+    bad({ backplan = "none" }, "Microservice.websocket: unknown field \"backplan\"")
+    bad({ backplane = 6379 }, "Microservice.websocket.backplane must be a non%-empty string, got number")
+    bad({ channel = "" }, "Microservice.websocket.channel must be a non%-empty string")
+  end)
+end)

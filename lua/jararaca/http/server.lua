@@ -86,6 +86,22 @@ function M.serve(rt, opts, on_ready)
   return srv
 end
 
+--- Attach the WebSocket room manager to the app's backplane when the app
+--- has a WebSocket endpoint (after build_routes; in each worker): true |
+--- nil, message, "invalid" (a bad Microservice.websocket.backplane).
+function M.start_websockets(rt)
+  local tbl = M.build_routes(rt)
+  for _, route in pairs(tbl.routes) do
+    if route.websocket then
+      local kind, channel_or_err, code = require("jararaca.ws.backplane").start(rt.app)
+      if not kind then return nil, channel_or_err, code end
+      if kind ~= "none" then log.info("WebSocket backplane: ", kind, kind == "redis" and (" " .. channel_or_err) or "") end
+      return true
+    end
+  end
+  return true
+end
+
 --- Stop serving: srv:shutdown(grace) drains the HTTP connections while
 --- every WebSocket connection is closed with 1001; returns once both are
 --- over (the WebSocket handlers get what is left of grace).

@@ -6,6 +6,7 @@
 -- side saw without guessing delays.
 local j = require "jararaca"
 local persistence = require "jararaca.persistence"
+local sys = require "jararaca.core.sys"
 local s = j.schema
 
 local closes = {}
@@ -162,7 +163,24 @@ Ws.slow = j.WebSocketEndpoint("/slow", {
   query = chat_opts.query, max_send_queue = 65536,
 }, chat)
 
+-- A member of the manager that says which process serves it (workers,
+-- several instances: a broadcast must reach it wherever it was made).
+Ws.who = j.WebSocketEndpoint("/who", function(self, ws)
+  assert(ws:accept())
+  assert(mgr:add_websocket(ws))
+  assert(ws:send_text("pid " .. sys.pid()))
+  for _ in ws:messages() do end
+end)
+
 local Http = j.RestController("", { name = "HttpController" })
+
+Http.broadcast = j.Get("/broadcast", { query = { msg = s.string() } }, function(self, req)
+  return { reached = assert(mgr:broadcast(req.query.msg)), pid = sys.pid() }
+end)
+
+Http.backplane = j.Get("/ws/backplane", function()
+  return require("jararaca.core.ws").backplane_stats() or { kind = "not started" }
+end)
 
 Http.closes = j.Get("/ws/closes", function() return closes end)
 
