@@ -161,6 +161,28 @@ describe("Microservice.websocket", function()
     assert.equal("jararaca:ws:tasks", channel)
   end)
 
+  it("takes JARARACA_WS_BACKPLANE and JARARACA_WS_CHANNEL over the app's values", function()
+    local testing = require "jararaca.testing"
+    local app = j.Microservice { name = "chat", websocket = { backplane = "none", channel = "c" } }
+    testing.with_env({ JARARACA_WS_BACKPLANE = "redis://127.0.0.1:1/0", JARARACA_WS_CHANNEL = "env-ch" }, function()
+      local bp_spec, channel = backplane.setting(app)
+      assert.equal("redis://127.0.0.1:1/0", bp_spec)
+      assert.equal("env-ch", channel)
+    end)
+  end)
+
+  it("never prints a backplane URL's password", function()
+    local testing = require "jararaca.testing"
+    local app = j.Microservice { name = "chat" }
+    testing.with_env({ JARARACA_WS_BACKPLANE = "redis://:s3cret@127.0.0.1:notaport/0" }, function()
+      local kind, err, code = backplane.start(app)
+      assert.is_nil(kind)
+      assert.equal("invalid", code)
+      assert.is_nil(err:find("s3cret", 1, true), err)
+      assert.truthy(err:find("redis://***@127.0.0.1:notaport/0", 1, true), err)
+    end)
+  end)
+
   it("refuses other shapes, naming the field", function()
     local function bad(v, pattern)
       local ok, err = pcall(function()

@@ -6,8 +6,8 @@
 -- backplane: "local" (the default: the in-machine mesh between the workers
 -- of `--workers N`, nothing with one process), "none", or a redis:// URL
 -- (every instance subscribes to channel). The environment variable
--- JARARACA_WS_BACKPLANE, when set, wins. channel defaults to
--- "jararaca:ws:<app name>".
+-- JARARACA_WS_BACKPLANE and JARARACA_WS_CHANNEL, when set, win. channel
+-- defaults to "jararaca:ws:<app name>".
 -- @module jararaca.ws.backplane
 local core = require "jararaca.core.ws"
 
@@ -40,7 +40,9 @@ function M.setting(app)
   local cfg = app.websocket or {}
   local env = getenv("JARARACA_WS_BACKPLANE")
   local spec = (env ~= nil and env ~= "") and env or cfg.backplane or M.DEFAULT
-  return spec, cfg.channel or ("jararaca:ws:" .. (app.name or "app"))
+  local channel = getenv("JARARACA_WS_CHANNEL")
+  if channel == nil or channel == "" then channel = cfg.channel or ("jararaca:ws:" .. (app.name or "app")) end
+  return spec, channel
 end
 
 --- Attach the manager to app's backplane, once per process (after fork):
@@ -48,7 +50,11 @@ end
 function M.start(app)
   local spec, channel = M.setting(app)
   local kind, err, code = core.start_backplane(spec, channel)
-  if not kind then return nil, format("WebSocket backplane %q: %s", spec, tostring(err)), code end
+  if not kind then
+    -- never print a URL's password
+    local shown = spec:gsub("^(%a[%w+.-]*://)[^@/]*@", "%1***@")
+    return nil, format("WebSocket backplane %q: %s", shown, tostring(err)), code
+  end
   return kind, channel
 end
 
