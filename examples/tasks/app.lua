@@ -1,11 +1,29 @@
--- examples/tasks: the seed's tasks app on SQLite.
+-- examples/tasks: the seed's tasks app on SQLite, with its WebSocket room
+-- and a live page.
 --
 --   jararaca server examples/tasks/app.lua          (TASKS_DB=tasks.db by default)
+--   open http://localhost:8000/                      the live page (below)
 --   curl -d '{"name":"write docs"}' localhost:8000/tasks
 --   curl 'localhost:8000/tasks?page=0&page_size=10'     (then ?after=<next_cursor> for the next page)
 --   curl localhost:8000/tasks/<id>
 --   curl -X PATCH -d '{"done":true}' localhost:8000/tasks/<id>
 --   curl -X DELETE localhost:8000/tasks/<id>
+--
+-- GET /ws (WebSocket, the seed's "Distributed Websocket"): every connection
+-- joins room "tasks" and gets the room's events as plain text messages:
+--   "New Connection (N) from HOST"   a client connected; N: this instance's
+--   "Connection Closed (N) from HOST" connections now, HOST: its host name
+--   "Task <id> created"              after a POST /tasks committed
+--   "Task <id> deleted"              after a DELETE /tasks/<id> committed
+-- The task events are staged (j.WebSocketMessage): sent once the request's
+-- transaction commits, never for a request that failed. What clients send
+-- is ignored. With several instances the backplane (Redis, or the workers'
+-- mesh) carries every room message to every instance's clients.
+--
+-- GET / (not part of the API, left out of OpenAPI): the live page,
+-- examples/tasks/live.html, read at startup. It lists the tasks, adds and
+-- deletes them through the API above and follows /ws: a task deleted in one
+-- browser tab vanishes from the others.
 --
 -- Configuration comes from the environment (prefix TASKS_): TASKS_DB (the
 -- database file), TASKS_READERS (reader connections). The schema is created
@@ -13,6 +31,10 @@
 local j = require "jararaca"
 local s = j.schema
 local persistence = j.persistence
+local sys = require "jararaca.core.sys" -- the host name (gethostname(2))
+
+local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local ROOM = "tasks"
 
 local TasksConfig = s.object("TasksConfig", {
   { "db", s.string { min_length = 1 }:default("tasks.db") },
@@ -49,9 +71,12 @@ local TASK_ID = { task_id = s.uuid() }
 Tasks.create = j.Post("", { body = TaskCreate, response = Task, status = 201, summary = "Create a task" },
   function(self, req)
     local now = j.utcnow()
-    return self.tasks:create {
+    local task = self.tasks:create {
       id = j.uuid4(), name = req.json.name, done = false, created_at = now, updated_at = now,
     }
+    -- staged: sent to the room once this request's transaction has committed
+    j.WebSocketMessage("Task " .. task.id .. " created"):send(ROOM)
+    return task
   end)
 
 Tasks.list = j.Get("", {
@@ -84,8 +109,66 @@ Tasks.update = j.Patch("/{task_id}", { params = TASK_ID, body = TaskUpdate, resp
 
 Tasks.delete = j.Delete("/{task_id}", { params = TASK_ID, status = 204, summary = "Delete a task" },
   function(self, req)
-    if not self.tasks:delete_by_id(req.params.task_id) then error(j.HTTPError(404, "Task not found")) end
+    local id = req.params.task_id
+    -- Staged before the check on purpose: a 404 fails the transaction, which
+    -- drops the message (the specs prove a failed delete announces nothing).
+    j.WebSocketMessage("Task " .. id .. " deleted"):send(ROOM)
+    if not self.tasks:delete_by_id(id) then error(j.HTTPError(404, "Task not found")) end
   end)
+
+-- This instance's WebSocket connections (the seed's counter): one per
+-- process, so with --workers N each worker counts its own.
+local ConnectionCounter = {}
+ConnectionCounter.__index = ConnectionCounter
+function ConnectionCounter.new() return setmetatable({ count = 0 }, ConnectionCounter) end
+function ConnectionCounter:increment() self.count = self.count + 1; return self.count end
+function ConnectionCounter:decrement() self.count = self.count - 1; return self.count end
+
+-- The page, read once at startup: a missing file fails the start, naming it.
+local function read_page(name)
+  local path = HERE .. "/" .. name
+  local f, err = io.open(path, "rb")
+  if not f then error("tasks app: cannot read its live page " .. path .. " (" .. tostring(err) .. ")", 0) end
+  local html = f:read("*a")
+  f:close()
+  return j.Response { status = 200, body = html, content_type = "text/html; charset=utf-8" }
+end
+local LIVE_PAGE = read_page("live.html")
+
+-- The page and the WebSocket: no database (persistence = false), not part
+-- of the API (include_in_schema = false; a WebSocket endpoint never is).
+local Live = j.RestController("", {
+  name = "LiveController",
+  inject = { counter = ConnectionCounter },
+  persistence = false,
+  include_in_schema = false,
+})
+
+Live.page = j.Get("/", { summary = "The live page" }, function()
+  return LIVE_PAGE
+end)
+
+local HOST = sys.hostname()
+
+-- The seed's endpoint: join room "tasks", announce the connection, receive
+-- until the client leaves, announce the disconnection. The disconnect path
+-- runs whatever ended the loop (the client left, the server stops, an error),
+-- and an error is raised again afterwards (closing with 1011, logged).
+Live.ws = j.WebSocketEndpoint("/ws", function(self, ws)
+  if not ws:accept() then return end -- the client left before the 101: nobody to announce
+  local mgr, counter = j.use_ws_manager(), self.counter
+  local n = counter:increment()
+  local ok, err = pcall(function()
+    mgr:add_websocket(ws)
+    mgr:join(ROOM, ws)
+    mgr:send(ROOM, ("New Connection (%d) from %s"):format(n, HOST))
+    for _ in ws:messages() do end -- what clients send is ignored
+  end)
+  n = counter:decrement()
+  mgr:remove_websocket(ws)
+  mgr:send(ROOM, ("Connection Closed (%d) from %s"):format(n, HOST))
+  if not ok then error(err, 0) end
+end)
 
 return j.Microservice {
   name = "tasks",
@@ -97,8 +180,9 @@ return j.Microservice {
       default_sort = { "created_at", "desc" },
       count_sql = "SELECT n FROM tasks_count", -- the unfiltered total, kept by triggers (migration 0003)
     } },
+    ConnectionCounter,
   },
-  controllers = { Tasks },
+  controllers = { Tasks, Live },
   interceptors = {
     j.config.AppConfigurationInterceptor { token = "TasksConfig", schema = TasksConfig, prefix = "TASKS_" },
     -- built after the configuration is registered, so it can read it

@@ -21,23 +21,13 @@
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const puppeteer = require("puppeteer-core");
+const browser = require("./browser");
 
 const [url, shot, mode = "hello"] = process.argv.slice(2);
 if (!url || !shot || !["hello", "typed"].includes(mode)) {
   console.error("usage: node docs_page_test.js URL SCREENSHOT [hello|typed]");
   process.exit(2);
 }
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-if (!fs.existsSync(CHROMIUM)) {
-  console.error(`FAIL: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
-  process.exit(1);
-}
-
-const watchdog = setTimeout(() => {
-  console.error("FAIL: timed out after 90 s");
-  process.exit(1);
-}, 90000);
 
 function log(msg) {
   console.log("ok - " + msg);
@@ -228,22 +218,12 @@ async function examplesValidate(page, spec) {
 }
 
 async function main() {
-  const origin = new URL(url).origin;
   const problems = [];
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
+  const b = await browser.launch();
   try {
-    const page = await browser.newPage();
+    const page = await b.newPage();
     await page.setViewport({ width: 1280, height: 900 });
-    page.on("pageerror", (e) => problems.push("page error: " + e.message));
-    page.on("console", (m) => { if (m.type() === "error") problems.push("console error: " + m.text()); });
-    page.on("request", (req) => {
-      const u = req.url();
-      if (!u.startsWith("data:") && new URL(u).origin !== origin) problems.push("external request: " + u);
-    });
+    browser.watch(page, url, problems);
     const res = await page.goto(url, { waitUntil: "load" });
     assert.equal(res.status(), 200, "GET " + url);
     await page.waitForSelector("body[data-ready], body[data-error]", { timeout: 15000 });
@@ -268,16 +248,8 @@ async function main() {
     await page.screenshot({ path: shot, fullPage: true });
     log("screenshot saved to " + shot);
   } finally {
-    await browser.close();
+    await b.close();
   }
 }
 
-main().then(() => {
-  clearTimeout(watchdog);
-  console.log("PASS");
-  process.exit(0);
-}, (e) => {
-  clearTimeout(watchdog);
-  console.error("FAIL: " + (e && e.message ? e.message : String(e)));
-  process.exit(1);
-});
+browser.run(main);

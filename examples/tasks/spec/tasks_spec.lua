@@ -1,7 +1,11 @@
 -- The tasks example's own specs: `jararaca test examples/tasks/spec`.
--- They use the in-process test client (no socket) and a temporary database.
+-- The HTTP API is tested with the in-process test client (no socket) and a
+-- temporary database; the WebSocket room /ws on the real server (the
+-- jararaca binary, spec/support/server.lua) with real WebSocket clients
+-- (spec/support/wsclient.lua). live_page_spec.lua drives the page in Chromium.
 local testing = require "jararaca.testing"
-local json_null = require("jararaca.json").null
+local json = require "jararaca.json"
+local json_null = json.null
 
 local APP = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") or "examples/tasks") .. "/app.lua"
 
@@ -102,5 +106,112 @@ describe("tasks app", function()
     local c2 = with_client(db)
     assert.equal("survives", c2:get("/tasks/" .. id).json.name)
     c2:close()
+  end)
+
+  it("serves the live page at / as HTML; neither / nor /ws is in the OpenAPI document", function()
+    local res = client:get("/")
+    assert.equal(200, res.status)
+    assert.equal("text/html; charset=utf-8", res.headers["content-type"])
+    assert.truthy(res.body:find("<title>Tasks (live)</title>", 1, true))
+    assert.truthy(res.body:find('"/ws"', 1, true))
+    local doc = client:get("/openapi.json").json
+    assert.truthy(doc.paths["/tasks"])
+    assert.is_nil(doc.paths["/"])
+    assert.is_nil(doc.paths["/ws"])
+  end)
+
+  it("answers a plain GET /ws with 426 (it is a WebSocket endpoint)", function()
+    local res = client:get("/ws")
+    assert.equal(426, res.status)
+    assert.equal("websocket", res.headers["upgrade"])
+  end)
+end)
+
+describe("tasks app: the WebSocket room on the real server", function()
+  local server = require "spec.support.server"
+  local http = require "spec.support.client"
+  local wsclient = require "spec.support.wsclient"
+  local HOST = require("jararaca.core.sys").hostname()
+  local T = 5 -- seconds any awaited message may take
+
+  local srv, sockets
+  before_each(function()
+    -- a fresh server per spec: its connection count starts at 0
+    srv = server.start(APP, {}, { TASKS_DB = testing.temp_database("ws.db") })
+    sockets = {}
+  end)
+  after_each(function()
+    for _, ws in ipairs(sockets) do ws:shutdown() end
+    local status = srv:stop()
+    testing.cleanup()
+    assert.equal(0, status)
+  end)
+
+  local function connect()
+    local ws, res = wsclient.connect(srv.port, "/ws")
+    assert(ws, "WebSocket upgrade failed: " .. tostring(type(res) == "table" and res.status or res))
+    sockets[#sockets + 1] = ws
+    return ws
+  end
+
+  -- The next message ws receives, which must be text.
+  local function next_message(ws)
+    local msg, kind = ws:receive(T)
+    assert(msg, "no message: " .. tostring(kind) .. "\n--- server log ---\n" .. srv:output())
+    assert.equal("text", kind)
+    return msg
+  end
+
+  local function request(method, target, body)
+    local res = assert(http.request(srv.port, method, target, body and {
+      headers = { ["Content-Type"] = "application/json" }, body = assert(json.encode(body)),
+    } or nil))
+    return res
+  end
+
+  it("announces a connection to the room, itself included, with the count and the host name", function()
+    local a = connect()
+    assert.equal("New Connection (1) from " .. HOST, next_message(a))
+  end)
+
+  it("counts a second connection for both; a client leaving is announced to the other", function()
+    local a = connect()
+    assert.equal("New Connection (1) from " .. HOST, next_message(a))
+    local b = connect()
+    assert.equal("New Connection (2) from " .. HOST, next_message(a))
+    assert.equal("New Connection (2) from " .. HOST, next_message(b))
+    b:close(1000, "bye") -- a closing handshake
+    assert.equal(1000, b:expect_close(T))
+    assert.equal("Connection Closed (1) from " .. HOST, next_message(a))
+    local c = connect()
+    assert.equal("New Connection (2) from " .. HOST, next_message(a))
+    c:shutdown() -- gone without a close frame: the disconnect path runs too
+    assert.equal("Connection Closed (1) from " .. HOST, next_message(a))
+  end)
+
+  it("announces a created task and, after the 204, a deleted one to every client", function()
+    local a, b = connect(), connect()
+    next_message(a); next_message(a); next_message(b) -- the two connections
+    local res = request("POST", "/tasks", { name = "watched" })
+    assert.equal(201, res.status)
+    local id = assert(json.decode(res.body)).id
+    assert.equal("Task " .. id .. " created", next_message(a))
+    assert.equal("Task " .. id .. " created", next_message(b))
+    res = request("DELETE", "/tasks/" .. id)
+    assert.equal(204, res.status)
+    assert.equal("Task " .. id .. " deleted", next_message(a))
+    assert.equal("Task " .. id .. " deleted", next_message(b))
+  end)
+
+  it("announces nothing for a failed delete (404: its staged message is dropped)", function()
+    local a = connect()
+    next_message(a)
+    local missing = "00000000-0000-4000-8000-000000000000"
+    assert.equal(404, request("DELETE", "/tasks/" .. missing).status)
+    -- a later event arrives first: nothing was sent for the failed delete
+    local res = request("POST", "/tasks", { name = "marker" })
+    assert.equal(201, res.status)
+    local id = assert(json.decode(res.body)).id
+    assert.equal("Task " .. id .. " created", next_message(a))
   end)
 end)
