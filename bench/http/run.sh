@@ -11,20 +11,14 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 ROUNDS=${1:-2}
-BIN=${JARARACA_BIN:-$ROOT/build/jararaca}
 APP=$ROOT/examples/hello/app.lua
-SRC_ANCHORS=${ANCHORS_DIR:-$ROOT/../shared/bench/anchors}
-WORK=${BENCH_WORK:-/tmp/jararaca-bench}
 PORT=18086
 
-[ -x "$BIN" ] || { echo "build first: ./dev.sh build (no $BIN)" >&2; exit 2; }
-[ -d "$SRC_ANCHORS" ] || { echo "anchors not found at $SRC_ANCHORS (set ANCHORS_DIR)" >&2; exit 2; }
-rm -rf "$WORK"; mkdir -p "$WORK"
-cp -r "$SRC_ANCHORS" "$WORK/anchors"
-chmod -R u+w "$WORK/anchors"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_prepare /tmp/jararaca-bench
 A="$WORK/anchors"
 OUT="$WORK/results.txt"; : > "$OUT"
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 for r in $(seq 1 "$ROUNDS"); do
   echo "== round $r" >&2

@@ -8,13 +8,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 ROUNDS=${1:-2}
 WORKERS=${2:-1}
-BIN=${JARARACA_BIN:-$ROOT/build/jararaca}
-SRC_ANCHORS=${ANCHORS_DIR:-$ROOT/../shared/bench/anchors}
-WORK=${BENCH_WORK:-/tmp/jararaca-bench-tasks}
-[ -x "$BIN" ] || { echo "build first: ./dev.sh build (no $BIN)" >&2; exit 2; }
-rm -rf "$WORK"; mkdir -p "$WORK"
-cp -r "$SRC_ANCHORS" "$WORK/anchors"; chmod -R u+w "$WORK/anchors"
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_prepare /tmp/jararaca-bench-tasks
 echo "jararaca settings: $("$BIN" version | head -1); journal_mode=WAL synchronous=NORMAL busy_timeout=5s pool_size=${TASKS_POOL_SIZE:-4} workers=$WORKERS" >&2
 CUSTOM_LABEL=jararaca-w$WORKERS CUSTOM_PORT=18088 \
   CUSTOM_CMD="$BIN server $ROOT/examples/tasks/app.lua --host 127.0.0.1 --port 18088 --log-level warn --workers $WORKERS" \

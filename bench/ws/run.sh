@@ -9,13 +9,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 ROUNDS=${1:-2}
 export CLIENTS=${2:-2000}
-BIN=${JARARACA_BIN:-$ROOT/build/jararaca}
-SRC_ANCHORS=${ANCHORS_DIR:-$ROOT/../shared/bench/anchors}
-WORK=${BENCH_WORK:-/tmp/jararaca-bench-ws}
-[ -x "$BIN" ] || { echo "build first: ./dev.sh build (no $BIN)" >&2; exit 2; }
-rm -rf "$WORK"; mkdir -p "$WORK"
-cp -r "$SRC_ANCHORS" "$WORK/anchors"; chmod -R u+w "$WORK/anchors"
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_prepare /tmp/jararaca-bench-ws
 echo "jararaca: $("$BIN" version | head -1), workers=1, clients=$CLIENTS" >&2
 CUSTOM_LABEL=jararaca CUSTOM_PORT=18193 CUSTOM_PATH=/ws \
   CUSTOM_CMD="$BIN server $ROOT/bench/ws/app.lua --host 127.0.0.1 --port 18193 --log-level warn --workers 1 --worker-timeout 0" \
