@@ -748,18 +748,25 @@ local function run(app, opts)
   -- every route checked once, as the server checks them (same messages)
   local routes, rerr = route_spec.routes(app.controllers or {})
   if not routes then fail("%s", rerr) end
-  local by_class = {}
+  -- the operations OpenAPI documents: a route left out of the schema
+  -- (include_in_schema = false, which every WebSocket endpoint is) gets no
+  -- client method, and a controller left with no method no class
+  local by_class, left_out = {}, {}
   for _, r in ipairs(routes) do
-    if not r.websocket then -- not an operation a fetch client can call
+    if r.spec.include_in_schema then
       local list = by_class[r.controller] or {}
       list[#list + 1] = r
       by_class[r.controller] = list
+    else
+      left_out[r.controller] = true
     end
   end
   local classes = {}
-  for i, name in ipairs(ctrls) do
+  for _, name in ipairs(ctrls) do
     local cls = by_name[name]
-    classes[i] = gen:render_controller(cls, name, by_class[cls] or {})
+    if by_class[cls] or not left_out[cls] then
+      classes[#classes + 1] = gen:render_controller(cls, name, by_class[cls] or {})
+    end
   end
 
   -- exposed types

@@ -176,6 +176,21 @@ describe("WebSocket endpoints", function()
       assert.same({ code = 4001, reason = "bye now", ended = "iterated" }, seen)
     end)
 
+    it("answers nil, msg, \"closed\" once closed: receive, sends, close, add_websocket, join", function()
+      local ws = connect("/ws/after-close?name=gone")
+      ws:close(1000)
+      assert.equal(1000, (ws:expect_close(5)))
+      local seen = wait.until_true(function() return get_json("/ws/after-close-report").gone end, "the handler's report")
+      for _, what in ipairs({ "receive", "receive_timeout", "send_text", "send_bytes", "send_json", "close",
+        "add_websocket", "join" }) do
+        local r = seen[what]
+        assert.equal("nil", r.first, what)
+        assert.is_string(r.msg, what)
+        assert.equal("closed", r.code, what)
+        assert.equal(3, r.n, what)
+      end
+    end)
+
     it("closes with the handler's code and reason", function()
       local ws = connect("/ws/echo?name=server-closes")
       ws:send_text("close-me")

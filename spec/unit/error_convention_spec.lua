@@ -24,8 +24,13 @@ local DOC = "docs/errors.md"
 
 -- Functions of the page whose failures need a live peer: each entry names
 -- the spec that provokes them and checks the same shape.
+local WS_LIVE = 'spec/integration/websocket_spec.lua (a WebSocket needs a real connection: "answers nil, msg,'
+  .. ' \"closed\" once closed", "receive(timeout)", "refuses text that is not UTF-8"; accept\'s own'
+  .. ' failures need a client gone between the upgrade and the 101)'
 local PENDING = {
   ["req:respond"] = "spec/integration/guard_spec.lua (a request handle needs a real connection)",
+  ["ws:accept"] = WS_LIVE, ["ws:receive"] = WS_LIVE, ["ws:send_text"] = WS_LIVE, ["ws:send_bytes"] = WS_LIVE,
+  ["ws:send_json"] = WS_LIVE, ["ws:close"] = WS_LIVE, ["mgr:add_websocket"] = WS_LIVE, ["mgr:join"] = WS_LIVE,
 }
 
 local SQLITE = { "busy", "locked", "constraint", "readonly", "aborted", "corrupt", "full", "misuse", "range",
@@ -507,6 +512,26 @@ CASES["router:add"] = function()
   failed("router:add", "invalid", pack(r:add("GET", "/items/{id:nope}", 1)))
   assert(r:add("GET", "/items/{id}", 1))
   failed("router:add", "invalid", pack(r:add("GET", "/items/{other}", 2)))
+end
+
+-- The payload checks come before any socket or backplane is needed.
+CASES["mgr:broadcast"] = function()
+  local mgr = j.use_ws_manager()
+  failed("mgr:broadcast", "invalid", pack(mgr:broadcast("\255")))
+  failed("mgr:broadcast", "invalid", pack(mgr:broadcast({ f = print })))
+  raises(function() mgr:broadcast(42) end, "the message must be a string or a table", true)
+end
+
+CASES["mgr:send"] = function()
+  local mgr = j.use_ws_manager()
+  failed("mgr:send", "invalid", pack(mgr:send("room", "\255")))
+  raises(function() mgr:send(42, "x") end, "rooms must be a string or a list of strings", true)
+end
+
+CASES["j.WebSocketMessage"] = function()
+  failed("j.WebSocketMessage", "invalid", pack(j.WebSocketMessage("\192\128")))
+  failed("j.WebSocketMessage", "invalid_utf8", pack(j.WebSocketMessage({ ["\255"] = 1 })))
+  raises(function() j.WebSocketMessage(true) end, "the message must be a string or a table", true)
 end
 
 ---------------------------------------------------------------------------

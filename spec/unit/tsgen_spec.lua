@@ -490,6 +490,34 @@ export interface Odd {
     end)
   end)
 
+  describe("routes left out of the schema (include_in_schema = false), as in OpenAPI", function()
+    before_each(function() s._reset_registry() end)
+
+    it("get no client method, and a controller left with none gets no class", function()
+      local Secret = s.object("SecretOnly", { { "x", s.string() } })
+      local Api = j.RestController("/api", { name = "ApiController" })
+      Api.shown = j.Get("/shown", handler)
+      Api.hidden = j.Get("/hidden", { include_in_schema = false, response = Secret }, handler)
+      local Page = j.RestController("", { name = "PageController", include_in_schema = false })
+      Page.page = j.Get("/", handler)
+      local text = assert(tsgen.generate(app_of({ Api, Page })))
+      has(text, "  async shown(")
+      hasnt(text, "hidden")
+      hasnt(text, "SecretOnly") -- its types are not emitted for it either
+      hasnt(text, "PageController")
+    end)
+
+    it("agree with the OpenAPI document on the tasks app (no client for the live page GET /)", function()
+      local app = assert(runtime.load_app("examples/tasks/app.lua"))
+      local text = assert(tsgen.generate(app))
+      local doc = require("jararaca.openapi").document(app)
+      assert.is_nil(doc.paths["/"])
+      hasnt(text, "LiveController")
+      hasnt(text, 'path: "/",')
+      has(text, "export class TasksController {")
+    end)
+  end)
+
   describe("examples/hello", function()
     local text
     setup(function()

@@ -63,6 +63,19 @@ describe("j.WebSocketMessage", function()
     assert.truthy(j.WebSocketMessage("\255", { binary = true }))
   end)
 
+  it("stages the rooms as they are when :send is called (a list changed later does not change them)", function()
+    local ctx = context.new("http", {})
+    local prev = context.current()
+    context.bind(ctx)
+    local rooms = { "a", "b" }
+    assert.is_true(j.WebSocketMessage("x"):send(rooms))
+    rooms[1], rooms[3] = "changed", "added"
+    local action = rawget(ctx, "_staged")[1] -- { fn = deliver, send_rooms, rooms, data, is_text }
+    context.bind(prev)
+    staged.settle(ctx, false)
+    assert.same({ "a", "b" }, action[2])
+  end)
+
   it("is staged in a transaction and sent at once outside one", function()
     local ctx = context.new("http", {})
     local prev = context.current()

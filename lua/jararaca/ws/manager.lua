@@ -171,7 +171,10 @@ end
 --- dropped when it fails; at once outside a transaction. true.
 function Message:send(rooms)
   local list = room_list(rooms, "WebSocketMessage:send(rooms)")
-  staged.add(nil, deliver, c_send_rooms, list, self.data, self.is_text)
+  -- the rooms as they are now (the caller may reuse its list before the commit)
+  local copy = {}
+  for i = 1, #list do copy[i] = list[i] end
+  staged.add(nil, deliver, c_send_rooms, copy, self.data, self.is_text)
   return true
 end
 

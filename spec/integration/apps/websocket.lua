@@ -117,6 +117,29 @@ Ws.small = j.WebSocketEndpoint("/small", { max_message_size = 16, query = { name
 -- Rooms: the client's commands drive the manager.
 local mgr = j.use_ws_manager()
 
+-- The socket's and the manager's answers once the client has closed
+-- (docs/errors.md: nil, a message, a code), read by GET /ws/after-close-report.
+local after_close = {}
+local function triple(...)
+  local a, msg, code = ...
+  return { first = a == nil and "nil" or tostring(a), msg = type(msg) == "string" and #msg > 0 and msg or false,
+    code = code or false, n = select("#", ...) }
+end
+Ws.after_close = j.WebSocketEndpoint("/after-close", { query = { name = s.string() } }, function(self, ws)
+  assert(ws:accept())
+  for _ in ws:messages() do end
+  after_close[ws.request.query.name] = {
+    receive = triple(ws:receive()),
+    receive_timeout = triple(ws:receive(1)),
+    send_text = triple(ws:send_text("late")),
+    send_bytes = triple(ws:send_bytes("late")),
+    send_json = triple(ws:send_json({ late = true })),
+    close = triple(ws:close(1000)),
+    add_websocket = triple(mgr:add_websocket(ws)),
+    join = triple(mgr:join("late", ws)),
+  }
+end)
+
 local function chat(self, ws)
   local q = ws.request.query
   assert(ws:accept())
@@ -183,6 +206,7 @@ Http.backplane = j.Get("/ws/backplane", function()
 end)
 
 Http.closes = j.Get("/ws/closes", function() return closes end)
+Http.after_close = j.Get("/ws/after-close-report", function() return after_close end)
 
 -- n messages of size bytes to a room, a millisecond apart, from a task of
 -- their own (the answer comes at once: the spec reads while they go out).
