@@ -36,8 +36,8 @@ local M = {}
 local di = require("jararaca.di")
 local settle = require("jararaca.staged").settle
 
-local type, pcall, xpcall, error, tostring, setmetatable, rawget =
-  type, pcall, xpcall, error, tostring, setmetatable, rawget
+local type, pcall, xpcall, error, tostring, setmetatable, rawget, rawset =
+  type, pcall, xpcall, error, tostring, setmetatable, rawget, rawset
 local format, concat = string.format, table.concat
 local is_spec, is_token = di.is_provider_spec, di.is_token
 
@@ -188,6 +188,7 @@ end
 -- Run exits entered..1 with the outcome of fn (ok, ...).
 local function finish(list, ctx, handler, entered, ok, ...)
   local failed = not ok
+  local erred = failed -- an error happened, even if an exit suppresses it later
   local err = nil
   if failed then err = normalise((...)) end
   for i = entered, 1, -1 do
@@ -201,13 +202,16 @@ local function finish(list, ctx, handler, entered, ok, ...)
         eok, r = pcall(exit, it, ctx, err)
       end
       if not eok then
-        failed, err = true, normalise(r)      -- replaced
+        failed, erred, err = true, true, normalise(r) -- replaced
       elseif r == true and failed then
         failed, err = false, nil              -- suppressed
       end
     end
   end
   if failed then return false, err end
+  -- Suppressed: the caller sees a success, but a session interceptor inside
+  -- the suppressing one has rolled back, so staged actions are dropped.
+  if erred then rawset(ctx, "_errored", true) end
   if ok then return true, ... end
   return true -- fn failed and the error was suppressed: no results
 end
@@ -215,7 +219,7 @@ end
 -- The outcome is known: the transaction's staged actions (jararaca.staged)
 -- run after a success, are dropped after a failure.
 local function settled(ctx, ok, ...)
-  settle(ctx, ok)
+  settle(ctx, ok and not rawget(ctx, "_errored"))
   return ok, ...
 end
 

@@ -6,7 +6,9 @@
 -- later a message or a scheduled run) has succeeded: after its whole
 -- interceptor chain, so after the database commit done by the session
 -- interceptor's exit. When the transaction fails (the handler raised, an
--- exit raised, the commit failed) the staged actions are dropped. Actions run
+-- exit raised, the commit failed) the staged actions are dropped, also when
+-- an exit then suppressed the error (a session inside that interceptor has
+-- rolled back: the actions would announce changes never committed). Actions run
 -- in the order they were added, in the transaction's task; an action that
 -- raises is logged and the next ones still run. Outside a transaction (no
 -- context, or the startup/shutdown context) fn(...) runs at once.

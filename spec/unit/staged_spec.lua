@@ -46,14 +46,27 @@ describe("jararaca.staged", function()
     assert.is_false(ran)
   end)
 
-  it("runs them when an exit suppresses the error", function()
-    local ran = false
+  it("drops them when the handler raised, even if an exit suppressed the error", function()
+    -- a session inside the suppressing interceptor has rolled back: the
+    -- messages would announce changes that were never committed
+    local ran, rolled_back = false, false
     local forgive = { exit = function() return true end }
-    transaction({ forgive }, function()
+    local session = { exit = function(_, _, err) rolled_back = err ~= nil end }
+    local _, r = transaction({ forgive, session }, function()
       staged.add(nil, function() ran = true end)
       error("boom", 0)
     end)
-    assert.is_true(ran)
+    assert.same({ true }, r) -- the transaction's caller sees the suppression
+    assert.is_true(rolled_back)
+    assert.is_false(ran)
+  end)
+
+  it("drops them when an exit raised and an outer one suppressed it", function()
+    local ran = false
+    local forgive = { exit = function() return true end }
+    local commit = { exit = function() error("commit failed", 0) end }
+    transaction({ forgive, commit }, function() staged.add(nil, function() ran = true end) end)
+    assert.is_false(ran)
   end)
 
   it("runs the next actions when one raises, and logs it", function()
