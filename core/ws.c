@@ -239,7 +239,8 @@ static void on_written(uv_write_t *w, int status)
 /* Write hdr[0..hl) + data[0..len): at once when the kernel takes it, else
  * queue the rest, pointing into f when the bytes are f's (retained) or into a
  * new frame holding a copy of the rest. limited: the rest counts against
- * max_send_queue (control frames we must send are not limited). */
+ * max_send_queue (our close frames and pings are not limited: one per
+ * close, one per ping interval). */
 static int conn_write(jr_ws_conn *c, const void *hdr, size_t hl, const void *data, size_t len,
                       jr_ws_frame *f, int limited)
 {
@@ -423,7 +424,9 @@ static void on_data(jr_ws_conn *c, const jr_wsf_event *ev)
 static void on_control(jr_ws_conn *c, const jr_wsf_event *ev)
 {
     if (ev->opcode == JR_WSF_OP_PING) {
-        if (c->state == ST_OPEN) send_op(c, JR_WSF_OP_PONG, ev->data, ev->len, 0);
+        /* limited: a client that pings and never reads would otherwise make
+         * us queue pongs without bound; past max_send_queue it gets 1008 */
+        if (c->state == ST_OPEN) send_op(c, JR_WSF_OP_PONG, ev->data, ev->len, 1);
     } else if (ev->opcode == JR_WSF_OP_CLOSE) {
         if (c->state == ST_OPEN) {
             send_close(c, ev->code, NULL, 0); /* echo the peer's code */

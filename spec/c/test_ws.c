@@ -717,6 +717,41 @@ TEST(slow_reader_is_closed_1008)
     teardown();
 }
 
+/* A client that sends pings and never reads: its pongs count against
+ * max_send_queue like messages do, so it is closed with 1008 instead of
+ * making the server queue pongs without bound. */
+TEST(ping_flood_without_reading_is_closed_1008)
+{
+    jr_ws_config cfg;
+    jr_ws_config_defaults(&cfg);
+    cfg.max_send_queue = 64 * 1024;
+    CHECK(setup(&cfg));
+    F.echo = 0;
+    client *cl = ws_connect_rcvbuf(NULL, 0, 4096);
+    CHECK_EQ_INT(cl->status, 101);
+    WAIT(F.last != NULL, 3000);
+    uv_read_stop((uv_stream_t *)&cl->tcp);
+    char payload[125];
+    memset(payload, 'p', sizeof payload);
+    jr_buf batch;
+    jr_buf_init(&batch);
+    for (int i = 0; i < 1000; i++) put_frame(&batch, 1, 9, payload, sizeof payload, 1);
+    size_t sent = 0;
+    /* each batch of 1000 pings is about 128 KB of pongs; the kernel's buffers
+     * take a few MB, then the queue fills */
+    while (F.closed == 0 && sent < (size_t)64 << 20) {
+        cl_sendn(cl, batch.data, batch.len);
+        sent += batch.len;
+        WAIT(cl->tcp.write_queue_size == 0 || F.closed, 3000);
+    }
+    jr_buf_free(&batch);
+    CHECK_EQ_INT(F.closed, 1);
+    CHECK_EQ_INT(F.close_codes[0], 1008);
+    CHECK_EQ_STR(F.close_reason, "send queue full");
+    cl_free(cl);
+    teardown();
+}
+
 /* Frames pipelined behind the handshake (in its very write), the last one
  * split: its rest comes in a later write. */
 TEST(pipelined_frames_and_a_split_one)
@@ -975,6 +1010,7 @@ int main(void)
     RUN(oversized_message_gets_1009);
     RUN(bad_handshake_is_answered_by_http);
     RUN(slow_reader_is_closed_1008);
+    RUN(ping_flood_without_reading_is_closed_1008);
     RUN(pipelined_frames_and_a_split_one);
     RUN(extra_headers_and_per_connection_config);
     RUN(pings_after_interval_and_pongs_keep_alive);
