@@ -723,11 +723,12 @@ int jr_ws_send_frame(jr_ws_conn *c, jr_ws_frame *f)
 int jr_ws_close(jr_ws_conn *c, int code, const char *reason, size_t rlen)
 {
     if (!c || (rlen && !reason)) return JR_WS_EINVALID;
-    /* RFC 6455 §7.4: 1004-1006 and 1015 must not be sent; below 1000 and
-     * from 5000 are not defined */
-    if (code < 1000 || code > 4999 || (code >= 1004 && code <= 1006) || code == 1015)
-        return JR_WS_EINVALID;
+    /* RFC 6455 §7.4: 1004-1006 and 1015 must not be sent, 1016-2999 are
+     * unassigned (a strict client fails the connection with 1002 on them,
+     * as our parser does); 1012-1014 are registered for servers to send */
+    if (!jr_wsf_close_code_valid(code) && !(code >= 1012 && code <= 1014)) return JR_WS_EINVALID;
     if (rlen > 123) return JR_WS_EINVALID; /* control frame payload: 125 bytes with the code */
+    if (!jr_wsf_utf8_valid(reason, rlen)) return JR_WS_EINVALID; /* §5.5.1: the reason is UTF-8 */
     if (c->state != ST_OPEN) return JR_WS_ECLOSED;
     conn_start_close(c, code, NULL, reason, rlen);
     if (c->stash) drain_add(c); /* the peer's close may wait in it */

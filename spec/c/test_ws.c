@@ -479,6 +479,8 @@ TEST(server_close_with_code_and_reason)
     CHECK_EQ_INT(jr_ws_close(F.last, 1005, NULL, 0), JR_WS_EINVALID);
     CHECK_EQ_INT(jr_ws_close(F.last, 999, NULL, 0), JR_WS_EINVALID);
     CHECK_EQ_INT(jr_ws_close(F.last, 1000, r124, sizeof r124), JR_WS_EINVALID);
+    CHECK_EQ_INT(jr_ws_close(F.last, 2000, NULL, 0), JR_WS_EINVALID);   /* unassigned */
+    CHECK_EQ_INT(jr_ws_close(F.last, 1000, "\xff", 1), JR_WS_EINVALID); /* reason not UTF-8 */
     CHECK_EQ_INT(jr_ws_close(F.last, 4001, "bye", 3), JR_WS_OK);
     CHECK_EQ_INT(jr_ws_send(F.last, "x", 1, 1), JR_WS_ECLOSED);
     CHECK_EQ_INT(jr_ws_close(F.last, 4001, "bye", 3), JR_WS_ECLOSED);
