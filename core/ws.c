@@ -686,8 +686,8 @@ int jr_ws_adopt(jr_ws_ctx *ctx, jr_http_req *req, const jr_ws_config *cfg,
         conn_abort(c); /* closes the fd-less handle; on_close 1006 follows */
     } else if (dead) {
         conn_abort(c);
-    } else {
-        conn_write(c, head.data, head.len, NULL, 0, NULL, 0); /* a failure aborts c */
+    } else if (conn_write(c, head.data, head.len, NULL, 0, NULL, 0) != JR_WS_OK) {
+        conn_abort(c); /* no 101 (out of memory before any byte): the client must not wait for one */
     }
     jr_buf_free(&head);
     drain_add(c);
