@@ -680,17 +680,37 @@ TEST(bad_handshake_is_answered_by_http)
 /* A client that stops reading: the send queue fills, jr_ws_send reports
  * EFULL, and the connection is closed (1008) within close_timeout_s
  * although the peer never reads the close frame. */
-TEST(slow_reader_is_closed_1008)
+/* A server with this max_send_queue and a connected client that does not
+ * read (a small receive buffer, reading stopped). */
+static client *non_reading_client(size_t max_send_queue)
 {
     jr_ws_config cfg;
     jr_ws_config_defaults(&cfg);
-    cfg.max_send_queue = 256 * 1024;
+    cfg.max_send_queue = max_send_queue;
     CHECK(setup(&cfg));
     F.echo = 0;
     client *cl = ws_connect_rcvbuf(NULL, 0, 4096);
     CHECK_EQ_INT(cl->status, 101);
     WAIT(F.last != NULL, 3000);
     uv_read_stop((uv_stream_t *)&cl->tcp);
+    return cl;
+}
+
+/* on_close reports the full send queue (it comes from the loop). */
+static void expect_closed_queue_full(void)
+{
+    WAIT(F.closed == 1, 5000);
+    CHECK_EQ_INT(F.closed, 1);
+    CHECK_EQ_INT(F.close_codes[0], 1008);
+    CHECK_EQ_STR(F.close_reason, "send queue full");
+}
+
+TEST(slow_reader_is_closed_1008)
+{
+    jr_ws_config cfg;
+    jr_ws_config_defaults(&cfg);
+    cfg.max_send_queue = 256 * 1024;
+    client *cl = non_reading_client(cfg.max_send_queue);
     jr_ws_conn *c = F.last;
     static char chunk[16384];
     int rc = JR_WS_OK;
@@ -711,10 +731,7 @@ TEST(slow_reader_is_closed_1008)
     CHECK(most > cfg.max_send_queue - sizeof chunk); /* it did fill up */
     CHECK_EQ_INT(F.closed, 0);                       /* on_close comes from the loop */
     CHECK_EQ_INT(jr_ws_send(c, "x", 1, 0), JR_WS_ECLOSED);
-    WAIT(F.closed == 1, 5000);
-    CHECK_EQ_INT(F.closed, 1);
-    CHECK_EQ_INT(F.close_codes[0], 1008);
-    CHECK_EQ_STR(F.close_reason, "send queue full");
+    expect_closed_queue_full();
     cl_free(cl);
     teardown();
 }
@@ -724,15 +741,7 @@ TEST(slow_reader_is_closed_1008)
  * making the server queue pongs without bound. */
 TEST(ping_flood_without_reading_is_closed_1008)
 {
-    jr_ws_config cfg;
-    jr_ws_config_defaults(&cfg);
-    cfg.max_send_queue = 64 * 1024;
-    CHECK(setup(&cfg));
-    F.echo = 0;
-    client *cl = ws_connect_rcvbuf(NULL, 0, 4096);
-    CHECK_EQ_INT(cl->status, 101);
-    WAIT(F.last != NULL, 3000);
-    uv_read_stop((uv_stream_t *)&cl->tcp);
+    client *cl = non_reading_client(64 * 1024);
     char payload[125];
     memset(payload, 'p', sizeof payload);
     jr_buf batch;
@@ -747,9 +756,7 @@ TEST(ping_flood_without_reading_is_closed_1008)
         WAIT(cl->tcp.write_queue_size == 0 || F.closed, 3000);
     }
     jr_buf_free(&batch);
-    CHECK_EQ_INT(F.closed, 1);
-    CHECK_EQ_INT(F.close_codes[0], 1008);
-    CHECK_EQ_STR(F.close_reason, "send queue full");
+    expect_closed_queue_full();
     cl_free(cl);
     teardown();
 }
