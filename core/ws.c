@@ -239,7 +239,8 @@ static void on_written(uv_write_t *w, int status)
 /* Write hdr[0..hl) + data[0..len): at once when the kernel takes it, else
  * queue the rest, pointing into f when the bytes are f's (retained) or into a
  * new frame holding a copy of the rest. limited: the rest counts against
- * max_send_queue (control frames we must send are not limited). */
+ * max_send_queue (our close frames and pings are not limited: one per
+ * close, one per ping interval). */
 static int conn_write(jr_ws_conn *c, const void *hdr, size_t hl, const void *data, size_t len,
                       jr_ws_frame *f, int limited)
 {
@@ -423,7 +424,9 @@ static void on_data(jr_ws_conn *c, const jr_wsf_event *ev)
 static void on_control(jr_ws_conn *c, const jr_wsf_event *ev)
 {
     if (ev->opcode == JR_WSF_OP_PING) {
-        if (c->state == ST_OPEN) send_op(c, JR_WSF_OP_PONG, ev->data, ev->len, 0);
+        /* limited: a client that pings and never reads would otherwise make
+         * us queue pongs without bound; past max_send_queue it gets 1008 */
+        if (c->state == ST_OPEN) send_op(c, JR_WSF_OP_PONG, ev->data, ev->len, 1);
     } else if (ev->opcode == JR_WSF_OP_CLOSE) {
         if (c->state == ST_OPEN) {
             send_close(c, ev->code, NULL, 0); /* echo the peer's code */
@@ -683,8 +686,8 @@ int jr_ws_adopt(jr_ws_ctx *ctx, jr_http_req *req, const jr_ws_config *cfg,
         conn_abort(c); /* closes the fd-less handle; on_close 1006 follows */
     } else if (dead) {
         conn_abort(c);
-    } else {
-        conn_write(c, head.data, head.len, NULL, 0, NULL, 0); /* a failure aborts c */
+    } else if (conn_write(c, head.data, head.len, NULL, 0, NULL, 0) != JR_WS_OK) {
+        conn_abort(c); /* no 101 (out of memory before any byte): the client must not wait for one */
     }
     jr_buf_free(&head);
     drain_add(c);
@@ -720,11 +723,12 @@ int jr_ws_send_frame(jr_ws_conn *c, jr_ws_frame *f)
 int jr_ws_close(jr_ws_conn *c, int code, const char *reason, size_t rlen)
 {
     if (!c || (rlen && !reason)) return JR_WS_EINVALID;
-    /* RFC 6455 §7.4: 1004-1006 and 1015 must not be sent; below 1000 and
-     * from 5000 are not defined */
-    if (code < 1000 || code > 4999 || (code >= 1004 && code <= 1006) || code == 1015)
-        return JR_WS_EINVALID;
+    /* RFC 6455 §7.4: 1004-1006 and 1015 must not be sent, 1016-2999 are
+     * unassigned (a strict client fails the connection with 1002 on them,
+     * as our parser does); 1012-1014 are registered for servers to send */
+    if (!jr_wsf_close_code_valid(code) && !(code >= 1012 && code <= 1014)) return JR_WS_EINVALID;
     if (rlen > 123) return JR_WS_EINVALID; /* control frame payload: 125 bytes with the code */
+    if (!jr_wsf_utf8_valid(reason, rlen)) return JR_WS_EINVALID; /* §5.5.1: the reason is UTF-8 */
     if (c->state != ST_OPEN) return JR_WS_ECLOSED;
     conn_start_close(c, code, NULL, reason, rlen);
     if (c->stash) drain_add(c); /* the peer's close may wait in it */

@@ -118,8 +118,9 @@ void jr_ws_frame_release(jr_ws_frame *f);
 /* Send f (no copy: a queued rest retains f until written). Results as jr_ws_send. */
 int jr_ws_send_frame(jr_ws_conn *conn, jr_ws_frame *f);
 
-/* Start the close handshake with code (1000..4999 except 1004-1006 and
- * 1015) and an optional reason (at most 123 bytes). Messages already queued
+/* Start the close handshake with code (1000-1003, 1007-1014, 3000-4999)
+ * and an optional reason (at most 123 bytes of UTF-8); JR_WS_EINVALID for
+ * any other code or reason. Messages already queued
  * are sent before the close frame; later sends get JR_WS_ECLOSED. on_close
  * (with code) follows when the peer answers, ends the connection, or after
  * close_timeout_ms. */

@@ -100,7 +100,8 @@ jr_wsbp *jr_wsbp_start(uv_loop_t *loop, jr_wshub *hub, const char *spec, const c
         jr_wshub_set_backplane(hub, &hbp);
         return bp;
     }
-    if (strncmp(spec, "redis://", 8) == 0) {
+    /* rediss:// goes to redis.c too, whose error says TLS is not supported */
+    if (strncmp(spec, "redis://", 8) == 0 || strncmp(spec, "rediss://", 9) == 0) {
         if (!channel || !*channel) {
             snprintf(err, errlen, "websocket backplane: a redis backplane needs a channel name");
             free(bp);
@@ -128,7 +129,13 @@ jr_wsbp *jr_wsbp_start(uv_loop_t *loop, jr_wshub *hub, const char *spec, const c
         jr_wshub_set_backplane(hub, &hbp);
         return bp;
     }
-    snprintf(err, errlen, "websocket backplane: %s is not \"none\", \"local\" or a redis:// URL", spec);
+    /* Without the user info: a mistyped URL ("Redis://", "redis:/") may
+     * hold a password, and this message goes to the logs. */
+    const char *at = strrchr(spec, '@'), *sep = strstr(spec, "://");
+    if (at)
+        snprintf(err, errlen, "websocket backplane: %.*s***@%s is not \"none\", \"local\" or a redis:// URL",
+                 sep && sep < at ? (int)(sep + 3 - spec) : 0, spec, at + 1);
+    else snprintf(err, errlen, "websocket backplane: %s is not \"none\", \"local\" or a redis:// URL", spec);
     free(bp);
     return NULL;
 }

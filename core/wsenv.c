@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "wsframe.h"
+
 #define MAGIC0 'J'
 #define MAGIC1 'W'
 /* magic, version, kind, frame type, origin */
@@ -117,6 +119,10 @@ int jr_wsenv_decode(jr_wsenv *e, const void *data, size_t len, const char **why)
     q += 4;
     if (plen > (size_t)(end - q)) return fail(why, "payload runs past the end");
     if (plen != (size_t)(end - q)) return fail(why, "trailing bytes after the payload");
+    /* The hub sends the payload as a text frame as it is: invalid UTF-8
+     * there would make every client fail the connection (RFC 6455 §8.1).
+     * Our publishers check it; anything else on a shared channel may not. */
+    if (is_text && !jr_wsf_utf8_valid(q, plen)) return fail(why, "text payload is not UTF-8");
 
     if (n) {
         /* One block for both arrays: a single free, a single failure point. */

@@ -22,7 +22,8 @@
  * bytes (commas, NULs, invalid UTF-8): the original's `,`/NUL separators
  * could not carry those. Every length is checked against what is left, so a
  * truncated, padded or hostile envelope is an error, never a read past the
- * end or a huge allocation. */
+ * end or a huge allocation. A text envelope whose payload is not UTF-8 is
+ * rejected too: it could not go out as a text frame. */
 #ifndef JR_WSENV_H
 #define JR_WSENV_H
 

@@ -71,8 +71,9 @@ typedef struct {
     long sent;
 } walk;
 
-/* One recipient. A failure (full queue: ws.c closes the connection, whose
- * on_close may remove it from the rooms right here) only counts. */
+/* One recipient. A failure (full queue: ws.c starts closing the
+ * connection; its on_close, which removes it from the rooms, runs later
+ * from the loop, never inside this walk) only counts. */
 static void send_one(void *member, void *ud)
 {
     walk *w = ud;

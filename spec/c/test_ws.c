@@ -479,6 +479,8 @@ TEST(server_close_with_code_and_reason)
     CHECK_EQ_INT(jr_ws_close(F.last, 1005, NULL, 0), JR_WS_EINVALID);
     CHECK_EQ_INT(jr_ws_close(F.last, 999, NULL, 0), JR_WS_EINVALID);
     CHECK_EQ_INT(jr_ws_close(F.last, 1000, r124, sizeof r124), JR_WS_EINVALID);
+    CHECK_EQ_INT(jr_ws_close(F.last, 2000, NULL, 0), JR_WS_EINVALID);   /* unassigned */
+    CHECK_EQ_INT(jr_ws_close(F.last, 1000, "\xff", 1), JR_WS_EINVALID); /* reason not UTF-8 */
     CHECK_EQ_INT(jr_ws_close(F.last, 4001, "bye", 3), JR_WS_OK);
     CHECK_EQ_INT(jr_ws_send(F.last, "x", 1, 1), JR_WS_ECLOSED);
     CHECK_EQ_INT(jr_ws_close(F.last, 4001, "bye", 3), JR_WS_ECLOSED);
@@ -678,17 +680,37 @@ TEST(bad_handshake_is_answered_by_http)
 /* A client that stops reading: the send queue fills, jr_ws_send reports
  * EFULL, and the connection is closed (1008) within close_timeout_s
  * although the peer never reads the close frame. */
-TEST(slow_reader_is_closed_1008)
+/* A server with this max_send_queue and a connected client that does not
+ * read (a small receive buffer, reading stopped). */
+static client *non_reading_client(size_t max_send_queue)
 {
     jr_ws_config cfg;
     jr_ws_config_defaults(&cfg);
-    cfg.max_send_queue = 256 * 1024;
+    cfg.max_send_queue = max_send_queue;
     CHECK(setup(&cfg));
     F.echo = 0;
     client *cl = ws_connect_rcvbuf(NULL, 0, 4096);
     CHECK_EQ_INT(cl->status, 101);
     WAIT(F.last != NULL, 3000);
     uv_read_stop((uv_stream_t *)&cl->tcp);
+    return cl;
+}
+
+/* on_close reports the full send queue (it comes from the loop). */
+static void expect_closed_queue_full(void)
+{
+    WAIT(F.closed == 1, 5000);
+    CHECK_EQ_INT(F.closed, 1);
+    CHECK_EQ_INT(F.close_codes[0], 1008);
+    CHECK_EQ_STR(F.close_reason, "send queue full");
+}
+
+TEST(slow_reader_is_closed_1008)
+{
+    jr_ws_config cfg;
+    jr_ws_config_defaults(&cfg);
+    cfg.max_send_queue = 256 * 1024;
+    client *cl = non_reading_client(cfg.max_send_queue);
     jr_ws_conn *c = F.last;
     static char chunk[16384];
     int rc = JR_WS_OK;
@@ -709,10 +731,32 @@ TEST(slow_reader_is_closed_1008)
     CHECK(most > cfg.max_send_queue - sizeof chunk); /* it did fill up */
     CHECK_EQ_INT(F.closed, 0);                       /* on_close comes from the loop */
     CHECK_EQ_INT(jr_ws_send(c, "x", 1, 0), JR_WS_ECLOSED);
-    WAIT(F.closed == 1, 5000);
-    CHECK_EQ_INT(F.closed, 1);
-    CHECK_EQ_INT(F.close_codes[0], 1008);
-    CHECK_EQ_STR(F.close_reason, "send queue full");
+    expect_closed_queue_full();
+    cl_free(cl);
+    teardown();
+}
+
+/* A client that sends pings and never reads: its pongs count against
+ * max_send_queue like messages do, so it is closed with 1008 instead of
+ * making the server queue pongs without bound. */
+TEST(ping_flood_without_reading_is_closed_1008)
+{
+    client *cl = non_reading_client(64 * 1024);
+    char payload[125];
+    memset(payload, 'p', sizeof payload);
+    jr_buf batch;
+    jr_buf_init(&batch);
+    for (int i = 0; i < 1000; i++) put_frame(&batch, 1, 9, payload, sizeof payload, 1);
+    size_t sent = 0;
+    /* each batch of 1000 pings is about 128 KB of pongs; the kernel's buffers
+     * take a few MB, then the queue fills */
+    while (F.closed == 0 && sent < (size_t)64 << 20) {
+        cl_sendn(cl, batch.data, batch.len);
+        sent += batch.len;
+        WAIT(cl->tcp.write_queue_size == 0 || F.closed, 3000);
+    }
+    jr_buf_free(&batch);
+    expect_closed_queue_full();
     cl_free(cl);
     teardown();
 }
@@ -975,6 +1019,7 @@ int main(void)
     RUN(oversized_message_gets_1009);
     RUN(bad_handshake_is_answered_by_http);
     RUN(slow_reader_is_closed_1008);
+    RUN(ping_flood_without_reading_is_closed_1008);
     RUN(pipelined_frames_and_a_split_one);
     RUN(extra_headers_and_per_connection_config);
     RUN(pings_after_interval_and_pongs_keep_alive);

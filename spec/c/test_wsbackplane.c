@@ -43,6 +43,15 @@ TEST(bad_specs_are_refused_with_what_is_wrong)
     err[0] = '\0';
     CHECK(jr_wsbp_start(L, h, "redis://127.0.0.1:notaport", "c", err, sizeof err) == NULL);
     CHECK(strstr(err, "port") != NULL);
+    /* a password in a mistyped or unsupported URL is not repeated */
+    err[0] = '\0';
+    CHECK(jr_wsbp_start(L, h, "Redis://:hunter2@127.0.0.1:6379/0", "c", err, sizeof err) == NULL);
+    CHECK(strstr(err, "hunter2") == NULL);
+    CHECK(strstr(err, "Redis://***@127.0.0.1:6379/0") != NULL);
+    err[0] = '\0';
+    CHECK(jr_wsbp_start(L, h, "rediss://:hunter2@127.0.0.1:6379/0", "c", err, sizeof err) == NULL);
+    CHECK(strstr(err, "hunter2") == NULL);
+    CHECK(strstr(err, "TLS") != NULL);
     jr_wshub_free(h);
 }
 

@@ -174,8 +174,9 @@ TEST(random_envelopes_truncations_and_flips)
             rooms[i] = names[i];
         }
         size_t plen = t_rand() % sizeof payload;
-        for (size_t k = 0; k < plen; k++) payload[k] = (char)t_rand();
         int text = (int)(t_rand() & 1);
+        /* text: ASCII, so it is UTF-8 (text that is not is refused, below) */
+        for (size_t k = 0; k < plen; k++) payload[k] = (char)(text ? t_rand() & 0x7f : t_rand());
         jr_buf_reset(&b);
         int kind = n ? JR_WSENV_ROOMS : JR_WSENV_BROADCAST;
         CHECK_EQ_INT(jr_wsenv_encode(&b, ORIGIN, kind, text, rooms, lens, n, payload, plen), JR_WSENV_OK);
@@ -208,6 +209,28 @@ TEST(random_envelopes_truncations_and_flips)
     jr_buf_free(&b);
 }
 
+/* A text envelope is sent as a text frame as it is: one that is not UTF-8
+ * (something else publishing on a shared channel) is refused, the same
+ * bytes as binary are fine. */
+TEST(text_payload_must_be_utf8)
+{
+    jr_buf b = JR_BUF_INIT;
+    CHECK_EQ_INT(jr_wsenv_encode(&b, ORIGIN, JR_WSENV_BROADCAST, 1, NULL, NULL, 0, "ok \xc3\xa9", 5), JR_WSENV_OK);
+    jr_wsenv e;
+    CHECK_EQ_INT(jr_wsenv_decode(&e, b.data, b.len, NULL), JR_WSENV_OK);
+    jr_wsenv_clear(&e);
+    const char *why = NULL;
+    jr_buf_reset(&b);
+    CHECK_EQ_INT(jr_wsenv_encode(&b, ORIGIN, JR_WSENV_BROADCAST, 1, NULL, NULL, 0, "bad \xff", 5), JR_WSENV_OK);
+    CHECK_EQ_INT(jr_wsenv_decode(&e, b.data, b.len, &why), JR_WSENV_EINVALID);
+    CHECK_EQ_STR(why ? why : "", "text payload is not UTF-8");
+    jr_buf_reset(&b);
+    CHECK_EQ_INT(jr_wsenv_encode(&b, ORIGIN, JR_WSENV_BROADCAST, 0, NULL, NULL, 0, "bad \xff", 5), JR_WSENV_OK);
+    CHECK_EQ_INT(jr_wsenv_decode(&e, b.data, b.len, NULL), JR_WSENV_OK);
+    jr_wsenv_clear(&e);
+    jr_buf_free(&b);
+}
+
 TEST(origins_are_random)
 {
     unsigned char a[JR_WSENV_ORIGIN_LEN], b[JR_WSENV_ORIGIN_LEN];
@@ -225,6 +248,7 @@ int main(void)
     RUN(every_truncation_and_trailing_bytes_are_rejected);
     RUN(bad_headers_and_absurd_counts_are_rejected);
     RUN(random_envelopes_truncations_and_flips);
+    RUN(text_payload_must_be_utf8);
     RUN(origins_are_random);
     return test_summary();
 }
