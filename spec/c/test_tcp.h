@@ -39,4 +39,20 @@ static void tcp_write_copy(uv_stream_t *s, const void *data, size_t n)
     if (uv_write(&w->w, s, &b, 1, tcp_written) != 0) free(w);
 }
 
+/* An HTTP server of ours on 127.0.0.1, on a free port (test_http.c has
+ * its own, with per-test configs). NULL with a message on stderr. */
+#include "http.h"
+#include <stdio.h>
+static inline jr_http_server *tcp_http_listen(uv_loop_t *loop, jr_http_on_request on_request, void *ud)
+{
+    jr_http_config cfg;
+    jr_http_config_defaults(&cfg);
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    char err[256] = "";
+    jr_http_server *srv = jr_http_server_start(loop, &cfg, on_request, ud, err, sizeof err, NULL);
+    if (!srv) fprintf(stderr, "  http start failed: %s\n", err);
+    return srv;
+}
+
 #endif

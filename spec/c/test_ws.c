@@ -92,17 +92,10 @@ static int setup(const jr_ws_config *wcfg)
     jr_buf_free(&F.lastmsg);
     memset(&F, 0, sizeof F);
     F.echo = 1;
-    jr_http_config cfg;
-    jr_http_config_defaults(&cfg);
-    cfg.host = "127.0.0.1";
-    cfg.port = 0;
-    char err[256] = "";
-    F.srv = jr_http_server_start(L, &cfg, on_request, NULL, err, sizeof err, NULL);
-    if (!F.srv) {
-        fprintf(stderr, "  http start failed: %s\n", err);
-        return 0;
-    }
+    F.srv = tcp_http_listen(L, on_request, NULL);
+    if (!F.srv) return 0;
     F.port = jr_http_server_port(F.srv);
+    char err[256] = "";
     jr_ws_callbacks cb = {on_open, on_message, on_close, NULL};
     F.ws = jr_ws_ctx_new(L, wcfg, &cb, err, sizeof err);
     if (!F.ws) {
@@ -396,7 +389,7 @@ TEST(echo_text_binary_fragmented_and_large)
     EXPECT_FRAME(cl, 1, "fragmented");
     CHECK_EQ_INT(F.nmsgs, before + 1);
 
-    /* 200000 bytes: 64-bit length, several lws receive chunks */
+    /* 200000 bytes: 64-bit length, several reads */
     size_t big = 200000;
     char *data = malloc(big);
     for (size_t i = 0; i < big; i++) data[i] = (char)(i * 7);
@@ -981,7 +974,7 @@ TEST(many_connections)
 }
 
 /* Freeing the context with open connections: each gets on_close(1001), the
- * client sees its socket end, and every uv handle of lws is closed (the
+ * client sees its socket end, and every uv handle of ws.c is closed (the
  * teardown's loop ends). */
 TEST(free_with_open_connections)
 {

@@ -60,13 +60,9 @@ static void on_request(jr_http_req *req, void *ud)
 static int setup(size_t max_send_queue)
 {
     memset(&F, 0, sizeof F);
-    jr_http_config cfg;
-    jr_http_config_defaults(&cfg);
-    cfg.host = "127.0.0.1";
-    cfg.port = 0;
-    char err[256] = "";
-    F.srv = jr_http_server_start(L, &cfg, on_request, NULL, err, sizeof err, NULL);
+    F.srv = tcp_http_listen(L, on_request, NULL);
     if (!F.srv) return 0;
+    char err[256] = "";
     F.port = jr_http_server_port(F.srv);
     jr_ws_config wcfg;
     jr_ws_config_defaults(&wcfg);
