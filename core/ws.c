@@ -35,9 +35,9 @@
  */
 #include "ws.h"
 #include "buf.h"
+#include "sha1.h"
 #include "wsframe.h"
 
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -591,22 +591,35 @@ static int config_ok(const jr_ws_config *cfg)
     return cfg->max_message_size && cfg->max_send_queue && cfg->close_timeout_ms;
 }
 
+/* Standard base64 with padding (RFC 4648 §4): out holds 4 * ((n + 2) / 3). */
+static size_t b64(const unsigned char *in, size_t n, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    return o;
+}
+
 /* "HTTP/1.1 101 ..." with Sec-WebSocket-Accept = base64(SHA-1(key + GUID)). */
 static int build_101(jr_buf *b, const char *key, const jr_http_header *extra, size_t nextra)
 {
     char in[24 + sizeof WS_GUID];
     memcpy(in, key, 24);
     memcpy(in + 24, WS_GUID, sizeof WS_GUID - 1);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    char accept[32];
-    if (!EVP_Digest(in, 24 + sizeof WS_GUID - 1, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-        return -1;
-    int alen = EVP_EncodeBlock((unsigned char *)accept, md, 20); /* 28 characters */
+    unsigned char md[JR_SHA1_LEN];
+    jr_sha1(in, 24 + sizeof WS_GUID - 1, md);
+    char accept[28];
+    size_t alen = b64(md, sizeof md, accept); /* 28 characters */
     static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                                "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
     jr_buf_append(b, head, sizeof head - 1);
-    jr_buf_append(b, accept, (size_t)alen);
+    jr_buf_append(b, accept, alen);
     jr_buf_append(b, "\r\n", 2);
     for (size_t i = 0; i < nextra; i++) {
         jr_buf_append(b, extra[i].name, extra[i].nlen);
