@@ -38,11 +38,13 @@
 #include "sha1.h"
 #include "wsframe.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define RBUF_SIZE 65536
@@ -77,6 +79,7 @@ struct jr_ws_conn {
     const char *close_why;   /* static reason of a close we started, or NULL */
     unsigned short close_code; /* the code on_close reports when we closed first */
     unsigned char state;
+    int fd;                  /* the socket (uv_tcp_open'd), for send(2) on the fast path */
     unsigned opened : 1, reported : 1, paused : 1, reading : 1, in_drain : 1;
     unsigned shut : 1, eof : 1; /* lingering: our shutdown is done / the peer's EOF came */
 };
@@ -192,6 +195,7 @@ static void conn_abort(jr_ws_conn *c)
 {
     if (c->state == ST_DEAD) return;
     c->state = ST_DEAD;
+    c->fd = -1; /* uv_close closes it now: the number may be reused at once */
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -246,12 +250,22 @@ static int conn_write(jr_ws_conn *c, const void *hdr, size_t hl, const void *dat
 {
     uv_stream_t *s = (uv_stream_t *)&c->tcp;
     size_t total = hl + len, done = 0;
+    if (c->state == ST_DEAD) return JR_WS_ECLOSED;
     if (s->write_queue_size == 0) {
-        uv_buf_t b[2] = {uv_buf_init((char *)(uintptr_t)hdr, (unsigned)hl),
-                         uv_buf_init((char *)(uintptr_t)data, (unsigned)len)};
-        int n = uv_try_write(s, b, len ? 2 : 1);
-        if (n < 0 && n != UV_EAGAIN) {
-            conn_abort(c);
+        /* Nothing of ours is queued in libuv, so the bytes may go straight
+         * to the socket. send(2), not uv_try_write's write(2): on a socket
+         * write goes through the VFS layer (fdget_pos, vfs_write), about 9 %
+         * of the kernel time of a 2000-client broadcast (perf). */
+        struct iovec v[2] = {{(void *)(uintptr_t)hdr, hl}, {(void *)(uintptr_t)data, len}};
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        m.msg_iov = v;
+        m.msg_iovlen = len ? 2 : 1;
+        ssize_t n;
+        do n = len ? sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) : send(c->fd, hdr, hl, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            conn_abort(c); /* reset, broken pipe: 1006 */
             return JR_WS_ECLOSED;
         }
         if (n > 0) done = (size_t)n;
@@ -694,7 +708,9 @@ int jr_ws_adopt(jr_ws_ctx *ctx, jr_http_req *req, const jr_ws_config *cfg,
     if (cfg) tick_for(ctx, cfg);
     uv_tcp_init(ctx->loop, &c->tcp);
     c->tcp.data = c;
+    c->fd = fd;
     if (uv_tcp_open(&c->tcp, fd) != 0) {
+        c->fd = -1;
         close(fd);
         conn_abort(c); /* closes the fd-less handle; on_close 1006 follows */
     } else if (dead) {
