@@ -90,6 +90,7 @@ struct jr_redis {
     pub *qhead, *qtail;
     cmd *cmds;
     jr_redis_stats st;
+    size_t inflight_bytes; /* PUBLISHes written, not answered yet (channel + payload) */
     int up, ever_up, down_reported, closing;
     int open; /* uv handles not closed yet + resolutions running */
     uint64_t rng;
@@ -319,11 +320,14 @@ int jr_redis_unsubscribe(jr_redis *r, const char *channel, size_t clen)
 
 /* ------------------------------------------------------------ publish */
 
+/* priv carries the PUBLISH's size (channel + payload): replies come in
+ * order, once each, also as NULL when the connection goes. */
 static void on_publish_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
-    jr_redis *r = priv;
+    jr_redis *r = ((rlink *)ac->data)->r;
     redisReply *rp = reply;
-    (void)ac;
+    size_t size = (size_t)(uintptr_t)priv;
+    r->inflight_bytes -= size < r->inflight_bytes ? size : r->inflight_bytes;
     if (!rp) r->st.unconfirmed++;
     else if (rp->type == REDIS_REPLY_ERROR) r->st.dropped++; /* refused (ACL, OOM) */
     else r->st.published++;
@@ -333,7 +337,11 @@ static int send_publish(jr_redis *r, const char *ch, size_t clen, const char *da
 {
     const char *argv[3] = {"PUBLISH", ch, data};
     size_t lens[3] = {7, clen, len};
-    return redisAsyncCommandArgv(r->lcmd.ac, on_publish_reply, r, 3, argv, lens) == REDIS_OK ? 0 : -1;
+    if (redisAsyncCommandArgv(r->lcmd.ac, on_publish_reply, (void *)(uintptr_t)(clen + len), 3, argv, lens) !=
+        REDIS_OK)
+        return -1;
+    r->inflight_bytes += clen + len;
+    return 0;
 }
 
 static void drop_head(jr_redis *r)
@@ -396,7 +404,17 @@ int jr_redis_publish(jr_redis *r, const char *channel, size_t clen, const char *
     if (!r || r->closing) return JR_REDIS_ECLOSED;
     /* hiredis refuses new commands on a context it is tearing down (the
      * client still looks up then): such a publish waits in the queue */
-    if (r->up && !r->qhead && send_publish(r, channel, clen, data, len) == 0) return JR_REDIS_OK;
+    if (r->up && !r->qhead) {
+        /* Up but not answering (a stuck server that keeps the connection):
+         * what awaits Redis's answer is bounded like the outage queue, so
+         * memory stays bounded until the health probe drops the connection.
+         * One publish goes whatever its size when nothing else waits. */
+        if (r->inflight_bytes && r->inflight_bytes + clen + len > r->o.max_pending_bytes) {
+            r->st.dropped++;
+            return JR_REDIS_OK;
+        }
+        if (send_publish(r, channel, clen, data, len) == 0) return JR_REDIS_OK;
+    }
     return enqueue(r, channel, clen, data, len);
 }
 

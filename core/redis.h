@@ -44,7 +44,11 @@
  *     (Redis keeps nothing), so during an outage remote messages are lost;
  *   - while the client is up, jr_redis_publish writes the PUBLISH at once. If
  *     the connection is lost before Redis answers, the message may or may not
- *     have been delivered; it is not sent again (stats.unconfirmed);
+ *     have been delivered; it is not sent again (stats.unconfirmed). At most
+ *     max_pending_bytes of PUBLISHes await Redis's answers: beyond that (a
+ *     server that stopped answering but keeps the connection, until the
+ *     health probe drops it) a publish is dropped (stats.dropped); one
+ *     publish goes whatever its size when no other awaits an answer;
  *   - while the client is not up (either connection down), publishes wait in
  *     a queue bounded by max_pending_bytes (channel + payload bytes) and
  *     max_pending_ms (age). Past a bound the oldest are dropped first
@@ -119,7 +123,7 @@ typedef struct {
 
 typedef struct {
     uint64_t published;   /* PUBLISHes Redis acknowledged */
-    uint64_t dropped;     /* publishes discarded unsent: queue bounds, or queued at free */
+    uint64_t dropped;     /* publishes discarded unsent: queue or in-flight bounds, or queued at free */
     uint64_t unconfirmed; /* PUBLISHes sent but whose connection was lost before the reply */
     uint64_t reconnects;  /* times the client came back up after being up before */
     size_t pending;       /* publishes queued now */

@@ -464,6 +464,29 @@ TEST(a_silent_server_times_commands_out_and_free_closes_the_rest)
     g_blackhole = 0;
 }
 
+/* Up but silent (the connection stays): publishes awaiting an answer are
+ * bounded by max_pending_bytes; the rest is dropped and counted, and the
+ * bound frees up as answers come (here: when the connection goes). */
+TEST(a_silent_server_bounds_unanswered_publishes)
+{
+    jr_redis_options o = fast_opts();
+    o.max_pending_bytes = 1000;
+    o.health_interval_ms = 0; /* keep the silent connection: the bound is what is tested */
+    jr_redis *r = through_proxy(&o);
+    if (!r) return;
+    g_blackhole = 1;
+    char payload[96];
+    memset(payload, 'p', sizeof payload);
+    for (int i = 0; i < 20; i++) CHECK_EQ_INT(jr_redis_publish(r, "ch", 2, payload, sizeof payload), 0);
+    jr_redis_stats st;
+    jr_redis_get_stats(r, &st);
+    CHECK_EQ_INT(st.dropped, 10); /* 10 x (2 + 96) bytes fit in 1000 */
+    CHECK_EQ_INT(st.published, 0);
+    jr_redis_free(r);
+    WAIT(g_proxy_conns == 0, 5000);
+    g_blackhole = 0;
+}
+
 TEST(the_health_probe_drops_a_connection_that_went_silent)
 {
     jr_redis_options o = fast_opts();
@@ -671,6 +694,7 @@ int main(void)
     RUN(publish_subscribe_round_trip_is_binary_safe);
     RUN(commands_get_replies);
     RUN(a_silent_server_times_commands_out_and_free_closes_the_rest);
+    RUN(a_silent_server_bounds_unanswered_publishes);
     RUN(the_health_probe_drops_a_connection_that_went_silent);
     RUN(auth_and_select_are_checked_with_clear_messages);
     RUN(an_outage_queues_publishes_within_bounds_and_resubscribes);
