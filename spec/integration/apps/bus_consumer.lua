@@ -1,3 +1,4 @@
+-- luacheck: std +busted
 -- Not a spec of the suite (no _spec suffix): spec/integration/bus_embedded_spec.lua
 -- and bench/bus/embedded.lua run it as `jararaca test <this file>`, one
 -- consumer process of an embedded broker's queue:
