@@ -1,3 +1,4 @@
+-- luacheck: std +busted
 -- bench/bus/embedded.lua - the embedded broker's throughput, by hand:
 --
 --   build/jararaca test bench/bus/embedded.lua
