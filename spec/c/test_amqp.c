@@ -1,0 +1,535 @@
+/* test_amqp.c - core/amqp_client.c against a real RabbitMQ node.
+ *
+ * The node is the run's shared one (ctest's rabbitmq fixture,
+ * $JR_TEST_SERVICES/rabbitmq.url); run by hand, the test starts its own
+ * through spec/services/rabbitmq.sh. Every queue and exchange name carries
+ * this process's id, so runs and tests never see each other's messages.
+ * Every wait is on an event (WAIT with a guard timer); the broker's own view
+ * (rabbitmqctl list_queues) checks what the client cannot see. */
+#include "amqp_client.h"
+#include "amqp_url.h"
+#include "buf.h"
+#include "test.h"
+#include "test_loop.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "test_rabbitmq_service.h"
+
+static char g_url[128];
+
+/* ------------------------------------------------------------ events */
+
+#define MAXD 64
+
+typedef struct {
+    int ups, downs;
+    char why[512];
+    int nd; /* deliveries */
+    uint64_t tag[MAXD];
+    int redelivered[MAXD];
+    jr_buf body[MAXD], mid[MAXD], ctype[MAXD], hdrs[MAXD], rk[MAXD];
+    int auto_ack;
+    jr_amqp *free_me; /* jr_amqp_free from inside the delivery callback */
+} events;
+
+static events E;
+
+static void reset_events(void)
+{
+    for (int i = 0; i < MAXD; i++) {
+        jr_buf_free(&E.body[i]);
+        jr_buf_free(&E.mid[i]);
+        jr_buf_free(&E.ctype[i]);
+        jr_buf_free(&E.hdrs[i]);
+        jr_buf_free(&E.rk[i]);
+    }
+    memset(&E, 0, sizeof E);
+}
+
+static void on_state(int up, const char *why, void *ud)
+{
+    if (up) E.ups++;
+    else {
+        E.downs++;
+        snprintf(E.why, sizeof E.why, "%s", why ? why : "(null)");
+    }
+}
+
+static const jr_amqp_callbacks CB = {on_state, NULL};
+
+static void on_delivery(jr_amqp *a, const jr_amqp_delivery *d, void *ud)
+{
+    int i = E.nd++;
+    if (i < MAXD) {
+        E.tag[i] = d->tag;
+        E.redelivered[i] = d->redelivered;
+        jr_buf_append(&E.body[i], d->body, d->len);
+        if (d->message_id) jr_buf_append(&E.mid[i], d->message_id, strlen(d->message_id));
+        if (d->content_type) jr_buf_append(&E.ctype[i], d->content_type, strlen(d->content_type));
+        jr_buf_append(&E.rk[i], d->routing_key, strlen(d->routing_key));
+        for (size_t k = 0; k < d->nheaders; k++) {
+            jr_buf_append(&E.hdrs[i], d->headers[k].key, strlen(d->headers[k].key));
+            jr_buf_append_char(&E.hdrs[i], '=');
+            jr_buf_append(&E.hdrs[i], d->headers[k].value, d->headers[k].vlen);
+            jr_buf_append_char(&E.hdrs[i], ';');
+        }
+    }
+    if (E.auto_ack) jr_amqp_ack(a, d->tag);
+    if (E.free_me) {
+        jr_amqp *f = E.free_me;
+        E.free_me = NULL;
+        jr_amqp_free(f);
+    }
+}
+
+typedef struct {
+    int calls, status;
+    char why[256];
+} done;
+
+static void on_done(jr_amqp *a, int status, const char *why, void *ud)
+{
+    done *d = ud;
+    d->calls++;
+    d->status = status;
+    snprintf(d->why, sizeof d->why, "%s", why ? why : "");
+}
+
+static jr_amqp_options fast_opts(void)
+{
+    jr_amqp_options o;
+    jr_amqp_options_defaults(&o);
+    o.reconnect_initial_ms = 20;
+    o.reconnect_max_ms = 200;
+    o.connect_timeout_ms = 3000;
+    return o;
+}
+
+static jr_amqp *connect_up(void)
+{
+    char err[256] = "";
+    jr_amqp_options o = fast_opts();
+    reset_events();
+    jr_amqp *a = jr_amqp_new(L, g_url, &o, &CB, err, sizeof err);
+    if (!a) {
+        fprintf(stderr, "  jr_amqp_new(%s): %s\n", g_url, err);
+        return NULL;
+    }
+    WAIT(jr_amqp_is_up(a), 10000);
+    if (!jr_amqp_is_up(a)) fprintf(stderr, "  not up: %s\n", jr_amqp_last_error(a));
+    return a;
+}
+
+/* A name private to this process and test. */
+static const char *name(const char *what)
+{
+    static char buf[4][96];
+    static int k;
+    char *b = buf[k++ % 4];
+    snprintf(b, 96, "jrtest.%d.%s", (int)getpid(), what);
+    return b;
+}
+
+/* Exchange + queue + binding (key = queue name), awaited. */
+static int topology(jr_amqp *a, const char *ex, const char *q)
+{
+    done d1 = {0}, d2 = {0}, d3 = {0};
+    if (jr_amqp_declare_exchange(a, ex, "topic", on_done, &d1) != 0) return -1;
+    if (jr_amqp_declare_queue(a, q, NULL, on_done, &d2) != 0) return -1;
+    if (jr_amqp_bind(a, q, ex, q, on_done, &d3) != 0) return -1;
+    WAIT(d3.calls, 5000);
+    if (d1.status || d2.status || d3.status || d3.calls != 1)
+        fprintf(stderr, "  topology: %s %s %s\n", d1.why, d2.why, d3.why);
+    return d1.calls == 1 && d2.calls == 1 && d3.calls == 1 && !d1.status && !d2.status && !d3.status ? 0 : -1;
+}
+
+static int publish_text(jr_amqp *a, const char *ex, const char *rk, const char *body, done *d)
+{
+    jr_amqp_props p = {.message_id = body};
+    return jr_amqp_publish(a, ex, rk, body, strlen(body), &p, on_done, d);
+}
+
+/* The broker's count of ready and unacknowledged messages of queue q. */
+static int queue_counts(const char *q, int *ready, int *unacked)
+{
+    char cmd[512], line[512];
+    snprintf(cmd, sizeof cmd, "'%s' ctl '%s' list_queues name messages_ready messages_unacknowledged", RABBITMQ_SH,
+             g_rmq_dir);
+    FILE *f = popen(cmd, "r");
+    int found = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        char n[256];
+        int r, u;
+        if (sscanf(line, "%255s %d %d", n, &r, &u) == 3 && strcmp(n, q) == 0) {
+            *ready = r, *unacked = u;
+            found = 0;
+        }
+    }
+    if (f) pclose(f);
+    return found;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static int url_fails(const char *url, const char *want)
+{
+    jr_amqp_url u;
+    char err[256] = "";
+    int ok = jr_amqp_url_parse(url, &u, err, sizeof err) == -1 && strstr(err, want) && !strstr(err, "s3cret");
+    if (!ok) fprintf(stderr, "  %s: got \"%s\", want \"%s\"\n", url, err, want);
+    char err2[256] = "";
+    jr_amqp *a = jr_amqp_new(L, url, NULL, &CB, err2, sizeof err2);
+    if (a || strcmp(err, err2) != 0) ok = 0;
+    return ok;
+}
+
+TEST(bad_urls_are_refused_naming_the_field)
+{
+    CHECK(url_fails("", "empty"));
+    CHECK(url_fails("http://h", "the scheme must be amqp://"));
+    CHECK(url_fails("amqps://h", "amqps:// (TLS)"));
+    CHECK(url_fails("amqp://", "no host"));
+    CHECK(url_fails("amqp://u:s3cret@", "no host"));
+    CHECK(url_fails("amqp://u:s3cret@h:0", "the port"));
+    CHECK(url_fails("amqp://u:s3cret@h:99999", "the port"));
+    CHECK(url_fails("amqp://u:s3cret@h:5x", "the port"));
+    CHECK(url_fails("amqp://u:s3cret@h:", "the port"));
+    CHECK(url_fails("amqp://u:s3cret%zz@h", "percent-escape in the password"));
+    CHECK(url_fails("amqp://u%00:s3cret@h", "percent-escape in the user name"));
+    CHECK(url_fails("amqp://:s3cret@h", "empty user name"));
+    CHECK(url_fails("amqp://h/a/b", "vhost"));
+    CHECK(url_fails("amqp://h/v%zz", "percent-escape in the vhost"));
+    CHECK(url_fails("amqp://h?heartbeat=5", "query strings"));
+    CHECK(url_fails("amqp://h o", "not allowed in a host name (' ')"));
+    CHECK(url_fails("amqp://[::1", "IPv6"));
+    CHECK(url_fails("amqp://h:1x:2", "the port"));
+}
+
+TEST(good_urls_parse_with_defaults)
+{
+    jr_amqp_url u;
+    char err[256];
+    CHECK_EQ_INT(jr_amqp_url_parse("amqp://h", &u, err, sizeof err), 0);
+    CHECK_EQ_STR(u.host, "h");
+    CHECK_EQ_INT(u.port, 5672);
+    CHECK_EQ_STR(u.user, "guest");
+    CHECK_EQ_STR(u.password, "guest");
+    CHECK_EQ_STR(u.vhost, "/");
+    jr_amqp_url_free(&u);
+    CHECK_EQ_INT(jr_amqp_url_parse("amqp://us%40er:p%2Fw@d@[::1]:5673/%2F", &u, err, sizeof err), 0);
+    CHECK_EQ_STR(u.host, "::1");
+    CHECK_EQ_INT(u.port, 5673);
+    CHECK_EQ_STR(u.user, "us@er");
+    CHECK_EQ_STR(u.password, "p/w@d");
+    CHECK_EQ_STR(u.vhost, "/");
+    jr_amqp_url_free(&u);
+    CHECK_EQ_INT(jr_amqp_url_parse("amqp://a:b@rabbit-1.local:1/prod", &u, err, sizeof err), 0);
+    CHECK_EQ_STR(u.vhost, "prod");
+    CHECK_EQ_STR(u.user, "a");
+    jr_amqp_url_free(&u);
+    CHECK_EQ_INT(jr_amqp_url_parse("amqp://h/", &u, err, sizeof err), 0);
+    CHECK_EQ_STR(u.vhost, "/");
+    jr_amqp_url_free(&u);
+}
+
+TEST(a_wrong_password_is_reported_without_it)
+{
+    char url[200], err[256];
+    jr_amqp_url u;
+    CHECK_EQ_INT(jr_amqp_url_parse(g_url, &u, err, sizeof err), 0);
+    snprintf(url, sizeof url, "amqp://guest:s3cret@127.0.0.1:%d", u.port);
+    jr_amqp_url_free(&u);
+    jr_amqp_options o = fast_opts();
+    reset_events();
+    jr_amqp *a = jr_amqp_new(L, url, &o, &CB, err, sizeof err);
+    CHECK(a != NULL);
+    WAIT(E.downs > 0, 10000);
+    CHECK_EQ_INT(E.downs, 1);
+    CHECK(strstr(E.why, "login as 'guest'") != NULL);
+    CHECK(strstr(E.why, "s3cret") == NULL);
+    CHECK(!jr_amqp_is_up(a));
+    jr_amqp_free(a);
+}
+
+TEST(declare_publish_confirm_consume_ack_round_trip)
+{
+    jr_amqp *a = connect_up();
+    CHECK(a != NULL);
+    if (!a) return;
+    const char *ex = name("rt.ex"), *q = name("rt.q");
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    static const char body[] = "bin\0ary\xff\x01 body";
+    jr_amqp_header h[2] = {{"traceparent", "00-abc-01", 9}, {"x-bin", "a\0b", 3}};
+    jr_amqp_props p = {.message_id = "m-1", .content_type = "application/json", .headers = h, .nheaders = 2};
+    done c = {0};
+    CHECK_EQ_INT(jr_amqp_publish(a, ex, q, body, sizeof body - 1, &p, on_done, &c), 0);
+    CHECK_EQ_INT(c.calls, 0); /* never from inside the call */
+    WAIT(c.calls, 5000);
+    CHECK_EQ_INT(c.calls, 1);
+    CHECK_EQ_INT(c.status, JR_AMQP_OK);
+    CHECK(jr_amqp_consume(a, q, 10, on_delivery, NULL) > 0);
+    WAIT(E.nd >= 1, 5000);
+    CHECK_EQ_INT(E.nd, 1);
+    CHECK(E.body[0].len == sizeof body - 1 && memcmp(E.body[0].data, body, sizeof body - 1) == 0);
+    CHECK_EQ_MEM(E.mid[0].data, E.mid[0].len, "m-1");
+    CHECK_EQ_MEM(E.ctype[0].data, E.ctype[0].len, "application/json");
+    CHECK_EQ_MEM(E.rk[0].data, E.rk[0].len, q);
+    CHECK(E.hdrs[0].len == 32 && memcmp(E.hdrs[0].data, "traceparent=00-abc-01;x-bin=a\0b;", 32) == 0);
+    CHECK_EQ_INT(E.redelivered[0], 0);
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[0]), 0);
+    CHECK_EQ_INT(jr_amqp_ack(a, 12345), JR_AMQP_EINVALID);
+    int ready = -1, unacked = -1;
+    /* the ack reached the broker once a later confirm has come back */
+    done c2 = {0};
+    CHECK_EQ_INT(publish_text(a, ex, "nowhere", "x", &c2), 0);
+    WAIT(c2.calls, 5000);
+    CHECK_EQ_INT(queue_counts(q, &ready, &unacked), 0);
+    CHECK_EQ_INT(ready, 0);
+    CHECK_EQ_INT(unacked, 0);
+    jr_amqp_stats st;
+    jr_amqp_get_stats(a, &st);
+    CHECK_EQ_INT(st.published, 2);
+    CHECK_EQ_INT(st.deliveries, 1);
+    jr_amqp_free(a);
+}
+
+TEST(prefetch_bounds_unacknowledged_deliveries)
+{
+    jr_amqp *a = connect_up();
+    if (!a) return;
+    const char *ex = name("pf.ex"), *q = name("pf.q");
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    done c[5] = {{0}};
+    char b[8];
+    for (int i = 0; i < 5; i++) {
+        snprintf(b, sizeof b, "m%d", i);
+        publish_text(a, ex, q, b, &c[i]);
+    }
+    WAIT(c[4].calls, 5000);
+    CHECK(jr_amqp_consume(a, q, 2, on_delivery, NULL) > 0);
+    WAIT(E.nd >= 2, 5000);
+    CHECK_EQ_INT(E.nd, 2);
+    /* the broker holds the rest back: 3 ready, 2 unacknowledged */
+    int ready = -1, unacked = -1;
+    CHECK_EQ_INT(queue_counts(q, &ready, &unacked), 0);
+    CHECK_EQ_INT(ready, 3);
+    CHECK_EQ_INT(unacked, 2);
+    CHECK_EQ_INT(E.nd, 2);
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[0]), 0);
+    WAIT(E.nd >= 3, 5000);
+    CHECK_EQ_INT(E.nd, 3);
+    CHECK_EQ_MEM(E.body[2].data, E.body[2].len, "m2");
+    CHECK_EQ_INT(queue_counts(q, &ready, &unacked), 0);
+    CHECK_EQ_INT(ready, 2);
+    CHECK_EQ_INT(unacked, 2);
+    E.auto_ack = 1;
+    jr_amqp_ack(a, E.tag[1]);
+    jr_amqp_ack(a, E.tag[2]);
+    WAIT(E.nd >= 5, 5000);
+    CHECK_EQ_INT(E.nd, 5);
+    jr_amqp_free(a);
+}
+
+TEST(nack_with_requeue_redelivers_and_reject_drops)
+{
+    jr_amqp *a = connect_up();
+    if (!a) return;
+    const char *ex = name("nk.ex"), *q = name("nk.q");
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    done c = {0};
+    publish_text(a, ex, q, "again", &c);
+    CHECK(jr_amqp_consume(a, q, 1, on_delivery, NULL) > 0);
+    WAIT(E.nd >= 1, 5000);
+    CHECK_EQ_INT(E.redelivered[0], 0);
+    CHECK_EQ_INT(jr_amqp_nack(a, E.tag[0], 1), 0);
+    WAIT(E.nd >= 2, 5000);
+    CHECK_EQ_INT(E.nd, 2);
+    CHECK_EQ_INT(E.redelivered[1], 1);
+    CHECK_EQ_MEM(E.body[1].data, E.body[1].len, "again");
+    CHECK_EQ_MEM(E.mid[1].data, E.mid[1].len, "again");
+    CHECK_EQ_INT(jr_amqp_reject(a, E.tag[1], 0), 0);
+    done c2 = {0};
+    publish_text(a, ex, "nowhere", "barrier", &c2);
+    WAIT(c2.calls, 5000);
+    int ready = -1, unacked = -1;
+    CHECK_EQ_INT(queue_counts(q, &ready, &unacked), 0);
+    CHECK_EQ_INT(ready + unacked, 0);
+    CHECK_EQ_INT(E.nd, 2);
+    jr_amqp_free(a);
+}
+
+TEST(a_dropped_connection_reconnects_redeclares_and_resumes)
+{
+    jr_amqp *a = connect_up();
+    if (!a) return;
+    const char *ex = name("rc.ex"), *q = name("rc.q");
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    done c1 = {0};
+    publish_text(a, ex, q, "before", &c1);
+    CHECK(jr_amqp_consume(a, q, 5, on_delivery, NULL) > 0);
+    WAIT(E.nd >= 1, 5000);
+    uint64_t old = E.tag[0];
+    /* the broker closes every connection (ours included) */
+    CHECK_EQ_INT(test_rabbitmq_ctl("close_all_connections 'test: drop'"), 0);
+    WAIT(E.downs >= 1, 5000);
+    CHECK_EQ_INT(E.downs, 1);
+    CHECK(strstr(E.why, "test: drop") != NULL);
+    WAIT(E.ups >= 2, 10000);
+    CHECK_EQ_INT(E.ups, 2);
+    /* the unacknowledged delivery comes again; its old tag is stale */
+    WAIT(E.nd >= 2, 5000);
+    CHECK_EQ_INT(E.nd, 2);
+    CHECK_EQ_INT(E.redelivered[1], 1);
+    CHECK_EQ_MEM(E.body[1].data, E.body[1].len, "before");
+    CHECK_EQ_INT(jr_amqp_ack(a, old), JR_AMQP_EDISCONNECTED);
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[1]), 0);
+    /* the topology was declared again and the consumer resumed */
+    done c2 = {0};
+    publish_text(a, ex, q, "after", &c2);
+    WAIT(E.nd >= 3, 5000);
+    CHECK_EQ_INT(c2.status, JR_AMQP_OK);
+    CHECK_EQ_MEM(E.body[2].data, E.body[2].len, "after");
+    jr_amqp_stats st;
+    jr_amqp_get_stats(a, &st);
+    CHECK_EQ_INT(st.reconnects, 1);
+    jr_amqp_free(a);
+}
+
+#define NPUB 10000
+static unsigned char g_conf[NPUB];
+static int g_conf_ok, g_conf_calls;
+
+static void on_counted(jr_amqp *a, int status, const char *why, void *ud)
+{
+    size_t i = (size_t)(uintptr_t)ud;
+    g_conf[i]++;
+    g_conf_calls++;
+    if (status == JR_AMQP_OK) g_conf_ok++;
+}
+
+TEST(ten_thousand_confirms_arrive_exactly_once)
+{
+    jr_amqp *a = connect_up();
+    if (!a) return;
+    const char *ex = name("many.ex"), *q = name("many.q");
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    memset(g_conf, 0, sizeof g_conf);
+    g_conf_ok = g_conf_calls = 0;
+    char body[100];
+    memset(body, 'x', sizeof body);
+    for (size_t i = 0; i < NPUB; i++)
+        CHECK_EQ_INT(jr_amqp_publish(a, ex, q, body, sizeof body, NULL, on_counted, (void *)(uintptr_t)i), 0);
+    WAIT(g_conf_calls >= NPUB, 30000);
+    CHECK_EQ_INT(g_conf_calls, NPUB);
+    CHECK_EQ_INT(g_conf_ok, NPUB);
+    int once = 1;
+    for (size_t i = 0; i < NPUB; i++) once &= g_conf[i] == 1;
+    CHECK(once);
+    int ready = -1, unacked = -1;
+    CHECK_EQ_INT(queue_counts(q, &ready, &unacked), 0);
+    CHECK_EQ_INT(ready, NPUB);
+    jr_amqp_free(a);
+}
+
+TEST(free_runs_every_pending_callback_once)
+{
+    jr_amqp *a = connect_up();
+    if (!a) return;
+    const char *ex = name("fr.ex"), *q = name("fr.q");
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    memset(g_conf, 0, sizeof g_conf);
+    g_conf_ok = g_conf_calls = 0;
+    for (size_t i = 0; i < 100; i++) jr_amqp_publish(a, ex, q, "p", 1, NULL, on_counted, (void *)(uintptr_t)i);
+    done d = {0};
+    CHECK_EQ_INT(jr_amqp_declare_queue(a, name("fr.q2"), NULL, on_done, &d), 0);
+    jr_amqp_free(a);
+    CHECK_EQ_INT(g_conf_calls, 100);
+    CHECK_EQ_INT(d.calls, 1);
+    CHECK_EQ_INT(d.status, JR_AMQP_ECLOSED);
+    int once = 1;
+    for (size_t i = 0; i < 100; i++) once &= g_conf[i] == 1;
+    CHECK(once);
+    pass_time(50); /* nothing runs after free */
+    CHECK_EQ_INT(g_conf_calls, 100);
+
+    /* a client that never came up: its queued publishes end ECLOSED too */
+    jr_amqp_options o = fast_opts();
+    char err[256];
+    a = jr_amqp_new(L, g_url, &o, &CB, err, sizeof err);
+    g_conf_calls = 0;
+    CHECK_EQ_INT(jr_amqp_publish(a, ex, q, "p", 1, NULL, on_counted, (void *)(uintptr_t)0), 0);
+    jr_amqp_free(a);
+    CHECK_EQ_INT(g_conf_calls, 1);
+
+    /* freed from inside a delivery callback */
+    a = connect_up();
+    if (!a) return;
+    done c = {0};
+    publish_text(a, ex, q, "last", &c);
+    E.free_me = a;
+    CHECK(jr_amqp_consume(a, q, 1, on_delivery, NULL) > 0);
+    WAIT(E.nd >= 1, 5000);
+    CHECK_EQ_INT(E.nd, 1);
+    CHECK(E.free_me == NULL);
+}
+
+TEST(refused_declarations_and_missing_exchanges_are_reported)
+{
+    jr_amqp *a = connect_up();
+    if (!a) return;
+    const char *q = name("ref.q");
+    done d1 = {0}, d2 = {0}, d3 = {0};
+    jr_amqp_queue_args args = {.message_ttl_ms = 1000};
+    CHECK_EQ_INT(jr_amqp_declare_queue(a, q, NULL, on_done, &d1), 0);
+    CHECK_EQ_INT(jr_amqp_declare_queue(a, q, &args, on_done, &d2), 0);
+    CHECK_EQ_INT(jr_amqp_declare_exchange(a, name("ref.ex"), "fanout", on_done, &d3), 0);
+    CHECK_EQ_INT(jr_amqp_declare_exchange(a, "x", "nonsense", on_done, &d3), JR_AMQP_EINVALID);
+    WAIT(d3.calls, 5000);
+    CHECK_EQ_INT(d1.status, JR_AMQP_OK);
+    CHECK_EQ_INT(d2.status, JR_AMQP_EREFUSED);
+    CHECK(strstr(d2.why, "PRECONDITION_FAILED") != NULL);
+    CHECK_EQ_INT(d3.status, JR_AMQP_OK);
+    CHECK_EQ_INT(E.downs, 0); /* only the declaring channel was reopened */
+
+    /* a publish to an exchange that does not exist: the channel closes, the
+     * publish is told, the client comes back */
+    done c = {0};
+    CHECK_EQ_INT(publish_text(a, name("nosuch.ex"), "k", "lost?", &c), 0);
+    WAIT(c.calls, 5000);
+    CHECK_EQ_INT(c.status, JR_AMQP_EDISCONNECTED);
+    CHECK(strstr(c.why, "NOT_FOUND") != NULL);
+    WAIT(E.ups >= 2, 5000);
+    CHECK_EQ_INT(E.ups, 2);
+    done c2 = {0};
+    publish_text(a, name("ref.ex"), "k", "fine", &c2);
+    WAIT(c2.calls, 5000);
+    CHECK_EQ_INT(c2.status, JR_AMQP_OK);
+    jr_amqp_free(a);
+}
+
+int main(void)
+{
+    test_loop_init();
+    if (test_rabbitmq_shared(g_url, sizeof g_url) != 0) return 1;
+
+    RUN(bad_urls_are_refused_naming_the_field);
+    RUN(good_urls_parse_with_defaults);
+    RUN(a_wrong_password_is_reported_without_it);
+    RUN(declare_publish_confirm_consume_ack_round_trip);
+    RUN(prefetch_bounds_unacknowledged_deliveries);
+    RUN(nack_with_requeue_redelivers_and_reject_drops);
+    RUN(a_dropped_connection_reconnects_redeclares_and_resumes);
+    RUN(ten_thousand_confirms_arrive_exactly_once);
+    RUN(free_runs_every_pending_callback_once);
+    RUN(refused_declarations_and_missing_exchanges_are_reported);
+
+    test_rabbitmq_shared_done();
+    reset_events();
+    if (test_loop_close() != 0) return 1;
+    return test_summary();
+}
