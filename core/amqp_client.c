@@ -753,6 +753,9 @@ static void on_readable(uv_poll_t *h, int status, int events)
         conn_fail(a, "socket: %s", uv_strerror(status));
         return;
     }
+    /* librabbitmq consumes heartbeat frames itself: bytes arriving is what
+     * proves the peer alive */
+    a->last_recv = uv_now(a->loop);
     uint64_t gen = a->gen;
     while (a->conn && a->gen == gen && !a->closing) {
         amqp_frame_t f;
@@ -763,7 +766,6 @@ static void on_readable(uv_poll_t *h, int status, int events)
             conn_fail(a, "reading from the broker: %s", amqp_error_string2(rc));
             break;
         }
-        a->last_recv = uv_now(a->loop);
         on_frame(a, &f);
     }
     if (a->closing) return;

@@ -11,6 +11,8 @@
 #include "buf.h"
 #include "test.h"
 #include "test_loop.h"
+#include "test_tcp.h"
+#include "test_proxy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,19 +112,24 @@ static jr_amqp_options fast_opts(void)
     return o;
 }
 
-static jr_amqp *connect_up(void)
+static jr_amqp *connect_at(const char *url, const jr_amqp_options *o)
 {
     char err[256] = "";
-    jr_amqp_options o = fast_opts();
     reset_events();
-    jr_amqp *a = jr_amqp_new(L, g_url, &o, &CB, err, sizeof err);
+    jr_amqp *a = jr_amqp_new(L, url, o, &CB, err, sizeof err);
     if (!a) {
-        fprintf(stderr, "  jr_amqp_new(%s): %s\n", g_url, err);
+        fprintf(stderr, "  jr_amqp_new(%s): %s\n", url, err);
         return NULL;
     }
     WAIT(jr_amqp_is_up(a), 10000);
     if (!jr_amqp_is_up(a)) fprintf(stderr, "  not up: %s\n", jr_amqp_last_error(a));
     return a;
+}
+
+static jr_amqp *connect_up(void)
+{
+    jr_amqp_options o = fast_opts();
+    return connect_at(g_url, &o);
 }
 
 /* A name private to this process and test. */
@@ -379,8 +386,18 @@ TEST(a_dropped_connection_reconnects_redeclares_and_resumes)
     WAIT(E.downs >= 1, 5000);
     CHECK_EQ_INT(E.downs, 1);
     CHECK(strstr(E.why, "test: drop") != NULL);
+    /* a publish while down waits, unsent, and goes once the client is up */
+    done cw = {0};
+    int was_down = !jr_amqp_is_up(a);
+    publish_text(a, ex, "nowhere", "while down", &cw);
+    jr_amqp_stats st;
+    jr_amqp_get_stats(a, &st);
+    if (was_down) CHECK_EQ_INT(st.pending, 1);
     WAIT(E.ups >= 2, 10000);
     CHECK_EQ_INT(E.ups, 2);
+    WAIT(cw.calls, 5000);
+    CHECK_EQ_INT(cw.calls, 1);
+    CHECK_EQ_INT(cw.status, JR_AMQP_OK);
     /* the unacknowledged delivery comes again; its old tag is stale */
     WAIT(E.nd >= 2, 5000);
     CHECK_EQ_INT(E.nd, 2);
@@ -394,9 +411,72 @@ TEST(a_dropped_connection_reconnects_redeclares_and_resumes)
     WAIT(E.nd >= 3, 5000);
     CHECK_EQ_INT(c2.status, JR_AMQP_OK);
     CHECK_EQ_MEM(E.body[2].data, E.body[2].len, "after");
-    jr_amqp_stats st;
     jr_amqp_get_stats(a, &st);
     CHECK_EQ_INT(st.reconnects, 1);
+    jr_amqp_free(a);
+}
+
+TEST(a_silent_broker_is_dropped_by_heartbeats_and_inflight_publishes_are_told)
+{
+    jr_amqp_url u;
+    CHECK_EQ_INT(jr_amqp_url_parse(g_url, &u, NULL, 0), 0);
+    proxy_start(u.port);
+    jr_amqp_url_free(&u);
+    char url[80];
+    snprintf(url, sizeof url, "amqp://guest:guest@127.0.0.1:%d", g_proxy_port);
+    jr_amqp_options o = fast_opts();
+    o.heartbeat_s = 1;
+    g_blackhole = 0;
+    jr_amqp *a = connect_at(url, &o);
+    if (!a) return;
+    const char *ex = name("hb.ex"), *q = name("hb.q");
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    /* heartbeats keep an idle healthy connection up */
+    pass_time(2500);
+    CHECK_EQ_INT(E.downs, 0);
+    g_blackhole = 1; /* the broker's frames (confirms, heartbeats) go nowhere */
+    done c = {0};
+    publish_text(a, ex, q, "in flight", &c);
+    WAIT(c.calls, 5000);
+    CHECK_EQ_INT(c.calls, 1);
+    CHECK_EQ_INT(c.status, JR_AMQP_EDISCONNECTED);
+    CHECK(strstr(c.why, "no heartbeat") != NULL);
+    CHECK_EQ_INT(E.downs, 1);
+    g_blackhole = 0;
+    WAIT(E.ups >= 2, 5000);
+    CHECK_EQ_INT(E.ups, 2);
+    jr_amqp_stats st;
+    jr_amqp_get_stats(a, &st);
+    CHECK_EQ_INT(st.unconfirmed, 1);
+    jr_amqp_free(a);
+    uv_close((uv_handle_t *)&g_proxy, NULL);
+    WAIT(g_proxy_conns == 0, 2000);
+}
+
+static void expect_status(jr_amqp *a, int status, const char *why, void *ud)
+{
+    on_done(a, status, why, ud);
+}
+
+TEST(without_a_broker_publishes_wait_within_bounds_then_time_out)
+{
+    char url[80];
+    snprintf(url, sizeof url, "amqp://127.0.0.1:%d", dead_port());
+    jr_amqp_options o = fast_opts();
+    o.max_pending_ms = 150;
+    o.max_pending_bytes = 10;
+    reset_events();
+    char err[256];
+    jr_amqp *a = jr_amqp_new(L, url, &o, &CB, err, sizeof err);
+    CHECK(a != NULL);
+    if (!a) return;
+    done c1 = {0}, c2 = {0};
+    CHECK_EQ_INT(jr_amqp_publish(a, "ex", "k", "12345678", 8, NULL, expect_status, &c1), 0);
+    CHECK_EQ_INT(jr_amqp_publish(a, "ex", "k", "12345678", 8, NULL, expect_status, &c2), JR_AMQP_EBUSY);
+    WAIT(c1.calls, 3000);
+    CHECK_EQ_INT(c1.status, JR_AMQP_ETIMEOUT);
+    CHECK_EQ_INT(c2.calls, 0);
+    CHECK(E.downs == 1 && strstr(E.why, "connecting to 127.0.0.1") != NULL);
     jr_amqp_free(a);
 }
 
@@ -524,6 +604,8 @@ int main(void)
     RUN(prefetch_bounds_unacknowledged_deliveries);
     RUN(nack_with_requeue_redelivers_and_reject_drops);
     RUN(a_dropped_connection_reconnects_redeclares_and_resumes);
+    RUN(a_silent_broker_is_dropped_by_heartbeats_and_inflight_publishes_are_told);
+    RUN(without_a_broker_publishes_wait_within_bounds_then_time_out);
     RUN(ten_thousand_confirms_arrive_exactly_once);
     RUN(free_runs_every_pending_callback_once);
     RUN(refused_declarations_and_missing_exchanges_are_reported);
