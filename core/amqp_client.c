@@ -286,6 +286,19 @@ static int send_pub(jr_amqp *a, pubm *p)
     return rc;
 }
 
+/* Number p (confirms count publishes from 1 per channel), put it in flight,
+ * send it. A failed send leaves it in flight: the drop that follows tells it. */
+static int send_inflight(jr_amqp *a, pubm *p)
+{
+    p->next = NULL;
+    p->seq = ++a->pub_seq;
+    if (a->ftail) a->ftail->next = p;
+    else a->fhead = p;
+    a->ftail = p;
+    a->st.inflight++;
+    return send_pub(a, p);
+}
+
 /* Send what waits, in order, while up and no declaration is outstanding. */
 static void flush_queue(jr_amqp *a)
 {
@@ -295,13 +308,7 @@ static void flush_queue(jr_amqp *a)
         if (!a->qhead) a->qtail = NULL;
         a->qbytes -= p->len;
         a->st.pending--;
-        p->next = NULL;
-        p->seq = ++a->pub_seq;
-        if (a->ftail) a->ftail->next = p;
-        else a->fhead = p;
-        a->ftail = p;
-        a->st.inflight++;
-        int rc = send_pub(a, p);
+        int rc = send_inflight(a, p);
         if (rc != AMQP_STATUS_OK) {
             conn_fail(a, "publishing: %s", amqp_error_string2(rc));
             return;
@@ -1164,12 +1171,7 @@ int jr_amqp_publish(jr_amqp *a, const char *exchange, const char *routing_key, c
         a->st.pending++;
         return 0;
     }
-    p->seq = ++a->pub_seq;
-    if (a->ftail) a->ftail->next = p;
-    else a->fhead = p;
-    a->ftail = p;
-    a->st.inflight++;
-    int rc = send_pub(a, p);
+    int rc = send_inflight(a, p);
     if (rc != AMQP_STATUS_OK) fail_soon(a, rc, "publishing");
     else a->last_send = uv_now(a->loop);
     return 0;

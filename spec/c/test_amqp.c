@@ -155,10 +155,37 @@ static int topology(jr_amqp *a, const char *ex, const char *q)
     return d1.calls == 1 && d2.calls == 1 && d3.calls == 1 && !d1.status && !d2.status && !d3.status ? 0 : -1;
 }
 
+/* Up, with an exchange and a queue bound to it of this test's own (tag). */
+static jr_amqp *up_with_topology(const char *tag, const char **ex, const char **q)
+{
+    char n[64];
+    snprintf(n, sizeof n, "%s.ex", tag);
+    *ex = name(n);
+    snprintf(n, sizeof n, "%s.q", tag);
+    *q = name(n);
+    jr_amqp *a = connect_up();
+    if (a && topology(a, *ex, *q) != 0) {
+        CHECK(!"topology declared");
+        jr_amqp_free(a);
+        return NULL;
+    }
+    return a;
+}
+
 static int publish_text(jr_amqp *a, const char *ex, const char *rk, const char *body, done *d)
 {
     jr_amqp_props p = {.message_id = body};
     return jr_amqp_publish(a, ex, rk, body, strlen(body), &p, on_done, d);
+}
+
+/* A publish confirmed: the broker has handled what this connection sent
+ * before it (acks included). */
+static void barrier(jr_amqp *a, const char *ex)
+{
+    done c = {0};
+    publish_text(a, ex, "nowhere", "barrier", &c);
+    WAIT(c.calls, 5000);
+    CHECK_EQ_INT(c.status, JR_AMQP_OK);
 }
 
 /* The broker's count of ready and unacknowledged messages of queue q. */
@@ -265,11 +292,10 @@ TEST(a_wrong_password_is_reported_without_it)
 
 TEST(declare_publish_confirm_consume_ack_round_trip)
 {
-    jr_amqp *a = connect_up();
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("rt", &ex, &q);
     CHECK(a != NULL);
     if (!a) return;
-    const char *ex = name("rt.ex"), *q = name("rt.q");
-    CHECK_EQ_INT(topology(a, ex, q), 0);
     static const char body[] = "bin\0ary\xff\x01 body";
     jr_amqp_header h[2] = {{"traceparent", "00-abc-01", 9}, {"x-bin", "a\0b", 3}};
     jr_amqp_props p = {.message_id = "m-1", .content_type = "application/json", .headers = h, .nheaders = 2};
@@ -291,26 +317,35 @@ TEST(declare_publish_confirm_consume_ack_round_trip)
     CHECK_EQ_INT(jr_amqp_ack(a, E.tag[0]), 0);
     CHECK_EQ_INT(jr_amqp_ack(a, 12345), JR_AMQP_EINVALID);
     int ready = -1, unacked = -1;
-    /* the ack reached the broker once a later confirm has come back */
-    done c2 = {0};
-    CHECK_EQ_INT(publish_text(a, ex, "nowhere", "x", &c2), 0);
-    WAIT(c2.calls, 5000);
+    /* a body larger than a frame (frame_max 128 KiB) comes back whole */
+    jr_buf big = JR_BUF_INIT;
+    for (int i = 0; i < 300000; i++) jr_buf_append_char(&big, (char)(t_rand() & 0xff));
+    done cb = {0};
+    CHECK_EQ_INT(jr_amqp_publish(a, ex, q, big.data, big.len, NULL, on_done, &cb), 0);
+    WAIT(E.nd >= 2, 5000);
+    CHECK_EQ_INT(cb.status, JR_AMQP_OK);
+    CHECK(E.body[1].len == big.len && memcmp(E.body[1].data, big.data, big.len) == 0);
+    CHECK_EQ_INT(E.hdrs[1].len, 0);
+    CHECK_EQ_INT(E.mid[1].len, 0);
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[1]), 0);
+    jr_buf_free(&big);
+    barrier(a, ex); /* the acks have reached the broker */
     CHECK_EQ_INT(queue_counts(q, &ready, &unacked), 0);
     CHECK_EQ_INT(ready, 0);
     CHECK_EQ_INT(unacked, 0);
     jr_amqp_stats st;
     jr_amqp_get_stats(a, &st);
-    CHECK_EQ_INT(st.published, 2);
-    CHECK_EQ_INT(st.deliveries, 1);
+    CHECK_EQ_INT(st.published, 3);
+    CHECK_EQ_INT(st.deliveries, 2);
     jr_amqp_free(a);
 }
 
 TEST(prefetch_bounds_unacknowledged_deliveries)
 {
-    jr_amqp *a = connect_up();
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("pf", &ex, &q);
+    CHECK(a != NULL);
     if (!a) return;
-    const char *ex = name("pf.ex"), *q = name("pf.q");
-    CHECK_EQ_INT(topology(a, ex, q), 0);
     done c[5] = {{0}};
     char b[8];
     for (int i = 0; i < 5; i++) {
@@ -344,10 +379,10 @@ TEST(prefetch_bounds_unacknowledged_deliveries)
 
 TEST(nack_with_requeue_redelivers_and_reject_drops)
 {
-    jr_amqp *a = connect_up();
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("nk", &ex, &q);
+    CHECK(a != NULL);
     if (!a) return;
-    const char *ex = name("nk.ex"), *q = name("nk.q");
-    CHECK_EQ_INT(topology(a, ex, q), 0);
     done c = {0};
     publish_text(a, ex, q, "again", &c);
     CHECK(jr_amqp_consume(a, q, 1, on_delivery, NULL) > 0);
@@ -360,9 +395,7 @@ TEST(nack_with_requeue_redelivers_and_reject_drops)
     CHECK_EQ_MEM(E.body[1].data, E.body[1].len, "again");
     CHECK_EQ_MEM(E.mid[1].data, E.mid[1].len, "again");
     CHECK_EQ_INT(jr_amqp_reject(a, E.tag[1], 0), 0);
-    done c2 = {0};
-    publish_text(a, ex, "nowhere", "barrier", &c2);
-    WAIT(c2.calls, 5000);
+    barrier(a, ex);
     int ready = -1, unacked = -1;
     CHECK_EQ_INT(queue_counts(q, &ready, &unacked), 0);
     CHECK_EQ_INT(ready + unacked, 0);
@@ -372,10 +405,10 @@ TEST(nack_with_requeue_redelivers_and_reject_drops)
 
 TEST(a_dropped_connection_reconnects_redeclares_and_resumes)
 {
-    jr_amqp *a = connect_up();
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("rc", &ex, &q);
+    CHECK(a != NULL);
     if (!a) return;
-    const char *ex = name("rc.ex"), *q = name("rc.q");
-    CHECK_EQ_INT(topology(a, ex, q), 0);
     done c1 = {0};
     publish_text(a, ex, q, "before", &c1);
     CHECK(jr_amqp_consume(a, q, 5, on_delivery, NULL) > 0);
@@ -494,10 +527,10 @@ static void on_counted(jr_amqp *a, int status, const char *why, void *ud)
 
 TEST(ten_thousand_confirms_arrive_exactly_once)
 {
-    jr_amqp *a = connect_up();
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("many", &ex, &q);
+    CHECK(a != NULL);
     if (!a) return;
-    const char *ex = name("many.ex"), *q = name("many.q");
-    CHECK_EQ_INT(topology(a, ex, q), 0);
     memset(g_conf, 0, sizeof g_conf);
     g_conf_ok = g_conf_calls = 0;
     char body[100];
@@ -518,10 +551,10 @@ TEST(ten_thousand_confirms_arrive_exactly_once)
 
 TEST(free_runs_every_pending_callback_once)
 {
-    jr_amqp *a = connect_up();
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("fr", &ex, &q);
+    CHECK(a != NULL);
     if (!a) return;
-    const char *ex = name("fr.ex"), *q = name("fr.q");
-    CHECK_EQ_INT(topology(a, ex, q), 0);
     memset(g_conf, 0, sizeof g_conf);
     g_conf_ok = g_conf_calls = 0;
     for (size_t i = 0; i < 100; i++) jr_amqp_publish(a, ex, q, "p", 1, NULL, on_counted, (void *)(uintptr_t)i);

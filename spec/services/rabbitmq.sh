@@ -32,31 +32,7 @@ RMQ_BIN=/usr/lib/rabbitmq/bin
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
-# Alive and not a zombie: PID 1 here does not reap orphans, so a process
-# that died stays a zombie and kill -0 would still succeed.
-alive() {
-  local st
-  st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-listening() {
-  local hex
-  hex=$(printf '%04X' "$1")
-  awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-# A free port away from the kernel's ephemeral range, not one in $taken.
-taken=" "
-free_port() {
-  local p i
-  for i in $(seq 1 50); do
-    p=$((20000 + RANDOM % 12000))
-    case "$taken" in *" $p "*) continue ;; esac
-    listening "$p" || { taken="$taken$p "; echo "$p"; return 0; }
-  done
-  die "no free port found"
-}
+. "$(dirname "$0")/common.sh"
 
 # The environment of the node and of rabbitmqctl, from DIR's port files.
 node_env() {
