@@ -5,7 +5,8 @@
  * test_tcp.h (test_redis.c, test_amqp.c).
  *
  *   proxy_start(server_port);  connect to 127.0.0.1:g_proxy_port
- *   g_blackhole = 1;           ... g_proxy_conns counts live proxied connections
+ *   g_blackhole = 1;           ... g_proxy_conns counts live proxied connections;
+ *                              g_proxy_up_port is the latest one's local port towards the server
  *   uv_close((uv_handle_t *)&g_proxy, NULL);   at the end */
 #ifndef JR_TEST_PROXY_H
 #define JR_TEST_PROXY_H
@@ -24,6 +25,7 @@ static uv_tcp_t g_proxy;
 static int g_proxy_port, g_upstream_port;
 static int g_blackhole; /* drop what the server sends */
 static int g_proxy_conns;
+static int g_proxy_up_port;
 
 static void pconn_closed(uv_handle_t *h)
 {
@@ -64,6 +66,10 @@ static void on_upstream(uv_connect_t *req, int status)
         pconn_close(p);
         return;
     }
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getsockname(&p->up, (struct sockaddr *)&ss, &len) == 0)
+        g_proxy_up_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     uv_read_start((uv_stream_t *)&p->down, tcp_alloc, on_proxy_read);
     uv_read_start((uv_stream_t *)&p->up, tcp_alloc, on_proxy_read);
 }

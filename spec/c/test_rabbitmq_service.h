@@ -5,7 +5,9 @@
  *
  *   char url[128];
  *   if (test_rabbitmq_shared(url, sizeof url) != 0) return 1;
- *   test_rabbitmq_ctl("close_all_connections test");   rabbitmqctl against it
+ *   test_rabbitmq_ctl("list_queues");          rabbitmqctl against it
+ *   test_rabbitmq_close_connection(port, "why");  the broker closes the connection
+ *                                              whose client port is port
  *   test_rabbitmq_shared_done();
  *
  * Needs JR_SOURCE_DIR (CMake defines it for the tests that include this). */
@@ -38,6 +40,27 @@ static int test_rabbitmq_ctl(const char *args)
     char a[512];
     snprintf(a, sizeof a, "%s >/dev/null", args);
     return rabbitmq_sh("ctl", a);
+}
+
+/* Make the broker close one connection (connection.close with reason),
+ * found by the client's port: only the test's own, never another test's on
+ * the shared node. 0 on success. */
+static int test_rabbitmq_close_connection(int client_port, const char *reason)
+{
+    char cmd[1024], pid[128] = "";
+    snprintf(cmd, sizeof cmd, "'%s' ctl '%s' list_connections pid peer_port | awk -v p=%d '$2 == p { print $1 }'",
+             RABBITMQ_SH, g_rmq_dir, client_port);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    if (!fgets(pid, sizeof pid, f)) pid[0] = '\0';
+    pclose(f);
+    pid[strcspn(pid, "\r\n")] = '\0';
+    if (!pid[0]) {
+        fprintf(stderr, "  no connection from port %d\n", client_port);
+        return -1;
+    }
+    snprintf(cmd, sizeof cmd, "close_connection '%s' '%s'", pid, reason);
+    return test_rabbitmq_ctl(cmd);
 }
 
 /* The node's URL into url: 0, or -1 with a message on stderr. */
