@@ -151,18 +151,25 @@ void jr_amqp_conn_fail(jr_amqp *a, const char *fmt, ...)
     va_start(ap, fmt);
     set_err(a, fmt, ap);
     va_end(ap);
-    int was_up = a->state == ST_UP;
+    /* A connection that had been up a while is retried at once; one dropped
+     * soon after coming up continues the backoff, so a broker that drops
+     * every connection is not hammered. */
+    int stable = a->state == ST_UP && uv_now(a->loop) - a->up_since >= a->o.reconnect_max_ms;
     detach(a);
     a->state = ST_DOWN;
-    a->failures = was_up ? 0 : a->failures + 1;
-    uv_timer_start(&a->timer, on_backoff, was_up ? 0 : backoff_ms(a), 0);
+    a->failures = stable ? 0 : a->failures + 1;
+    uv_timer_start(&a->timer, on_backoff, stable ? 0 : backoff_ms(a), 0);
     char why[320];
     snprintf(why, sizeof why, "connection lost before the confirm: %s", a->last_err);
-    pubm *f = a->fhead;
+    /* parked in a->dying, not a local list: a callback may free the client,
+     * and jr_amqp_free then ends the rest (ECLOSED) before it returns */
+    pubm **tail = &a->dying;
+    while (*tail) tail = &(*tail)->next;
+    *tail = a->fhead;
     a->fhead = a->ftail = NULL;
     a->st.unconfirmed += a->st.inflight;
     a->st.inflight = 0;
-    jr_amqp_fail_pubs(a, &f, JR_AMQP_EDISCONNECTED, why);
+    jr_amqp_fail_pubs(a, &a->dying, JR_AMQP_EDISCONNECTED, why);
     report_down(a);
 }
 
@@ -182,7 +189,7 @@ void jr_amqp_fail_soon(jr_amqp *a, int rc, const char *what)
 void jr_amqp_become_up(jr_amqp *a)
 {
     a->state = ST_UP;
-    a->failures = 0;
+    a->up_since = uv_now(a->loop);
     if (a->ever_up) a->st.reconnects++;
     a->ever_up = 1;
     a->down_reported = 0;
@@ -523,6 +530,7 @@ void jr_amqp_free(jr_amqp *a)
     detach(a);
     pubm *f = a->fhead, *q = a->qhead;
     a->fhead = a->ftail = a->qhead = a->qtail = NULL;
+    jr_amqp_fail_pubs(a, &a->dying, JR_AMQP_ECLOSED, "the client was closed");
     jr_amqp_fail_pubs(a, &f, JR_AMQP_ECLOSED, "the client was closed");
     jr_amqp_fail_pubs(a, &q, JR_AMQP_ECLOSED, "the client was closed");
     while (a->decls) {

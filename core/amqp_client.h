@@ -34,7 +34,9 @@
  * the broker) the connection is dropped and a new attempt starts after an
  * exponential backoff with jitter: a delay from [d/2, d], d =
  * reconnect_initial_ms doubling per failed attempt up to reconnect_max_ms;
- * the first attempt after a drop is immediate. On every new connection the
+ * the first attempt after a drop is immediate when the connection had been
+ * up for reconnect_max_ms or more (a broker that drops every connection as
+ * soon as it is up gets the backoff). On every new connection the
  * client re-declares what was declared (in order) and resumes every
  * consumer, then it is "up" (on_state) and sends the publishes waiting.
  *

@@ -106,6 +106,8 @@ struct jr_amqp {
     pubm *qhead, *qtail; /* waiting unsent */
     size_t qbytes;
     pubm *fhead, *ftail; /* sent, awaiting confirms (seq order) */
+    pubm *dying;         /* in flight at a drop, their callbacks running */
+    uint64_t up_since;   /* uv_now when last up */
     dstate d;
     jr_amqp_stats st;
     uint64_t rng;

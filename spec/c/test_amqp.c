@@ -486,9 +486,37 @@ TEST(a_silent_broker_is_dropped_by_heartbeats_and_inflight_publishes_are_told)
     jr_amqp_free(a);
 }
 
-static void expect_status(jr_amqp *a, int status, const char *why, void *ud)
+static jr_amqp *g_free_in_done;
+
+/* on_done, and the first call frees g_free_in_done. */
+static void done_then_free(jr_amqp *a, int status, const char *why, void *ud)
 {
     on_done(a, status, why, ud);
+    if (g_free_in_done) {
+        jr_amqp *f = g_free_in_done;
+        g_free_in_done = NULL;
+        jr_amqp_free(f);
+    }
+}
+
+TEST(free_from_a_disconnected_callback_ends_the_others_once)
+{
+    jr_amqp_options o = fast_opts();
+    o.heartbeat_s = 1;
+    jr_amqp *a = connect_at(proxied_url(), &o);
+    if (!a) return;
+    g_blackhole = 1;
+    done c[3] = {{0}};
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(jr_amqp_publish(a, "", "nowhere", "x", 1, NULL, done_then_free, &c[i]), 0);
+    g_free_in_done = a;
+    WAIT(c[0].calls, 5000);
+    CHECK(g_free_in_done == NULL);
+    for (int i = 0; i < 3; i++) CHECK_EQ_INT(c[i].calls, 1);
+    CHECK_EQ_INT(c[0].status, JR_AMQP_EDISCONNECTED);
+    CHECK_EQ_INT(c[1].status, JR_AMQP_ECLOSED);
+    CHECK_EQ_INT(c[2].status, JR_AMQP_ECLOSED);
+    g_blackhole = 0;
 }
 
 TEST(without_a_broker_publishes_wait_within_bounds_then_time_out)
@@ -504,8 +532,8 @@ TEST(without_a_broker_publishes_wait_within_bounds_then_time_out)
     CHECK(a != NULL);
     if (!a) return;
     done c1 = {0}, c2 = {0};
-    CHECK_EQ_INT(jr_amqp_publish(a, "ex", "k", "12345678", 8, NULL, expect_status, &c1), 0);
-    CHECK_EQ_INT(jr_amqp_publish(a, "ex", "k", "12345678", 8, NULL, expect_status, &c2), JR_AMQP_EBUSY);
+    CHECK_EQ_INT(jr_amqp_publish(a, "ex", "k", "12345678", 8, NULL, on_done, &c1), 0);
+    CHECK_EQ_INT(jr_amqp_publish(a, "ex", "k", "12345678", 8, NULL, on_done, &c2), JR_AMQP_EBUSY);
     WAIT(c1.calls, 3000);
     CHECK_EQ_INT(c1.status, JR_AMQP_ETIMEOUT);
     CHECK_EQ_INT(c2.calls, 0);
@@ -640,6 +668,7 @@ int main(void)
     RUN(nack_with_requeue_redelivers_and_reject_drops);
     RUN(a_connection_closed_by_the_broker_reconnects_redeclares_and_resumes);
     RUN(a_silent_broker_is_dropped_by_heartbeats_and_inflight_publishes_are_told);
+    RUN(free_from_a_disconnected_callback_ends_the_others_once);
     RUN(without_a_broker_publishes_wait_within_bounds_then_time_out);
     RUN(ten_thousand_confirms_arrive_exactly_once);
     RUN(free_runs_every_pending_callback_once);
