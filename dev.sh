@@ -15,11 +15,12 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and the tests need (pkg-config names in CMakeLists.txt).
 PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-llhttp
-          libsqlite3-dev libhiredis-dev lua-cjson lua-busted
+          libsqlite3-dev libhiredis-dev librabbitmq-dev lua-cjson lua-busted
           ca-certificates)
 # Only the tests need these: a headless browser for /docs, and a private
-# Redis (spec/services/redis.sh starts it; redis-tools has redis-cli).
-TEST_PACKAGES=(chromium redis-server redis-tools)
+# Redis and RabbitMQ (spec/services/{redis,rabbitmq}.sh start them;
+# redis-tools has redis-cli, amqp-tools amqp-publish and friends).
+TEST_PACKAGES=(chromium redis-server redis-tools rabbitmq-server amqp-tools)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -27,30 +27,7 @@ command -v redis-server >/dev/null || die "redis-server is not installed (Debian
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
-# Alive and not a zombie: PID 1 here does not reap orphans, so a daemon
-# that died stays a zombie and kill -0 would still succeed.
-alive() {
-  local st
-  st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-# A port nobody listens on (IPv4 or IPv6), from a range away from the
-# ephemeral ports the kernel hands out to clients.
-listening() {
-  local hex
-  hex=$(printf '%04X' "$1")
-  awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-free_port() {
-  local p i
-  for i in $(seq 1 50); do
-    p=$((20000 + RANDOM % 12000))
-    listening "$p" || { echo "$p"; return 0; }
-  done
-  die "no free port found"
-}
+. "$(dirname "$0")/common.sh"
 
 # It answers: +PONG, or -NOAUTH when it has a password.
 answers() {

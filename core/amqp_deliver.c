@@ -1,0 +1,169 @@
+/* amqp_deliver.c - deliveries: assembled from their basic.deliver, content
+ * header and body frames into copies (frames live in librabbitmq's pool
+ * only until it is recycled), handed to the consumer's callback, and
+ * settled by tag (ack, nack, reject). */
+#include "amqp_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+static size_t meta_str(jr_amqp *a, amqp_bytes_t b)
+{
+    size_t off = a->d.meta.len;
+    jr_buf_append(&a->d.meta, b.bytes, b.len);
+    jr_buf_append_char(&a->d.meta, '\0');
+    return off;
+}
+
+static int header_add(jr_amqp *a, amqp_bytes_t key, const char *v, size_t vlen)
+{
+    dstate *d = &a->d;
+    if (d->nh == d->caph) {
+        size_t n = d->caph ? d->caph * 2 : 8;
+        size_t *ho = realloc(d->hoff, n * 3 * sizeof *ho);
+        if (!ho) return -1;
+        d->hoff = ho;
+        jr_amqp_header *hv = realloc(d->hv, n * sizeof *hv);
+        if (!hv) return -1;
+        d->hv = hv;
+        d->caph = n;
+    }
+    d->hoff[d->nh * 3] = meta_str(a, key);
+    d->hoff[d->nh * 3 + 1] = meta_str(a, (amqp_bytes_t){vlen, (void *)v});
+    d->hoff[d->nh * 3 + 2] = vlen;
+    d->nh++;
+    return 0;
+}
+
+static void copy_headers(jr_amqp *a, const amqp_table_t *t)
+{
+    char num[32];
+    for (int i = 0; i < t->num_entries; i++) {
+        const amqp_field_value_t *v = &t->entries[i].value;
+        int n = -1;
+        switch (v->kind) {
+        case AMQP_FIELD_KIND_UTF8:
+        case AMQP_FIELD_KIND_BYTES:
+            header_add(a, t->entries[i].key, v->value.bytes.bytes, v->value.bytes.len);
+            continue;
+        case AMQP_FIELD_KIND_BOOLEAN: n = snprintf(num, sizeof num, "%s", v->value.boolean ? "true" : "false"); break;
+        case AMQP_FIELD_KIND_I8: n = snprintf(num, sizeof num, "%d", v->value.i8); break;
+        case AMQP_FIELD_KIND_U8: n = snprintf(num, sizeof num, "%u", v->value.u8); break;
+        case AMQP_FIELD_KIND_I16: n = snprintf(num, sizeof num, "%d", v->value.i16); break;
+        case AMQP_FIELD_KIND_U16: n = snprintf(num, sizeof num, "%u", v->value.u16); break;
+        case AMQP_FIELD_KIND_I32: n = snprintf(num, sizeof num, "%" PRId32, v->value.i32); break;
+        case AMQP_FIELD_KIND_U32: n = snprintf(num, sizeof num, "%" PRIu32, v->value.u32); break;
+        case AMQP_FIELD_KIND_I64: n = snprintf(num, sizeof num, "%" PRId64, v->value.i64); break;
+        case AMQP_FIELD_KIND_U64:
+        case AMQP_FIELD_KIND_TIMESTAMP: n = snprintf(num, sizeof num, "%" PRIu64, v->value.u64); break;
+        default: continue; /* tables, arrays, floats, decimals */
+        }
+        header_add(a, t->entries[i].key, num, (size_t)n);
+    }
+}
+
+static cons *cons_by_tag(jr_amqp *a, const char *tag)
+{
+    for (cons *c = a->conss; c; c = c->next)
+        if (strcmp(c->tag, tag) == 0) return c;
+    return NULL;
+}
+
+static void dispatch(jr_amqp *a)
+{
+    dstate *d = &a->d;
+    d->active = 0;
+    if (d->meta.failed || d->body.failed) {
+        jr_amqp_conn_fail(a, "out of memory for a delivery");
+        return;
+    }
+    const char *m = d->meta.data;
+    cons *c = cons_by_tag(a, m + d->o_ct);
+    if (!c) return; /* cancelled meanwhile: the broker requeues it when we close */
+    for (size_t i = 0; i < d->nh; i++) {
+        d->hv[i].key = m + d->hoff[i * 3];
+        d->hv[i].value = m + d->hoff[i * 3 + 1];
+        d->hv[i].vlen = d->hoff[i * 3 + 2];
+    }
+    jr_amqp_delivery dv = {
+        .tag = (a->gen << TAG_BITS) | d->tag,
+        .redelivered = d->redelivered,
+        .exchange = m + d->o_ex,
+        .routing_key = m + d->o_rk,
+        .queue = c->queue,
+        .body = d->body.data ? d->body.data : "",
+        .len = d->body.len,
+        .message_id = d->o_mid != (size_t)-1 ? m + d->o_mid : NULL,
+        .content_type = d->o_ctype != (size_t)-1 ? m + d->o_ctype : NULL,
+        .headers = d->hv,
+        .nheaders = d->nh,
+    };
+    a->st.deliveries++;
+    c->cb(a, &dv, c->ud);
+}
+
+void jr_amqp_on_deliver(jr_amqp *a, const amqp_basic_deliver_t *m)
+{
+    dstate *d = &a->d;
+    jr_buf_reset(&d->meta);
+    jr_buf_reset(&d->body);
+    d->active = 1;
+    d->nh = 0;
+    d->tag = m->delivery_tag & TAG_MASK;
+    d->redelivered = m->redelivered;
+    d->o_ex = meta_str(a, m->exchange);
+    d->o_rk = meta_str(a, m->routing_key);
+    d->o_ct = meta_str(a, m->consumer_tag);
+    d->o_mid = d->o_ctype = (size_t)-1;
+    d->body_size = (size_t)-1; /* until the header frame */
+}
+
+void jr_amqp_on_header(jr_amqp *a, const amqp_frame_t *f)
+{
+    dstate *d = &a->d;
+    if (!d->active || d->body_size != (size_t)-1) return; /* not after a basic.deliver */
+    const amqp_basic_properties_t *p = f->payload.properties.decoded;
+    d->body_size = (size_t)f->payload.properties.body_size;
+    if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) d->o_mid = meta_str(a, p->message_id);
+    if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) d->o_ctype = meta_str(a, p->content_type);
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG) copy_headers(a, &p->headers);
+    if (d->body_size == 0) dispatch(a);
+    else jr_buf_reserve(&d->body, d->body_size);
+}
+
+void jr_amqp_on_body(jr_amqp *a, const amqp_frame_t *f)
+{
+    dstate *d = &a->d;
+    if (!d->active || d->body_size == (size_t)-1) return;
+    jr_buf_append(&d->body, f->payload.body_fragment.bytes, f->payload.body_fragment.len);
+    if (d->body.len >= d->body_size) dispatch(a);
+}
+
+static int settle(jr_amqp *a, uint64_t tag, amqp_method_number_t id, int requeue)
+{
+    if (!a || a->closing) return JR_AMQP_ECLOSED;
+    uint64_t gen = tag >> TAG_BITS, t = tag & TAG_MASK;
+    if (gen == 0 || gen > a->gen || t == 0) return JR_AMQP_EINVALID;
+    if (gen != a->gen || !a->conn) return JR_AMQP_EDISCONNECTED;
+    int rc;
+    if (id == AMQP_BASIC_ACK_METHOD) {
+        amqp_basic_ack_t m = {t, 0};
+        rc = amqp_send_method(a->conn, CH_CONS, id, &m);
+    } else if (id == AMQP_BASIC_NACK_METHOD) {
+        amqp_basic_nack_t m = {t, 0, requeue ? 1 : 0};
+        rc = amqp_send_method(a->conn, CH_CONS, id, &m);
+    } else {
+        amqp_basic_reject_t m = {t, requeue ? 1 : 0};
+        rc = amqp_send_method(a->conn, CH_CONS, id, &m);
+    }
+    if (rc != AMQP_STATUS_OK) {
+        jr_amqp_fail_soon(a, rc, "acknowledging");
+        return JR_AMQP_EDISCONNECTED;
+    }
+    a->last_send = uv_now(a->loop);
+    return 0;
+}
+
+int jr_amqp_ack(jr_amqp *a, uint64_t tag) { return settle(a, tag, AMQP_BASIC_ACK_METHOD, 0); }
+int jr_amqp_nack(jr_amqp *a, uint64_t tag, int requeue) { return settle(a, tag, AMQP_BASIC_NACK_METHOD, requeue); }
+int jr_amqp_reject(jr_amqp *a, uint64_t tag, int requeue) { return settle(a, tag, AMQP_BASIC_REJECT_METHOD, requeue); }

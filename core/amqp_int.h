@@ -1,0 +1,158 @@
+/* amqp_int.h - what the files of the AMQP client share (amqp_client.c: the
+ * connection; amqp_topology.c: declarations and consumers, redone on every
+ * connection; amqp_publish.c: publishes and confirms; amqp_deliver.c:
+ * deliveries and their acknowledgements). Not a public header. */
+#ifndef JR_AMQP_INT_H
+#define JR_AMQP_INT_H
+
+#include "amqp_client.h"
+#include "amqp_url.h"
+#include "buf.h"
+
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ST_DOWN, ST_CONNECTING, ST_ATTACHED, ST_UP };
+enum { CH_PUB = 1, CH_CONS = 2, CH_DECL = 3 };
+enum { D_EXCHANGE, D_QUEUE, D_BIND };
+enum { OP_DECL, OP_QOS, OP_CONSUME, OP_REOPEN, OP_UP };
+
+/* The broker's delivery tag in the low bits, our connection generation above:
+ * an ack for a tag of an older connection must not reach the new one (the
+ * broker would close the channel for an unknown tag). */
+#define TAG_BITS 40
+#define TAG_MASK ((UINT64_C(1) << TAG_BITS) - 1)
+
+typedef struct decl {
+    struct decl *next;
+    int kind;
+    char *s1, *s2, *s3; /* exchange: name, type; queue: name; bind: queue, exchange, key */
+    char *dlx, *dlrk, *qtype;
+    uint32_t ttl;
+    jr_amqp_done_cb cb; /* cleared once answered */
+    void *ud;
+} decl;
+
+typedef struct cons {
+    struct cons *next;
+    int id;
+    char *queue;
+    unsigned prefetch;
+    jr_amqp_delivery_cb cb;
+    void *ud;
+    char tag[24]; /* our consumer tag: "jr-<id>" */
+} cons;
+
+typedef struct op {
+    struct op *next;
+    int kind, sent;
+    decl *d;
+    cons *c;
+} op;
+
+typedef struct pubm { /* one allocation: the record, then its headers, strings and body */
+    struct pubm *next;
+    uint64_t seq, at;
+    jr_amqp_done_cb cb;
+    void *ud;
+    const char *exchange, *rk, *mid, *ctype, *body;
+    size_t len, nh;
+    jr_amqp_header *h;
+} pubm;
+
+typedef struct { /* a delivery being assembled from its method, header and body frames */
+    int active;
+    uint64_t tag;
+    int redelivered;
+    size_t body_size;
+    jr_buf meta; /* NUL-terminated strings: exchange, key, consumer tag, message id, content type, headers */
+    size_t o_ex, o_rk, o_ct, o_mid, o_ctype; /* offsets into meta; (size_t)-1 = none */
+    jr_buf body;
+    size_t nh, caph;
+    size_t *hoff; /* per header: key offset, value offset, value length */
+    jr_amqp_header *hv;
+} dstate;
+
+typedef struct {
+    uv_work_t req;
+    jr_amqp *a;
+    amqp_connection_state_t conn;
+    char err[256];
+} attempt;
+
+struct jr_amqp {
+    uv_loop_t *loop;
+    jr_amqp_url url;
+    jr_amqp_options o;
+    jr_amqp_callbacks cb;
+    int state, closing, ever_up, down_reported;
+    amqp_connection_state_t conn, dead;
+    uv_poll_t *poll;
+    uv_timer_t timer; /* backoff while DOWN; "fail now" (0 ms) from a call */
+    uv_timer_t tick;  /* heartbeats and the age of waiting publishes */
+    int open;         /* handles not closed + attempts running */
+    uint64_t gen;     /* connection generation (delivery tags) */
+    unsigned failures;
+    uint64_t last_recv, last_send;
+    unsigned hb_ms; /* negotiated heartbeat, 0 = none */
+    uint64_t pub_seq;
+    decl *decls;
+    cons *conss;
+    int next_cons;
+    op *ops;
+    pubm *qhead, *qtail; /* waiting unsent */
+    size_t qbytes;
+    pubm *fhead, *ftail; /* sent, awaiting confirms (seq order) */
+    pubm *dying;         /* in flight at a drop, their callbacks running */
+    uint64_t up_since;   /* uv_now when last up */
+    dstate d;
+    jr_amqp_stats st;
+    uint64_t rng;
+    char last_err[256];
+    char pending_err[256]; /* a failure found inside a call: reported from the timer */
+};
+
+static inline amqp_bytes_t B(const char *s) { return amqp_cstring_bytes(s ? s : ""); }
+
+/* strdup that records a failure in *bad instead of returning it (NULL stays NULL). */
+static inline char *sdup(const char *s, int *bad)
+{
+    if (!s) return NULL;
+    char *o = strdup(s);
+    if (!o) *bad = 1;
+    return o;
+}
+
+/* An AMQP short string: 0..255 bytes (non-empty unless empty_ok). */
+static inline int name_ok(const char *s, int empty_ok) { return s && (empty_ok || *s) && strlen(s) <= 255; }
+
+/* amqp_client.c */
+/* Drop the connection and schedule the next attempt (callbacks run from it:
+ * only from loop callbacks). */
+void jr_amqp_conn_fail(jr_amqp *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A send failed inside an API call: the drop happens from the loop. */
+void jr_amqp_fail_soon(jr_amqp *a, int rc, const char *what);
+void jr_amqp_become_up(jr_amqp *a);
+
+/* amqp_topology.c */
+int jr_amqp_op_push(jr_amqp *a, int kind, decl *d, cons *c);
+void jr_amqp_ops_kick(jr_amqp *a);
+amqp_method_number_t jr_amqp_op_reply(const op *o);
+void jr_amqp_decl_answer(jr_amqp *a, decl *d, int status, const char *why);
+void jr_amqp_decl_free(decl *d);
+
+/* amqp_publish.c */
+void jr_amqp_on_confirm(jr_amqp *a, uint64_t tag, int multiple, int status);
+void jr_amqp_flush_queue(jr_amqp *a);
+void jr_amqp_fail_pubs(jr_amqp *a, pubm **head, int status, const char *why);
+void jr_amqp_expire_pending(jr_amqp *a, uint64_t now);
+
+/* amqp_deliver.c */
+void jr_amqp_on_deliver(jr_amqp *a, const amqp_basic_deliver_t *m);
+void jr_amqp_on_header(jr_amqp *a, const amqp_frame_t *f);
+void jr_amqp_on_body(jr_amqp *a, const amqp_frame_t *f);
+
+#endif

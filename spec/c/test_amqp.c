@@ -1,0 +1,682 @@
+/* test_amqp.c - core/amqp_client.c against a real RabbitMQ node.
+ *
+ * The node is the run's shared one (ctest's rabbitmq fixture,
+ * $JR_TEST_SERVICES/rabbitmq.url); run by hand, the test starts its own
+ * through spec/services/rabbitmq.sh. Every queue and exchange name carries
+ * this process's id, so runs and tests never see each other's messages.
+ * Every wait is on an event (WAIT with a guard timer); the broker's own view
+ * (rabbitmqctl list_queues) checks what the client cannot see. */
+#include "amqp_client.h"
+#include "amqp_url.h"
+#include "buf.h"
+#include "test.h"
+#include "test_loop.h"
+#include "test_tcp.h"
+#include "test_proxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "test_rabbitmq_service.h"
+
+static char g_url[128];
+
+/* ------------------------------------------------------------ events */
+
+#define MAXD 64
+
+typedef struct {
+    int ups, downs;
+    char why[512];
+    int nd; /* deliveries */
+    uint64_t tag[MAXD];
+    int redelivered[MAXD];
+    jr_buf body[MAXD], mid[MAXD], ctype[MAXD], hdrs[MAXD], rk[MAXD];
+    int auto_ack;
+    jr_amqp *free_me; /* jr_amqp_free from inside the delivery callback */
+} events;
+
+static events E;
+
+static void reset_events(void)
+{
+    for (int i = 0; i < MAXD; i++) {
+        jr_buf_free(&E.body[i]);
+        jr_buf_free(&E.mid[i]);
+        jr_buf_free(&E.ctype[i]);
+        jr_buf_free(&E.hdrs[i]);
+        jr_buf_free(&E.rk[i]);
+    }
+    memset(&E, 0, sizeof E);
+}
+
+static void on_state(int up, const char *why, void *ud)
+{
+    if (up) E.ups++;
+    else {
+        E.downs++;
+        snprintf(E.why, sizeof E.why, "%s", why ? why : "(null)");
+    }
+}
+
+static const jr_amqp_callbacks CB = {on_state, NULL};
+
+static void on_delivery(jr_amqp *a, const jr_amqp_delivery *d, void *ud)
+{
+    int i = E.nd++;
+    if (i < MAXD) {
+        E.tag[i] = d->tag;
+        E.redelivered[i] = d->redelivered;
+        jr_buf_append(&E.body[i], d->body, d->len);
+        if (d->message_id) jr_buf_append(&E.mid[i], d->message_id, strlen(d->message_id));
+        if (d->content_type) jr_buf_append(&E.ctype[i], d->content_type, strlen(d->content_type));
+        jr_buf_append(&E.rk[i], d->routing_key, strlen(d->routing_key));
+        for (size_t k = 0; k < d->nheaders; k++) {
+            jr_buf_append(&E.hdrs[i], d->headers[k].key, strlen(d->headers[k].key));
+            jr_buf_append_char(&E.hdrs[i], '=');
+            jr_buf_append(&E.hdrs[i], d->headers[k].value, d->headers[k].vlen);
+            jr_buf_append_char(&E.hdrs[i], ';');
+        }
+    }
+    if (E.auto_ack) jr_amqp_ack(a, d->tag);
+    if (E.free_me) {
+        jr_amqp *f = E.free_me;
+        E.free_me = NULL;
+        jr_amqp_free(f);
+    }
+}
+
+typedef struct {
+    int calls, status;
+    char why[256];
+} done;
+
+static void on_done(jr_amqp *a, int status, const char *why, void *ud)
+{
+    done *d = ud;
+    d->calls++;
+    d->status = status;
+    snprintf(d->why, sizeof d->why, "%s", why ? why : "");
+}
+
+static jr_amqp_options fast_opts(void)
+{
+    jr_amqp_options o;
+    jr_amqp_options_defaults(&o);
+    o.reconnect_initial_ms = 20;
+    o.reconnect_max_ms = 200;
+    o.connect_timeout_ms = 3000;
+    return o;
+}
+
+static jr_amqp *connect_at(const char *url, const jr_amqp_options *o)
+{
+    char err[256] = "";
+    reset_events();
+    jr_amqp *a = jr_amqp_new(L, url, o, &CB, err, sizeof err);
+    if (!a) {
+        fprintf(stderr, "  jr_amqp_new(%s): %s\n", url, err);
+        return NULL;
+    }
+    WAIT(jr_amqp_is_up(a), 10000);
+    if (!jr_amqp_is_up(a)) fprintf(stderr, "  not up: %s\n", jr_amqp_last_error(a));
+    return a;
+}
+
+static jr_amqp *connect_up(void)
+{
+    jr_amqp_options o = fast_opts();
+    return connect_at(g_url, &o);
+}
+
+/* A name private to this process and test. */
+static const char *name(const char *what)
+{
+    static char buf[4][96];
+    static int k;
+    char *b = buf[k++ % 4];
+    snprintf(b, 96, "jrtest.%d.%s", (int)getpid(), what);
+    return b;
+}
+
+/* Exchange + queue + binding (key = queue name), awaited. */
+static int topology(jr_amqp *a, const char *ex, const char *q)
+{
+    done d1 = {0}, d2 = {0}, d3 = {0};
+    if (jr_amqp_declare_exchange(a, ex, "topic", on_done, &d1) != 0) return -1;
+    if (jr_amqp_declare_queue(a, q, NULL, on_done, &d2) != 0) return -1;
+    if (jr_amqp_bind(a, q, ex, q, on_done, &d3) != 0) return -1;
+    WAIT(d3.calls, 5000);
+    if (d1.status || d2.status || d3.status || d3.calls != 1)
+        fprintf(stderr, "  topology: %s %s %s\n", d1.why, d2.why, d3.why);
+    return d1.calls == 1 && d2.calls == 1 && d3.calls == 1 && !d1.status && !d2.status && !d3.status ? 0 : -1;
+}
+
+/* Up, with an exchange and a queue bound to it of this test's own (tag). */
+static jr_amqp *up_with_topology(const char *tag, const char **ex, const char **q)
+{
+    char n[64];
+    snprintf(n, sizeof n, "%s.ex", tag);
+    *ex = name(n);
+    snprintf(n, sizeof n, "%s.q", tag);
+    *q = name(n);
+    jr_amqp *a = connect_up();
+    if (a && topology(a, *ex, *q) != 0) {
+        CHECK(!"topology declared");
+        jr_amqp_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static int publish_text(jr_amqp *a, const char *ex, const char *rk, const char *body, done *d)
+{
+    jr_amqp_props p = {.message_id = body};
+    return jr_amqp_publish(a, ex, rk, body, strlen(body), &p, on_done, d);
+}
+
+/* The broker's count of ready and unacknowledged messages of queue q. */
+static int queue_counts(const char *q, int *ready, int *unacked)
+{
+    char cmd[512], line[512];
+    snprintf(cmd, sizeof cmd, "'%s' ctl '%s' list_queues name messages_ready messages_unacknowledged", RABBITMQ_SH,
+             g_rmq_dir);
+    FILE *f = popen(cmd, "r");
+    int found = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        char n[256];
+        int r, u;
+        if (sscanf(line, "%255s %d %d", n, &r, &u) == 3 && strcmp(n, q) == 0) {
+            *ready = r, *unacked = u;
+            found = 0;
+        }
+    }
+    if (f) pclose(f);
+    return found;
+}
+
+/* The broker shows ready / unacked messages in q (rabbitmqctl, run again
+ * on each turn of the loop: acks travel between the broker's processes
+ * asynchronously, so its counters catch up a little after the ack). */
+static int g_last_ready, g_last_unacked;
+static int counts_are(const char *q, int ready, int unacked)
+{
+    g_last_ready = g_last_unacked = -1;
+    return queue_counts(q, &g_last_ready, &g_last_unacked) == 0 && g_last_ready == ready && g_last_unacked == unacked;
+}
+#define CHECK_COUNTS(q, ready, unacked)                                                              \
+    do {                                                                                            \
+        WAIT(counts_are(q, ready, unacked), 10000);                                                 \
+        CHECK_EQ_INT(g_last_ready, ready);                                                          \
+        CHECK_EQ_INT(g_last_unacked, unacked);                                                      \
+    } while (0)
+
+/* ------------------------------------------------------------ tests */
+
+static int url_fails(const char *url, const char *want)
+{
+    jr_amqp_url u;
+    char err[256] = "";
+    int ok = jr_amqp_url_parse(url, &u, err, sizeof err) == -1 && strstr(err, want) && !strstr(err, "s3cret");
+    if (!ok) fprintf(stderr, "  %s: got \"%s\", want \"%s\"\n", url, err, want);
+    char err2[256] = "";
+    jr_amqp *a = jr_amqp_new(L, url, NULL, &CB, err2, sizeof err2);
+    if (a || strcmp(err, err2) != 0) ok = 0;
+    return ok;
+}
+
+TEST(bad_urls_are_refused_naming_the_field)
+{
+    CHECK(url_fails("", "empty"));
+    CHECK(url_fails("http://h", "the scheme must be amqp://"));
+    CHECK(url_fails("amqps://h", "amqps:// (TLS)"));
+    CHECK(url_fails("amqp://", "no host"));
+    CHECK(url_fails("amqp://u:s3cret@", "no host"));
+    CHECK(url_fails("amqp://u:s3cret@h:0", "the port"));
+    CHECK(url_fails("amqp://u:s3cret@h:99999", "the port"));
+    CHECK(url_fails("amqp://u:s3cret@h:5x", "the port"));
+    CHECK(url_fails("amqp://u:s3cret@h:", "the port"));
+    CHECK(url_fails("amqp://u:s3cret%zz@h", "percent-escape in the password"));
+    CHECK(url_fails("amqp://u%00:s3cret@h", "percent-escape in the user name"));
+    CHECK(url_fails("amqp://:s3cret@h", "empty user name"));
+    CHECK(url_fails("amqp://h/a/b", "vhost"));
+    CHECK(url_fails("amqp://h/v%zz", "percent-escape in the vhost"));
+    CHECK(url_fails("amqp://h?heartbeat=5", "query strings"));
+    CHECK(url_fails("amqp://h o", "not allowed in a host name (' ')"));
+    CHECK(url_fails("amqp://[::1", "IPv6"));
+    CHECK(url_fails("amqp://h:1x:2", "the port"));
+}
+
+TEST(good_urls_parse_with_defaults)
+{
+    jr_amqp_url u;
+    char err[256];
+    CHECK_EQ_INT(jr_amqp_url_parse("amqp://h", &u, err, sizeof err), 0);
+    CHECK_EQ_STR(u.host, "h");
+    CHECK_EQ_INT(u.port, 5672);
+    CHECK_EQ_STR(u.user, "guest");
+    CHECK_EQ_STR(u.password, "guest");
+    CHECK_EQ_STR(u.vhost, "/");
+    jr_amqp_url_free(&u);
+    CHECK_EQ_INT(jr_amqp_url_parse("amqp://us%40er:p%2Fw@d@[::1]:5673/%2F", &u, err, sizeof err), 0);
+    CHECK_EQ_STR(u.host, "::1");
+    CHECK_EQ_INT(u.port, 5673);
+    CHECK_EQ_STR(u.user, "us@er");
+    CHECK_EQ_STR(u.password, "p/w@d");
+    CHECK_EQ_STR(u.vhost, "/");
+    jr_amqp_url_free(&u);
+    CHECK_EQ_INT(jr_amqp_url_parse("amqp://a:b@rabbit-1.local:1/prod", &u, err, sizeof err), 0);
+    CHECK_EQ_STR(u.vhost, "prod");
+    CHECK_EQ_STR(u.user, "a");
+    jr_amqp_url_free(&u);
+    CHECK_EQ_INT(jr_amqp_url_parse("amqp://h/", &u, err, sizeof err), 0);
+    CHECK_EQ_STR(u.vhost, "/");
+    jr_amqp_url_free(&u);
+}
+
+TEST(a_wrong_password_is_reported_without_it)
+{
+    char url[200], err[256];
+    jr_amqp_url u;
+    CHECK_EQ_INT(jr_amqp_url_parse(g_url, &u, err, sizeof err), 0);
+    snprintf(url, sizeof url, "amqp://guest:s3cret@127.0.0.1:%d", u.port);
+    jr_amqp_url_free(&u);
+    jr_amqp_options o = fast_opts();
+    reset_events();
+    jr_amqp *a = jr_amqp_new(L, url, &o, &CB, err, sizeof err);
+    CHECK(a != NULL);
+    WAIT(E.downs > 0, 10000);
+    CHECK_EQ_INT(E.downs, 1);
+    CHECK(strstr(E.why, "login as 'guest'") != NULL);
+    CHECK(strstr(E.why, "s3cret") == NULL);
+    CHECK(!jr_amqp_is_up(a));
+    jr_amqp_free(a);
+}
+
+TEST(declare_publish_confirm_consume_ack_round_trip)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("rt", &ex, &q);
+    CHECK(a != NULL);
+    if (!a) return;
+    static const char body[] = "bin\0ary\xff\x01 body";
+    jr_amqp_header h[2] = {{"traceparent", "00-abc-01", 9}, {"x-bin", "a\0b", 3}};
+    jr_amqp_props p = {.message_id = "m-1", .content_type = "application/json", .headers = h, .nheaders = 2};
+    done c = {0};
+    CHECK_EQ_INT(jr_amqp_publish(a, ex, q, body, sizeof body - 1, &p, on_done, &c), 0);
+    CHECK_EQ_INT(c.calls, 0); /* never from inside the call */
+    WAIT(c.calls, 5000);
+    CHECK_EQ_INT(c.calls, 1);
+    CHECK_EQ_INT(c.status, JR_AMQP_OK);
+    CHECK(jr_amqp_consume(a, q, 10, on_delivery, NULL) > 0);
+    WAIT(E.nd >= 1, 5000);
+    CHECK_EQ_INT(E.nd, 1);
+    CHECK(E.body[0].len == sizeof body - 1 && memcmp(E.body[0].data, body, sizeof body - 1) == 0);
+    CHECK_EQ_MEM(E.mid[0].data, E.mid[0].len, "m-1");
+    CHECK_EQ_MEM(E.ctype[0].data, E.ctype[0].len, "application/json");
+    CHECK_EQ_MEM(E.rk[0].data, E.rk[0].len, q);
+    CHECK(E.hdrs[0].len == 32 && memcmp(E.hdrs[0].data, "traceparent=00-abc-01;x-bin=a\0b;", 32) == 0);
+    CHECK_EQ_INT(E.redelivered[0], 0);
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[0]), 0);
+    CHECK_EQ_INT(jr_amqp_ack(a, 12345), JR_AMQP_EINVALID);
+    /* a body larger than a frame (frame_max 128 KiB) comes back whole */
+    jr_buf big = JR_BUF_INIT;
+    for (int i = 0; i < 300000; i++) jr_buf_append_char(&big, (char)(t_rand() & 0xff));
+    done cb = {0};
+    CHECK_EQ_INT(jr_amqp_publish(a, ex, q, big.data, big.len, NULL, on_done, &cb), 0);
+    WAIT(E.nd >= 2 && cb.calls, 5000);
+    CHECK_EQ_INT(cb.calls, 1);
+    CHECK_EQ_INT(cb.status, JR_AMQP_OK);
+    CHECK(E.body[1].len == big.len && memcmp(E.body[1].data, big.data, big.len) == 0);
+    CHECK_EQ_INT(E.hdrs[1].len, 0);
+    CHECK_EQ_INT(E.mid[1].len, 0);
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[1]), 0);
+    jr_buf_free(&big);
+    CHECK_COUNTS(q, 0, 0); /* both acknowledged */
+    jr_amqp_stats st;
+    jr_amqp_get_stats(a, &st);
+    CHECK_EQ_INT(st.published, 2);
+    CHECK_EQ_INT(st.deliveries, 2);
+    jr_amqp_free(a);
+}
+
+TEST(prefetch_bounds_unacknowledged_deliveries)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("pf", &ex, &q);
+    CHECK(a != NULL);
+    if (!a) return;
+    done c[5] = {{0}};
+    char b[8];
+    for (int i = 0; i < 5; i++) {
+        snprintf(b, sizeof b, "m%d", i);
+        publish_text(a, ex, q, b, &c[i]);
+    }
+    WAIT(c[4].calls, 5000);
+    CHECK(jr_amqp_consume(a, q, 2, on_delivery, NULL) > 0);
+    WAIT(E.nd >= 2, 5000);
+    CHECK_EQ_INT(E.nd, 2);
+    /* the broker holds the rest back: 3 ready, 2 unacknowledged (with the
+     * bound broken, all 5 would have left the queue) */
+    CHECK_COUNTS(q, 3, 2);
+    CHECK_EQ_INT(E.nd, 2);
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[0]), 0);
+    WAIT(E.nd >= 3, 5000);
+    CHECK_EQ_INT(E.nd, 3);
+    CHECK_EQ_MEM(E.body[2].data, E.body[2].len, "m2");
+    CHECK_COUNTS(q, 2, 2);
+    CHECK_EQ_INT(E.nd, 3);
+    E.auto_ack = 1;
+    jr_amqp_ack(a, E.tag[1]);
+    jr_amqp_ack(a, E.tag[2]);
+    WAIT(E.nd >= 5, 5000);
+    CHECK_EQ_INT(E.nd, 5);
+    jr_amqp_free(a);
+}
+
+TEST(nack_with_requeue_redelivers_and_reject_drops)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("nk", &ex, &q);
+    CHECK(a != NULL);
+    if (!a) return;
+    done c = {0};
+    publish_text(a, ex, q, "again", &c);
+    CHECK(jr_amqp_consume(a, q, 1, on_delivery, NULL) > 0);
+    WAIT(E.nd >= 1, 5000);
+    CHECK_EQ_INT(E.redelivered[0], 0);
+    CHECK_EQ_INT(jr_amqp_nack(a, E.tag[0], 1), 0);
+    WAIT(E.nd >= 2, 5000);
+    CHECK_EQ_INT(E.nd, 2);
+    CHECK_EQ_INT(E.redelivered[1], 1);
+    CHECK_EQ_MEM(E.body[1].data, E.body[1].len, "again");
+    CHECK_EQ_MEM(E.mid[1].data, E.mid[1].len, "again");
+    CHECK_EQ_INT(jr_amqp_reject(a, E.tag[1], 0), 0);
+    CHECK_COUNTS(q, 0, 0); /* dropped, not requeued */
+    CHECK_EQ_INT(E.nd, 2);
+    jr_amqp_free(a);
+}
+
+/* Our own URL through the in-process proxy (it passes everything unless
+ * g_blackhole is set). */
+static const char *proxied_url(void)
+{
+    static char url[80];
+    snprintf(url, sizeof url, "amqp://guest:guest@127.0.0.1:%d", g_proxy_port);
+    g_blackhole = 0;
+    return url;
+}
+
+TEST(a_connection_closed_by_the_broker_reconnects_redeclares_and_resumes)
+{
+    const char *ex = name("rc.ex"), *q = name("rc.q");
+    jr_amqp_options o = fast_opts();
+    jr_amqp *a = connect_at(proxied_url(), &o);
+    CHECK(a != NULL);
+    if (!a) return;
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    done c1 = {0};
+    publish_text(a, ex, q, "before", &c1);
+    CHECK(jr_amqp_consume(a, q, 5, on_delivery, NULL) > 0);
+    WAIT(E.nd >= 1, 5000);
+    uint64_t old = E.tag[0];
+    /* the broker closes our connection (connection.close with a reason) */
+    CHECK_EQ_INT(test_rabbitmq_close_connection(g_proxy_up_port, "test: drop"), 0);
+    WAIT(E.downs >= 1, 5000);
+    CHECK_EQ_INT(E.downs, 1);
+    CHECK(strstr(E.why, "test: drop") != NULL);
+    /* a publish while down waits, unsent, and goes once the client is up */
+    done cw = {0};
+    int was_down = !jr_amqp_is_up(a);
+    publish_text(a, ex, "nowhere", "while down", &cw);
+    jr_amqp_stats st;
+    jr_amqp_get_stats(a, &st);
+    if (was_down) CHECK_EQ_INT(st.pending, 1);
+    WAIT(E.ups >= 2, 10000);
+    CHECK_EQ_INT(E.ups, 2);
+    WAIT(cw.calls, 5000);
+    CHECK_EQ_INT(cw.calls, 1);
+    CHECK_EQ_INT(cw.status, JR_AMQP_OK);
+    /* the unacknowledged delivery comes again; its old tag is stale */
+    WAIT(E.nd >= 2, 5000);
+    CHECK_EQ_INT(E.nd, 2);
+    CHECK_EQ_INT(E.redelivered[1], 1);
+    CHECK_EQ_MEM(E.body[1].data, E.body[1].len, "before");
+    CHECK_EQ_INT(jr_amqp_ack(a, old), JR_AMQP_EDISCONNECTED);
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[1]), 0);
+    /* the topology was declared again and the consumer resumed */
+    done c2 = {0};
+    publish_text(a, ex, q, "after", &c2);
+    WAIT(E.nd >= 3, 5000);
+    CHECK_EQ_INT(c2.status, JR_AMQP_OK);
+    CHECK_EQ_MEM(E.body[2].data, E.body[2].len, "after");
+    jr_amqp_get_stats(a, &st);
+    CHECK_EQ_INT(st.reconnects, 1);
+    jr_amqp_free(a);
+}
+
+TEST(a_silent_broker_is_dropped_by_heartbeats_and_inflight_publishes_are_told)
+{
+    jr_amqp_options o = fast_opts();
+    o.heartbeat_s = 1;
+    jr_amqp *a = connect_at(proxied_url(), &o);
+    if (!a) return;
+    const char *ex = name("hb.ex"), *q = name("hb.q");
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    /* heartbeats keep an idle healthy connection up */
+    pass_time(2500);
+    CHECK_EQ_INT(E.downs, 0);
+    g_blackhole = 1; /* the broker's frames (confirms, heartbeats) go nowhere */
+    done c = {0};
+    publish_text(a, ex, q, "in flight", &c);
+    WAIT(c.calls, 5000);
+    CHECK_EQ_INT(c.calls, 1);
+    CHECK_EQ_INT(c.status, JR_AMQP_EDISCONNECTED);
+    CHECK(strstr(c.why, "no heartbeat") != NULL);
+    CHECK_EQ_INT(E.downs, 1);
+    g_blackhole = 0;
+    WAIT(E.ups >= 2, 5000);
+    CHECK_EQ_INT(E.ups, 2);
+    jr_amqp_stats st;
+    jr_amqp_get_stats(a, &st);
+    CHECK_EQ_INT(st.unconfirmed, 1);
+    jr_amqp_free(a);
+}
+
+static jr_amqp *g_free_in_done;
+
+/* on_done, and the first call frees g_free_in_done. */
+static void done_then_free(jr_amqp *a, int status, const char *why, void *ud)
+{
+    on_done(a, status, why, ud);
+    if (g_free_in_done) {
+        jr_amqp *f = g_free_in_done;
+        g_free_in_done = NULL;
+        jr_amqp_free(f);
+    }
+}
+
+TEST(free_from_a_disconnected_callback_ends_the_others_once)
+{
+    jr_amqp_options o = fast_opts();
+    o.heartbeat_s = 1;
+    jr_amqp *a = connect_at(proxied_url(), &o);
+    if (!a) return;
+    g_blackhole = 1;
+    done c[3] = {{0}};
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(jr_amqp_publish(a, "", "nowhere", "x", 1, NULL, done_then_free, &c[i]), 0);
+    g_free_in_done = a;
+    WAIT(c[0].calls, 5000);
+    CHECK(g_free_in_done == NULL);
+    for (int i = 0; i < 3; i++) CHECK_EQ_INT(c[i].calls, 1);
+    CHECK_EQ_INT(c[0].status, JR_AMQP_EDISCONNECTED);
+    CHECK_EQ_INT(c[1].status, JR_AMQP_ECLOSED);
+    CHECK_EQ_INT(c[2].status, JR_AMQP_ECLOSED);
+    g_blackhole = 0;
+}
+
+TEST(without_a_broker_publishes_wait_within_bounds_then_time_out)
+{
+    char url[80];
+    snprintf(url, sizeof url, "amqp://127.0.0.1:%d", dead_port());
+    jr_amqp_options o = fast_opts();
+    o.max_pending_ms = 150;
+    o.max_pending_bytes = 10;
+    reset_events();
+    char err[256];
+    jr_amqp *a = jr_amqp_new(L, url, &o, &CB, err, sizeof err);
+    CHECK(a != NULL);
+    if (!a) return;
+    done c1 = {0}, c2 = {0};
+    CHECK_EQ_INT(jr_amqp_publish(a, "ex", "k", "12345678", 8, NULL, on_done, &c1), 0);
+    CHECK_EQ_INT(jr_amqp_publish(a, "ex", "k", "12345678", 8, NULL, on_done, &c2), JR_AMQP_EBUSY);
+    WAIT(c1.calls, 3000);
+    CHECK_EQ_INT(c1.status, JR_AMQP_ETIMEOUT);
+    CHECK_EQ_INT(c2.calls, 0);
+    CHECK(E.downs == 1 && strstr(E.why, "connecting to 127.0.0.1") != NULL);
+    jr_amqp_free(a);
+}
+
+#define NPUB 10000
+static unsigned char g_conf[NPUB];
+static int g_conf_ok, g_conf_calls;
+
+static void on_counted(jr_amqp *a, int status, const char *why, void *ud)
+{
+    size_t i = (size_t)(uintptr_t)ud;
+    g_conf[i]++;
+    g_conf_calls++;
+    if (status == JR_AMQP_OK) g_conf_ok++;
+}
+
+TEST(ten_thousand_confirms_arrive_exactly_once)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("many", &ex, &q);
+    CHECK(a != NULL);
+    if (!a) return;
+    memset(g_conf, 0, sizeof g_conf);
+    g_conf_ok = g_conf_calls = 0;
+    char body[100];
+    memset(body, 'x', sizeof body);
+    for (size_t i = 0; i < NPUB; i++)
+        CHECK_EQ_INT(jr_amqp_publish(a, ex, q, body, sizeof body, NULL, on_counted, (void *)(uintptr_t)i), 0);
+    WAIT(g_conf_calls >= NPUB, 30000);
+    CHECK_EQ_INT(g_conf_calls, NPUB);
+    CHECK_EQ_INT(g_conf_ok, NPUB);
+    int once = 1;
+    for (size_t i = 0; i < NPUB; i++) once &= g_conf[i] == 1;
+    CHECK(once);
+    CHECK_COUNTS(q, NPUB, 0);
+    jr_amqp_free(a);
+}
+
+TEST(free_runs_every_pending_callback_once)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("fr", &ex, &q);
+    CHECK(a != NULL);
+    if (!a) return;
+    memset(g_conf, 0, sizeof g_conf);
+    g_conf_ok = g_conf_calls = 0;
+    for (size_t i = 0; i < 100; i++) jr_amqp_publish(a, ex, q, "p", 1, NULL, on_counted, (void *)(uintptr_t)i);
+    done d = {0};
+    CHECK_EQ_INT(jr_amqp_declare_queue(a, name("fr.q2"), NULL, on_done, &d), 0);
+    jr_amqp_free(a);
+    CHECK_EQ_INT(g_conf_calls, 100);
+    CHECK_EQ_INT(d.calls, 1);
+    CHECK_EQ_INT(d.status, JR_AMQP_ECLOSED);
+    int once = 1;
+    for (size_t i = 0; i < 100; i++) once &= g_conf[i] == 1;
+    CHECK(once);
+    pass_time(50); /* nothing runs after free */
+    CHECK_EQ_INT(g_conf_calls, 100);
+
+    /* a client that never came up: its queued publishes end ECLOSED too */
+    jr_amqp_options o = fast_opts();
+    char err[256];
+    a = jr_amqp_new(L, g_url, &o, &CB, err, sizeof err);
+    g_conf_calls = 0;
+    CHECK_EQ_INT(jr_amqp_publish(a, ex, q, "p", 1, NULL, on_counted, (void *)(uintptr_t)0), 0);
+    jr_amqp_free(a);
+    CHECK_EQ_INT(g_conf_calls, 1);
+
+    /* freed from inside a delivery callback */
+    a = connect_up();
+    if (!a) return;
+    done c = {0};
+    publish_text(a, ex, q, "last", &c);
+    E.free_me = a;
+    CHECK(jr_amqp_consume(a, q, 1, on_delivery, NULL) > 0);
+    WAIT(E.nd >= 1, 5000);
+    CHECK_EQ_INT(E.nd, 1);
+    CHECK(E.free_me == NULL);
+}
+
+TEST(refused_declarations_and_missing_exchanges_are_reported)
+{
+    jr_amqp *a = connect_up();
+    if (!a) return;
+    const char *q = name("ref.q");
+    done d1 = {0}, d2 = {0}, d3 = {0};
+    jr_amqp_queue_args args = {.message_ttl_ms = 1000};
+    CHECK_EQ_INT(jr_amqp_declare_queue(a, q, NULL, on_done, &d1), 0);
+    CHECK_EQ_INT(jr_amqp_declare_queue(a, q, &args, on_done, &d2), 0);
+    CHECK_EQ_INT(jr_amqp_declare_exchange(a, name("ref.ex"), "fanout", on_done, &d3), 0);
+    CHECK_EQ_INT(jr_amqp_declare_exchange(a, "x", "nonsense", on_done, &d3), JR_AMQP_EINVALID);
+    WAIT(d3.calls, 5000);
+    CHECK_EQ_INT(d1.status, JR_AMQP_OK);
+    CHECK_EQ_INT(d2.status, JR_AMQP_EREFUSED);
+    CHECK(strstr(d2.why, "PRECONDITION_FAILED") != NULL);
+    CHECK_EQ_INT(d3.status, JR_AMQP_OK);
+    CHECK_EQ_INT(E.downs, 0); /* only the declaring channel was reopened */
+
+    /* a publish to an exchange that does not exist: the channel closes, the
+     * publish is told, the client comes back */
+    done c = {0};
+    CHECK_EQ_INT(publish_text(a, name("nosuch.ex"), "k", "lost?", &c), 0);
+    WAIT(c.calls, 5000);
+    CHECK_EQ_INT(c.status, JR_AMQP_EDISCONNECTED);
+    CHECK(strstr(c.why, "NOT_FOUND") != NULL);
+    WAIT(E.ups >= 2, 5000);
+    CHECK_EQ_INT(E.ups, 2);
+    done c2 = {0};
+    publish_text(a, name("ref.ex"), "k", "fine", &c2);
+    WAIT(c2.calls, 5000);
+    CHECK_EQ_INT(c2.status, JR_AMQP_OK);
+    jr_amqp_free(a);
+}
+
+int main(void)
+{
+    test_loop_init();
+    if (test_rabbitmq_shared(g_url, sizeof g_url) != 0) return 1;
+    jr_amqp_url u;
+    if (jr_amqp_url_parse(g_url, &u, NULL, 0) != 0) return 1;
+    proxy_start(u.port);
+    jr_amqp_url_free(&u);
+
+    RUN(bad_urls_are_refused_naming_the_field);
+    RUN(good_urls_parse_with_defaults);
+    RUN(a_wrong_password_is_reported_without_it);
+    RUN(declare_publish_confirm_consume_ack_round_trip);
+    RUN(prefetch_bounds_unacknowledged_deliveries);
+    RUN(nack_with_requeue_redelivers_and_reject_drops);
+    RUN(a_connection_closed_by_the_broker_reconnects_redeclares_and_resumes);
+    RUN(a_silent_broker_is_dropped_by_heartbeats_and_inflight_publishes_are_told);
+    RUN(free_from_a_disconnected_callback_ends_the_others_once);
+    RUN(without_a_broker_publishes_wait_within_bounds_then_time_out);
+    RUN(ten_thousand_confirms_arrive_exactly_once);
+    RUN(free_runs_every_pending_callback_once);
+    RUN(refused_declarations_and_missing_exchanges_are_reported);
+
+    test_rabbitmq_shared_done();
+    reset_events();
+    uv_close((uv_handle_t *)&g_proxy, NULL);
+    if (test_loop_close() != 0) return 1;
+    return test_summary();
+}

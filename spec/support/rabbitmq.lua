@@ -1,0 +1,71 @@
+-- spec/support/rabbitmq.lua: the tests' RabbitMQ (a real private node,
+-- started by spec/services/rabbitmq.sh; never a system-wide broker).
+--
+--   local rabbitmq = require "spec.support.rabbitmq"
+--   rabbitmq.url()                        -- the run's node: the ctest fixture's
+--                                         -- ($JR_TEST_SERVICES/rabbitmq.url), else one started
+--                                         -- here on first use (6-10 s) and stopped when the run ends
+--   rabbitmq.ctl("list_queues", "name")   -- rabbitmqctl against it: its output, or nil, err
+--   rabbitmq.tool("amqp-get", "-q", q)    -- an amqp-tools command with --url=<the node>
+--
+-- One node per run: booting one takes seconds, so specs share it and keep
+-- to queue names of their own.
+local sys = require "jararaca.core.sys"
+local run = require "spec.support.run"
+local server = require "spec.support.server"
+
+local M = {}
+
+local SCRIPT = server.root .. "/spec/services/rabbitmq.sh"
+
+local function url_in(dir)
+  local url = dir and dir ~= "" and run.read(dir .. "/rabbitmq.url")
+  return url and (url:gsub("%s+$", "")), dir
+end
+
+-- The node's directory and URL: the fixture's, an earlier spec file's
+-- (busted loads this module afresh per file: the environment carries it),
+-- or a new one.
+local function node()
+  local url, dir = url_in(os.getenv("JR_TEST_SERVICES"))
+  if url then return url, dir end
+  url, dir = url_in(os.getenv("JR_TEST_RABBITMQ"))
+  if url then return url, dir end
+  dir = os.tmpname()
+  os.remove(dir)
+  local status, out, err = run.run({ SCRIPT, "start", dir }, 120)
+  assert(status == 0, "cannot start a RabbitMQ node through " .. SCRIPT .. ":\n" .. out .. err)
+  assert(sys.setenv("JR_TEST_RABBITMQ", dir))
+  require("busted").subscribe({ "suite", "end" }, function()
+    run.run({ SCRIPT, "stop", dir }, 120)
+    run.run({ "rm", "-rf", dir }, 30)
+    sys.setenv("JR_TEST_RABBITMQ", nil)
+    return nil, true
+  end)
+  return url_in(dir)
+end
+
+--- The run's node's URL (amqp://guest:guest@127.0.0.1:PORT).
+function M.url() return (node()) end
+
+--- rabbitmqctl against the node: its output, or nil, err.
+function M.ctl(...)
+  local _, dir = node()
+  local argv = { SCRIPT, "ctl", dir }
+  for _, a in ipairs { ... } do argv[#argv + 1] = tostring(a) end
+  local status, out, err = run.run(argv, 60)
+  if status ~= 0 then return nil, ("rabbitmqctl %s: %s"):format(table.concat({ ... }, " "), err ~= "" and err or out) end
+  return (out:gsub("\n$", ""))
+end
+
+--- An amqp-tools command (amqp-publish, amqp-get, amqp-declare-queue...)
+--- against the node: its output, or nil, err.
+function M.tool(cmd, ...)
+  local argv = { cmd, "--url=" .. M.url() }
+  for _, a in ipairs { ... } do argv[#argv + 1] = tostring(a) end
+  local status, out, err = run.run(argv, 30)
+  if status ~= 0 then return nil, ("%s: %s"):format(cmd, err ~= "" and err or out) end
+  return (out:gsub("\n$", ""))
+end
+
+return M
