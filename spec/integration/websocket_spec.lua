@@ -342,6 +342,17 @@ describe("WebSocket endpoints", function()
     end)
 
     it("closes a client that stops reading (1008) while the others keep receiving", function()
+      -- the worker's RSS: the slow client must not make it hold what it did not read
+      local who = assert(W.connect(srv.port, "/ws/who"))
+      local pid = assert((who:receive(5)):match("^pid (%d+)$"))
+      who:close(1000)
+      local function rss_kb()
+        local f = assert(io.open("/proc/" .. pid .. "/status"))
+        local text = f:read("*a")
+        f:close()
+        return tonumber(text:match("VmRSS:%s+(%d+)"))
+      end
+      local before = rss_kb()
       local slow = connect("/ws/slow?rooms=flood&name=slow") -- a 64 KiB send queue
       assert.equal("ready", (slow:receive(5)))
       local fast = member("rooms=flood")
@@ -355,6 +366,9 @@ describe("WebSocket endpoints", function()
         assert.equal(65536, #msg)
       end
       assert.equal(1008, closed_as("slow").code)
+      -- 16 MiB went to the room; unbounded, the slow client alone would pin it
+      local grown = rss_kb() - before
+      assert(grown < 8 * 1024, ("the server grew by %d KiB during the flood"):format(grown))
       local other = connect("/ws/echo")
       still_served(other, "served after the flood")
       other:close(1000)
