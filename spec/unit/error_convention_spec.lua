@@ -534,6 +534,61 @@ CASES["j.WebSocketMessage"] = function()
   raises(function() j.WebSocketMessage(true) end, "the message must be a string or a table", true)
 end
 
+-- The embedded message broker on a fresh file; fn(broker).
+local bus_files = 0
+local function with_broker(fn)
+  local embedded = require "jararaca.bus.embedded"
+  bus_files = bus_files + 1
+  local b = assert(embedded.open(tmp .. "/bus" .. bus_files .. ".db"))
+  assert(b:bind("q", "t"))
+  local ok, err = pcall(fn, b, embedded)
+  b:close()
+  if not ok then error(err, 0) end
+end
+
+CASES["embedded.open"] = function()
+  with_broker(function(b, embedded)
+    local tx = b.db:begin("write")
+    assert(tx:execute("UPDATE jr_bus_meta SET value = value + 1 WHERE key = 'schema_version'"))
+    assert(tx:commit())
+    failed("embedded.open", "invalid", pack(embedded.open(b.path)))
+    raises(function() embedded.open(42) end, "target must be a path", true)
+  end)
+end
+
+CASES["broker:publish"] = function()
+  with_broker(function(b)
+    raises(function() b:publish { { topic = "t.*", body = "x" } } end, "wildcard", true)
+    b:close()
+    failed("broker:publish", "closed", pack(b:publish { topic = "t", body = "x" }))
+  end)
+end
+
+CASES["broker:fetch"] = function()
+  with_broker(function(b)
+    raises(function() b:fetch("q", 0) end, "n must be an integer", true)
+    b:close()
+    failed("broker:fetch", "closed", pack(b:fetch("q")))
+  end)
+end
+
+CASES["broker:ack"] = function()
+  with_broker(function(b)
+    assert(b:publish { topic = "t", body = "x" })
+    local d = assert(b:fetch("q", 1, 0))[1] -- a lease that ends at once
+    assert(b:fetch("q", 1, 30, "another consumer"))
+    failed("broker:ack", "lost", pack(b:ack(d)))
+    raises(function() b:ack({ id = "forged" }) end, "delivery must be one that broker:fetch() returned", true)
+  end)
+end
+
+CASES["broker:wait"] = function()
+  with_broker(function(b)
+    failed("broker:wait", "timeout", pack(b:wait("q", 0.01)))
+    raises(function() b:wait(5) end, "queue must be a non-empty string", true)
+  end)
+end
+
 ---------------------------------------------------------------------------
 
 describe("the error convention (docs/errors.md)", function()
