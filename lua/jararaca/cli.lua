@@ -411,7 +411,7 @@ function M.worker(args)
     rt:stop()
     return wcode == "invalid" and 2 or 1
   end
-  log.info(("worker started (pid %d)"):format(sys.pid()))
+  log.info(("worker started (pid %d, broker %s)"):format(sys.pid(), rt.bus.settings.url))
   local sig = sys.next_signal()
   while sig == "SIGHUP" do sig = sys.next_signal() end
   log.info(sig, ": stopping (grace period ", o["grace-period"], "s)")

@@ -69,7 +69,7 @@ function M.broker(container)
   if b then
     if st.stopped then b:close(); return nil, "the message bus is stopped", "closed" end
     st.broker = b
-    log.info("message bus: embedded broker on ", st.settings.path)
+    log.debug("message bus: embedded broker on ", st.settings.path)
   end
   return b, err, code
 end
