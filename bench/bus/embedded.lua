@@ -18,35 +18,23 @@
 --     in batches of 100: from the first publish to the empty queue
 --   latency: publish -> acked by an idle consumer process (it polls)
 -- Prints msgs/s; asserts only that every message went through.
-local embedded = require "jararaca.bus.embedded"
-local process = require "jararaca.core.process"
 local sched = require "jararaca.sched"
+local bus = require "spec.support.bus"
+local files = require "spec.support.files"
 
 local N = tonumber(os.getenv("BUS_BENCH_N")) or 20000
 local BATCH = os.getenv("BUS_BENCH_BATCH") or "200"
 local ONLY = os.getenv("BUS_BENCH_ONLY")
-local BIN = os.getenv("JARARACA_BIN") or "build/jararaca"
-local CONSUMER = (os.getenv("JARARACA_SOURCE_DIR") or ".") .. "/spec/integration/apps/bus_consumer.lua"
 
-local dir
-local files = 0
+local dir, fresh_path
 
 local function body(i)
   return ('{"id":%d,"kind":"task","name":"benchmark message %08d","payload":{"a":1,"b":[1,2,3]}}'):format(i, i)
 end
 
 local function fresh()
-  files = files + 1
-  local path = ("%s/bench%d.db"):format(dir, files)
-  local b = assert(embedded.open(path))
-  assert(b:bind("jobs", "job.#"))
-  local tx = b.db:begin("write")
-  assert(tx:exec_script([[
-    CREATE TABLE consumers (name TEXT NOT NULL, pid INTEGER NOT NULL);
-    CREATE TABLE control (key TEXT PRIMARY KEY);
-  ]]))
-  assert(tx:commit())
-  return b, path
+  local path = fresh_path()
+  return bus.prepare(path), path
 end
 
 local function report(label, n, seconds)
@@ -81,19 +69,12 @@ local function one_by_one(tasks)
   b:close()
 end
 
-local function count(b, sql)
-  local tx = b.db:begin("read")
-  local r = assert(tx:first(sql))
-  tx:commit()
-  return r.n
-end
+local count = bus.count
 
 local function start_consumers(path, k)
   local ps = {}
   for i = 1, k do
-    ps[i] = assert(process.spawn { BIN, "test", CONSUMER, stdout = "/dev/null", stderr = dir .. "/consumer.log",
-      env = { BUS_DB = path, BUS_QUEUE = "jobs", BUS_NAME = "c" .. i, BUS_RECORD = "0", BUS_BATCH = BATCH,
-        JARARACA_LOG_LEVEL = "warn" } })
+    ps[i] = bus.start_consumer(path, "c" .. i, { BUS_RECORD = "0", BUS_BATCH = BATCH }, dir .. "/consumer.log")
   end
   return ps
 end
@@ -103,9 +84,7 @@ local function until_empty(b)
 end
 
 local function finish(b, ps)
-  local tx = b.db:begin("write")
-  assert(tx:execute("INSERT OR IGNORE INTO control (key) VALUES ('published')"))
-  assert(tx:commit())
+  bus.published(b)
   for _, p in ipairs(ps) do assert(p:wait(120) == 0, "a consumer failed: see " .. dir .. "/consumer.log") end
   b:close()
 end
@@ -164,9 +143,7 @@ end
 
 describe("embedded broker throughput", function()
   it("publishes and drains", function()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    dir, fresh_path = files.temp_dir("bench", ".db")
     print()
     one_by_one(1)
     one_by_one(64)
@@ -183,6 +160,6 @@ describe("embedded broker throughput", function()
     end_to_end(1)
     end_to_end(2)
     latency()
-    os.execute("rm -rf " .. dir)
+    files.remove_dir(dir)
   end)
 end)

@@ -2,75 +2,31 @@
 -- SQLite file, two real consumer processes (the jararaca binary running
 -- spec/integration/apps/bus_consumer.lua) drain it; what they handled is
 -- counted in the file. One process: spec/unit/bus_embedded_spec.lua.
-local embedded = require "jararaca.bus.embedded"
-local process = require "jararaca.core.process"
-local server = require "spec.support.server"
+local bus = require "spec.support.bus"
+local files = require "spec.support.files"
 local wait = require "spec.support.wait"
+local read = require("spec.support.run").read
 
-local CONSUMER = server.root .. "/spec/integration/apps/bus_consumer.lua"
 local N = 2000
+local query, scalar = bus.query, bus.count
 
-local dir
+local dir, fresh_path
 
-setup(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p '" .. dir .. "'") == 0)
-end)
-
-teardown(function()
-  os.execute("rm -rf '" .. dir .. "'")
-end)
-
-local n_files = 0
-
--- A broker on a fresh file with the queue bound and the consumers' tables.
-local function fresh()
-  n_files = n_files + 1
-  local path = ("%s/bus%d.db"):format(dir, n_files)
-  local b = assert(embedded.open(path))
-  assert(b:bind("jobs", "job.#"))
-  local tx = b.db:begin("write")
-  assert(tx:exec_script([[
-    CREATE TABLE handled (id TEXT NOT NULL, consumer TEXT NOT NULL, deliveries INTEGER NOT NULL);
-    CREATE TABLE consumers (name TEXT NOT NULL, pid INTEGER NOT NULL);
-    CREATE TABLE control (key TEXT PRIMARY KEY);
-  ]]))
-  assert(tx:commit())
-  return b, path
-end
-
-local function query(b, sql, params)
-  local tx = b.db:begin("read")
-  local rows = assert(tx:query(sql, params))
-  tx:commit()
-  return rows
-end
-
-local function scalar(b, sql, params)
-  return query(b, sql, params)[1].n
-end
+setup(function() dir, fresh_path = files.temp_dir("bus", ".db") end)
+teardown(function() files.remove_dir(dir) end)
 
 local function start_consumer(path, name, env)
   local log = ("%s/%s.log"):format(dir, name)
-  local e = { BUS_DB = path, BUS_QUEUE = "jobs", BUS_NAME = name, JARARACA_LOG_LEVEL = "warn" }
-  for k, v in pairs(env or {}) do e[k] = v end
-  local p = assert(process.spawn { server.bin, "test", CONSUMER, env = e, stdout = log, stderr = log })
-  return { proc = p, log = log, name = name }
+  return { proc = bus.start_consumer(path, name, env, log), log = log, name = name }
 end
 
-local function output(c)
-  local f = io.open(c.log)
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function output(c) return read(c.log) or "" end
 
 -- Start two consumers, wait until both are ready, publish N messages (in
 -- batches of 100, as a server's requests would), then say it is done.
 local function run_two(env, env_a)
-  local b, path = fresh()
+  local path = fresh_path()
+  local b = bus.prepare(path)
   local a, c = start_consumer(path, "a", env_a or env), start_consumer(path, "b", env)
   wait.until_true(function() return scalar(b, "SELECT count(*) AS n FROM consumers") == 2 end,
     "both consumers are ready", 30)
@@ -79,9 +35,7 @@ local function run_two(env, env_a)
     for i = first, first + 99 do msgs[#msgs + 1] = { topic = "job.run", body = tostring(i), id = "m" .. i } end
     assert.equal(100, assert(b:publish(msgs)))
   end
-  local tx = b.db:begin("write")
-  assert(tx:execute("INSERT INTO control (key) VALUES ('published')"))
-  assert(tx:commit())
+  bus.published(b)
   return b, a, c
 end
 

@@ -6,23 +6,12 @@ local topic = require "jararaca.bus.topic"
 local db = require "jararaca.db"
 local sched = require "jararaca.sched"
 
-local dir
+local files = require "spec.support.files"
 
-setup(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p '" .. dir .. "'") == 0)
-end)
+local dir, fresh_path
 
-teardown(function()
-  os.execute("rm -rf '" .. dir .. "'")
-end)
-
-local n_files = 0
-local function fresh_path()
-  n_files = n_files + 1
-  return ("%s/bus%d.db"):format(dir, n_files)
-end
+setup(function() dir, fresh_path = files.temp_dir("bus", ".db") end)
+teardown(function() files.remove_dir(dir) end)
 
 local function open(target, opts)
   local b, err, code = embedded.open(target or fresh_path(), opts)
