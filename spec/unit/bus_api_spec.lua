@@ -10,6 +10,7 @@ local worker = require "jararaca.bus.worker"
 local runtime = require "jararaca.runtime"
 local interceptors = require "jararaca.interceptors"
 local context = require "jararaca.context"
+local sched = require "jararaca.sched"
 local s = j.schema
 
 local THIS = debug.getinfo(1, "S").short_src
@@ -215,19 +216,25 @@ describe("the worker's choices", function()
 end)
 
 describe("use_publisher", function()
-  local path, rt, broker
+  local path, rt, broker, outer
 
+  -- The app starts and stops in tasks of their own (they bind lifecycle
+  -- contexts); the specs run in a "startup" context of it: no transaction.
   before_each(function()
     path = os.tmpname()
     local W = j.MessageBusController { name = "W" }
     W.h = j.IncomingHandler("task.#", function() end)
-    rt = runtime.start(j.Microservice { name = "pub", controllers = { W }, bus = { url = "sqlite:///" .. path } },
-      "worker")
+    local app = j.Microservice { name = "pub", controllers = { W }, bus = { url = "sqlite:///" .. path } }
+    local _
+    _, rt = assert(sched.spawn(runtime.start, app, "worker"):wait())
     broker = rt.bus.broker
+    outer = context.current()
+    context.bind(context.new("startup", rt.container))
   end)
 
   after_each(function()
-    rt:stop()
+    context.bind(outer)
+    assert(sched.spawn(rt.stop, rt):wait())
     for _, suffix in ipairs { "", "-wal", "-shm" } do os.remove(path .. suffix) end
   end)
 
@@ -238,10 +245,10 @@ describe("use_publisher", function()
 
   -- fn in a transaction of kind "message" through the app's chain
   local function transaction(fn)
-    local ctx, outer = context.new("message", rt.container), context.current()
+    local ctx, prev = context.new("message", rt.container), context.current()
     context.bind(ctx)
     local ok, err = interceptors.run(rt.interceptors, ctx, fn)
-    context.bind(outer)
+    context.bind(prev)
     return ok, err
   end
 
