@@ -305,18 +305,26 @@ local function stuck_in()
   return ("a %s task"):format(tostring(ctx.kind))
 end
 
-function M.server(args)
-  local o, pos, err = M.parse_options(args, SERVER_OPTIONS)
-  if not o then eprint("jararaca server: ", err); return 2 end
+-- What `server` and `worker` start with: their options, the log, the app
+-- file. opts, app, path | nil, exit code (the error printed).
+local function open_app(cmd, args, specs)
+  local o, pos, err = M.parse_options(args, specs)
+  if not o then eprint("jararaca ", cmd, ": ", err); return nil, 2 end
   local ok, lerr = log.set { level = o["log-level"], format = o["log-format"] }
-  if not ok then eprint("jararaca server: ", lerr); return 2 end
+  if not ok then eprint("jararaca ", cmd, ": ", lerr); return nil, 2 end
   if #pos ~= 1 then
-    eprint("jararaca server: expected exactly one app file (usage: jararaca server app.lua [options])")
-    return 2
+    eprint(("jararaca %s: expected exactly one app file (usage: jararaca %s app.lua [options])"):format(cmd, cmd))
+    return nil, 2
   end
+  local app, aerr = require("jararaca.runtime").load_app(pos[1])
+  if not app then eprint("jararaca ", cmd, ": ", aerr); return nil, 1 end
+  return o, app, pos[1]
+end
+
+function M.server(args)
+  local o, app, path = open_app("server", args, SERVER_OPTIONS)
+  if not o then return app end
   local runtime = require "jararaca.runtime"
-  local app, aerr = runtime.load_app(pos[1])
-  if not app then eprint("jararaca server: ", aerr); return 1 end
 
   -- One worker runs under the master too when the watchdog is on: only
   -- another process can replace a worker whose loop is stuck.
@@ -341,7 +349,7 @@ function M.server(args)
   end
   local okrt, rt = xpcall(runtime.start, keep_trace, app, "http")
   if not okrt then
-    log.error("startup failed for ", pos[1], ": ", tostring(rt))
+    log.error("startup failed for ", path, ": ", tostring(rt))
     log.debug(trace)
     return 1
   end
@@ -349,14 +357,14 @@ function M.server(args)
   -- start: a bad one is reported the same way, and the app is stopped.
   local okr, rerr = xpcall(server.build_routes, keep_trace, rt)
   if not okr then
-    log.error("startup failed for ", pos[1], ": ", tostring(rerr))
+    log.error("startup failed for ", path, ": ", tostring(rerr))
     log.debug(trace)
     rt:stop()
     return 1
   end
   local okw, werr = server.start_websockets(rt)
   if not okw then
-    log.error("startup failed for ", pos[1], ": ", werr)
+    log.error("startup failed for ", path, ": ", werr)
     rt:stop()
     return 1
   end
@@ -381,24 +389,17 @@ end
 --- `jararaca worker app.lua [options]`: the app's message handlers
 --- (jararaca.bus.worker) until SIGTERM/SIGINT.
 function M.worker(args)
-  local o, pos, err = M.parse_options(args, WORKER_OPTIONS)
-  if not o then eprint("jararaca worker: ", err); return 2 end
-  local ok, lerr = log.set { level = o["log-level"], format = o["log-format"] }
-  if not ok then eprint("jararaca worker: ", lerr); return 2 end
-  if #pos ~= 1 then
-    eprint("jararaca worker: expected exactly one app file (usage: jararaca worker app.lua [options])")
-    return 2
-  end
+  local o, app, path = open_app("worker", args, WORKER_OPTIONS)
+  if not o then return app end
+  if o.prefetch > 1000 then eprint("jararaca worker: --prefetch: expected at most 1000, got ", o.prefetch); return 2 end
   local runtime = require "jararaca.runtime"
   local worker = require "jararaca.bus.worker"
-  local app, aerr = runtime.load_app(pos[1])
-  if not app then eprint("jararaca worker: ", aerr); return 1 end
   sys.watch_signals()
   local trace
   local okrt, rt = xpcall(runtime.start, function(e) trace = debug.traceback(tostring(e), 2); return e end, app,
     "worker")
   if not okrt then
-    log.error("startup failed for ", pos[1], ": ", tostring(rt))
+    log.error("startup failed for ", path, ": ", tostring(rt))
     log.debug(trace)
     return 1
   end
@@ -407,7 +408,7 @@ function M.worker(args)
     prefetch = o.prefetch > 0 and o.prefetch or nil,
   })
   if not w then
-    log.error("startup failed for ", pos[1], ": ", tostring(werr))
+    log.error("startup failed for ", path, ": ", tostring(werr))
     rt:stop()
     return wcode == "invalid" and 2 or 1
   end

@@ -190,21 +190,28 @@ describe("the message bus (server + worker processes, embedded broker)", functio
     assert.equal(0, #runs("rollback-1-side"))
   end)
 
-  it("dispositions: reject() dead-letters at once, retry_later() retries, an ack() whose transaction fails retries",
+  it("dispositions: reject() dead-letters at once, retry()/retry_later() retry, nack() releases, an ack() whose "
+    .. "transaction fails retries",
     function()
       -- the payload's kind says what the handler does
       assert(broker:publish {
         { topic = "job.dispose", body = '{"id":"d-reject","kind":"reject"}', headers = { ["content-type"] = "application/json" } },
         { topic = "job.dispose", body = '{"id":"d-later","kind":"retry_later"}', headers = { ["content-type"] = "application/json" } },
         { topic = "job.dispose", body = '{"id":"d-ack","kind":"ack_then_fail"}', headers = { ["content-type"] = "application/json" } },
+        { topic = "job.dispose", body = '{"id":"d-retry","kind":"retry"}', headers = { ["content-type"] = "application/json" } },
+        { topic = "job.dispose", body = '{"id":"d-nack","kind":"nack"}', headers = { ["content-type"] = "application/json" } },
       })
       local d = dead_where("dispositions", function(x) return x.body:find("d-reject", 1, true) end,
         "d-reject is dead-lettered")
       assert.equal("not for us", d.reason)
       assert.equal(0, d.attempt)
       assert.equal(1, #runs("d-reject"))
-      wait.until_true(function() return #runs("d-later") == 2 and #runs("d-ack") == 2 end,
-        "d-later and d-ack ran twice", 15)
+      wait.until_true(function()
+        return #runs("d-later") == 2 and #runs("d-ack") == 2 and #runs("d-retry") == 2 and #runs("d-nack") == 2
+      end, "d-later, d-ack, d-retry and d-nack ran twice", 15)
+      -- retry() and retry_later() count as retries; nack() does not
+      assert.same({ 1, 2 }, { runs("d-retry")[1].attempt, runs("d-retry")[2].attempt })
+      assert.same({ 1, 1 }, { runs("d-nack")[1].attempt, runs("d-nack")[2].attempt })
       -- both ended acked on their second run: their queue empties
       wait.until_true(function()
         local q = assert(broker:stats()).queues["busapp.dispositions"]
@@ -260,6 +267,12 @@ return j.Microservice { name = "bad", controllers = { W }, bus = { url = "sqlite
     assert.truthy(err:find(app:match("[^/]+$") .. ":3: handler W.h (a.b): max_retries: expected a whole number in "
       .. "0..1000000, got -1", 1, true), err)
     run.cleanup()
+  end)
+
+  it("--prefetch above 1000 exits 2", function()
+    local status, out, err = run.run({ server.bin, "worker", APP, "--prefetch", "1001", env = env }, 60)
+    assert.equal(2, status, out .. err)
+    assert.truthy(err:find("--prefetch: expected at most 1000, got 1001", 1, true), err)
   end)
 
   it("--handlers with an unknown name exits 2 naming the app's handlers", function()

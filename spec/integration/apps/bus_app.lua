@@ -100,6 +100,13 @@ Worker.dispositions = j.IncomingHandler("job.dispose", { max_retries = 1, backof
     if how == "reject" then msg:reject("not for us")
     elseif how == "retry_later" then
       if msg.attempt == 1 then msg:retry_later(0.05) else finish(msg, "done") end
+    elseif how == "retry" then
+      if msg.attempt == 1 then msg:retry() else finish(msg, "done") end
+    elseif how == "nack" then -- released without counting: the second run sees attempt 1 again
+      local n = j.providing_new_session(function(session)
+        return session:first("SELECT count(*) AS n FROM runs WHERE id = ?", { msg:payload().id }).n
+      end)
+      if n == 1 then msg:nack() else assert(msg.attempt == 1, "nack counted as a retry") end
     elseif how == "ack_then_fail" then
       msg:ack()
       if msg.attempt == 1 then error("failed after ack()") end
