@@ -2,6 +2,7 @@
 -- first task; each command returns an exit code.
 --
 --   jararaca server app.lua [--host H] [--port P] [--workers N|auto] [...]
+--   jararaca worker app.lua [--handlers a,b] [--groups g] [--prefetch N] [--grace-period S]
 --   jararaca test [path ...] [--log-level L] [busted options]
 --   jararaca version | --version
 --   jararaca help [COMMAND] | --help; jararaca COMMAND --help
@@ -18,7 +19,8 @@ local function eprint(...)
   io.stderr:write(table.concat({ ... }, ""), "\n")
 end
 
--- name, kind ("string" | "int" | "number" | "flag" | "workers" | "choice"), default, help, choices
+-- name, kind ("string" | "int" | "number" | "flag" | "workers" | "choice"), default, help, choices,
+-- metavar (the value's name in the help text, when not the kind's)
 local SERVER_OPTIONS = {
   { "host", "string", "0.0.0.0", "address to listen on" },
   { "port", "int", 8000, "TCP port" },
@@ -36,6 +38,17 @@ local SERVER_OPTIONS = {
   { "write-timeout", "number", 30, "seconds a response may take to be written" },
   { "max-connections", "int", 10000, "open connections per worker (503 above)" },
   { "worker-timeout", "number", 30, "seconds a worker's event loop may stall before it is replaced (0 = off)" },
+}
+
+-- `jararaca worker` (jararaca.bus.worker): "" = every handler / group, 0 =
+-- each handler's own prefetch.
+local WORKER_OPTIONS = {
+  { "handlers", "string", "", "comma-separated handler names to run (default: all)", nil, "HANDLERS" },
+  { "groups", "string", "", "comma-separated handler groups to run (default: all)", nil, "GROUPS" },
+  { "prefetch", "int", 0, "deliveries each handler fetches and runs at once (default: each handler's prefetch)" },
+  { "grace-period", "number", 30, "seconds in-flight handlers get to finish on SIGTERM/SIGINT" },
+  { "log-level", "choice", "info", "debug, info, warn, error or off", { "debug", "info", "warn", "error", "off" } },
+  { "log-format", "choice", "text", "text or json (one JSON object per line)", { "text", "json" } },
 }
 
 local function env_name(opt) return "JARARACA_" .. opt:upper():gsub("-", "_") end
@@ -121,7 +134,7 @@ local COMMANDS = {
   { "test", "[PATH...] [options]", "run busted specs inside the runtime (default: spec/)" },
   { "version", "", "print the version and where the framework's Lua files are" },
   { "help", "[COMMAND]", "this text, or a command's usage and options" },
-  { "worker", "APP.lua", "message-bus consumers (planned; not available yet)" },
+  { "worker", "APP.lua [options]", "run the app's message-bus handlers (IncomingHandler)" },
   { "scheduler", "APP.lua", "scheduled actions (planned; not available yet)" },
 }
 
@@ -161,8 +174,20 @@ local function option_line(lines, flag, text)
   lines[#lines + 1] = line:gsub("%s+$", "")
 end
 
+local function options_help(lines, specs)
+  for _, s in ipairs(specs) do
+    local flag = s[2] == "flag" and ("--" .. s[1])
+      or ("--%s %s"):format(s[1], s[6] or METAVAR[s[2]] or s[1]:match("[^-]+$"):upper())
+    local text = s[4]
+    if not text:find("(default:", 1, true) then text = ("%s (default: %s)"):format(text, tostring(s[3])) end
+    option_line(lines, flag, text)
+  end
+  option_line(lines, "-h, --help", "this text")
+  return table.concat(lines, "\n")
+end
+
 local function server_help()
-  local lines = {
+  return options_help({
     "usage: jararaca server APP.lua [options]",
     "",
     "Serves the HTTP controllers of APP.lua (a file returning jararaca.Microservice{...}):",
@@ -171,14 +196,22 @@ local function server_help()
     "",
     "options (each also from the environment: --port is JARARACA_PORT, --max-body-size is",
     "JARARACA_MAX_BODY_SIZE, ...; the command line wins):",
-  }
-  for _, s in ipairs(SERVER_OPTIONS) do
-    local flag = s[2] == "flag" and ("--" .. s[1])
-      or ("--%s %s"):format(s[1], METAVAR[s[2]] or s[1]:match("[^-]+$"):upper())
-    option_line(lines, flag, ("%s (default: %s)"):format(s[4], tostring(s[3])))
-  end
-  option_line(lines, "-h, --help", "this text")
-  return table.concat(lines, "\n")
+  }, SERVER_OPTIONS)
+end
+
+local function worker_help()
+  return options_help({
+    "usage: jararaca worker APP.lua [options]",
+    "",
+    "Runs the message-bus handlers (IncomingHandler) of APP.lua: runs the interceptors'",
+    "startup, consumes each selected handler's queue, and on SIGTERM or SIGINT stops",
+    "fetching, gives handlers in flight the grace period, releases what it fetched and did",
+    "not start, then runs the interceptors' shutdown and exits 0. The broker: Microservice",
+    "{ bus = { url = ... } } or JARARACA_BUS_URL (docs/bus.md).",
+    "",
+    "options (each also from the environment: --prefetch is JARARACA_PREFETCH, ...;",
+    "the command line wins):",
+  }, WORKER_OPTIONS)
 end
 
 local TEST_HELP = [[
@@ -206,9 +239,8 @@ Other busted options are passed to busted as they are. Exit codes: 0 every test
 passed; 1 a test failed or errored, or busted refused an option; 2 a bad --log-level.]]
 
 local function planned_help(cmd)
-  return ("usage: jararaca %s APP.lua\n\nNot available in this version: %s are planned.\n"
-    .. "Today `jararaca server` serves HTTP controllers; see `jararaca --help`."):format(cmd,
-    cmd == "worker" and "message-bus consumers (IncomingHandler)" or "scheduled actions (ScheduledAction)")
+  return ("usage: jararaca %s APP.lua\n\nNot available in this version: scheduled actions (ScheduledAction) are planned.\n"
+    .. "Today `jararaca server` serves HTTP controllers; see `jararaca --help`."):format(cmd)
 end
 
 local VERSION_HELP = [[
@@ -222,7 +254,7 @@ local HELP = {
   test = function() return TEST_HELP end,
   version = function() return VERSION_HELP end,
   help = usage,
-  worker = function() return planned_help("worker") end,
+  worker = worker_help,
   scheduler = function() return planned_help("scheduler") end,
 }
 
@@ -273,18 +305,26 @@ local function stuck_in()
   return ("a %s task"):format(tostring(ctx.kind))
 end
 
-function M.server(args)
-  local o, pos, err = M.parse_options(args, SERVER_OPTIONS)
-  if not o then eprint("jararaca server: ", err); return 2 end
+-- What `server` and `worker` start with: their options, the log, the app
+-- file. opts, app, path | nil, exit code (the error printed).
+local function open_app(cmd, args, specs)
+  local o, pos, err = M.parse_options(args, specs)
+  if not o then eprint("jararaca ", cmd, ": ", err); return nil, 2 end
   local ok, lerr = log.set { level = o["log-level"], format = o["log-format"] }
-  if not ok then eprint("jararaca server: ", lerr); return 2 end
+  if not ok then eprint("jararaca ", cmd, ": ", lerr); return nil, 2 end
   if #pos ~= 1 then
-    eprint("jararaca server: expected exactly one app file (usage: jararaca server app.lua [options])")
-    return 2
+    eprint(("jararaca %s: expected exactly one app file (usage: jararaca %s app.lua [options])"):format(cmd, cmd))
+    return nil, 2
   end
+  local app, aerr = require("jararaca.runtime").load_app(pos[1])
+  if not app then eprint("jararaca ", cmd, ": ", aerr); return nil, 1 end
+  return o, app, pos[1]
+end
+
+function M.server(args)
+  local o, app, path = open_app("server", args, SERVER_OPTIONS)
+  if not o then return app end
   local runtime = require "jararaca.runtime"
-  local app, aerr = runtime.load_app(pos[1])
-  if not app then eprint("jararaca server: ", aerr); return 1 end
 
   -- One worker runs under the master too when the watchdog is on: only
   -- another process can replace a worker whose loop is stuck.
@@ -309,7 +349,7 @@ function M.server(args)
   end
   local okrt, rt = xpcall(runtime.start, keep_trace, app, "http")
   if not okrt then
-    log.error("startup failed for ", pos[1], ": ", tostring(rt))
+    log.error("startup failed for ", path, ": ", tostring(rt))
     log.debug(trace)
     return 1
   end
@@ -317,14 +357,14 @@ function M.server(args)
   -- start: a bad one is reported the same way, and the app is stopped.
   local okr, rerr = xpcall(server.build_routes, keep_trace, rt)
   if not okr then
-    log.error("startup failed for ", pos[1], ": ", tostring(rerr))
+    log.error("startup failed for ", path, ": ", tostring(rerr))
     log.debug(trace)
     rt:stop()
     return 1
   end
   local okw, werr = server.start_websockets(rt)
   if not okw then
-    log.error("startup failed for ", pos[1], ": ", werr)
+    log.error("startup failed for ", path, ": ", werr)
     rt:stop()
     return 1
   end
@@ -343,6 +383,44 @@ function M.server(args)
   sys.unref_signals()
   local stopped = rt:stop()
   log.info("stopped")
+  return stopped and 0 or 1
+end
+
+--- `jararaca worker app.lua [options]`: the app's message handlers
+--- (jararaca.bus.worker) until SIGTERM/SIGINT.
+function M.worker(args)
+  local o, app, path = open_app("worker", args, WORKER_OPTIONS)
+  if not o then return app end
+  if o.prefetch > 1000 then eprint("jararaca worker: --prefetch: expected at most 1000, got ", o.prefetch); return 2 end
+  local runtime = require "jararaca.runtime"
+  local worker = require "jararaca.bus.worker"
+  sys.watch_signals()
+  local trace
+  local okrt, rt = xpcall(runtime.start, function(e) trace = debug.traceback(tostring(e), 2); return e end, app,
+    "worker")
+  if not okrt then
+    log.error("startup failed for ", path, ": ", tostring(rt))
+    log.debug(trace)
+    return 1
+  end
+  local w, werr, wcode = worker.start(rt, {
+    handlers = worker.split(o.handlers), groups = worker.split(o.groups),
+    prefetch = o.prefetch > 0 and o.prefetch or nil,
+  })
+  if not w then
+    log.error("startup failed for ", path, ": ", tostring(werr))
+    rt:stop()
+    return wcode == "invalid" and 2 or 1
+  end
+  log.info(("worker started (pid %d, broker %s)"):format(sys.pid(), rt.bus.settings.url))
+  local sig = sys.next_signal()
+  while sig == "SIGHUP" do sig = sys.next_signal() end
+  log.info(sig, ": stopping (grace period ", o["grace-period"], "s)")
+  local c = w:stop(o["grace-period"])
+  sys.unref_signals()
+  local stopped = rt:stop()
+  log.info(("stopped: %d acked, %d retried, %d dead-lettered, %d released"):format(c.acked, c.retried, c.dead,
+    c.released))
   return stopped and 0 or 1
 end
 
@@ -399,6 +477,7 @@ end
 local RUN = {
   server = function(rest) return M.server(rest) end,
   test = function(rest) return M.test(rest) end,
+  worker = function(rest) return M.worker(rest) end,
   ["gen-tsi"] = function(rest) return require("jararaca.tsgen").cli(rest) end,
   migrate = function(rest) return require("jararaca.persistence.migrate").cli(rest) end,
 }
@@ -420,7 +499,7 @@ function M.main(args)
   elseif RUN[cmd] then
     if wants_help(rest) then return command_help(cmd) end
     return RUN[cmd](rest)
-  elseif cmd == "worker" or cmd == "scheduler" then
+  elseif cmd == "scheduler" then
     if wants_help(rest) then return command_help(cmd) end
     eprint(("jararaca %s: not available yet in this version"):format(cmd))
     return 2

@@ -2,7 +2,9 @@
 --
 -- Declaring:   j.Microservice, j.ProviderSpec, j.Token, j.RestController,
 --              j.Get / j.Post / j.Put / j.Patch / j.Delete / j.Route,
---              j.WebSocketEndpoint (docs/websockets.md)
+--              j.WebSocketEndpoint (docs/websockets.md),
+--              j.MessageBusController, j.IncomingHandler (docs/bus.md)
+-- Messages:    j.use_publisher():publish(payload, topic) (staged like WebSocketMessage)
 -- WebSockets:  j.use_ws_manager() (rooms, broadcast), j.WebSocketMessage(payload):send(rooms)
 --              (staged: sent when the transaction commits; j.staged is the generic hook)
 -- Schemas:     j.schema (types, validate, encode), j.ExposeType(schema), j.json
@@ -60,6 +62,9 @@ local lazy = {
   use_ws_manager = function() return require("jararaca.ws.manager").use_ws_manager end,
   WebSocketMessage = function() return require("jararaca.ws.manager").WebSocketMessage end,
   staged = function() return require "jararaca.staged" end,
+  MessageBusController = function() return require("jararaca.bus.controller").MessageBusController end,
+  IncomingHandler = function() return require("jararaca.bus.controller").IncomingHandler end,
+  use_publisher = function() return require("jararaca.bus.publisher").use_publisher end,
 }
 setmetatable(j, {
   __index = function(t, k)

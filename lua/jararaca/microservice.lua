@@ -7,6 +7,7 @@
 --       interceptors = { SessionInterceptor{...}, ConfigInterceptor, function(container) ... end },
 --       middlewares  = { j.cors{ allow_origins = { "https://app.example" } } },  -- app-wide, HTTP
 --       websocket    = { backplane = "redis://127.0.0.1:6379/0" },               -- docs/websockets.md
+--       bus          = { url = "sqlite:///var/tasks.bus.db" },                   -- docs/bus.md
 --     }
 --
 -- Declaring a microservice runs nothing: it only validates the shapes of its
@@ -38,7 +39,7 @@ local is_token, is_spec = di.is_token, di.is_provider_spec
 --- Known fields of a Microservice declaration (extensible).
 M.fields = {
   name = true, providers = true, controllers = true, interceptors = true, openapi = true, middlewares = true,
-  websocket = true,
+  websocket = true, bus = true,
 }
 
 local Microservice_mt = { __metatable = "Microservice" }
@@ -118,6 +119,8 @@ function M.Microservice(t)
 
   -- websocket = { backplane =, channel = } (jararaca.ws.backplane)
   if t.websocket ~= nil then require("jararaca.ws.backplane").check(t.websocket, 2) end
+  -- bus = { url = } (jararaca.bus.settings)
+  if t.bus ~= nil then require("jararaca.bus.settings").check(t.bus, 2) end
 
   local providers = list_of(t, "providers")
   for i = 1, #providers do

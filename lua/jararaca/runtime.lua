@@ -121,16 +121,27 @@ function M.start(app, kind)
   for i, cls in ipairs(app.controllers or {}) do
     controllers[i] = { cls = cls, instance = container:get_controller(cls) }
   end
-  return setmetatable({
+  local rt = setmetatable({
     app = app, kind = kind, container = container, lifecycle = lc,
     interceptors = lc.list, controllers = controllers,
   }, Runtime)
+  -- The message bus (its handlers' declarations, its broker): after the
+  -- interceptors, since the broker may share the app's database.
+  if kind == "http" or kind == "worker" then
+    local ok, err = pcall(require("jararaca.bus").start, rt)
+    if not ok then
+      lc:stop()
+      error(err, 0)
+    end
+  end
+  return rt
 end
 
 --- Leave the lifecycles (reverse order). Returns true | nil, message,
 --- "error", errors (the list of what the shutdown hooks raised, each logged).
 function Runtime:stop()
   context.bind(context.new("shutdown", self.container, { app = self.app, app_kind = self.kind }))
+  if self.bus then require("jararaca.bus").stop(self) end
   local ok, msg, code, errs = self.lifecycle:stop()
   if not ok then
     for i = 1, #errs do log.error("shutdown: ", errs[i]) end

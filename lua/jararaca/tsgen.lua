@@ -728,20 +728,23 @@ local function run(app, opts)
   -- controllers, sorted by class name
   local ctrls, by_name = {}, {}
   for i, cls in ipairs(app.controllers or {}) do
-    if not controller.is_controller(cls) then fail("controllers[%d] is not a RestController class", i) end
-    local name = rawget(cls, "__name")
-    if not is_type_name(name) then
-      fail("controller %s: its name is not a valid TypeScript class name; set RestController(prefix, { name = \"...\" })",
-        quote(tostring(name)))
-    end
-    if TYPE_TAKEN[name] or VALUE_TAKEN[name] then
-      fail("controller %s: the name clashes with a name the generated file uses; rename it", name)
-    end
-    if by_name[name] then
-      if by_name[name] ~= cls then fail("two controllers are named %s; give one another name", name) end
-    else
-      by_name[name] = cls
-      ctrls[#ctrls + 1] = name
+    -- message-bus controllers have no HTTP client (their payloads: j.ExposeType)
+    if rawget(cls, "__bus_controller") == nil then
+      if not controller.is_controller(cls) then fail("controllers[%d] is not a RestController class", i) end
+      local name = rawget(cls, "__name")
+      if not is_type_name(name) then
+        fail("controller %s: its name is not a valid TypeScript class name; set RestController(prefix, { name = \"...\" })",
+          quote(tostring(name)))
+      end
+      if TYPE_TAKEN[name] or VALUE_TAKEN[name] then
+        fail("controller %s: the name clashes with a name the generated file uses; rename it", name)
+      end
+      if by_name[name] then
+        if by_name[name] ~= cls then fail("two controllers are named %s; give one another name", name) end
+      else
+        by_name[name] = cls
+        ctrls[#ctrls + 1] = name
+      end
     end
   end
   sort(ctrls)

@@ -45,7 +45,8 @@ describe("jararaca COMMAND --help", function()
     { "gen-tsi", "usage: jararaca gen-tsi APP.lua OUT.ts", { "--stdout" } },
     { "migrate", "usage: jararaca migrate APP.lua", { "--name NAME", "--status", "--to VERSION" } },
     { "version", "usage: jararaca version", {} },
-    { "worker", "usage: jararaca worker APP.lua", { "Not available in this version" } },
+    { "worker", "usage: jararaca worker APP.lua [options]", { "--handlers HANDLERS", "--groups GROUPS",
+      "--prefetch N", "--grace-period SECONDS", "JARARACA_BUS_URL", "-h, --help" } },
     { "scheduler", "usage: jararaca scheduler APP.lua", { "Not available in this version" } },
   }
   for _, case in ipairs(CASES) do

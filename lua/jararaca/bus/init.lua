@@ -1,0 +1,104 @@
+--- jararaca.bus: an app's message bus in one process (server or worker).
+--
+--   bus.start(rt)            -- at startup, after the interceptors' startup (jararaca.runtime)
+--   bus.broker(container)    -- the broker: broker | nil, message, code (opened at first use)
+--   bus.state(container)     -- { app, settings, handlers, broker }
+--   bus.stop(rt)             -- before the interceptors' shutdown
+--
+-- start checks the handlers' declarations and the broker's settings (a bad
+-- one raises: a startup error). The broker is opened at startup when the app
+-- has handlers or asked for a bus (Microservice.bus, JARARACA_BUS_URL), and
+-- every handler's queue is bound to its topic there, in the server as in the
+-- worker, so a message published before any worker ran is kept for it. An
+-- app that only publishes opens it at its first publish.
+-- Only the embedded broker (jararaca.bus.embedded) exists in this version.
+-- @module jararaca.bus
+local controller = require "jararaca.bus.controller"
+local settings = require "jararaca.bus.settings"
+local log = require "jararaca.log"
+
+local M = {}
+
+local setmetatable, format, tostring, ipairs = setmetatable, string.format, tostring, ipairs
+
+local states = setmetatable({}, { __mode = "k" })
+
+--- The bus state of a container (nil before start).
+function M.state(container)
+  return states[container]
+end
+
+-- Open the embedded broker: on the app's database when it is the same
+-- file (one writer per file and process, see docs/bus-embedded.md).
+local function open(st)
+  local embedded = require "jararaca.bus.embedded"
+  local target = st.settings.path
+  for _, db in ipairs(require("jararaca.persistence.session").databases(st.container)) do
+    if db.path == target then target = db end
+  end
+  local b, err, code = embedded.open(target)
+  if not b then return nil, err, code end
+  for _, h in ipairs(st.handlers) do
+    local ok, berr, bcode = b:bind(h.queue, h.topic)
+    if not ok then
+      b:close()
+      return nil, format("message bus: cannot bind queue %q to %q: %s", h.queue, h.topic, tostring(berr)), bcode
+    end
+  end
+  return b
+end
+
+--- The broker of the running app: broker | nil, message, code. Opened on
+--- first use when start did not; tasks asking meanwhile wait for that one
+--- opening.
+function M.broker(container)
+  local st = states[container]
+  if st == nil then return nil, "the message bus is not started (no app is running in this context)", "closed" end
+  if st.broker then return st.broker end
+  if st.stopped then return nil, "the message bus is stopped", "closed" end
+  if st.opening then
+    local ok, b, err, code = st.opening:wait()
+    if not ok then return nil, b, err end
+    return b, err, code
+  end
+  st.opening = require("jararaca.sched").spawn(open, st)
+  st.opening.observed = true
+  local ok, b, err, code = st.opening:wait()
+  st.opening = nil
+  if not ok then return nil, b, err end
+  if b then
+    if st.stopped then b:close(); return nil, "the message bus is stopped", "closed" end
+    st.broker = b
+    log.debug("message bus: embedded broker on ", st.settings.path)
+  end
+  return b, err, code
+end
+
+--- Check the declarations and settings of rt.app; open the broker when the
+--- app has handlers or asked for a bus. Raises error(msg, 0) on a bad one.
+function M.start(rt)
+  local app = rt.app
+  local handlers = controller.handlers(app)
+  local databases = require("jararaca.persistence.session").databases(rt.container)
+  local s, err = settings.resolve(app, databases)
+  if not s then error(err, 0) end
+  local st = { app = app, container = rt.container, settings = s, handlers = handlers, broker = nil }
+  states[rt.container] = st
+  rt.bus = st
+  if #handlers > 0 or settings.explicit(app) then
+    local b, oerr = M.broker(rt.container)
+    if not b then error(oerr, 0) end
+  end
+  return st
+end
+
+--- Close the broker (before the interceptors' shutdown: it may share the
+--- app's database).
+function M.stop(rt)
+  local st = states[rt.container]
+  if st == nil then return end
+  st.stopped = true
+  if st.broker then st.broker:close(); st.broker = nil end
+end
+
+return M

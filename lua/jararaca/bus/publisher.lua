@@ -1,0 +1,136 @@
+--- jararaca.bus.publisher: `j.use_publisher()`.
+--
+--   local pub = j.use_publisher()
+--   pub:publish({ id = 7 }, "task.created" [, { headers = { ["x-tenant"] = "a" } }])
+--   pub:delay({ id = 7 }, "task.reminder", 3600 [, opts])
+--
+-- A payload is a table (sent as JSON, content-type application/json) or a
+-- string (sent as it is, text/plain). Inside a transaction (an HTTP request,
+-- a WebSocket connection, a message handler) the messages are STAGED
+-- (jararaca.staged): published together, in one write, once the
+-- transaction succeeded (after its commit), dropped when it failed. Outside
+-- one they are published at once. Returns true | nil, message, code:
+-- "invalid" (a payload JSON cannot hold), "closed" (no bus), the broker's.
+-- A topic that is not one (empty, a wildcard word) or bad headers raise.
+-- @module jararaca.bus.publisher
+local context = require "jararaca.context"
+local staged = require "jararaca.staged"
+local json = require "jararaca.json"
+local log = require "jararaca.log"
+local topic_mod = require "jararaca.bus.topic"
+
+local M = {}
+
+local type, pairs, error, format, tostring, rawget, rawset, setmetatable =
+  type, pairs, error, string.format, tostring, rawget, rawset, setmetatable
+local huge = math.huge
+local encode = json.encode
+
+M.JSON = "application/json"
+M.TEXT = "text/plain"
+
+local Publisher = {}
+Publisher.__index = Publisher
+Publisher.__name = "Publisher"
+
+local function bus() return require "jararaca.bus" end
+
+-- One message for the broker, or nil, message, "invalid". Misuse raises.
+local function build(method, payload, topic, delay, opts)
+  local terr = topic_mod.topic_error(topic)
+  if terr then error(format("publisher:%s(payload, topic): %s", method, terr), 3) end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(format("publisher:%s(): opts must be a table { headers = {...} }, got %s", method, type(opts)), 3)
+  end
+  local headers = {}
+  local given = opts and opts.headers
+  if given ~= nil then
+    if type(given) ~= "table" then error(format("publisher:%s(): opts.headers must be a table, got %s", method,
+      type(given)), 3) end
+    for k, v in pairs(given) do
+      if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean") then
+        error(format("publisher:%s(): headers must map names to strings, numbers or booleans, got [%s] = %s", method,
+          tostring(k), type(v)), 3)
+      end
+      headers[k] = v
+    end
+  end
+  local body
+  if type(payload) == "string" then
+    body = payload
+    headers["content-type"] = M.TEXT
+  elseif type(payload) == "table" then
+    local text, err = encode(payload)
+    if not text then return nil, "the payload cannot be sent as JSON: " .. tostring(err), "invalid" end
+    body = text
+    headers["content-type"] = M.JSON
+  else
+    error(format("publisher:%s(payload, topic): payload must be a table (JSON) or a string, got %s", method,
+      type(payload)), 3)
+  end
+  return { topic = topic, body = body, headers = headers, delay = delay }
+end
+
+-- Publish a list now: true | nil, message, code.
+local function send(container, msgs)
+  local b, err, code = bus().broker(container)
+  if not b then return nil, err, code end
+  local n
+  n, err, code = b:publish(msgs)
+  if not n then return nil, "message bus: publish failed: " .. tostring(err), code end
+  return true
+end
+
+-- The staged action of a transaction: its messages, in one publish.
+-- (done: a publish that comes later, from a task the transaction left
+-- running, stages a list of its own.)
+local function flush(container, msgs)
+  msgs.done = true
+  if #msgs == 0 then return end
+  local ok, err = send(container, msgs)
+  if not ok then log.error("message bus: ", #msgs, " message(s) staged by a transaction were lost: ", err) end
+end
+
+-- Contexts whose actions run at once (jararaca.staged's rule).
+local IMMEDIATE = { startup = true, shutdown = true }
+
+local function publish(self, method, payload, topic, delay, opts)
+  local m, err, code = build(method, payload, topic, delay, opts)
+  if not m then return nil, err, code end
+  local ctx = context.current()
+  local container = self.container
+  if ctx == nil or IMMEDIATE[ctx.kind] then return send(container, { m }) end
+  local list = rawget(ctx, "_bus_staged")
+  if list == nil or list.done then
+    list = {}
+    local how = staged.add(ctx, flush, container, list)
+    if how == "dropped" then
+      return nil, "the transaction already failed: the message is dropped", "closed"
+    end
+    if how == "ran" then return send(container, { m }) end -- the transaction already succeeded
+    rawset(ctx, "_bus_staged", list)
+  end
+  list[#list + 1] = m
+  return true
+end
+
+--- publisher:publish(payload, topic [, opts]): see the module comment.
+function Publisher:publish(payload, topic, opts)
+  return publish(self, "publish", payload, topic, nil, opts)
+end
+
+--- publisher:delay(payload, topic, seconds [, opts]): deliverable after seconds.
+function Publisher:delay(payload, topic, seconds, opts)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 or seconds == huge then
+    error("publisher:delay(payload, topic, seconds): seconds must be a number >= 0, got " .. tostring(seconds), 2)
+  end
+  return publish(self, "delay", payload, topic, seconds, opts)
+end
+
+--- j.use_publisher(): the publisher of the running app (any context of it).
+function M.use_publisher()
+  local ctx = context.require("use_publisher")
+  return setmetatable({ container = ctx.container }, Publisher)
+end
+
+return M

@@ -1,0 +1,321 @@
+--- jararaca.bus.worker: the consumers of `jararaca worker app.lua`.
+--
+--   local w = assert(worker.start(rt, { handlers = {"a"}, groups = {"g"}, prefetch = 20 }))
+--   ... until SIGTERM ...
+--   w:stop(grace)     -- stop fetching, let in-flight handlers finish, release the rest
+--
+-- One consumer loop per selected handler: it fetches up to `prefetch`
+-- deliveries (leased for the handler's timeout + LEASE_MARGIN) and runs each
+-- in its own task, at most `prefetch` at a time. A delivery is one
+-- transaction, context kind "message", inside the interceptor chain
+-- (use_session works; staged publishes go out after the commit), with the
+-- handler's `timeout`. Every delivery ends with exactly one outcome:
+--   * acked: the handler returned (or called msg:ack()) and its transaction
+--     succeeded;
+--   * retried (attempt + 1, after the backoff or retry_later's delay): it
+--     raised, timed out, its commit failed, or it called retry()/retry_later();
+--     past max_retries a retry becomes a dead letter naming the last error;
+--   * dead-lettered at once: msg:reject(), or a payload that cannot be
+--     decoded or fails the handler's `payload` schema (never retried);
+--   * released (nack: ready again, attempt unchanged): msg:nack(), fetched
+--     but not started when the worker stops, or still running when the
+--     grace period ends (cancelled).
+-- Settling uses the delivery's lease; a settle that fails (the lease was
+-- lost, the database is gone) is logged and the lease's end brings the
+-- message back (at least once).
+-- @module jararaca.bus.worker
+local bus = require "jararaca.bus"
+local message = require "jararaca.bus.message"
+local controller = require "jararaca.bus.controller"
+local interceptors = require "jararaca.interceptors"
+local context = require "jararaca.context"
+local sched = require "jararaca.sched"
+local csched = require "jararaca.core.sched"
+local log = require "jararaca.log"
+local errors = require "jararaca.errors"
+
+local M = {}
+
+local ipairs, pairs, pcall, xpcall, tostring, format, setmetatable, rawget, rawset, select, unpack =
+  ipairs, pairs, pcall, xpcall, tostring, string.format, setmetatable, rawget, rawset, select, unpack
+local min, random, traceback = math.min, math.random, debug.traceback
+local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
+local describe, CANCELLED = errors.describe, sched.CANCELLED
+
+--- Seconds a lease lasts beyond the handler's timeout (the settle after it,
+--- a slow commit).
+M.LEASE_MARGIN = 10
+-- Longest reason kept with a dead letter.
+local MAX_REASON = 2000
+
+local Worker = {}
+Worker.__index = Worker
+
+-- The retry delay after `retries` retries: initial * factor^retries, at most
+-- max, +/- jitter.
+function M.backoff_delay(b, retries)
+  local d = min(b.max, b.initial * b.factor ^ retries)
+  if b.jitter > 0 then d = d * (1 + b.jitter * (2 * random() - 1)) end
+  return d > 0 and d or 0
+end
+
+-- Settle with the broker; a "busy" answer (another process held the file's
+-- write lock past busy_timeout) is tried again a few times.
+local function settle(broker, method, d, arg)
+  local ok, err, code
+  for _ = 1, 5 do
+    ok, err, code = broker[method](broker, d, arg)
+    if ok or code ~= "busy" then break end
+  end
+  if not ok then
+    log.warn(format("message bus: %s of message %s (queue %s) failed: %s; it comes back when its lease ends",
+      method, tostring(d.id), d.queue, tostring(err)))
+  end
+  return ok, err, code
+end
+
+local function reason_text(s)
+  if #s > MAX_REASON then return s:sub(1, MAX_REASON) .. "..." end
+  return s
+end
+
+-- Retry, or dead-letter past max_retries.
+local function retry(w, h, d, delay, why)
+  if d.attempt >= h.max_retries then
+    local reason = reason_text(format("failed after %d attempt(s): %s", d.attempt + 1, why))
+    log.error(format("message bus: handler %s: message %s dead-lettered: %s", h.name, tostring(d.id), reason))
+    w.counts.dead = w.counts.dead + 1
+    return settle(w.broker, "dead_letter", d, reason)
+  end
+  log.warn(format("message bus: handler %s: message %s failed (attempt %d of %d): %s; retry in %.3g s", h.name,
+    tostring(d.id), d.attempt + 1, h.max_retries + 1, why, delay))
+  w.counts.retried = w.counts.retried + 1
+  return settle(w.broker, "retry", d, delay)
+end
+
+-- The handler, under its timeout; an error keeps its traceback aside (in
+-- the context) for the log.
+local function keep_traceback(e)
+  local ctx = context.current()
+  if ctx and e ~= CANCELLED then rawset(ctx, "_traceback", traceback("", 2)) end
+  return e
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+local function traced(h, msg)
+  local r = pack(xpcall(h.fn, keep_traceback, h.instance, msg))
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
+
+local TIMEOUT = setmetatable({}, { __tostring = function() return "timeout" end })
+
+local function call_handler(h, msg)
+  local ok, err = sched.timeout(h.timeout, traced, h, msg)
+  if ok == nil then
+    rawset(context.current(), "_timeout", err)
+    error(TIMEOUT, 0)
+  end
+end
+
+-- Apply the outcome of a delivery's transaction (see the module comment).
+local function outcome(w, h, d, msg, ok, err, ctx)
+  local disp = message.disposition(msg)
+  local kind = disp and disp.kind
+  if not ok then
+    local why
+    if err == TIMEOUT then
+      why = "timed out: " .. tostring(rawget(ctx, "_timeout"))
+    elseif err == CANCELLED and w.stopping then
+      kind = "nack"
+      log.warn(format("message bus: handler %s: message %s still running at the end of the grace period: released",
+        h.name, tostring(d.id)))
+    else
+      why = describe(err)
+      local tb = rawget(ctx, "_traceback")
+      log.debug(format("message bus: handler %s failed: %s%s", h.name, why, tb or ""))
+    end
+    -- an ack whose transaction failed did not happen: its writes rolled back
+    if kind == nil or kind == "ack" then return retry(w, h, d, M.backoff_delay(h.backoff, d.attempt), why) end
+  end
+  if kind == nil or kind == "ack" then
+    w.counts.acked = w.counts.acked + 1
+    return settle(w.broker, "ack", d)
+  elseif kind == "nack" then
+    w.counts.released = w.counts.released + 1
+    return settle(w.broker, "nack", d)
+  elseif kind == "reject" then
+    w.counts.dead = w.counts.dead + 1
+    log.warn(format("message bus: handler %s: message %s rejected: %s", h.name, tostring(d.id), disp.arg))
+    return settle(w.broker, "dead_letter", d, reason_text(disp.arg))
+  elseif kind == "retry" then
+    return retry(w, h, d, M.backoff_delay(h.backoff, d.attempt), "retry() called by the handler")
+  else -- retry_later
+    return retry(w, h, d, disp.arg, "retry_later() called by the handler")
+  end
+end
+
+-- One delivery, in its own task.
+local function run_delivery(w, h, d)
+  local msg, why = message.new(d, h)
+  if not msg then
+    w.counts.dead = w.counts.dead + 1
+    log.warn(format("message bus: handler %s: message %s dead-lettered at once: %s", h.name, tostring(d.id), why))
+    return settle(w.broker, "dead_letter", d, reason_text(why))
+  end
+  local ctx = context.new("message", w.container, {
+    message = msg, handler = h, controller = h.controller, member = h.member, request_id = d.id,
+  })
+  context.bind(ctx)
+  local ok, err = interceptors.xrun(w.chain, ctx, keep_traceback, call_handler, h, msg)
+  local sok, serr = pcall(outcome, w, h, d, msg, ok, err, ctx)
+  if not sok then
+    log.error("message bus: settling message ", tostring(d.id), " failed: ", describe(serr))
+  end
+end
+
+-- Park the consumer loop until a delivery task ends or stop() wakes it.
+local function park(loop, seconds)
+  local hnd, g = c_current()
+  loop.parked = { hnd, g }
+  c_wait(seconds)
+  loop.parked = nil
+end
+
+local function unpark(loop)
+  local p = loop.parked
+  if p then c_wake(p[1], p[2]) end
+end
+
+local function delivery_task(w, loop, h, d)
+  run_delivery(w, h, d)
+  loop.inflight = loop.inflight - 1
+  unpark(loop)
+end
+
+local function consume(w, loop)
+  local h, broker = loop.handler, w.broker
+  local lease = h.timeout + M.LEASE_MARGIN
+  while not w.stopping do
+    local room = loop.prefetch - loop.inflight
+    if room <= 0 then
+      park(loop, 1)
+    else
+      local ds, err, code = broker:fetch(h.queue, room, lease)
+      if not ds then
+        if code == "closed" then break end
+        log.warn("message bus: fetch from ", h.queue, " failed: ", tostring(err), "; trying again")
+        sched.sleep(0.1)
+      elseif #ds == 0 then
+        local ok, werr, wcode = broker:wait(h.queue, 1)
+        if not ok and wcode ~= "timeout" then
+          if wcode == "closed" then break end
+          log.warn("message bus: waiting on ", h.queue, " failed: ", tostring(werr))
+          sched.sleep(0.1)
+        end
+      else
+        for _, d in ipairs(ds) do
+          if w.stopping then -- fetched, not started: give it back
+            w.counts.released = w.counts.released + 1
+            settle(broker, "nack", d)
+          else
+            loop.inflight = loop.inflight + 1
+            local t = sched.spawn(delivery_task, w, loop, h, d)
+            w.tasks[t] = true
+          end
+        end
+      end
+    end
+  end
+end
+
+local function split(list)
+  if list == nil or list == "" then return nil end
+  local out = {}
+  for name in list:gmatch("[^,%s]+") do out[#out + 1] = name end
+  return out
+end
+M.split = split
+
+--- The handlers of a started runtime that opts select (names, groups):
+--- the list | nil, message, "invalid" (a name or group no handler has).
+function M.select(handlers, names, groups)
+  local by_name, by_group = {}, {}
+  for _, h in ipairs(handlers) do
+    by_name[h.name] = h
+    by_group[h.group] = true
+  end
+  for _, n in ipairs(names or {}) do
+    if not by_name[n] then
+      local known = {}
+      for _, h in ipairs(handlers) do known[#known + 1] = h.name end
+      return nil, format("--handlers: no handler named %q (the app's handlers: %s)", n,
+        #known > 0 and table.concat(known, ", ") or "none"), "invalid"
+    end
+  end
+  for _, g in ipairs(groups or {}) do
+    if not by_group[g] then return nil, format("--groups: no handler is in group %q", g), "invalid" end
+  end
+  local want_name, want_group = nil, nil
+  if names then want_name = {}; for _, n in ipairs(names) do want_name[n] = true end end
+  if groups then want_group = {}; for _, g in ipairs(groups) do want_group[g] = true end end
+  local out = {}
+  for _, h in ipairs(handlers) do
+    if (not want_name or want_name[h.name]) and (not want_group or want_group[h.group]) then out[#out + 1] = h end
+  end
+  return out
+end
+
+--- Start consuming: worker | nil, message, code. opts: handlers, groups
+--- (lists of names), prefetch (overrides the handlers').
+function M.start(rt, opts)
+  opts = opts or {}
+  local st = bus.state(rt.container)
+  local selected, serr, scode = M.select(st.handlers, opts.handlers, opts.groups)
+  if not selected then return nil, serr, scode end
+  if #selected == 0 then return nil, "the app has no message handler to run (IncomingHandler)", "invalid" end
+  local broker, berr, bcode = bus.broker(rt.container)
+  if not broker then return nil, berr, bcode end
+  local instances = {}
+  for _, c in ipairs(rt.controllers) do instances[c.cls] = c.instance end
+  local w = setmetatable({
+    rt = rt, broker = broker, container = rt.container, chain = rt.interceptors, loops = {}, tasks = {},
+    stopping = false, counts = { acked = 0, retried = 0, dead = 0, released = 0 },
+  }, Worker)
+  setmetatable(w.tasks, { __mode = "k" })
+  for i, h in ipairs(selected) do
+    h.instance = instances[h.controller]
+    local loop = { handler = h, prefetch = opts.prefetch or h.prefetch, inflight = 0 }
+    w.loops[i] = loop
+    loop.task = sched.spawn(consume, w, loop)
+    log.info(format("message bus: %s consumes %s (topic %s, prefetch %d)", controller.where(h):match("handler .*$"),
+      h.queue, h.topic, loop.prefetch))
+  end
+  return w
+end
+
+--- Stop: no more fetching; in-flight handlers get `grace` seconds, then
+--- are cancelled (their messages released). Returns the counts.
+function Worker:stop(grace)
+  self.stopping = true
+  for _, loop in ipairs(self.loops) do
+    self.broker:notify(loop.handler.queue)
+    unpark(loop)
+  end
+  for _, loop in ipairs(self.loops) do loop.task:wait() end
+  local deadline = sched.clock() + (grace or 30)
+  for t in pairs(self.tasks) do
+    local left = deadline - sched.clock()
+    if left > 0 then t:wait(left) end
+  end
+  for t in pairs(self.tasks) do
+    if not t.done then
+      t:cancel()
+      t:wait(5)
+    end
+  end
+  return self.counts
+end
+
+return M

@@ -1,0 +1,284 @@
+-- The message bus end to end, real processes on real SQLite files: `jararaca
+-- server` publishes (staged: after the request's commit), `jararaca worker`
+-- processes handle (spec/integration/apps/bus_app.lua), on the embedded
+-- broker in its default file next to the app's database. Every path a
+-- delivery can take is provoked: ack, retries, dead letters (max_retries,
+-- invalid payloads, reject), timeouts, a rollback, dispositions, SIGTERM.
+local process = require "jararaca.core.process"
+local dbmod = require "jararaca.db"
+local embedded = require "jararaca.bus.embedded"
+local json = require "jararaca.json"
+local server = require "spec.support.server"
+local client = require "spec.support.client"
+local run = require "spec.support.run"
+local wait = require "spec.support.wait"
+local files = require "spec.support.files"
+local bus = require "spec.support.bus"
+
+local APP = server.root .. "/spec/integration/apps/bus_app.lua"
+
+local dir, env, srv, worker, appdb, broker
+
+local function start_worker(name, args)
+  local log = ("%s/%s.log"):format(dir, name)
+  local argv = { server.bin, "worker", APP, env = env, stdout = log, stderr = log }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  return { proc = assert(process.spawn(argv)), log = log }
+end
+
+local function rows(sql, params)
+  return bus.query({ db = appdb }, sql, params)
+end
+
+local function post(path, body)
+  local res = assert(client.request(srv.port, "POST", path,
+    { headers = { ["Content-Type"] = "application/json" }, body = assert(json.encode(body)) }))
+  return res
+end
+
+local function create(id, kind, tenant)
+  local res = post("/jobs", { id = id, kind = kind, tenant = tenant })
+  assert.equal(201, res.status, res.body)
+end
+
+local function job(id)
+  return client.get_json(srv.port, "/jobs/" .. id)
+end
+
+local function until_status(id, status, what)
+  return wait.until_true(function()
+    local j = job(id)
+    return j.status == status and j
+  end, what or (id .. " is " .. status), 15)
+end
+
+local function runs(id)
+  local out = {}
+  for _, r in ipairs(rows("SELECT attempt, retry_count, tenant, handler FROM runs WHERE id = ? ORDER BY rowid",
+    { id })) do
+    out[#out + 1] = r
+  end
+  return out
+end
+
+-- The dead letters of a handler's queue, by message id.
+local function dead(queue)
+  local out = {}
+  for _, d in ipairs(assert(broker:dlq_list("busapp." .. queue, 1000))) do out[d.id] = d end
+  return out
+end
+
+local function dead_where(queue, pred, what)
+  return wait.until_true(function()
+    for _, d in pairs(dead(queue)) do if pred(d) then return d end end
+  end, what, 15)
+end
+
+local function output(w)
+  return run.read(w.log) or ""
+end
+
+setup(function()
+  dir = files.temp_dir("bus")
+  env = { BUS_APP_DB = dir .. "/app.db", JARARACA_LOG_LEVEL = "info" }
+  srv = server.start(APP, { "--worker-timeout", "0" }, env)
+  -- handlers of the groups jobs and follow-up; the shutdown group has its own worker below
+  worker = start_worker("worker", { "--groups", "jobs,follow-up" })
+  appdb = assert(dbmod.open { path = dir .. "/app.db" })
+  -- the default broker file: "<app name>.bus.db" next to the app's database
+  broker = assert(embedded.open(dir .. "/busapp.bus.db"))
+end)
+
+teardown(function()
+  if worker then worker.proc:kill("SIGKILL"); worker.proc:wait(5) end
+  if srv then srv:stop() end
+  if broker then broker:close() end
+  if appdb then appdb:close() end
+  files.remove_dir(dir)
+end)
+
+describe("the message bus (server + worker processes, embedded broker)", function()
+  it("a POST publishes after its commit; the worker handles it; the handler's own publish reaches the next handler",
+    function()
+      create("ok-1", "ok")
+      local j1 = until_status("ok-1", "done")
+      assert.equal(1, j1.attempt)
+      local r = runs("ok-1")
+      assert.equal(1, #r)
+      assert.same({ 1, 0, "-", "process" }, { r[1].attempt, r[1].retry_count, r[1].tenant, r[1].handler })
+      -- process published job.done after its commit; on_done recorded it
+      wait.until_true(function() return #rows("SELECT id FROM done WHERE id = 'ok-1'") == 1 end,
+        "on_done handled job.done", 15)
+    end)
+
+  it("a request that fails after publishing sends nothing (and its insert is rolled back)", function()
+    local res = post("/jobs/fail-after-publish", { id = "never" })
+    assert.equal(409, res.status, res.body)
+    create("after-never", "ok") -- published after: once it is handled, the other would have been too
+    until_status("after-never", "done")
+    assert.equal(0, #runs("never"))
+    assert.equal(404, assert(client.request(srv.port, "GET", "/jobs/never")).status)
+    assert.equal(0, bus.count(broker, "SELECT (SELECT count(*) FROM jr_bus_messages WHERE body LIKE '%\"never\"%') + "
+      .. "(SELECT count(*) FROM jr_bus_dead WHERE body LIKE '%\"never\"%') AS n"))
+  end)
+
+  it("a handler that fails twice succeeds on its third attempt (attempt and x-retry-count count)", function()
+    create("flaky-1", "flaky", "acme")
+    local j1 = until_status("flaky-1", "done")
+    assert.equal(3, j1.attempt)
+    local r = runs("flaky-1")
+    assert.equal(3, #r)
+    for i = 1, 3 do
+      assert.equal(i, r[i].attempt)
+      assert.equal(i - 1, r[i].retry_count)
+      assert.equal("acme", r[i].tenant) -- the headers come with every delivery
+    end
+    assert.is_nil(dead("flaky")[1])
+  end)
+
+  it("a handler that always fails lands in the dead letters after max_retries, with its headers", function()
+    create("fail-1", "fail", "acme")
+    local d = dead_where("always_fails", function(x) return x.body:find("fail-1", 1, true) end,
+      "fail-1 is dead-lettered")
+    assert.equal(2, d.attempt) -- max_retries = 2: three runs
+    assert.equal("acme", d.headers["x-tenant"])
+    assert.equal("application/json", d.headers["content-type"])
+    assert.truthy(d.reason:find("failed after 3 attempt(s)", 1, true), d.reason)
+    assert.truthy(d.reason:find("this handler always fails", 1, true), d.reason)
+    assert.equal(3, #runs("fail-1"))
+    -- each failed run rolled back its own writes
+    assert.equal("new", job("fail-1").status)
+  end)
+
+  it("a payload that is not JSON, or fails the handler's schema, is dead-lettered at once, never run", function()
+    assert(broker:publish {
+      { topic = "job.ok", id = "bad-json", body = "{oops", headers = { ["content-type"] = "application/json" } },
+      { topic = "job.ok", id = "bad-schema", body = '{"id": 5, "kind": "ok"}',
+        headers = { ["content-type"] = "application/json" } },
+    })
+    local bad
+    wait.until_true(function()
+      bad = dead("process")
+      return bad["bad-json"] and bad["bad-schema"]
+    end, "both are dead-lettered", 15)
+    assert.truthy(bad["bad-json"].reason:find("not valid JSON", 1, true), bad["bad-json"].reason)
+    assert.truthy(bad["bad-schema"].reason:find("payload is invalid", 1, true), bad["bad-schema"].reason)
+    for _, id in ipairs { "bad-json", "bad-schema" } do
+      assert.equal(0, bad[id].attempt)
+      assert.equal(1, bad[id].deliveries)
+    end
+    assert.equal(0, #rows("SELECT id FROM runs WHERE handler = 'process' AND id = '5'"))
+  end)
+
+  it("a handler past its timeout is cancelled and retried", function()
+    create("slow-1", "slow")
+    local j1 = until_status("slow-1", "done")
+    assert.equal(2, j1.attempt)
+    assert.equal(2, #runs("slow-1"))
+    assert.truthy(output(worker):find("timed out after 0.5 s", 1, true), output(worker))
+  end)
+
+  it("a handler that writes, publishes and then raises leaves no row and publishes nothing", function()
+    create("rollback-1", "rollback")
+    local d = dead_where("rollback", function(x) return x.body:find("rollback-1", 1, true) end,
+      "rollback-1 is dead-lettered")
+    assert.truthy(d.reason:find("rolled back after writing and publishing", 1, true), d.reason)
+    assert.equal("new", job("rollback-1").status) -- its UPDATE was rolled back
+    -- its staged publish was dropped: settled before the dead letter, it would be there by now
+    assert.equal(0, bus.count(broker, "SELECT (SELECT count(*) FROM jr_bus_messages WHERE body LIKE '%rollback-1-side%') + "
+      .. "(SELECT count(*) FROM jr_bus_dead WHERE body LIKE '%rollback-1-side%') AS n"))
+    assert.equal(0, #runs("rollback-1-side"))
+  end)
+
+  it("dispositions: reject() dead-letters at once, retry()/retry_later() retry, nack() releases, an ack() whose "
+    .. "transaction fails retries",
+    function()
+      -- the payload's kind says what the handler does
+      assert(broker:publish {
+        { topic = "job.dispose", body = '{"id":"d-reject","kind":"reject"}', headers = { ["content-type"] = "application/json" } },
+        { topic = "job.dispose", body = '{"id":"d-later","kind":"retry_later"}', headers = { ["content-type"] = "application/json" } },
+        { topic = "job.dispose", body = '{"id":"d-ack","kind":"ack_then_fail"}', headers = { ["content-type"] = "application/json" } },
+        { topic = "job.dispose", body = '{"id":"d-retry","kind":"retry"}', headers = { ["content-type"] = "application/json" } },
+        { topic = "job.dispose", body = '{"id":"d-nack","kind":"nack"}', headers = { ["content-type"] = "application/json" } },
+      })
+      local d = dead_where("dispositions", function(x) return x.body:find("d-reject", 1, true) end,
+        "d-reject is dead-lettered")
+      assert.equal("not for us", d.reason)
+      assert.equal(0, d.attempt)
+      assert.equal(1, #runs("d-reject"))
+      wait.until_true(function()
+        return #runs("d-later") == 2 and #runs("d-ack") == 2 and #runs("d-retry") == 2 and #runs("d-nack") == 2
+      end, "d-later, d-ack, d-retry and d-nack ran twice", 15)
+      -- retry() and retry_later() count as retries; nack() does not
+      assert.same({ 1, 2 }, { runs("d-retry")[1].attempt, runs("d-retry")[2].attempt })
+      assert.same({ 1, 1 }, { runs("d-nack")[1].attempt, runs("d-nack")[2].attempt })
+      -- both ended acked on their second run: their queue empties
+      wait.until_true(function()
+        local q = assert(broker:stats()).queues["busapp.dispositions"]
+        return q and q.total == 0
+      end, "the dispositions queue is empty", 15)
+      assert.is_nil(dead("dispositions")["d-later"])
+    end)
+
+  it("SIGTERM: stops fetching, lets the handler in flight finish, releases the one past the grace period, exits 0",
+    function()
+      local w = start_worker("shutdown", { "--groups", "shutdown", "--grace-period", "2" })
+      create("hold-1", "hold")
+      create("stuck-1", "stuck")
+      wait.until_true(function() return #runs("hold-1") == 1 and #runs("stuck-1") == 1 end, "both handlers run", 15)
+      w.proc:kill("SIGTERM")
+      wait.until_true(function() return output(w):find("SIGTERM: stopping", 1, true) end, "the worker is stopping", 15)
+      -- the handler in flight finishes after the signal: its gate opens now
+      local gtx = appdb:begin("write")
+      assert(gtx:execute("INSERT INTO gates (name) VALUES ('hold-1')"))
+      assert(gtx:commit())
+      local status = w.proc:wait(30)
+      assert.equal(0, status, output(w))
+      assert.equal("done", job("hold-1").status)
+      local q = assert(broker:stats()).queues
+      assert.equal(0, q["busapp.hold"].total)
+      -- stuck-1 was cancelled at the end of the grace period and released: ready again, not a retry
+      assert.equal(1, q["busapp.stuck"].total)
+      assert.equal(1, q["busapp.stuck"].ready)
+      assert.equal(0, q["busapp.stuck"].dead)
+      assert.equal(0, bus.count(broker, "SELECT attempt AS n FROM jr_bus_messages WHERE queue = 'busapp.stuck'"))
+      assert.truthy(output(w):find("still running at the end of the grace period: released", 1, true), output(w))
+    end)
+end)
+
+describe("jararaca worker: startup errors", function()
+  it("an amqp:// URL is refused until the RabbitMQ backend lands (exit 1, the password never printed)", function()
+    local e = { JARARACA_BUS_URL = "amqp://user:s3cret@localhost/", BUS_APP_DB = dir .. "/other.db" }
+    local status, out, err = run.run({ server.bin, "worker", APP, env = e }, 60)
+    assert.equal(1, status, out .. err)
+    assert.truthy(err:find("JARARACA_BUS_URL: the RabbitMQ backend (amqp://) is not available yet", 1, true), err)
+    assert.falsy(err:find("s3cret", 1, true))
+  end)
+
+  it("a handler with a bad option names the app file, the line and the handler", function()
+    local app = run.temp_file([[
+local j = require "jararaca"
+local W = j.MessageBusController { name = "W" }
+W.h = j.IncomingHandler("a.b", { max_retries = -1 }, function() end)
+return j.Microservice { name = "bad", controllers = { W }, bus = { url = "sqlite:///]] .. dir .. [[/bad.bus.db" } }
+]], ".lua")
+    local status, out, err = run.run({ server.bin, "worker", app }, 60)
+    assert.equal(1, status, out .. err)
+    assert.truthy(err:find(app:match("[^/]+$") .. ":3: handler W.h (a.b): max_retries: expected a whole number in "
+      .. "0..1000000, got -1", 1, true), err)
+    run.cleanup()
+  end)
+
+  it("--prefetch above 1000 exits 2", function()
+    local status, out, err = run.run({ server.bin, "worker", APP, "--prefetch", "1001", env = env }, 60)
+    assert.equal(2, status, out .. err)
+    assert.truthy(err:find("--prefetch: expected at most 1000, got 1001", 1, true), err)
+  end)
+
+  it("--handlers with an unknown name exits 2 naming the app's handlers", function()
+    local status, out, err = run.run({ server.bin, "worker", APP, "--handlers", "nope", env = env }, 60)
+    assert.equal(2, status, out .. err)
+    assert.truthy(err:find('no handler named "nope"', 1, true), err)
+    assert.truthy(err:find("process, on_done", 1, true), err)
+  end)
+end)
