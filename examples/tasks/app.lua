@@ -1,7 +1,8 @@
--- examples/tasks: the seed's tasks app on SQLite, with its WebSocket room
--- and a live page.
+-- examples/tasks: the seed's tasks app on SQLite, with its WebSocket room,
+-- a live page and a worker on the message bus.
 --
 --   jararaca server examples/tasks/app.lua          (TASKS_DB=tasks.db by default)
+--   jararaca worker examples/tasks/app.lua          (runs TaskWorker's handlers; as many as you like)
 --   open http://localhost:8000/                      the live page (below)
 --   curl -d '{"name":"write docs"}' localhost:8000/tasks
 --   curl 'localhost:8000/tasks?page=0&page_size=10'     (then ?after=<next_cursor> for the next page)
@@ -24,6 +25,28 @@
 -- examples/tasks/live.html, read at startup. It lists the tasks, adds and
 -- deletes them through the API above and follows /ws: a task deleted in one
 -- browser tab vanishes from the others.
+--
+-- The message bus (docs/bus.md): POST /tasks publishes a "task" message
+-- { id, name }, staged: sent once the request's transaction has committed,
+-- never for a request that failed. The server does not need a worker: the
+-- messages wait in the broker until one runs. TaskWorker.process (under
+-- `jararaca worker`) marks the task processed (GET /tasks/<id> then shows
+-- "processed": true) and publishes "task.done" { id, name };
+-- TaskWorker.done handles that one and logs "task <id> (<name>) is done".
+-- A task whose name starts with "fail" makes process raise every time: it is
+-- retried MAX_RETRIES (3) times after the first attempt, after 0.2, 0.4, 0.8
+-- s, and then dead-lettered with the reason "failed after 4 attempt(s): ...".
+--   curl -d '{"name":"fail on purpose"}' localhost:8000/tasks
+-- The worker's log shows each failed attempt; the dead letters are in the
+-- broker's file, table jr_bus_dead, queue "tasks.process":
+--   sqlite3 tasks.bus.db "SELECT id, attempt, reason, body FROM jr_bus_dead WHERE queue = 'tasks.process'"
+-- (or broker:dlq_list / dlq_requeue, docs/bus-embedded.md#dead-letters).
+-- The broker: the embedded one by default, a SQLite file "tasks.bus.db" next
+-- to the database (TASKS_DB), which the server and the workers share. To use
+-- another, set JARARACA_BUS_URL for every process, e.g.
+-- JARARACA_BUS_URL=sqlite:////var/lib/tasks/bus.db (or add
+-- `bus = { url = ... }` to the Microservice below); amqp:// (RabbitMQ) once
+-- that backend lands.
 --
 -- Configuration comes from the environment (prefix TASKS_): TASKS_DB (the
 -- database file), TASKS_READERS (reader connections). The schema is created
@@ -54,8 +77,15 @@ local Task = s.object("Task", {
   { "id", s.uuid() },
   { "name", s.string() },
   { "done", s.boolean() },
+  { "processed", s.boolean() }, -- set by TaskWorker.process (jararaca worker)
   { "created_at", s.datetime() },
   { "updated_at", s.datetime() },
+})
+
+-- The payload of the "task" and "task.done" messages.
+local TaskMessage = s.object("TaskMessage", {
+  { "id", s.uuid() },
+  { "name", s.string() },
 })
 
 local TaskPage = persistence.Paginated(Task) -- items, total, unpaginated_total, total_pages, next_cursor
@@ -72,10 +102,11 @@ Tasks.create = j.Post("", { body = TaskCreate, response = Task, status = 201, su
   function(self, req)
     local now = j.utcnow()
     local task = self.tasks:create {
-      id = j.uuid4(), name = req.json.name, done = false, created_at = now, updated_at = now,
+      id = j.uuid4(), name = req.json.name, done = false, processed = false, created_at = now, updated_at = now,
     }
-    -- staged: sent to the room once this request's transaction has committed
+    -- both staged: sent (to the room, to the broker) once this request's transaction has committed
     j.WebSocketMessage("Task " .. task.id .. " created"):send(ROOM)
+    assert(j.use_publisher():publish({ id = task.id, name = task.name }, "task"))
     return task
   end)
 
@@ -115,6 +146,36 @@ Tasks.delete = j.Delete("/{task_id}", { params = TASK_ID, status = 204, summary 
     j.WebSocketMessage("Task " .. id .. " deleted"):send(ROOM)
     if not self.tasks:delete_by_id(id) then error(j.HTTPError(404, "Task not found")) end
   end)
+
+-- The worker's handlers (`jararaca worker examples/tasks/app.lua`). Each
+-- delivery is a transaction with a write session: process's update commits
+-- when it returns, and its "task.done" is published after that commit; when
+-- it raises, both are undone and the message is retried after the backoff.
+-- The backoff is short so that the failing path shows within seconds.
+local MAX_RETRIES = 3
+local BACKOFF = { initial = 0.2, factor = 2, max = 5, jitter = 0.1 }
+
+local TaskWorker = j.MessageBusController { name = "TaskWorker", inject = { tasks = "TasksRepository" } }
+
+TaskWorker.process = j.IncomingHandler("task", { payload = TaskMessage, max_retries = MAX_RETRIES, backoff = BACKOFF },
+  function(self, msg)
+    local t = msg:payload()
+    if t.name:sub(1, 4) == "fail" then
+      error(("task %s: its name starts with \"fail\", so it always fails"):format(t.id), 0)
+    end
+    local task = self.tasks:update(t.id, { processed = true, updated_at = j.utcnow() })
+    if not task then -- deleted before a worker got to it: nothing to do
+      j.log.info("task ", t.id, " was deleted before it was processed")
+      return
+    end
+    assert(j.use_publisher():publish({ id = task.id, name = task.name }, "task.done"))
+  end)
+
+-- A second step: every "task.done" (the place for a notification, an email).
+TaskWorker.done = j.IncomingHandler("task.done", { payload = TaskMessage }, function(_, msg)
+  local t = msg:payload()
+  j.log.info(("task %s (%s) is done"):format(t.id, t.name))
+end)
 
 -- This instance's WebSocket connections (the seed's counter): one per
 -- process, so with --workers N each worker counts its own.
@@ -182,7 +243,7 @@ return j.Microservice {
     } },
     ConnectionCounter,
   },
-  controllers = { Tasks, Live },
+  controllers = { Tasks, Live, TaskWorker },
   interceptors = {
     j.config.AppConfigurationInterceptor { token = "TasksConfig", schema = TasksConfig, prefix = "TASKS_" },
     -- built after the configuration is registered, so it can read it

@@ -25,18 +25,19 @@ describe("tasks app", function()
     testing.cleanup()
   end)
 
-  it("creates a task (201, five fields, done false)", function()
+  it("creates a task (201, six fields, done and processed false)", function()
     local res = client:post("/tasks", { json = { name = "write docs" } })
     assert.equal(201, res.status)
     local t = res.json
     assert.truthy(t.id:match("^%x+%-%x+%-4%x+%-%x+%-%x+$"))
     assert.equal("write docs", t.name)
     assert.is_false(t.done)
+    assert.is_false(t.processed) -- set by the worker (worker_spec.lua)
     assert.equal(t.created_at, t.updated_at)
     local keys = {}
     for k in pairs(t) do keys[#keys + 1] = k end
     table.sort(keys)
-    assert.same({ "created_at", "done", "id", "name", "updated_at" }, keys)
+    assert.same({ "created_at", "done", "id", "name", "processed", "updated_at" }, keys)
   end)
 
   it("gets, updates and deletes, with 404 for unknown ids", function()
