@@ -73,25 +73,20 @@ local TaskUpdate = s.object("TaskUpdate", {
   { "done", s.boolean():optional() },
 })
 
-local Task = s.object("Task", {
-  { "id", s.uuid() },
-  { "name", s.string() },
-  { "done", s.boolean() },
-  { "processed", s.boolean() }, -- set by TaskWorker.process (jararaca worker)
-  { "created_at", s.datetime() },
-  { "updated_at", s.datetime() },
-})
-
 -- POST's answer: a new task, never processed yet, so without that field.
 -- (It is also the interface of the benchmark against FastAPI, bench/tasks:
--- exactly these five fields.)
-local NewTask = s.object("NewTask", {
+-- exactly these five fields.) Task, everywhere else, adds "processed".
+local NEW_TASK_FIELDS = {
   { "id", s.uuid() },
   { "name", s.string() },
   { "done", s.boolean() },
   { "created_at", s.datetime() },
   { "updated_at", s.datetime() },
-})
+}
+local NewTask = s.object("NewTask", NEW_TASK_FIELDS)
+local TASK_FIELDS = { unpack(NEW_TASK_FIELDS) }
+table.insert(TASK_FIELDS, 4, { "processed", s.boolean() }) -- set by TaskWorker.process (jararaca worker)
+local Task = s.object("Task", TASK_FIELDS)
 
 -- The payload of the "task" and "task.done" messages.
 local TaskMessage = s.object("TaskMessage", {
