@@ -8,11 +8,10 @@ local bc = require "jararaca.bus.controller"
 local message_type = require "jararaca.bus.message_type"
 local propagation = require "jararaca.bus.propagation"
 local embedded = require "jararaca.bus.embedded"
-local runtime = require "jararaca.runtime"
 local interceptors = require "jararaca.interceptors"
 local context = require "jararaca.context"
-local sched = require "jararaca.sched"
 local files = require "spec.support.files"
+local bus = require "spec.support.bus"
 local s = j.schema
 
 local THIS = debug.getinfo(1, "S").short_src
@@ -129,27 +128,20 @@ describe("propagate_headers settings", function()
 end)
 
 describe("publishing typed messages, schedule, propagation", function()
-  local path, rt, broker, outer
   local T = j.Message("MsgSpecPub", { topic = "pub.typed", fields = { id = s.integer { minimum = 1 } } })
+  local app, rt, broker
 
   before_each(function()
-    path = os.tmpname()
-    local W = j.MessageBusController { name = "W" }
-    W.h = j.IncomingHandler("pub.#", function() end)
-    local app = j.Microservice { name = "pub", controllers = { W },
-      bus = { url = "sqlite:///" .. path, propagate_headers = { "x-tenant" } } }
-    local _
-    _, rt = assert(sched.spawn(runtime.start, app, "worker"):wait())
-    broker = rt.bus.broker
-    outer = context.current()
-    context.bind(context.new("startup", rt.container))
+    app = bus.start_app(function(url)
+      local W = j.MessageBusController { name = "W" }
+      W.h = j.IncomingHandler("pub.#", function() end)
+      return j.Microservice { name = "pub", controllers = { W },
+        bus = { url = url, propagate_headers = { "x-tenant" } } }
+    end)
+    rt, broker = app.rt, app.broker
   end)
 
-  after_each(function()
-    context.bind(outer)
-    assert(sched.spawn(rt.stop, rt):wait())
-    for _, suffix in ipairs { "", "-wal", "-shm" } do os.remove(path .. suffix) end
-  end)
+  after_each(function() app.stop() end)
 
   local function fetch_all()
     return assert(broker:fetch("pub.h", 100))

@@ -139,15 +139,20 @@ end
 local run = {}
 
 function run.stats(b, hs)
-  local out, lines = json.array(), {}
-  lines[1] = format("%-32s %8s  %-20s  %-20s", "handler (queue)", "dead", "oldest", "newest")
-  for _, h in ipairs(hs) do
+  local out, lines, labels = json.array(), {}, {}
+  local width = #"handler (queue)"
+  for i, h in ipairs(hs) do
+    labels[i] = format("%s (%s)", h.name, h.queue)
+    if #labels[i] > width then width = #labels[i] end
+  end
+  local row = "%-" .. width .. "s %8s  %-20s  %s"
+  lines[1] = format(row, "handler (queue)", "dead", "oldest", "newest")
+  for i, h in ipairs(hs) do
     local st, err = b:dlq_stats(h.queue)
     if not st then return nil, format("%s: %s", h.queue, tostring(err)) end
     out[#out + 1] = { handler = h.name, queue = h.queue, count = st.count, oldest_at = st.oldest_at,
       newest_at = st.newest_at }
-    lines[#lines + 1] = format("%-32s %8d  %-20s  %-20s", format("%s (%s)", h.name, h.queue), st.count,
-      iso(st.oldest_at), iso(st.newest_at))
+    lines[#lines + 1] = format(row, labels[i], st.count, iso(st.oldest_at), iso(st.newest_at))
   end
   return out, lines
 end
