@@ -6,7 +6,7 @@
 --   jararaca dlq requeue app.lua [--handler NAME] (--ids a,b | --all) [--json]
 --   jararaca dlq purge app.lua [--handler NAME] (--ids a,b | --all) [--json]
 --
--- The app is started as `jararaca migrate` starts it (its interceptors, so
+-- The app is started as `jararaca worker` starts it (its interceptors, so
 -- the broker's default file is found next to its database, and a broker
 -- sharing the app's database uses its connection), its bus opened, and
 -- the broker's dlq_* calls run on each selected handler's queue. Requeue
@@ -30,7 +30,7 @@ usage: jararaca dlq stats|list|requeue|purge APP.lua [options]
 The dead letters of APP.lua's message handlers (one dead-letter list per
 handler queue, "<app name>.<handler name>"), on the app's broker (Microservice
 { bus = ... } or JARARACA_BUS_URL; docs/bus.md). The app's interceptors start
-as for `jararaca migrate`.
+as for `jararaca worker` (its database opens; migrate_on_start applies).
 
   stats      count, oldest and newest dead letter of each handler
   list       the oldest dead letters (id, topic, attempts, reason, headers, body)
