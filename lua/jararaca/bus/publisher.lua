@@ -12,7 +12,8 @@
 -- (jararaca.staged): published together, in one write, once the
 -- transaction succeeded (after its commit), dropped when it failed. Outside
 -- one they are published at once. Returns true | nil, message, code:
--- "invalid" (a payload JSON cannot hold), "closed" (no bus), the broker's.
+-- "invalid" (a payload JSON cannot hold, a typed message that does not fit
+-- its type), "closed" (no bus), the broker's.
 -- A topic that is not one (empty, a wildcard word) or bad headers raise.
 -- In a message handler, the consumed message's trace context and
 -- allow-listed headers propagate (jararaca.bus.propagation).
