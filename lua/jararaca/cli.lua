@@ -3,6 +3,7 @@
 --
 --   jararaca server app.lua [--host H] [--port P] [--workers N|auto] [...]
 --   jararaca worker app.lua [--handlers a,b] [--groups g] [--prefetch N] [--grace-period S]
+--   jararaca dlq stats|list|requeue|purge app.lua [...]   (jararaca.bus.dlq_cli)
 --   jararaca test [path ...] [--log-level L] [busted options]
 --   jararaca version | --version
 --   jararaca help [COMMAND] | --help; jararaca COMMAND --help
@@ -135,6 +136,7 @@ local COMMANDS = {
   { "version", "", "print the version and where the framework's Lua files are" },
   { "help", "[COMMAND]", "this text, or a command's usage and options" },
   { "worker", "APP.lua [options]", "run the app's message-bus handlers (IncomingHandler)" },
+  { "dlq", "ACTION APP.lua [options]", "dead letters of the handlers: stats, list, requeue, purge" },
   { "scheduler", "APP.lua", "scheduled actions (planned; not available yet)" },
 }
 
@@ -255,6 +257,7 @@ local HELP = {
   version = function() return VERSION_HELP end,
   help = usage,
   worker = worker_help,
+  dlq = function() return require("jararaca.bus.dlq_cli").USAGE end,
   scheduler = function() return planned_help("scheduler") end,
 }
 
@@ -478,6 +481,7 @@ local RUN = {
   server = function(rest) return M.server(rest) end,
   test = function(rest) return M.test(rest) end,
   worker = function(rest) return M.worker(rest) end,
+  dlq = function(rest) return require("jararaca.bus.dlq_cli").main(rest) end,
   ["gen-tsi"] = function(rest) return require("jararaca.tsgen").cli(rest) end,
   migrate = function(rest) return require("jararaca.persistence.migrate").cli(rest) end,
 }

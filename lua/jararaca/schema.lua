@@ -235,6 +235,21 @@ local function is_schema(v)
 end
 M.is_schema = is_schema
 
+-- A schema is not callable, except one a framework module gave a
+-- constructor (a j.Message type: `TaskCreated { id = 7 }` is a message).
+local constructors = setmetatable({}, { __mode = "k" })
+
+--- schema.set_constructor(sc, fn): `sc(...)` is then `fn(sc, ...)`.
+function M.set_constructor(sc, fn)
+  constructors[sc] = fn
+end
+
+function schema_mt.__call(sc, ...)
+  local make = constructors[sc]
+  if make == nil then error(format("%s is not callable (only a j.Message type is)", tostring(sc)), 2) end
+  return make(sc, ...)
+end
+
 -- Every schema carries the field flags as booleans (readers need no nil checks).
 local function new(kind, t)
   t.kind = kind
@@ -509,16 +524,31 @@ end
 
 --- s.object("Task", fields [, opts]) (named, registered) or s.object(fields [, opts])
 -- opts: common + additional = "drop" (default) | "forbid"
-function M.object(a, b, c)
+-- lvl: the level (as error()'s, from here) of the code defining it.
+local function object(lvl, a, b, c)
   local name, fields, opts
   if type(a) == "string" then name, fields, opts = a, b, c else fields, opts = a, b end
   local what = name and format("schema.object('%s')", name) or "schema.object"
-  if name then check_name(what, name, 2) end
-  local t, o = options(what, opts, OBJECT_OPTS, 2)
-  local list = parse_fields(what, fields, 2)
+  if name then check_name(what, name, lvl) end
+  local t, o = options(what, opts, OBJECT_OPTS, lvl)
+  local list = parse_fields(what, fields, lvl)
   t.name, t.fields, t.own_fields, t.additional = name, list, list, o.additional or "drop"
   local sc = new("object", t)
-  if name then register(name, sc, where(2)) end
+  if name then register(name, sc, where(lvl)) end
+  return sc
+end
+
+function M.object(a, b, c)
+  local sc = object(3, a, b, c)
+  return sc
+end
+
+--- schema.object_at(level, "Name", fields [, opts]): s.object for a
+-- framework function defining an object on its caller's behalf (j.Message):
+-- errors and the definition's place are `level` frames above that function
+-- (as error()'s level: 2 = its caller).
+function M.object_at(level, a, b, c)
+  local sc = object(level + 2, a, b, c)
   return sc
 end
 

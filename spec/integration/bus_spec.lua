@@ -246,6 +246,148 @@ describe("the message bus (server + worker processes, embedded broker)", functio
     end)
 end)
 
+describe("message types and header propagation (server + worker processes)", function()
+  local function seen(id, handler)
+    return rows("SELECT value FROM seen WHERE id = ? AND handler = ?", { id, handler })
+  end
+
+  it("publish(MessageType { ... }) goes to the type's topic; MessageHandler validates against the type", function()
+    local res = post("/jobs/typed", { id = "t-1", n = 7 })
+    assert.equal(201, res.status, res.body)
+    local r = wait.until_true(function() return seen("t-1", "typed")[1] end, "typed handled t-1", 15)
+    assert.equal("job.typed 7", r.value)
+    -- a payload that does not fit the type: the publisher refuses it, nothing is sent
+    res = post("/jobs/typed", { id = "t-bad", n = "seven" })
+    assert.equal(422, res.status, res.body)
+    assert.truthy(res.body:find("invalid: the JobTyped message is invalid", 1, true), res.body)
+    -- one published around the publisher: the handler's schema dead-letters it at once
+    assert(broker:publish { topic = "job.typed", id = "t-raw", body = '{"id":"t-raw","n":-1}',
+      headers = { ["content-type"] = "application/json" } })
+    local d = dead_where("typed", function(x) return x.id == "t-raw" end, "t-raw is dead-lettered")
+    assert.truthy(d.reason:find("payload is invalid", 1, true), d.reason)
+    assert.equal(0, #seen("t-raw", "typed"))
+    assert.equal(0, bus.count(broker, "SELECT count(*) AS n FROM jr_bus_dead WHERE body LIKE '%t-bad%'"))
+  end)
+
+  it("a handler's publishes inherit traceparent, tracestate, baggage and the allow-listed headers, not the others",
+    function()
+      -- a spy queue on the topic chain_a publishes to: the headers as stored
+      assert(broker:bind("spy", "job.chained"))
+      local tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+      assert(broker:publish { topic = "job.chain", id = "c-1", body = '{"id":"c-1"}', headers = {
+        ["content-type"] = "application/json", traceparent = tp, tracestate = "vendor=x", baggage = "user=7",
+        ["x-tenant"] = "acme", ["x-secret"] = "no", ["x-own"] = "from the original",
+      } })
+      local r = wait.until_true(function() return seen("c-1", "chain_b")[1] end, "chain_b handled c-1", 15)
+      local want = { traceparent = tp, tracestate = "vendor=x", baggage = "user=7", ["x-tenant"] = "acme",
+        ["x-own"] = "a", ["content-type"] = "application/json" }
+      local ds = assert(broker:fetch("spy", 10))
+      assert.equal(1, #ds)
+      -- no x-secret (not allow-listed), no x-retry-count (chain_a ran twice: its own was 1)
+      assert.same(want, ds[1].headers)
+      assert(broker:ack(ds[1]))
+      assert(broker:unbind("spy", "job.chained"))
+      want["x-retry-count"] = 0 -- chain_b's own delivery
+      assert.same(want, json.decode(r.value))
+    end)
+end)
+
+describe("jararaca dlq (a worker producing dead letters)", function()
+  local function dlq(...)
+    local argv = { server.bin, "dlq", env = env }
+    for _, a in ipairs { ... } do argv[#argv + 1] = a end
+    local status, out, err = run.run(argv, 60)
+    return status, out, err
+  end
+
+  -- the count on the text line of a queue
+  local function count_on_line(out, queue)
+    for line in out:gmatch("[^\n]+") do
+      if line:find("(" .. queue .. ")", 1, true) then return tonumber(line:match("%)%s+(%d+)")) end
+    end
+  end
+
+  local function fail_job(id)
+    create(id, "fail", "acme")
+    return dead_where("always_fails", function(x) return x.body:find('"' .. id .. '"', 1, true) end,
+      id .. " is dead-lettered").id
+  end
+
+  it("stats and list show each handler's dead letters (text and --json)", function()
+    local id = fail_job("dlq-1")
+    local status, out, err = dlq("stats", APP)
+    assert.equal(0, status, out .. err)
+    local n = assert(broker:dlq_stats("busapp.always_fails")).count
+    assert.equal(n, count_on_line(out, "busapp.always_fails"), out)
+    assert.truthy(count_on_line(out, "busapp.process"), out)
+    status, out, err = dlq("stats", APP, "--handler", "always_fails", "--json")
+    assert.equal(0, status, out .. err)
+    local st = assert(json.decode(out))
+    assert.equal(1, #st)
+    assert.same({ "always_fails", "busapp.always_fails", n }, { st[1].handler, st[1].queue, st[1].count })
+    status, out, err = dlq("list", APP, "--handler", "always_fails", "--limit", "1000", "--json")
+    assert.equal(0, status, out .. err)
+    local mine
+    for _, d in ipairs(assert(json.decode(out))) do if d.id == id then mine = d end end
+    assert.truthy(mine, out)
+    assert.same({ "job.fail", 2, "acme" }, { mine.topic, mine.attempt, mine.headers["x-tenant"] })
+    assert.truthy(mine.reason:find("this handler always fails", 1, true), mine.reason)
+    status, out = dlq("list", APP, "--handler", "always_fails", "--limit", "1000")
+    assert.equal(0, status)
+    assert.truthy(out:find(id .. "  ", 1, true), out)
+    assert.truthy(out:find("x-tenant=acme", 1, true), out)
+  end)
+
+  it("requeue --ids sends the message back with its headers: the worker runs it again", function()
+    local id = fail_job("dlq-2")
+    assert.equal(3, #runs("dlq-2"))
+    local status, out, err = dlq("requeue", APP, "--handler", "always_fails", "--ids", id)
+    assert.equal(0, status, out .. err)
+    assert.truthy(out:find("always_fails (busapp.always_fails): requeued 1 dead letter(s)", 1, true), out)
+    -- three more runs (a fresh set of retries), each with the original headers, then dead again
+    wait.until_true(function() return #runs("dlq-2") == 6 end, "dlq-2 ran three more times", 15)
+    for _, r in ipairs(runs("dlq-2")) do assert.equal("acme", r.tenant) end
+    dead_where("always_fails", function(x) return x.id == id end, "dlq-2 is dead-lettered again")
+    -- an id no dead letter has: exit 1
+    status, out, err = dlq("requeue", APP, "--ids", "no-such-id")
+    assert.equal(1, status, out .. err)
+    assert.truthy(err:find("no dead letter of the app's handlers has the id(s) no-such-id", 1, true), err)
+  end)
+
+  it("purge --ids deletes those, purge --all the rest of a handler's", function()
+    local a, b = fail_job("dlq-3"), fail_job("dlq-4")
+    local status, out, err = dlq("purge", APP, "--handler", "always_fails", "--ids", a, "--json")
+    assert.equal(0, status, out .. err)
+    assert.same({ action = "purge", handlers = { always_fails = 1 }, total = 1 }, json.decode(out))
+    assert.is_nil(dead("always_fails")[a])
+    assert.truthy(dead("always_fails")[b])
+    status, out, err = dlq("purge", APP, "--handler", "always_fails", "--all")
+    assert.equal(0, status, out .. err)
+    assert.equal(0, assert(broker:dlq_stats("busapp.always_fails")).count)
+  end)
+
+  it("bad arguments exit 2 with a clear message; --help exits 0", function()
+    local cases = {
+      { { "purge", APP }, "purge needs --ids a,b or --all" },
+      { { "requeue", APP, "--ids", "a", "--all" }, "--ids and --all cannot be combined" },
+      { { "list", APP, "--limit", "0" }, "--limit: expected a whole number in 1..100000, got '0'" },
+      { { "stats", APP, "--all" }, "--ids and --all belong to requeue and purge, not stats" },
+      { { "drop", APP }, "unknown action 'drop'" },
+      { { "stats" }, "expected an action and one app file" },
+      { { "stats", APP, "--frob" }, "unknown option --frob" },
+      { { "stats", APP, "--handler", "nope" }, 'no handler named "nope" (the app\'s handlers: process, ' },
+    }
+    for _, c in ipairs(cases) do
+      local status, out, err = dlq(unpack(c[1]))
+      assert.equal(2, status, table.concat(c[1], " ") .. ": " .. out .. err)
+      assert.truthy(err:find(c[2], 1, true), err)
+    end
+    local status, out = dlq("--help")
+    assert.equal(0, status)
+    assert.truthy(out:find("usage: jararaca dlq stats|list|requeue|purge APP.lua", 1, true), out)
+  end)
+end)
+
 describe("jararaca worker: startup errors", function()
   it("an amqp:// URL is refused until the RabbitMQ backend lands (exit 1, the password never printed)", function()
     local e = { JARARACA_BUS_URL = "amqp://user:s3cret@localhost/", BUS_APP_DB = dir .. "/other.db" }

@@ -57,4 +57,25 @@ function M.published(b)
   assert(tx:commit())
 end
 
+--- Start app (its bus on a temporary file, set by make_app(url)) in a task
+--- of its own, and run the caller in a "startup" context of it (no
+--- transaction): returns a handle { rt, broker, stop = fn }.
+function M.start_app(make_app)
+  local runtime = require "jararaca.runtime"
+  local context = require "jararaca.context"
+  local sched = require "jararaca.sched"
+  local path = os.tmpname()
+  local _, rt = assert(sched.spawn(runtime.start, make_app("sqlite:///" .. path), "worker"):wait())
+  local outer = context.current()
+  context.bind(context.new("startup", rt.container))
+  return {
+    rt = rt, broker = rt.bus.broker,
+    stop = function()
+      context.bind(outer)
+      assert(sched.spawn(rt.stop, rt):wait())
+      for _, suffix in ipairs { "", "-wal", "-shm" } do os.remove(path .. suffix) end
+    end,
+  }
+end
+
 return M

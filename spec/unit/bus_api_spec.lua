@@ -118,7 +118,7 @@ describe("bus settings", function()
     assert.has_error(function() j.Microservice { bus = "sqlite:///x.db" } end,
       "Microservice.bus must be a table { url = ... }, got string")
     assert.has_error(function() j.Microservice { bus = { uri = "x" } } end,
-      'Microservice.bus: unknown field "uri" (known: url)')
+      'Microservice.bus: unknown field "uri" (known: url, propagate_headers)')
     assert.has_error(function() j.Microservice { bus = { url = 3 } } end,
       "Microservice.bus.url must be a non-empty string, got number")
   end)

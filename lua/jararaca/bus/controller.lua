@@ -47,6 +47,19 @@ local function is_handler(v)
 end
 M.is_handler = is_handler
 
+-- The descriptor; what: the declaring call, for errors at level 3.
+local function handler(what, topic, opts, fn)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(what .. ": opts must be a table, got " .. type(opts), 3)
+  end
+  if type(fn) ~= "function" then
+    error(what .. ": expected a handler function as the last argument, got " .. type(fn), 3)
+  end
+  order_counter = order_counter + 1
+  return setmetatable({ topic = topic, opts = opts or {}, fn = fn, order = order_counter, defined_at = where(3) },
+    Handler_mt)
+end
+
 --- `IncomingHandler(topic, [opts], fn)`: a handler descriptor for a field of
 --- a MessageBusController.
 function M.IncomingHandler(topic, opts, fn)
@@ -54,15 +67,32 @@ function M.IncomingHandler(topic, opts, fn)
   if type(topic) ~= "string" then
     error("IncomingHandler(topic, [opts], fn): topic must be a string, got " .. type(topic), 2)
   end
+  local h = handler("IncomingHandler(topic, [opts], fn)", topic, opts, fn)
+  return h
+end
+
+--- `MessageHandler(MessageType, [opts], fn)`: IncomingHandler on the
+--- message type's topic, its payload validated against the type
+--- (jararaca.bus.message_type).
+function M.MessageHandler(mtype, opts, fn)
+  if fn == nil and type(opts) == "function" then opts, fn = nil, opts end
+  local topic = require("jararaca.bus.message_type").topic(mtype)
+  if topic == nil then
+    error("MessageHandler(MessageType, [opts], fn): expected a message type (j.Message(name, { topic = ..., "
+      .. "fields = ... })), got " .. (schema.is_schema(mtype) and tostring(mtype) or type(mtype)), 2)
+  end
   if opts ~= nil and type(opts) ~= "table" then
-    error("IncomingHandler(topic, [opts], fn): opts must be a table, got " .. type(opts), 2)
+    error("MessageHandler(MessageType, [opts], fn): opts must be a table, got " .. type(opts), 2)
   end
-  if type(fn) ~= "function" then
-    error("IncomingHandler(topic, [opts], fn): expected a handler function as the last argument, got " .. type(fn), 2)
+  if opts and opts.payload ~= nil then
+    error("MessageHandler(MessageType, [opts], fn): opts.payload is the message type already; use IncomingHandler "
+      .. "for another schema", 2)
   end
-  order_counter = order_counter + 1
-  return setmetatable({ topic = topic, opts = opts or {}, fn = fn, order = order_counter, defined_at = where(2) },
-    Handler_mt)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.payload = mtype
+  local h = handler("MessageHandler(MessageType, [opts], fn)", topic, o, fn)
+  return h
 end
 
 local CONTROLLER_OPTS = { name = "string", inject = "table", group = "string" }

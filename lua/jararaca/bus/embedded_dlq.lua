@@ -4,7 +4,7 @@
 --   broker:dlq_stats(queue)           { count, oldest_at, newest_at } (ms; nil when empty)
 --   broker:dlq_list(queue, limit)     the oldest `limit` (default 100) dead letters
 --   broker:dlq_requeue(queue, ids)    ids: a list of message ids, or "all" -> how many went back
---   broker:dlq_purge(queue)           -> how many were deleted
+--   broker:dlq_purge(queue [, ids])   ids: a list of message ids, or "all" (the default) -> how many were deleted
 --
 -- A requeued message goes back to its original queue with its original
 -- id, topic, body and headers, ready at once, its attempt count at 0 (a
@@ -24,6 +24,15 @@ local COLUMNS = "seq, id, queue, topic, body, headers, attempt, deliveries, reas
 local function selection(ids)
   if ids == "all" then return "queue = ?", nil end
   return "queue = ? AND id IN (SELECT value FROM json_each(?))", encode(json.array(ids))
+end
+
+-- ids: "all" or a list of strings (raises at the caller's caller).
+local function check_ids(ids, what)
+  if ids == "all" then return end
+  if type(ids) ~= "table" then error(what .. "(queue, ids): ids must be a list of ids or \"all\"", 3) end
+  for i, id in ipairs(ids) do
+    if type(id) ~= "string" then error(format("%s(): ids[%d] must be a string, got %s", what, i, type(id)), 3) end
+  end
 end
 
 function M.install(Broker, h)
@@ -66,14 +75,7 @@ function M.install(Broker, h)
   --- or "all"), in one write transaction. How many went back | nil, err, code.
   function Broker:dlq_requeue(queue, ids)
     check_name(queue, "queue", "broker:dlq_requeue()")
-    if ids ~= "all" then
-      if type(ids) ~= "table" then error("broker:dlq_requeue(queue, ids): ids must be a list of ids or \"all\"", 2) end
-      for i, id in ipairs(ids) do
-        if type(id) ~= "string" then
-          error(format("broker:dlq_requeue(): ids[%d] must be a string, got %s", i, type(id)), 2)
-        end
-      end
-    end
+    check_ids(ids, "broker:dlq_requeue")
     local where, list = selection(ids)
     local n, err, code = in_write(self, function(tx)
       local r, e, c = tx:execute("INSERT INTO jr_bus_messages (id, queue, topic, body, headers, available_at, created_at) "
@@ -89,11 +91,15 @@ function M.install(Broker, h)
     return n, err, code
   end
 
-  --- Delete queue's dead letters. How many | nil, err, code.
-  function Broker:dlq_purge(queue)
+  --- Delete queue's dead letters: ids (a list of message ids), or all of
+  --- them (ids nil or "all"). How many | nil, err, code.
+  function Broker:dlq_purge(queue, ids)
     check_name(queue, "queue", "broker:dlq_purge()")
+    if ids == nil then ids = "all" end
+    check_ids(ids, "broker:dlq_purge")
+    local where, list = selection(ids)
     return in_write(self, function(tx)
-      local r, err, code = tx:execute("DELETE FROM jr_bus_dead WHERE queue = ?", { queue })
+      local r, err, code = tx:execute("DELETE FROM jr_bus_dead WHERE " .. where, { queue, list })
       if not r then return nil, err, code end
       return r.changes
     end)

@@ -2,7 +2,7 @@
 --
 --   bus.start(rt)            -- at startup, after the interceptors' startup (jararaca.runtime)
 --   bus.broker(container)    -- the broker: broker | nil, message, code (opened at first use)
---   bus.state(container)     -- { app, settings, handlers, broker }
+--   bus.state(container)     -- { app, settings, handlers, broker, propagate }
 --   bus.stop(rt)             -- before the interceptors' shutdown
 --
 -- start checks the handlers' declarations and the broker's settings (a bad
@@ -19,7 +19,7 @@ local log = require "jararaca.log"
 
 local M = {}
 
-local setmetatable, format, tostring, ipairs = setmetatable, string.format, tostring, ipairs
+local setmetatable, format, tostring, ipairs, rawget = setmetatable, string.format, tostring, ipairs, rawget
 
 local states = setmetatable({}, { __mode = "k" })
 
@@ -82,7 +82,9 @@ function M.start(rt)
   local databases = require("jararaca.persistence.session").databases(rt.container)
   local s, err = settings.resolve(app, databases)
   if not s then error(err, 0) end
-  local st = { app = app, container = rt.container, settings = s, handlers = handlers, broker = nil }
+  local st = { app = app, container = rt.container, settings = s, handlers = handlers, broker = nil,
+    -- the headers a handler's publishes inherit (jararaca.bus.propagation)
+    propagate = require("jararaca.bus.propagation").allow_list((rawget(app, "bus") or {}).propagate_headers) }
   states[rt.container] = st
   rt.bus = st
   if #handlers > 0 or settings.explicit(app) then

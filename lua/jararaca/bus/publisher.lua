@@ -3,6 +3,8 @@
 --   local pub = j.use_publisher()
 --   pub:publish({ id = 7 }, "task.created" [, { headers = { ["x-tenant"] = "a" } }])
 --   pub:delay({ id = 7 }, "task.reminder", 3600 [, opts])
+--   pub:schedule({ id = 7 }, "task.reminder", os.time() + 3600 [, opts])
+--   pub:publish(TaskCreated { id = 7 } [, opts])   -- a j.Message type: its topic, validated
 --
 -- A payload is a table (sent as JSON, content-type application/json) or a
 -- string (sent as it is, text/plain). Inside a transaction (an HTTP request,
@@ -10,14 +12,20 @@
 -- (jararaca.staged): published together, in one write, once the
 -- transaction succeeded (after its commit), dropped when it failed. Outside
 -- one they are published at once. Returns true | nil, message, code:
--- "invalid" (a payload JSON cannot hold), "closed" (no bus), the broker's.
+-- "invalid" (a payload JSON cannot hold, a typed message that does not fit
+-- its type), "closed" (no bus), the broker's.
 -- A topic that is not one (empty, a wildcard word) or bad headers raise.
+-- In a message handler, the consumed message's trace context and
+-- allow-listed headers propagate (jararaca.bus.propagation).
 -- @module jararaca.bus.publisher
 local context = require "jararaca.context"
 local staged = require "jararaca.staged"
 local json = require "jararaca.json"
 local log = require "jararaca.log"
 local topic_mod = require "jararaca.bus.topic"
+local message_type = require "jararaca.bus.message_type"
+local propagation = require "jararaca.bus.propagation"
+local schema = require "jararaca.schema"
 
 local M = {}
 
@@ -36,7 +44,10 @@ Publisher.__name = "Publisher"
 local function bus() return require "jararaca.bus" end
 
 -- One message for the broker, or nil, message, "invalid". Misuse raises.
-local function build(method, payload, topic, delay, opts)
+-- when: { delay = s } or { at = epoch s } or nil.
+local function build(method, payload, topic, when, opts)
+  local typed = message_type.is_typed(payload)
+  if typed then topic = message_type.topic(payload.type) end
   local terr = topic_mod.topic_error(topic)
   if terr then error(format("publisher:%s(payload, topic): %s", method, terr), 3) end
   if opts ~= nil and type(opts) ~= "table" then
@@ -56,7 +67,12 @@ local function build(method, payload, topic, delay, opts)
     end
   end
   local body
-  if type(payload) == "string" then
+  if typed then
+    local text, err = schema.encode(payload.type, payload.value)
+    if not text then return nil, format("the %s message is invalid: %s", tostring(payload.type.name), err), "invalid" end
+    body = text
+    headers["content-type"] = M.JSON
+  elseif type(payload) == "string" then
     body = payload
     headers["content-type"] = M.TEXT
   elseif type(payload) == "table" then
@@ -68,7 +84,7 @@ local function build(method, payload, topic, delay, opts)
     error(format("publisher:%s(payload, topic): payload must be a table (JSON) or a string, got %s", method,
       type(payload)), 3)
   end
-  return { topic = topic, body = body, headers = headers, delay = delay }
+  return { topic = topic, body = body, headers = headers, delay = when and when.delay, at = when and when.at }
 end
 
 -- Publish a list now: true | nil, message, code.
@@ -94,11 +110,22 @@ end
 -- Contexts whose actions run at once (jararaca.staged's rule).
 local IMMEDIATE = { startup = true, shutdown = true }
 
-local function publish(self, method, payload, topic, delay, opts)
-  local m, err, code = build(method, payload, topic, delay, opts)
+-- In a message handler, the consumed message's allowed headers
+-- (jararaca.bus.propagation).
+local function inherit(ctx, container, headers)
+  local msg = ctx.kind == "message" and ctx.message
+  if not msg then return end
+  local st = bus().state(container)
+  local allow = st and st.propagate
+  if allow then propagation.apply(headers, msg.headers, allow) end
+end
+
+local function publish(self, method, payload, topic, when, opts)
+  local m, err, code = build(method, payload, topic, when, opts)
   if not m then return nil, err, code end
   local ctx = context.current()
   local container = self.container
+  if ctx then inherit(ctx, container, m.headers) end
   if ctx == nil or IMMEDIATE[ctx.kind] then return send(container, { m }) end
   local list = rawget(ctx, "_bus_staged")
   if list == nil or list.done then
@@ -114,17 +141,43 @@ local function publish(self, method, payload, topic, delay, opts)
   return true
 end
 
---- publisher:publish(payload, topic [, opts]): see the module comment.
-function Publisher:publish(payload, topic, opts)
+-- A typed message (`TaskCreated { ... }`) carries its topic: the
+-- arguments after it shift left by one.
+local function shift(payload, a, b, c)
+  if message_type.is_typed(payload) then
+    if type(a) == "string" then
+      error(format("publisher: a %s message is sent to its type's topic (%s); leave the topic out",
+        tostring(payload.type.name), tostring(message_type.topic(payload.type))), 3)
+    end
+    return nil, a, b
+  end
+  return a, b, c
+end
+
+--- publisher:publish(payload, topic [, opts]) or publisher:publish(TypedMessage [, opts]).
+function Publisher:publish(payload, ...)
+  local topic, opts = shift(payload, ...)
   return publish(self, "publish", payload, topic, nil, opts)
 end
 
 --- publisher:delay(payload, topic, seconds [, opts]): deliverable after seconds.
-function Publisher:delay(payload, topic, seconds, opts)
+function Publisher:delay(payload, ...)
+  local topic, seconds, opts = shift(payload, ...)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 or seconds == huge then
     error("publisher:delay(payload, topic, seconds): seconds must be a number >= 0, got " .. tostring(seconds), 2)
   end
-  return publish(self, "delay", payload, topic, seconds, opts)
+  return publish(self, "delay", payload, topic, { delay = seconds }, opts)
+end
+
+--- publisher:schedule(payload, topic, at [, opts]): deliverable at `at`,
+--- seconds since the epoch (os.time(), j.now(); a past time: at once).
+function Publisher:schedule(payload, ...)
+  local topic, at, opts = shift(payload, ...)
+  if type(at) ~= "number" or at ~= at or at < 0 or at == huge then
+    error("publisher:schedule(payload, topic, at): at must be a time in seconds since the epoch, got "
+      .. tostring(at), 2)
+  end
+  return publish(self, "schedule", payload, topic, { at = at }, opts)
 end
 
 --- j.use_publisher(): the publisher of the running app (any context of it).

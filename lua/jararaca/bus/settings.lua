@@ -20,8 +20,12 @@ function M.check(t, level)
   level = (level or 1) + 1
   if type(t) ~= "table" then error("Microservice.bus must be a table { url = ... }, got " .. type(t), level) end
   for k, v in pairs(t) do
-    if k ~= "url" then error(format("Microservice.bus: unknown field %q (known: url)", tostring(k)), level) end
-    if type(v) ~= "string" or v == "" then
+    if k == "propagate_headers" then
+      local ok, err = require("jararaca.bus.propagation").check(v)
+      if not ok then error("Microservice.bus.propagate_headers: " .. err, level) end
+    elseif k ~= "url" then
+      error(format("Microservice.bus: unknown field %q (known: url, propagate_headers)", tostring(k)), level)
+    elseif type(v) ~= "string" or v == "" then
       error("Microservice.bus.url must be a non-empty string, got " .. type(v), level)
     end
   end
@@ -79,7 +83,8 @@ end
 function M.explicit(app, env)
   env = env or os.getenv
   local url = env(ENV)
-  return (url ~= nil and url ~= "") or rawget(app, "bus") ~= nil
+  local cfg = rawget(app, "bus")
+  return (url ~= nil and url ~= "") or (cfg ~= nil and cfg.url ~= nil)
 end
 
 return M

@@ -11,7 +11,19 @@ local s = j.schema
 
 local Job = s.object { id = s.string { min_length = 1 }, kind = s.string() }
 
+-- A message type: a named schema carrying its topic (j.Message).
+local JobTyped = j.Message("JobTyped", { topic = "job.typed",
+  fields = { id = s.string { min_length = 1 }, n = s.integer { minimum = 0 } } })
+
 local Jobs = j.RestController("/jobs", { name = "JobsController" })
+
+-- Publishes a typed message (its topic is the type's); a payload that does
+-- not fit the type is refused by the publisher: 422 with its message.
+Jobs.typed = j.Post("/typed", { body = s.object { id = s.string(), n = s.any() }, status = 201 }, function(_, req)
+  local ok, err, code = j.use_publisher():publish(JobTyped { id = req.json.id, n = req.json.n })
+  if not ok then error(j.HTTPError(422, code .. ": " .. err)) end
+  return { id = req.json.id }
+end)
 
 Jobs.create = j.Post("", { body = s.object { id = s.string(), kind = s.string(), tenant = s.string():optional() },
   status = 201 }, function(_, req)
@@ -114,6 +126,30 @@ Worker.dispositions = j.IncomingHandler("job.dispose", { max_retries = 1, backof
     end
   end)
 
+local function saw(id, handler, value)
+  j.providing_new_session(function(session)
+    assert(session:execute("INSERT INTO seen (id, handler, value) VALUES (?, ?, ?)", { id, handler, value }))
+  end)
+end
+
+-- MessageHandler: the topic and the payload's schema come from the type.
+Worker.typed = j.MessageHandler(JobTyped, { max_retries = 0 }, function(_, msg)
+  local p = msg:payload()
+  saw(p.id, "typed", msg.topic .. " " .. p.n)
+end)
+
+-- Header propagation (Microservice.bus.propagate_headers below): chain_a
+-- fails once (so its message has x-retry-count 1), then publishes to
+-- job.chained with a header of its own; chain_b notes the headers it got.
+Worker.chain_a = j.IncomingHandler("job.chain", { max_retries = 2, backoff = FAST }, function(_, msg)
+  if msg.attempt == 1 then error("chain_a fails its first attempt") end
+  assert(j.use_publisher():publish({ id = msg:payload().id }, "job.chained", { headers = { ["x-own"] = "a" } }))
+end)
+
+Worker.chain_b = j.IncomingHandler("job.chained", function(_, msg)
+  saw(msg:payload().id, "chain_b", assert(j.json.encode(msg.headers)))
+end)
+
 -- For SIGTERM: "hold" waits for its gate (finishes within the grace
 -- period), "stuck" never returns (cancelled and released at its end).
 Worker.hold = j.IncomingHandler("job.hold", { group = "shutdown", payload = Job }, function(_, msg)
@@ -130,6 +166,7 @@ end)
 return j.Microservice {
   name = "busapp",
   controllers = { Jobs, Worker },
+  bus = { propagate_headers = { "X-Tenant" } },
   interceptors = {
     persistence.SessionInterceptor {
       url = "sqlite:///" .. assert(os.getenv("BUS_APP_DB"), "BUS_APP_DB not set"),
