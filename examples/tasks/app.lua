@@ -37,10 +37,10 @@
 -- retried MAX_RETRIES (3) times after the first attempt, after 0.2, 0.4, 0.8
 -- s, and then dead-lettered with the reason "failed after 4 attempt(s): ...".
 --   curl -d '{"name":"fail on purpose"}' localhost:8000/tasks
--- The worker's log shows each failed attempt; the dead letters are in the
--- broker's file, table jr_bus_dead, queue "tasks.process":
---   sqlite3 tasks.bus.db "SELECT id, attempt, reason, body FROM jr_bus_dead WHERE queue = 'tasks.process'"
--- (or broker:dlq_list / dlq_requeue, docs/bus-embedded.md#dead-letters).
+-- The worker's log shows each failed attempt; the dead letters:
+--   jararaca dlq list examples/tasks/app.lua --handler process
+--   jararaca dlq requeue examples/tasks/app.lua --handler process --all
+-- (docs/bus.md, "jararaca dlq").
 -- The broker: the embedded one by default, a SQLite file "tasks.bus.db" next
 -- to the database (TASKS_DB), which the server and the workers share. To use
 -- another, set JARARACA_BUS_URL for every process, e.g.
