@@ -73,15 +73,20 @@ describe("the outbox", function()
     return s, ctx
   end
 
-  it("a transaction that wrote: its messages are in its outbox before the commit, in the broker after it", function()
-    start("bus.db")
+  -- A transaction that writes and publishes; sql read by a hook that runs
+  -- after the publisher's, before the commit: its first row.
+  local function write_publish_and_read(id, sql)
     local inside
     assert.is_true(transaction(function(ctx)
-      write_and_publish(ctx, "a")
-      psession.before_commit(ctx, function(s)
-        inside = s:first("SELECT topic, body FROM jr_outbox")
-      end)
+      write_and_publish(ctx, id)
+      psession.before_commit(ctx, function(s) inside = s:first(sql) end)
     end))
+    return inside
+  end
+
+  it("a transaction that wrote: its messages are in its outbox before the commit, in the broker after it", function()
+    start("bus.db")
+    local inside = write_publish_and_read("a", "SELECT topic, body FROM jr_outbox")
     assert.same({ topic = "task.a", body = '{"id":"a"}' }, { topic = inside.topic, body = inside.body })
     assert.equal(1, queued())
     assert.equal(0, #app_rows("SELECT seq FROM jr_outbox"))
@@ -118,14 +123,8 @@ describe("the outbox", function()
 
   it("the broker on the app's own file: the messages go into its tables in the transaction", function()
     start("app.db")
-    local inside
-    assert.is_true(transaction(function(ctx)
-      write_and_publish(ctx, "e")
-      psession.before_commit(ctx, function(s)
-        inside = s:first("SELECT count(*) AS n FROM jr_bus_messages").n
-      end)
-    end))
-    assert.equal(1, inside)
+    local inside = write_publish_and_read("e", "SELECT count(*) AS n FROM jr_bus_messages")
+    assert.equal(1, inside.n)
     assert.equal(1, queued())
     assert.is_false(has_outbox())
   end)

@@ -26,6 +26,7 @@ local sys = require "jararaca.core.sys"
 local json = require "jararaca.json"
 local log = require "jararaca.log"
 local dbmod = require "jararaca.db"
+local schema = require "jararaca.bus.embedded_schema"
 local ffi = require "ffi"
 
 local M = {}
@@ -38,7 +39,6 @@ local encode, decode, blob, null = json.encode, json.decode, dbmod.blob, dbmod.n
 M.LEASE = 10          -- seconds a row stays with the process that wrote or took it
 M.INTERVAL = 1        -- seconds between two looks at the outboxes
 M.BATCH = 200         -- rows taken at once
-M.VERSION = 1
 
 local STEPS = {
   [[
@@ -56,8 +56,7 @@ CREATE TABLE IF NOT EXISTS jr_outbox (
 CREATE INDEX IF NOT EXISTS jr_outbox_lease ON jr_outbox (lease_until, seq);
 ]],
 }
-
-local META = "CREATE TABLE IF NOT EXISTS jr_bus_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID"
+M.VERSION = #STEPS
 
 -- databases (jararaca.db) whose outbox table is known to exist
 local ready = setmetatable({}, { __mode = "k" })
@@ -65,33 +64,8 @@ local ready = setmetatable({}, { __mode = "k" })
 local function now_ms() return floor(sys.time() * 1000) end
 
 -- This process, as a lease owner: "host:pid:random".
-local OWNER = format("%s:%d:%s", sys.hostname(), sys.pid(),
-  (sys.random_bytes(4):gsub(".", function(c) return format("%02x", c:byte()) end)))
+local OWNER = format("%s:%d:%s", sys.hostname(), sys.pid(), require("jararaca.bus.embedded").new_id():sub(1, 8))
 M.OWNER = OWNER
-
--- Create or upgrade the table in tx (a session or a transaction). true | nil, err, code.
-local function ensure(tx, name)
-  local ok, err, code = tx:execute(META)
-  if not ok then return nil, err, code end
-  local row
-  row, err, code = tx:first("SELECT value FROM jr_bus_meta WHERE key = 'outbox_schema_version'")
-  if err then return nil, err, code end
-  local version = row and row.value or 0
-  if version > M.VERSION then
-    return nil, format("database %q: its outbox table has schema version %d, newer than this jararaca's (%d)",
-      tostring(name), version, M.VERSION), "invalid"
-  end
-  for v = version + 1, M.VERSION do
-    ok, err, code = tx:exec_script(STEPS[v])
-    if not ok then return nil, format("database %q: creating the outbox table: %s", tostring(name), err), code end
-  end
-  if version < M.VERSION then
-    ok, err, code = tx:execute("INSERT OR REPLACE INTO jr_bus_meta (key, value) VALUES ('outbox_schema_version', ?)",
-      { M.VERSION })
-    if not ok then return nil, err, code end
-  end
-  return true
-end
 
 local INSERT = [[INSERT INTO jr_outbox (id, topic, body, headers, at_ms, created_at, lease_until, lease_owner)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)]]
@@ -103,7 +77,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)]]
 function M.write(session, msgs, new_id)
   local database = session.db.database
   if not ready[database] then
-    local ok, err, code = ensure(session, session.name)
+    local ok, err, code = schema.apply(session, session.name, "outbox_schema_version", STEPS, "outbox tables")
     if not ok then return nil, err, code end
   end
   local now = now_ms()
