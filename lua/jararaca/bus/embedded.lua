@@ -48,6 +48,9 @@ local function hex_id()
   return (random_bytes(16):gsub(".", function(c) return format("%02x", byte(c)) end))
 end
 
+--- A new message id (32 hex digits).
+M.new_id = hex_id
+
 local Broker = {}
 Broker.__index = Broker
 M.Broker = Broker

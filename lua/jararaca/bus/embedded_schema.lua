@@ -70,27 +70,35 @@ local META = [[
 CREATE TABLE IF NOT EXISTS jr_bus_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID
 ]]
 
-local function upgrade(tx, name)
+--- Bring a versioned set of tables up to date in tx (a jararaca.db
+--- transaction or a persistence session, open for writing): steps[i] takes
+--- them from version i-1 to i; the version is kept in jr_bus_meta under
+--- key; what names them in messages ("message bus tables"). A version
+--- newer than #steps is refused (code "invalid"). true | nil, err, code.
+function M.apply(tx, name, key, steps, what)
   local ok, err, code = tx:exec_script(META)
   if not ok then return nil, err, code end
   local row
-  row, err, code = tx:first("SELECT value FROM jr_bus_meta WHERE key = 'schema_version'")
+  row, err, code = tx:first("SELECT value FROM jr_bus_meta WHERE key = ?", { key })
   if err then return nil, err, code end
-  local version = row and row.value or 0
-  if version > M.VERSION then
-    return nil, format("database %q: its message bus tables have schema version %d, newer than this jararaca's (%d)",
-      name, version, M.VERSION), "invalid"
+  local version, latest = row and row.value or 0, #steps
+  if version > latest then
+    return nil, format("database %q: its %s have schema version %d, newer than this jararaca's (%d)",
+      name, what, version, latest), "invalid"
   end
-  for v = version + 1, M.VERSION do
-    ok, err, code = tx:exec_script(STEPS[v])
-    if not ok then return nil, format("database %q: creating the message bus tables (version %d): %s", name, v, err), code end
+  for v = version + 1, latest do
+    ok, err, code = tx:exec_script(steps[v])
+    if not ok then return nil, format("database %q: creating the %s (version %d): %s", name, what, v, err), code end
   end
-  if version < M.VERSION then
-    ok, err, code = tx:execute("INSERT OR REPLACE INTO jr_bus_meta (key, value) VALUES ('schema_version', ?)",
-      { M.VERSION })
+  if version < latest then
+    ok, err, code = tx:execute("INSERT OR REPLACE INTO jr_bus_meta (key, value) VALUES (?, ?)", { key, latest })
     if not ok then return nil, err, code end
   end
   return true
+end
+
+local function upgrade(tx, name)
+  return M.apply(tx, name, "schema_version", STEPS, "message bus tables")
 end
 
 --- Create or upgrade the broker's tables in database (a jararaca.db

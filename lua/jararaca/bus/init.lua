@@ -11,6 +11,9 @@
 -- every handler's queue is bound to its topic there, in the server as in the
 -- worker, so a message published before any worker ran is kept for it. An
 -- app that only publishes opens it at its first publish.
+-- Each process also runs the outbox relay (jararaca.bus.outbox): messages
+-- its transactions wrote into the app's databases, or a crashed process left
+-- there, go to the broker.
 -- Only the embedded broker (jararaca.bus.embedded) exists in this version.
 -- @module jararaca.bus
 local controller = require "jararaca.bus.controller"
@@ -87,10 +90,15 @@ function M.start(rt)
     propagate = require("jararaca.bus.propagation").allow_list((rawget(app, "bus") or {}).propagate_headers) }
   states[rt.container] = st
   rt.bus = st
-  if #handlers > 0 or settings.explicit(app) then
+  -- A broker on one of the app's databases is opened now: a transaction's
+  -- messages go into its tables before the commit, when it cannot be opened.
+  local shared = false
+  for _, db in ipairs(databases) do if db.path == s.path then shared = true end end
+  if #handlers > 0 or settings.explicit(app) or shared then
     local b, oerr = M.broker(rt.container)
     if not b then error(oerr, 0) end
   end
+  st.relay = require("jararaca.bus.outbox").start(st)
   return st
 end
 
@@ -99,6 +107,7 @@ end
 function M.stop(rt)
   local st = states[rt.container]
   if st == nil then return end
+  if st.relay then st.relay:stop(); st.relay = nil end
   st.stopped = true
   if st.broker then st.broker:close(); st.broker = nil end
 end

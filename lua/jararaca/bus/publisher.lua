@@ -10,8 +10,11 @@
 -- string (sent as it is, text/plain). Inside a transaction (an HTTP request,
 -- a WebSocket connection, a message handler) the messages are STAGED
 -- (jararaca.staged): published together, in one write, once the
--- transaction succeeded (after its commit), dropped when it failed. Outside
--- one they are published at once. Returns true | nil, message, code:
+-- transaction succeeded (after its commit), dropped when it failed. When
+-- the transaction wrote to a database, they are written into that
+-- transaction instead (the broker's tables on the same file, else the
+-- outbox: jararaca.bus.outbox), before its commit. Outside one they are
+-- published at once. Returns true | nil, message, code:
 -- "invalid" (a payload JSON cannot hold, a typed message that does not fit
 -- its type), "closed" (no bus), the broker's.
 -- A topic that is not one (empty, a wildcard word) or bad headers raise.
@@ -26,11 +29,12 @@ local topic_mod = require "jararaca.bus.topic"
 local message_type = require "jararaca.bus.message_type"
 local propagation = require "jararaca.bus.propagation"
 local schema = require "jararaca.schema"
+local session = require "jararaca.persistence.session"
 
 local M = {}
 
-local type, pairs, error, format, tostring, rawget, rawset, setmetatable =
-  type, pairs, error, string.format, tostring, rawget, rawset, setmetatable
+local type, pairs, error, format, tostring, rawget, rawset, setmetatable, unpack =
+  type, pairs, error, string.format, tostring, rawget, rawset, setmetatable, unpack
 local huge = math.huge
 local encode = json.encode
 
@@ -97,14 +101,44 @@ local function send(container, msgs)
   return true
 end
 
--- The staged action of a transaction: its messages, in one publish.
--- (done: a publish that comes later, from a task the transaction left
--- running, stages a list of its own.)
-local function flush(container, msgs)
-  msgs.done = true
-  if #msgs == 0 then return end
+-- The staged action of a transaction: its messages not written into its
+-- database (below), in one publish. (done: a publish that comes later, from
+-- a task the transaction left running, stages a list of its own.)
+local function flush(container, list)
+  list.done = true
+  local from = (list.written or 0) + 1
+  if from > #list then return end
+  local msgs = { unpack(list, from, #list) }
   local ok, err = send(container, msgs)
   if not ok then log.error("message bus: ", #msgs, " message(s) staged by a transaction were lost: ", err) end
+end
+
+-- The transaction's hook before the commit of a session that wrote
+-- (persistence.session.before_commit): the messages staged so far go into
+-- that database transaction, so they commit with its writes or not at all:
+-- into the broker's own tables when the broker is that database, else into
+-- its outbox (jararaca.bus.outbox), relayed once the commit is done.
+local function into_transaction(ctx, container)
+  return function(s, db)
+    local list = rawget(ctx, "_bus_staged")
+    local st = bus().state(container)
+    if list == nil or list.done or st == nil or (list.written or 0) >= #list then return nil end
+    local msgs = { unpack(list, (list.written or 0) + 1, #list) }
+    list.written = #list
+    local b, database = st.broker, db.database
+    if b and b.db == database then
+      local n, err = b:publish_in(s, msgs)
+      if not n then error("message bus: publishing in the transaction failed: " .. tostring(err), 0) end
+      return function() b:notify() end
+    end
+    local outbox = require "jararaca.bus.outbox"
+    local seqs, err = outbox.write(s, msgs, require("jararaca.bus.embedded").new_id)
+    if not seqs then error("message bus: writing the outbox failed: " .. tostring(err), 0) end
+    return function()
+      outbox.created(database)
+      outbox.relay(st, database, seqs, msgs)
+    end
+  end
 end
 
 -- Contexts whose actions run at once (jararaca.staged's rule).
@@ -136,6 +170,10 @@ local function publish(self, method, payload, topic, when, opts)
     end
     if how == "ran" then return send(container, { m }) end -- the transaction already succeeded
     rawset(ctx, "_bus_staged", list)
+    if not rawget(ctx, "_bus_hooked") then
+      rawset(ctx, "_bus_hooked", true)
+      session.before_commit(ctx, into_transaction(ctx, container))
+    end
   end
   list[#list + 1] = m
   return true

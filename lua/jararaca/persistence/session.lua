@@ -29,8 +29,8 @@ local dboptions = require "jararaca.db.options"
 
 local M = {}
 
-local type, pairs, ipairs, error, tostring, setmetatable, getmetatable, rawget, select, pcall, unpack =
-  type, pairs, ipairs, error, tostring, setmetatable, getmetatable, rawget, select, pcall, unpack
+local type, pairs, ipairs, error, tostring, setmetatable, getmetatable, rawget, rawset, select, pcall, unpack =
+  type, pairs, ipairs, error, tostring, setmetatable, getmetatable, rawget, rawset, select, pcall, unpack
 local format, concat, sort = string.format, table.concat, table.sort
 local current, bind = context.current, context.bind
 local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
@@ -524,12 +524,54 @@ function SessionInterceptor:enter(ctx)
   ctx[self] = v and v or DISABLED -- "read" | "write": the session's mode, made at first use
 end
 
+--- before_commit(ctx, fn): fn(session, db) runs in the exit of every
+--- SessionInterceptor of the transaction ctx whose session wrote (a write
+--- transaction is open), just before its commit, inside that transaction
+--- (the message bus writes its outbox there). fn returns nil or a function
+--- to run once that commit succeeded; an error it raises rolls the
+--- transaction back and fails it.
+function M.before_commit(ctx, fn)
+  if type(fn) ~= "function" then error("before_commit(ctx, fn): fn must be a function, got " .. type(fn), 2) end
+  local list = rawget(ctx, "_before_commit")
+  if list == nil then list = {}; rawset(ctx, "_before_commit", list) end
+  list[#list + 1] = fn
+end
+
+-- The before_commit hooks of ctx for session s: the functions to run after
+-- the commit (a list, or nil). Raises what a hook raised.
+local function before_commit(ctx, s, db)
+  local list = rawget(ctx, "_before_commit")
+  local tx = s.tx
+  if list == nil or tx == nil or tx.mode ~= "write" or not tx:active() then return nil end
+  local after
+  for i = 1, #list do
+    local f = list[i](s, db)
+    if f ~= nil then after = after or {}; after[#after + 1] = f end
+  end
+  return after
+end
+
 function SessionInterceptor:exit(ctx, err)
   local s = ctx[self]
   ctx[self] = nil
   if type(s) ~= "table" or s == DISABLED then return end
+  local after
+  if err == nil then
+    local hok, herr = pcall(before_commit, ctx, s, self)
+    if not hok then
+      s:_finish(false)
+      error(herr, 0)
+    end
+    after = herr
+  end
   local ok, msg = s:_finish(err == nil)
   if not ok then error(msg, 0) end
+  if after then
+    for i = 1, #after do
+      local aok, aerr = pcall(after[i])
+      if not aok then log.error("an after-commit action failed: ", tostring(aerr)) end
+    end
+  end
 end
 
 --- db:independent(fn): fn(session) in a transaction of its own.
