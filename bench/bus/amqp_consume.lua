@@ -15,6 +15,18 @@
 -- delivery in a task of its own that acks it (AMQP_DECODE=1: decodes the
 -- JSON body first); the clock runs from consume to the COUNT-th ack, like
 -- the anchors' clients. Prints `RESULT amqp jararaca-consume msgs=N secs=S rate=R`.
+--
+-- Figures (2026-12-03, this 2-core box, a private node from
+-- spec/services/rabbitmq.sh, Release build, 100 000 messages, prefetch 200,
+-- two rounds; the anchors' C client `c/amqp_bench consume` on the same
+-- node just before each):
+--   C librabbitmq (raw)        25 341 / 23 513 msgs/s   client CPU 0.54 s
+--   jararaca.core.amqp         24 176 / 24 229 msgs/s   client CPU 0.83 s
+--   jararaca, AMQP_DECODE=1    15 040 msgs/s (one run) client CPU 1.08 s
+-- The broker is the ceiling (cf. RESULTS.md); the client's cost is its CPU:
+-- ~8 us per message with a task, a delivery object and an ack each.
+-- Publishing 50 000, 50 tasks each awaiting its confirm (50 in flight):
+-- 10 956 msgs/s; the C tool with a window of 50: 9 926, of 1000: 14 631.
 local amqp = require "jararaca.core.amqp"
 local sched = require "jararaca.sched"
 local json = require "jararaca.json"
