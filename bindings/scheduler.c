@@ -32,6 +32,8 @@ struct jr_task {
     int nresume;        /* values pushed on co for the pending resumption */
     int cancelled;      /* cancel requested while parked on IO */
     int yield_now;      /* sleep(0): requeue at once after the yield */
+    uint32_t parks;     /* bumped by every park: a waiter names one park, not the task */
+    int no_wake;        /* parked by jr_waiter_park_cancellable: sched.wake passes it by */
     struct jr_timer *timer;
     void (*on_end)(void *); /* jr_task_start_guarded: runs when the body's run is over */
     void *end_ud;
@@ -176,6 +178,7 @@ static void task_run(jr_task *t, int nargs)
     lua_State *co = t->co;
     t->state = JR_TASK_RUNNING;
     t->nresume = 0;
+    t->no_wake = 0;
     jr_task *prev = g_current;
     g_current = t;
     int rc = lua_resume(co, nargs);
@@ -291,6 +294,7 @@ jr_task *jr_task_start_guarded(lua_State *L, int nargs, void (*on_end)(void *ud)
  * sentinel lets a user's coroutine wrapper pass the park outward. */
 static int jr_task_yield(lua_State *L)
 {
+    if (g_current) g_current->parks++;
     lua_pushlightuserdata(L, &k_park);
     return lua_yield(L, 1);
 }
@@ -316,6 +320,7 @@ int jr_waiter_park(lua_State *L, jr_waiter *w, const char *what)
         return luaL_error(L, "%s: another task is already waiting", what);
     w->task = t;
     w->gen = t->gen;
+    w->park = t->parks + 1; /* the park jr_task_yield makes */
     w->timed = 0;
     t->state = JR_TASK_IO;
     return jr_task_yield(L);
@@ -323,7 +328,7 @@ int jr_waiter_park(lua_State *L, jr_waiter *w, const char *what)
 
 static int arm_timer(lua_State *L, jr_task *t, double seconds);
 
-int jr_waiter_park_timed(lua_State *L, jr_waiter *w, const char *what, double seconds)
+static int park_timed(lua_State *L, jr_waiter *w, const char *what, double seconds, int no_wake)
 {
     jr_task *t = g_current;
     if (!t) return luaL_error(L, "%s must be called inside a task", what);
@@ -332,15 +337,30 @@ int jr_waiter_park_timed(lua_State *L, jr_waiter *w, const char *what, double se
     if (seconds == seconds && seconds >= 0) arm_timer(L, t, seconds);
     w->task = t;
     w->gen = t->gen;
+    w->park = t->parks + 1;
     w->timed = 1;
+    t->no_wake = no_wake; /* reset by task_run when it is resumed */
     t->state = JR_TASK_WAIT; /* what on_timer and sched.cancel resume */
     return jr_task_yield(L);
+}
+
+int jr_waiter_park_timed(lua_State *L, jr_waiter *w, const char *what, double seconds)
+{
+    return park_timed(L, w, what, seconds, 0);
+}
+
+int jr_waiter_park_cancellable(lua_State *L, jr_waiter *w, const char *what)
+{
+    return park_timed(L, w, what, -1, 1);
 }
 
 lua_State *jr_waiter_thread(jr_waiter *w)
 {
     jr_task *t = w->task;
     if (!t || t->gen != w->gen) return NULL;
+    /* parked again elsewhere since (a timed wait resumed by its timeout or a
+     * cancel, then the task went on): this event is not what it waits for */
+    if (t->parks != w->park) return NULL;
     if (t->state != JR_TASK_IO && !(w->timed && t->state == JR_TASK_WAIT)) return NULL;
     return t->co;
 }
@@ -460,7 +480,7 @@ static int l_wake(lua_State *L)
 {
     int top = lua_gettop(L);
     jr_task *t = check_handle(L, 1);
-    if (!t || t->state != JR_TASK_WAIT) {
+    if (!t || t->state != JR_TASK_WAIT || t->no_wake) {
         lua_pushboolean(L, 0);
         return 1;
     }

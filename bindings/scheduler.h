@@ -59,7 +59,8 @@ jr_task *jr_task_start_guarded(lua_State *L, int nargs, void (*on_end)(void *ud)
 typedef struct {
     jr_task *task;
     uint32_t gen;
-    int timed; /* parked by jr_waiter_park_timed */
+    uint32_t park; /* which park of the task: a later park elsewhere is not this one */
+    int timed;     /* parked by jr_waiter_park_timed */
 } jr_waiter;
 
 /* Park the running task in w and yield. Raises "WHAT must be called inside a
@@ -76,7 +77,16 @@ int jr_waiter_park(lua_State *L, jr_waiter *w, const char *what);
  * resume it there. A sched.wake() of the task also resumes it (with true):
  * callers treat that as spurious and wait again. */
 int jr_waiter_park_timed(lua_State *L, jr_waiter *w, const char *what, double seconds);
-/* The waiting task's thread (push results on it), or NULL when none waits. */
+/* Park until the event or a cancel (then resumed at once with nil, "the
+ * task was cancelled", "cancelled"); no deadline, and sched.wake() passes
+ * it by: for a C operation whose answer `true` must never be a spurious
+ * wake (l_amqp.c: a publish confirmed). Nothing needs emptying w after a
+ * cancel: the late event finds no task (jr_waiter_thread). */
+int jr_waiter_park_cancellable(lua_State *L, jr_waiter *w, const char *what);
+/* The waiting task's thread (push results on it), or NULL when none waits:
+ * also NULL once the task was resumed otherwise (a timeout, a cancel) and
+ * parked again anywhere, so an event that comes late is harmless even when
+ * nobody emptied w (l_amqp.c relies on it: a cancelled publish's confirm). */
 lua_State *jr_waiter_thread(jr_waiter *w);
 /* Resume the waiting task with n values pushed on its thread; empties w. */
 void jr_waiter_resume(jr_waiter *w, int n);

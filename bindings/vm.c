@@ -192,5 +192,6 @@ lua_State *jr_vm_open(jr_vm *vm)
     preload(L, "jararaca.core.json", jr_open_json);
     preload(L, "jararaca.core.db", jr_open_db);
     preload(L, "jararaca.core.ws", jr_open_ws);
+    preload(L, "jararaca.core.amqp", jr_open_amqp);
     return L;
 }

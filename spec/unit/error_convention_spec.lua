@@ -27,7 +27,11 @@ local DOC = "docs/errors.md"
 local WS_LIVE = 'spec/integration/websocket_spec.lua (a WebSocket needs a real connection: "answers nil, msg,'
   .. ' \"closed\" once closed", "receive(timeout)", "refuses text that is not UTF-8"; accept\'s own'
   .. ' failures need a client gone between the upgrade and the 101)'
+local AMQP_LIVE = "spec/integration/amqp_spec.lua (a RabbitMQ node: refused declarations, closed clients,"
+  .. " cancelled publishes; nacked, disconnected, busy need a broker that fails on cue)"
 local PENDING = {
+  ["ac:declare_exchange"] = AMQP_LIVE, ["ac:declare_queue"] = AMQP_LIVE, ["ac:bind"] = AMQP_LIVE,
+  ["ac:publish"] = AMQP_LIVE, ["delivery:ack"] = AMQP_LIVE,
   ["req:respond"] = "spec/integration/guard_spec.lua (a request handle needs a real connection)",
   ["ws:accept"] = WS_LIVE, ["ws:receive"] = WS_LIVE, ["ws:send_text"] = WS_LIVE, ["ws:send_bytes"] = WS_LIVE,
   ["ws:send_json"] = WS_LIVE, ["ws:close"] = WS_LIVE, ["mgr:add_websocket"] = WS_LIVE, ["mgr:join"] = WS_LIVE,
@@ -587,6 +591,19 @@ CASES["broker:wait"] = function()
     failed("broker:wait", "timeout", pack(b:wait("q", 0.01)))
     raises(function() b:wait(5) end, "queue must be a non-empty string", true)
   end)
+end
+
+CASES["amqp.connect"] = function()
+  local amqp = require "jararaca.core.amqp"
+  local r = pack(in_task(function() return amqp.connect("http://localhost") end))
+  failed("amqp.connect", "invalid", { n = r.n - 1, unpack(r, 2, r.n) })
+  -- nothing listens on a port just freed
+  local port = require("spec.support.client").free_port()
+  r = pack(in_task(function() return amqp.connect("amqp://u:pw@127.0.0.1:" .. port) end))
+  local msg = failed("amqp.connect", "unreachable", { n = r.n - 1, unpack(r, 2, r.n) })
+  assert.is_nil(msg:find("pw", 1, true))
+  raises(function() amqp.connect(nil) end, "string expected")
+  raises(function() amqp.connect("amqp://h", { heartbeat_s = -1 }) end, "heartbeat_s must be a whole number", true)
 end
 
 ---------------------------------------------------------------------------
