@@ -86,6 +86,13 @@ static int fail(const char **why, const char *msg)
     return JR_WSENV_EINVALID;
 }
 
+const unsigned char *jr_wsenv_origin(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    if (!p || len < HEAD_LEN || p[0] != MAGIC0 || p[1] != MAGIC1 || p[2] != JR_WSENV_VERSION) return NULL;
+    return p + 5;
+}
+
 int jr_wsenv_decode(jr_wsenv *e, const void *data, size_t len, const char **why)
 {
     memset(e, 0, sizeof *e);

@@ -69,6 +69,12 @@ int jr_wsenv_encode(jr_buf *b, const unsigned char origin[JR_WSENV_ORIGIN_LEN], 
  * clearing and *why (when why is not NULL) names what was wrong, for logs. */
 int jr_wsenv_decode(jr_wsenv *e, const void *data, size_t len, const char **why);
 
+/* The origin of data[0..len) when it starts with a well-formed header
+ * (magic, version), else NULL; nothing after the header is looked at. A
+ * hub drops its own echoes with it before decoding (no UTF-8 scan of the
+ * payload, no room arrays for a message it will not send). */
+const unsigned char *jr_wsenv_origin(const void *data, size_t len);
+
 /* Free what decode allocated; e is empty afterwards. */
 void jr_wsenv_clear(jr_wsenv *e);
 

@@ -85,10 +85,11 @@ long jr_wshub_broadcast(jr_wshub *h, const void *data, size_t len, int is_text);
 long jr_wshub_send(jr_wshub *h, const char *const *rooms, const size_t *lens, size_t n, const void *data,
                    size_t len, int is_text);
 
-/* An envelope from the backplane: decode it, drop it when it is our own,
- * fan it out here (never publish it). Returns the local recipients (0 for
- * our own), JR_WSHUB_EINVALID for a malformed envelope (counted; nothing
- * sent), JR_WSHUB_ENOMEM. */
+/* An envelope from the backplane: drop it when its header names us (our
+ * own echo, not decoded further), else decode it and fan it out here (never
+ * publish it). Returns the local recipients (0 for our own),
+ * JR_WSHUB_EINVALID for a malformed envelope (counted; nothing sent),
+ * JR_WSHUB_ENOMEM. */
 long jr_wshub_deliver(jr_wshub *h, const void *env, size_t len);
 
 void jr_wshub_stats(const jr_wshub *h, jr_wshub_counters *out);

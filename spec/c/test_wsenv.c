@@ -231,6 +231,28 @@ TEST(text_payload_must_be_utf8)
     jr_buf_free(&b);
 }
 
+/* The origin is read from the header alone: a hub drops its own echo
+ * without decoding (or validating) the rest. */
+TEST(origin_is_read_from_the_header)
+{
+    unsigned char me[JR_WSENV_ORIGIN_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    jr_buf b = JR_BUF_INIT;
+    CHECK_EQ_INT(jr_wsenv_encode(&b, me, JR_WSENV_BROADCAST, 1, NULL, NULL, 0, "hello", 5), JR_WSENV_OK);
+    const unsigned char *o = jr_wsenv_origin(b.data, b.len);
+    CHECK(o != NULL);
+    CHECK(o && memcmp(o, me, sizeof me) == 0);
+    /* a truncated body still names its origin; a short header does not */
+    CHECK(jr_wsenv_origin(b.data, b.len - 3) == o);
+    CHECK(jr_wsenv_origin(b.data, 5 + JR_WSENV_ORIGIN_LEN - 1) == NULL);
+    CHECK(jr_wsenv_origin(NULL, 0) == NULL);
+    b.data[0] = 'X'; /* bad magic */
+    CHECK(jr_wsenv_origin(b.data, b.len) == NULL);
+    b.data[0] = 'J';
+    b.data[2] = JR_WSENV_VERSION + 1; /* another version */
+    CHECK(jr_wsenv_origin(b.data, b.len) == NULL);
+    jr_buf_free(&b);
+}
+
 TEST(origins_are_random)
 {
     unsigned char a[JR_WSENV_ORIGIN_LEN], b[JR_WSENV_ORIGIN_LEN];
@@ -249,6 +271,7 @@ int main(void)
     RUN(bad_headers_and_absurd_counts_are_rejected);
     RUN(random_envelopes_truncations_and_flips);
     RUN(text_payload_must_be_utf8);
+    RUN(origin_is_read_from_the_header);
     RUN(origins_are_random);
     return test_summary();
 }

@@ -284,6 +284,28 @@ TEST(a_malformed_envelope_is_refused_and_counted)
     teardown();
 }
 
+/* Our own echo is dropped on its header: its body is not decoded (a
+ * truncated one counts as our own, not as a bad envelope). */
+TEST(an_own_echo_is_dropped_before_decoding)
+{
+    CHECK(setup(0));
+    bus b = {0};
+    jr_wshub_backplane bp = {bus_publish, &b};
+    F.hubs[0] = jr_wshub_new(&bp);
+    open_clients(1);
+    jr_wshub_add(F.hubs[0], F.conns[0]);
+    CHECK_EQ_INT(jr_wshub_broadcast(F.hubs[0], "mine", 4, 1), 1);
+    NEXT_TEXT(F.clients[0], "mine");
+    CHECK_EQ_INT(b.n, 1);
+    CHECK_EQ_INT(jr_wshub_deliver(F.hubs[0], b.msgs[0].data, b.msgs[0].len - 1), 0);
+    CHECK_EQ_INT(jr_wshub_deliver(F.hubs[0], b.msgs[0].data, b.msgs[0].len), 0);
+    jr_buf_free(&b.msgs[0]);
+    CHECK_EQ_INT(hub_stats(0).own_dropped, 2);
+    CHECK_EQ_INT(hub_stats(0).bad_envelopes, 0);
+    CHECK_EQ_INT(hub_stats(0).delivered, 0);
+    teardown();
+}
+
 /* One recipient's full queue closes that connection (1008) in the middle of
  * the walk; everyone else still gets the message, now and later. */
 TEST(a_full_recipient_does_not_stop_the_fan_out)
@@ -360,6 +382,7 @@ int main(void)
     RUN(backplane_carries_sends_to_the_other_instance);
     RUN(a_refused_publish_is_counted_and_local_clients_still_get_it);
     RUN(a_malformed_envelope_is_refused_and_counted);
+    RUN(an_own_echo_is_dropped_before_decoding);
     RUN(a_full_recipient_does_not_stop_the_fan_out);
     RUN(two_workers_bridged_by_the_mesh);
     if (test_loop_close() != 0) return 1;
