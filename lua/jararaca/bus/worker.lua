@@ -37,8 +37,8 @@ local errors = require "jararaca.errors"
 
 local M = {}
 
-local ipairs, pairs, pcall, xpcall, tostring, format, setmetatable, rawget, rawset, select, unpack =
-  ipairs, pairs, pcall, xpcall, tostring, string.format, setmetatable, rawget, rawset, select, unpack
+local ipairs, pairs, pcall, xpcall, tostring, format, setmetatable, rawget, rawset =
+  ipairs, pairs, pcall, xpcall, tostring, string.format, setmetatable, rawget, rawset
 local min, random, traceback = math.min, math.random, debug.traceback
 local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
 local describe, CANCELLED = errors.describe, sched.CANCELLED
@@ -106,12 +106,10 @@ local function keep_traceback(e)
   return e
 end
 
-local function pack(...) return { n = select("#", ...), ... } end
-
+-- (the handler's results are not used: no table to keep them per message)
 local function traced(h, msg)
-  local r = pack(xpcall(h.fn, keep_traceback, h.instance, msg))
-  if not r[1] then error(r[2], 0) end
-  return unpack(r, 2, r.n)
+  local ok, err = xpcall(h.fn, keep_traceback, h.instance, msg)
+  if not ok then error(err, 0) end
 end
 
 local TIMEOUT = setmetatable({}, { __tostring = function() return "timeout" end })
