@@ -153,9 +153,10 @@ describe("bus settings", function()
 end)
 
 describe("messages", function()
-  local JSON = { ["content-type"] = "application/json" }
+  -- (a fetched delivery's headers are its own table: the message takes it)
   local function delivery(body, headers, attempt)
-    return { id = "m1", topic = "t.x", body = body, headers = headers or JSON, attempt = attempt or 0 }
+    return { id = "m1", topic = "t.x", body = body, headers = headers or { ["content-type"] = "application/json" },
+      attempt = attempt or 0 }
   end
 
   it("payload() is the decoded JSON (validated by the handler's schema) or the string as sent", function()
