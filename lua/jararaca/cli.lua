@@ -422,8 +422,8 @@ function M.worker(args)
   local c = w:stop(o["grace-period"])
   sys.unref_signals()
   local stopped = rt:stop()
-  log.info(("stopped: %d acked, %d retried, %d dead-lettered, %d released"):format(c.acked, c.retried, c.dead,
-    c.released))
+  log.info(("stopped: %d acked, %d retried, %d dead-lettered, %d released, %d lost (settle failed: back at lease end)")
+    :format(c.acked, c.retried, c.dead, c.released, c.lost))
   return stopped and 0 or 1
 end
 

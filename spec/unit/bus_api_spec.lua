@@ -11,6 +11,8 @@ local runtime = require "jararaca.runtime"
 local interceptors = require "jararaca.interceptors"
 local context = require "jararaca.context"
 local sched = require "jararaca.sched"
+local wait = require "spec.support.wait"
+local bus_support = require "spec.support.bus"
 local s = j.schema
 
 local THIS = debug.getinfo(1, "S").short_src
@@ -151,9 +153,10 @@ describe("bus settings", function()
 end)
 
 describe("messages", function()
-  local JSON = { ["content-type"] = "application/json" }
+  -- (a fetched delivery's headers are its own table: the message takes it)
   local function delivery(body, headers, attempt)
-    return { id = "m1", topic = "t.x", body = body, headers = headers or JSON, attempt = attempt or 0 }
+    return { id = "m1", topic = "t.x", body = body, headers = headers or { ["content-type"] = "application/json" },
+      attempt = attempt or 0 }
   end
 
   it("payload() is the decoded JSON (validated by the handler's schema) or the string as sent", function()
@@ -212,6 +215,31 @@ describe("the worker's choices", function()
       { worker.select(hs, { "z" }) })
     assert.same({ nil, '--groups: no handler is in group "g9"', "invalid" }, { worker.select(hs, nil, { "g9" }) })
     assert.is_nil(worker.split(""))
+  end)
+end)
+
+describe("the worker's counts", function()
+  it("a settle the broker refuses (the lease was lost) counts as lost, not as its outcome", function()
+    local app, handled
+    app = bus_support.start_app(function(url)
+      local W = j.MessageBusController { name = "W" }
+      W.h = j.IncomingHandler("lost.#", function()
+        -- as if its lease had ended and another consumer had acked it: the row is gone
+        local tx = app.broker.db:begin("write")
+        assert(tx:execute("DELETE FROM jr_bus_messages"))
+        assert(tx:commit())
+        handled = true
+      end)
+      return j.Microservice { name = "lost", controllers = { W }, bus = { url = url } }
+    end)
+    local ok, err = pcall(function()
+      assert.is_true(j.use_publisher():publish({ n = 1 }, "lost.one"))
+      local w = assert(worker.start(app.rt, {}))
+      wait.until_true(function() return handled end, "the handler ran")
+      assert.same({ acked = 0, retried = 0, dead = 0, released = 0, lost = 1 }, w:stop(5))
+    end)
+    app.stop()
+    assert(ok, err)
   end)
 end)
 

@@ -21,8 +21,8 @@ local schema = require "jararaca.schema"
 
 local M = {}
 
-local type, pairs, error, format, tostring, setmetatable, huge =
-  type, pairs, error, string.format, tostring, setmetatable, math.huge
+local type, error, format, tostring, setmetatable, huge =
+  type, error, string.format, tostring, setmetatable, math.huge
 
 local Message = {}
 Message.__index = Message
@@ -34,10 +34,11 @@ function Message.__tostring(m)
 end
 
 --- The message of a delivery for handler h (its `payload` schema): msg |
---- nil, reason (an undecodable or invalid payload).
+--- nil, reason (an undecodable or invalid payload). The message takes the
+--- delivery's headers table (broker:fetch decodes one per delivery, used by
+--- nothing else): no copy per message.
 function M.new(d, h)
-  local headers = {}
-  for k, v in pairs(d.headers) do headers[k] = v end
+  local headers = d.headers
   headers["x-retry-count"] = d.attempt
   local value = d.body
   if headers["content-type"] == "application/json" then

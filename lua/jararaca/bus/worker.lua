@@ -21,8 +21,9 @@
 --     but not started when the worker stops, or still running when the
 --     grace period ends (cancelled).
 -- Settling uses the delivery's lease; a settle that fails (the lease was
--- lost, the database is gone) is logged and the lease's end brings the
--- message back (at least once).
+-- lost, the database is gone) is logged, counted as lost (not as the
+-- outcome it failed to record), and the lease's end brings the message
+-- back (at least once).
 -- @module jararaca.bus.worker
 local bus = require "jararaca.bus"
 local message = require "jararaca.bus.message"
@@ -36,8 +37,8 @@ local errors = require "jararaca.errors"
 
 local M = {}
 
-local ipairs, pairs, pcall, xpcall, tostring, format, setmetatable, rawget, rawset, select, unpack =
-  ipairs, pairs, pcall, xpcall, tostring, string.format, setmetatable, rawget, rawset, select, unpack
+local ipairs, pairs, pcall, xpcall, tostring, format, setmetatable, rawget, rawset =
+  ipairs, pairs, pcall, xpcall, tostring, string.format, setmetatable, rawget, rawset
 local min, random, traceback = math.min, math.random, debug.traceback
 local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
 local describe, CANCELLED = errors.describe, sched.CANCELLED
@@ -59,15 +60,21 @@ function M.backoff_delay(b, retries)
   return d > 0 and d or 0
 end
 
--- Settle with the broker; a "busy" answer (another process held the file's
--- write lock past busy_timeout) is tried again a few times.
-local function settle(broker, method, d, arg)
+-- Settle with the broker and count the outcome (w.counts[count]) once it is
+-- recorded; a "busy" answer (another process held the file's write lock
+-- past busy_timeout) is tried again a few times.
+local function settle(w, count, method, d, arg)
+  local broker = w.broker
   local ok, err, code
   for _ = 1, 5 do
     ok, err, code = broker[method](broker, d, arg)
     if ok or code ~= "busy" then break end
   end
-  if not ok then
+  local counts = w.counts
+  if ok then
+    counts[count] = counts[count] + 1
+  else
+    counts.lost = counts.lost + 1
     log.warn(format("message bus: %s of message %s (queue %s) failed: %s; it comes back when its lease ends",
       method, tostring(d.id), d.queue, tostring(err)))
   end
@@ -84,13 +91,11 @@ local function retry(w, h, d, delay, why)
   if d.attempt >= h.max_retries then
     local reason = reason_text(format("failed after %d attempt(s): %s", d.attempt + 1, why))
     log.error(format("message bus: handler %s: message %s dead-lettered: %s", h.name, tostring(d.id), reason))
-    w.counts.dead = w.counts.dead + 1
-    return settle(w.broker, "dead_letter", d, reason)
+    return settle(w, "dead", "dead_letter", d, reason)
   end
   log.warn(format("message bus: handler %s: message %s failed (attempt %d of %d): %s; retry in %.3g s", h.name,
     tostring(d.id), d.attempt + 1, h.max_retries + 1, why, delay))
-  w.counts.retried = w.counts.retried + 1
-  return settle(w.broker, "retry", d, delay)
+  return settle(w, "retried", "retry", d, delay)
 end
 
 -- The handler, under its timeout; an error keeps its traceback aside (in
@@ -101,12 +106,10 @@ local function keep_traceback(e)
   return e
 end
 
-local function pack(...) return { n = select("#", ...), ... } end
-
+-- (the handler's results are not used: no table to keep them per message)
 local function traced(h, msg)
-  local r = pack(xpcall(h.fn, keep_traceback, h.instance, msg))
-  if not r[1] then error(r[2], 0) end
-  return unpack(r, 2, r.n)
+  local ok, err = xpcall(h.fn, keep_traceback, h.instance, msg)
+  if not ok then error(err, 0) end
 end
 
 local TIMEOUT = setmetatable({}, { __tostring = function() return "timeout" end })
@@ -140,15 +143,12 @@ local function outcome(w, h, d, msg, ok, err, ctx)
     if kind == nil or kind == "ack" then return retry(w, h, d, M.backoff_delay(h.backoff, d.attempt), why) end
   end
   if kind == nil or kind == "ack" then
-    w.counts.acked = w.counts.acked + 1
-    return settle(w.broker, "ack", d)
+    return settle(w, "acked", "ack", d)
   elseif kind == "nack" then
-    w.counts.released = w.counts.released + 1
-    return settle(w.broker, "nack", d)
+    return settle(w, "released", "nack", d)
   elseif kind == "reject" then
-    w.counts.dead = w.counts.dead + 1
     log.warn(format("message bus: handler %s: message %s rejected: %s", h.name, tostring(d.id), disp.arg))
-    return settle(w.broker, "dead_letter", d, reason_text(disp.arg))
+    return settle(w, "dead", "dead_letter", d, reason_text(disp.arg))
   elseif kind == "retry" then
     return retry(w, h, d, M.backoff_delay(h.backoff, d.attempt), "retry() called by the handler")
   else -- retry_later
@@ -160,9 +160,8 @@ end
 local function run_delivery(w, h, d)
   local msg, why = message.new(d, h)
   if not msg then
-    w.counts.dead = w.counts.dead + 1
     log.warn(format("message bus: handler %s: message %s dead-lettered at once: %s", h.name, tostring(d.id), why))
-    return settle(w.broker, "dead_letter", d, reason_text(why))
+    return settle(w, "dead", "dead_letter", d, reason_text(why))
   end
   local ctx = context.new("message", w.container, {
     message = msg, handler = h, controller = h.controller, member = h.member, request_id = d.id,
@@ -217,8 +216,7 @@ local function consume(w, loop)
       else
         for _, d in ipairs(ds) do
           if w.stopping then -- fetched, not started: give it back
-            w.counts.released = w.counts.released + 1
-            settle(broker, "nack", d)
+            settle(w, "released", "nack", d)
           else
             loop.inflight = loop.inflight + 1
             local t = sched.spawn(delivery_task, w, loop, h, d)
@@ -281,7 +279,7 @@ function M.start(rt, opts)
   for _, c in ipairs(rt.controllers) do instances[c.cls] = c.instance end
   local w = setmetatable({
     rt = rt, broker = broker, container = rt.container, chain = rt.interceptors, loops = {}, tasks = {},
-    stopping = false, counts = { acked = 0, retried = 0, dead = 0, released = 0 },
+    stopping = false, counts = { acked = 0, retried = 0, dead = 0, released = 0, lost = 0 },
   }, Worker)
   setmetatable(w.tasks, { __mode = "k" })
   for i, h in ipairs(selected) do
