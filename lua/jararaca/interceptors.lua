@@ -36,8 +36,8 @@ local M = {}
 local di = require("jararaca.di")
 local settle = require("jararaca.staged").settle
 
-local type, pcall, xpcall, error, tostring, setmetatable, rawget, rawset =
-  type, pcall, xpcall, error, tostring, setmetatable, rawget, rawset
+local type, pcall, xpcall, error, tostring, setmetatable, rawget =
+  type, pcall, xpcall, error, tostring, setmetatable, rawget
 local format, concat = string.format, table.concat
 local is_spec, is_token = di.is_provider_spec, di.is_token
 
@@ -208,18 +208,22 @@ local function finish(list, ctx, handler, entered, ok, ...)
       end
     end
   end
-  if failed then return false, err end
-  -- Suppressed: the caller sees a success, but a session interceptor inside
-  -- the suppressing one has rolled back, so staged actions are dropped.
-  if erred then rawset(ctx, "_errored", true) end
+  -- The outcome is known: the transaction's staged actions (jararaca.staged)
+  -- run after a success, are dropped after a failure, also a suppressed one
+  -- (a session interceptor inside the suppressing one has rolled back).
+  if failed then
+    settle(ctx, false)
+    return false, err
+  end
+  settle(ctx, not erred)
   if ok then return true, ... end
   return true -- fn failed and the error was suppressed: no results
 end
 
--- The outcome is known: the transaction's staged actions (jararaca.staged)
--- run after a success, are dropped after a failure.
+-- No interceptors: settle the staged actions on fn's outcome (finish does
+-- it when there are).
 local function settled(ctx, ok, ...)
-  settle(ctx, ok and not rawget(ctx, "_errored"))
+  settle(ctx, ok)
   return ok, ...
 end
 
@@ -240,14 +244,14 @@ local function chain(list, ctx, handler, fn, ...)
         ok, e = pcall(enter, it, ctx)
       end
       if not ok then
-        return settled(ctx, finish(list, ctx, handler, i - 1, false, e))
+        return finish(list, ctx, handler, i - 1, false, e)
       end
     end
   end
   if handler then
-    return settled(ctx, finish(list, ctx, handler, n, xpcall(fn, handler, ...)))
+    return finish(list, ctx, handler, n, xpcall(fn, handler, ...))
   end
-  return settled(ctx, finish(list, ctx, handler, n, pcall(fn, ...)))
+  return finish(list, ctx, handler, n, pcall(fn, ...))
 end
 
 --- Run fn(...) inside the interceptor chain of one transaction.

@@ -27,7 +27,9 @@ local type, select, unpack, rawget, rawset, xpcall, traceback, error =
   type, select, unpack, rawget, rawset, xpcall, debug.traceback, error
 local current = context.current
 
--- ctx._staged: nil (nothing staged), a list of actions, or one of these
+-- ctx._staged: nil or false (nothing staged; a runner that creates its
+-- context with `_staged = false` sizes the table for the mark settle leaves,
+-- so settling needs no rehash), a list of actions, or one of these
 -- once settled (an action added later, by a task the transaction left
 -- running, runs at once after a success and is dropped after a failure).
 local SUCCEEDED, FAILED = {}, {}
@@ -57,7 +59,7 @@ function M.add(ctx, fn, ...)
   local list = rawget(ctx, "_staged")
   if list == SUCCEEDED then run_one(e); return "ran" end
   if list == FAILED then return "dropped" end
-  if list == nil then
+  if not list then
     list = {}
     rawset(ctx, "_staged", list)
   end
@@ -70,7 +72,7 @@ end
 function M.settle(ctx, ok)
   local list = rawget(ctx, "_staged")
   rawset(ctx, "_staged", ok and SUCCEEDED or FAILED)
-  if not ok or list == nil or list == SUCCEEDED or list == FAILED then return end
+  if not ok or not list or list == SUCCEEDED or list == FAILED then return end
   for i = 1, #list do run_one(list[i]) end
 end
 

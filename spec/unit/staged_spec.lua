@@ -106,6 +106,23 @@ describe("jararaca.staged", function()
     assert.equal(0, staged.pending(ctx))
   end)
 
+  it("treats a context made with _staged = false (the dispatcher's) as having nothing staged", function()
+    local ran = {}
+    local ctx = { kind = "http", _staged = false }
+    assert.equal(0, staged.pending(ctx))
+    assert.equal("staged", staged.add(ctx, function(v) ran[#ran + 1] = v end, "a"))
+    assert.equal(1, staged.pending(ctx))
+    staged.settle(ctx, true)
+    assert.same({ "a" }, ran)
+    local empty = { kind = "http", _staged = false }
+    staged.settle(empty, true) -- nothing to run
+    assert.equal("ran", staged.add(empty, function(v) ran[#ran + 1] = v end, "b"))
+    local failed = { kind = "http", _staged = false }
+    staged.settle(failed, false)
+    assert.equal("dropped", staged.add(failed, function() ran[#ran + 1] = "c" end))
+    assert.same({ "a", "b" }, ran)
+  end)
+
   it("raises for misuse", function()
     local ok, err = pcall(staged.add, nil, "not a function")
     assert.is_false(ok)

@@ -169,7 +169,9 @@ local function finish_chain(req, ok, st, b, ct, hd)
 end
 
 -- The context of a request: kind, container, controller, member, route
--- come from the route's metatable (one small table per request);
+-- come from the route's metatable (one small table per request, made with
+-- the `_staged` slot jararaca.staged.settle fills, so settling does not
+-- grow it);
 -- request_id is computed on first use (the logger and 500s read it).
 local function ctx_meta(container, route)
   local static = { kind = route and route.websocket and "websocket" or "http", container = container }
@@ -230,7 +232,7 @@ function M.make(rt, tbl)
       end
       local route = routes[id]
       local req = new_request(h, params)
-      local ctx = setmetatable({ request = req }, route.ctx_mt)
+      local ctx = setmetatable({ request = req, _staged = false }, route.ctx_mt)
       bind(ctx) -- the trampoline unbinds when the task ends
       if has_chain or route.websocket then return send(h, req, run_route(route, req, ctx)) end
       -- run_route, finish and send inlined: a few calls and vararg passes
@@ -274,10 +276,10 @@ function M.make(rt, tbl)
     local req, ctx
     if route then
       req = new_request(h, params)
-      ctx = setmetatable({ request = req }, route.ctx_mt)
+      ctx = setmetatable({ request = req, _staged = false }, route.ctx_mt)
     else
       req = new_request(h, nil)
-      ctx = setmetatable({ request = req, _unrouted = params, _allow = allow }, unrouted_mt)
+      ctx = setmetatable({ request = req, _staged = false, _unrouted = params, _allow = allow }, unrouted_mt)
     end
     bind(ctx)
     return send(h, req, finish(req, xpcall(run_app, keep_traceback, req)))
