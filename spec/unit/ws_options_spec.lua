@@ -199,3 +199,23 @@ describe("Microservice.websocket", function()
     bad({ channel = "" }, "Microservice.websocket.channel must be a non%-empty string")
   end)
 end)
+
+describe("an accept the runtime refused", function()
+  local endpoint = require "jararaca.ws.endpoint"
+  -- The handler saw ws:accept() fail with code; the upgrade is answered.
+  local function answer_for(code)
+    local route = { instance = {}, spec = {}, fn = function(_, ws)
+      rawset(ws, "_refused", code) -- what socket.lua's accept records on failure
+    end }
+    local ok, err = pcall(endpoint.core(route, nil), {})
+    assert.is_false(ok)
+    return err.status
+  end
+
+  it("answers 503 for closed (the server is stopping), 400 for invalid, 503 otherwise", function()
+    assert.equal(503, answer_for("closed"))
+    assert.equal(400, answer_for("invalid"))
+    assert.equal(503, answer_for("nomem"))
+    assert.equal(503, answer_for("error"))
+  end)
+end)

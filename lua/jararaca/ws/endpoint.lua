@@ -66,7 +66,7 @@ function M.check_upgrade(req)
 end
 
 local REFUSED = {
-  invalid = 400, nomem = 503, error = 503,
+  invalid = 400, nomem = 503, error = 503, closed = 503,
 }
 
 --- The part of the route's run that replaces the handler call of an HTTP
@@ -80,7 +80,8 @@ function M.core(route, validate)
     local body, status, headers = fn(instance, ws)
     if rawget(ws, "_u") then return nil end -- accepted: dispatch answers nothing
     local refused = rawget(ws, "_refused")
-    if refused == "closed" then return nil end -- the client is gone: nobody to answer
+    -- "closed": the server is stopping, or the client left (then the answer
+    -- goes nowhere, and is dropped quietly); either way the upgrade failed
     if refused then
       error(HTTPError(REFUSED[refused] or 503, "the WebSocket connection could not be accepted (" .. refused .. ")"), 0)
     end
