@@ -127,13 +127,15 @@ static void stop_deadline(client_ud *c)
     c->deadline = NULL;
 }
 
-/* A failed first attempt's code: core's reason for a login names the
- * broker's reply ("403 ACCESS_REFUSED", "530 NOT_ALLOWED" for a vhost). */
-static const char *connect_code(const char *why)
+/* A failed first attempt's code, from core's failure kind. */
+static const char *connect_code(const jr_amqp *a)
 {
-    if (strstr(why, "ACCESS_REFUSED") || strstr(why, "NOT_ALLOWED") || strstr(why, "403 ")) return "refused";
-    if (strstr(why, "timed out")) return "timeout"; /* librabbitmq's own bound: connect_timeout_ms */
-    return "unreachable";
+    switch (jr_amqp_last_failure(a)) {
+    case JR_AMQP_EREFUSED: return "refused";
+    case JR_AMQP_ETIMEOUT: return "timeout"; /* librabbitmq's own bound: connect_timeout_ms */
+    case JR_AMQP_ENOMEM: return "nomem";
+    default: return "unreachable";
+    }
 }
 
 static void finish_connect(client_ud *c, int up, const char *why, const char *code)
@@ -161,7 +163,7 @@ static void on_state(int up, const char *why, void *ud)
 {
     client_ud *c = ud;
     if (c->connecting) {
-        finish_connect(c, up, why ? why : "", up ? NULL : connect_code(why ? why : ""));
+        finish_connect(c, up, why ? why : "", up ? NULL : connect_code(c->a));
         return;
     }
     if (up) jr_logf(JR_LOG_INFO, NULL, "RabbitMQ at %s: connected again", c->where);

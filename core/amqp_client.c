@@ -97,6 +97,25 @@ static void reply_text(amqp_rpc_reply_t r, char *out, size_t n)
     }
 }
 
+/* A failed attempt's kind, from librabbitmq's status codes and the
+ * broker's connection.close reply code, never from their text. */
+static int status_kind(int rc)
+{
+    return rc == AMQP_STATUS_TIMEOUT || rc == AMQP_STATUS_HEARTBEAT_TIMEOUT ? JR_AMQP_ETIMEOUT : JR_AMQP_EDISCONNECTED;
+}
+
+static int reply_kind(amqp_rpc_reply_t r)
+{
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) return status_kind(r.library_error);
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        const amqp_connection_close_t *m = r.reply.decoded;
+        /* 403: the login (user, password, or the vhost's permissions);
+         * 530: connection.open of a vhost that does not exist */
+        if (m->reply_code == AMQP_ACCESS_REFUSED || m->reply_code == AMQP_NOT_ALLOWED) return JR_AMQP_EREFUSED;
+    }
+    return JR_AMQP_EDISCONNECTED;
+}
+
 void jr_amqp_conn_fail(jr_amqp *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void jr_amqp_ops_kick(jr_amqp *a);
 static void start_attempt(jr_amqp *a);
@@ -104,7 +123,11 @@ static void maybe_release(jr_amqp *a);
 
 /* ------------------------------------------------------------ connection state */
 
-static void set_err(jr_amqp *a, const char *fmt, va_list ap) { vsnprintf(a->last_err, sizeof a->last_err, fmt, ap); }
+static void set_err(jr_amqp *a, const char *fmt, va_list ap)
+{
+    vsnprintf(a->last_err, sizeof a->last_err, fmt, ap);
+    a->last_kind = JR_AMQP_EDISCONNECTED;
+}
 
 static void close_poll_cb(uv_handle_t *h)
 {
@@ -194,6 +217,7 @@ void jr_amqp_become_up(jr_amqp *a)
     a->ever_up = 1;
     a->down_reported = 0;
     a->last_err[0] = '\0';
+    a->last_kind = JR_AMQP_OK;
     if (a->cb.on_state) a->cb.on_state(1, NULL, a->cb.ud);
 }
 
@@ -302,12 +326,13 @@ static void on_readable(uv_poll_t *h, int status, int events)
 
 /* ------------------------------------------------------------ connecting */
 
-static int rpc_ok(amqp_connection_state_t c, const char *what, char *err, size_t n)
+static int rpc_ok(amqp_connection_state_t c, const char *what, attempt *t)
 {
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
     if (r.reply_type == AMQP_RESPONSE_NORMAL) return 1;
-    int k = snprintf(err, n, "%s: ", what);
-    reply_text(r, err + k, n - (size_t)k);
+    int k = snprintf(t->err, sizeof t->err, "%s: ", what);
+    reply_text(r, t->err + k, sizeof t->err - (size_t)k);
+    t->kind = reply_kind(r);
     return 0;
 }
 
@@ -318,7 +343,9 @@ static void attempt_work(uv_work_t *req)
     jr_amqp *a = t->a;
     amqp_connection_state_t c = amqp_new_connection();
     amqp_socket_t *s = c ? amqp_tcp_socket_new(c) : NULL;
+    t->kind = JR_AMQP_EDISCONNECTED;
     if (!s) {
+        t->kind = JR_AMQP_ENOMEM;
         snprintf(t->err, sizeof t->err, "out of memory");
         if (c) amqp_destroy_connection(c);
         return;
@@ -329,6 +356,7 @@ static void attempt_work(uv_work_t *req)
     int rc = amqp_socket_open_noblock(s, a->url.host, a->url.port, &tv);
     if (rc != AMQP_STATUS_OK) {
         snprintf(t->err, sizeof t->err, "connecting to %s:%d: %s", a->url.host, a->url.port, amqp_error_string2(rc));
+        t->kind = status_kind(rc);
         amqp_destroy_connection(c);
         return;
     }
@@ -338,11 +366,12 @@ static void attempt_work(uv_work_t *req)
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         int k = snprintf(t->err, sizeof t->err, "login as '%s' on vhost '%s': ", a->url.user, a->url.vhost);
         reply_text(r, t->err + k, sizeof t->err - (size_t)k);
+        t->kind = reply_kind(r);
         ok = 0;
     }
     for (amqp_channel_t ch = CH_PUB; ok && ch <= CH_DECL; ch++)
-        ok = amqp_channel_open(c, ch) && rpc_ok(c, "opening a channel", t->err, sizeof t->err);
-    if (ok) ok = amqp_confirm_select(c, CH_PUB) && rpc_ok(c, "confirm.select", t->err, sizeof t->err);
+        ok = amqp_channel_open(c, ch) && rpc_ok(c, "opening a channel", t);
+    if (ok) ok = amqp_confirm_select(c, CH_PUB) && rpc_ok(c, "confirm.select", t);
     if (!ok) {
         if (!t->err[0]) snprintf(t->err, sizeof t->err, "opening the channels: %s", "no reply");
         amqp_destroy_connection(c);
@@ -361,6 +390,7 @@ static void attempt_done(uv_work_t *req, int status)
     amqp_connection_state_t c = t->conn;
     char err[256];
     snprintf(err, sizeof err, "%s", t->err);
+    int kind = t->kind;
     free(t);
     if (a->closing) {
         if (c) amqp_destroy_connection(c);
@@ -371,6 +401,7 @@ static void attempt_done(uv_work_t *req, int status)
         a->state = ST_DOWN;
         a->failures++;
         snprintf(a->last_err, sizeof a->last_err, "%s", err);
+        a->last_kind = kind;
         uv_timer_start(&a->timer, on_backoff, backoff_ms(a), 0);
         report_down(a);
         return;
@@ -409,6 +440,7 @@ static void start_attempt(jr_amqp *a)
     attempt *t = calloc(1, sizeof *t);
     if (!t) {
         snprintf(a->last_err, sizeof a->last_err, "out of memory");
+        a->last_kind = JR_AMQP_ENOMEM;
         uv_timer_start(&a->timer, on_backoff, backoff_ms(a), 0);
         return;
     }
@@ -546,5 +578,7 @@ void jr_amqp_free(jr_amqp *a)
 int jr_amqp_is_up(const jr_amqp *a) { return a && a->state == ST_UP && !a->closing; }
 
 const char *jr_amqp_last_error(const jr_amqp *a) { return a ? a->last_err : ""; }
+
+int jr_amqp_last_failure(const jr_amqp *a) { return a ? a->last_kind : JR_AMQP_OK; }
 
 void jr_amqp_get_stats(const jr_amqp *a, jr_amqp_stats *out) { *out = a->st; }

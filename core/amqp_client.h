@@ -169,6 +169,13 @@ int jr_amqp_is_up(const jr_amqp *a);
 /* The latest failure's reason ("" if none), valid until the next call into
  * a or return to the loop. */
 const char *jr_amqp_last_error(const jr_amqp *a);
+/* What kind of failure that was, for callers that decide on it (not on the
+ * text): JR_AMQP_OK (none, or up since), JR_AMQP_EREFUSED (the broker
+ * refused the login or the vhost: connection.close 403 ACCESS_REFUSED or
+ * 530 NOT_ALLOWED), JR_AMQP_ETIMEOUT (librabbitmq's connect_timeout_ms ran
+ * out), JR_AMQP_ENOMEM, else JR_AMQP_EDISCONNECTED (no TCP connection, or
+ * it dropped). */
+int jr_amqp_last_failure(const jr_amqp *a);
 void jr_amqp_get_stats(const jr_amqp *a, jr_amqp_stats *out);
 
 /* status: JR_AMQP_OK or a negative code; why: a reason for errors (the

@@ -81,6 +81,7 @@ typedef struct {
     jr_amqp *a;
     amqp_connection_state_t conn;
     char err[256];
+    int kind; /* a failure's JR_AMQP_E* (jr_amqp_last_failure) */
 } attempt;
 
 struct jr_amqp {
@@ -112,6 +113,7 @@ struct jr_amqp {
     jr_amqp_stats st;
     uint64_t rng;
     char last_err[256];
+    int last_kind; /* what kind of failure last_err is (jr_amqp_last_failure) */
     char pending_err[256]; /* a failure found inside a call: reported from the timer */
 };
 

@@ -293,6 +293,7 @@ TEST(a_wrong_password_is_reported_without_it)
     CHECK(strstr(E.why, "login as 'guest'") != NULL);
     CHECK(strstr(E.why, "s3cret") == NULL);
     CHECK(!jr_amqp_is_up(a));
+    CHECK_EQ_INT(jr_amqp_last_failure(a), JR_AMQP_EREFUSED); /* connection.close 403 */
     jr_amqp_free(a);
 }
 
@@ -538,6 +539,7 @@ TEST(without_a_broker_publishes_wait_within_bounds_then_time_out)
     CHECK_EQ_INT(c1.status, JR_AMQP_ETIMEOUT);
     CHECK_EQ_INT(c2.calls, 0);
     CHECK(E.downs == 1 && strstr(E.why, "connecting to 127.0.0.1") != NULL);
+    CHECK_EQ_INT(jr_amqp_last_failure(a), JR_AMQP_EDISCONNECTED);
     jr_amqp_free(a);
 }
 

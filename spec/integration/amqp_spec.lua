@@ -162,6 +162,12 @@ describe("jararaca.core.amqp", function()
     assert.matches("ACCESS_REFUSED", msg)
     assert.is_nil(msg:find("s3cr3t-pw", 1, true))
 
+    -- a vhost that does not exist: connection.open answered 530 NOT_ALLOWED
+    ok, msg, code = amqp.connect(rabbitmq.url() .. "/no-such-vhost")
+    assert.is_nil(ok)
+    assert.equal("refused", code)
+    assert.matches("NOT_ALLOWED", msg)
+
     ok, msg, code = amqp.connect("amqp://guest:s3cr3t-pw@127.0.0.1:" .. client.free_port())
     assert.is_nil(ok)
     assert.equal("unreachable", code)
