@@ -4,6 +4,7 @@
 --   jararaca server app.lua [--host H] [--port P] [--workers N|auto] [...]
 --   jararaca worker app.lua [--handlers a,b] [--groups g] [--prefetch N] [--grace-period S]
 --   jararaca dlq stats|list|requeue|purge app.lua [...]   (jararaca.bus.dlq_cli)
+--   jararaca declare app.lua                              (jararaca.bus.declare_cli)
 --   jararaca test [path ...] [--log-level L] [busted options]
 --   jararaca version | --version
 --   jararaca help [COMMAND] | --help; jararaca COMMAND --help
@@ -137,6 +138,7 @@ local COMMANDS = {
   { "help", "[COMMAND]", "this text, or a command's usage and options" },
   { "worker", "APP.lua [options]", "run the app's message-bus handlers (IncomingHandler)" },
   { "dlq", "ACTION APP.lua [options]", "dead letters of the handlers: stats, list, requeue, purge" },
+  { "declare", "APP.lua", "declare the app's message-bus topology on RabbitMQ" },
   { "scheduler", "APP.lua", "scheduled actions (planned; not available yet)" },
 }
 
@@ -258,6 +260,7 @@ local HELP = {
   help = usage,
   worker = worker_help,
   dlq = function() return require("jararaca.bus.dlq_cli").USAGE end,
+  declare = function() return require("jararaca.bus.declare_cli").USAGE end,
   scheduler = function() return planned_help("scheduler") end,
 }
 
@@ -482,6 +485,7 @@ local RUN = {
   test = function(rest) return M.test(rest) end,
   worker = function(rest) return M.worker(rest) end,
   dlq = function(rest) return require("jararaca.bus.dlq_cli").main(rest) end,
+  declare = function(rest) return require("jararaca.bus.declare_cli").main(rest) end,
   ["gen-tsi"] = function(rest) return require("jararaca.tsgen").cli(rest) end,
   migrate = function(rest) return require("jararaca.persistence.migrate").cli(rest) end,
 }
