@@ -31,7 +31,7 @@ local M = {}
 
 local type, error, format, pairs, pcall, setmetatable, tostring, tonumber, next =
   type, error, string.format, pairs, pcall, setmetatable, tostring, tonumber, next
-local floor, huge, remove, sub = math.floor, math.huge, table.remove, string.sub
+local floor, huge, min, sub = math.floor, math.huge, math.min, string.sub
 local topic_error, time = topic_mod.topic_error, sys.time
 
 --- Publishes answered "disconnected" (sent, then the connection dropped
@@ -248,10 +248,13 @@ function Broker:fetch(queue, n)
   end
   local buf = self.buffers[queue]
   local out = {}
-  n = n or 1
-  while #out < n and #buf > 0 do
-    out[#out + 1] = delivery(queue, remove(buf, 1))
-  end
+  local k = #buf
+  local take = min(n or 1, k)
+  for i = 1, take do out[i] = delivery(queue, buf[i]) end
+  -- the rest moves to the front, in one pass (the buffer is the consumer
+  -- callback's: the same table)
+  for i = take + 1, k do buf[i - take] = buf[i] end
+  for i = k - take + 1, k do buf[i] = nil end
   return out
 end
 

@@ -40,8 +40,11 @@ local M = {}
 local ipairs, pairs, pcall, xpcall, tostring, format, setmetatable, rawget, rawset =
   ipairs, pairs, pcall, xpcall, tostring, string.format, setmetatable, rawget, rawset
 local min, random, traceback = math.min, math.random, debug.traceback
-local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
+local xrun = interceptors.xrun
+local c_current, c_wait, c_wake, c_spawn, c_cancel, c_clock =
+  csched.current, csched.wait, csched.wake, csched.spawn, csched.cancel, csched.clock
 local describe, CANCELLED = errors.describe, sched.CANCELLED
+local bind, current = context.bind, context.current
 
 --- Seconds a lease lasts beyond the handler's timeout (the settle after it,
 --- a slow commit).
@@ -106,20 +109,48 @@ local function keep_traceback(e)
   return e
 end
 
--- (the handler's results are not used: no table to keep them per message)
-local function traced(h, msg)
-  local ok, err = xpcall(h.fn, keep_traceback, h.instance, msg)
-  if not ok then error(err, 0) end
-end
-
 local TIMEOUT = setmetatable({}, { __tostring = function() return "timeout" end })
 
-local function call_handler(h, msg)
-  local ok, err = sched.timeout(h.timeout, traced, h, msg)
-  if ok == nil then
-    rawset(context.current(), "_timeout", err)
-    error(TIMEOUT, 0)
+-- The handler under its timeout, as sched.timeout(h.timeout, ...) runs it
+-- (its own task, cancelled and left behind when the time is up; the
+-- delivery's task waits for it) without that call's allocations per
+-- message: the two tasks share their state in the delivery table d
+-- (_hdone, _hok, _herr: the handler's end; _parked, _ph, _pg: the waiting
+-- delivery task, woken by the handler's end). The handler's results are
+-- not used.
+local function handler_task(d, ctx, h, msg)
+  bind(ctx)
+  local ok, err = xpcall(h.fn, keep_traceback, h.instance, msg)
+  d._hdone, d._hok, d._herr = true, ok, err
+  if d._parked then
+    d._parked = false
+    c_wake(d._ph, d._pg)
   end
+end
+
+local function call_handler(h, msg, d, ctx)
+  d._hdone = false
+  local th, tg = c_spawn(handler_task, d, ctx, h, msg) -- (it starts after we park)
+  if not d._hdone then
+    d._ph, d._pg = c_current()
+    d._parked = true
+    local deadline = c_clock() + h.timeout
+    local ok, code, _
+    repeat -- (a wake from elsewhere is not the handler's end: wait on)
+      ok, _, code = c_wait(deadline - c_clock())
+    until not ok or d._hdone
+    d._parked = false
+    if code == "cancelled" then -- the delivery's task (the worker stops)
+      c_cancel(th, tg)
+      error(CANCELLED, 0)
+    end
+    if not d._hdone then
+      c_cancel(th, tg)
+      rawset(ctx, "_timeout", format("timed out after %g s", h.timeout))
+      error(TIMEOUT, 0)
+    end
+  end
+  if not d._hok then error(d._herr, 0) end
 end
 
 -- Apply the outcome of a delivery's transaction (see the module comment).
@@ -166,8 +197,8 @@ local function run_delivery(w, h, d)
   local ctx = context.new("message", w.container, {
     message = msg, handler = h, controller = h.controller, member = h.member, request_id = d.id,
   })
-  context.bind(ctx)
-  local ok, err = interceptors.xrun(w.chain, ctx, keep_traceback, call_handler, h, msg)
+  bind(ctx)
+  local ok, err = xrun(w.chain, ctx, keep_traceback, call_handler, h, msg, d, ctx)
   local sok, serr = pcall(outcome, w, h, d, msg, ok, err, ctx)
   if not sok then
     log.error("message bus: settling message ", tostring(d.id), " failed: ", describe(serr))
@@ -187,8 +218,13 @@ local function unpark(loop)
   if p then c_wake(p[1], p[2]) end
 end
 
+-- A delivery's task: started with csched.spawn (no sched.Task per
+-- message); loop.running holds its deliveries (d._th, d._tg: the task's
+-- handle) for stop(), which waits for them and cancels what is left.
 local function delivery_task(w, loop, h, d)
+  bind(loop.ctx) -- the consumer loop's context, as sched.spawn would
   run_delivery(w, h, d)
+  loop.running[d] = nil
   loop.inflight = loop.inflight - 1
   unpark(loop)
 end
@@ -196,6 +232,7 @@ end
 local function consume(w, loop)
   local h, broker = loop.handler, w.broker
   local lease = h.timeout + M.LEASE_MARGIN
+  loop.ctx = current()
   while not w.stopping do
     local room = loop.prefetch - loop.inflight
     if room <= 0 then
@@ -219,8 +256,8 @@ local function consume(w, loop)
             settle(w, "released", "nack", d)
           else
             loop.inflight = loop.inflight + 1
-            local t = sched.spawn(delivery_task, w, loop, h, d)
-            w.tasks[t] = true
+            loop.running[d] = true
+            d._th, d._tg = c_spawn(delivery_task, w, loop, h, d)
           end
         end
       end
@@ -278,13 +315,12 @@ function M.start(rt, opts)
   local instances = {}
   for _, c in ipairs(rt.controllers) do instances[c.cls] = c.instance end
   local w = setmetatable({
-    rt = rt, broker = broker, container = rt.container, chain = rt.interceptors, loops = {}, tasks = {},
+    rt = rt, broker = broker, container = rt.container, chain = rt.interceptors, loops = {},
     stopping = false, counts = { acked = 0, retried = 0, dead = 0, released = 0, lost = 0 },
   }, Worker)
-  setmetatable(w.tasks, { __mode = "k" })
   for i, h in ipairs(selected) do
     h.instance = instances[h.controller]
-    local loop = { handler = h, prefetch = opts.prefetch or h.prefetch, inflight = 0 }
+    local loop = { handler = h, prefetch = opts.prefetch or h.prefetch, inflight = 0, running = {} }
     -- a push broker (RabbitMQ) starts consuming here, at the loop's prefetch
     if broker.subscribe then
       local ok, err, code = broker:subscribe(h.queue, loop.prefetch)
@@ -300,6 +336,15 @@ function M.start(rt, opts)
       h.queue, h.topic, loop.prefetch))
   end
   return w
+end
+
+-- Wait until the loop's deliveries are over, or the deadline.
+local function drain(loop, deadline)
+  while loop.inflight > 0 do
+    local left = deadline - sched.clock()
+    if left <= 0 then return end
+    park(loop, left)
+  end
 end
 
 --- Stop: no more fetching; in-flight handlers get `grace` seconds, then
@@ -319,15 +364,10 @@ function Worker:stop(grace)
     end
   end
   local deadline = sched.clock() + (grace or 30)
-  for t in pairs(self.tasks) do
-    local left = deadline - sched.clock()
-    if left > 0 then t:wait(left) end
-  end
-  for t in pairs(self.tasks) do
-    if not t.done then
-      t:cancel()
-      t:wait(5)
-    end
+  for _, loop in ipairs(self.loops) do drain(loop, deadline) end
+  for _, loop in ipairs(self.loops) do
+    for d in pairs(loop.running) do c_cancel(d._th, d._tg) end
+    drain(loop, sched.clock() + 5)
   end
   return self.counts
 end
