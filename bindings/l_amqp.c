@@ -26,8 +26,12 @@
  *       be stored; publish again, consumers dedupe by message_id) | "timeout"
  *       (unsent for max_pending_ms) | "busy" (max_pending_bytes waiting
  *       unsent: answered at once) | "closed" | "cancelled"
- *   ac:consume(queue, prefetch, fn) -> consumer id: fn(delivery) runs in a
- *       task of its own per delivery, at most prefetch unsettled at a time
+ *   ac:consume(queue, prefetch, fn [, { direct = true }]) -> consumer id:
+ *       fn(delivery) runs in a task of its own per delivery, at most
+ *       prefetch unsettled at a time; direct: fn is called from the loop
+ *       as the delivery arrives, no task (it must not wait: a consumer that
+ *       hands deliveries to tasks of its own saves a task per message; an
+ *       error it raises is logged)
  *       delivery.body .headers .message_id .content_type .redelivered
  *       .routing_key .exchange .queue; delivery:ack() :nack(requeue)
  *       :reject() -> true | nil, msg, "disconnected" | "closed"; a second
@@ -82,6 +86,7 @@ typedef struct consumer {
     struct client_ud *c;
     int fn_ref;
     int id; /* core's consumer id */
+    int direct; /* fn called from the loop, not in a task */
 } consumer;
 
 typedef struct client_ud {
@@ -541,7 +546,17 @@ static void on_delivery(jr_amqp *a, const jr_amqp_delivery *d, void *ud)
     lua_State *L = jr_vm_global->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, k->fn_ref);
     push_delivery(L, k->c, d);
-    jr_task_start(L, 1); /* (k may be freed from here on: fn may close the client) */
+    /* direct: only from the loop (L is the main thread: it cannot run
+     * while it has a task resumed) */
+    if (!k->direct || jr_task_current()) {
+        jr_task_start(L, 1); /* (k may be freed from here on: fn may close the client) */
+        return;
+    }
+    if (lua_pcall(L, 1, 0, 0) != 0) {
+        jr_logf(JR_LOG_ERROR, NULL, "AMQP consumer function failed: %s",
+                lua_isstring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+        lua_pop(L, 1);
+    }
 }
 
 /* ac:consume(queue, prefetch, fn) -> consumer id */
@@ -551,6 +566,14 @@ static int c_consume(lua_State *L)
     const char *queue = luaL_checkstring(L, 2);
     lua_Integer prefetch = luaL_checkinteger(L, 3);
     luaL_checktype(L, 4, LUA_TFUNCTION);
+    static const char *const known[] = {"direct", NULL};
+    check_keys(L, 5, "consume", known);
+    int direct = 0;
+    if (lua_istable(L, 5)) {
+        lua_getfield(L, 5, "direct");
+        direct = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
     if (prefetch < 1 || prefetch > 65535) return luaL_error(L, "ac:consume(): prefetch must be in 1..65535");
     if (!c->a) return push_closed(L);
     consumer *k = calloc(1, sizeof *k);
@@ -566,6 +589,7 @@ static int c_consume(lua_State *L)
     lua_pushvalue(L, 4);
     k->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     k->id = id;
+    k->direct = direct;
     hold(L, c, 1);
     k->next = c->consumers;
     c->consumers = k;

@@ -7,7 +7,8 @@
 --   BENCH_COUNT               messages to drain; at the COUNT-th the app
 --                             prints the RESULT line and stops its worker (SIGTERM)
 --   JARARACA_BUS_URL          amqp://... (the broker; also sqlite:///... for the embedded one)
---   BENCH_LABEL               the RESULT line's client name (default jararaca-worker-consume)
+--   BENCH_LABEL, BENCH_KIND   the RESULT line's client name (default jararaca-worker-consume)
+--                             and kind (default amqp)
 -- The clock runs from the first delivery the handler gets to the COUNT-th
 -- handled one, whose ack is sent when its task ends (a task started then,
 -- that runs after it, stops the clock). The client CPU is this process's
@@ -18,6 +19,7 @@ local sys = require "jararaca.core.sys"
 
 local COUNT = assert(tonumber(os.getenv("BENCH_COUNT")), "BENCH_COUNT not set")
 local LABEL = os.getenv("BENCH_LABEL") or "jararaca-worker-consume"
+local KIND = os.getenv("BENCH_KIND") or "amqp"
 local HZ = 100 -- USER_HZ: /proc's clock ticks (100 on Linux for every arch we build for)
 
 local function cpu_seconds()
@@ -40,16 +42,19 @@ if PROFILE then
   profiler.start(PROFILE, os.getenv("BENCH_PROFILE_OUT"))
 end
 
+if os.getenv("BENCH_GCPAUSE") then collectgarbage("setpause", tonumber(os.getenv("BENCH_GCPAUSE"))) end
+if os.getenv("BENCH_GCSTOP") then collectgarbage("stop") end
 local handled, t0 = 0, nil
 local checked = false
 
 local function finish()
   sched.sleep(0) -- after the last handler's task: its ack is sent
   local secs, cpu = sched.clock() - t0, cpu_seconds()
-  io.stdout:write(("RESULT amqp %s msgs=%d secs=%.3f rate=%.0f cpu_s=%.2f cpu_us_per_msg=%.2f\n"):format(LABEL,
-    COUNT, secs, COUNT / secs, cpu, cpu / COUNT * 1e6))
+  io.stdout:write(("RESULT %s %s msgs=%d secs=%.3f rate=%.0f cpu_s=%.2f cpu_us_per_msg=%.2f\n"):format(KIND,
+    LABEL, COUNT, secs, COUNT / secs, cpu, cpu / COUNT * 1e6))
   io.stdout:flush()
   if profiler then profiler.stop() end
+  if os.getenv("BENCH_GCSTOP") then io.stderr:write(("heap %.0f KB\n"):format(collectgarbage("count"))) end
   assert(sys.kill(sys.pid(), "SIGTERM"))
 end
 

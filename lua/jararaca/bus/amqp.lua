@@ -203,6 +203,10 @@ local function delivery(queue, ad)
     attempt = attempt, deliveries = ad.redelivered and 2 or 1, _ad = ad }
 end
 
+-- The consumer function only buffers (it never waits): called from the
+-- loop, not in a task per delivery.
+local DIRECT = { direct = true }
+
 --- Consume queue with at most prefetch deliveries unsettled: true | nil,
 --- msg, code. What arrives waits in a buffer for fetch.
 function Broker:subscribe(queue, prefetch)
@@ -215,9 +219,11 @@ function Broker:subscribe(queue, prefetch)
       ad:nack(true)
       return
     end
-    buf[#buf + 1] = ad
-    wake.notify(key, queue)
-  end)
+    local n = #buf + 1
+    buf[n] = ad
+    -- (a waiter waits for an empty buffer to fill: the first one wakes it)
+    if n == 1 then wake.notify(key, queue) end
+  end, DIRECT)
   if not ok then return nil, format("RabbitMQ: consuming %s failed: %s", queue, tostring(id)), "error" end
   self.consumers[queue] = id
   return true

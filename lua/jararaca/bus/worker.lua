@@ -114,43 +114,42 @@ local TIMEOUT = setmetatable({}, { __tostring = function() return "timeout" end 
 -- The handler under its timeout, as sched.timeout(h.timeout, ...) runs it
 -- (its own task, cancelled and left behind when the time is up; the
 -- delivery's task waits for it) without that call's allocations per
--- message: the two tasks share their state in the delivery table d
--- (_hdone, _hok, _herr: the handler's end; _parked, _ph, _pg: the waiting
--- delivery task, woken by the handler's end). The handler's results are
--- not used.
-local function handler_task(d, ctx, h, msg)
-  bind(ctx)
+-- message: the two tasks share their state in the context table r (its
+-- fields _hdone, _hok, _herr: the handler's end; _parked, _ph, _pg: the
+-- waiting delivery task, woken by the handler's end; made with the context,
+-- see run_delivery). The handler's results are not used.
+local function handler_task(r, h, msg)
+  bind(r)
   local ok, err = xpcall(h.fn, keep_traceback, h.instance, msg)
-  d._hdone, d._hok, d._herr = true, ok, err
-  if d._parked then
-    d._parked = false
-    c_wake(d._ph, d._pg)
+  r._hdone, r._hok, r._herr = true, ok, err
+  if r._parked then
+    r._parked = false
+    c_wake(r._ph, r._pg)
   end
 end
 
-local function call_handler(h, msg, d, ctx)
-  d._hdone = false
-  local th, tg = c_spawn(handler_task, d, ctx, h, msg) -- (it starts after we park)
-  if not d._hdone then
-    d._ph, d._pg = c_current()
-    d._parked = true
+local function call_handler(h, msg, r)
+  local th, tg = c_spawn(handler_task, r, h, msg) -- (it starts after we park)
+  if not r._hdone then
+    r._ph, r._pg = c_current()
+    r._parked = true
     local deadline = c_clock() + h.timeout
     local ok, code, _
     repeat -- (a wake from elsewhere is not the handler's end: wait on)
       ok, _, code = c_wait(deadline - c_clock())
-    until not ok or d._hdone
-    d._parked = false
+    until not ok or r._hdone
+    r._parked = false
     if code == "cancelled" then -- the delivery's task (the worker stops)
       c_cancel(th, tg)
       error(CANCELLED, 0)
     end
-    if not d._hdone then
+    if not r._hdone then
       c_cancel(th, tg)
-      rawset(ctx, "_timeout", format("timed out after %g s", h.timeout))
+      rawset(r, "_timeout", format("timed out after %g s", h.timeout))
       error(TIMEOUT, 0)
     end
   end
-  if not d._hok then error(d._herr, 0) end
+  if not r._hok then error(r._herr, 0) end
 end
 
 -- Apply the outcome of a delivery's transaction (see the module comment).
@@ -194,11 +193,13 @@ local function run_delivery(w, h, d)
     log.warn(format("message bus: handler %s: message %s dead-lettered at once: %s", h.name, tostring(d.id), why))
     return settle(w, "dead", "dead_letter", d, reason_text(why))
   end
+  -- (call_handler's fields too: one table sized at once, no rehash as they come)
   local ctx = context.new("message", w.container, {
     message = msg, handler = h, controller = h.controller, member = h.member, request_id = d.id,
+    _hdone = false, _hok = false, _herr = false, _parked = false, _ph = false, _pg = false,
   })
   bind(ctx)
-  local ok, err = xrun(w.chain, ctx, keep_traceback, call_handler, h, msg, d, ctx)
+  local ok, err = xrun(w.chain, ctx, keep_traceback, call_handler, h, msg, ctx)
   local sok, serr = pcall(outcome, w, h, d, msg, ok, err, ctx)
   if not sok then
     log.error("message bus: settling message ", tostring(d.id), " failed: ", describe(serr))
@@ -207,24 +208,24 @@ end
 
 -- Park the consumer loop until a delivery task ends or stop() wakes it.
 local function park(loop, seconds)
-  local hnd, g = c_current()
-  loop.parked = { hnd, g }
+  loop.ph, loop.pg = c_current()
+  loop.parked = true
   c_wait(seconds)
-  loop.parked = nil
+  loop.parked = false
 end
 
 local function unpark(loop)
-  local p = loop.parked
-  if p then c_wake(p[1], p[2]) end
+  if loop.parked then c_wake(loop.ph, loop.pg) end
 end
 
 -- A delivery's task: started with csched.spawn (no sched.Task per
--- message); loop.running holds its deliveries (d._th, d._tg: the task's
--- handle) for stop(), which waits for them and cancels what is left.
+-- message); loop.running (task handle -> its generation) is for stop(),
+-- which waits for them and cancels what is left.
 local function delivery_task(w, loop, h, d)
+  local th = c_current()
   bind(loop.ctx) -- the consumer loop's context, as sched.spawn would
   run_delivery(w, h, d)
-  loop.running[d] = nil
+  loop.running[th] = nil
   loop.inflight = loop.inflight - 1
   unpark(loop)
 end
@@ -256,8 +257,8 @@ local function consume(w, loop)
             settle(w, "released", "nack", d)
           else
             loop.inflight = loop.inflight + 1
-            loop.running[d] = true
-            d._th, d._tg = c_spawn(delivery_task, w, loop, h, d)
+            local th, tg = c_spawn(delivery_task, w, loop, h, d)
+            loop.running[th] = tg
           end
         end
       end
@@ -320,7 +321,7 @@ function M.start(rt, opts)
   }, Worker)
   for i, h in ipairs(selected) do
     h.instance = instances[h.controller]
-    local loop = { handler = h, prefetch = opts.prefetch or h.prefetch, inflight = 0, running = {} }
+    local loop = { handler = h, prefetch = opts.prefetch or h.prefetch, inflight = 0, running = {}, parked = false }
     -- a push broker (RabbitMQ) starts consuming here, at the loop's prefetch
     if broker.subscribe then
       local ok, err, code = broker:subscribe(h.queue, loop.prefetch)
@@ -366,7 +367,7 @@ function Worker:stop(grace)
   local deadline = sched.clock() + (grace or 30)
   for _, loop in ipairs(self.loops) do drain(loop, deadline) end
   for _, loop in ipairs(self.loops) do
-    for d in pairs(loop.running) do c_cancel(d._th, d._tg) end
+    for th, tg in pairs(loop.running) do c_cancel(th, tg) end
     drain(loop, sched.clock() + 5)
   end
   return self.counts
