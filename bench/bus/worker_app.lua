@@ -42,8 +42,6 @@ if PROFILE then
   profiler.start(PROFILE, os.getenv("BENCH_PROFILE_OUT"))
 end
 
-if os.getenv("BENCH_GCPAUSE") then collectgarbage("setpause", tonumber(os.getenv("BENCH_GCPAUSE"))) end
-if os.getenv("BENCH_GCSTOP") then collectgarbage("stop") end
 local handled, t0 = 0, nil
 local checked = false
 
@@ -54,7 +52,6 @@ local function finish()
     LABEL, COUNT, secs, COUNT / secs, cpu, cpu / COUNT * 1e6))
   io.stdout:flush()
   if profiler then profiler.stop() end
-  if os.getenv("BENCH_GCSTOP") then io.stderr:write(("heap %.0f KB\n"):format(collectgarbage("count"))) end
   assert(sys.kill(sys.pid(), "SIGTERM"))
 end
 

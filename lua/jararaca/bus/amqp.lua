@@ -272,6 +272,11 @@ function Broker:wait(queue, timeout)
   if buf and #buf > 0 then return true end
   if wake.park(self.key, queue, timeout or 1) then
     if self.closed then return nil, "the broker is closed", "closed" end
+    -- Woken by the first delivery of a read, from inside that read (the
+    -- consumer function runs in the loop's callback): let the read end
+    -- first, so that the next fetch takes all its deliveries instead of
+    -- one per wake.
+    sched.sleep(0)
     return true
   end
   return nil, "nothing arrived", "timeout"

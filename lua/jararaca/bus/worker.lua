@@ -111,45 +111,46 @@ end
 
 local TIMEOUT = setmetatable({}, { __tostring = function() return "timeout" end })
 
--- The handler under its timeout, as sched.timeout(h.timeout, ...) runs it
--- (its own task, cancelled and left behind when the time is up; the
--- delivery's task waits for it) without that call's allocations per
--- message: the two tasks share their state in the context table r (its
--- fields _hdone, _hok, _herr: the handler's end; _parked, _ph, _pg: the
--- waiting delivery task, woken by the handler's end; made with the context,
--- see run_delivery). The handler's results are not used.
-local function handler_task(r, h, msg)
-  bind(r)
+-- The handler runs in its delivery's task under its timeout: while it
+-- runs, its task is in loop.active (the task's handle -> its deadline),
+-- and the loop's watchdog cancels the task of a handler past its deadline
+-- (moving it to loop.timedout): the handler's wait point raises
+-- sched.CANCELLED, and the delivery ends as timed out. No task, timer or
+-- table of its own per message (which is what sched.timeout would cost).
+-- The handler's results are not used.
+local function call_handler(h, msg, loop)
+  local th = c_current()
+  local active = loop.active
+  active[th] = c_clock() + h.timeout
   local ok, err = xpcall(h.fn, keep_traceback, h.instance, msg)
-  r._hdone, r._hok, r._herr = true, ok, err
-  if r._parked then
-    r._parked = false
-    c_wake(r._ph, r._pg)
+  active[th] = nil
+  if loop.timedout[th] then
+    loop.timedout[th] = nil
+    rawset(current(), "_timeout", format("timed out after %g s", h.timeout))
+    error(TIMEOUT, 0)
   end
+  if not ok then error(err, 0) end
 end
 
-local function call_handler(h, msg, r)
-  local th, tg = c_spawn(handler_task, r, h, msg) -- (it starts after we park)
-  if not r._hdone then
-    r._ph, r._pg = c_current()
-    r._parked = true
-    local deadline = c_clock() + h.timeout
-    local ok, code, _
-    repeat -- (a wake from elsewhere is not the handler's end: wait on)
-      ok, _, code = c_wait(deadline - c_clock())
-    until not ok or r._hdone
-    r._parked = false
-    if code == "cancelled" then -- the delivery's task (the worker stops)
-      c_cancel(th, tg)
-      error(CANCELLED, 0)
-    end
-    if not r._hdone then
-      c_cancel(th, tg)
-      rawset(r, "_timeout", format("timed out after %g s", h.timeout))
-      error(TIMEOUT, 0)
+--- How often (at most) the watchdog looks for handlers past their timeout:
+--- a handler is cancelled between timeout and timeout + this (or timeout/4).
+M.WATCH_INTERVAL = 1
+
+-- The loop's watchdog (see call_handler), until stop() cancels it.
+local function watchdog(loop)
+  local active, timedout, running = loop.active, loop.timedout, loop.running
+  local period = math.max(0.01, min(M.WATCH_INTERVAL, loop.handler.timeout / 4))
+  while true do
+    sched.sleep(period)
+    local now = c_clock()
+    for th, deadline in pairs(active) do
+      if now >= deadline then
+        active[th] = nil
+        timedout[th] = true
+        c_cancel(th, running[th])
+      end
     end
   end
-  if not r._hok then error(r._herr, 0) end
 end
 
 -- Apply the outcome of a delivery's transaction (see the module comment).
@@ -186,20 +187,18 @@ local function outcome(w, h, d, msg, ok, err, ctx)
   end
 end
 
--- One delivery, in its own task.
-local function run_delivery(w, h, d)
+-- One delivery, in its own task (th, tg: its handle).
+local function run_delivery(w, loop, h, d)
   local msg, why = message.new(d, h)
   if not msg then
     log.warn(format("message bus: handler %s: message %s dead-lettered at once: %s", h.name, tostring(d.id), why))
     return settle(w, "dead", "dead_letter", d, reason_text(why))
   end
-  -- (call_handler's fields too: one table sized at once, no rehash as they come)
   local ctx = context.new("message", w.container, {
     message = msg, handler = h, controller = h.controller, member = h.member, request_id = d.id,
-    _hdone = false, _hok = false, _herr = false, _parked = false, _ph = false, _pg = false,
   })
   bind(ctx)
-  local ok, err = xrun(w.chain, ctx, keep_traceback, call_handler, h, msg, ctx)
+  local ok, err = xrun(w.chain, ctx, keep_traceback, call_handler, h, msg, loop)
   local sok, serr = pcall(outcome, w, h, d, msg, ok, err, ctx)
   if not sok then
     log.error("message bus: settling message ", tostring(d.id), " failed: ", describe(serr))
@@ -224,7 +223,7 @@ end
 local function delivery_task(w, loop, h, d)
   local th = c_current()
   bind(loop.ctx) -- the consumer loop's context, as sched.spawn would
-  run_delivery(w, h, d)
+  run_delivery(w, loop, h, d)
   loop.running[th] = nil
   loop.inflight = loop.inflight - 1
   unpark(loop)
@@ -321,18 +320,23 @@ function M.start(rt, opts)
   }, Worker)
   for i, h in ipairs(selected) do
     h.instance = instances[h.controller]
-    local loop = { handler = h, prefetch = opts.prefetch or h.prefetch, inflight = 0, running = {}, parked = false }
+    local loop = { handler = h, prefetch = opts.prefetch or h.prefetch, inflight = 0, running = {}, active = {},
+      timedout = {}, parked = false }
     -- a push broker (RabbitMQ) starts consuming here, at the loop's prefetch
     if broker.subscribe then
       local ok, err, code = broker:subscribe(h.queue, loop.prefetch)
       if not ok then
         w.stopping = true
-        for _, l in ipairs(w.loops) do l.task:wait() end
+        for _, l in ipairs(w.loops) do
+          l.task:wait()
+          l.watchdog:cancel()
+        end
         return nil, err, code
       end
     end
     w.loops[i] = loop
     loop.task = sched.spawn(consume, w, loop)
+    loop.watchdog = sched.spawn(watchdog, loop)
     log.info(format("message bus: %s consumes %s (topic %s, prefetch %d)", controller.where(h):match("handler .*$"),
       h.queue, h.topic, loop.prefetch))
   end
@@ -369,6 +373,7 @@ function Worker:stop(grace)
   for _, loop in ipairs(self.loops) do
     for th, tg in pairs(loop.running) do c_cancel(th, tg) end
     drain(loop, sched.clock() + 5)
+    loop.watchdog:cancel()
   end
   return self.counts
 end
