@@ -8,7 +8,8 @@
 -- notes in `started`, waits for the gate, then does the same; "trace.#"
 -- records the message's headers (JSON) in `seen`.
 -- POST /trace { id, own? } publishes { id } to trace.http (own: the
--- publish sets its own traceparent); WS /ws/trace?id=ID publishes { id } to
+-- publish sets its own traceparent); POST /trace/later { id } publishes it
+-- from a task, after the request; WS /ws/trace?id=ID publishes { id } to
 -- trace.ws once accepted, then closes.
 local j = require "jararaca"
 local persistence = require "jararaca.persistence"
@@ -23,6 +24,17 @@ Http.trace = j.Post("", { body = s.object { id = s.string(), own = s.string():op
     assert(j.use_publisher():publish({ id = req.json.id }, "trace.http", opts))
     return { id = req.json.id }
   end)
+
+-- A task the request leaves running publishes once the request is over:
+-- the request cannot be read any more, so no trace context (and no error).
+Http.later = j.Post("/later", { body = s.object { id = s.string() }, status = 202 }, function(_, req)
+  local id = req.json.id
+  j.spawn(function()
+    j.sleep(0.1)
+    assert(j.use_publisher():publish({ id = id }, "trace.later"))
+  end)
+  return { id = id }
+end)
 
 local Ws = j.RestController("/ws", { name = "TraceSocket" })
 
