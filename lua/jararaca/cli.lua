@@ -22,8 +22,8 @@ local function eprint(...)
 end
 
 -- name, kind ("string" | "int" | "number" | "flag" | "workers" | "choice"), default, help, choices,
--- metavar (the value's name in the help text, when not the kind's), environment variable (when not
--- JARARACA_<NAME>)
+-- metavar (the value's name in the help text, when not the kind's), false when the environment does
+-- not give it (else JARARACA_<NAME> does)
 local SERVER_OPTIONS = {
   { "host", "string", "0.0.0.0", "address to listen on" },
   { "port", "int", 8000, "TCP port" },
@@ -50,15 +50,19 @@ local WORKER_OPTIONS = {
   { "groups", "string", "", "comma-separated handler groups to run (default: all)", nil, "GROUPS" },
   { "prefetch", "int", 0, "deliveries each handler fetches and runs at once (default: each handler's prefetch)" },
   { "workers", "workers", 1, "worker processes (a number or 'auto' = one per core), pre-forked under a master" },
-  -- The bus's own variable (jararaca.bus.settings reads it), not JARARACA_BROKER_URL.
-  { "broker-url", "string", "", "the broker, winning over Microservice.bus.url (default: the app's; "
-    .. "also JARARACA_BUS_URL)", nil, "URL", "JARARACA_BUS_URL" },
+  -- No variable of its own: the environment's way is the bus's JARARACA_BUS_URL (jararaca.bus.settings
+  -- reads it, and reports a bad one under its name), which this option overrides.
+  { "broker-url", "string", "", "the broker, winning over JARARACA_BUS_URL and Microservice.bus.url "
+    .. "(default: theirs)", nil, "URL", false },
   { "grace-period", "number", 30, "seconds in-flight handlers get to finish on SIGTERM/SIGINT" },
   { "log-level", "choice", "info", "debug, info, warn, error or off", { "debug", "info", "warn", "error", "off" } },
   { "log-format", "choice", "text", "text or json (one JSON object per line)", { "text", "json" } },
 }
 
-local function env_name(spec) return spec[7] or ("JARARACA_" .. spec[1]:upper():gsub("-", "_")) end
+local function env_name(spec)
+  if spec[7] == false then return nil end
+  return "JARARACA_" .. spec[1]:upper():gsub("-", "_")
+end
 
 local function convert(spec, raw, origin)
   local name, kind, _, _, choices = spec[1], spec[2], spec[3], spec[4], spec[5]
@@ -119,7 +123,7 @@ function M.parse_options(args, specs, env)
   end
   for _, s in ipairs(specs) do
     if not given[s[1]] then
-      local raw = env(env_name(s))
+      local raw = env_name(s) and env(env_name(s))
       if raw ~= nil and raw ~= "" then
         local v, err = convert(s, raw, env_name(s))
         if v == nil then return nil, nil, err end
