@@ -3,7 +3,6 @@
 -- request, `jararaca worker` consumes the message and its handler records
 -- the headers it saw (spec/integration/apps/bus_workers.lua), on one
 -- embedded broker file (JARARACA_BUS_URL).
-local process = require "jararaca.core.process"
 local dbmod = require "jararaca.db"
 local json = require "jararaca.json"
 local server = require "spec.support.server"
@@ -27,9 +26,7 @@ setup(function()
   local env = { BUS_W_DB = dir .. "/app.db", JARARACA_BUS_URL = "sqlite:///" .. dir .. "/bus.db",
     JARARACA_LOG_LEVEL = "info" }
   srv = server.start(APP, { "--worker-timeout", "0" }, env)
-  local log = dir .. "/worker.log"
-  worker = { proc = assert(process.spawn { server.bin, "worker", APP, "--handlers", "trace", env = env,
-    stdout = log, stderr = log }), log = log }
+  worker = bus.start_worker(APP, dir .. "/worker.log", { "--handlers", "trace" }, env)
   appdb = assert(dbmod.open { path = dir .. "/app.db" })
 end)
 

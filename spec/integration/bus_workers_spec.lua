@@ -5,7 +5,6 @@
 -- JARARACA_BUS_URL), every message is handled exactly once, a worker killed
 -- with SIGKILL is replaced, and SIGTERM to the master stops them all after
 -- their in-flight handlers finished.
-local process = require "jararaca.core.process"
 local sys = require "jararaca.core.sys"
 local dbmod = require "jararaca.db"
 local embedded = require "jararaca.bus.embedded"
@@ -21,10 +20,7 @@ local APP = server.root .. "/spec/integration/apps/bus_workers.lua"
 local dir, env, broker, appdb
 
 local function start_worker(name, args)
-  local log = ("%s/%s.log"):format(dir, name)
-  local argv = { server.bin, "worker", APP, env = env, stdout = log, stderr = log }
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  return { proc = assert(process.spawn(argv)), log = log }
+  return bus.start_worker(APP, ("%s/%s.log"):format(dir, name), args, env)
 end
 
 local function output(w) return run.read(w.log) or "" end
