@@ -5,6 +5,7 @@
 --   jararaca worker app.lua [--handlers a,b] [--groups g] [--prefetch N] [--grace-period S]
 --                           [--workers N|auto] [--broker-url URL]
 --   jararaca dlq stats|list|requeue|purge app.lua [...]   (jararaca.bus.dlq_cli)
+--   jararaca declare app.lua                              (jararaca.bus.declare_cli)
 --   jararaca test [path ...] [--log-level L] [busted options]
 --   jararaca version | --version
 --   jararaca help [COMMAND] | --help; jararaca COMMAND --help
@@ -147,6 +148,7 @@ local COMMANDS = {
   { "help", "[COMMAND]", "this text, or a command's usage and options" },
   { "worker", "APP.lua [options]", "run the app's message-bus handlers (IncomingHandler)" },
   { "dlq", "ACTION APP.lua [options]", "dead letters of the handlers: stats, list, requeue, purge" },
+  { "declare", "APP.lua", "declare the app's message-bus topology on RabbitMQ" },
   { "scheduler", "APP.lua", "scheduled actions (planned; not available yet)" },
 }
 
@@ -270,6 +272,7 @@ local HELP = {
   help = usage,
   worker = worker_help,
   dlq = function() return require("jararaca.bus.dlq_cli").USAGE end,
+  declare = function() return require("jararaca.bus.declare_cli").USAGE end,
   scheduler = function() return planned_help("scheduler") end,
 }
 
@@ -512,6 +515,7 @@ local RUN = {
   test = function(rest) return M.test(rest) end,
   worker = function(rest) return M.worker(rest) end,
   dlq = function(rest) return require("jararaca.bus.dlq_cli").main(rest) end,
+  declare = function(rest) return require("jararaca.bus.declare_cli").main(rest) end,
   ["gen-tsi"] = function(rest) return require("jararaca.tsgen").cli(rest) end,
   migrate = function(rest) return require("jararaca.persistence.migrate").cli(rest) end,
 }

@@ -158,6 +158,19 @@ local function label(v, what)
   return v
 end
 
+-- "<app>.dlq", "<app>.dlx" and "<app>.retry" are the app's own queue and
+-- exchanges on RabbitMQ (jararaca.bus.amqp_topology): no handler's queue.
+local RESERVED = { dlq = true, dlx = true, retry = true }
+
+local function handler_name(v)
+  label(v, "name")
+  if RESERVED[v] then
+    error(format("name: %q is reserved for the app's own queues (dlq, dlx, retry): give the handler another "
+      .. "name = ...", v), 0)
+  end
+  return v
+end
+
 local function backoff(v)
   local d = M.DEFAULTS.backoff
   if v == nil then return { initial = d.initial, factor = d.factor, max = d.max, jitter = d.jitter } end
@@ -204,7 +217,7 @@ local function normalize(h, member, cls)
     timeout = seconds(o.timeout == nil and d.timeout or o.timeout, "timeout", true),
     max_retries = whole(o.max_retries == nil and d.max_retries or o.max_retries, "max_retries", 0, 1000000),
     prefetch = whole(o.prefetch == nil and d.prefetch or o.prefetch, "prefetch", 1, 1000),
-    name = label(o.name == nil and member or o.name, "name"),
+    name = handler_name(o.name == nil and member or o.name),
     group = label(o.group or rawget(cls, "__bus_controller").group or d.group, "group"),
     backoff = backoff(o.backoff),
     payload = o.payload,

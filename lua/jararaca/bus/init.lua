@@ -1,6 +1,7 @@
 --- jararaca.bus: an app's message bus in one process (server or worker).
 --
---   bus.start(rt)            -- at startup, after the interceptors' startup (jararaca.runtime)
+--   bus.start(rt [, opts])   -- at startup, after the interceptors' startup (jararaca.runtime);
+--                            -- opts.declare: declare RabbitMQ's topology (jararaca declare)
 --   bus.broker(container)    -- the broker: broker | nil, message, code (opened at first use)
 --   bus.state(container)     -- { app, settings, handlers, broker, propagate }
 --   bus.stop(rt)             -- before the interceptors' shutdown
@@ -14,7 +15,9 @@
 -- Each process also runs the outbox relay (jararaca.bus.outbox): messages
 -- its transactions wrote into the app's databases, or a crashed process left
 -- there, go to the broker.
--- Only the embedded broker (jararaca.bus.embedded) exists in this version.
+-- The broker is the embedded one (jararaca.bus.embedded) or RabbitMQ
+-- (jararaca.bus.amqp), whose topology is checked at startup (declared with
+-- Microservice.bus.declare, or by `jararaca declare`).
 -- @module jararaca.bus
 local controller = require "jararaca.bus.controller"
 local settings = require "jararaca.bus.settings"
@@ -31,9 +34,29 @@ function M.state(container)
   return states[container]
 end
 
+-- Open RabbitMQ: connect, then declare or check the app's topology.
+local function open_amqp(st)
+  local s = st.settings
+  local b, err, code = require("jararaca.bus.amqp").open({
+    url = s.dial, where = s.where, app = controller.app_name(st.app) })
+  if not b then return nil, err, code end
+  local ok
+  if st.declare or (rawget(st.app, "bus") or {}).declare then
+    ok, err, code = b:declare(st.handlers)
+  else
+    ok, err, code = b:check(st.handlers, rawget(st.app, "__file"))
+  end
+  if not ok then
+    b:close()
+    return nil, err, code
+  end
+  return b
+end
+
 -- Open the embedded broker: on the app's database when it is the same
 -- file (one writer per file and process, see docs/bus-embedded.md).
 local function open(st)
+  if st.settings.kind == "amqp" then return open_amqp(st) end
   local embedded = require "jararaca.bus.embedded"
   local target = st.settings.path
   for _, db in ipairs(require("jararaca.persistence.session").databases(st.container)) do
@@ -72,20 +95,21 @@ function M.broker(container)
   if b then
     if st.stopped then b:close(); return nil, "the message bus is stopped", "closed" end
     st.broker = b
-    log.debug("message bus: embedded broker on ", st.settings.path)
+    log.debug("message bus: broker ", st.settings.url)
   end
   return b, err, code
 end
 
 --- Check the declarations and settings of rt.app; open the broker when the
 --- app has handlers or asked for a bus. Raises error(msg, 0) on a bad one.
-function M.start(rt)
+function M.start(rt, opts)
   local app = rt.app
   local handlers = controller.handlers(app)
   local databases = require("jararaca.persistence.session").databases(rt.container)
   local s, err = settings.resolve(app, databases)
   if not s then error(err, 0) end
   local st = { app = app, container = rt.container, settings = s, handlers = handlers, broker = nil,
+    declare = opts and opts.declare,
     -- the headers a handler's publishes inherit (jararaca.bus.propagation)
     propagate = require("jararaca.bus.propagation").allow_list((rawget(app, "bus") or {}).propagate_headers) }
   states[rt.container] = st
@@ -94,7 +118,7 @@ function M.start(rt)
   -- messages go into its tables before the commit, when it cannot be opened.
   local shared = false
   for _, db in ipairs(databases) do if db.path == s.path then shared = true end end
-  if #handlers > 0 or settings.explicit(app) or shared then
+  if #handlers > 0 or settings.explicit(app) or shared or st.declare then
     local b, oerr = M.broker(rt.container)
     if not b then error(oerr, 0) end
   end

@@ -5,8 +5,9 @@
 --
 -- With no URL the embedded broker uses "<app name>.bus.db" in the directory
 -- of the app's default database (its SessionInterceptor's file), else in the
--- app file's directory. amqp:// (RabbitMQ) is refused until that backend
--- lands.
+-- app file's directory. amqp://user:password@host:port/vhost is RabbitMQ
+-- (jararaca.bus.amqp); `declare = true` declares its topology at every
+-- start instead of checking it.
 -- @module jararaca.bus.settings
 local M = {}
 
@@ -23,8 +24,10 @@ function M.check(t, level)
     if k == "propagate_headers" then
       local ok, err = require("jararaca.bus.propagation").check(v)
       if not ok then error("Microservice.bus.propagate_headers: " .. err, level) end
+    elseif k == "declare" then
+      if type(v) ~= "boolean" then error("Microservice.bus.declare must be a boolean, got " .. type(v), level) end
     elseif k ~= "url" then
-      error(format("Microservice.bus: unknown field %q (known: url, propagate_headers)", tostring(k)), level)
+      error(format("Microservice.bus: unknown field %q (known: url, declare, propagate_headers)", tostring(k)), level)
     elseif type(v) ~= "string" or v == "" then
       error("Microservice.bus.url must be a non-empty string, got " .. type(v), level)
     end
@@ -48,11 +51,22 @@ function M.parse(url, origin)
     return { kind = "embedded", path = path, url = url }
   end
   local scheme = url:match("^([%w+.-]+):")
-  if scheme == "amqp" or scheme == "amqps" then
-    return nil, format("%s: the RabbitMQ backend (%s://) is not available yet in this version; use the embedded "
-      .. "broker (sqlite:///path.db, the default)", origin, scheme), "invalid"
+  if scheme == "amqp" then
+    local rest = url:sub(8)
+    local auth, hostpart = rest:match("^([^@/]*)@(.*)$")
+    if not auth then hostpart = rest end
+    if hostpart == "" or hostpart:sub(1, 1) == "/" then
+      return nil, format("%s: no host in the RabbitMQ URL (amqp://user:password@host:port/vhost)", origin), "invalid"
+    end
+    local user = auth and auth:match("^([^:]*)")
+    -- what messages show: never the password
+    local where = "amqp://" .. (user and user ~= "" and (user .. "@") or "") .. hostpart
+    return { kind = "amqp", url = where, dial = url, where = where }
   end
-  return nil, format("%s: unsupported message bus URL (scheme %q): use sqlite:///path.db", origin,
+  if scheme == "amqps" then
+    return nil, format("%s: amqps:// (TLS) is not supported yet; use amqp:// on a trusted network", origin), "invalid"
+  end
+  return nil, format("%s: unsupported message bus URL (scheme %q): use sqlite:///path.db or amqp://host", origin,
     tostring(scheme or "none")), "invalid"
 end
 

@@ -75,7 +75,7 @@ local function settle(w, count, method, d, arg)
     counts[count] = counts[count] + 1
   else
     counts.lost = counts.lost + 1
-    log.warn(format("message bus: %s of message %s (queue %s) failed: %s; it comes back when its lease ends",
+    log.warn(format("message bus: %s of message %s (queue %s) failed: %s; it is delivered again later (its lease ends, or the broker redelivers it)",
       method, tostring(d.id), d.queue, tostring(err)))
   end
   return ok, err, code
@@ -285,6 +285,15 @@ function M.start(rt, opts)
   for i, h in ipairs(selected) do
     h.instance = instances[h.controller]
     local loop = { handler = h, prefetch = opts.prefetch or h.prefetch, inflight = 0 }
+    -- a push broker (RabbitMQ) starts consuming here, at the loop's prefetch
+    if broker.subscribe then
+      local ok, err, code = broker:subscribe(h.queue, loop.prefetch)
+      if not ok then
+        w.stopping = true
+        for _, l in ipairs(w.loops) do l.task:wait() end
+        return nil, err, code
+      end
+    end
     w.loops[i] = loop
     loop.task = sched.spawn(consume, w, loop)
     log.info(format("message bus: %s consumes %s (topic %s, prefetch %d)", controller.where(h):match("handler .*$"),
@@ -302,6 +311,13 @@ function Worker:stop(grace)
     unpark(loop)
   end
   for _, loop in ipairs(self.loops) do loop.task:wait() end
+  -- a push broker: no more deliveries; those not started go back
+  if self.broker.unsubscribe then
+    for _, loop in ipairs(self.loops) do
+      local ok, err = self.broker:unsubscribe(loop.handler.queue)
+      if not ok then log.warn("message bus: stopping the consumer of ", loop.handler.queue, ": ", tostring(err)) end
+    end
+  end
   local deadline = sched.clock() + (grace or 30)
   for t in pairs(self.tasks) do
     local left = deadline - sched.clock()
