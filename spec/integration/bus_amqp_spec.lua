@@ -25,17 +25,9 @@ local function where(u) return (u:gsub("//[^@/]*:[^@/]*@", "//guest@")) end
 local function runs(id) return app:runs(id) end
 
 -- The dead letters of a handler's queue, by message id.
-local function dead(queue)
-  local out = {}
-  for _, d in ipairs(assert(broker:dlq_list("busapp." .. queue, 1000))) do out[d.id] = d end
-  return out
-end
+local function dead(queue) return busapp.dead(broker, queue) end
 
-local function dead_where(queue, pred, what)
-  return wait.until_true(function()
-    for _, d in pairs(dead(queue)) do if pred(d) then return d end end
-  end, what, 15, 0.1)
-end
+local function dead_where(queue, pred, what) return busapp.dead_where(broker, queue, pred, what) end
 
 local function ready(queue)
   return assert(ac:queue_info(queue)).messages

@@ -27,17 +27,9 @@ local function until_status(id, status, what) return app:until_status(id, status
 local function runs(id) return app:runs(id) end
 
 -- The dead letters of a handler's queue, by message id.
-local function dead(queue)
-  local out = {}
-  for _, d in ipairs(assert(broker:dlq_list("busapp." .. queue, 1000))) do out[d.id] = d end
-  return out
-end
+local function dead(queue) return busapp.dead(broker, queue) end
 
-local function dead_where(queue, pred, what)
-  return wait.until_true(function()
-    for _, d in pairs(dead(queue)) do if pred(d) then return d end end
-  end, what, 15)
-end
+local function dead_where(queue, pred, what) return busapp.dead_where(broker, queue, pred, what) end
 
 local output = busapp.output
 

@@ -92,6 +92,21 @@ function App:open_gate(name)
   assert(tx:commit())
 end
 
+--- The dead letters of handler queue "busapp.<queue>" on broker (either
+--- kind: both have dlq_list), by message id.
+function M.dead(broker, queue)
+  local out = {}
+  for _, d in ipairs(assert(broker:dlq_list("busapp." .. queue, 1000))) do out[d.id] = d end
+  return out
+end
+
+--- Wait for a dead letter of that queue for which pred(d) holds.
+function M.dead_where(broker, queue, pred, what)
+  return wait.until_true(function()
+    for _, d in pairs(M.dead(broker, queue)) do if pred(d) then return d end end
+  end, what, 15, 0.05)
+end
+
 --- Kill what is left and close the database.
 function App:stop()
   for _, w in ipairs(self.workers) do
