@@ -1,0 +1,175 @@
+-- The message bus on RabbitMQ under faults, real processes on a real
+-- broker: `jararaca worker` (spec/integration/apps/bus_amqp_faults.lua)
+-- records what it handles in SQLite, this spec publishes through the bus's
+-- RabbitMQ broker (jararaca.bus.amqp) and reads the records.
+--   * a worker killed (SIGKILL) in the middle of a handler: RabbitMQ gives
+--     the message back when the connection drops; a second worker handles it;
+--   * the broker restarted while 10,000 messages flow: the worker
+--     reconnects by itself, and every message published (confirmed) is
+--     handled; duplicates are allowed (at least once) and reported. That
+--     test restarts a node of its own, not the run's shared one.
+local process = require "jararaca.core.process"
+local dbmod = require "jararaca.db"
+local amqp = require "jararaca.bus.amqp"
+local json = require "jararaca.json"
+local sched = require "jararaca.sched"
+local server = require "spec.support.server"
+local run = require "spec.support.run"
+local wait = require "spec.support.wait"
+local files = require "spec.support.files"
+local rabbitmq = require "spec.support.rabbitmq"
+
+local APP = server.root .. "/spec/integration/apps/bus_amqp_faults.lua"
+local T = 30 -- seconds a state may take to come (a loaded machine)
+
+local dir
+local workers, dbs = {}, {}
+
+-- A worker process recording into dir/<db>.db.
+local function start_worker(name, db, url, extra)
+  local log = ("%s/%s.log"):format(dir, name)
+  local env = { FAULTS_DB = ("%s/%s.db"):format(dir, db), JARARACA_BUS_URL = url, JARARACA_LOG_LEVEL = "info" }
+  for k, v in pairs(extra or {}) do env[k] = v end
+  local w = { proc = assert(process.spawn { server.bin, "worker", APP, env = env, stdout = log, stderr = log }),
+    log = log }
+  workers[#workers + 1] = w
+  return w
+end
+
+local function output(w)
+  return run.read(w.log) or ""
+end
+
+-- Until the worker consumes queue (its topology is declared, so what is
+-- published from now on is routed to it).
+local function consuming(w, queue)
+  wait.until_true(function()
+    assert(w.proc:wait(0) == nil, "the worker exited:\n" .. output(w))
+    return output(w):find("consumes " .. queue, 1, true)
+  end, "the worker consumes " .. queue, T, 0.05)
+end
+
+-- The rows of a query on dir/<db>.db (the workers' records).
+local function rows(db, sql, params)
+  dbs[db] = dbs[db] or assert(dbmod.open { path = ("%s/%s.db"):format(dir, db) })
+  local tx = dbs[db]:begin("read")
+  local r = assert(tx:query(sql, params))
+  tx:commit()
+  return r
+end
+
+local function message(topic, id)
+  return { topic = topic, id = id, body = assert(json.encode { id = id }),
+    headers = { ["content-type"] = "application/json" } }
+end
+
+local function stop_worker(w)
+  assert(w.proc:kill("SIGTERM"))
+  local status = w.proc:wait(T)
+  assert.equal(0, status, output(w))
+end
+
+setup(function()
+  dir = files.temp_dir("bus-amqp-faults")
+end)
+
+teardown(function()
+  for _, w in ipairs(workers) do
+    if w.proc:wait(0) == nil then w.proc:kill("SIGKILL"); w.proc:wait(5) end
+  end
+  for _, db in pairs(dbs) do db:close() end
+  files.remove_dir(dir)
+end)
+
+describe("the message bus on RabbitMQ under faults (worker processes)", function()
+  it("a worker killed (SIGKILL) in the middle of a handler: the message is redelivered to another worker "
+    .. "and handled", function()
+    local url = rabbitmq.url()
+    local first = start_worker("first", "k9", url, { FAULTS_HANG = "1" })
+    consuming(first, "faults.hang")
+    local b = assert(amqp.open { url = url, app = "faults" })
+    assert.equal(1, b:publish(message("hang", "k9-1")))
+    wait.until_true(function() return #rows("k9", "SELECT id FROM runs WHERE id = 'k9-1'") == 1 end,
+      "the first worker runs the handler", T, 0.02)
+    assert(first.proc:kill("SIGKILL"))
+    assert.is_not_nil(first.proc:wait(T))
+
+    local second = start_worker("second", "k9", url)
+    wait.until_true(function() return #rows("k9", "SELECT id FROM handled WHERE id = 'k9-1'") == 1 end,
+      "the second worker handles the message", T, 0.05)
+    local r = rows("k9", "SELECT pid, attempt FROM runs WHERE id = 'k9-1' ORDER BY rowid")
+    assert.equal(2, #r)
+    assert.same({ first.proc:pid(), 1 }, { r[1].pid, r[1].attempt })
+    -- a redelivery is not a retry: the attempt is unchanged
+    assert.same({ second.proc:pid(), 1 }, { r[2].pid, r[2].attempt })
+    local h = rows("k9", "SELECT runs, pid FROM handled WHERE id = 'k9-1'")[1]
+    assert.same({ 1, second.proc:pid() }, { h.runs, h.pid })
+    b:close()
+    stop_worker(second)
+  end)
+
+  describe("a RabbitMQ node of the test's own", function()
+    local node
+    setup(function() node = rabbitmq.private() end)
+    teardown(function() if node then node.stop() end end)
+
+    it("restarted while 10,000 messages flow: the worker reconnects, every published message is handled",
+      function()
+        local N, BATCH, AHEAD = 10000, 100, 2000
+        local w = start_worker("flow", "flow", node.url)
+        consuming(w, "faults.record")
+        local function handled()
+          return rows("flow", "SELECT count(*) AS n, coalesce(sum(runs), 0) AS runs FROM handled")[1]
+        end
+
+        -- The publisher: batches of BATCH confirmed messages, at most AHEAD
+        -- published and not handled yet, so it is still publishing when the
+        -- node goes down.
+        local b = assert(amqp.open({ url = node.url, app = "faults" }, { max_pending_ms = 90000 }))
+        local published, failures = 0, {}
+        local publisher = sched.spawn(function()
+          while published < N do
+            local batch = {}
+            for i = published + 1, published + BATCH do batch[#batch + 1] = message("flow", ("m%05d"):format(i)) end
+            local n, err, code = b:publish(batch)
+            if n ~= BATCH then
+              failures[#failures + 1] = ("batch after %d: %s (%s)"):format(published, tostring(err), tostring(code))
+              return
+            end
+            published = published + BATCH
+            while published - handled().n > AHEAD do sched.sleep(0.02) end
+          end
+        end)
+
+        wait.until_true(function() return handled().n >= 3000 end, "3000 messages are handled", T, 0.05)
+        local before, sent_before = handled().n, published
+        -- both are running: the publisher is paced, the worker has not caught up
+        assert.is_true(sent_before < N and before < N, "nothing flows any more: the restart would prove nothing")
+        node.restart()
+        local after_restart = handled().n
+
+        local ok, perr = publisher:wait(120)
+        assert.is_true(ok, tostring(perr))
+        assert.same({}, failures)
+        assert.equal(N, published)
+        wait.until_true(function() return handled().n == N end, N .. " distinct messages are handled", 90, 0.1)
+        local got = handled()
+        local strangers = rows("flow", "SELECT count(*) AS n FROM handled WHERE pid <> ?", { w.proc:pid() })[1].n
+        print(("\n  broker restart: at its start %d published, %d handled; %d handled once the node was up again; "
+          .. "%d distinct handled of %d published, %d duplicate run(s)"):format(sent_before, before, after_restart, got.n,
+          published, got.runs - got.n))
+        assert.equal(N, got.n)
+        assert.is_true(got.runs >= N)
+        -- the publisher's connection went down and came back too
+        assert.is_true(b:stats().reconnects >= 1)
+        -- the same process handled them all: it reconnected, nobody restarted it
+        assert.equal(0, strangers)
+        assert.is_nil(w.proc:wait(0), "the worker exited:\n" .. output(w))
+        local out = output(w)
+        assert.truthy(out:find("connection lost", 1, true), out)
+        assert.truthy(out:find("connected again", 1, true), out)
+        b:close()
+        stop_worker(w)
+      end)
+  end)
+end)
