@@ -80,16 +80,16 @@ function M.private()
   os.remove(dir)
   local status, out, err = run.run({ SCRIPT, "start", dir }, 120)
   assert(status == 0, "cannot start a RabbitMQ node through " .. SCRIPT .. ":\n" .. out .. err)
-  local node = { url = (url_in(dir)), dir = dir }
-  function node.restart()
+  local own = { url = (url_in(dir)), dir = dir }
+  function own.restart()
     local st, o, e = run.run({ SCRIPT, "restart", dir }, 120)
     assert(st == 0, "cannot restart the RabbitMQ node in " .. dir .. ":\n" .. o .. e)
   end
-  function node.stop()
+  function own.stop()
     run.run({ SCRIPT, "stop", dir }, 120)
     run.run({ "rm", "-rf", dir }, 30)
   end
-  return node
+  return own
 end
 
 return M
