@@ -18,6 +18,9 @@
  *       -> true | nil, msg, "refused" (the broker's reason) | "closed" | "cancelled"
  *       (declared while the client is down: answered once it is up again)
  *   ac:publish(exchange, key, body [, { message_id, content_type, headers = { k = v } }])
+ *       exchange "" is the default exchange (key = a queue's name); header
+ *       values are strings, numbers or booleans, all sent as text (2 -> "2",
+ *       true -> "true"): consumers get strings back.
  *       parks until the broker confirms: true | nil, msg, "nacked" |
  *       "disconnected" (sent, the connection dropped before the confirm: it may
  *       be stored; publish again, consumers dedupe by message_id) | "timeout"
@@ -29,6 +32,25 @@
  *       .routing_key .exchange .queue; delivery:ack() :nack(requeue)
  *       :reject() -> true | nil, msg, "disconnected" | "closed"; a second
  *       settle of one delivery raises (the broker would close the channel)
+ *   ac:cancel(consumer_id) parks until the broker's cancel-ok: true | nil,
+ *       msg, "not_found" (no such consumer, or cancelled already) | "closed"
+ *       | "cancelled". No delivery for it comes after; those that came stay
+ *       settleable; its fn is released. Cancelled while the client is down:
+ *       only forgotten (not resumed on reconnect), true.
+ *   Queries (asked while the client is up; while it reconnects they answer
+ *   nil, msg, "disconnected" at once: ask again later). A missing queue or
+ *   exchange is nil, msg, "not_found" (the broker's reason in msg); the
+ *   client carries on (only its declarations channel was closed and is
+ *   reopened). Also "refused" (another refusal, e.g. RESOURCE_LOCKED),
+ *   "disconnected" (the connection dropped first), "closed", "cancelled".
+ *   ac:queue_info(queue) -> { messages = n (ready, not the unacked), consumers = n }
+ *   ac:exchange_exists(exchange) -> true
+ *   ac:purge(queue) -> the count of ready messages purged
+ *   ac:get(queue) -> a delivery, exactly like consume's (settle it with
+ *       :ack / :nack(requeue) / :reject) | false when the queue is empty.
+ *       A get cancelled while it waits: the message, if one came, is
+ *       nacked back to the queue.
+ *   Names are 1..255 bytes (else they raise, like the declarations).
  *   ac:stats() -> { up, published, nacked, unconfirmed, reconnects,
  *                   deliveries, pending, inflight }
  *   ac:close() -> true: parked calls answer "closed", consumers stop, the
@@ -59,6 +81,7 @@ typedef struct consumer {
     struct consumer *next;
     struct client_ud *c;
     int fn_ref;
+    int id; /* core's consumer id */
 } consumer;
 
 typedef struct client_ud {
@@ -71,9 +94,14 @@ typedef struct client_ud {
     char where[300];   /* amqp://user@host:port/vhost: never the password */
 } client_ud;
 
+/* What a parked call answers when core calls back. */
+enum { ANS_TRUE, ANS_INFO, ANS_COUNT };
+
 typedef struct {
     client_ud *c;
     jr_waiter w;
+    int answer;   /* ANS_*: the success value of an on_done / on_count op */
+    consumer *k;  /* ac:cancel: the consumer, freed when core answers */
 } op;
 
 typedef struct {
@@ -236,8 +264,9 @@ static int l_connect(lua_State *L)
     lua_rawget(L, LUA_REGISTRYINDEX);
     lua_setmetatable(L, -2);
     jr_amqp_callbacks cb = {on_state, c};
-    c->a = jr_amqp_new(jr_vm_global->loop, url, &o, &cb, err, sizeof err);
-    if (!c->a) return jr_push_fail(L, err, strcmp(err, "out of memory") == 0 ? "nomem" : "invalid");
+    int status;
+    c->a = jr_amqp_new(jr_vm_global->loop, url, &o, &cb, &status, err, sizeof err);
+    if (!c->a) return jr_push_fail(L, err, status == JR_AMQP_ENOMEM ? "nomem" : "invalid");
     c->deadline = malloc(sizeof *c->deadline);
     if (!c->deadline) {
         close_client(c);
@@ -263,26 +292,55 @@ static int push_closed(lua_State *L)
     return jr_push_fail(L, "the AMQP client is closed", "closed");
 }
 
+/* nil, msg, code on co for a failed status: 3. */
+static int push_status_fail(lua_State *co, int status, const char *why)
+{
+    lua_pushnil(co);
+    lua_pushstring(co, why && *why ? why : jr_amqp_code_name(status));
+    lua_pushstring(co, jr_amqp_code_name(status));
+    return 3;
+}
+
+/* The parked task gets its n values (pushed on co already), the op ends. */
+static void finish_op(op *o, int n)
+{
+    client_ud *c = o->c;
+    if (jr_waiter_thread(&o->w)) jr_waiter_resume(&o->w, n);
+    free(o);
+    release(c);
+}
+
+static void on_count(jr_amqp *a, int status, const char *why, uint32_t messages, uint32_t consumers, void *ud)
+{
+    (void)a;
+    op *o = ud;
+    lua_State *co = jr_waiter_thread(&o->w);
+    int n = 0;
+    if (co && status != JR_AMQP_OK) {
+        n = push_status_fail(co, status, why);
+    } else if (co && o->answer == ANS_INFO) {
+        lua_createtable(co, 0, 2);
+        lua_pushnumber(co, messages);
+        lua_setfield(co, -2, "messages");
+        lua_pushnumber(co, consumers);
+        lua_setfield(co, -2, "consumers");
+        n = 1;
+    } else if (co) {
+        lua_pushnumber(co, messages);
+        n = 1;
+    }
+    finish_op(o, n);
+}
+
 static void on_done(jr_amqp *a, int status, const char *why, void *ud)
 {
     (void)a;
     op *o = ud;
     lua_State *co = jr_waiter_thread(&o->w);
-    client_ud *c = o->c;
-    if (co) {
-        int n = 1;
-        if (status == JR_AMQP_OK) {
-            lua_pushboolean(co, 1);
-        } else {
-            lua_pushnil(co);
-            lua_pushstring(co, why && *why ? why : jr_amqp_code_name(status));
-            lua_pushstring(co, jr_amqp_code_name(status));
-            n = 3;
-        }
-        jr_waiter_resume(&o->w, n);
-    }
-    free(o);
-    release(c);
+    int n = 0;
+    if (co && status == JR_AMQP_OK) lua_pushboolean(co, 1), n = 1;
+    else if (co) n = push_status_fail(co, status, why);
+    finish_op(o, n);
 }
 
 /* An op for a call about to park: NULL (and the failure pushed, nret set)
@@ -310,6 +368,9 @@ static int park_or_fail(lua_State *L, client_ud *c, op *o, int rc, const char *w
     case JR_AMQP_EBUSY:
         return jr_push_fail(L, "too many messages wait unsent (max_pending_bytes): the broker is unreachable", "busy");
     case JR_AMQP_ENOMEM: return jr_push_fail(L, "out of memory", "nomem");
+    case JR_AMQP_EDISCONNECTED:
+        return jr_push_fail(L, "the AMQP client is not connected (it is reconnecting): ask again later", "disconnected");
+    case JR_AMQP_ENOTFOUND: return jr_push_fail(L, "no such consumer (cancelled already?)", "not_found");
     default: return push_closed(L);
     }
 }
@@ -440,14 +501,12 @@ static void set_str(lua_State *L, const char *name, const char *s)
     lua_setfield(L, -2, name);
 }
 
-static void on_delivery(jr_amqp *a, const jr_amqp_delivery *d, void *ud)
+/* The delivery object (consume's and get's) on L's stack; c is anchored
+ * (self_ref) by the caller's hold. */
+static void push_delivery(lua_State *L, client_ud *c, const jr_amqp_delivery *d)
 {
-    (void)a;
-    consumer *k = ud;
-    lua_State *L = jr_vm_global->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, k->fn_ref);
     delivery_ud *du = lua_newuserdata(L, sizeof *du);
-    du->c = k->c;
+    du->c = c;
     du->tag = d->tag;
     du->settled = 0;
     lua_pushlightuserdata(L, &k_delivery_mt);
@@ -470,9 +529,18 @@ static void on_delivery(jr_amqp *a, const jr_amqp_delivery *d, void *ud)
     lua_pushboolean(L, d->redelivered);
     lua_setfield(L, -2, "redelivered");
     lua_pushlightuserdata(L, &k_client_key); /* keeps the client alive while the delivery is */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, k->c->self_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
     lua_rawset(L, -3);
     lua_setfenv(L, -2);
+}
+
+static void on_delivery(jr_amqp *a, const jr_amqp_delivery *d, void *ud)
+{
+    (void)a;
+    consumer *k = ud;
+    lua_State *L = jr_vm_global->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, k->fn_ref);
+    push_delivery(L, k->c, d);
     jr_task_start(L, 1); /* (k may be freed from here on: fn may close the client) */
 }
 
@@ -497,11 +565,98 @@ static int c_consume(lua_State *L)
     }
     lua_pushvalue(L, 4);
     k->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    k->id = id;
     hold(L, c, 1);
     k->next = c->consumers;
     c->consumers = k;
     lua_pushinteger(L, id);
     return 1;
+}
+
+/* Core is done with the consumer (cancel-ok, a drop, or ECLOSED from
+ * close_client): no delivery can come, its function is released. */
+static void on_cancelled(jr_amqp *a, int status, const char *why, void *ud)
+{
+    op *o = ud;
+    consumer *k = o->k;
+    client_ud *c = o->c;
+    for (consumer **pp = &c->consumers; *pp; pp = &(*pp)->next)
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+    luaL_unref(jr_vm_global->L, LUA_REGISTRYINDEX, k->fn_ref);
+    free(k);
+    release(c); /* the consumer's hold; the op's is released by on_done */
+    on_done(a, status, why, o);
+}
+
+/* ac:cancel(consumer_id) -> true | nil, msg, code */
+static int c_cancel(lua_State *L)
+{
+    client_ud *c = check_client(L);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    if (!c->a) return push_closed(L);
+    consumer *k = c->consumers;
+    while (k && k->id != id) k = k->next;
+    if (!k) return jr_push_fail(L, "no such consumer (cancelled already?)", "not_found");
+    op *o = new_op(L, c, "ac:cancel()");
+    o->k = k;
+    return park_or_fail(L, c, o, jr_amqp_cancel(c->a, (int)id, on_cancelled, o), "ac:cancel()");
+}
+
+/* ac:queue_info(name) -> { messages = ready, consumers = n } | nil, msg, code */
+static int c_queue_info(lua_State *L)
+{
+    client_ud *c = check_client(L);
+    const char *name = luaL_checkstring(L, 2);
+    if (!c->a) return push_closed(L);
+    op *o = new_op(L, c, "ac:queue_info()");
+    o->answer = ANS_INFO;
+    return park_or_fail(L, c, o, jr_amqp_queue_info(c->a, name, on_count, o), "ac:queue_info()");
+}
+
+/* ac:exchange_exists(name) -> true | nil, msg, code */
+static int c_exchange_exists(lua_State *L)
+{
+    client_ud *c = check_client(L);
+    const char *name = luaL_checkstring(L, 2);
+    if (!c->a) return push_closed(L);
+    op *o = new_op(L, c, "ac:exchange_exists()");
+    return park_or_fail(L, c, o, jr_amqp_exchange_exists(c->a, name, on_done, o), "ac:exchange_exists()");
+}
+
+/* ac:purge(name) -> count purged | nil, msg, code */
+static int c_purge(lua_State *L)
+{
+    client_ud *c = check_client(L);
+    const char *name = luaL_checkstring(L, 2);
+    if (!c->a) return push_closed(L);
+    op *o = new_op(L, c, "ac:purge()");
+    o->answer = ANS_COUNT;
+    return park_or_fail(L, c, o, jr_amqp_purge(c->a, name, on_count, o), "ac:purge()");
+}
+
+static void on_get(jr_amqp *a, int status, const char *why, const jr_amqp_delivery *d, void *ud)
+{
+    op *o = ud;
+    lua_State *co = jr_waiter_thread(&o->w);
+    int n = 0;
+    if (co && status != JR_AMQP_OK) n = push_status_fail(co, status, why);
+    else if (co && d) push_delivery(co, o->c, d), n = 1;
+    else if (co) lua_pushboolean(co, 0), n = 1;
+    else if (d) jr_amqp_nack(a, d->tag, 1); /* nobody waits any more (cancelled): back to the queue */
+    finish_op(o, n);
+}
+
+/* ac:get(queue) -> delivery | false (empty) | nil, msg, code */
+static int c_get(lua_State *L)
+{
+    client_ud *c = check_client(L);
+    const char *name = luaL_checkstring(L, 2);
+    if (!c->a) return push_closed(L);
+    op *o = new_op(L, c, "ac:get()");
+    return park_or_fail(L, c, o, jr_amqp_get(c->a, name, on_get, o), "ac:get()");
 }
 
 static delivery_ud *check_delivery(lua_State *L, const char *what)
@@ -594,7 +749,9 @@ int jr_open_amqp(lua_State *L)
 {
     static const luaL_Reg client_methods[] = {
         {"declare_exchange", c_declare_exchange}, {"declare_queue", c_declare_queue}, {"bind", c_bind},
-        {"publish", c_publish}, {"consume", c_consume}, {"stats", c_stats}, {"close", c_close}, {NULL, NULL}};
+        {"publish", c_publish}, {"consume", c_consume}, {"cancel", c_cancel}, {"queue_info", c_queue_info},
+        {"exchange_exists", c_exchange_exists}, {"purge", c_purge}, {"get", c_get}, {"stats", c_stats},
+        {"close", c_close}, {NULL, NULL}};
     jr_newmetatable(L, &k_client_mt, "AMQP client", client_methods, c_gc);
     static const luaL_Reg delivery_methods[] = {{"ack", d_ack}, {"nack", d_nack}, {"reject", d_reject}, {NULL, NULL}};
     jr_newmetatable(L, &k_delivery_mt, "AMQP delivery", delivery_methods, NULL);

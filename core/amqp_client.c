@@ -42,6 +42,7 @@ const char *jr_amqp_code_name(int code)
     case JR_AMQP_ENACKED: return "nacked";
     case JR_AMQP_EBUSY: return "busy";
     case JR_AMQP_EREFUSED: return "refused";
+    case JR_AMQP_ENOTFOUND: return "not_found";
     default: return "unknown";
     }
 }
@@ -149,9 +150,15 @@ static void detach(jr_amqp *a)
         a->dead = a->conn;
         a->conn = NULL;
     }
+    qry **qtail = &a->qdead;
+    while (*qtail) qtail = &(*qtail)->next;
     while (a->ops) {
         op *o = a->ops;
         a->ops = o->next;
+        if (o->q) { /* a query: answered by the caller of detach */
+            *qtail = o->q;
+            qtail = &o->q->next;
+        }
         free(o);
     }
     a->d.active = 0;
@@ -193,6 +200,9 @@ void jr_amqp_conn_fail(jr_amqp *a, const char *fmt, ...)
     a->st.unconfirmed += a->st.inflight;
     a->st.inflight = 0;
     jr_amqp_fail_pubs(a, &a->dying, JR_AMQP_EDISCONNECTED, why);
+    snprintf(why, sizeof why, "connection lost before the answer: %s", a->last_err);
+    jr_amqp_end_queries(a, JR_AMQP_EDISCONNECTED, why);
+    jr_amqp_end_cancels(a, JR_AMQP_OK); /* the broker forgets a closed connection's consumers */
     report_down(a);
 }
 
@@ -235,15 +245,21 @@ static void on_channel_close(jr_amqp *a, amqp_channel_t ch, const amqp_channel_c
     amqp_channel_close_ok_t ok = {0};
     int rc = amqp_send_method(a->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
     op *o = a->ops;
-    if (ch != CH_DECL || rc != AMQP_STATUS_OK || !o || !o->sent || o->kind != OP_DECL) {
+    int query = o && o->kind == OP_QUERY && jr_amqp_query_on_decl(o->q);
+    if (ch != CH_DECL || rc != AMQP_STATUS_OK || !o || !o->sent || (o->kind != OP_DECL && !query)) {
         jr_amqp_conn_fail(a, "the broker closed channel %u: %s", ch, text);
+        return;
+    }
+    uint64_t gen = a->gen;
+    if (query) { /* a missing queue or exchange (404): answer, reopen the channel, go on */
+        jr_amqp_query_refused(a, o, m->reply_code, text);
+        if (!a->closing && a->gen == gen) jr_amqp_ops_kick(a);
         return;
     }
     /* a refused declaration: forget it, reopen the channel, go on */
     o->kind = OP_REOPEN, o->sent = 0;
     decl *d = o->d;
     o->d = NULL;
-    uint64_t gen = a->gen;
     jr_amqp_decl_answer(a, d, JR_AMQP_EREFUSED, text);
     if (!a->closing && a->gen == gen) jr_amqp_ops_kick(a);
 }
@@ -273,13 +289,15 @@ static void on_method(jr_amqp *a, const amqp_frame_t *f)
     }
     if (id == AMQP_CONNECTION_BLOCKED_METHOD || id == AMQP_CONNECTION_UNBLOCKED_METHOD) return;
     op *o = a->ops;
-    if (!o || !o->sent || jr_amqp_op_reply(o) != id) {
+    if (!o || !o->sent || !jr_amqp_op_expects(o, id)) {
         jr_amqp_conn_fail(a, "unexpected method 0x%08x on channel %u", (unsigned)id, ch);
         return;
     }
+    if (o->kind == OP_QUERY) return jr_amqp_query_reply(a, id, m);
     a->ops = o->next;
     uint64_t gen = a->gen;
     if (o->kind == OP_DECL) jr_amqp_decl_answer(a, o->d, JR_AMQP_OK, NULL);
+    if (o->kind == OP_CANCEL) jr_amqp_cancel_ok(a, o);
     free(o);
     if (!a->closing && a->gen == gen) jr_amqp_ops_kick(a);
 }
@@ -424,7 +442,8 @@ static void attempt_done(uv_work_t *req, int status)
     uv_poll_start(a->poll, UV_READABLE, on_readable);
     int bad = 0;
     for (decl *d = a->decls; d; d = d->next) bad |= jr_amqp_op_push(a, OP_DECL, d, NULL);
-    for (cons *k = a->conss; k; k = k->next) bad |= jr_amqp_op_push(a, OP_QOS, NULL, k) | jr_amqp_op_push(a, OP_CONSUME, NULL, k);
+    for (cons *k = a->conss; k; k = k->next)
+        if (!k->cancelling) bad |= jr_amqp_op_push(a, OP_QOS, NULL, k) | jr_amqp_op_push(a, OP_CONSUME, NULL, k);
     bad |= jr_amqp_op_push(a, OP_UP, NULL, NULL);
     if (bad) {
         jr_amqp_conn_fail(a, "out of memory");
@@ -490,8 +509,11 @@ static void on_tick(uv_timer_t *tm)
 /* ------------------------------------------------------------ public API */
 
 jr_amqp *jr_amqp_new(uv_loop_t *loop, const char *url, const jr_amqp_options *opts,
-                     const jr_amqp_callbacks *cb, char *err, size_t errlen)
+                     const jr_amqp_callbacks *cb, int *status, char *err, size_t errlen)
 {
+    int st_dummy;
+    if (!status) status = &st_dummy;
+    *status = JR_AMQP_EINVALID;
     jr_amqp_options o;
     if (opts) o = *opts;
     else jr_amqp_options_defaults(&o);
@@ -505,12 +527,16 @@ jr_amqp *jr_amqp_new(uv_loop_t *loop, const char *url, const jr_amqp_options *op
     jr_amqp *a = calloc(1, sizeof *a);
     if (!a) {
         if (err && errlen) snprintf(err, errlen, "out of memory");
+        *status = JR_AMQP_ENOMEM;
         return NULL;
     }
-    if (jr_amqp_url_parse(url, &a->url, err, errlen) != 0) {
+    int rc = jr_amqp_url_parse(url, &a->url, err, errlen);
+    if (rc != 0) {
         free(a);
+        if (rc == JR_AMQP_URL_ENOMEM) *status = JR_AMQP_ENOMEM;
         return NULL;
     }
+    *status = JR_AMQP_OK;
     a->loop = loop;
     a->o = o;
     if (cb) a->cb = *cb;
@@ -519,8 +545,9 @@ jr_amqp *jr_amqp_new(uv_loop_t *loop, const char *url, const jr_amqp_options *op
     jr_buf_init(&a->d.body);
     uv_timer_init(loop, &a->timer);
     uv_timer_init(loop, &a->tick);
-    a->timer.data = a->tick.data = a;
-    a->open = 2;
+    uv_timer_init(loop, &a->soon);
+    a->timer.data = a->tick.data = a->soon.data = a;
+    a->open = 3;
     uv_timer_start(&a->tick, on_tick, 200, 200);
     start_attempt(a);
     return a;
@@ -571,6 +598,9 @@ void jr_amqp_free(jr_amqp *a)
         if (d->cb) d->cb(a, JR_AMQP_ECLOSED, "the client was closed", d->ud);
         jr_amqp_decl_free(d);
     }
+    jr_amqp_end_queries(a, JR_AMQP_ECLOSED, "the client was closed");
+    jr_amqp_end_cancels(a, JR_AMQP_ECLOSED);
+    uv_close((uv_handle_t *)&a->soon, close_timer_cb);
     uv_close((uv_handle_t *)&a->timer, close_timer_cb);
     uv_close((uv_handle_t *)&a->tick, close_timer_cb);
 }

@@ -5,7 +5,7 @@
  *
  *   jr_amqp_options o; jr_amqp_options_defaults(&o);
  *   jr_amqp_callbacks cb = { on_state, ud };
- *   jr_amqp *a = jr_amqp_new(loop, "amqp://guest:guest@127.0.0.1:5672/", &o, &cb, err, sizeof err);
+ *   jr_amqp *a = jr_amqp_new(loop, "amqp://guest:guest@127.0.0.1:5672/", &o, &cb, &status, err, sizeof err);
  *   jr_amqp_declare_exchange(a, "app", "topic", done, ud);
  *   jr_amqp_declare_queue(a, "app.task", NULL, done, ud);
  *   jr_amqp_bind(a, "app.task", "app", "task", done, ud);
@@ -75,6 +75,9 @@
  * returns EDISCONNECTED. Acknowledging one tag twice is a protocol error
  * (RabbitMQ closes the channel; the client reconnects).
  *
+ * Queries (queue_info, exchange_exists, purge, get) and jr_amqp_cancel: see
+ * their declarations below.
+ *
  * Callbacks run on the loop thread, never from inside the call that caused
  * them (jr_amqp_free is the documented exception). jr_amqp_free may be
  * called from any callback. Not thread-safe: one client per loop. */
@@ -97,10 +100,12 @@ enum {
     JR_AMQP_ENOMEM = -5,
     JR_AMQP_ENACKED = -6,       /* the broker nacked a publish */
     JR_AMQP_EBUSY = -7,         /* the unsent-publish queue is full */
-    JR_AMQP_EREFUSED = -8       /* the broker refused a declaration */
+    JR_AMQP_EREFUSED = -8,      /* the broker refused a declaration */
+    JR_AMQP_ENOTFOUND = -9      /* no such queue / exchange (the broker's 404), or consumer */
 };
 /* "ok", "timeout", "disconnected", "closed", "invalid", "nomem", "nacked",
- * "busy", "refused": the stable identifiers of the error triples. */
+ * "busy", "refused", "not_found": the stable identifiers of the error
+ * triples. */
 const char *jr_amqp_code_name(int code);
 
 typedef struct {
@@ -151,11 +156,12 @@ typedef struct {
 } jr_amqp_stats;
 
 /* url: amqp://[user[:password]@]host[:port][/vhost] (see amqp_url.h). Starts
- * connecting at once. NULL on a bad URL or option (err names the field at
- * fault, never the password) or out of memory. opts NULL = defaults; cb may
- * be NULL. */
+ * connecting at once. NULL on a bad URL or option (*status = EINVALID; err
+ * names the field at fault, never the password) or out of memory (*status =
+ * ENOMEM): callers decide on the status, not on err's text. opts NULL =
+ * defaults; cb, status and err may be NULL. */
 jr_amqp *jr_amqp_new(uv_loop_t *loop, const char *url, const jr_amqp_options *opts,
-                     const jr_amqp_callbacks *cb, char *err, size_t errlen);
+                     const jr_amqp_callbacks *cb, int *status, char *err, size_t errlen);
 
 /* Every pending callback (publish confirms, declarations) runs with
  * JR_AMQP_ECLOSED before this returns, and no callback runs after it; the
@@ -224,6 +230,53 @@ typedef void (*jr_amqp_delivery_cb)(jr_amqp *a, const jr_amqp_delivery *d, void 
  * unacknowledged at a time; resumed after every reconnect. A consumer id
  * (> 0), or EINVALID / ENOMEM / ECLOSED. */
 int jr_amqp_consume(jr_amqp *a, const char *queue, unsigned prefetch, jr_amqp_delivery_cb cb, void *ud);
+
+/* Stop a consumer (basic.cancel). Deliveries may still come until the
+ * broker's cancel-ok; then cb runs with OK, the consumer's delivery
+ * callback never runs again and its ud may be freed. Its deliveries stay
+ * ackable (same channel). Cancelled while the client is down: it is only
+ * forgotten (not resumed on the next connection) and cb runs with OK from
+ * the loop; the connection dropping before the cancel-ok answers OK too
+ * (the broker forgets the consumers of a closed connection). 0 and then cb
+ * (may be NULL) runs once, ECLOSED from jr_amqp_free; or ENOTFOUND (no
+ * such consumer, or cancelled already), ECLOSED, ENOMEM and cb never runs. */
+int jr_amqp_cancel(jr_amqp *a, int consumer_id, jr_amqp_done_cb cb, void *ud);
+
+/* Queries: one-shot synchronous methods, never remembered or redone.
+ * Asked while the client is up (or re-declaring after a reconnect); while
+ * it is down they answer EDISCONNECTED at once (the caller asks again
+ * later). 0 and then cb runs once: OK; ENOTFOUND when the queue or
+ * exchange does not exist (why: the broker's "404 NOT_FOUND - ..."; the
+ * broker closes the channel that asked, the client reopens it and goes on:
+ * publishes and consumers on the other channels are untouched); EREFUSED
+ * for another refusal (e.g. 405 RESOURCE_LOCKED: an exclusive queue of
+ * another connection); EDISCONNECTED (the connection dropped before the
+ * answer); ECLOSED (jr_amqp_free). Or a negative code (EINVALID: names are
+ * 1..255 bytes; EDISCONNECTED; ENOMEM; ECLOSED) and cb never runs. Like the
+ * declarations they travel one at a time on the declarations channel, and
+ * publishes called after them are sent after they are answered. */
+
+/* messages: the queue's ready messages (not the unacknowledged ones);
+ * consumers: its consumers. For jr_amqp_purge, messages is the count
+ * purged and consumers 0. Both 0 unless status is OK. */
+typedef void (*jr_amqp_count_cb)(jr_amqp *a, int status, const char *why, uint32_t messages,
+                                 uint32_t consumers, void *ud);
+/* queue.declare passive: does the queue exist, how many messages are ready. */
+int jr_amqp_queue_info(jr_amqp *a, const char *queue, jr_amqp_count_cb cb, void *ud);
+/* exchange.declare passive: OK when the exchange exists, else ENOTFOUND. */
+int jr_amqp_exchange_exists(jr_amqp *a, const char *exchange, jr_amqp_done_cb cb, void *ud);
+/* queue.purge: drop the queue's ready messages (not the unacknowledged). */
+int jr_amqp_purge(jr_amqp *a, const char *queue, jr_amqp_count_cb cb, void *ud);
+
+/* d: the message (manual acknowledgement: settle d->tag with jr_amqp_ack /
+ * nack / reject, like a consumer's delivery), valid during the callback;
+ * NULL when the queue was empty or status is not OK. */
+typedef void (*jr_amqp_get_cb)(jr_amqp *a, int status, const char *why, const jr_amqp_delivery *d, void *ud);
+/* basic.get of one message (the queue is checked first with a passive
+ * declare on the declarations channel: a missing queue answers ENOTFOUND
+ * without closing the consumers' channel; a queue deleted between the two
+ * steps makes the broker close that channel, and the client reconnects). */
+int jr_amqp_get(jr_amqp *a, const char *queue, jr_amqp_get_cb cb, void *ud);
 
 /* 0; EDISCONNECTED when the tag's connection is gone (the broker redelivers
  * the message); EINVALID for a tag never delivered; ECLOSED. */

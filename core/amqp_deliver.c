@@ -78,8 +78,8 @@ static void dispatch(jr_amqp *a)
         return;
     }
     const char *m = d->meta.data;
-    cons *c = cons_by_tag(a, m + d->o_ct);
-    if (!c) return; /* cancelled meanwhile: the broker requeues it when we close */
+    cons *c = d->get ? NULL : cons_by_tag(a, m + d->o_ct);
+    if (!c && !d->get) return; /* unknown consumer tag: the broker requeues it when we close */
     for (size_t i = 0; i < d->nh; i++) {
         d->hv[i].key = m + d->hoff[i * 3];
         d->hv[i].value = m + d->hoff[i * 3 + 1];
@@ -90,7 +90,7 @@ static void dispatch(jr_amqp *a)
         .redelivered = d->redelivered,
         .exchange = m + d->o_ex,
         .routing_key = m + d->o_rk,
-        .queue = c->queue,
+        .queue = c ? c->queue : a->ops->q->name, /* a get's: the head op's query */
         .body = d->body.data ? d->body.data : "",
         .len = d->body.len,
         .message_id = d->o_mid != (size_t)-1 ? m + d->o_mid : NULL,
@@ -99,23 +99,36 @@ static void dispatch(jr_amqp *a)
         .nheaders = d->nh,
     };
     a->st.deliveries++;
-    c->cb(a, &dv, c->ud);
+    if (c) c->cb(a, &dv, c->ud);
+    else jr_amqp_query_got(a, &dv);
 }
 
-void jr_amqp_on_deliver(jr_amqp *a, const amqp_basic_deliver_t *m)
+static void begin(jr_amqp *a, int get, uint64_t tag, int redelivered, amqp_bytes_t ex, amqp_bytes_t rk)
 {
     dstate *d = &a->d;
     jr_buf_reset(&d->meta);
     jr_buf_reset(&d->body);
     d->active = 1;
+    d->get = get;
     d->nh = 0;
-    d->tag = m->delivery_tag & TAG_MASK;
-    d->redelivered = m->redelivered;
-    d->o_ex = meta_str(a, m->exchange);
-    d->o_rk = meta_str(a, m->routing_key);
-    d->o_ct = meta_str(a, m->consumer_tag);
-    d->o_mid = d->o_ctype = (size_t)-1;
+    d->tag = tag & TAG_MASK;
+    d->redelivered = redelivered;
+    d->o_ex = meta_str(a, ex);
+    d->o_rk = meta_str(a, rk);
+    d->o_ct = d->o_mid = d->o_ctype = (size_t)-1;
     d->body_size = (size_t)-1; /* until the header frame */
+}
+
+void jr_amqp_on_deliver(jr_amqp *a, const amqp_basic_deliver_t *m)
+{
+    begin(a, 0, m->delivery_tag, m->redelivered, m->exchange, m->routing_key);
+    a->d.o_ct = meta_str(a, m->consumer_tag);
+}
+
+/* basic.get-ok: the message comes like a delivery; the get's query gets it. */
+void jr_amqp_on_get_ok(jr_amqp *a, const amqp_basic_get_ok_t *m)
+{
+    begin(a, 1, m->delivery_tag, m->redelivered, m->exchange, m->routing_key);
 }
 
 void jr_amqp_on_header(jr_amqp *a, const amqp_frame_t *f)

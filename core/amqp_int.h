@@ -1,7 +1,8 @@
 /* amqp_int.h - what the files of the AMQP client share (amqp_client.c: the
  * connection; amqp_topology.c: declarations and consumers, redone on every
  * connection; amqp_publish.c: publishes and confirms; amqp_deliver.c:
- * deliveries and their acknowledgements). Not a public header. */
+ * deliveries and their acknowledgements; amqp_query.c: one-shot queries,
+ * queue_info, exchange_exists, purge, get). Not a public header. */
 #ifndef JR_AMQP_INT_H
 #define JR_AMQP_INT_H
 
@@ -18,7 +19,8 @@
 enum { ST_DOWN, ST_CONNECTING, ST_ATTACHED, ST_UP };
 enum { CH_PUB = 1, CH_CONS = 2, CH_DECL = 3 };
 enum { D_EXCHANGE, D_QUEUE, D_BIND };
-enum { OP_DECL, OP_QOS, OP_CONSUME, OP_REOPEN, OP_UP };
+enum { OP_DECL, OP_QOS, OP_CONSUME, OP_REOPEN, OP_UP, OP_QUERY, OP_CANCEL };
+enum { Q_QUEUE, Q_EXCHANGE, Q_PURGE, Q_GET };
 
 /* The broker's delivery tag in the low bits, our connection generation above:
  * an ack for a tag of an older connection must not reach the new one (the
@@ -44,13 +46,29 @@ typedef struct cons {
     jr_amqp_delivery_cb cb;
     void *ud;
     char tag[24]; /* our consumer tag: "jr-<id>" */
+    int cancelling;  /* jr_amqp_cancel called: not resumed, answered at cancel-ok or a drop */
+    jr_amqp_done_cb cancel_cb;
+    void *cancel_ud;
 } cons;
+
+/* A one-shot query (amqp_query.c): answered once, never redone. */
+typedef struct qry {
+    struct qry *next; /* in a->qdead */
+    int kind;         /* Q_* */
+    int step;         /* Q_GET: 0 passive declare, 1 basic.get, 2 its message arriving */
+    char *name;
+    jr_amqp_done_cb done;   /* Q_EXCHANGE */
+    jr_amqp_count_cb count; /* Q_QUEUE, Q_PURGE */
+    jr_amqp_get_cb get;     /* Q_GET */
+    void *ud;
+} qry;
 
 typedef struct op {
     struct op *next;
     int kind, sent;
     decl *d;
     cons *c;
+    qry *q;
 } op;
 
 typedef struct pubm { /* one allocation: the record, then its headers, strings and body */
@@ -65,6 +83,7 @@ typedef struct pubm { /* one allocation: the record, then its headers, strings a
 
 typedef struct { /* a delivery being assembled from its method, header and body frames */
     int active;
+    int get; /* from basic.get-ok (the head op's query), not from a consumer */
     uint64_t tag;
     int redelivered;
     size_t body_size;
@@ -94,6 +113,7 @@ struct jr_amqp {
     uv_poll_t *poll;
     uv_timer_t timer; /* backoff while DOWN; "fail now" (0 ms) from a call */
     uv_timer_t tick;  /* heartbeats and the age of waiting publishes */
+    uv_timer_t soon;  /* answers decided inside a call (cdone), from the loop */
     int open;         /* handles not closed + attempts running */
     uint64_t gen;     /* connection generation (delivery tags) */
     unsigned failures;
@@ -104,6 +124,8 @@ struct jr_amqp {
     cons *conss;
     int next_cons;
     op *ops;
+    qry *qdead;          /* queries whose connection dropped, their callbacks running */
+    cons *cdone;         /* consumers cancelled while down, their callbacks due */
     pubm *qhead, *qtail; /* waiting unsent */
     size_t qbytes;
     pubm *fhead, *ftail; /* sent, awaiting confirms (seq order) */
@@ -142,7 +164,14 @@ void jr_amqp_become_up(jr_amqp *a);
 /* amqp_topology.c */
 int jr_amqp_op_push(jr_amqp *a, int kind, decl *d, cons *c);
 void jr_amqp_ops_kick(jr_amqp *a);
-amqp_method_number_t jr_amqp_op_reply(const op *o);
+/* kick from inside an API call: only sends, a failure is reported from the loop */
+void jr_amqp_ops_kick_from_call(jr_amqp *a);
+/* Is id the answer the (sent) head op o waits for? */
+int jr_amqp_op_expects(const op *o, amqp_method_number_t id);
+void jr_amqp_cancel_ok(jr_amqp *a, op *o);
+/* At a drop (status OK: the broker forgets them) or jr_amqp_free (ECLOSED):
+ * end the consumers being cancelled. */
+void jr_amqp_end_cancels(jr_amqp *a, int status);
 void jr_amqp_decl_answer(jr_amqp *a, decl *d, int status, const char *why);
 void jr_amqp_decl_free(decl *d);
 
@@ -152,8 +181,24 @@ void jr_amqp_flush_queue(jr_amqp *a);
 void jr_amqp_fail_pubs(jr_amqp *a, pubm **head, int status, const char *why);
 void jr_amqp_expire_pending(jr_amqp *a, uint64_t now);
 
+/* amqp_query.c */
+int jr_amqp_query_send(jr_amqp *a, const qry *q);
+int jr_amqp_query_expects(const qry *q, amqp_method_number_t id);
+/* The head op's query answered by method id (m decoded): may call back. */
+void jr_amqp_query_reply(jr_amqp *a, amqp_method_number_t id, void *m);
+/* The head op's query on the declarations channel, closed by the broker
+ * with code: answered, the op becomes the channel's reopening. */
+void jr_amqp_query_refused(jr_amqp *a, op *o, int code, const char *why);
+/* The head op's basic.get message is complete: pop it and call back. */
+void jr_amqp_query_got(jr_amqp *a, const jr_amqp_delivery *d);
+/* Answer the queries of a->qdead with status (EDISCONNECTED, ECLOSED). */
+void jr_amqp_end_queries(jr_amqp *a, int status, const char *why);
+/* Does the (sent) head op o talk on the declarations channel now? */
+int jr_amqp_query_on_decl(const qry *q);
+
 /* amqp_deliver.c */
 void jr_amqp_on_deliver(jr_amqp *a, const amqp_basic_deliver_t *m);
+void jr_amqp_on_get_ok(jr_amqp *a, const amqp_basic_get_ok_t *m);
 void jr_amqp_on_header(jr_amqp *a, const amqp_frame_t *f);
 void jr_amqp_on_body(jr_amqp *a, const amqp_frame_t *f);
 

@@ -1,13 +1,14 @@
 /* amqp_topology.c - what every new connection sets up again: declarations
  * (exchanges, queues, bindings) and consumers (basic.qos + basic.consume),
- * through the ops FIFO (see amqp_client.c's header comment). */
+ * through the ops FIFO (see amqp_client.c's header comment); and the
+ * cancelling of consumers (basic.cancel). */
 #include "amqp_int.h"
 
 static int send_op(jr_amqp *a, struct op *o);
 
 /* Put the head op on the wire from inside an API call: only a send, so no
  * callback runs inside the call; a failed send is reported from the loop. */
-static void kick_from_call(jr_amqp *a)
+void jr_amqp_ops_kick_from_call(jr_amqp *a)
 {
     op *o = a->ops;
     if (!a->conn || !o || o->sent || o->kind == OP_UP) return;
@@ -41,6 +42,11 @@ static int send_op(jr_amqp *a, op *o)
         amqp_basic_consume_t m = {0, B(o->c->queue), B(o->c->tag), 0, 0, 0, 0, amqp_empty_table};
         return amqp_send_method(a->conn, CH_CONS, AMQP_BASIC_CONSUME_METHOD, &m);
     }
+    if (o->kind == OP_CANCEL) {
+        amqp_basic_cancel_t m = {B(o->c->tag), 0};
+        return amqp_send_method(a->conn, CH_CONS, AMQP_BASIC_CANCEL_METHOD, &m);
+    }
+    if (o->kind == OP_QUERY) return jr_amqp_query_send(a, o->q);
     decl *d = o->d;
     if (d->kind == D_EXCHANGE) {
         amqp_exchange_declare_t m = {0, B(d->s1), B(d->s2), 0, 1, 0, 0, 0, amqp_empty_table};
@@ -63,16 +69,18 @@ static int send_op(jr_amqp *a, op *o)
     return amqp_send_method(a->conn, CH_DECL, AMQP_QUEUE_DECLARE_METHOD, &m);
 }
 
-amqp_method_number_t jr_amqp_op_reply(const op *o)
+int jr_amqp_op_expects(const op *o, amqp_method_number_t id)
 {
     switch (o->kind) {
-    case OP_REOPEN: return AMQP_CHANNEL_OPEN_OK_METHOD;
-    case OP_QOS: return AMQP_BASIC_QOS_OK_METHOD;
-    case OP_CONSUME: return AMQP_BASIC_CONSUME_OK_METHOD;
+    case OP_REOPEN: return id == AMQP_CHANNEL_OPEN_OK_METHOD;
+    case OP_QOS: return id == AMQP_BASIC_QOS_OK_METHOD;
+    case OP_CONSUME: return id == AMQP_BASIC_CONSUME_OK_METHOD;
+    case OP_CANCEL: return id == AMQP_BASIC_CANCEL_OK_METHOD;
+    case OP_QUERY: return jr_amqp_query_expects(o->q, id);
     default:
-        return o->d->kind == D_EXCHANGE ? AMQP_EXCHANGE_DECLARE_OK_METHOD
-               : o->d->kind == D_QUEUE  ? AMQP_QUEUE_DECLARE_OK_METHOD
-                                        : AMQP_QUEUE_BIND_OK_METHOD;
+        return id == (o->d->kind == D_EXCHANGE ? AMQP_EXCHANGE_DECLARE_OK_METHOD
+                      : o->d->kind == D_QUEUE  ? AMQP_QUEUE_DECLARE_OK_METHOD
+                                               : AMQP_QUEUE_BIND_OK_METHOD);
     }
 }
 
@@ -151,7 +159,7 @@ static int add_decl(jr_amqp *a, decl *d, int bad)
             jr_amqp_decl_free(d);
             return JR_AMQP_ENOMEM;
         }
-        kick_from_call(a);
+        jr_amqp_ops_kick_from_call(a);
     }
     return 0;
 }
@@ -231,7 +239,78 @@ int jr_amqp_consume(jr_amqp *a, const char *queue, unsigned prefetch, jr_amqp_de
             jr_amqp_fail_soon(a, AMQP_STATUS_NO_MEMORY, "consuming");
             return c->id;
         }
-        kick_from_call(a);
+        jr_amqp_ops_kick_from_call(a);
     }
     return c->id;
+}
+
+static void cons_unlink(cons **head, cons *c)
+{
+    for (cons **pp = head; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+}
+
+static void cons_free(cons *c)
+{
+    free(c->queue);
+    free(c);
+}
+
+/* The broker's cancel-ok: no delivery for c comes any more. */
+void jr_amqp_cancel_ok(jr_amqp *a, op *o)
+{
+    cons *c = o->c;
+    cons_unlink(&a->conss, c);
+    jr_amqp_done_cb cb = c->cancel_cb;
+    void *ud = c->cancel_ud;
+    cons_free(c);
+    if (cb) cb(a, JR_AMQP_OK, NULL, ud);
+}
+
+void jr_amqp_end_cancels(jr_amqp *a, int status)
+{
+    /* one at a time from the client's lists: a callback may free the
+     * client, and jr_amqp_free then ends the rest with ECLOSED */
+    for (;;) {
+        if (status != JR_AMQP_ECLOSED && a->closing) return;
+        cons *c = a->cdone;
+        if (c) {
+            a->cdone = c->next;
+        } else {
+            for (c = a->conss; c && !c->cancelling; c = c->next) {}
+            if (!c) return;
+            cons_unlink(&a->conss, c);
+        }
+        jr_amqp_done_cb cb = c->cancel_cb;
+        void *ud = c->cancel_ud;
+        cons_free(c);
+        if (cb) cb(a, status, status == JR_AMQP_OK ? NULL : "the client was closed", ud);
+    }
+}
+
+static void on_soon(uv_timer_t *t) { jr_amqp_end_cancels(t->data, JR_AMQP_OK); }
+
+int jr_amqp_cancel(jr_amqp *a, int consumer_id, jr_amqp_done_cb cb, void *ud)
+{
+    if (!a || a->closing) return JR_AMQP_ECLOSED;
+    cons *c = a->conss;
+    while (c && c->id != consumer_id) c = c->next;
+    if (!c || c->cancelling) return JR_AMQP_ENOTFOUND;
+    if (a->state == ST_ATTACHED || a->state == ST_UP) {
+        /* after its qos and consume if those are still in the FIFO */
+        if (jr_amqp_op_push(a, OP_CANCEL, NULL, c) != 0) return JR_AMQP_ENOMEM;
+        c->cancelling = 1, c->cancel_cb = cb, c->cancel_ud = ud;
+        jr_amqp_ops_kick_from_call(a);
+        return 0;
+    }
+    /* down: the broker has no such consumer; forgotten now, answered from the loop */
+    cons_unlink(&a->conss, c);
+    c->cancelling = 1, c->cancel_cb = cb, c->cancel_ud = ud;
+    c->next = a->cdone;
+    a->cdone = c;
+    uv_timer_start(&a->soon, on_soon, 0, 0);
+    return 0;
 }

@@ -19,7 +19,17 @@ static int bad_url(jr_amqp_url *u, char *err, size_t errlen, const char *fmt, ..
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (err && errlen) snprintf(err, errlen, "invalid AMQP URL: %s", what);
-    return -1;
+    return JR_AMQP_URL_EINVALID;
+}
+
+static const char OOM[] = "out of memory";
+
+/* Memory ran out: a status of its own (callers decide on it, not on text). */
+static int no_memory(jr_amqp_url *u, char *err, size_t errlen)
+{
+    jr_amqp_url_free(u);
+    if (err && errlen) snprintf(err, errlen, "%s", OOM);
+    return JR_AMQP_URL_ENOMEM;
 }
 
 /* s[0..n) percent-decoded into a new string; *why says what failed when
@@ -28,7 +38,7 @@ static char *unescape(const char *s, size_t n, const char **why)
 {
     char *o = malloc(n + 1);
     size_t w = 0;
-    *why = "out of memory";
+    *why = OOM;
     if (!o) return NULL;
     for (size_t i = 0; i < n; i++) {
         char hex[3] = {0, 0, 0};
@@ -72,10 +82,10 @@ int jr_amqp_url_parse(const char *url, jr_amqp_url *out, char *err, size_t errle
         const char *ue = colon ? colon : h - 1;
         if (ue == a) return bad_url(out, err, errlen, "empty user name");
         out->user = unescape(a, (size_t)(ue - a), &why);
-        if (!out->user) return bad_url(out, err, errlen, "%s in the user name", why);
+        if (!out->user) return why == OOM ? no_memory(out, err, errlen) : bad_url(out, err, errlen, "%s in the user name", why);
         if (colon) {
             out->password = unescape(colon + 1, (size_t)(h - 2 - colon), &why);
-            if (!out->password) return bad_url(out, err, errlen, "%s in the password", why);
+            if (!out->password) return why == OOM ? no_memory(out, err, errlen) : bad_url(out, err, errlen, "%s in the password", why);
         }
     } else if (strchr(end, '@')) {
         return bad_url(out, err, errlen, "a '/' in the user info must be percent-encoded (%%2F)");
@@ -103,17 +113,17 @@ int jr_amqp_url_parse(const char *url, jr_amqp_url *out, char *err, size_t errle
         out->port = (int)port;
     }
     out->host = strndup(hs, (size_t)(he - hs));
-    if (!out->host) return bad_url(out, err, errlen, "out of memory");
+    if (!out->host) return no_memory(out, err, errlen);
 
     /* vhost: the path without its '/'; none or empty is the default "/" */
     if (*end == '/' && end[1]) {
         if (strchr(end + 1, '/')) return bad_url(out, err, errlen, "a '/' in the vhost must be percent-encoded (%%2F)");
         out->vhost = unescape(end + 1, strlen(end + 1), &why);
-        if (!out->vhost) return bad_url(out, err, errlen, "%s in the vhost", why);
+        if (!out->vhost) return why == OOM ? no_memory(out, err, errlen) : bad_url(out, err, errlen, "%s in the vhost", why);
     }
-    if (!out->user && !(out->user = strdup("guest"))) return bad_url(out, err, errlen, "out of memory");
-    if (!out->password && !(out->password = strdup("guest"))) return bad_url(out, err, errlen, "out of memory");
-    if (!out->vhost && !(out->vhost = strdup("/"))) return bad_url(out, err, errlen, "out of memory");
+    if (!out->user && !(out->user = strdup("guest"))) return no_memory(out, err, errlen);
+    if (!out->password && !(out->password = strdup("guest"))) return no_memory(out, err, errlen);
+    if (!out->vhost && !(out->vhost = strdup("/"))) return no_memory(out, err, errlen);
     return 0;
 }
 

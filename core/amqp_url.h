@@ -18,7 +18,9 @@ typedef struct {
     char *vhost;    /* default "/"; "/x" in the URL is vhost "x", "/%2F" is "/" */
 } jr_amqp_url;
 
-/* 0, or -1 with err filled (out is then empty). Free with jr_amqp_url_free. */
+/* 0, or JR_AMQP_URL_EINVALID / JR_AMQP_URL_ENOMEM with err filled (out is
+ * then empty). Free with jr_amqp_url_free. */
+enum { JR_AMQP_URL_EINVALID = -1, JR_AMQP_URL_ENOMEM = -2 };
 int jr_amqp_url_parse(const char *url, jr_amqp_url *out, char *err, size_t errlen);
 void jr_amqp_url_free(jr_amqp_url *u);
 

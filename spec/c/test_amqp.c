@@ -116,7 +116,7 @@ static jr_amqp *connect_at(const char *url, const jr_amqp_options *o)
 {
     char err[256] = "";
     reset_events();
-    jr_amqp *a = jr_amqp_new(L, url, o, &CB, err, sizeof err);
+    jr_amqp *a = jr_amqp_new(L, url, o, &CB, NULL, err, sizeof err);
     if (!a) {
         fprintf(stderr, "  jr_amqp_new(%s): %s\n", url, err);
         return NULL;
@@ -223,8 +223,9 @@ static int url_fails(const char *url, const char *want)
     int ok = jr_amqp_url_parse(url, &u, err, sizeof err) == -1 && strstr(err, want) && !strstr(err, "s3cret");
     if (!ok) fprintf(stderr, "  %s: got \"%s\", want \"%s\"\n", url, err, want);
     char err2[256] = "";
-    jr_amqp *a = jr_amqp_new(L, url, NULL, &CB, err2, sizeof err2);
-    if (a || strcmp(err, err2) != 0) ok = 0;
+    int status = 0;
+    jr_amqp *a = jr_amqp_new(L, url, NULL, &CB, &status, err2, sizeof err2);
+    if (a || strcmp(err, err2) != 0 || status != JR_AMQP_EINVALID) ok = 0;
     return ok;
 }
 
@@ -286,7 +287,7 @@ TEST(a_wrong_password_is_reported_without_it)
     jr_amqp_url_free(&u);
     jr_amqp_options o = fast_opts();
     reset_events();
-    jr_amqp *a = jr_amqp_new(L, url, &o, &CB, err, sizeof err);
+    jr_amqp *a = jr_amqp_new(L, url, &o, &CB, NULL, err, sizeof err);
     CHECK(a != NULL);
     WAIT(E.downs > 0, 10000);
     CHECK_EQ_INT(E.downs, 1);
@@ -529,7 +530,7 @@ TEST(without_a_broker_publishes_wait_within_bounds_then_time_out)
     o.max_pending_bytes = 10;
     reset_events();
     char err[256];
-    jr_amqp *a = jr_amqp_new(L, url, &o, &CB, err, sizeof err);
+    jr_amqp *a = jr_amqp_new(L, url, &o, &CB, NULL, err, sizeof err);
     CHECK(a != NULL);
     if (!a) return;
     done c1 = {0}, c2 = {0};
@@ -601,7 +602,7 @@ TEST(free_runs_every_pending_callback_once)
     /* a client that never came up: its queued publishes end ECLOSED too */
     jr_amqp_options o = fast_opts();
     char err[256];
-    a = jr_amqp_new(L, g_url, &o, &CB, err, sizeof err);
+    a = jr_amqp_new(L, g_url, &o, &CB, NULL, err, sizeof err);
     g_conf_calls = 0;
     CHECK_EQ_INT(jr_amqp_publish(a, ex, q, "p", 1, NULL, on_counted, (void *)(uintptr_t)0), 0);
     jr_amqp_free(a);
@@ -653,6 +654,315 @@ TEST(refused_declarations_and_missing_exchanges_are_reported)
     jr_amqp_free(a);
 }
 
+/* ------------------------------------------------------------ queries and cancel */
+
+typedef struct {
+    int calls, status, got;
+    uint32_t n1, n2;
+    char why[256];
+} answer;
+
+static void on_count(jr_amqp *a, int status, const char *why, uint32_t n1, uint32_t n2, void *ud)
+{
+    answer *r = ud;
+    r->calls++, r->status = status, r->n1 = n1, r->n2 = n2;
+    snprintf(r->why, sizeof r->why, "%s", why ? why : "");
+}
+
+static void on_exists(jr_amqp *a, int status, const char *why, void *ud) { on_count(a, status, why, 0, 0, ud); }
+
+/* A get's message goes where a consumer's would (E), so the same checks apply. */
+static void on_get(jr_amqp *a, int status, const char *why, const jr_amqp_delivery *d, void *ud)
+{
+    answer *r = ud;
+    on_count(a, status, why, 0, 0, ud);
+    r->got = d != NULL;
+    if (d) on_delivery(a, d, NULL);
+}
+
+/* queue_info answered: its counts (messages, consumers), or -1 and the status. */
+static int info(jr_amqp *a, const char *q, uint32_t *messages, uint32_t *consumers)
+{
+    answer r = {0};
+    if (jr_amqp_queue_info(a, q, on_count, &r) != 0) return -1;
+    CHECK_EQ_INT(r.calls, 0); /* never from inside the call */
+    WAIT(r.calls, 5000);
+    if (r.calls != 1 || r.status != JR_AMQP_OK) return r.status ? r.status : -1;
+    *messages = r.n1;
+    if (consumers) *consumers = r.n2;
+    return 0;
+}
+
+TEST(queue_info_exchange_exists_and_purge_answer_and_a_404_keeps_the_connection)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("qi", &ex, &q);
+    CHECK(a != NULL);
+    if (!a) return;
+    const char *other = name("qi.other");
+    done dq = {0};
+    CHECK_EQ_INT(jr_amqp_declare_queue(a, other, NULL, on_done, &dq), 0);
+    CHECK(jr_amqp_consume(a, other, 10, on_delivery, NULL) > 0);
+    E.auto_ack = 1;
+    done c[3] = {{0}};
+    publish_text(a, ex, q, "a", &c[0]);
+    publish_text(a, ex, q, "b", &c[1]);
+    publish_text(a, ex, q, "c", &c[2]);
+    WAIT(c[2].calls, 5000);
+    uint32_t n = 99, k = 99;
+    CHECK_EQ_INT(info(a, q, &n, &k), 0);
+    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_INT(k, 0);
+    CHECK_EQ_INT(info(a, other, &n, &k), 0);
+    CHECK_EQ_INT(k, 1); /* the consumer above */
+
+    /* a missing queue: not_found with the broker's reason; only the
+     * declarations channel closed (no drop), and it works again at once */
+    answer r = {0}, r2 = {0}, r3 = {0};
+    CHECK_EQ_INT(jr_amqp_queue_info(a, name("qi.nosuch"), on_count, &r), 0);
+    CHECK_EQ_INT(jr_amqp_queue_info(a, q, on_count, &r2), 0); /* queued behind the 404 */
+    WAIT(r2.calls, 5000);
+    CHECK_EQ_INT(r.calls, 1);
+    CHECK_EQ_INT(r.status, JR_AMQP_ENOTFOUND);
+    CHECK(strstr(r.why, "404 NOT_FOUND") != NULL);
+    CHECK_EQ_INT(r2.status, JR_AMQP_OK);
+    CHECK_EQ_INT(r2.n1, 3);
+    CHECK_EQ_INT(E.downs, 0);
+    CHECK_EQ_INT(E.ups, 1);
+    CHECK_EQ_STR(jr_amqp_code_name(JR_AMQP_ENOTFOUND), "not_found");
+
+    /* exchanges: there / not there (the same channel handling) */
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(jr_amqp_exchange_exists(a, ex, on_exists, &r), 0);
+    WAIT(r.calls, 5000);
+    CHECK_EQ_INT(r.status, JR_AMQP_OK);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(jr_amqp_exchange_exists(a, name("qi.nosuch.ex"), on_exists, &r), 0);
+    WAIT(r.calls, 5000);
+    CHECK_EQ_INT(r.status, JR_AMQP_ENOTFOUND);
+    CHECK(strstr(r.why, "NOT_FOUND") != NULL);
+
+    /* the publishing and consuming channels were untouched: a publish to
+     * the consumed queue is confirmed and delivered */
+    done c4 = {0};
+    publish_text(a, "", other, "still here", &c4); /* the default exchange: key = queue */
+    WAIT(E.nd >= 1 && c4.calls, 5000);
+    CHECK_EQ_INT(c4.status, JR_AMQP_OK);
+    CHECK_EQ_INT(E.nd, 1);
+    CHECK_EQ_MEM(E.body[0].data, E.body[0].len, "still here");
+
+    /* purge: the count purged, then nothing ready; a missing queue: not_found */
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(jr_amqp_purge(a, q, on_count, &r), 0);
+    WAIT(r.calls, 5000);
+    CHECK_EQ_INT(r.status, JR_AMQP_OK);
+    CHECK_EQ_INT(r.n1, 3);
+    CHECK_EQ_INT(info(a, q, &n, NULL), 0);
+    CHECK_EQ_INT(n, 0);
+    memset(&r3, 0, sizeof r3);
+    CHECK_EQ_INT(jr_amqp_purge(a, name("qi.nosuch"), on_count, &r3), 0);
+    WAIT(r3.calls, 5000);
+    CHECK_EQ_INT(r3.status, JR_AMQP_ENOTFOUND);
+    CHECK_EQ_INT(E.downs, 0);
+
+    /* bad names are refused at once, the callback never runs */
+    CHECK_EQ_INT(jr_amqp_queue_info(a, "", on_count, &r), JR_AMQP_EINVALID);
+    CHECK_EQ_INT(jr_amqp_purge(a, NULL, on_count, &r), JR_AMQP_EINVALID);
+    CHECK_EQ_INT(jr_amqp_get(a, "", on_get, &r), JR_AMQP_EINVALID);
+
+    /* a query still waiting when the client is freed: ECLOSED, before free returns */
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(jr_amqp_queue_info(a, q, on_count, &r), 0);
+    jr_amqp_free(a);
+    CHECK_EQ_INT(r.calls, 1);
+    CHECK_EQ_INT(r.status, JR_AMQP_ECLOSED);
+    CHECK_EQ_INT(jr_amqp_queue_info(NULL, q, on_count, &r), JR_AMQP_ECLOSED);
+}
+
+TEST(get_takes_one_message_settled_by_tag_like_a_delivery)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("get", &ex, &q);
+    CHECK(a != NULL);
+    if (!a) return;
+    answer r = {0};
+    CHECK_EQ_INT(jr_amqp_get(a, q, on_get, &r), 0);
+    WAIT(r.calls, 5000);
+    CHECK_EQ_INT(r.status, JR_AMQP_OK);
+    CHECK_EQ_INT(r.got, 0); /* empty */
+
+    jr_amqp_header h[1] = {{"attempt", "2", 1}};
+    jr_amqp_props p = {.message_id = "g-1", .content_type = "text/plain", .headers = h, .nheaders = 1};
+    done c1 = {0}, c2 = {0};
+    CHECK_EQ_INT(jr_amqp_publish(a, ex, q, "first", 5, &p, on_done, &c1), 0);
+    publish_text(a, ex, q, "second", &c2);
+    WAIT(c2.calls, 5000);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(jr_amqp_get(a, q, on_get, &r), 0);
+    WAIT(r.calls, 5000);
+    CHECK_EQ_INT(r.status, JR_AMQP_OK);
+    CHECK_EQ_INT(r.got, 1);
+    CHECK_EQ_INT(E.nd, 1);
+    CHECK_EQ_MEM(E.body[0].data, E.body[0].len, "first");
+    CHECK_EQ_MEM(E.mid[0].data, E.mid[0].len, "g-1");
+    CHECK_EQ_MEM(E.ctype[0].data, E.ctype[0].len, "text/plain");
+    CHECK_EQ_MEM(E.hdrs[0].data, E.hdrs[0].len, "attempt=2;");
+    CHECK_EQ_MEM(E.rk[0].data, E.rk[0].len, q);
+    CHECK_EQ_INT(E.redelivered[0], 0);
+    CHECK_COUNTS(q, 1, 1); /* taken, unacknowledged */
+    /* nack with requeue: the next get has it again, redelivered */
+    CHECK_EQ_INT(jr_amqp_nack(a, E.tag[0], 1), 0);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(jr_amqp_get(a, q, on_get, &r), 0);
+    WAIT(r.calls, 5000);
+    CHECK_EQ_INT(r.got, 1);
+    CHECK_EQ_MEM(E.body[1].data, E.body[1].len, "first");
+    CHECK_EQ_INT(E.redelivered[1], 1);
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[1]), 0);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(jr_amqp_get(a, q, on_get, &r), 0);
+    WAIT(r.calls, 5000);
+    CHECK_EQ_MEM(E.body[2].data, E.body[2].len, "second");
+    CHECK_EQ_INT(jr_amqp_reject(a, E.tag[2], 0), 0);
+    CHECK_COUNTS(q, 0, 0);
+
+    /* a missing queue: not_found, and the consumers' channel is untouched
+     * (a consumer keeps receiving) */
+    CHECK(jr_amqp_consume(a, q, 5, on_delivery, NULL) > 0);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(jr_amqp_get(a, name("get.nosuch"), on_get, &r), 0);
+    WAIT(r.calls, 5000);
+    CHECK_EQ_INT(r.status, JR_AMQP_ENOTFOUND);
+    CHECK_EQ_INT(r.got, 0);
+    done c3 = {0};
+    publish_text(a, ex, q, "to the consumer", &c3);
+    WAIT(E.nd >= 4, 5000);
+    CHECK_EQ_MEM(E.body[3].data, E.body[3].len, "to the consumer");
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[3]), 0);
+    CHECK_EQ_INT(E.downs, 0);
+    jr_amqp_stats st;
+    jr_amqp_get_stats(a, &st);
+    CHECK_EQ_INT(st.deliveries, 4); /* gets count as deliveries */
+    jr_amqp_free(a);
+}
+
+TEST(cancel_stops_deliveries_and_earlier_ones_stay_ackable)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("cn", &ex, &q);
+    CHECK(a != NULL);
+    if (!a) return;
+    done c[2] = {{0}};
+    publish_text(a, ex, q, "one", &c[0]);
+    publish_text(a, ex, q, "two", &c[1]);
+    WAIT(c[1].calls, 5000);
+    int id = jr_amqp_consume(a, q, 1, on_delivery, NULL);
+    CHECK(id > 0);
+    WAIT(E.nd >= 1, 5000);
+    done d = {0};
+    CHECK_EQ_INT(jr_amqp_cancel(a, id, on_done, &d), 0);
+    CHECK_EQ_INT(d.calls, 0); /* never from inside the call */
+    CHECK_EQ_INT(jr_amqp_cancel(a, id, on_done, &d), JR_AMQP_ENOTFOUND); /* cancelling already */
+    CHECK_EQ_INT(jr_amqp_cancel(a, 999, on_done, &d), JR_AMQP_ENOTFOUND);
+    WAIT(d.calls, 5000);
+    CHECK_EQ_INT(d.calls, 1);
+    CHECK_EQ_INT(d.status, JR_AMQP_OK);
+    /* the delivery from before is still ackable; "two" stays in the queue */
+    CHECK_EQ_INT(jr_amqp_ack(a, E.tag[0]), 0);
+    uint32_t n = 0, k = 9;
+    CHECK_EQ_INT(info(a, q, &n, &k), 0);
+    CHECK_EQ_INT(k, 0);
+    CHECK_COUNTS(q, 1, 0);
+    CHECK_EQ_INT(E.nd, 1);
+    CHECK_EQ_INT(jr_amqp_cancel(a, id, on_done, &d), JR_AMQP_ENOTFOUND); /* gone */
+    jr_amqp_free(a);
+}
+
+static jr_amqp *g_cancel_on_down;
+static int g_cancel_id, g_cancel_rc;
+static done g_cancel_done;
+static int g_free_after_cancel;
+
+static void on_state_cancel(int up, const char *why, void *ud)
+{
+    on_state(up, why, ud);
+    if (!up && g_cancel_on_down) { /* down for sure: the broker has no consumer */
+        jr_amqp *a = g_cancel_on_down;
+        g_cancel_on_down = NULL;
+        g_cancel_rc = jr_amqp_cancel(a, g_cancel_id, on_done, &g_cancel_done);
+        if (g_free_after_cancel) {
+            int before = g_cancel_done.calls;
+            jr_amqp_free(a);
+            g_free_after_cancel = before == 0 ? 0 : -1; /* 0: it was answered by free, not before */
+        }
+    }
+}
+
+TEST(a_consumer_cancelled_while_down_is_not_resumed)
+{
+    const char *ex = name("cd.ex"), *q = name("cd.q");
+    jr_amqp_options o = fast_opts();
+    reset_events();
+    const jr_amqp_callbacks cb = {on_state_cancel, NULL};
+    char err[256];
+    jr_amqp *a = jr_amqp_new(L, proxied_url(), &o, &cb, NULL, err, sizeof err);
+    CHECK(a != NULL);
+    if (!a) return;
+    WAIT(jr_amqp_is_up(a), 10000);
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    int keep = jr_amqp_consume(a, q, 5, on_delivery, NULL);
+    int gone = jr_amqp_consume(a, q, 5, on_delivery, NULL);
+    uint32_t n = 0, k = 0;
+    CHECK_EQ_INT(info(a, q, &n, &k), 0);
+    CHECK_EQ_INT(k, 2);
+    memset(&g_cancel_done, 0, sizeof g_cancel_done);
+    g_cancel_id = gone, g_cancel_rc = 1;
+    g_cancel_on_down = a;
+    CHECK_EQ_INT(test_rabbitmq_close_connection(g_proxy_up_port, "test: drop"), 0);
+    WAIT(E.downs >= 1, 5000);
+    CHECK_EQ_INT(g_cancel_rc, 0);
+    /* asked while down: queries answer EDISCONNECTED at once */
+    answer r = {0};
+    if (!jr_amqp_is_up(a)) CHECK_EQ_INT(jr_amqp_queue_info(a, q, on_count, &r), JR_AMQP_EDISCONNECTED);
+    WAIT(g_cancel_done.calls, 5000);
+    CHECK_EQ_INT(g_cancel_done.status, JR_AMQP_OK);
+    WAIT(E.ups >= 2, 10000);
+    CHECK_EQ_INT(info(a, q, &n, &k), 0);
+    CHECK_EQ_INT(k, 1); /* only the other consumer came back */
+    CHECK_EQ_INT(jr_amqp_cancel(a, gone, on_done, &g_cancel_done), JR_AMQP_ENOTFOUND);
+    CHECK_EQ_INT(r.calls, 0);
+    /* cancelled while down, then freed (in the same callback) before the
+     * loop ran its answer: ECLOSED, before free returns */
+    g_cancel_id = keep;
+    memset(&g_cancel_done, 0, sizeof g_cancel_done);
+    g_free_after_cancel = 1;
+    g_cancel_on_down = a;
+    CHECK_EQ_INT(test_rabbitmq_close_connection(g_proxy_up_port, "test: drop 2"), 0);
+    WAIT(E.downs >= 2, 5000);
+    CHECK_EQ_INT(g_cancel_rc, 0);
+    CHECK_EQ_INT(g_cancel_done.calls, 1);
+    CHECK_EQ_INT(g_cancel_done.status, JR_AMQP_ECLOSED);
+    CHECK_EQ_INT(g_free_after_cancel, 0);
+}
+
+TEST(new_tells_why_it_failed_by_a_status)
+{
+    int status = 1;
+    char err[256];
+    CHECK(jr_amqp_new(L, "http://h", NULL, &CB, &status, err, sizeof err) == NULL);
+    CHECK_EQ_INT(status, JR_AMQP_EINVALID);
+    jr_amqp_options o = fast_opts();
+    o.connect_timeout_ms = 0;
+    status = 1;
+    CHECK(jr_amqp_new(L, g_url, &o, &CB, &status, NULL, 0) == NULL);
+    CHECK_EQ_INT(status, JR_AMQP_EINVALID);
+    status = 1;
+    jr_amqp *a = jr_amqp_new(L, g_url, NULL, &CB, &status, NULL, 0);
+    CHECK(a != NULL);
+    CHECK_EQ_INT(status, JR_AMQP_OK);
+    jr_amqp_free(a);
+}
+
 int main(void)
 {
     test_loop_init();
@@ -675,6 +985,11 @@ int main(void)
     RUN(ten_thousand_confirms_arrive_exactly_once);
     RUN(free_runs_every_pending_callback_once);
     RUN(refused_declarations_and_missing_exchanges_are_reported);
+    RUN(queue_info_exchange_exists_and_purge_answer_and_a_404_keeps_the_connection);
+    RUN(get_takes_one_message_settled_by_tag_like_a_delivery);
+    RUN(cancel_stops_deliveries_and_earlier_ones_stay_ackable);
+    RUN(a_consumer_cancelled_while_down_is_not_resumed);
+    RUN(new_tells_why_it_failed_by_a_status);
 
     test_rabbitmq_shared_done();
     reset_events();

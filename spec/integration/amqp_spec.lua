@@ -92,10 +92,119 @@ describe("jararaca.core.amqp", function()
     local held = {}
     ac:consume(q, 3, function(d) held[#held + 1] = d end)
     wait.until_true(function() return #held == 3 end, "3 deliveries")
-    sched.sleep(0.2) -- (a fourth would have come by now: the broker sends at once)
+    -- exactly 3 left the queue: the broker holds the other 7 back (with the
+    -- bound broken it would have sent them all at once)
+    assert.same({ messages = 7, consumers = 1 }, ac:queue_info(q))
     assert.equal(3, #held)
     assert.is_true(held[1]:ack())
     wait.until_true(function() return #held == 4 end, "a 4th delivery after one ack")
+    ac:close()
+  end)
+
+  it("cancels a consumer: no delivery after, the earlier ones stay settleable, its fn is released", function()
+    local ac = assert(connect())
+    local q, ex = topology(ac, "c")
+    for i = 1, 2 do assert(ac:publish(ex, "c", "m" .. i)) end
+    local held = {}
+    local fn = function(d) held[#held + 1] = d end
+    -- the client keeps fn in the registry while the consumer may get deliveries
+    local function anchored()
+      for _, v in pairs(debug.getregistry()) do
+        if v == fn then return true end
+      end
+      return false
+    end
+    local id = ac:consume(q, 1, fn)
+    assert.is_true(anchored())
+    wait.until_true(function() return #held == 1 end, "the first delivery")
+    assert.is_true(ac:cancel(id))
+    assert.is_true(held[1]:ack())
+    -- m2 stays in the queue with nobody consuming it
+    assert.same({ messages = 1, consumers = 0 }, ac:queue_info(q))
+    assert.equal(1, #held)
+    assert.equal("m1", held[1].body)
+    assert.is_false(anchored(), "the consumer's function was released")
+    local ok, msg, code = ac:cancel(id)
+    assert.is_nil(ok)
+    assert.equal("not_found", code)
+    assert.is_string(msg)
+    assert.has_error(function() ac:cancel("x") end)
+    ac:close()
+  end)
+
+  it("answers queue_info, exchange_exists and purge; a missing one is not_found and the client goes on", function()
+    local ac = assert(connect())
+    local q, ex = topology(ac, "i")
+    for i = 1, 3 do assert(ac:publish(ex, "i", "m" .. i)) end
+    assert.same({ messages = 3, consumers = 0 }, ac:queue_info(q))
+    assert.is_true(ac:exchange_exists(ex))
+
+    local ok, msg, code = ac:queue_info(name("nosuch"))
+    assert.same({ nil, "not_found" }, { ok, code })
+    assert.matches("404 NOT_FOUND", msg)
+    ok, msg, code = ac:exchange_exists(name("nosuch"))
+    assert.same({ nil, "not_found" }, { ok, code })
+    assert.matches("NOT_FOUND", msg)
+    ok, msg, code = ac:purge(name("nosuch"))
+    assert.same({ nil, "not_found" }, { ok, code })
+    assert.matches("NOT_FOUND", msg)
+
+    -- still connected, publishes and declarations still work
+    assert.equal(0, ac:stats().reconnects)
+    assert.is_true(ac:publish(ex, "i", "m4"))
+    assert.equal(4, ac:purge(q))
+    assert.same({ messages = 0, consumers = 0 }, ac:queue_info(q))
+    assert.equal(0, queue_len(q))
+    assert.has_error(function() ac:queue_info("") end)
+    assert.has_error(function() ac:purge() end)
+    ac:close()
+    ok, msg, code = ac:queue_info(q)
+    assert.same({ nil, "closed" }, { ok, code })
+    assert.is_string(msg)
+  end)
+
+  it("gets one message as a delivery, false when the queue is empty", function()
+    local ac = assert(connect())
+    local q = name("q")
+    assert(ac:declare_queue(q))
+    assert.is_false(ac:get(q))
+    -- the default exchange (""): the key is the queue's name; header values
+    -- that are numbers or booleans travel as text
+    assert.is_true(ac:publish("", q, "first", {
+      message_id = "g-1", content_type = "text/plain",
+      headers = { attempt = 2, ratio = 0.5, urgent = true, off = false, s = "x" },
+    }))
+    assert.is_true(ac:publish("", q, "second"))
+    local d = assert(ac:get(q))
+    assert.same({
+      body = "first", message_id = "g-1", content_type = "text/plain", redelivered = false,
+      routing_key = q, exchange = "", queue = q,
+      headers = { attempt = "2", ratio = "0.5", urgent = "true", off = "false", s = "x" },
+    }, { body = d.body, message_id = d.message_id, content_type = d.content_type, redelivered = d.redelivered,
+      routing_key = d.routing_key, exchange = d.exchange, queue = d.queue, headers = d.headers })
+    assert.is_true(d:nack(true))
+    assert.has_error(function() d:ack() end)
+    d = assert(ac:get(q))
+    assert.equal("first", d.body)
+    assert.is_true(d.redelivered)
+    assert.is_true(d:ack())
+    d = assert(ac:get(q))
+    assert.equal("second", d.body)
+    assert.same({}, d.headers)
+    assert.is_true(d:reject())
+    assert.is_false(ac:get(q))
+    assert.same({ messages = 0, consumers = 0 }, ac:queue_info(q))
+
+    local ok, msg, code = ac:get(name("nosuch"))
+    assert.same({ nil, "not_found" }, { ok, code })
+    assert.matches("NOT_FOUND", msg)
+    -- the consumers' channel was not touched: a consumer still gets messages
+    local got
+    ac:consume(q, 1, function(m) got = m.body; m:ack() end)
+    assert.is_true(ac:publish("", q, "third"))
+    wait.until_true(function() return got end, "the consumer's delivery")
+    assert.equal("third", got)
+    assert.equal(0, ac:stats().reconnects)
     ac:close()
   end)
 
