@@ -115,18 +115,31 @@ describe("the message bus on RabbitMQ under faults (worker processes)", function
 
     it("restarted while 10,000 messages flow: the worker reconnects, every published message is handled",
       function()
-        local N, BATCH, AHEAD = 10000, 100, 2000
-        local w = start_worker("flow", "flow", node.url)
+        -- WORK: the handler's time per message (50 at a time), so that a
+        -- backlog is still in the broker when it stops (at most about 1700 messages/s)
+        local N, BATCH, AHEAD, GATE, WORK = 10000, 100, 3000, 7000, 0.03
+        local w = start_worker("flow", "flow", node.url, { FAULTS_WORK = tostring(WORK) })
         consuming(w, "faults.record")
         local function handled()
-          return rows("flow", "SELECT count(*) AS n, coalesce(sum(runs), 0) AS runs FROM handled")[1]
+          return rows("flow", "SELECT count(*) AS n, coalesce(sum(runs), 0) AS runs FROM handled WHERE id LIKE 'm%'")[1]
         end
 
-        -- The publisher: batches of BATCH confirmed messages, at most AHEAD
-        -- published and not handled yet, so it is still publishing when the
-        -- node goes down.
         local b = assert(amqp.open({ url = node.url, app = "faults" }, { max_pending_ms = 90000 }))
+        local function went_down()
+          local st = b:stats()
+          return not st.up or st.reconnects > 0
+        end
         local published, failures = 0, {}
+        -- What the spec's own connection saw when the node went down.
+        local at_down
+        local watcher = sched.spawn(function()
+          while not went_down() do sched.sleep(0.005) end
+          at_down = { handled = handled().n, published = published }
+        end)
+
+        -- The publisher: batches of BATCH confirmed messages, at most AHEAD
+        -- published and not handled yet; past GATE it waits for the node to
+        -- go down, so the rest is published across the restart.
         local publisher = sched.spawn(function()
           while published < N do
             local batch = {}
@@ -138,36 +151,50 @@ describe("the message bus on RabbitMQ under faults (worker processes)", function
             end
             published = published + BATCH
             while published - handled().n > AHEAD do sched.sleep(0.02) end
+            if published >= GATE then
+              local deadline = sched.clock() + T
+              while not went_down() and sched.clock() < deadline do sched.sleep(0.01) end
+            end
           end
         end)
 
-        wait.until_true(function() return handled().n >= 3000 end, "3000 messages are handled", T, 0.05)
-        local before, sent_before = handled().n, published
-        -- both are running: the publisher is paced, the worker has not caught up
-        assert.is_true(sent_before < N and before < N, "nothing flows any more: the restart would prove nothing")
+        wait.until_true(function() return handled().n >= 2000 end, "2000 messages are handled", T, 0.05)
+        -- a retry waiting in its delay queue (a TTL queue) across the restart
+        assert.equal(1, b:publish(message("later", "later-1")))
+        wait.until_true(function()
+          local q = b.ac:queue_info("faults.wait.5000")
+          return q and q.messages == 1
+        end, "later-1 waits in faults.wait.5000", T, 0.02)
         node.restart()
         local after_restart = handled().n
 
+        assert.is_true(watcher:wait(T))
         local ok, perr = publisher:wait(120)
         assert.is_true(ok, tostring(perr))
         assert.same({}, failures)
         assert.equal(N, published)
         wait.until_true(function() return handled().n == N end, N .. " distinct messages are handled", 90, 0.1)
         local got = handled()
-        local strangers = rows("flow", "SELECT count(*) AS n FROM handled WHERE pid <> ?", { w.proc:pid() })[1].n
-        print(("\n  broker restart: at its start %d published, %d handled; %d handled once the node was up again; "
-          .. "%d distinct handled of %d published, %d duplicate run(s)"):format(sent_before, before, after_restart, got.n,
-          published, got.runs - got.n))
+        print(("\n  broker restart: when it went down %d published, %d handled; %d handled once it was up again; "
+          .. "%d distinct handled of %d published, %d duplicate run(s)"):format(at_down.published, at_down.handled,
+          after_restart, got.n, published, got.runs - got.n))
+        -- both were running when the node went down: messages were in the broker, more came after
+        assert.is_true(at_down.handled < at_down.published, "the worker had caught up: nothing was in the broker")
+        assert.is_true(at_down.published < N, "the publisher had finished")
         assert.equal(N, got.n)
         assert.is_true(got.runs >= N)
-        -- the publisher's connection went down and came back too
-        assert.is_true(b:stats().reconnects >= 1)
         -- the same process handled them all: it reconnected, nobody restarted it
-        assert.equal(0, strangers)
+        assert.equal(0, rows("flow", "SELECT count(*) AS n FROM handled WHERE pid <> ?", { w.proc:pid() })[1].n)
         assert.is_nil(w.proc:wait(0), "the worker exited:\n" .. output(w))
         local out = output(w)
         assert.truthy(out:find("connection lost", 1, true), out)
         assert.truthy(out:find("connected again", 1, true), out)
+        wait.until_true(function() return #rows("flow", "SELECT id FROM handled WHERE id = 'later-1'") == 1 end,
+          "later-1 is handled on its retry", T, 0.05)
+        local later = rows("flow", "SELECT attempt FROM runs WHERE id = 'later-1' ORDER BY rowid")
+        assert.same({ 1, 2 }, { later[1].attempt, later[2] and later[2].attempt })
+        -- the publisher's connection went down and came back too
+        assert.is_true(b:stats().reconnects >= 1)
         b:close()
         stop_worker(w)
       end)
