@@ -605,38 +605,6 @@ static int c_cancel(lua_State *L)
     return park_or_fail(L, c, o, jr_amqp_cancel(c->a, (int)id, on_cancelled, o), "ac:cancel()");
 }
 
-/* ac:queue_info(name) -> { messages = ready, consumers = n } | nil, msg, code */
-static int c_queue_info(lua_State *L)
-{
-    client_ud *c = check_client(L);
-    const char *name = luaL_checkstring(L, 2);
-    if (!c->a) return push_closed(L);
-    op *o = new_op(L, c, "ac:queue_info()");
-    o->answer = ANS_INFO;
-    return park_or_fail(L, c, o, jr_amqp_queue_info(c->a, name, on_count, o), "ac:queue_info()");
-}
-
-/* ac:exchange_exists(name) -> true | nil, msg, code */
-static int c_exchange_exists(lua_State *L)
-{
-    client_ud *c = check_client(L);
-    const char *name = luaL_checkstring(L, 2);
-    if (!c->a) return push_closed(L);
-    op *o = new_op(L, c, "ac:exchange_exists()");
-    return park_or_fail(L, c, o, jr_amqp_exchange_exists(c->a, name, on_done, o), "ac:exchange_exists()");
-}
-
-/* ac:purge(name) -> count purged | nil, msg, code */
-static int c_purge(lua_State *L)
-{
-    client_ud *c = check_client(L);
-    const char *name = luaL_checkstring(L, 2);
-    if (!c->a) return push_closed(L);
-    op *o = new_op(L, c, "ac:purge()");
-    o->answer = ANS_COUNT;
-    return park_or_fail(L, c, o, jr_amqp_purge(c->a, name, on_count, o), "ac:purge()");
-}
-
 static void on_get(jr_amqp *a, int status, const char *why, const jr_amqp_delivery *d, void *ud)
 {
     op *o = ud;
@@ -649,15 +617,33 @@ static void on_get(jr_amqp *a, int status, const char *why, const jr_amqp_delive
     finish_op(o, n);
 }
 
-/* ac:get(queue) -> delivery | false (empty) | nil, msg, code */
-static int c_get(lua_State *L)
+enum { Q_INFO, Q_EXISTS, Q_PURGE, Q_GET };
+
+/* The queries: (client, name) -> parked until the broker answered. */
+static int query(lua_State *L, int kind, const char *what)
 {
     client_ud *c = check_client(L);
     const char *name = luaL_checkstring(L, 2);
     if (!c->a) return push_closed(L);
-    op *o = new_op(L, c, "ac:get()");
-    return park_or_fail(L, c, o, jr_amqp_get(c->a, name, on_get, o), "ac:get()");
+    op *o = new_op(L, c, what);
+    int rc;
+    switch (kind) {
+    case Q_INFO: o->answer = ANS_INFO, rc = jr_amqp_queue_info(c->a, name, on_count, o); break;
+    case Q_PURGE: o->answer = ANS_COUNT, rc = jr_amqp_purge(c->a, name, on_count, o); break;
+    case Q_EXISTS: rc = jr_amqp_exchange_exists(c->a, name, on_done, o); break;
+    default: rc = jr_amqp_get(c->a, name, on_get, o); break;
+    }
+    return park_or_fail(L, c, o, rc, what);
 }
+
+/* ac:queue_info(name) -> { messages = ready, consumers = n } | nil, msg, code */
+static int c_queue_info(lua_State *L) { return query(L, Q_INFO, "ac:queue_info()"); }
+/* ac:exchange_exists(name) -> true | nil, msg, code */
+static int c_exchange_exists(lua_State *L) { return query(L, Q_EXISTS, "ac:exchange_exists()"); }
+/* ac:purge(name) -> count purged | nil, msg, code */
+static int c_purge(lua_State *L) { return query(L, Q_PURGE, "ac:purge()"); }
+/* ac:get(queue) -> delivery | false (empty) | nil, msg, code */
+static int c_get(lua_State *L) { return query(L, Q_GET, "ac:get()"); }
 
 static delivery_ud *check_delivery(lua_State *L, const char *what)
 {

@@ -7,10 +7,11 @@
  * and any failure goes back to DOWN with the backoff timer running.
  *
  * The ops FIFO holds the synchronous AMQP methods (declarations, basic.qos,
- * basic.consume, channel.open): one is on the wire at a time and its reply
- * completes it, so replies need no matching beyond "the head". Publishes are
- * held while the FIFO is not empty, which keeps "declare, then publish" in
- * that order at the broker although they travel on different channels.
+ * basic.consume, basic.cancel, channel.open, the queries of amqp_query.c):
+ * one is on the wire at a time and its reply completes it, so replies need
+ * no matching beyond "the head". Publishes are held while the FIFO is not
+ * empty, which keeps "declare, then publish" in that order at the broker
+ * although they travel on different channels.
  *
  * Memory rules: frames read with amqp_simple_wait_frame_noblock live in the
  * connection's pool until amqp_maybe_release_buffers, so what outlives a

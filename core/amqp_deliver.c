@@ -80,6 +80,7 @@ static void dispatch(jr_amqp *a)
     const char *m = d->meta.data;
     cons *c = d->get ? NULL : cons_by_tag(a, m + d->o_ct);
     if (!c && !d->get) return; /* unknown consumer tag: the broker requeues it when we close */
+    if (d->get && (!a->ops || a->ops->kind != OP_QUERY)) return; /* (get-ok is accepted only for a get at the head) */
     for (size_t i = 0; i < d->nh; i++) {
         d->hv[i].key = m + d->hoff[i * 3];
         d->hv[i].value = m + d->hoff[i * 3 + 1];

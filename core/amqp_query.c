@@ -138,16 +138,16 @@ void jr_amqp_end_queries(jr_amqp *a, int status, const char *why)
     }
 }
 
-static int ask(jr_amqp *a, int kind, const char *name, qry *tmpl)
+static int ask(jr_amqp *a, int kind, const char *name, jr_amqp_done_cb done, jr_amqp_count_cb count,
+               jr_amqp_get_cb get, void *ud)
 {
     if (!a || a->closing) return JR_AMQP_ECLOSED;
     if (!name_ok(name, 0)) return JR_AMQP_EINVALID;
     if (a->state != ST_ATTACHED && a->state != ST_UP) return JR_AMQP_EDISCONNECTED;
-    qry *q = malloc(sizeof *q);
+    qry *q = calloc(1, sizeof *q);
     if (!q) return JR_AMQP_ENOMEM;
-    *q = *tmpl;
-    q->next = NULL;
-    q->kind = kind, q->step = 0;
+    q->kind = kind;
+    q->done = done, q->count = count, q->get = get, q->ud = ud;
     q->name = strdup(name);
     op *o = q->name ? calloc(1, sizeof *o) : NULL;
     if (!o) {
@@ -165,24 +165,20 @@ static int ask(jr_amqp *a, int kind, const char *name, qry *tmpl)
 
 int jr_amqp_queue_info(jr_amqp *a, const char *queue, jr_amqp_count_cb cb, void *ud)
 {
-    qry t = {.count = cb, .ud = ud};
-    return ask(a, Q_QUEUE, queue, &t);
+    return ask(a, Q_QUEUE, queue, NULL, cb, NULL, ud);
 }
 
 int jr_amqp_exchange_exists(jr_amqp *a, const char *exchange, jr_amqp_done_cb cb, void *ud)
 {
-    qry t = {.done = cb, .ud = ud};
-    return ask(a, Q_EXCHANGE, exchange, &t);
+    return ask(a, Q_EXCHANGE, exchange, cb, NULL, NULL, ud);
 }
 
 int jr_amqp_purge(jr_amqp *a, const char *queue, jr_amqp_count_cb cb, void *ud)
 {
-    qry t = {.count = cb, .ud = ud};
-    return ask(a, Q_PURGE, queue, &t);
+    return ask(a, Q_PURGE, queue, NULL, cb, NULL, ud);
 }
 
 int jr_amqp_get(jr_amqp *a, const char *queue, jr_amqp_get_cb cb, void *ud)
 {
-    qry t = {.get = cb, .ud = ud};
-    return ask(a, Q_GET, queue, &t);
+    return ask(a, Q_GET, queue, NULL, NULL, cb, ud);
 }

@@ -945,6 +945,46 @@ TEST(a_consumer_cancelled_while_down_is_not_resumed)
     CHECK_EQ_INT(g_free_after_cancel, 0);
 }
 
+TEST(a_drop_answers_queries_disconnected_and_ends_cancels)
+{
+    jr_amqp_options o = fast_opts();
+    o.heartbeat_s = 1;
+    jr_amqp *a = connect_at(proxied_url(), &o);
+    if (!a) return;
+    const char *ex = name("dq.ex"), *q = name("dq.q");
+    CHECK_EQ_INT(topology(a, ex, q), 0);
+    int id = jr_amqp_consume(a, q, 5, on_delivery, NULL);
+    uint32_t n = 0, k = 0;
+    CHECK_EQ_INT(info(a, q, &n, &k), 0);
+    CHECK_EQ_INT(k, 1);
+    g_blackhole = 1; /* the broker's answers go nowhere: the heartbeat check drops the connection */
+    answer r1 = {0}, r2 = {0};
+    done d = {0};
+    CHECK_EQ_INT(jr_amqp_cancel(a, id, on_done, &d), 0);
+    CHECK_EQ_INT(jr_amqp_queue_info(a, q, on_count, &r1), 0);
+    CHECK_EQ_INT(jr_amqp_get(a, q, on_get, &r2), 0);
+    WAIT(r2.calls, 5000);
+    CHECK_EQ_INT(E.downs, 1);
+    CHECK_EQ_INT(d.calls, 1);
+    CHECK_EQ_INT(d.status, JR_AMQP_OK); /* the broker forgets a closed connection's consumers */
+    CHECK_EQ_INT(r1.calls, 1);
+    CHECK_EQ_INT(r1.status, JR_AMQP_EDISCONNECTED);
+    CHECK(strstr(r1.why, "no heartbeat") != NULL);
+    CHECK_EQ_INT(r2.calls, 1);
+    CHECK_EQ_INT(r2.status, JR_AMQP_EDISCONNECTED);
+    CHECK_EQ_INT(r2.got, 0);
+    g_blackhole = 0;
+    WAIT(E.ups >= 2, 5000);
+    CHECK_EQ_INT(info(a, q, &n, &k), 0);
+    CHECK_EQ_INT(k, 0); /* not resumed */
+    /* a get still waiting when the client is freed: ECLOSED before free returns */
+    memset(&r2, 0, sizeof r2);
+    CHECK_EQ_INT(jr_amqp_get(a, q, on_get, &r2), 0);
+    jr_amqp_free(a);
+    CHECK_EQ_INT(r2.calls, 1);
+    CHECK_EQ_INT(r2.status, JR_AMQP_ECLOSED);
+}
+
 TEST(new_tells_why_it_failed_by_a_status)
 {
     int status = 1;
@@ -989,6 +1029,7 @@ int main(void)
     RUN(get_takes_one_message_settled_by_tag_like_a_delivery);
     RUN(cancel_stops_deliveries_and_earlier_ones_stay_ackable);
     RUN(a_consumer_cancelled_while_down_is_not_resumed);
+    RUN(a_drop_answers_queries_disconnected_and_ends_cancels);
     RUN(new_tells_why_it_failed_by_a_status);
 
     test_rabbitmq_shared_done();
