@@ -69,11 +69,17 @@ local function stop_worker(w)
   assert.equal(0, status, output(w))
 end
 
+-- The restart test's own node boots (6-10 s) while the first test runs.
+local booting
+
 setup(function()
   dir = files.temp_dir("bus-amqp-faults")
+  booting = sched.spawn(rabbitmq.private)
 end)
 
 teardown(function()
+  local ok, node = booting:wait()
+  if ok then node.stop() end
   for _, w in ipairs(workers) do
     if w.proc:wait(0) == nil then w.proc:kill("SIGKILL"); w.proc:wait(5) end
   end
@@ -104,14 +110,21 @@ describe("the message bus on RabbitMQ under faults (worker processes)", function
     assert.same({ second.proc:pid(), 1 }, { r[2].pid, r[2].attempt })
     local h = rows("k9", "SELECT runs, pid FROM handled WHERE id = 'k9-1'")[1]
     assert.same({ 1, second.proc:pid() }, { h.runs, h.pid })
+    -- acked once: nothing left in the queue, nothing dead-lettered
+    wait.until_true(function() return assert(b.ac:queue_info("faults.hang")).messages == 0 end,
+      "faults.hang is empty", T, 0.05)
+    assert.equal(0, assert(b.ac:queue_info("faults.dlq")).messages)
     b:close()
     stop_worker(second)
   end)
 
   describe("a RabbitMQ node of the test's own", function()
     local node
-    setup(function() node = rabbitmq.private() end)
-    teardown(function() if node then node.stop() end end)
+    setup(function()
+      local ok, n = booting:wait()
+      assert(ok, tostring(n))
+      node = n
+    end)
 
     it("restarted while 10,000 messages flow: the worker reconnects, every published message is handled",
       function()
