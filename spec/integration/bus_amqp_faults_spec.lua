@@ -4,10 +4,13 @@
 -- RabbitMQ broker (jararaca.bus.amqp) and reads the records.
 --   * a worker killed (SIGKILL) in the middle of a handler: RabbitMQ gives
 --     the message back when the connection drops; a second worker handles it;
---   * the broker restarted while 10,000 messages flow: the worker
---     reconnects by itself, and every message published (confirmed) is
---     handled; duplicates are allowed (at least once) and reported. That
---     test restarts a node of its own, not the run's shared one.
+--   * the broker restarted (SIGTERM, then started again on its data) while
+--     10,000 messages flow, with a backlog in the broker and the publisher
+--     mid-way: the worker reconnects by itself, every message published
+--     (confirmed) is handled, and so is a retry that waited in a delay
+--     queue across the restart; duplicates are allowed (at least once) and
+--     printed; the worker then exits 0 on SIGTERM. That test restarts a
+--     node of its own (spec.support.rabbitmq.private), not the run's one.
 local process = require "jararaca.core.process"
 local dbmod = require "jararaca.db"
 local amqp = require "jararaca.bus.amqp"
