@@ -61,7 +61,7 @@ epmd_pid() {
   port=$(cat "$dir/rabbitmq.epmd_port" 2>/dev/null) || return 0
   for p in /proc/[0-9]*; do
     [ "$(cat "$p/comm" 2>/dev/null)" = epmd ] || continue
-    tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "ERL_EPMD_PORT=$port" && { echo "${p#/proc/}"; return 0; }
+    tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qx "ERL_EPMD_PORT=$port" && { echo "${p#/proc/}"; return 0; }
   done
   return 0
 }
