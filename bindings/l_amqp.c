@@ -31,7 +31,9 @@
  *       delivery.body .headers .message_id .content_type .redelivered
  *       .routing_key .exchange .queue; delivery:ack() :nack(requeue)
  *       :reject() -> true | nil, msg, "disconnected" | "closed"; a second
- *       settle of one delivery raises (the broker would close the channel)
+ *       settle of one delivery raises (the broker would close the channel);
+ *       delivery:live() -> false once its connection is gone (the broker
+ *       delivers it again: skip it rather than run it twice)
  *   ac:cancel(consumer_id) parks until the broker's cancel-ok: true | nil,
  *       msg, "not_found" (no such consumer, or cancelled already) | "closed"
  *       | "cancelled". No delivery for it comes after; those that came stay
@@ -677,6 +679,15 @@ static int d_nack(lua_State *L)
     return settled(L, d, d->c->a ? jr_amqp_nack(d->c->a, d->tag, requeue) : JR_AMQP_ECLOSED);
 }
 
+/* delivery:live(): false once the connection it came on is gone (the
+ * broker delivers it again: running it now would be a duplicate). */
+static int d_live(lua_State *L)
+{
+    delivery_ud *d = jr_checkudata(L, 1, &k_delivery_mt, "AMQP delivery");
+    lua_pushboolean(L, !d->settled && d->c->a && jr_amqp_tag_live(d->c->a, d->tag));
+    return 1;
+}
+
 static int d_reject(lua_State *L)
 {
     delivery_ud *d = check_delivery(L, "reject");
@@ -739,7 +750,7 @@ int jr_open_amqp(lua_State *L)
         {"exchange_exists", c_exchange_exists}, {"purge", c_purge}, {"get", c_get}, {"stats", c_stats},
         {"close", c_close}, {NULL, NULL}};
     jr_newmetatable(L, &k_client_mt, "AMQP client", client_methods, c_gc);
-    static const luaL_Reg delivery_methods[] = {{"ack", d_ack}, {"nack", d_nack}, {"reject", d_reject}, {NULL, NULL}};
+    static const luaL_Reg delivery_methods[] = {{"ack", d_ack}, {"nack", d_nack}, {"reject", d_reject}, {"live", d_live}, {NULL, NULL}};
     jr_newmetatable(L, &k_delivery_mt, "AMQP delivery", delivery_methods, NULL);
     /* the delivery's __index: its methods, then its fields */
     lua_pushlightuserdata(L, &k_delivery_mt);

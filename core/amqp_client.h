@@ -288,5 +288,9 @@ int jr_amqp_ack(jr_amqp *a, uint64_t tag);
  * or dead-lettered (the queue's x-dead-letter-exchange). */
 int jr_amqp_nack(jr_amqp *a, uint64_t tag, int requeue);
 int jr_amqp_reject(jr_amqp *a, uint64_t tag, int requeue);
+/* 1 when tag came on the connection that is up now (settling it can
+ * work), 0 when that connection is gone: the broker has requeued the
+ * message and delivers it again, so running it now would be a duplicate. */
+int jr_amqp_tag_live(const jr_amqp *a, uint64_t tag);
 
 #endif

@@ -153,6 +153,11 @@ void jr_amqp_on_body(jr_amqp *a, const amqp_frame_t *f)
     if (d->body.len >= d->body_size) dispatch(a);
 }
 
+int jr_amqp_tag_live(const jr_amqp *a, uint64_t tag)
+{
+    return a && !a->closing && a->conn && (tag >> TAG_BITS) == a->gen;
+}
+
 static int settle(jr_amqp *a, uint64_t tag, amqp_method_number_t id, int requeue)
 {
     if (!a || a->closing) return JR_AMQP_ECLOSED;

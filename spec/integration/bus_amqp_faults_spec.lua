@@ -214,5 +214,35 @@ describe("the message bus on RabbitMQ under faults (worker processes)", function
         b:close()
         stop_worker(w)
       end)
+
+    it("a request while the broker is down answers at once; its message waits in the outbox and is handled once "
+      .. "the broker is back", function()
+        local busapp = require "spec.support.busapp"
+        local adir = dir .. "/outage"
+        assert(os.execute("mkdir -p " .. adir) == 0)
+        local env = { BUS_APP_DB = adir .. "/app.db", JARARACA_BUS_URL = node.url }
+        local status, out, err = run.run({ server.bin, "declare", busapp.APP, env = env }, 60)
+        assert.equal(0, status, out .. err)
+        local app = busapp.start(adir, { JARARACA_BUS_URL = node.url })
+        local ok, perr = pcall(function()
+          local w = app:start_worker("outage-worker", { "--handlers", "process" })
+          app:create("up-1", "ok")
+          app:until_status("up-1", "done")
+          node.ctl("stop_app")
+          wait.until_true(function() return app.srv:output():find("connection lost", 1, true) end,
+            "the server saw the broker go", T, 0.05)
+          -- answered within the client's 5 s (it used to wait 30 s for the broker)
+          app:create("down-1", "ok")
+          assert.equal("new", app:job("down-1").status)
+          assert.equal(1, #app:rows("SELECT seq FROM jr_outbox WHERE topic = 'job.ok'"))
+          node.ctl("start_app")
+          app:until_status("down-1", "done")
+          wait.until_true(function() return #app:rows("SELECT seq FROM jr_outbox") == 0 end, "the outbox is empty", T)
+          assert.truthy(app.srv:output():find("stay in the outbox", 1, true), app.srv:output())
+          stop_worker(w)
+        end)
+        app:stop()
+        assert(ok, perr)
+      end)
   end)
 end)

@@ -85,6 +85,13 @@ function M.private()
     local st, o, e = run.run({ SCRIPT, "restart", dir }, 120)
     assert(st == 0, "cannot restart the RabbitMQ node in " .. dir .. ":\n" .. o .. e)
   end
+  -- rabbitmqctl against it (e.g. stop_app / start_app: the broker refuses
+  -- connections in between, its data kept): true | raises
+  function own.ctl(...)
+    local st, o, e = run.run({ SCRIPT, "ctl", dir, ... }, 120)
+    assert(st == 0, "rabbitmqctl " .. table.concat({ ... }, " ") .. " failed:\n" .. o .. e)
+    return true
+  end
   function own.stop()
     run.run({ SCRIPT, "stop", dir }, 120)
     run.run({ "rm", "-rf", dir }, 30)

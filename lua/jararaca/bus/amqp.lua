@@ -155,12 +155,18 @@ end
 --- Publish msgs (a message or a list) and wait for the broker's confirms:
 --- the count | nil, message, code (the first failure; the others may be
 --- stored). A message: { topic, body (string), headers, id, delay (s) | at
---- (epoch s) }; a bad one raises.
-function Broker:publish(msgs)
+--- (epoch s) }; a bad one raises. opts.fail_fast: while the connection is
+--- down, fail at once ("disconnected") instead of waiting for it (up to
+--- MAX_PENDING_MS): for the outbox's relay after a commit, whose messages
+--- are safe in the outbox and must not hold the request meanwhile.
+function Broker:publish(msgs, opts)
   if type(msgs) ~= "table" then error("broker:publish(msgs): msgs must be a list of messages, got " .. type(msgs), 2) end
   if msgs.topic ~= nil then msgs = { msgs } end
   for i = 1, #msgs do check_message(msgs[i], i, "broker:publish()") end
   if self.closed then return nil, "the broker is closed", "closed" end
+  if opts and opts.fail_fast and not self.ac:stats().up then
+    return nil, format("RabbitMQ (%s) is unreachable: reconnecting", tostring(self.where)), "disconnected"
+  end
   local n = #msgs
   if n == 1 then
     local ok, err, code = publish_one(self, msgs[1])
@@ -250,7 +256,10 @@ function Broker:fetch(queue, n)
   local out = {}
   n = n or 1
   while #out < n and #buf > 0 do
-    out[#out + 1] = delivery(queue, remove(buf, 1))
+    local ad = remove(buf, 1)
+    -- one from a connection that dropped: the broker has requeued it and
+    -- delivers it again (running it now would be a second run)
+    if ad:live() then out[#out + 1] = delivery(queue, ad) end
   end
   return out
 end

@@ -137,7 +137,7 @@ local function into_transaction(ctx, container)
     if not seqs then error("message bus: writing the outbox failed: " .. tostring(err), 0) end
     return function()
       outbox.created(database)
-      outbox.relay(st, database, seqs, msgs)
+      outbox.relay(st, database, seqs, msgs, true)
     end
   end
 end
