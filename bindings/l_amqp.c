@@ -35,7 +35,9 @@
  *       delivery.body .headers .message_id .content_type .redelivered
  *       .routing_key .exchange .queue; delivery:ack() :nack(requeue)
  *       :reject() -> true | nil, msg, "disconnected" | "closed"; a second
- *       settle of one delivery raises (the broker would close the channel)
+ *       settle of one delivery raises (the broker would close the channel);
+ *       delivery:live() -> false once its connection is gone (the broker
+ *       delivers it again: skip it rather than run it twice)
  *   ac:cancel(consumer_id) parks until the broker's cancel-ok: true | nil,
  *       msg, "not_found" (no such consumer, or cancelled already) | "closed"
  *       | "cancelled". No delivery for it comes after; those that came stay
@@ -682,15 +684,16 @@ static lua_Number get_key(lua_State *L, void *key)
 }
 
 /* The delivery at 1 (a method's upvalue 1 is the metatable): its client
- * (NULL once closed) and tag; raises if it is not one, or settled. */
-static jr_amqp *check_delivery(lua_State *L, const char *what, uint64_t *tag)
+ * (NULL once closed) and tag, and whether it is settled; raises if it is
+ * not a delivery. */
+static jr_amqp *delivery_of(lua_State *L, uint64_t *tag, int *is_settled)
 {
     if (!lua_istable(L, 1) || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
         luaL_typerror(L, 1, "AMQP delivery");
     lua_pop(L, 1);
     lua_pushlightuserdata(L, &k_settled);
     lua_rawget(L, 1);
-    if (lua_toboolean(L, -1)) luaL_error(L, "delivery:%s(): the delivery is settled already", what);
+    *is_settled = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_pushlightuserdata(L, &k_client_key);
     lua_rawget(L, 1);
@@ -698,6 +701,15 @@ static jr_amqp *check_delivery(lua_State *L, const char *what, uint64_t *tag)
     lua_pop(L, 1);
     *tag = ((uint64_t)get_key(L, &k_tag_hi) << 32) | (uint64_t)get_key(L, &k_tag_lo);
     return c ? c->a : NULL;
+}
+
+/* Like delivery_of, for a settle: raises if it is settled already. */
+static jr_amqp *check_delivery(lua_State *L, const char *what, uint64_t *tag)
+{
+    int done;
+    jr_amqp *a = delivery_of(L, tag, &done);
+    if (done) luaL_error(L, "delivery:%s(): the delivery is settled already", what);
+    return a;
 }
 
 static int settled(lua_State *L, int rc)
@@ -727,6 +739,17 @@ static int d_nack(lua_State *L)
     jr_amqp *a = check_delivery(L, "nack", &tag);
     int requeue = lua_toboolean(L, 2);
     return settled(L, a ? jr_amqp_nack(a, tag, requeue) : JR_AMQP_ECLOSED);
+}
+
+/* delivery:live(): false once the connection it came on is gone (the
+ * broker delivers it again: running it now would be a duplicate). */
+static int d_live(lua_State *L)
+{
+    uint64_t tag;
+    int done;
+    jr_amqp *a = delivery_of(L, &tag, &done);
+    lua_pushboolean(L, !done && a && jr_amqp_tag_live(a, tag));
+    return 1;
 }
 
 static int d_reject(lua_State *L)
@@ -780,7 +803,7 @@ int jr_open_amqp(lua_State *L)
         {"exchange_exists", c_exchange_exists}, {"purge", c_purge}, {"get", c_get}, {"stats", c_stats},
         {"close", c_close}, {NULL, NULL}};
     jr_newmetatable(L, &k_client_mt, "AMQP client", client_methods, c_gc);
-    static const luaL_Reg delivery_methods[] = {{"ack", d_ack}, {"nack", d_nack}, {"reject", d_reject}, {NULL, NULL}};
+    static const luaL_Reg delivery_methods[] = {{"ack", d_ack}, {"nack", d_nack}, {"reject", d_reject}, {"live", d_live}, {NULL, NULL}};
     jr_newmetatable(L, &k_delivery_mt, "AMQP delivery", delivery_methods, NULL);
     static const luaL_Reg fns[] = {{"connect", l_connect}, {NULL, NULL}};
     lua_createtable(L, 0, 1);

@@ -7,10 +7,11 @@
  * and any failure goes back to DOWN with the backoff timer running.
  *
  * The ops FIFO holds the synchronous AMQP methods (declarations, basic.qos,
- * basic.consume, channel.open): one is on the wire at a time and its reply
- * completes it, so replies need no matching beyond "the head". Publishes are
- * held while the FIFO is not empty, which keeps "declare, then publish" in
- * that order at the broker although they travel on different channels.
+ * basic.consume, basic.cancel, channel.open, the queries of amqp_query.c):
+ * one is on the wire at a time and its reply completes it, so replies need
+ * no matching beyond "the head". Publishes are held while the FIFO is not
+ * empty, which keeps "declare, then publish" in that order at the broker
+ * although they travel on different channels.
  *
  * Memory rules: frames read with amqp_simple_wait_frame_noblock live in the
  * connection's pool until amqp_maybe_release_buffers, so what outlives a
@@ -28,6 +29,8 @@
 #include <amqp_tcp_socket.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 const char *jr_amqp_code_name(int code)
@@ -318,7 +321,17 @@ static void on_readable(uv_poll_t *h, int status, int events)
 {
     jr_amqp *a = h->data;
     if (status < 0) {
-        jr_amqp_conn_fail(a, "socket: %s", uv_strerror(status));
+        /* libuv reports any POLLERR as UV_EBADF; the socket's own error
+         * says what happened (a reset, a refused write) */
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        int fd = a->conn ? amqp_get_sockfd(a->conn) : -1;
+        if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr != 0)
+            jr_amqp_conn_fail(a, "socket: %s", strerror(soerr));
+        else if (status == UV_EBADF)
+            jr_amqp_conn_fail(a, "socket: the connection was closed");
+        else
+            jr_amqp_conn_fail(a, "socket: %s", uv_strerror(status));
         return;
     }
     /* librabbitmq consumes heartbeat frames itself: bytes arriving is what

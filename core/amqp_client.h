@@ -11,6 +11,8 @@
  *   jr_amqp_bind(a, "app.task", "app", "task", done, ud);
  *   jr_amqp_publish(a, "app", "task", body, len, &props, on_confirm, ud);
  *   jr_amqp_consume(a, "app.task", 200, on_delivery, ud);   ... jr_amqp_ack(a, d->tag);
+ *   jr_amqp_queue_info(a, "app.task", on_counts, ud);     (also exchange_exists, purge, get)
+ *   jr_amqp_cancel(a, consumer_id, done, ud);
  *   jr_amqp_free(a);                                    (then keep running the loop)
  *
  * Connection. One TCP connection with three channels: 1 publishes in
@@ -163,8 +165,9 @@ typedef struct {
 jr_amqp *jr_amqp_new(uv_loop_t *loop, const char *url, const jr_amqp_options *opts,
                      const jr_amqp_callbacks *cb, int *status, char *err, size_t errlen);
 
-/* Every pending callback (publish confirms, declarations) runs with
- * JR_AMQP_ECLOSED before this returns, and no callback runs after it; the
+/* Every pending callback (publish confirms, declarations, queries,
+ * cancels: also a cancel of a consumer while down whose OK was not yet
+ * delivered) runs with JR_AMQP_ECLOSED before this returns, and no callback runs after it; the
  * broker requeues unacknowledged deliveries. Memory is released once the
  * loop has closed the handles (and a connect attempt on the thread pool has
  * ended): keep running the loop. Safe from inside any callback. NULL is
@@ -285,5 +288,9 @@ int jr_amqp_ack(jr_amqp *a, uint64_t tag);
  * or dead-lettered (the queue's x-dead-letter-exchange). */
 int jr_amqp_nack(jr_amqp *a, uint64_t tag, int requeue);
 int jr_amqp_reject(jr_amqp *a, uint64_t tag, int requeue);
+/* 1 when tag came on the connection that is up now (settling it can
+ * work), 0 when that connection is gone: the broker has requeued the
+ * message and delivers it again, so running it now would be a duplicate. */
+int jr_amqp_tag_live(const jr_amqp *a, uint64_t tag);
 
 #endif

@@ -83,6 +83,7 @@ static void dispatch(jr_amqp *a)
     const char *m = d->meta.data;
     cons *c = d->get ? NULL : cons_by_tag(a, m + d->o_ct);
     if (!c && !d->get) return; /* unknown consumer tag: the broker requeues it when we close */
+    if (d->get && (!a->ops || a->ops->kind != OP_QUERY)) return; /* (get-ok is accepted only for a get at the head) */
     for (size_t i = 0; i < d->nh; i++) {
         d->hv[i].key = m + d->hoff[i * 3];
         d->hv[i].value = m + d->hoff[i * 3 + 1];
@@ -234,6 +235,11 @@ static int ack_later(jr_amqp *a, uint64_t t)
     }
     a->last_send = uv_now(a->loop);
     return 0;
+}
+
+int jr_amqp_tag_live(const jr_amqp *a, uint64_t tag)
+{
+    return a && !a->closing && a->conn && (tag >> TAG_BITS) == a->gen;
 }
 
 static int settle(jr_amqp *a, uint64_t tag, amqp_method_number_t id, int requeue)

@@ -309,8 +309,10 @@ int jr_amqp_cancel(jr_amqp *a, int consumer_id, jr_amqp_done_cb cb, void *ud)
     /* down: the broker has no such consumer; forgotten now, answered from the loop */
     cons_unlink(&a->conss, c);
     c->cancelling = 1, c->cancel_cb = cb, c->cancel_ud = ud;
-    c->next = a->cdone;
-    a->cdone = c;
+    c->next = NULL;
+    cons **pp = &a->cdone; /* answered in the order asked */
+    while (*pp) pp = &(*pp)->next;
+    *pp = c;
     uv_timer_start(&a->soon, on_soon, 0, 0);
     return 0;
 }

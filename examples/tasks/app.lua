@@ -45,8 +45,16 @@
 -- to the database (TASKS_DB), which the server and the workers share. To use
 -- another, set JARARACA_BUS_URL for every process, e.g.
 -- JARARACA_BUS_URL=sqlite:////var/lib/tasks/bus.db (or add
--- `bus = { url = ... }` to the Microservice below); amqp:// (RabbitMQ) once
--- that backend lands.
+-- `bus = { url = ... }` to the Microservice below). On RabbitMQ
+-- (docs/bus-rabbitmq.md) the same code runs unchanged; declare the app's
+-- topology once (the server and the workers check it at startup):
+--   export JARARACA_BUS_URL=amqp://guest:guest@localhost:5672/
+--   jararaca declare examples/tasks/app.lua   (exchanges tasks, tasks.retry, tasks.dlx;
+--                                              queues tasks.process, tasks.done, tasks.dlq)
+-- then start the server and the workers as above; a retry waits in a delay
+-- queue (tasks.wait.<ms>) and the dead letters are in tasks.dlq (`jararaca
+-- dlq` reads them the same way). examples/tasks/spec/worker_amqp_spec.lua
+-- runs all this against a real RabbitMQ.
 --
 -- Configuration comes from the environment (prefix TASKS_): TASKS_DB (the
 -- database file), TASKS_READERS (reader connections). The schema is created

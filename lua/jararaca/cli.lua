@@ -3,6 +3,7 @@
 --
 --   jararaca server app.lua [--host H] [--port P] [--workers N|auto] [...]
 --   jararaca worker app.lua [--handlers a,b] [--groups g] [--prefetch N] [--grace-period S]
+--                           [--workers N|auto] [--broker-url URL]
 --   jararaca dlq stats|list|requeue|purge app.lua [...]   (jararaca.bus.dlq_cli)
 --   jararaca declare app.lua                              (jararaca.bus.declare_cli)
 --   jararaca test [path ...] [--log-level L] [busted options]
@@ -22,7 +23,8 @@ local function eprint(...)
 end
 
 -- name, kind ("string" | "int" | "number" | "flag" | "workers" | "choice"), default, help, choices,
--- metavar (the value's name in the help text, when not the kind's)
+-- metavar (the value's name in the help text, when not the kind's), false when the environment does
+-- not give it (else JARARACA_<NAME> does)
 local SERVER_OPTIONS = {
   { "host", "string", "0.0.0.0", "address to listen on" },
   { "port", "int", 8000, "TCP port" },
@@ -48,12 +50,20 @@ local WORKER_OPTIONS = {
   { "handlers", "string", "", "comma-separated handler names to run (default: all)", nil, "HANDLERS" },
   { "groups", "string", "", "comma-separated handler groups to run (default: all)", nil, "GROUPS" },
   { "prefetch", "int", 0, "deliveries each handler fetches and runs at once (default: each handler's prefetch)" },
+  { "workers", "workers", 1, "worker processes (a number or 'auto' = one per core), pre-forked under a master" },
+  -- No variable of its own: the environment's way is the bus's JARARACA_BUS_URL (jararaca.bus.settings
+  -- reads it, and reports a bad one under its name), which this option overrides.
+  { "broker-url", "string", "", "the broker, winning over JARARACA_BUS_URL and Microservice.bus.url "
+    .. "(default: theirs)", nil, "URL", false },
   { "grace-period", "number", 30, "seconds in-flight handlers get to finish on SIGTERM/SIGINT" },
   { "log-level", "choice", "info", "debug, info, warn, error or off", { "debug", "info", "warn", "error", "off" } },
   { "log-format", "choice", "text", "text or json (one JSON object per line)", { "text", "json" } },
 }
 
-local function env_name(opt) return "JARARACA_" .. opt:upper():gsub("-", "_") end
+local function env_name(spec)
+  if spec[7] == false then return nil end
+  return "JARARACA_" .. spec[1]:upper():gsub("-", "_")
+end
 
 local function convert(spec, raw, origin)
   local name, kind, _, _, choices = spec[1], spec[2], spec[3], spec[4], spec[5]
@@ -114,9 +124,9 @@ function M.parse_options(args, specs, env)
   end
   for _, s in ipairs(specs) do
     if not given[s[1]] then
-      local raw = env(env_name(s[1]))
+      local raw = env_name(s) and env(env_name(s))
       if raw ~= nil and raw ~= "" then
-        local v, err = convert(s, raw, env_name(s[1]))
+        local v, err = convert(s, raw, env_name(s))
         if v == nil then return nil, nil, err end
         opts[s[1]] = v
       else
@@ -210,8 +220,10 @@ local function worker_help()
     "Runs the message-bus handlers (IncomingHandler) of APP.lua: runs the interceptors'",
     "startup, consumes each selected handler's queue, and on SIGTERM or SIGINT stops",
     "fetching, gives handlers in flight the grace period, releases what it fetched and did",
-    "not start, then runs the interceptors' shutdown and exits 0. The broker: Microservice",
-    "{ bus = { url = ... } } or JARARACA_BUS_URL (docs/bus.md).",
+    "not start, then runs the interceptors' shutdown and exits 0. The broker: --broker-url,",
+    "else JARARACA_BUS_URL, else Microservice{ bus = { url = ... } } (docs/bus.md).",
+    "--workers N pre-forks N such processes under a master, as `jararaca server` does: it",
+    "relays SIGTERM/SIGINT, restarts a worker that dies, exits 0 when all stopped cleanly.",
     "",
     "options (each also from the environment: --prefetch is JARARACA_PREFETCH, ...;",
     "the command line wins):",
@@ -398,8 +410,25 @@ function M.worker(args)
   local o, app, path = open_app("worker", args, WORKER_OPTIONS)
   if not o then return app end
   if o.prefetch > 1000 then eprint("jararaca worker: --prefetch: expected at most 1000, got ", o.prefetch); return 2 end
+  local url = o["broker-url"]
+  if url ~= "" then
+    -- The override reaches the bus the way the environment does (settings
+    -- reads JARARACA_BUS_URL, which wins over the app): checked here so a
+    -- bad one names --broker-url; inherited by the forked workers.
+    local bus_settings = require "jararaca.bus.settings"
+    local parsed, perr = bus_settings.parse(url, "--broker-url")
+    if not parsed then eprint("jararaca worker: ", perr); return 2 end
+    assert(sys.setenv(bus_settings.ENV, url))
+  end
   local runtime = require "jararaca.runtime"
   local worker = require "jararaca.bus.worker"
+  -- Several workers: the server's master (jararaca.core.sys.prefork, the
+  -- same signals, restarts and startup-failure rule); each child consumes
+  -- the selected handlers' queues, which the broker shares between them.
+  if o.workers > 1 then
+    local idx, ferr = sys.prefork(o.workers, math.floor((o["grace-period"] + 5) * 1000), 0)
+    if not idx then eprint("jararaca worker: fork: ", ferr); return 1 end
+  end
   sys.watch_signals()
   local trace
   local okrt, rt = xpcall(runtime.start, function(e) trace = debug.traceback(tostring(e), 2); return e end, app,
@@ -419,6 +448,7 @@ function M.worker(args)
     return wcode == "invalid" and 2 or 1
   end
   log.info(("worker started (pid %d, broker %s)"):format(sys.pid(), rt.bus.settings.url))
+  sys.worker_ready() -- under a master: from now on a death is a restart, not a startup failure
   local sig = sys.next_signal()
   while sig == "SIGHUP" do sig = sys.next_signal() end
   log.info(sig, ": stopping (grace period ", o["grace-period"], "s)")

@@ -425,6 +425,7 @@ TEST(a_connection_closed_by_the_broker_reconnects_redeclares_and_resumes)
     CHECK(jr_amqp_consume(a, q, 5, on_delivery, NULL) > 0);
     WAIT(E.nd >= 1, 5000);
     uint64_t old = E.tag[0];
+    CHECK_EQ_INT(jr_amqp_tag_live(a, old), 1);
     /* the broker closes our connection (connection.close with a reason) */
     CHECK_EQ_INT(test_rabbitmq_close_connection(g_proxy_up_port, "test: drop"), 0);
     WAIT(E.downs >= 1, 5000);
@@ -447,6 +448,8 @@ TEST(a_connection_closed_by_the_broker_reconnects_redeclares_and_resumes)
     CHECK_EQ_INT(E.nd, 2);
     CHECK_EQ_INT(E.redelivered[1], 1);
     CHECK_EQ_MEM(E.body[1].data, E.body[1].len, "before");
+    CHECK_EQ_INT(jr_amqp_tag_live(a, old), 0);
+    CHECK_EQ_INT(jr_amqp_tag_live(a, E.tag[1]), 1);
     CHECK_EQ_INT(jr_amqp_ack(a, old), JR_AMQP_EDISCONNECTED);
     CHECK_EQ_INT(jr_amqp_ack(a, E.tag[1]), 0);
     /* the topology was declared again and the consumer resumed */

@@ -16,9 +16,11 @@ local files = require "spec.support.files"
 
 local APP = server.root .. "/spec/integration/apps/bus_app.lua"
 
-local function post(srv, path, body)
+-- (timeout: a request whose relay waits for a locked broker file answers
+-- after the file's busy timeout, later still on a loaded machine)
+local function post(srv, path, body, timeout)
   return assert(client.request(srv.port, "POST", path,
-    { headers = { ["Content-Type"] = "application/json" }, body = assert(json.encode(body)) }))
+    { headers = { ["Content-Type"] = "application/json" }, body = assert(json.encode(body)), timeout = timeout }))
 end
 
 local function query(database, sql, params)
@@ -105,7 +107,7 @@ describe("the outbox (bus on its own file)", function()
     busdb = assert(dbmod.open { path = dir .. "/busapp.bus.db" })
     -- the broker's file is locked: the relay after the commit fails (after its busy timeout)
     local release = hold_lock(dir .. "/busapp.bus.db")
-    local res = post(srv, "/jobs", { id = "crash-1", kind = "ok" })
+    local res = post(srv, "/jobs", { id = "crash-1", kind = "ok" }, 30)
     assert.equal(201, res.status, res.body)
     -- committed together: the job and its message in the outbox
     assert.equal("new", job_status(appdb, "crash-1"))

@@ -4,8 +4,6 @@
 -- broker in its default file next to the app's database. Every path a
 -- delivery can take is provoked: ack, retries, dead letters (max_retries,
 -- invalid payloads, reject), timeouts, a rollback, dispositions, SIGTERM.
-local process = require "jararaca.core.process"
-local dbmod = require "jararaca.db"
 local embedded = require "jararaca.bus.embedded"
 local json = require "jararaca.json"
 local server = require "spec.support.server"
@@ -14,86 +12,40 @@ local run = require "spec.support.run"
 local wait = require "spec.support.wait"
 local files = require "spec.support.files"
 local bus = require "spec.support.bus"
+local busapp = require "spec.support.busapp"
 
-local APP = server.root .. "/spec/integration/apps/bus_app.lua"
+local APP = busapp.APP
 
-local dir, env, srv, worker, appdb, broker
+local dir, env, srv, worker, app, broker
 
-local function start_worker(name, args)
-  local log = ("%s/%s.log"):format(dir, name)
-  local argv = { server.bin, "worker", APP, env = env, stdout = log, stderr = log }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  return { proc = assert(process.spawn(argv)), log = log }
-end
-
-local function rows(sql, params)
-  return bus.query({ db = appdb }, sql, params)
-end
-
-local function post(path, body)
-  local res = assert(client.request(srv.port, "POST", path,
-    { headers = { ["Content-Type"] = "application/json" }, body = assert(json.encode(body)) }))
-  return res
-end
-
-local function create(id, kind, tenant)
-  local res = post("/jobs", { id = id, kind = kind, tenant = tenant })
-  assert.equal(201, res.status, res.body)
-end
-
-local function job(id)
-  return client.get_json(srv.port, "/jobs/" .. id)
-end
-
-local function until_status(id, status, what)
-  return wait.until_true(function()
-    local j = job(id)
-    return j.status == status and j
-  end, what or (id .. " is " .. status), 15)
-end
-
-local function runs(id)
-  local out = {}
-  for _, r in ipairs(rows("SELECT attempt, retry_count, tenant, handler FROM runs WHERE id = ? ORDER BY rowid",
-    { id })) do
-    out[#out + 1] = r
-  end
-  return out
-end
+local function start_worker(name, args) return app:start_worker(name, args) end
+local function rows(sql, params) return app:rows(sql, params) end
+local function post(path, body) return app:post(path, body) end
+local function create(id, kind, tenant) return app:create(id, kind, tenant) end
+local function job(id) return app:job(id) end
+local function until_status(id, status, what) return app:until_status(id, status, what) end
+local function runs(id) return app:runs(id) end
 
 -- The dead letters of a handler's queue, by message id.
-local function dead(queue)
-  local out = {}
-  for _, d in ipairs(assert(broker:dlq_list("busapp." .. queue, 1000))) do out[d.id] = d end
-  return out
-end
+local function dead(queue) return busapp.dead(broker, queue) end
 
-local function dead_where(queue, pred, what)
-  return wait.until_true(function()
-    for _, d in pairs(dead(queue)) do if pred(d) then return d end end
-  end, what, 15)
-end
+local function dead_where(queue, pred, what) return busapp.dead_where(broker, queue, pred, what) end
 
-local function output(w)
-  return run.read(w.log) or ""
-end
+local output = busapp.output
 
 setup(function()
   dir = files.temp_dir("bus")
-  env = { BUS_APP_DB = dir .. "/app.db", JARARACA_LOG_LEVEL = "info" }
-  srv = server.start(APP, { "--worker-timeout", "0" }, env)
+  app = busapp.start(dir)
+  srv, env = app.srv, app.env
   -- handlers of the groups jobs and follow-up; the shutdown group has its own worker below
   worker = start_worker("worker", { "--groups", "jobs,follow-up" })
-  appdb = assert(dbmod.open { path = dir .. "/app.db" })
   -- the default broker file: "<app name>.bus.db" next to the app's database
   broker = assert(embedded.open(dir .. "/busapp.bus.db"))
 end)
 
 teardown(function()
-  if worker then worker.proc:kill("SIGKILL"); worker.proc:wait(5) end
-  if srv then srv:stop() end
+  if app then app:stop() end
   if broker then broker:close() end
-  if appdb then appdb:close() end
   files.remove_dir(dir)
 end)
 
@@ -229,9 +181,7 @@ describe("the message bus (server + worker processes, embedded broker)", functio
       w.proc:kill("SIGTERM")
       wait.until_true(function() return output(w):find("SIGTERM: stopping", 1, true) end, "the worker is stopping", 15)
       -- the handler in flight finishes after the signal: its gate opens now
-      local gtx = appdb:begin("write")
-      assert(gtx:execute("INSERT INTO gates (name) VALUES ('hold-1')"))
-      assert(gtx:commit())
+      app:open_gate("hold-1")
       local status = w.proc:wait(30)
       assert.equal(0, status, output(w))
       assert.equal("done", job("hold-1").status)
@@ -389,24 +339,16 @@ describe("jararaca dlq (a worker producing dead letters)", function()
 end)
 
 describe("jararaca worker: startup errors", function()
-  it("an amqp:// URL is refused until the RabbitMQ backend lands (exit 1, the password never printed)", function()
-    local e = { JARARACA_BUS_URL = "amqp://user:s3cret@localhost/", BUS_APP_DB = dir .. "/other.db" }
-    local status, out, err = run.run({ server.bin, "worker", APP, env = e }, 60)
-    assert.equal(1, status, out .. err)
-    assert.truthy(err:find("JARARACA_BUS_URL: the RabbitMQ backend (amqp://) is not available yet", 1, true), err)
-    assert.falsy(err:find("s3cret", 1, true))
-  end)
-
   it("a handler with a bad option names the app file, the line and the handler", function()
-    local app = run.temp_file([[
+    local file = run.temp_file([[
 local j = require "jararaca"
 local W = j.MessageBusController { name = "W" }
 W.h = j.IncomingHandler("a.b", { max_retries = -1 }, function() end)
 return j.Microservice { name = "bad", controllers = { W }, bus = { url = "sqlite:///]] .. dir .. [[/bad.bus.db" } }
 ]], ".lua")
-    local status, out, err = run.run({ server.bin, "worker", app }, 60)
+    local status, out, err = run.run({ server.bin, "worker", file }, 60)
     assert.equal(1, status, out .. err)
-    assert.truthy(err:find(app:match("[^/]+$") .. ":3: handler W.h (a.b): max_retries: expected a whole number in "
+    assert.truthy(err:find(file:match("[^/]+$") .. ":3: handler W.h (a.b): max_retries: expected a whole number in "
       .. "0..1000000, got -1", 1, true), err)
     run.cleanup()
   end)

@@ -46,7 +46,7 @@ describe("jararaca COMMAND --help", function()
     { "migrate", "usage: jararaca migrate APP.lua", { "--name NAME", "--status", "--to VERSION" } },
     { "version", "usage: jararaca version", {} },
     { "worker", "usage: jararaca worker APP.lua [options]", { "--handlers HANDLERS", "--groups GROUPS",
-      "--prefetch N", "--grace-period SECONDS", "JARARACA_BUS_URL", "-h, --help" } },
+      "--prefetch N", "--grace-period SECONDS", "--workers N|auto", "--broker-url URL", "JARARACA_BUS_URL", "-h, --help" } },
     { "scheduler", "usage: jararaca scheduler APP.lua", { "Not available in this version" } },
   }
   for _, case in ipairs(CASES) do

@@ -6,6 +6,9 @@
 #                                  `rabbitmqctl await_startup` succeeds; writes
 #                                  DIR/rabbitmq.url (amqp://guest:guest@127.0.0.1:PORT) last
 #   rabbitmq.sh stop DIR           rabbitmqctl stop, then by PID; also its private epmd
+#   rabbitmq.sh restart DIR        stop the node (SIGTERM to its PID: a clean shutdown) and start it
+#                                  again on the same ports, node name and data: durable
+#                                  queues and persistent messages survive (mnesia is kept)
 #   rabbitmq.sh ctl DIR ARGS...    rabbitmqctl ARGS against that node (e.g.
 #                                  close_all_connections test, list_queues name messages)
 #
@@ -14,8 +17,9 @@
 # ports (rabbitmq.port, rabbitmq.dist_port, rabbitmq.epmd_port), rabbitmq.pid
 # (the Erlang VM) and server.out. The node never meets another broker: its
 # own node name, its own epmd (ERL_EPMD_PORT) and distribution port, all on
-# 127.0.0.1. Every start is empty (mnesia is wiped). The guest user works: it
-# is limited to loopback connections, which is all we make.
+# 127.0.0.1. Every start is empty (mnesia is wiped); a restart is not. The
+# guest user works: it is limited to loopback connections, which is all we
+# make.
 #
 # Starting takes 6-10 s (the Erlang VM and the rabbit application boot):
 # ctest starts one node per run (the services fixture), shared by the tests.
@@ -25,7 +29,7 @@ die() { echo "rabbitmq.sh: $*" >&2; exit 1; }
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: rabbitmq.sh start|stop|ctl DIR [rabbitmqctl args...]"
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: rabbitmq.sh start|stop|restart|ctl DIR [rabbitmqctl args...]"
 shift 2
 RMQ_BIN=/usr/lib/rabbitmq/bin
 [ -x "$RMQ_BIN/rabbitmq-server" ] || die "rabbitmq-server is not installed (Debian: apt-get install rabbitmq-server; ./dev.sh test does it)"
@@ -57,7 +61,7 @@ epmd_pid() {
   port=$(cat "$dir/rabbitmq.epmd_port" 2>/dev/null) || return 0
   for p in /proc/[0-9]*; do
     [ "$(cat "$p/comm" 2>/dev/null)" = epmd ] || continue
-    tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "ERL_EPMD_PORT=$port" && { echo "${p#/proc/}"; return 0; }
+    tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qx "ERL_EPMD_PORT=$port" && { echo "${p#/proc/}"; return 0; }
   done
   return 0
 }
@@ -72,18 +76,33 @@ stop_pid() { # pid what
   die "$2 (pid $1) does not stop"
 }
 
-stop() {
-  [ -s "$dir/rabbitmq.port" ] || return 0
-  local pid= epmd i
+# Stop the Erlang VM, leaving its epmd and files: with rabbitmqctl stop
+# (how = ctl), or at once by PID (how = term: SIGTERM makes RabbitMQ shut
+# down cleanly too, syncing its message store, without the seconds
+# rabbitmqctl's own VM takes to boot); SIGKILL if it does not go.
+stop_vm() {
+  local pid= i
   [ -s "$dir/rabbitmq.vm_pid" ] && pid=$(cat "$dir/rabbitmq.vm_pid")
-  epmd=$(epmd_pid)
   if [ -n "$pid" ] && alive "$pid"; then
-    ctl stop >/dev/null 2>&1 || true
-    for i in $(seq 1 200); do alive "$pid" || break; sleep 0.05; done
+    if [ "${1:-ctl}" = ctl ]; then
+      ctl stop >/dev/null 2>&1 || true
+      for i in $(seq 1 200); do alive "$pid" || break; sleep 0.05; done
+    else
+      kill -TERM "$pid" 2>/dev/null || true
+      for i in $(seq 1 600); do alive "$pid" || break; sleep 0.05; done
+    fi
     stop_pid "$pid" "the rabbitmq node"
   fi
+  rm -f "$dir/rabbitmq.vm_pid" "$dir/rabbitmq.pid"
+}
+
+stop() {
+  [ -s "$dir/rabbitmq.port" ] || return 0
+  local epmd
+  epmd=$(epmd_pid)
+  stop_vm
   [ -n "$epmd" ] && stop_pid "$epmd" "the node's epmd"
-  rm -f "$dir/rabbitmq.vm_pid" "$dir/rabbitmq.pid" "$dir/rabbitmq.url"
+  rm -f "$dir/rabbitmq.url"
 }
 
 # Start the node from DIR's files: 0 when await_startup succeeded, 1 when
@@ -136,9 +155,16 @@ case "$cmd" in
     die "rabbitmq-server did not start (log: $dir/server.out)"
     ;;
   stop) stop ;;
+  restart)
+    # same ports (the clients reconnect to the URL they have), same node
+    # name (its mnesia directory is named after it), same cookie
+    [ -s "$dir/rabbitmq.port" ] || die "no node in $dir: use start first"
+    stop_vm term
+    launch || die "the node did not start again on port $(cat "$dir/rabbitmq.port") (log: $dir/server.out)"
+    ;;
   ctl)
     [ -s "$dir/rabbitmq.port" ] || die "no node in $dir: use start first"
     ctl "$@"
     ;;
-  *) die "unknown command '$cmd' (start, stop, ctl)" ;;
+  *) die "unknown command '$cmd' (start, stop, restart, ctl)" ;;
 esac

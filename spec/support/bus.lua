@@ -5,6 +5,7 @@
 --   local c = bus.start_consumer(path, "a", { BUS_BATCH = "20" }, log_path)
 --   bus.count(b, "SELECT count(*) AS n FROM handled")
 --   bus.published(b)                            -- the consumers stop once the queue is empty
+--   local w = bus.start_worker(app, log_path, { "--workers", "2" }, env)   -- w.proc, w.log
 local embedded = require "jararaca.bus.embedded"
 local process = require "jararaca.core.process"
 local server = require "spec.support.server"
@@ -34,6 +35,14 @@ function M.start_consumer(path, name, env, log)
   local e = { BUS_DB = path, BUS_QUEUE = "jobs", BUS_NAME = name, JARARACA_LOG_LEVEL = "warn" }
   for k, v in pairs(env or {}) do e[k] = v end
   return assert(process.spawn { server.bin, "test", M.CONSUMER, env = e, stdout = log, stderr = log })
+end
+
+--- Start `jararaca worker app args...` with env added to the environment,
+--- its output into the file log: { proc, log }.
+function M.start_worker(app, log, args, env)
+  local argv = { server.bin, "worker", app, env = env, stdout = log, stderr = log }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  return { proc = assert(process.spawn(argv)), log = log }
 end
 
 --- The rows of a read query.

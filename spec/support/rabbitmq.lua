@@ -7,6 +7,8 @@
 --                                         -- here on first use (6-10 s) and stopped when the run ends
 --   rabbitmq.ctl("list_queues", "name")   -- rabbitmqctl against it: its output, or nil, err
 --   rabbitmq.tool("amqp-get", "-q", q)    -- an amqp-tools command with --url=<the node>
+--   local node = rabbitmq.private()       -- a node of the caller's own (6-10 s): node.url,
+--   node.restart(); node.stop()           -- restarted keeping its data, stopped by PID
 --
 -- One node per run: booting one takes seconds, so specs share it and keep
 -- to queue names of their own.
@@ -66,6 +68,35 @@ function M.tool(cmd, ...)
   local status, out, err = run.run(argv, 30)
   if status ~= 0 then return nil, ("%s: %s"):format(cmd, err ~= "" and err or out) end
   return (out:gsub("\n$", ""))
+end
+
+--- A node of the caller's own, for a test that restarts or stops it (on
+--- the run's node that would disturb the other specs): { url, dir,
+--- restart(), stop() }. restart keeps the ports and the data (durable
+--- queues, persistent messages) and returns once the node is up again;
+--- stop stops it by PID and removes its directory.
+function M.private()
+  local dir = os.tmpname()
+  os.remove(dir)
+  local status, out, err = run.run({ SCRIPT, "start", dir }, 120)
+  assert(status == 0, "cannot start a RabbitMQ node through " .. SCRIPT .. ":\n" .. out .. err)
+  local own = { url = (url_in(dir)), dir = dir }
+  function own.restart()
+    local st, o, e = run.run({ SCRIPT, "restart", dir }, 120)
+    assert(st == 0, "cannot restart the RabbitMQ node in " .. dir .. ":\n" .. o .. e)
+  end
+  -- rabbitmqctl against it (e.g. stop_app / start_app: the broker refuses
+  -- connections in between, its data kept): true | raises
+  function own.ctl(...)
+    local st, o, e = run.run({ SCRIPT, "ctl", dir, ... }, 120)
+    assert(st == 0, "rabbitmqctl " .. table.concat({ ... }, " ") .. " failed:\n" .. o .. e)
+    return true
+  end
+  function own.stop()
+    run.run({ SCRIPT, "stop", dir }, 120)
+    run.run({ "rm", "-rf", dir }, 30)
+  end
+  return own
 end
 
 return M

@@ -120,25 +120,54 @@ describe("bus settings", function()
     assert.has_error(function() j.Microservice { bus = "sqlite:///x.db" } end,
       "Microservice.bus must be a table { url = ... }, got string")
     assert.has_error(function() j.Microservice { bus = { uri = "x" } } end,
-      'Microservice.bus: unknown field "uri" (known: url, propagate_headers)')
+      'Microservice.bus: unknown field "uri" (known: url, declare, propagate_headers)')
+    assert.has_error(function() j.Microservice { bus = { declare = "yes" } } end,
+      "Microservice.bus.declare must be a boolean, got string")
     assert.has_error(function() j.Microservice { bus = { url = 3 } } end,
       "Microservice.bus.url must be a non-empty string, got number")
   end)
 
-  it("sqlite:/// is the embedded broker; the environment wins; amqp:// is not available yet", function()
+  it("sqlite:/// is the embedded broker; amqp:// is RabbitMQ, shown without its password; the environment wins",
+    function()
     local app = { bus = { url = "sqlite:///var/a.db" } }
     assert.same({ kind = "embedded", path = "var/a.db", url = "sqlite:///var/a.db" }, settings.resolve(app, {}, env {}))
     assert.same({ kind = "embedded", path = "/b.db", url = "sqlite:////b.db" },
       settings.resolve(app, {}, env { JARARACA_BUS_URL = "sqlite:////b.db" }))
-    local r, err, code = settings.resolve(app, {}, env { JARARACA_BUS_URL = "amqp://u:secret@h/" })
-    assert.is_nil(r)
-    assert.equal("invalid", code)
-    assert.equal("JARARACA_BUS_URL: the RabbitMQ backend (amqp://) is not available yet in this version; use the "
-      .. "embedded broker (sqlite:///path.db, the default)", err)
+    assert.same({ kind = "amqp", url = "amqp://u@h:5673/v", where = "amqp://u@h:5673/v", dial = "amqp://u:secret@h:5673/v" },
+      settings.resolve(app, {}, env { JARARACA_BUS_URL = "amqp://u:secret@h:5673/v" }))
+    assert.same({ kind = "amqp", url = "amqp://h", where = "amqp://h", dial = "amqp://h" }, settings.parse("amqp://h", "X"))
+    assert.same({ nil, "X: no host in the RabbitMQ URL (amqp://user:password@host:port/vhost)", "invalid" },
+      { settings.parse("amqp://u:p@/v", "X") })
+    assert.same({ nil, "X: amqps:// (TLS) is not supported yet; use amqp:// on a trusted network", "invalid" },
+      { settings.parse("amqps://h", "X") })
     assert.same({ nil, "Microservice.bus.url: the embedded broker needs a file the processes share (sqlite:///path.db), "
       .. 'got "sqlite:///:memory:"', "invalid" }, { settings.parse("sqlite:///:memory:", "Microservice.bus.url") })
-    assert.same({ nil, 'X: unsupported message bus URL (scheme "redis"): use sqlite:///path.db', "invalid" },
+    assert.same({ nil, 'X: unsupported message bus URL (scheme "redis"): use sqlite:///path.db or amqp://host', "invalid" },
       { settings.parse("redis://h", "X") })
+  end)
+
+  it("RabbitMQ delay tiers: the nearest of a 1-1.2-1.5-2-2.5-3-4-5-6-8 ladder, 50 ms to ~11.6 days", function()
+    local topology = require "jararaca.bus.amqp_topology"
+    assert.is_nil(topology.tier(49))
+    assert.same({ 100, 100, 1000, 1200, 5000, 60000, 1e9 },
+      { topology.tier(50), topology.tier(109), topology.tier(1000), topology.tier(1100), topology.tier(5300),
+        topology.tier(61000), topology.tier(1.04e9) })
+    for _, ms in ipairs { 100, 333, 7777, 123456, 9e7 } do
+      local t = topology.tier(ms)
+      assert.truthy(t / ms < 1.13 and ms / t < 1.13, ms .. " -> " .. t)
+    end
+    local t, err = topology.tier(2e9)
+    assert.is_nil(t)
+    assert.truthy(err:find("longer than the RabbitMQ backend's longest", 1, true), err)
+    assert.equal(71, #topology.TIERS)
+  end)
+
+  it("a handler may not be named dlq, dlx or retry (the app's own queues on RabbitMQ)", function()
+    local W = j.MessageBusController { name = "W" }
+    W.retry = j.IncomingHandler("a.b", function() end)
+    local ok, err = pcall(require("jararaca.bus.controller").handlers, { name = "x", controllers = { W } })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find('name: "retry" is reserved for the app\'s own queues', 1, true), err)
   end)
 
   it("the default: <app name>.bus.db next to the app's database, else next to the app file", function()

@@ -28,10 +28,12 @@ local WS_LIVE = 'spec/integration/websocket_spec.lua (a WebSocket needs a real c
   .. ' \"closed\" once closed", "receive(timeout)", "refuses text that is not UTF-8"; accept\'s own'
   .. ' failures need a client gone between the upgrade and the 101)'
 local AMQP_LIVE = "spec/integration/amqp_spec.lua (a RabbitMQ node: refused declarations, closed clients,"
-  .. " cancelled publishes; nacked, disconnected, busy need a broker that fails on cue)"
+  .. " cancelled publishes, missing queues and exchanges (not_found); nacked, disconnected, busy need a broker"
+  .. " that fails on cue)"
 local PENDING = {
   ["ac:declare_exchange"] = AMQP_LIVE, ["ac:declare_queue"] = AMQP_LIVE, ["ac:bind"] = AMQP_LIVE,
-  ["ac:publish"] = AMQP_LIVE, ["delivery:ack"] = AMQP_LIVE,
+  ["ac:publish"] = AMQP_LIVE, ["delivery:ack"] = AMQP_LIVE, ["ac:cancel"] = AMQP_LIVE,
+  ["ac:queue_info"] = AMQP_LIVE, ["ac:exchange_exists"] = AMQP_LIVE, ["ac:purge"] = AMQP_LIVE, ["ac:get"] = AMQP_LIVE,
   ["req:respond"] = "spec/integration/guard_spec.lua (a request handle needs a real connection)",
   ["ws:accept"] = WS_LIVE, ["ws:receive"] = WS_LIVE, ["ws:send_text"] = WS_LIVE, ["ws:send_bytes"] = WS_LIVE,
   ["ws:send_json"] = WS_LIVE, ["ws:close"] = WS_LIVE, ["mgr:add_websocket"] = WS_LIVE, ["mgr:join"] = WS_LIVE,

@@ -31,7 +31,7 @@ local M = {}
 
 local type, error, format, pairs, pcall, setmetatable, tostring, tonumber, next =
   type, error, string.format, pairs, pcall, setmetatable, tostring, tonumber, next
-local floor, huge, min, sub = math.floor, math.huge, math.min, string.sub
+local floor, huge, sub = math.floor, math.huge, string.sub
 local topic_error, time = topic_mod.topic_error, sys.time
 
 --- Publishes answered "disconnected" (sent, then the connection dropped
@@ -155,12 +155,18 @@ end
 --- Publish msgs (a message or a list) and wait for the broker's confirms:
 --- the count | nil, message, code (the first failure; the others may be
 --- stored). A message: { topic, body (string), headers, id, delay (s) | at
---- (epoch s) }; a bad one raises.
-function Broker:publish(msgs)
+--- (epoch s) }; a bad one raises. opts.fail_fast: while the connection is
+--- down, fail at once ("disconnected") instead of waiting for it (up to
+--- MAX_PENDING_MS): for the outbox's relay after a commit, whose messages
+--- are safe in the outbox and must not hold the request meanwhile.
+function Broker:publish(msgs, opts)
   if type(msgs) ~= "table" then error("broker:publish(msgs): msgs must be a list of messages, got " .. type(msgs), 2) end
   if msgs.topic ~= nil then msgs = { msgs } end
   for i = 1, #msgs do check_message(msgs[i], i, "broker:publish()") end
   if self.closed then return nil, "the broker is closed", "closed" end
+  if opts and opts.fail_fast and not self.ac:stats().up then
+    return nil, format("RabbitMQ (%s) is unreachable: reconnecting", tostring(self.where)), "disconnected"
+  end
   local n = #msgs
   if n == 1 then
     local ok, err, code = publish_one(self, msgs[1])
@@ -254,13 +260,18 @@ function Broker:fetch(queue, n)
   end
   local buf = self.buffers[queue]
   local out = {}
-  local k = #buf
-  local take = min(n or 1, k)
-  for i = 1, take do out[i] = delivery(queue, buf[i]) end
+  local k, want, used = #buf, n or 1, 0
+  while used < k and #out < want do
+    used = used + 1
+    local ad = buf[used]
+    -- one from a connection that dropped: the broker has requeued it and
+    -- delivers it again (running it now would be a second run)
+    if ad:live() then out[#out + 1] = delivery(queue, ad) end
+  end
   -- the rest moves to the front, in one pass (the buffer is the consumer
   -- callback's: the same table)
-  for i = take + 1, k do buf[i - take] = buf[i] end
-  for i = k - take + 1, k do buf[i] = nil end
+  for i = used + 1, k do buf[i - used] = buf[i] end
+  for i = k - used + 1, k do buf[i] = nil end
   return out
 end
 

@@ -2,7 +2,7 @@
 -- relayed to the broker after its commit (docs/bus.md, "Publishing").
 --
 --   outbox.write(session, msgs)     -- inside the session's write transaction: the rows, { seq, ... }
---   outbox.relay(st, db, seqs, msgs) -- after its commit: publish, then delete the rows
+--   outbox.relay(st, db, seqs, msgs, after_commit) -- publish, then delete the rows
 --   local r = outbox.start(st)      -- the relay task of a process (server or worker)
 --   r:stop()
 --
@@ -114,13 +114,20 @@ local function on_rows(database, sql, seqs, params)
   return tx:commit()
 end
 
+local FAIL_FAST = { fail_fast = true }
+
 --- Publish msgs (written to rows seqs of db's outbox) to the broker of
 --- st (jararaca.bus state), then delete the rows. true | nil, err, code;
---- a failure leaves the rows to the relay task (logged).
-function M.relay(st, database, seqs, msgs)
+--- a failure leaves the rows to the relay task (logged). after_commit:
+--- called right after the transaction's commit (do not wait for a broker
+--- that is down).
+function M.relay(st, database, seqs, msgs, after_commit)
   local broker, err, code = require("jararaca.bus").broker(st.container)
   local n
-  if broker then n, err, code = broker:publish(msgs) end
+  -- right after a commit (the request or delivery still waits for it) a
+  -- broker that is down is not waited for: the rows are safe, and the relay
+  -- task sends them once it is back
+  if broker then n, err, code = broker:publish(msgs, after_commit and FAIL_FAST or nil) end
   if not n then
     log.warn(format("message bus: %d message(s) stay in the outbox of %s (relayed later): %s", #msgs,
       tostring(database.path), tostring(err)))

@@ -10,6 +10,13 @@
 -- not be allow-listed. Names are compared in lower case (AMQP and HTTP
 -- header names are case-insensitive); a header the publisher sets itself
 -- wins over the inherited one.
+--
+-- An HTTP request (and a WebSocket connection, from its handshake) passes
+-- on only the trace context of its headers (M.http): `traceparent` when it
+-- is a valid version-00 one (M.valid_traceparent), `tracestate` only with
+-- it (W3C: no tracestate without a traceparent to belong to), `baggage`
+-- (its own W3C spec) either way. Copied as received: a new span id per hop
+-- is issue #13.
 -- @module jararaca.bus.propagation
 local M = {}
 
@@ -45,6 +52,33 @@ function M.allow_list(list)
   for _, name in ipairs(M.ALWAYS) do set[name] = true end
   for _, name in ipairs(list or {}) do set[lower(name)] = true end
   return set
+end
+
+--- Whether s is a W3C traceparent this version understands:
+--- "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", lower-case hex,
+--- neither id all zeros.
+function M.valid_traceparent(s)
+  if type(s) ~= "string" or #s ~= 55 then return false end
+  local trace, parent = s:match("^00%-(%x+)%-(%x+)%-%x%x$")
+  if not trace or #trace ~= 32 or #parent ~= 16 then return false end
+  if s:find("[A-F]") then return false end
+  return trace ~= ("0"):rep(32) and parent ~= ("0"):rep(16)
+end
+
+--- The trace context of an HTTP request's headers: a table (empty when
+--- there is none) of the lower-case names of M.ALWAYS. header(name) -> the
+--- request's value or nil.
+function M.http(header)
+  local out = {}
+  local tp = header("traceparent")
+  if M.valid_traceparent(tp) then
+    out.traceparent = tp
+    local ts = header("tracestate")
+    if type(ts) == "string" and ts ~= "" then out.tracestate = ts end
+  end
+  local bg = header("baggage")
+  if type(bg) == "string" and bg ~= "" then out.baggage = bg end
+  return out
 end
 
 --- Copy into `headers` the allowed headers of the consumed message `from`

@@ -19,7 +19,8 @@
 -- its type), "closed" (no bus), the broker's.
 -- A topic that is not one (empty, a wildcard word) or bad headers raise.
 -- In a message handler, the consumed message's trace context and
--- allow-listed headers propagate (jararaca.bus.propagation).
+-- allow-listed headers propagate; in an HTTP request or a WebSocket
+-- connection, its handshake's trace context (jararaca.bus.propagation).
 -- @module jararaca.bus.publisher
 local context = require "jararaca.context"
 local staged = require "jararaca.staged"
@@ -33,8 +34,8 @@ local session = require "jararaca.persistence.session"
 
 local M = {}
 
-local type, pairs, error, format, tostring, rawget, rawset, setmetatable, unpack =
-  type, pairs, error, string.format, tostring, rawget, rawset, setmetatable, unpack
+local type, pairs, pcall, error, format, tostring, rawget, rawset, setmetatable, unpack =
+  type, pairs, pcall, error, string.format, tostring, rawget, rawset, setmetatable, unpack
 local huge = math.huge
 local encode = json.encode
 
@@ -136,7 +137,7 @@ local function into_transaction(ctx, container)
     if not seqs then error("message bus: writing the outbox failed: " .. tostring(err), 0) end
     return function()
       outbox.created(database)
-      outbox.relay(st, database, seqs, msgs)
+      outbox.relay(st, database, seqs, msgs, true)
     end
   end
 end
@@ -144,10 +145,36 @@ end
 -- Contexts whose actions run at once (jararaca.staged's rule).
 local IMMEDIATE = { startup = true, shutdown = true }
 
--- In a message handler, the consumed message's allowed headers
+-- Which headers of an HTTP request pass on (only the trace context).
+local TRACE = propagation.allow_list()
+
+-- The trace context of the request of an HTTP or WebSocket context, read
+-- once per transaction (a WebSocket connection publishes many times); an
+-- empty table when the request can no longer be read (a task that outlived
+-- its request).
+local function request_trace(ctx)
+  local t = rawget(ctx, "_bus_trace")
+  if t then return t end
+  local req = ctx.request
+  t = {}
+  if req then
+    local ok, got = pcall(propagation.http, function(name) return req:header(name) end)
+    if ok then t = got end
+  end
+  rawset(ctx, "_bus_trace", t)
+  return t
+end
+
+-- In a message handler, the consumed message's allowed headers; in an HTTP
+-- request or a WebSocket connection, its trace context
 -- (jararaca.bus.propagation).
 local function inherit(ctx, container, headers)
-  local msg = ctx.kind == "message" and ctx.message
+  local kind = ctx.kind
+  if kind == "http" or kind == "websocket" then
+    propagation.apply(headers, request_trace(ctx), TRACE)
+    return
+  end
+  local msg = kind == "message" and ctx.message
   if not msg then return end
   local st = bus().state(container)
   local allow = st and st.propagate

@@ -78,7 +78,7 @@ local function settle(w, count, method, d, arg)
     counts[count] = counts[count] + 1
   else
     counts.lost = counts.lost + 1
-    log.warn(format("message bus: %s of message %s (queue %s) failed: %s; it comes back when its lease ends",
+    log.warn(format("message bus: %s of message %s (queue %s) failed: %s; it is delivered again later (its lease ends, or the broker redelivers it)",
       method, tostring(d.id), d.queue, tostring(err)))
   end
   return ok, err, code
