@@ -32,8 +32,8 @@
  *       as the delivery arrives, no task (it must not wait: a consumer that
  *       hands deliveries to tasks of its own saves a task per message; an
  *       error it raises is logged)
- *       delivery.body .headers .message_id .content_type .redelivered
- *       .routing_key .exchange .queue; delivery:ack() :nack(requeue)
+ *       a delivery is a table: .body .headers .message_id .content_type
+ *       .redelivered .routing_key .exchange .queue; delivery:ack() :nack(requeue)
  *       :reject() -> true | nil, msg, "disconnected" | "closed"; a second
  *       settle of one delivery raises (the broker would close the channel);
  *       delivery:live() -> false once its connection is gone (the broker
