@@ -26,13 +26,16 @@ local topic_mod = require "jararaca.bus.topic"
 local wake = require "jararaca.bus.embedded_wake"
 local sched = require "jararaca.sched"
 local sys = require "jararaca.core.sys"
+local csched = require "jararaca.core.sched"
+local context = require "jararaca.context"
 
 local M = {}
 
 local type, error, format, pairs, pcall, setmetatable, tostring, tonumber, next =
   type, error, string.format, pairs, pcall, setmetatable, tostring, tonumber, next
-local floor, huge, sub = math.floor, math.huge, string.sub
-local topic_error, time = topic_mod.topic_error, sys.time
+local floor, huge, sub, byte = math.floor, math.huge, string.sub, string.byte
+local topic_error, time, random_bytes = topic_mod.topic_error, sys.time, sys.random_bytes
+local c_spawn, c_current, c_wait, c_wake = csched.spawn, csched.current, csched.wait, csched.wake
 
 --- Publishes answered "disconnected" (sent, then the connection dropped
 --- before the broker's confirm) are sent again this many times, with the
@@ -97,9 +100,23 @@ local function send(ac, exchange, key, body, props)
   return nil, err, code
 end
 
+-- Topics found valid (a publisher sends a few topics many times): checked
+-- once each; the set starts again past 1000.
+local valid_topics, nvalid = {}, 0
+
+local function check_topic(t)
+  if valid_topics[t] then return nil end
+  local err = topic_error(t)
+  if err == nil then
+    if nvalid >= 1000 then valid_topics, nvalid = {}, 0 end
+    valid_topics[t], nvalid = true, nvalid + 1
+  end
+  return err
+end
+
 local function check_message(m, i, where)
   if type(m) ~= "table" then error(format("%s: message %d must be a table, got %s", where, i, type(m)), 4) end
-  local terr = topic_error(m.topic)
+  local terr = check_topic(m.topic)
   if terr then error(format("%s: message %d: %s", where, i, terr), 4) end
   if type(m.body) ~= "string" then
     error(format("%s: message %d: body must be a string (bytes), got %s", where, i, type(m.body)), 4)
@@ -147,9 +164,22 @@ local function publish_one(self, m)
   })
 end
 
-local function publish_task(self, m, out, i)
-  local ok, err, code = publish_one(self, m)
-  if not ok then out[i] = { err, code } end
+-- One message of a list, in a task of its own (csched.spawn: no
+-- sched.Task per message). st: the list's state: failed (index -> { msg,
+-- code }), raised/raised_i (the error of the first message whose publish
+-- raised, raised again by publish), left (tasks not done), parked/h/g (the
+-- publishing task, woken by the last one), ctx (its context, as
+-- sched.spawn would bind it).
+local function publish_task(self, m, st, i)
+  context.bind(st.ctx)
+  local pok, ok, err, code = pcall(publish_one, self, m)
+  if not pok then
+    if st.raised_i == nil or i < st.raised_i then st.raised, st.raised_i = ok, i end
+  elseif not ok then
+    st.failed[i] = { err, code }
+  end
+  st.left = st.left - 1
+  if st.left == 0 and st.parked then c_wake(st.h, st.g) end
 end
 
 --- Publish msgs (a message or a list) and wait for the broker's confirms:
@@ -174,13 +204,18 @@ function Broker:publish(msgs, opts)
     return 1
   end
   -- in parallel: one round trip of confirms for the whole list
-  local failed, tasks = {}, {}
-  for i = 1, n do tasks[i] = sched.spawn(publish_task, self, msgs[i], failed, i) end
-  for i = 1, n do
-    local ok, err = tasks[i]:wait()
-    if not ok then failed[i] = { tostring(err), "error" } end
+  local h, g = c_current()
+  if not h then error("broker:publish() must be called inside a task", 2) end
+  local st = { failed = {}, left = n, parked = false, h = h, g = g, ctx = context.current() }
+  for i = 1, n do c_spawn(publish_task, self, msgs[i], st, i) end -- (they start once we wait)
+  while st.left > 0 do
+    st.parked = true
+    local _, _, code = c_wait()
+    st.parked = false
+    if code == "cancelled" then error(sched.CANCELLED, 0) end -- (as a task:wait() would; they go on)
   end
-  local _, f = next(failed)
+  if st.raised_i then error(st.raised, 0) end
+  local _, f = next(st.failed)
   if f then return nil, f[1], f[2] end
   return n
 end
@@ -372,8 +407,9 @@ function Broker:dead_letter(d, reason)
 end
 
 --- A new message id (32 hex digits), as the embedded broker's.
+local HEX16 = ("%02x"):rep(16)
 function M.new_id()
-  return require("jararaca.bus.embedded").new_id()
+  return format(HEX16, byte(random_bytes(16), 1, 16))
 end
 
 require("jararaca.bus.amqp_dlq").install(Broker, { send = send, delivery = delivery, internal = internal })
