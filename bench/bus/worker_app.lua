@@ -10,9 +10,10 @@
 --   BENCH_LABEL, BENCH_KIND   the RESULT line's client name (default jararaca-worker-consume)
 --                             and kind (default amqp)
 -- The clock runs from the first delivery the handler gets to the COUNT-th
--- handled one, whose ack is sent when its task ends (a task started then,
--- that runs after it, stops the clock). The client CPU is this process's
--- utime + stime (/proc/self/stat) by then, startup included.
+-- handled one, whose ack is written at the end of that turn of the loop (a
+-- task started then, resumed on the next turn, stops the clock). The
+-- client CPU is this process's utime + stime (/proc/self/stat) by then,
+-- startup included.
 local j = require "jararaca"
 local sched = require "jararaca.sched"
 local sys = require "jararaca.core.sys"
@@ -46,7 +47,7 @@ local handled, t0 = 0, nil
 local checked = false
 
 local function finish()
-  sched.sleep(0) -- after the last handler's task: its ack is sent
+  sched.sleep(0) -- the next turn of the loop: the last ack is written
   local secs, cpu = sched.clock() - t0, cpu_seconds()
   io.stdout:write(("RESULT %s %s msgs=%d secs=%.3f rate=%.0f cpu_s=%.2f cpu_us_per_msg=%.2f\n"):format(KIND,
     LABEL, COUNT, secs, COUNT / secs, cpu, cpu / COUNT * 1e6))
