@@ -270,71 +270,77 @@ TEST(never_and_range)
 
 /* ---- DST (docs/cron.md) ------------------------------------------------- */
 
-TEST(dst_new_york)
-{
-    jr_tz *z = Z("America/New_York");
-    if (!z) return;
-    /* 2024-03-10 02:00 EST -> 03:00 EDT at 07:00Z: 02:xx does not exist */
-    CHECK_EQ_INT(N("30 2 * * *", utc(2024, 3, 9, 12, 0, 0), z), utc(2024, 3, 11, 6, 30, 0));
-    CHECK_EQ_INT(N("0 * * * *", utc(2024, 3, 10, 6, 30, 0), z), utc(2024, 3, 10, 7, 0, 0)); /* 03:00 EDT */
-    CHECK_EQ_INT(N("*/30 * * * *", utc(2024, 3, 10, 6, 45, 0), z), utc(2024, 3, 10, 7, 0, 0));
-    CHECK_EQ_INT(N("59 1 * * *", utc(2024, 3, 10, 5, 0, 0), z), utc(2024, 3, 10, 6, 59, 0));
-    CHECK_EQ_INT(N("0 3 * * *", utc(2024, 3, 10, 6, 59, 0), z), utc(2024, 3, 10, 7, 0, 0));
-    /* 2024-11-03 02:00 EDT -> 01:00 EST at 06:00Z: 01:xx happens twice */
-    CHECK_EQ_INT(N("30 1 * * *", utc(2024, 11, 3, 4, 0, 0), z), utc(2024, 11, 3, 5, 30, 0)); /* EDT */
-    CHECK_EQ_INT(N("30 1 * * *", utc(2024, 11, 3, 5, 30, 0), z), utc(2024, 11, 4, 6, 30, 0)); /* once */
-    CHECK_EQ_INT(N("*/20 1 * * *", utc(2024, 11, 3, 5, 40, 0), z), utc(2024, 11, 4, 6, 0, 0));
-    /* after inside the repeat: its first occurrence is past */
-    CHECK_EQ_INT(N("45 1 * * *", utc(2024, 11, 3, 6, 30, 0), z), utc(2024, 11, 4, 6, 45, 0));
-    /* every hour: both passes, a real-time rhythm */
-    CHECK_EQ_INT(N("0 * * * *", utc(2024, 11, 3, 4, 30, 0), z), utc(2024, 11, 3, 5, 0, 0));
-    CHECK_EQ_INT(N("0 * * * *", utc(2024, 11, 3, 5, 0, 0), z), utc(2024, 11, 3, 6, 0, 0));
-    CHECK_EQ_INT(N("0 * * * *", utc(2024, 11, 3, 6, 0, 0), z), utc(2024, 11, 3, 7, 0, 0));
-    CHECK_EQ_INT(N("*/20 * * * *", utc(2024, 11, 3, 5, 50, 0), z), utc(2024, 11, 3, 6, 0, 0));
-    CHECK_EQ_INT(N("45 * * * *", utc(2024, 11, 3, 6, 30, 0), z), utc(2024, 11, 3, 6, 45, 0));
-    CHECK_EQ_INT(N("* * * * * */3", utc(2024, 11, 3, 5, 59, 59), z), utc(2024, 11, 3, 6, 0, 0));
-    /* past the table (2037): the footer's rule, 2050-03-13 and 2050-11-06 */
-    CHECK_EQ_INT(N("30 2 * * *", utc(2050, 3, 12, 12, 0, 0), z), utc(2050, 3, 14, 6, 30, 0));
-    CHECK_EQ_INT(N("30 1 * * *", utc(2050, 11, 6, 5, 30, 0), z), utc(2050, 11, 7, 6, 30, 0));
-    CHECK_EQ_INT(N("30 * * * *", utc(2050, 11, 6, 5, 30, 0), z), utc(2050, 11, 6, 6, 30, 0));
-    jr_tz_free(z);
-}
+/* in zone, expr's next fire after `after` (UTC y, m, d, h, mi, s) is `want` */
+typedef struct {
+    const char *zone, *expr;
+    int after[6], want[6];
+} dst_case;
 
-TEST(dst_berlin)
-{
-    jr_tz *z = Z("Europe/Berlin");
-    if (!z) return;
-    /* 2024-03-31 02:00 CET -> 03:00 CEST at 01:00Z */
-    CHECK_EQ_INT(N("30 2 * * *", utc(2024, 3, 30, 12, 0, 0), z), utc(2024, 4, 1, 0, 30, 0));
-    CHECK_EQ_INT(N("0 * * * *", utc(2024, 3, 31, 0, 30, 0), z), utc(2024, 3, 31, 1, 0, 0));
-    CHECK_EQ_INT(N("0 0 * * *", utc(2024, 3, 30, 12, 0, 0), z), utc(2024, 3, 30, 23, 0, 0));
-    CHECK_EQ_INT(N("0 0 * * *", utc(2024, 3, 30, 23, 0, 0), z), utc(2024, 3, 31, 22, 0, 0));
-    /* 2024-10-27 03:00 CEST -> 02:00 CET at 01:00Z: 02:xx twice */
-    CHECK_EQ_INT(N("30 2 * * *", utc(2024, 10, 26, 12, 0, 0), z), utc(2024, 10, 27, 0, 30, 0));
-    CHECK_EQ_INT(N("30 2 * * *", utc(2024, 10, 27, 0, 30, 0), z), utc(2024, 10, 28, 1, 30, 0));
-    CHECK_EQ_INT(N("30 * * * *", utc(2024, 10, 27, 0, 30, 0), z), utc(2024, 10, 27, 1, 30, 0));
-    CHECK_EQ_INT(N("0 3 * * *", utc(2024, 10, 27, 0, 30, 0), z), utc(2024, 10, 27, 2, 0, 0));
-    jr_tz_free(z);
-}
+static int64_t utc6(const int v[6]) { return utc(v[0], v[1], v[2], v[3], v[4], v[5]); }
 
-TEST(dst_sao_paulo)
+TEST(dst_transitions)
 {
-    jr_tz *z = Z("America/Sao_Paulo");
-    if (!z) return;
-    /* 2018-11-04 00:00 -03 -> 01:00 -02 at 03:00Z: midnight does not exist */
-    CHECK_EQ_INT(N("0 0 * * *", utc(2018, 11, 3, 12, 0, 0), z), utc(2018, 11, 5, 2, 0, 0));
-    CHECK_EQ_INT(N("30 0 * * *", utc(2018, 11, 3, 12, 0, 0), z), utc(2018, 11, 5, 2, 30, 0));
-    CHECK_EQ_INT(N("0 * * * *", utc(2018, 11, 4, 2, 30, 0), z), utc(2018, 11, 4, 3, 0, 0)); /* 01:00 -02 */
-    CHECK_EQ_INT(N("0 1 * * *", utc(2018, 11, 4, 2, 30, 0), z), utc(2018, 11, 4, 3, 0, 0));
-    /* 2019-02-17 00:00 -02 -> 23:00 -03 (the 16th again) at 02:00Z */
-    CHECK_EQ_INT(N("30 23 * * *", utc(2019, 2, 16, 12, 0, 0), z), utc(2019, 2, 17, 1, 30, 0));
-    CHECK_EQ_INT(N("30 23 * * *", utc(2019, 2, 17, 1, 30, 0), z), utc(2019, 2, 18, 2, 30, 0));
-    CHECK_EQ_INT(N("30 * * * *", utc(2019, 2, 17, 1, 30, 0), z), utc(2019, 2, 17, 2, 30, 0));
-    /* the 17th's midnight only comes after the repeated hour */
-    CHECK_EQ_INT(N("0 0 * * *", utc(2019, 2, 16, 12, 0, 0), z), utc(2019, 2, 17, 3, 0, 0));
-    /* no DST since 2019: the footer is a fixed -03 */
-    CHECK_EQ_INT(N("0 0 * * *", utc(2030, 11, 3, 12, 0, 0), z), utc(2030, 11, 4, 3, 0, 0));
-    jr_tz_free(z);
+    static const dst_case cases[] = {
+        /* America/New_York */
+        /* 2024-03-10 02:00 EST -> 03:00 EDT at 07:00Z: 02:xx does not exist */
+        {"America/New_York", "30 2 * * *", {2024, 3, 9, 12, 0, 0}, {2024, 3, 11, 6, 30, 0}},
+        {"America/New_York", "0 * * * *", {2024, 3, 10, 6, 30, 0}, {2024, 3, 10, 7, 0, 0}}, /* 03:00 EDT */
+        {"America/New_York", "*/30 * * * *", {2024, 3, 10, 6, 45, 0}, {2024, 3, 10, 7, 0, 0}},
+        {"America/New_York", "59 1 * * *", {2024, 3, 10, 5, 0, 0}, {2024, 3, 10, 6, 59, 0}},
+        {"America/New_York", "0 3 * * *", {2024, 3, 10, 6, 59, 0}, {2024, 3, 10, 7, 0, 0}},
+        /* 2024-11-03 02:00 EDT -> 01:00 EST at 06:00Z: 01:xx happens twice */
+        {"America/New_York", "30 1 * * *", {2024, 11, 3, 4, 0, 0}, {2024, 11, 3, 5, 30, 0}}, /* EDT */
+        {"America/New_York", "30 1 * * *", {2024, 11, 3, 5, 30, 0}, {2024, 11, 4, 6, 30, 0}}, /* once */
+        {"America/New_York", "*/20 1 * * *", {2024, 11, 3, 5, 40, 0}, {2024, 11, 4, 6, 0, 0}},
+        /* after inside the repeat: its first occurrence is past */
+        {"America/New_York", "45 1 * * *", {2024, 11, 3, 6, 30, 0}, {2024, 11, 4, 6, 45, 0}},
+        /* every hour: both passes, a real-time rhythm */
+        {"America/New_York", "0 * * * *", {2024, 11, 3, 4, 30, 0}, {2024, 11, 3, 5, 0, 0}},
+        {"America/New_York", "0 * * * *", {2024, 11, 3, 5, 0, 0}, {2024, 11, 3, 6, 0, 0}},
+        {"America/New_York", "0 * * * *", {2024, 11, 3, 6, 0, 0}, {2024, 11, 3, 7, 0, 0}},
+        {"America/New_York", "*/20 * * * *", {2024, 11, 3, 5, 50, 0}, {2024, 11, 3, 6, 0, 0}},
+        {"America/New_York", "45 * * * *", {2024, 11, 3, 6, 30, 0}, {2024, 11, 3, 6, 45, 0}},
+        {"America/New_York", "* * * * * */3", {2024, 11, 3, 5, 59, 59}, {2024, 11, 3, 6, 0, 0}},
+        /* past the table (2037): the footer's rule, 2050-03-13 and 2050-11-06 */
+        {"America/New_York", "30 2 * * *", {2050, 3, 12, 12, 0, 0}, {2050, 3, 14, 6, 30, 0}},
+        {"America/New_York", "30 1 * * *", {2050, 11, 6, 5, 30, 0}, {2050, 11, 7, 6, 30, 0}},
+        {"America/New_York", "30 * * * *", {2050, 11, 6, 5, 30, 0}, {2050, 11, 6, 6, 30, 0}},
+        /* Europe/Berlin */
+        /* 2024-03-31 02:00 CET -> 03:00 CEST at 01:00Z */
+        {"Europe/Berlin", "30 2 * * *", {2024, 3, 30, 12, 0, 0}, {2024, 4, 1, 0, 30, 0}},
+        {"Europe/Berlin", "0 * * * *", {2024, 3, 31, 0, 30, 0}, {2024, 3, 31, 1, 0, 0}},
+        {"Europe/Berlin", "0 0 * * *", {2024, 3, 30, 12, 0, 0}, {2024, 3, 30, 23, 0, 0}},
+        {"Europe/Berlin", "0 0 * * *", {2024, 3, 30, 23, 0, 0}, {2024, 3, 31, 22, 0, 0}},
+        /* 2024-10-27 03:00 CEST -> 02:00 CET at 01:00Z: 02:xx twice */
+        {"Europe/Berlin", "30 2 * * *", {2024, 10, 26, 12, 0, 0}, {2024, 10, 27, 0, 30, 0}},
+        {"Europe/Berlin", "30 2 * * *", {2024, 10, 27, 0, 30, 0}, {2024, 10, 28, 1, 30, 0}},
+        {"Europe/Berlin", "30 * * * *", {2024, 10, 27, 0, 30, 0}, {2024, 10, 27, 1, 30, 0}},
+        {"Europe/Berlin", "0 3 * * *", {2024, 10, 27, 0, 30, 0}, {2024, 10, 27, 2, 0, 0}},
+        /* America/Sao_Paulo */
+        /* 2018-11-04 00:00 -03 -> 01:00 -02 at 03:00Z: midnight does not exist */
+        {"America/Sao_Paulo", "0 0 * * *", {2018, 11, 3, 12, 0, 0}, {2018, 11, 5, 2, 0, 0}},
+        {"America/Sao_Paulo", "30 0 * * *", {2018, 11, 3, 12, 0, 0}, {2018, 11, 5, 2, 30, 0}},
+        {"America/Sao_Paulo", "0 * * * *", {2018, 11, 4, 2, 30, 0}, {2018, 11, 4, 3, 0, 0}}, /* 01:00 -02 */
+        {"America/Sao_Paulo", "0 1 * * *", {2018, 11, 4, 2, 30, 0}, {2018, 11, 4, 3, 0, 0}},
+        /* 2019-02-17 00:00 -02 -> 23:00 -03 (the 16th again) at 02:00Z */
+        {"America/Sao_Paulo", "30 23 * * *", {2019, 2, 16, 12, 0, 0}, {2019, 2, 17, 1, 30, 0}},
+        {"America/Sao_Paulo", "30 23 * * *", {2019, 2, 17, 1, 30, 0}, {2019, 2, 18, 2, 30, 0}},
+        {"America/Sao_Paulo", "30 * * * *", {2019, 2, 17, 1, 30, 0}, {2019, 2, 17, 2, 30, 0}},
+        /* the 17th's midnight only comes after the repeated hour */
+        {"America/Sao_Paulo", "0 0 * * *", {2019, 2, 16, 12, 0, 0}, {2019, 2, 17, 3, 0, 0}},
+        /* no DST since 2019: the footer is a fixed -03 */
+        {"America/Sao_Paulo", "0 0 * * *", {2030, 11, 3, 12, 0, 0}, {2030, 11, 4, 3, 0, 0}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        jr_tz *z = Z(cases[k].zone);
+        int64_t got = N(cases[k].expr, utc6(cases[k].after), z), want = utc6(cases[k].want);
+        if (got != want) {
+            fprintf(stderr, "  %s \"%s\" after %lld: want %lld, got %lld\n", cases[k].zone,
+                    cases[k].expr, (long long)utc6(cases[k].after), (long long)want, (long long)got);
+            t_cur_failed = 1;
+        }
+        jr_tz_free(z);
+    }
 }
 
 /* ---- zones against glibc ------------------------------------------------ */
@@ -549,9 +555,7 @@ int main(void)
     RUN(parse_forms);
     RUN(next_utc);
     RUN(never_and_range);
-    RUN(dst_new_york);
-    RUN(dst_berlin);
-    RUN(dst_sao_paulo);
+    RUN(dst_transitions);
     RUN(every_system_zone_matches_glibc);
     RUN(zone_names);
     RUN(footer_rules);
