@@ -82,6 +82,8 @@ describe("jararaca.core.cron", function()
     assert.has_error(function() c:next(1 / 0) end)
     assert.has_error(function() c:next(T0, c) end)
     assert.has_error(function() c:next(T0, 3) end)
+    assert.has_error(function() c:next(1e15) end)     -- past the year 9999
+    assert.has_error(function() c:next(-1e12) end)    -- before the year 1
   end)
 
   it("computes wall-clock fires in a named zone, across DST (docs/cron.md)", function()
