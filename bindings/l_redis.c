@@ -75,14 +75,16 @@ static void close_client(client_ud *c)
 
 /* ---- connect ---- */
 
-/* A failed first attempt's code. Core reports only a sentence (redis.c's
- * link_fail), so the kind is read from its fixed openings. */
-static const char *connect_code(const char *why)
+/* A failed first attempt's code, from core's failure kind (never from
+ * the text of its reason). */
+static const char *connect_code(int kind)
 {
-    if (strncmp(why, "AUTH failed", 11) == 0 || strncmp(why, "SELECT failed", 13) == 0) return "refused";
-    if (strstr(why, "took longer than")) return "timeout";
-    if (strstr(why, "out of memory")) return "nomem";
-    return "unreachable";
+    switch (kind) {
+    case JR_REDIS_EREFUSED: return "refused";
+    case JR_REDIS_ETIMEOUT: return "timeout";
+    case JR_REDIS_ENOMEM: return "nomem";
+    default: return "unreachable";
+    }
 }
 
 static void on_state(int up, const char *why, void *ud)
@@ -95,6 +97,7 @@ static void on_state(int up, const char *why, void *ud)
         return;
     }
     c->connecting = 0;
+    int kind = c->r ? jr_redis_last_failure(c->r) : JR_REDIS_EDISCONNECTED;
     lua_State *co = jr_waiter_thread(&c->waiter);
     if (!co || !up) close_client(c); /* failed, or nobody waits any more (cancelled) */
     if (co) {
@@ -104,7 +107,7 @@ static void on_state(int up, const char *why, void *ud)
         } else {
             lua_pushnil(co);
             lua_pushfstring(co, "cannot connect to Redis at %s: %s", c->where, why);
-            lua_pushstring(co, connect_code(why));
+            lua_pushstring(co, connect_code(kind));
             n = 3;
         }
         jr_waiter_resume(&c->waiter, n);
