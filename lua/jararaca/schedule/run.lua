@@ -65,7 +65,7 @@ function M.execute(env, a, r)
   context.bind(ctx)
   local ok, err = interceptors.xrun(env.chain, ctx, keep_traceback, call_action, a, instance, r)
   if ok then return "ok" end
-  local outcome, why = "failed", nil
+  local outcome, why = "failed"
   if err == TIMEOUT then
     outcome, why = "timeout", tostring(rawget(ctx, "_timeout"))
     log.error(format("scheduler: action %s (tick %d) %s: cancelled, its writes rolled back", a.name, r.tick, why))

@@ -151,8 +151,13 @@ local function timer(s, a)
   end
   local tick = a.cron:next(now, a.zone)
   while not s.stopping do
+    -- (the loop's timers have millisecond resolution: one may wake a
+    -- little early, and a tick fires at or after its time)
     local wait = tick - time()
-    if wait > 0 then sched.sleep(wait) end
+    while wait > 0 do
+      sched.sleep(wait > 0.001 and wait or 0.001)
+      wait = tick - time()
+    end
     if s.stopping then break end
     local late = time() - tick
     if late > M.LATE then

@@ -11,6 +11,8 @@
 --             its exception_handler notes the error in `errors` (a session of its own)
 --   publish   every second: records and publishes { tick } to sched.out (sent on commit)
 --   hold      every second: notes it started, takes 3 s, records (for SIGTERM's grace period)
+--   catchup   every second, misfire = "run_once": records
+--   viabus    every second, dispatch = "bus" (a worker runs it): records
 -- The interceptor notes every scheduled transaction in `intercepted` (in
 -- a session of its own).
 local j = require "jararaca"
@@ -75,9 +77,13 @@ Jobs.hold = j.ScheduledAction("* * * * * *", function(_, r)
   record(r)
 end)
 
+Jobs.catchup = j.ScheduledAction("* * * * * *", { misfire = "run_once" }, function(_, r) record(r) end)
+
+Jobs.viabus = j.ScheduledAction("* * * * * *", { dispatch = "bus", group = "bus" }, function(_, r) record(r) end)
+
 local Noter = { inject = {} }
 Noter.__index = Noter
-function Noter:enter(ctx)
+function Noter.enter(_, ctx)
   if ctx.kind ~= "schedule" then return end
   local r = ctx.run
   j.providing_new_session(function(session)
