@@ -193,5 +193,6 @@ lua_State *jr_vm_open(jr_vm *vm)
     preload(L, "jararaca.core.db", jr_open_db);
     preload(L, "jararaca.core.ws", jr_open_ws);
     preload(L, "jararaca.core.amqp", jr_open_amqp);
+    preload(L, "jararaca.core.cron", jr_open_cron);
     return L;
 }
