@@ -504,8 +504,9 @@ function M.scheduler(args)
     rt:stop()
     return scode == "invalid" and 2 or 1
   end
-  local store = require("jararaca.schedule").store_url(rt.container, rt.app)
-  log.info(("scheduler started (pid %d, store %s)"):format(sys.pid(), tostring(store)))
+  -- (a Redis URL's password is never logged)
+  local store = tostring(require("jararaca.schedule").store_url(rt.container, rt.app)):gsub("//[^@/]*@", "//")
+  log.info(("scheduler started (pid %d, store %s)"):format(sys.pid(), store))
   local sig = sys.next_signal()
   while sig == "SIGHUP" do sig = sys.next_signal() end
   log.info(sig, ": stopping (grace period ", o["grace-period"], "s)")
