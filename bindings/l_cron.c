@@ -196,10 +196,8 @@ int jr_open_cron(lua_State *L)
     lua_pushlightuserdata(L, &k_zone_cache);
     lua_newtable(L);
     lua_rawset(L, LUA_REGISTRYINDEX);
-    lua_createtable(L, 0, 2);
-    lua_pushcfunction(L, l_parse);
-    lua_setfield(L, -2, "parse");
-    lua_pushcfunction(L, l_zone);
-    lua_setfield(L, -2, "zone");
+    static const luaL_Reg funcs[] = {{"parse", l_parse}, {"zone", l_zone}, {NULL, NULL}};
+    lua_newtable(L);
+    luaL_register(L, NULL, funcs);
     return 1;
 }

@@ -56,8 +56,8 @@ static int fail(parse_ctx *p, size_t pos, const char *fmt, ...)
 
 static int is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
 
-/* A number (saturating: anything above 99999 is out of every range, and a
- * step that large means "the start only", so no overflow is possible) or,
+/* A number (saturating at 100000: that is out of every range, and a step
+ * that large means "the start only", so no overflow is possible) or,
  * in the month and day-of-week fields, a three-letter name. */
 static int parse_value(parse_ctx *p, const char *s, size_t *i, int field, long *out)
 {
@@ -65,7 +65,8 @@ static int parse_value(parse_ctx *p, const char *s, size_t *i, int field, long *
     if (isdigit((unsigned char)s[*i])) {
         long v = 0;
         while (isdigit((unsigned char)s[*i])) {
-            if (v < 100000) v = v * 10 + (s[*i] - '0');
+            v = v * 10 + (s[*i] - '0');
+            if (v > 100000) v = 100000;
             (*i)++;
         }
         *out = v;
@@ -324,6 +325,7 @@ int jr_cron_next(const jr_cron *c, int64_t after, const jr_tz *tz, int64_t *out)
     if (after < MIN_TIME || after > MAX_TIME) return JR_CRON_RANGE;
     int64_t t = after + 1;
     int64_t deadline = t + (int64_t)JR_CRON_HORIZON_YEARS * 366 * 86400;
+    if (deadline > MAX_TIME + 1) deadline = MAX_TIME + 1; /* the calendar ends with 9999 */
     if (!tz) {
         int64_t L = next_civil(c, t, deadline);
         if (L == NONE) return JR_CRON_NEVER;

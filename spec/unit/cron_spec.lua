@@ -82,6 +82,24 @@ describe("jararaca.core.cron", function()
     assert.has_error(function() c:next(1 / 0) end)
     assert.has_error(function() c:next(T0, c) end)
     assert.has_error(function() c:next(T0, 3) end)
+    assert.has_error(function() c:next(1e15) end)     -- past the year 9999
+    assert.has_error(function() c:next(-1e12) end)    -- before the year 1
+  end)
+
+  it("computes wall-clock fires in a named zone, across DST (docs/cron.md)", function()
+    local berlin = assert(cron.zone("Europe/Berlin"))
+    assert.equal("Europe/Berlin", tostring(berlin))
+    assert.equal(7200, berlin:offset(1719792000))  -- 2024-07-01: CEST
+    assert.equal(3600, berlin:offset(1733011200))  -- 2024-12-01: CET
+    -- 2024-03-31 02:00 CET -> 03:00 CEST: 02:30 does not exist that day
+    assert.equal("2024-04-01 00:30:00", utc(next_of("30 2 * * *", 1711800000, berlin)))
+    -- 2024-10-27 03:00 CEST -> 02:00 CET: 02:30 happens twice
+    local daily = assert(cron.parse("30 2 * * *"))
+    assert.equal("2024-10-28 01:30:00", utc(daily:next(1729989000, berlin)))   -- once
+    local hourly = assert(cron.parse("30 * * * *"))
+    assert.equal("2024-10-27 01:30:00", utc(hourly:next(1729989000, "Europe/Berlin")))  -- both
+    -- UTC by default
+    assert.equal("2024-10-27 02:30:00", utc(daily:next(1729989000)))
   end)
 
   it("loads zones by name and reports unknown ones", function()
