@@ -56,7 +56,7 @@ typedef struct client_ud {
     int connecting;   /* redis.connect waits for the first state */
     jr_waiter waiter; /* the task in redis.connect */
     unsigned timeout_ms;
-    int holds, self_ref;
+    jr_anchor anchor; /* held while redis.connect or a command is parked */
     char where[300]; /* redis://host:port/db: never the password */
 } client_ud;
 
@@ -64,24 +64,6 @@ typedef struct {
     client_ud *c;
     jr_waiter w;
 } op;
-
-/* ---- anchoring ---- */
-
-static void hold(lua_State *L, client_ud *c, int idx)
-{
-    if (c->holds++ == 0) {
-        lua_pushvalue(L, idx);
-        c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    }
-}
-
-static void release(client_ud *c)
-{
-    if (--c->holds == 0) {
-        luaL_unref(jr_vm_global->L, LUA_REGISTRYINDEX, c->self_ref);
-        c->self_ref = LUA_NOREF;
-    }
-}
 
 static void close_client(client_ud *c)
 {
@@ -118,7 +100,7 @@ static void on_state(int up, const char *why, void *ud)
     if (co) {
         int n = 1;
         if (up) {
-            lua_rawgeti(co, LUA_REGISTRYINDEX, c->self_ref);
+            lua_rawgeti(co, LUA_REGISTRYINDEX, c->anchor.ref);
         } else {
             lua_pushnil(co);
             lua_pushfstring(co, "cannot connect to Redis at %s: %s", c->where, why);
@@ -127,41 +109,22 @@ static void on_state(int up, const char *why, void *ud)
         }
         jr_waiter_resume(&c->waiter, n);
     }
-    release(c); /* after the resume: the task has it on its stack by then */
-}
-
-static unsigned opt_uint(lua_State *L, const char *name, unsigned def)
-{
-    lua_getfield(L, 2, name);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    double v = lua_tonumber(L, -1);
-    if (!lua_isnumber(L, -1) || !(v >= 0 && v <= 4294967295.0) || v != floor(v))
-        luaL_error(L, "redis.connect: option %s must be a whole number in 0..4294967295", name);
-    lua_pop(L, 1);
-    return (unsigned)v;
+    jr_anchor_release(&c->anchor); /* after the resume: the task has it on its stack by then */
 }
 
 static unsigned read_options(lua_State *L, jr_redis_options *o)
 {
     static const char *const known[] = {"timeout_ms", "connect_timeout_ms", "reconnect_initial_ms",
                                         "reconnect_max_ms", "health_interval_ms", NULL};
+    const char *what = "redis.connect";
+    const double u32 = 4294967295.0;
+    jr_check_options(L, 2, what, known);
     if (lua_isnoneornil(L, 2)) return 5000;
-    luaL_checktype(L, 2, LUA_TTABLE);
-    for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1)) {
-        int ok = 0;
-        for (int i = 0; known[i] && lua_type(L, -2) == LUA_TSTRING; i++) ok |= strcmp(lua_tostring(L, -2), known[i]) == 0;
-        if (!ok)
-            luaL_error(L, "redis.connect: unknown option %s",
-                       lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "(not a string)");
-    }
-    o->connect_timeout_ms = opt_uint(L, "connect_timeout_ms", o->connect_timeout_ms);
-    o->reconnect_initial_ms = opt_uint(L, "reconnect_initial_ms", o->reconnect_initial_ms);
-    o->reconnect_max_ms = opt_uint(L, "reconnect_max_ms", o->reconnect_max_ms);
-    o->health_interval_ms = opt_uint(L, "health_interval_ms", o->health_interval_ms);
-    return opt_uint(L, "timeout_ms", 5000);
+    o->connect_timeout_ms = jr_opt_uint(L, 2, what, "connect_timeout_ms", u32, o->connect_timeout_ms);
+    o->reconnect_initial_ms = jr_opt_uint(L, 2, what, "reconnect_initial_ms", u32, o->reconnect_initial_ms);
+    o->reconnect_max_ms = jr_opt_uint(L, 2, what, "reconnect_max_ms", u32, o->reconnect_max_ms);
+    o->health_interval_ms = jr_opt_uint(L, 2, what, "health_interval_ms", u32, o->health_interval_ms);
+    return jr_opt_uint(L, 2, what, "timeout_ms", u32, 5000);
 }
 
 /* redis.connect(url [, opts]) -> client | nil, msg, code */
@@ -183,7 +146,7 @@ static int l_connect(lua_State *L)
     }
     client_ud *c = lua_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);
-    c->self_ref = LUA_NOREF;
+    jr_anchor_init(&c->anchor);
     c->timeout_ms = timeout_ms;
     int v6 = strchr(u.host, ':') != NULL;
     snprintf(c->where, sizeof c->where, "redis://%s%s%s:%d/%d", v6 ? "[" : "", u.host, v6 ? "]" : "", u.port, u.db);
@@ -195,7 +158,7 @@ static int l_connect(lua_State *L)
     c->r = jr_redis_new(jr_vm_global->loop, url, &o, &cb, err, sizeof err);
     if (!c->r) return jr_push_fail(L, err, strcmp(err, "out of memory") == 0 ? "nomem" : "invalid");
     c->connecting = 1;
-    hold(L, c, -1);
+    jr_anchor_hold(L, &c->anchor, -1);
     return jr_waiter_park_cancellable(L, &c->waiter, "redis.connect()");
 }
 
@@ -277,7 +240,7 @@ static void on_reply(jr_redis *r, int status, const jr_redis_reply *rp, void *ud
         jr_waiter_resume(&o->w, n);
     }
     free(o);
-    release(c);
+    jr_anchor_release(&c->anchor);
 }
 
 /* c:command(name, args...) -> reply | nil, msg, code */
@@ -319,7 +282,7 @@ static int c_command(lua_State *L)
     free(argv);
     free(lens);
     if (rc == JR_REDIS_OK) {
-        hold(L, c, 1);
+        jr_anchor_hold(L, &c->anchor, 1);
         return jr_waiter_park_cancellable(L, &o->w, "client:command()");
     }
     free(o);

@@ -262,6 +262,14 @@ for _, backend in ipairs(backends) do
   end)
 end
 
+describe("scheduler store: holder names", function()
+  it("names this process: host, pid and a random part", function()
+    local a, b = store.holder(), store.holder()
+    assert.equal(("%s:%d:"):format(sys.hostname(), sys.pid()), a:match("^(.*:)%x%x%x%x%x%x%x%x$"))
+    assert.are_not.equal(a, b)
+  end)
+end)
+
 describe("scheduler store: bad URLs and unreachable stores", function()
   it("refuses bad URLs with \"invalid\"", function()
     for _, url in ipairs { "http://127.0.0.1", "redis://", "redis://127.0.0.1:99999", "rediss://127.0.0.1",

@@ -31,6 +31,7 @@
 --       claimed_at, finished_at }, ... } by tick, from since_tick (all by
 --       default); outcome and finished_at nil while not finished
 --   s:close() -> true
+--   store.holder() -> "host:pid:8 hex digits": a holder name unique to this process
 --
 -- Failures of the store itself (Redis down, a timeout) are nil, msg, code
 -- and never a hang: a claim that failed so ran nowhere, or may have been
@@ -104,6 +105,13 @@ function M.open(url, app, opts)
   if not impl then return nil, "scheduler store: " .. tostring(msg), code end
   return setmetatable({ impl = impl, app = app, where = impl.where, clock = opts.clock or sys.time, closed = false },
     Store)
+end
+
+--- A holder name for this process: its host, pid and a random part (a pid
+--- is reused after a restart; the random part tells the runs apart).
+function M.holder()
+  return format("%s:%d:%s", sys.hostname(), sys.pid(),
+    (sys.random_bytes(4):gsub(".", function(c) return format("%02x", c:byte()) end)))
 end
 
 local function closed(self)

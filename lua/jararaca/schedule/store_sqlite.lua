@@ -21,8 +21,8 @@ local sched = require "jararaca.sched"
 local session = require "jararaca.persistence.session"
 local schema = require "jararaca.bus.embedded_schema"
 
-local format, floor, tostring, setmetatable, pcall, error =
-  string.format, math.floor, tostring, setmetatable, pcall, error
+local format, floor, tostring, setmetatable =
+  string.format, math.floor, tostring, setmetatable
 local null = dbmod.null
 
 local M = {}
@@ -68,25 +68,6 @@ local function open_file(path, timeout)
   end
 end
 
--- Run fn(tx, ...) in a transaction of kind: committed when its first
--- result is not nil, else rolled back (also when it raises: the error goes
--- on). fn's results | nil, err, code.
-local function in_tx(self, kind, fn, ...)
-  local tx = self.db:begin(kind)
-  local ok, a, b, c = pcall(fn, tx, ...)
-  if not ok then
-    tx:rollback()
-    error(a, 0)
-  end
-  if a == nil then
-    tx:rollback()
-    return nil, b, c
-  end
-  local cok, cerr, ccode = tx:commit()
-  if not cok then return nil, cerr, ccode end
-  return a, b
-end
-
 --- The backend on url (a sqlite:/// URL), or nil, msg, code.
 function M.open(url, app, opts)
   local path, err, code = session.parse_url(url)
@@ -99,7 +80,7 @@ function M.open(url, app, opts)
   if not d then return nil, format("cannot open %s: %s", path, tostring(err)), code end
   local self = setmetatable({ db = d, app = app, where = path }, Backend)
   local ok
-  ok, err, code = in_tx(self, "write", function(tx)
+  ok, err, code = d:atomically("write", function(tx)
     return schema.apply(tx, path, "sched_store_version", STEPS, "scheduler store tables")
   end)
   if not ok then
@@ -144,7 +125,7 @@ local function failed(self, what, msg, code)
 end
 
 function Backend:claim(action, tick, holder, ttl, now)
-  local token, err, code = in_tx(self, "write", claim_tx, self, action, tick, holder, ttl, now)
+  local token, err, code = self.db:atomically("write", claim_tx, self, action, tick, holder, ttl, now)
   if token == nil then return failed(self, "claim", err, code) end
   return token
 end
@@ -169,7 +150,7 @@ local function finish_tx(tx, self, action, tick, token, outcome, now)
 end
 
 function Backend:finish(action, tick, token, outcome, now)
-  local ok, err, code = in_tx(self, "write", finish_tx, self, action, tick, token, outcome, now)
+  local ok, err, code = self.db:atomically("write", finish_tx, self, action, tick, token, outcome, now)
   if ok then return true end
   if code == "not_found" or code == "fenced" or code == "exists" then return nil, err, code end
   return failed(self, "finish", err, code)
