@@ -426,6 +426,27 @@ function M.server(args)
   return stopped and 0 or 1
 end
 
+-- `worker` and `scheduler`: start the app's runtime of that kind: rt | nil
+-- (the error logged; the framework's traceback at debug level).
+local function start_runtime(app, path, kind)
+  local trace
+  local okrt, rt = xpcall(require("jararaca.runtime").start,
+    function(e) trace = debug.traceback(tostring(e), 2); return e end, app, kind)
+  if not okrt then
+    log.error("startup failed for ", path, ": ", tostring(rt))
+    log.debug(trace)
+    return nil
+  end
+  return rt
+end
+
+-- Wait for SIGTERM or SIGINT (SIGHUP is ignored) and say that we stop.
+local function until_stop_signal(grace)
+  local sig = sys.next_signal()
+  while sig == "SIGHUP" do sig = sys.next_signal() end
+  log.info(sig, ": stopping (grace period ", grace, "s)")
+end
+
 --- `jararaca worker app.lua [options]`: the app's message handlers
 --- (jararaca.bus.worker) until SIGTERM/SIGINT.
 function M.worker(args)
@@ -442,7 +463,6 @@ function M.worker(args)
     if not parsed then eprint("jararaca worker: ", perr); return 2 end
     assert(sys.setenv(bus_settings.ENV, url))
   end
-  local runtime = require "jararaca.runtime"
   local worker = require "jararaca.bus.worker"
   -- Several workers: the server's master (jararaca.core.sys.prefork, the
   -- same signals, restarts and startup-failure rule); each child consumes
@@ -452,14 +472,8 @@ function M.worker(args)
     if not idx then eprint("jararaca worker: fork: ", ferr); return 1 end
   end
   sys.watch_signals()
-  local trace
-  local okrt, rt = xpcall(runtime.start, function(e) trace = debug.traceback(tostring(e), 2); return e end, app,
-    "worker")
-  if not okrt then
-    log.error("startup failed for ", path, ": ", tostring(rt))
-    log.debug(trace)
-    return 1
-  end
+  local rt = start_runtime(app, path, "worker")
+  if not rt then return 1 end
   local w, werr, wcode = worker.start(rt, {
     handlers = worker.split(o.handlers), groups = worker.split(o.groups),
     prefetch = o.prefetch > 0 and o.prefetch or nil,
@@ -471,9 +485,7 @@ function M.worker(args)
   end
   log.info(("worker started (pid %d, broker %s)"):format(sys.pid(), rt.bus.settings.url))
   sys.worker_ready() -- under a master: from now on a death is a restart, not a startup failure
-  local sig = sys.next_signal()
-  while sig == "SIGHUP" do sig = sys.next_signal() end
-  log.info(sig, ": stopping (grace period ", o["grace-period"], "s)")
+  until_stop_signal(o["grace-period"])
   local c = w:stop(o["grace-period"])
   sys.unref_signals()
   local stopped = rt:stop()
@@ -487,17 +499,10 @@ end
 function M.scheduler(args)
   local o, app, path = open_app("scheduler", args, SCHEDULER_OPTIONS)
   if not o then return app end
-  local runtime = require "jararaca.runtime"
   local scheduler = require "jararaca.schedule.scheduler"
   sys.watch_signals()
-  local trace
-  local okrt, rt = xpcall(runtime.start, function(e) trace = debug.traceback(tostring(e), 2); return e end, app,
-    "scheduler")
-  if not okrt then
-    log.error("startup failed for ", path, ": ", tostring(rt))
-    log.debug(trace)
-    return 1
-  end
+  local rt = start_runtime(app, path, "scheduler")
+  if not rt then return 1 end
   local s, serr, scode = scheduler.start(rt, { actions = scheduler.split(o.actions), groups = scheduler.split(o.groups) })
   if not s then
     log.error("startup failed for ", path, ": ", tostring(serr))
@@ -507,9 +512,7 @@ function M.scheduler(args)
   -- (a Redis URL's password is never logged)
   local store = tostring(require("jararaca.schedule").store_url(rt.container, rt.app)):gsub("//[^@/]*@", "//")
   log.info(("scheduler started (pid %d, store %s)"):format(sys.pid(), store))
-  local sig = sys.next_signal()
-  while sig == "SIGHUP" do sig = sys.next_signal() end
-  log.info(sig, ": stopping (grace period ", o["grace-period"], "s)")
+  until_stop_signal(o["grace-period"])
   local c = s:stop(o["grace-period"])
   sys.unref_signals()
   local stopped = rt:stop()

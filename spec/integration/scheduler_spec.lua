@@ -143,7 +143,7 @@ describe("jararaca scheduler", function()
       assert.is_not_nil(claim, "tick " .. tick .. " was claimed")
       if n == 0 then
         -- only a run the killed process had claimed and not finished may be missing (never run twice)
-        assert.is_truthy(claim.holder:find(":" .. killed.pid .. "$"), json.encode(claim))
+        assert.is_truthy(claim.holder:find(":" .. killed.pid .. ":", 1, true), json.encode(claim))
         assert.is_nil(claim.outcome)
       else
         assert.equal(1, n, "tick " .. tick .. " ran " .. n .. " times")
@@ -283,18 +283,25 @@ describe("jararaca scheduler", function()
     end
     local by_tick = outcomes("viabus")
     assert.equal("ok", by_tick[t0].outcome)
-    assert.is_truthy(by_tick[t0].holder:find(":" .. w.pid .. "$"))
+    assert.is_truthy(by_tick[t0].holder:find(":" .. w.pid .. ":", 1, true))
     for _, p in ipairs { s1, s2, w } do assert.equal(0, stop(p), output(p)) end
     assert.is_truthy(output(s1):find("%d+ published"))
     assert.is_falsy(output(s1):find(" 0 published"))
   end)
 
-  it("SIGTERM stops firing and lets a running action finish within the grace period: exit 0", function()
-    local p = until_started(start("hold", { "--actions", "hold", "--grace-period", "10" }))
+  -- A scheduler running "hold" with that grace period, once a run started:
+  -- the process, the run's tick.
+  local function hold(grace)
+    local p = until_started(start("hold", { "--actions", "hold", "--grace-period", grace }))
     local t = wait.until_true(function()
       local r = rows("SELECT min(tick) AS t FROM started WHERE action = 'hold'")[1]
       return r.t ~= dbmod.null and r.t or nil
     end, "hold started", 30)
+    return p, t
+  end
+
+  it("SIGTERM stops firing and lets a running action finish within the grace period: exit 0", function()
+    local p, t = hold("10")
     assert.equal(0, stop(p), output(p))
     -- the run that was going when SIGTERM came committed; no run started after it
     assert.equal(1, rows("SELECT count(*) AS n FROM runs WHERE action = 'hold' AND tick = ?", { t })[1].n)
@@ -305,11 +312,7 @@ describe("jararaca scheduler", function()
   end)
 
   it("a running action past the grace period is cancelled and recorded as failed; exit 0", function()
-    local p = until_started(start("cut", { "--actions", "hold", "--grace-period", "0.2" }))
-    local t = wait.until_true(function()
-      local r = rows("SELECT min(tick) AS t FROM started WHERE action = 'hold'")[1]
-      return r.t ~= dbmod.null and r.t or nil
-    end, "hold started", 30)
+    local p, t = hold("0.2")
     assert.equal(0, stop(p), output(p))
     assert.equal(0, rows("SELECT count(*) AS n FROM runs WHERE action = 'hold' AND tick = ?", { t })[1].n)
     assert.is_truthy(output(p):find("still running at the end of the grace period"))

@@ -22,7 +22,7 @@ local M = {}
 
 local type, pairs, ipairs, error, setmetatable, getmetatable, rawget, tostring, pcall =
   type, pairs, ipairs, error, setmetatable, getmetatable, rawget, tostring, pcall
-local format, huge, sort, concat = string.format, math.huge, table.sort, table.concat
+local format, huge, concat = string.format, math.huge, table.concat
 
 --- The environment variable naming the default time zone (the original's).
 M.ZONE_ENV = "JARARACA_DEFAULT_TIMEZONE"
@@ -153,36 +153,20 @@ end
 --- file, line and action of a bad option or cron expression, or two actions
 --- with one name.
 function M.actions(app)
-  local out, by_name = {}, {}
   local prefix = controller.app_name(app)
   local zone_default, zone_origin = M.default_zone(app)
-  for _, cls in ipairs(app.controllers or {}) do
-    local found = {}
-    for member, v in pairs(cls) do
-      if type(member) == "string" and is_action(v) then found[#found + 1] = { member = member, a = v } end
-    end
-    sort(found, function(x, y) return x.a.order < y.a.order end)
-    for _, f in ipairs(found) do
-      local a = { controller = cls, member = f.member, fn = f.a.fn, expr = f.a.cron, defined_at = f.a.defined_at }
-      local ok, o = pcall(normalize, f.a, f.member, cls, zone_default)
-      if not ok then
-        if zone_origin and f.a.opts.zone == nil and tostring(o):find("^zone: ") then
-          o = tostring(o) .. " (the default zone, from " .. zone_origin .. ")"
-        end
-        error(M.where(a) .. ": " .. tostring(o), 0)
+  return controller.collect(app, is_action, nil, function(a, d)
+    a.expr = d.cron
+    local ok, o = pcall(normalize, d, a.member, a.controller, zone_default)
+    if not ok then
+      if zone_origin and d.opts.zone == nil and tostring(o):find("^zone: ") then
+        o = tostring(o) .. " (the default zone, from " .. zone_origin .. ")"
       end
-      for k, v in pairs(o) do a[k] = v end
-      a.topic = prefix .. ".schedule." .. a.name
-      local other = by_name[a.name]
-      if other then
-        error(format("%s: name: %q is the name of %s too (give one of them another name = ...)", M.where(a),
-          a.name, M.where(other)), 0)
-      end
-      by_name[a.name] = a
-      out[#out + 1] = a
+      error(o, 0)
     end
-  end
-  return out
+    for k, v in pairs(o) do a[k] = v end
+    a.topic = prefix .. ".schedule." .. a.name
+  end, M.where)
 end
 
 return M

@@ -31,14 +31,6 @@ local traceback, describe, CANCELLED = debug.traceback, errors.describe, sched.C
 --- when the action has no timeout of its own.
 M.NO_TIMEOUT = 86400
 
-local function finish(store, a, tick, token, outcome)
-  local ok, err = store:finish(a.name, tick, token, outcome)
-  if not ok then
-    log.warn(format("scheduler: recording the outcome %s of action %s (tick %d) failed: %s", outcome, a.name, tick,
-      tostring(err)))
-  end
-end
-
 local function handle(a, self, msg)
   local p = msg:payload()
   if type(p) ~= "table" or type(p.tick) ~= "number" then
@@ -59,7 +51,7 @@ local function handle(a, self, msg)
   if a.running > 0 and not a.allow_overlap then
     log.warn(format("scheduler: action %s (tick %d) skipped: its previous run is still running (allow_overlap = "
       .. "false)", a.name, p.tick))
-    return finish(store, a, p.tick, token, "skipped")
+    return schedule.finish(ctx.container, a, p.tick, token, "skipped")
   end
   a.running = a.running + 1
   local ok, res, why
@@ -71,7 +63,7 @@ local function handle(a, self, msg)
   end
   a.running = a.running - 1
   if ok then
-    staged.add(ctx, finish, store, a, p.tick, token, "ok")
+    staged.add(ctx, schedule.finish, ctx.container, a, p.tick, token, "ok")
     return
   end
   local outcome = (type(res) == "string" and res:find("^timeout: ")) and "timeout" or "failed"
@@ -83,7 +75,7 @@ local function handle(a, self, msg)
         describe(herr))) end
     end
   end
-  finish(store, a, p.tick, token, outcome)
+  schedule.finish(ctx.container, a, p.tick, token, outcome)
   error(res, 0)
 end
 

@@ -3,7 +3,8 @@
 --   schedule.actions(rt)        -- the app's checked actions (raises a startup error naming file and line)
 --   schedule.store(container)   -- the exclusivity store: store | nil, message, code (opened at first use)
 --   schedule.close(container)   -- close it (the runtime's stop)
---   schedule.holder()           -- who claims: "<host>:<pid>"
+--   schedule.holder()           -- who claims: the store's holder name for this process
+--   schedule.finish(container, a, tick, token, outcome)   -- record a claimed tick's outcome (logged when it fails)
 --
 -- `jararaca scheduler` fires the actions (jararaca.schedule.scheduler);
 -- `jararaca worker` runs those whose dispatch is "bus"
@@ -14,10 +15,11 @@
 local action = require "jararaca.schedule.action"
 local settings = require "jararaca.schedule.settings"
 local sys = require "jararaca.core.sys"
+local log = require "jararaca.log"
 
 local M = {}
 
-local setmetatable, tostring = setmetatable, tostring
+local setmetatable, tostring, format = setmetatable, tostring, string.format
 
 local states = setmetatable({}, { __mode = "k" })
 
@@ -76,11 +78,31 @@ function M.close(container)
   if st.store then st.store:close(); st.store = nil end
 end
 
-local holder
---- The name this process claims ticks with: "<host name>:<pid>".
+local holder, holder_pid
+--- The name this process claims ticks with (jararaca.schedule.store's
+--- holder(): host, pid and a random part), one per process.
 function M.holder()
-  if not holder then holder = tostring(sys.hostname()) .. ":" .. tostring(sys.pid()) end
+  local pid = sys.pid()
+  if holder_pid ~= pid then
+    holder, holder_pid = require("jararaca.schedule.store").holder(), pid
+  end
   return holder
+end
+
+--- Record the outcome of a claimed tick (a few tries: a busy SQLite file);
+--- a failure is logged (the claim stays, the tick is not run again).
+function M.finish(container, a, tick, token, outcome)
+  if not token then return end
+  local store, err = M.store(container)
+  local ok
+  if store then
+    for _ = 1, 5 do
+      ok, err = store:finish(a.name, tick, token, outcome)
+      if ok then return true end
+    end
+  end
+  log.warn(format("scheduler: recording the outcome %s of action %s (tick %d) failed: %s", outcome, a.name, tick,
+    tostring(err)))
 end
 
 return M

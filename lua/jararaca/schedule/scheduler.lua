@@ -34,8 +34,8 @@ local errors = require "jararaca.errors"
 
 local M = {}
 
-local ipairs, pairs, tostring, format, setmetatable, concat, pcall =
-  ipairs, pairs, tostring, string.format, setmetatable, table.concat, pcall
+local ipairs, pairs, tostring, format, setmetatable, pcall =
+  ipairs, pairs, tostring, string.format, setmetatable, pcall
 local time, CANCELLED, describe = sys.time, sched.CANCELLED, errors.describe
 
 --- Seconds a timer may wake after its tick and still fire it.
@@ -49,19 +49,7 @@ local function count(s, what)
 end
 
 local function finish(s, a, tick, token, outcome)
-  if not token then return end
-  local store = schedule.store(s.container)
-  local ok, err
-  if store then
-    for _ = 1, 5 do
-      ok, err = store:finish(a.name, tick, token, outcome)
-      if ok then break end
-    end
-  end
-  if not ok then
-    log.warn(format("scheduler: recording the outcome %s of action %s (tick %d) failed: %s", outcome, a.name, tick,
-      tostring(err)))
-  end
+  return schedule.finish(s.container, a, tick, token, outcome)
 end
 
 -- The run of one claimed (or non-exclusive) tick, in its own task.
@@ -183,41 +171,15 @@ local function timer_task(s, a)
   if not ok and err ~= CANCELLED then log.error("scheduler: the timer of action ", a.name, " stopped: ", describe(err)) end
 end
 
-local function split(list)
-  if list == nil or list == "" then return nil end
-  local out = {}
-  for name in list:gmatch("[^,%s]+") do out[#out + 1] = name end
-  return out
-end
-M.split = split
+local worker = require "jararaca.bus.worker"
+M.split = worker.split
+
+local ACTIONS = { option = "--actions", noun = "scheduled action", plural = "actions" }
 
 --- The actions that names and groups select: the list | nil, message,
 --- "invalid" (a name or group no action has).
 function M.select(actions, names, groups)
-  local by_name, by_group = {}, {}
-  for _, a in ipairs(actions) do
-    by_name[a.name] = a
-    by_group[a.group] = true
-  end
-  for _, n in ipairs(names or {}) do
-    if not by_name[n] then
-      local known = {}
-      for _, a in ipairs(actions) do known[#known + 1] = a.name end
-      return nil, format("--actions: no scheduled action named %q (the app's actions: %s)", n,
-        #known > 0 and concat(known, ", ") or "none"), "invalid"
-    end
-  end
-  for _, g in ipairs(groups or {}) do
-    if not by_group[g] then return nil, format("--groups: no scheduled action is in group %q", g), "invalid" end
-  end
-  local want_name, want_group
-  if names then want_name = {}; for _, n in ipairs(names) do want_name[n] = true end end
-  if groups then want_group = {}; for _, g in ipairs(groups) do want_group[g] = true end end
-  local out = {}
-  for _, a in ipairs(actions) do
-    if (not want_name or want_name[a.name]) and (not want_group or want_group[a.group]) then out[#out + 1] = a end
-  end
-  return out
+  return worker.select(actions, names, groups, ACTIONS)
 end
 
 --- Start the timers: scheduler | nil, message, code. opts: actions, groups

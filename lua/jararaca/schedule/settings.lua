@@ -38,10 +38,6 @@ function M.parse(url, origin)
     url), "invalid"
 end
 
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
 --- The store URL of the app: url | nil, message, "invalid". databases: the
 --- app's started databases (persistence), for the default path.
 function M.store_url(app, databases, env)
@@ -50,15 +46,8 @@ function M.store_url(app, databases, env)
   if url ~= nil and url ~= "" then return M.parse(url, M.ENV) end
   local cfg = rawget(app, "scheduler")
   if cfg and cfg.store then return M.parse(cfg.store, "Microservice.scheduler.store") end
-  local dir
-  local db = databases and databases[1]
-  if db and db.path and db.path ~= ":memory:" then
-    dir = dirname(db.path)
-  else
-    local file = rawget(app, "__file")
-    dir = type(file) == "string" and dirname(file) or "."
-  end
-  return "sqlite:///" .. dir .. "/" .. require("jararaca.bus.controller").app_name(app) .. ".scheduler.db"
+  return "sqlite:///" .. require("jararaca.bus.settings").default_dir(app, databases) .. "/"
+    .. require("jararaca.bus.controller").app_name(app) .. ".scheduler.db"
 end
 
 return M
