@@ -130,10 +130,12 @@ end
 -- Options, checked at startup
 ---------------------------------------------------------------------------
 
+-- A value in an error message.
 local function describe(v)
   if type(v) == "string" then return format("%q", v) end
   return tostring(v)
 end
+M.describe = describe
 
 local function seconds(v, what, positive)
   if type(v) ~= "number" or v ~= v or v == huge or v < 0 or (positive and v == 0) then
@@ -151,12 +153,14 @@ end
 
 local NAME = "^[%w_%-]+$"
 
+-- A name or group: raises the message without its place.
 local function label(v, what)
   if type(v) ~= "string" or not v:find(NAME) then
     error(format("%s: expected a non-empty name of letters, digits, '_' and '-', got %s", what, describe(v)), 0)
   end
   return v
 end
+M.label = label
 
 -- "<app>.dlq", "<app>.dlx" and "<app>.retry" are the app's own queue and
 -- exchanges on RabbitMQ (jararaca.bus.amqp_topology): no handler's queue.

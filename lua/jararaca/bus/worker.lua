@@ -323,18 +323,24 @@ function Worker:stop(grace)
       if not ok then log.warn("message bus: stopping the consumer of ", loop.handler.queue, ": ", tostring(err)) end
     end
   end
-  local deadline = sched.clock() + (grace or 30)
-  for t in pairs(self.tasks) do
+  M.drain(self.tasks, grace or 30)
+  return self.counts
+end
+
+--- Give the tasks of a set (task -> true) `grace` seconds in all to end,
+--- then cancel those still running (`jararaca scheduler` stops with it too).
+function M.drain(tasks, grace)
+  local deadline = sched.clock() + grace
+  for t in pairs(tasks) do
     local left = deadline - sched.clock()
     if left > 0 then t:wait(left) end
   end
-  for t in pairs(self.tasks) do
+  for t in pairs(tasks) do
     if not t.done then
       t:cancel()
       t:wait(5)
     end
   end
-  return self.counts
 end
 
 return M

@@ -59,19 +59,7 @@ end
 -- Options, checked at startup
 ---------------------------------------------------------------------------
 
-local function describe(v)
-  if type(v) == "string" then return format("%q", v) end
-  return tostring(v)
-end
-
-local NAME = "^[%w_%-]+$"
-
-local function label(v, what)
-  if type(v) ~= "string" or not v:find(NAME) then
-    error(format("%s: expected a non-empty name of letters, digits, '_' and '-', got %s", what, describe(v)), 0)
-  end
-  return v
-end
+local describe, label = controller.describe, controller.label
 
 local function boolean(v, default, what)
   if v == nil then return default end

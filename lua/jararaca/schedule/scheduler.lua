@@ -27,6 +27,7 @@
 local schedule = require "jararaca.schedule"
 local run = require "jararaca.schedule.run"
 local sched = require "jararaca.sched"
+local worker = require "jararaca.bus.worker" -- (its selection and draining)
 local sys = require "jararaca.core.sys"
 local log = require "jararaca.log"
 local context = require "jararaca.context"
@@ -34,8 +35,7 @@ local errors = require "jararaca.errors"
 
 local M = {}
 
-local ipairs, pairs, tostring, format, setmetatable, pcall =
-  ipairs, pairs, tostring, string.format, setmetatable, pcall
+local ipairs, tostring, format, setmetatable, pcall = ipairs, tostring, string.format, setmetatable, pcall
 local time, CANCELLED, describe = sys.time, sched.CANCELLED, errors.describe
 
 --- Seconds a timer may wake after its tick and still fire it.
@@ -171,7 +171,6 @@ local function timer_task(s, a)
   if not ok and err ~= CANCELLED then log.error("scheduler: the timer of action ", a.name, " stopped: ", describe(err)) end
 end
 
-local worker = require "jararaca.bus.worker"
 M.split = worker.split
 
 local ACTIONS = { option = "--actions", noun = "scheduled action", plural = "actions" }
@@ -220,17 +219,7 @@ function Scheduler:stop(grace)
   self.stopping = true
   for _, t in ipairs(self.timers) do t:cancel() end
   for _, t in ipairs(self.timers) do t:wait(5) end
-  local deadline = sched.clock() + (grace or 30)
-  for t in pairs(self.runs) do
-    local left = deadline - sched.clock()
-    if left > 0 then t:wait(left) end
-  end
-  for t in pairs(self.runs) do
-    if not t.done then
-      t:cancel()
-      t:wait(5)
-    end
-  end
+  worker.drain(self.runs, grace or 30)
   return self.counts
 end
 
