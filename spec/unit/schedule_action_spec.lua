@@ -52,9 +52,11 @@ describe("schedule.action.actions(app)", function()
     B.second = j.ScheduledAction("* * * * * */3", function() end)
     local R = j.RestController("/r", { name = "R" })
     R.first = j.ScheduledAction("0 * * * *", { name = "hourly", group = "g2", allow_overlap = true,
-      exclusive = false, timeout = 1.5, misfire = "run_once", dispatch = "bus", zone = "UTC" }, function() end)
+      timeout = 1.5, misfire = "run_once", dispatch = "bus", zone = "America/Sao_Paulo" }, function() end)
+    R.third = j.ScheduledAction("@daily", { exclusive = false }, function() end)
     local list = action.actions(app({ B, R }))
-    assert.equal(2, #list)
+    assert.equal(3, #list)
+    assert.is_false(list[3].exclusive)
     local a, b = list[1], list[2]
     assert.equal("second", a.name)
     assert.equal("g1", a.group) -- the controller's group
@@ -67,8 +69,10 @@ describe("schedule.action.actions(app)", function()
     assert.equal("jobs.schedule.second", a.topic)
     assert.equal(B, a.controller)
     assert.equal("hourly", b.name)
-    assert.same({ "g2", true, false, 1.5, "run_once", "bus", "jobs.schedule.hourly" },
-      { b.group, b.allow_overlap, b.exclusive, b.timeout, b.misfire, b.dispatch, b.topic })
+    assert.same({ "g2", true, true, 1.5, "run_once", "bus", "jobs.schedule.hourly", "America/Sao_Paulo" },
+      { b.group, b.allow_overlap, b.exclusive, b.timeout, b.misfire, b.dispatch, b.topic, b.zone_name })
+    -- the zone object: midnight in Sao Paulo (UTC-3 in 1970) is 03:00 UTC
+    assert.equal(3 * 3600, require("jararaca.core.cron").parse("0 0 * * *"):next(0, b.zone))
     assert.equal(3603, a.cron:next(3600)) -- the parsed expression
   end)
 
@@ -106,6 +110,7 @@ describe("schedule.action.actions(app)", function()
     bad({ misfire = "all" }, "misfire: expected one of skip, run_once, got \"all\"")
     bad({ dispatch = "queue" }, "dispatch: expected one of inline, bus, got \"queue\"")
     bad({ every = 3 }, "unknown option \"every\" (known: allow_overlap, exclusive, timeout")
+    bad({ misfire = "run_once", exclusive = false }, "misfire: \"run_once\" needs exclusive = true")
   end)
 
   it("two actions with one name are an error naming both", function()

@@ -112,16 +112,22 @@ local function normalize(a, member, cls, zone_default)
   local zone, zerr = cron.zone(zone_name)
   if not zone then error("zone: " .. tostring(zerr), 0) end
   local bus = rawget(cls, "__bus_controller")
+  local exclusive = boolean(o.exclusive, true, "exclusive")
+  local misfire = choice(o.misfire, { "skip", "run_once" }, "misfire")
+  -- what was missed is known from the store's last claimed tick
+  if misfire == "run_once" and not exclusive then
+    error("misfire: \"run_once\" needs exclusive = true (the ticks missed are found from the last one claimed)", 0)
+  end
   return {
     cron = c, expr = a.cron,
     allow_overlap = boolean(o.allow_overlap, false, "allow_overlap"),
-    exclusive = boolean(o.exclusive, true, "exclusive"),
+    exclusive = exclusive,
     timeout = timeout,
     exception_handler = o.exception_handler,
     name = label(o.name == nil and member or o.name, "name"),
     group = label(o.group or (bus and bus.group) or "default", "group"),
     zone = zone, zone_name = zone_name,
-    misfire = choice(o.misfire, { "skip", "run_once" }, "misfire"),
+    misfire = misfire,
     dispatch = choice(o.dispatch, { "inline", "bus" }, "dispatch"),
   }
 end

@@ -6,9 +6,9 @@
 -- "<app>.schedule.<action>" ({ action, tick, fired_at }); the handler here,
 -- run by `jararaca worker` like any other (queue "<app>.schedule.<action>",
 -- selected with --handlers schedule.<action> or the action's --groups),
--- claims the tick in the scheduler's store before running the action:
--- several schedulers publishing the same tick, or a redelivered message,
--- still make one run. The delivery is the run's transaction (its session
+-- claims the tick in the scheduler's store before running the action
+-- (when it is exclusive, the default): several schedulers publishing the
+-- same tick, or a redelivered message, still make one run. The delivery is the run's transaction (its session
 -- commits when the action returns, its publishes go out on commit); the
 -- action gets the same run table { action, tick, fired_at, token }. A
 -- failed run is not retried (the tick is claimed: max_retries = 0), so its
@@ -38,14 +38,18 @@ local function handle(a, self, msg)
     return
   end
   local ctx = context.current()
-  local store, serr = schedule.store(ctx.container)
-  if not store then error("scheduler store: " .. tostring(serr), 0) end
-  local token, cerr = store:claim(a.name, p.tick, schedule.holder())
-  if token == false then
-    log.debug(format("scheduler: action %s (tick %d) claimed elsewhere", a.name, p.tick))
-    return
+  local token
+  if a.exclusive then
+    local store, serr = schedule.store(ctx.container)
+    if not store then error("scheduler store: " .. tostring(serr), 0) end
+    local cerr
+    token, cerr = store:claim(a.name, p.tick, schedule.holder())
+    if token == false then
+      log.debug(format("scheduler: action %s (tick %d) claimed elsewhere", a.name, p.tick))
+      return
+    end
+    if not token then error("scheduler store: claiming the tick failed: " .. tostring(cerr), 0) end
   end
-  if not token then error("scheduler store: claiming the tick failed: " .. tostring(cerr), 0) end
   local r = { action = a.name, tick = p.tick, fired_at = p.fired_at, token = token }
   ctx.action, ctx.run = a, r
   if a.running > 0 and not a.allow_overlap then

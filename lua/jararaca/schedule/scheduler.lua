@@ -128,7 +128,7 @@ end
 
 local function timer(s, a)
   local now = time()
-  if a.misfire == "run_once" and a.dispatch == "inline" then
+  if a.misfire == "run_once" then
     local ok, t = pcall(missed, s, a, now)
     if not ok then
       log.warn("scheduler: action ", a.name, ": reading its last tick failed: ", describe(t))
@@ -143,7 +143,12 @@ local function timer(s, a)
     -- little early, and a tick fires at or after its time)
     local wait = tick - time()
     while wait > 0 do
-      sched.sleep(wait > 0.001 and wait or 0.001)
+      -- stop() cancels a sleeping timer only: one that is claiming or
+      -- starting a tick finishes that first
+      a.sleeping = true
+      local ok = pcall(sched.sleep, wait > 0.001 and wait or 0.001)
+      a.sleeping = false
+      if not ok then return end
       wait = tick - time()
     end
     if s.stopping then break end
@@ -190,7 +195,7 @@ function M.start(rt, opts)
   if #selected == 0 then return nil, "the app has no scheduled action to run (ScheduledAction)", "invalid" end
   local needs_store = false
   for _, a in ipairs(selected) do
-    if a.dispatch == "inline" and (a.exclusive or a.misfire == "run_once") then needs_store = true end
+    if (a.dispatch == "inline" and a.exclusive) or a.misfire == "run_once" then needs_store = true end
   end
   if needs_store then
     local store, err, code = schedule.store(rt.container, rt.app)
@@ -200,7 +205,7 @@ function M.start(rt, opts)
   for _, c in ipairs(rt.controllers) do instances[c.cls] = c.instance end
   local s = setmetatable({
     container = rt.container, env = { container = rt.container, chain = rt.interceptors, instances = instances },
-    timers = {}, runs = setmetatable({}, { __mode = "k" }), stopping = false,
+    timers = {}, actions = selected, runs = setmetatable({}, { __mode = "k" }), stopping = false,
     counts = { ok = 0, failed = 0, timeout = 0, skipped = 0, not_ours = 0, published = 0, missed = 0 },
   }, Scheduler)
   for i, a in ipairs(selected) do
@@ -217,8 +222,10 @@ end
 --- cancelled (their outcome "failed"). Returns the counts.
 function Scheduler:stop(grace)
   self.stopping = true
-  for _, t in ipairs(self.timers) do t:cancel() end
-  for _, t in ipairs(self.timers) do t:wait(5) end
+  for i, t in ipairs(self.timers) do
+    if self.actions[i].sleeping then t:cancel() end
+  end
+  for _, t in ipairs(self.timers) do t:wait(30) end
   worker.drain(self.runs, grace or 30)
   return self.counts
 end
