@@ -172,6 +172,26 @@ describe("jararaca scheduler", function()
     assert.is_nil(io.open(dir .. "/sched.scheduler.db"))
   end)
 
+  it("exclusive = false: every scheduler process runs every tick, without a claim", function()
+    local a = until_started(start("x1", { "--actions", "everywhere" }))
+    local b = until_started(start("x2", { "--actions", "everywhere" }))
+    local t0
+    wait.until_true(function()
+      local r = rows("SELECT tick FROM runs WHERE action = 'everywhere' GROUP BY tick HAVING count(*) = 2 "
+        .. "ORDER BY tick LIMIT 1")[1]
+      t0 = r and r.tick
+      return t0
+    end, "a tick run by both", 30)
+    until_tick("everywhere", t0 + 3)
+    for _, p in ipairs { a, b } do assert.equal(0, stop(p), output(p)) end
+    for tick = t0, t0 + 2 do
+      local r = rows("SELECT count(*) AS n, count(DISTINCT pid) AS pids, count(token) AS tokens FROM runs "
+        .. "WHERE action = 'everywhere' AND tick = ?", { tick })[1]
+      assert.same({ n = 2, pids = 2, tokens = 0 }, r)
+    end
+    assert.same({}, select(2, outcomes("everywhere")))
+  end)
+
   it("allow_overlap = false skips (and logs) ticks while the previous run is running; true overlaps", function()
     local p = until_started(start("overlap", { "--actions", "slow,overlap" }))
     local t0 = first_tick("slow")

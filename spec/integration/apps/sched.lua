@@ -13,6 +13,7 @@
 --   hold      every second: notes it started, takes 3 s, records (for SIGTERM's grace period)
 --   catchup   every second, misfire = "run_once": records
 --   viabus    every second, dispatch = "bus" (a worker runs it): records
+--   everywhere  every second, exclusive = false: records (in every scheduler process)
 -- The interceptor notes every scheduled transaction in `intercepted` (in
 -- a session of its own).
 local j = require "jararaca"
@@ -80,6 +81,8 @@ end)
 Jobs.catchup = j.ScheduledAction("* * * * * *", { misfire = "run_once" }, function(_, r) record(r) end)
 
 Jobs.viabus = j.ScheduledAction("* * * * * *", { dispatch = "bus", group = "bus" }, function(_, r) record(r) end)
+
+Jobs.everywhere = j.ScheduledAction("* * * * * *", { exclusive = false }, function(_, r) record(r) end)
 
 local Noter = { inject = {} }
 Noter.__index = Noter
