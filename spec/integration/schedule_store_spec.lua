@@ -151,6 +151,37 @@ for _, backend in ipairs(backends) do
       s:close()
     end)
 
+    it("with busy_s, skips (and consumes) a tick while the active run is unfinished, in any process, up to busy_s",
+      function()
+        local c = clock_at(BASE + 0.1)
+        local a, b = open { clock = c.fn }, open { clock = c.fn }
+        local t1 = assert(a:claim("job", BASE, "ha", nil, 10))
+        c.now = BASE + 1.1
+        assert.same({ false, "busy" }, { b:claim("job", BASE + 1, "hb", nil, 10) })
+        -- consumed: the tick is nobody's to run now, with or without busy_s
+        assert.same({ false, "taken" }, { a:claim("job", BASE + 1, "ha") })
+        assert.same({ BASE + 1, "skipped", "hb" }, (function()
+          local r = assert(b:runs("job", BASE + 1))[1]
+          return { r.tick, r.outcome, r.holder }
+        end)())
+        -- the active run is still BASE's: finished, the next tick runs
+        assert.is_true(a:finish("job", BASE, t1, "ok"))
+        c.now = BASE + 2.1
+        local t3 = assert(b:claim("job", BASE + 2, "hb", nil, 10))
+        assert.truthy(t3 > t1)
+        -- BASE + 2 never finishes (its holder died): busy for 10 s after its claim, then not
+        c.now = BASE + 3.1
+        assert.same({ false, "busy" }, { a:claim("job", BASE + 3, "ha", nil, 10) })
+        c.now = BASE + 12.2
+        assert.truthy(a:claim("job", BASE + 12, "ha", nil, 10))
+        -- without busy_s the check is off (allow_overlap = true)
+        c.now = BASE + 13.1
+        assert.truthy(b:claim("job", BASE + 13, "hb"))
+        assert.has_error(function() a:claim("job", BASE + 14, "ha", nil, 0) end)
+        a:close()
+        b:close()
+      end)
+
     it("refuses ticks older than the window, and forgets runs beyond it", function()
       local c = clock_at(BASE)
       local s = open { clock = c.fn }

@@ -212,6 +212,24 @@ describe("jararaca scheduler", function()
     assert.equal(4, o.n)
   end)
 
+  it("allow_overlap = false holds across schedulers: two processes never run the action at once", function()
+    local p1 = until_started(start("overlap-a", { "--actions", "slow" }))
+    local p2 = until_started(start("overlap-b", { "--actions", "slow" }))
+    local t0 = first_tick("slow")
+    until_tick("slow", t0 + 6, "slow ran three times", "started")
+    assert.equal(0, stop(p1), output(p1))
+    assert.equal(0, stop(p2), output(p2))
+    local starts = rows("SELECT tick, pid FROM started WHERE action = 'slow' AND tick >= ? ORDER BY tick", { t0 })
+    for i, r in ipairs(starts) do
+      if i > 1 then
+        assert.is_true(r.tick - starts[i - 1].tick >= 3, "slow overlapped across processes: " .. json.encode(starts))
+      end
+    end
+    -- the ticks in between were skipped (one outcome each, whichever process claimed them)
+    local by_tick = outcomes("slow")
+    for t = starts[1].tick + 1, starts[2].tick - 1 do assert.equal("skipped", by_tick[t].outcome) end
+  end)
+
   it("runs are transactions: timeout cancels and rolls back, a failure rolls back and calls the exception "
     .. "handler, publishes go out on commit only, interceptors see kind 'schedule'", function()
     local broker = assert(embedded.open(dir .. "/sched.bus.db"))

@@ -43,7 +43,12 @@ local function handle(a, self, msg)
     local store, serr = schedule.store(ctx.container)
     if not store then error("scheduler store: " .. tostring(serr), 0) end
     local cerr
-    token, cerr = store:claim(a.name, p.tick, schedule.holder())
+    token, cerr = schedule.claim(store, a, p.tick)
+    if token == false and cerr == "busy" then
+      log.warn(format("scheduler: action %s (tick %d) skipped: its previous run is still running (allow_overlap = "
+        .. "false)", a.name, p.tick))
+      return
+    end
     if token == false then
       log.debug(format("scheduler: action %s (tick %d) claimed elsewhere", a.name, p.tick))
       return

@@ -89,6 +89,22 @@ function M.holder()
   return holder
 end
 
+--- Seconds an unfinished run of an action without a timeout keeps its
+--- later ticks skipped (allow_overlap = false) when its holder never
+--- finishes it (a process killed mid-run).
+M.OVERLAP_BOUND = 3600
+
+--- Claim tick for exclusive action a: token | false, "taken" | "busy" |
+--- nil, msg, code. With allow_overlap = false the store skips the tick
+--- (records it "skipped") while the action's previous run is unfinished,
+--- in any process: within its timeout (+ 5 s for its outcome to be
+--- recorded), else OVERLAP_BOUND.
+function M.claim(store, a, tick)
+  local busy = nil
+  if not a.allow_overlap then busy = a.timeout and (a.timeout + 5) or M.OVERLAP_BOUND end
+  return store:claim(a.name, tick, M.holder(), nil, busy)
+end
+
 --- Record the outcome of a claimed tick (a few tries: a busy SQLite file);
 --- a failure is logged (the claim stays, the tick is not run again).
 function M.finish(container, a, tick, token, outcome)

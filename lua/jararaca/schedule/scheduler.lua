@@ -84,7 +84,13 @@ local function fire(s, a, tick)
   if a.exclusive then
     local store, serr = schedule.store(s.container)
     local got, err
-    if store then got, err = store:claim(a.name, tick, schedule.holder()) else err = serr end
+    if store then got, err = schedule.claim(store, a, tick) else err = serr end
+    if got == false and err == "busy" then
+      count(s, "skipped")
+      log.warn(format("scheduler: action %s (tick %d) skipped: its previous run is still running in a scheduler "
+        .. "(allow_overlap = false)", a.name, tick))
+      return
+    end
     if got == false then
       count(s, "not_ours")
       log.debug(format("scheduler: action %s (tick %d) claimed by another scheduler", a.name, tick))

@@ -13,15 +13,19 @@
 --             default the wall clock: tests move it)
 --       -> store | nil, msg, "invalid" (the URL) | the backend's codes
 --          ("unreachable", "refused", "timeout" for Redis; "busy", ... for SQLite)
---   s:claim(action, tick, holder [, ttl_s]) -> token | false | nil, msg, code
+--   s:claim(action, tick, holder [, ttl_s [, busy_s]]) -> token | false, why | nil, msg, code
 --       tick: epoch seconds of the scheduled fire time (a whole number);
 --       holder: who claims (names the process, e.g. host:pid); ttl_s: how
 --       long the claim is remembered (default 86400). token: a fencing
 --       token, an integer that grows with every claim of the action.
---       false: not this caller's to run: another claim of that tick won
---       (even one whose holder died without finishing), or the tick is
---       older than the remembered window (max(now, last) - ttl_s), so
---       whether it ran is no longer known and it is not run again.
+--       false, "taken": not this caller's to run: another claim of that
+--       tick won (even one whose holder died without finishing), or the
+--       tick is older than the remembered window (max(now, last) - ttl_s),
+--       so whether it ran is no longer known and it is not run again.
+--       busy_s (allow_overlap = false): false, "busy" when the action's
+--       latest run that was not skipped is unfinished and was claimed less
+--       than busy_s ago (wherever it runs); the tick is then recorded as
+--       "skipped" (consumed: nobody runs it).
 --   s:finish(action, tick, token, outcome) -> true | nil, msg, code
 --       outcome: "ok" | "failed" | "timeout" | "skipped"; codes: "not_found"
 --       (no claim of that tick remembered), "fenced" (the claim has another
@@ -118,13 +122,17 @@ local function closed(self)
   return nil, format("the scheduler store on %s is closed", self.where), "closed"
 end
 
-function Store:claim(action, tick, holder, ttl_s)
-  check_name(action, "action", "store:claim(action, tick, holder [, ttl_s])")
-  check_whole(tick, "tick", "store:claim(action, tick, holder [, ttl_s])", 0)
-  check_name(holder, "holder", "store:claim(action, tick, holder [, ttl_s])")
-  if ttl_s ~= nil then check_whole(ttl_s, "ttl_s", "store:claim(action, tick, holder [, ttl_s])", 1) end
+function Store:claim(action, tick, holder, ttl_s, busy_s)
+  local where = "store:claim(action, tick, holder [, ttl_s [, busy_s]])"
+  check_name(action, "action", where)
+  check_whole(tick, "tick", where, 0)
+  check_name(holder, "holder", where)
+  if ttl_s ~= nil then check_whole(ttl_s, "ttl_s", where, 1) end
+  if busy_s ~= nil and (type(busy_s) ~= "number" or not (busy_s > 0 and busy_s < huge)) then
+    error(where .. ": busy_s must be a positive number of seconds, got " .. tostring(busy_s), 2)
+  end
   if self.closed then return closed(self) end
-  return self.impl:claim(action, tick, holder, ttl_s or M.DEFAULT_TTL, self.clock())
+  return self.impl:claim(action, tick, holder, ttl_s or M.DEFAULT_TTL, self.clock(), busy_s and floor(busy_s * 1000))
 end
 
 function Store:finish(action, tick, token, outcome)

@@ -6,6 +6,7 @@
 -- Keys, per app and action (both percent-encoded: ":" and "%"):
 --   jr:sched:<app>:<action>:token      INCR counter: the fencing tokens (never expires)
 --   jr:sched:<app>:<action>:last       the latest tick claimed (never expires, only moves forward)
+--   jr:sched:<app>:<action>:active     the latest tick claimed to run (not skipped as busy)
 --   jr:sched:<app>:<action>:run:<tick> HASH token, holder, claimed_at, outcome, finished_at
 --                                      (ms); expires ttl_s after the claim
 --   jr:sched:<app>:<action>:ticks      ZSET of the ticks claimed (score = tick), for runs();
@@ -22,21 +23,38 @@ local null = redis.null
 
 local M = {}
 
--- KEYS: token, last, ticks, run; ARGV: tick, holder, ttl_s, now_ms.
--- {1, token} | {0} (taken, or older than the window).
+-- KEYS: token, last, ticks, run, active; ARGV: tick, holder, ttl_s, now_ms,
+-- busy_ms (0: no busy check), the run keys' prefix.
+-- {1, token} | {0} (taken, or older than the window) | {2} (busy: the
+-- active run is unfinished and younger than busy_ms; recorded "skipped").
 local CLAIM = [[
-local tick, ttl, now = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local tick, ttl, now, busy = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local last = tonumber(redis.call('GET', KEYS[2]) or '')
 local newest = math.floor(now / 1000)
 if last and last > newest then newest = last end
 if tick < newest - ttl then return {0} end
 if redis.call('EXISTS', KEYS[4]) == 1 then return {0} end
+local skip = false
+if busy > 0 then
+  local active = tonumber(redis.call('GET', KEYS[5]) or '')
+  if active and active < tick then
+    local h = redis.call('HMGET', ARGV[6] .. active, 'claimed_at', 'outcome')
+    skip = h[1] and not h[2] and tonumber(h[1]) + busy > now
+  end
+end
 local token = redis.call('INCR', KEYS[1])
-redis.call('HSET', KEYS[4], 'token', token, 'holder', ARGV[2], 'claimed_at', ARGV[4])
+if skip then
+  redis.call('HSET', KEYS[4], 'token', token, 'holder', ARGV[2], 'claimed_at', ARGV[4], 'outcome', 'skipped',
+    'finished_at', ARGV[4])
+else
+  redis.call('HSET', KEYS[4], 'token', token, 'holder', ARGV[2], 'claimed_at', ARGV[4])
+  redis.call('SET', KEYS[5], ARGV[1])
+end
 redis.call('EXPIRE', KEYS[4], ttl)
 if not last or tick > last then redis.call('SET', KEYS[2], ARGV[1]) end
 redis.call('ZADD', KEYS[3], tick, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tick - ttl))
+if skip then return {2} end
 return {1, token}
 ]]
 
@@ -95,13 +113,13 @@ local function failed(self, what, msg, code)
   return nil, format("%s on %s: %s", what, self.where, tostring(msg)), code
 end
 
-function Backend:claim(action, tick, holder, ttl, now)
+function Backend:claim(action, tick, holder, ttl, now, busy_ms)
   local p = prefix(self, action)
-  local r, msg, code = self.c:command("EVAL", CLAIM, 4, p .. "token", p .. "last", p .. "ticks", p .. "run:" .. format("%d", tick),
-    tick, holder, ttl, floor(now * 1000))
+  local r, msg, code = self.c:command("EVAL", CLAIM, 5, p .. "token", p .. "last", p .. "ticks",
+    p .. "run:" .. format("%d", tick), p .. "active", tick, holder, ttl, floor(now * 1000), busy_ms or 0, p .. "run:")
   if not r then return failed(self, "claim", msg, code) end
   if r[1] == 1 then return r[2] end
-  return false
+  return false, r[1] == 2 and "busy" or "taken"
 end
 
 function Backend:finish(action, tick, token, outcome, now)

@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS jr_sched_runs (
   PRIMARY KEY (app, action, tick)
 ) WITHOUT ROWID;
 ]],
+  -- the tick of the action's latest run that was not skipped (claim's busy check)
+  "ALTER TABLE jr_sched_actions ADD COLUMN active_tick INTEGER;",
 }
 
 local Backend = {}
@@ -90,10 +92,22 @@ function M.open(url, app, opts)
   return self
 end
 
-local function claim_tx(tx, self, action, tick, holder, ttl, now)
+-- busy_ms: when given, the claim is a skip (recorded "skipped", the tick
+-- consumed) while the action's active run is unfinished and was claimed
+-- less than busy_ms ago.
+local function still_running(tx, self, action, row, tick, now, busy_ms)
+  local active = row and row.active_tick
+  if not busy_ms or active == nil or active == null or active >= tick then return false end
+  local r, err, code = tx:first("SELECT claimed_at, outcome FROM jr_sched_runs WHERE app = ? AND action = ? AND tick = ?",
+    { self.app, action, active })
+  if err then return nil, err, code end
+  return r ~= nil and r.outcome == null and r.claimed_at + busy_ms > now * 1000
+end
+
+local function claim_tx(tx, self, action, tick, holder, ttl, now, busy_ms)
   local app = self.app
-  local row, err, code = tx:first("SELECT token, last_tick FROM jr_sched_actions WHERE app = ? AND action = ?",
-    { app, action })
+  local row, err, code = tx:first(
+    "SELECT token, last_tick, active_tick FROM jr_sched_actions WHERE app = ? AND action = ?", { app, action })
   if err then return nil, err, code end
   local newest = floor(now)
   if row and row.last_tick > newest then newest = row.last_tick end
@@ -102,21 +116,29 @@ local function claim_tx(tx, self, action, tick, holder, ttl, now)
   taken, err, code = tx:first("SELECT 1 AS x FROM jr_sched_runs WHERE app = ? AND action = ? AND tick = ?",
     { app, action, tick })
   if err then return nil, err, code end
-  if taken then return false end
+  if taken then return false, "taken" end
+  local busy
+  busy, err, code = still_running(tx, self, action, row, tick, now, busy_ms)
+  if busy == nil then return nil, err, code end
   local token = (row and row.token or 0) + 1
+  local active = busy and row.active_tick or tick
   local ok
   ok, err, code = tx:execute([[
-    INSERT INTO jr_sched_actions (app, action, token, last_tick) VALUES (?, ?, ?, ?)
-    ON CONFLICT (app, action) DO UPDATE SET token = excluded.token, last_tick = max(last_tick, excluded.last_tick)]],
-    { app, action, token, tick })
+    INSERT INTO jr_sched_actions (app, action, token, last_tick, active_tick) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (app, action) DO UPDATE SET token = excluded.token, last_tick = max(last_tick, excluded.last_tick),
+      active_tick = excluded.active_tick]],
+    { app, action, token, tick, active })
   if not ok then return nil, err, code end
+  local now_ms = floor(now * 1000)
   ok, err, code = tx:execute([[
-    INSERT INTO jr_sched_runs (app, action, tick, token, holder, claimed_at) VALUES (?, ?, ?, ?, ?, ?)]],
-    { app, action, tick, token, holder, floor(now * 1000) })
+    INSERT INTO jr_sched_runs (app, action, tick, token, holder, claimed_at, outcome, finished_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)]],
+    { app, action, tick, token, holder, now_ms, busy and "skipped" or null, busy and now_ms or null })
   if not ok then return nil, err, code end
   ok, err, code = tx:execute("DELETE FROM jr_sched_runs WHERE app = ? AND action = ? AND tick < ?",
     { app, action, tick - ttl })
   if not ok then return nil, err, code end
+  if busy then return false, "busy" end
   return token
 end
 
@@ -124,10 +146,10 @@ local function failed(self, what, msg, code)
   return nil, format("%s on %s: %s", what, self.where, tostring(msg)), code
 end
 
-function Backend:claim(action, tick, holder, ttl, now)
-  local token, err, code = self.db:atomically("write", claim_tx, self, action, tick, holder, ttl, now)
+function Backend:claim(action, tick, holder, ttl, now, busy_ms)
+  local token, err, code = self.db:atomically("write", claim_tx, self, action, tick, holder, ttl, now, busy_ms)
   if token == nil then return failed(self, "claim", err, code) end
-  return token
+  return token, err
 end
 
 local function finish_tx(tx, self, action, tick, token, outcome, now)
