@@ -96,7 +96,7 @@ typedef struct client_ud {
     int connecting;    /* amqp.connect waits for the first state */
     jr_waiter waiter;  /* the task in amqp.connect */
     uv_timer_t *deadline;
-    int holds, self_ref;
+    jr_anchor anchor; /* held while a call is parked or a consumer runs */
     consumer *consumers;
     char where[300];   /* amqp://user@host:port/vhost: never the password */
 } client_ud;
@@ -111,24 +111,6 @@ typedef struct {
     consumer *k;  /* ac:cancel: the consumer, freed when core answers */
 } op;
 
-/* ---- anchoring ---- */
-
-/* hold: the userdata at idx must outlive core's pointer to c. */
-static void hold(lua_State *L, client_ud *c, int idx)
-{
-    if (c->holds++ == 0) {
-        lua_pushvalue(L, idx);
-        c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    }
-}
-
-static void release(client_ud *c)
-{
-    if (--c->holds == 0) {
-        luaL_unref(jr_vm_global->L, LUA_REGISTRYINDEX, c->self_ref);
-        c->self_ref = LUA_NOREF;
-    }
-}
 
 static void close_client(client_ud *c)
 {
@@ -141,7 +123,7 @@ static void close_client(client_ud *c)
         c->consumers = k->next;
         luaL_unref(jr_vm_global->L, LUA_REGISTRYINDEX, k->fn_ref);
         free(k);
-        release(c);
+        jr_anchor_release(&c->anchor);
     }
 }
 
@@ -176,7 +158,7 @@ static void finish_connect(client_ud *c, int up, const char *why, const char *co
     if (co) {
         int n = 1;
         if (up) {
-            lua_rawgeti(co, LUA_REGISTRYINDEX, c->self_ref);
+            lua_rawgeti(co, LUA_REGISTRYINDEX, c->anchor.ref);
         } else {
             lua_pushnil(co);
             lua_pushfstring(co, "cannot connect to RabbitMQ at %s: %s", c->where, why);
@@ -185,7 +167,7 @@ static void finish_connect(client_ud *c, int up, const char *why, const char *co
         }
         jr_waiter_resume(&c->waiter, n);
     }
-    release(c); /* after the resume: the task has it on its stack by then */
+    jr_anchor_release(&c->anchor); /* after the resume: the task has it on its stack by then */
 }
 
 static void on_state(int up, const char *why, void *ud)
@@ -209,38 +191,20 @@ static void on_deadline(uv_timer_t *t)
     finish_connect(c, 0, why, "timeout");
 }
 
-static unsigned opt_uint(lua_State *L, const char *name, double max, unsigned def)
-{
-    lua_getfield(L, 2, name);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    double v = lua_tonumber(L, -1);
-    if (!lua_isnumber(L, -1) || !(v >= 0 && v <= max) || v != (double)(unsigned long long)v)
-        luaL_error(L, "amqp.connect: option %s must be a whole number in 0..%.0f", name, max);
-    lua_pop(L, 1);
-    return (unsigned)v;
-}
-
 static void read_options(lua_State *L, jr_amqp_options *o)
 {
     static const char *const known[] = {"heartbeat_s", "connect_timeout_ms", "reconnect_initial_ms",
                                         "reconnect_max_ms", "max_pending_bytes", "max_pending_ms", NULL};
+    const char *what = "amqp.connect";
+    jr_check_options(L, 2, what, known);
     if (lua_isnoneornil(L, 2)) return;
-    luaL_checktype(L, 2, LUA_TTABLE);
-    for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1)) {
-        int ok = 0;
-        for (int i = 0; known[i] && lua_type(L, -2) == LUA_TSTRING; i++) ok |= strcmp(lua_tostring(L, -2), known[i]) == 0;
-        if (!ok) luaL_error(L, "amqp.connect: unknown option %s", lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
-    }
     const double u32 = 4294967295.0;
-    o->heartbeat_s = opt_uint(L, "heartbeat_s", 65535, o->heartbeat_s);
-    o->connect_timeout_ms = opt_uint(L, "connect_timeout_ms", u32, o->connect_timeout_ms);
-    o->reconnect_initial_ms = opt_uint(L, "reconnect_initial_ms", u32, o->reconnect_initial_ms);
-    o->reconnect_max_ms = opt_uint(L, "reconnect_max_ms", u32, o->reconnect_max_ms);
-    o->max_pending_bytes = opt_uint(L, "max_pending_bytes", u32, (unsigned)o->max_pending_bytes);
-    o->max_pending_ms = opt_uint(L, "max_pending_ms", u32, o->max_pending_ms);
+    o->heartbeat_s = jr_opt_uint(L, 2, what, "heartbeat_s", 65535, o->heartbeat_s);
+    o->connect_timeout_ms = jr_opt_uint(L, 2, what, "connect_timeout_ms", u32, o->connect_timeout_ms);
+    o->reconnect_initial_ms = jr_opt_uint(L, 2, what, "reconnect_initial_ms", u32, o->reconnect_initial_ms);
+    o->reconnect_max_ms = jr_opt_uint(L, 2, what, "reconnect_max_ms", u32, o->reconnect_max_ms);
+    o->max_pending_bytes = jr_opt_uint(L, 2, what, "max_pending_bytes", u32, (unsigned)o->max_pending_bytes);
+    o->max_pending_ms = jr_opt_uint(L, 2, what, "max_pending_ms", u32, o->max_pending_ms);
 }
 
 /* amqp.connect(url [, opts]) -> client | nil, msg, code */
@@ -257,7 +221,7 @@ static int l_connect(lua_State *L)
     if (jr_amqp_url_parse(url, &u, err, sizeof err) != 0) return jr_push_fail(L, err, "invalid");
     client_ud *c = lua_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);
-    c->self_ref = LUA_NOREF;
+    jr_anchor_init(&c->anchor);
     snprintf(c->where, sizeof c->where, "amqp://%s@%s:%d/%s", u.user, u.host, u.port,
              strcmp(u.vhost, "/") == 0 ? "" : u.vhost);
     jr_amqp_url_free(&u);
@@ -277,7 +241,7 @@ static int l_connect(lua_State *L)
     c->deadline->data = c;
     uv_timer_start(c->deadline, on_deadline, o.connect_timeout_ms, 0);
     c->connecting = 1;
-    hold(L, c, -1);
+    jr_anchor_hold(L, &c->anchor, -1);
     return jr_waiter_park_cancellable(L, &c->waiter, "amqp.connect()");
 }
 
@@ -308,7 +272,7 @@ static void finish_op(op *o, int n)
     client_ud *c = o->c;
     if (jr_waiter_thread(&o->w)) jr_waiter_resume(&o->w, n);
     free(o);
-    release(c);
+    jr_anchor_release(&c->anchor);
 }
 
 static void on_count(jr_amqp *a, int status, const char *why, uint32_t messages, uint32_t consumers, void *ud)
@@ -359,7 +323,7 @@ static op *new_op(lua_State *L, client_ud *c, const char *what)
 static int park_or_fail(lua_State *L, client_ud *c, op *o, int rc, const char *what)
 {
     if (rc == 0) {
-        hold(L, c, 1);
+        jr_anchor_hold(L, &c->anchor, 1);
         return jr_waiter_park_cancellable(L, &o->w, what);
     }
     free(o);
@@ -388,17 +352,6 @@ static const char *opt_string(lua_State *L, int t, const char *name)
     return s;
 }
 
-static void check_keys(lua_State *L, int t, const char *what, const char *const *known)
-{
-    if (lua_isnoneornil(L, t)) return;
-    luaL_checktype(L, t, LUA_TTABLE);
-    for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) {
-        int ok = 0;
-        for (int i = 0; known[i] && lua_type(L, -2) == LUA_TSTRING; i++) ok |= strcmp(lua_tostring(L, -2), known[i]) == 0;
-        if (!ok) luaL_error(L, "%s: unknown option %s", what, lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
-    }
-}
-
 /* ac:declare_exchange(name, type [, opts]) */
 static int c_declare_exchange(lua_State *L)
 {
@@ -406,7 +359,7 @@ static int c_declare_exchange(lua_State *L)
     const char *name = luaL_checkstring(L, 2);
     const char *type = luaL_checkstring(L, 3);
     static const char *const none[] = {NULL};
-    check_keys(L, 4, "declare_exchange", none);
+    jr_check_options(L, 4, "declare_exchange", none);
     if (!c->a) return push_closed(L);
     op *o = new_op(L, c, "ac:declare_exchange()");
     return park_or_fail(L, c, o, jr_amqp_declare_exchange(c->a, name, type, on_done, o), "ac:declare_exchange()");
@@ -419,7 +372,7 @@ static int c_declare_queue(lua_State *L)
     const char *name = luaL_checkstring(L, 2);
     static const char *const known[] = {"dead_letter_exchange", "dead_letter_routing_key", "message_ttl", "queue_type",
                                         NULL};
-    check_keys(L, 3, "declare_queue", known);
+    jr_check_options(L, 3, "declare_queue", known);
     jr_amqp_queue_args args = {0};
     if (lua_istable(L, 3)) {
         args.dead_letter_exchange = opt_string(L, 3, "dead_letter_exchange");
@@ -462,7 +415,7 @@ static int c_publish(lua_State *L)
     size_t len;
     const char *body = luaL_checklstring(L, 4, &len);
     static const char *const known[] = {"message_id", "content_type", "headers", NULL};
-    check_keys(L, 5, "publish", known);
+    jr_check_options(L, 5, "publish", known);
     jr_amqp_props props = {0};
     jr_amqp_header h[MAX_HEADERS];
     if (lua_istable(L, 5)) {
@@ -503,7 +456,7 @@ static void set_str(lua_State *L, const char *name, const char *s)
 }
 
 /* The delivery object (consume's and get's) on L's stack; c is anchored
- * (self_ref) by the caller's hold. A plain table with the delivery
+ * (c->anchor) by the caller's hold. A plain table with the delivery
  * metatable (its methods): its fields read at table speed, and no userdata
  * and environment table per message. What settling needs is under light
  * userdata keys (no field name): the client (kept alive by it), the tag
@@ -533,7 +486,7 @@ static void push_delivery(lua_State *L, client_ud *c, const jr_amqp_delivery *d)
     set_str(L, "queue", d->queue);
     lua_pushboolean(L, d->redelivered);
     lua_setfield(L, -2, "redelivered");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->anchor.ref);
     set_key(L, &k_client_key);
     lua_pushnumber(L, (lua_Number)(d->tag >> 32));
     set_key(L, &k_tag_hi);
@@ -572,7 +525,7 @@ static int c_consume(lua_State *L)
     lua_Integer prefetch = luaL_checkinteger(L, 3);
     luaL_checktype(L, 4, LUA_TFUNCTION);
     static const char *const known[] = {"direct", NULL};
-    check_keys(L, 5, "consume", known);
+    jr_check_options(L, 5, "consume", known);
     int direct = 0;
     if (lua_istable(L, 5)) {
         lua_getfield(L, 5, "direct");
@@ -595,7 +548,7 @@ static int c_consume(lua_State *L)
     k->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     k->id = id;
     k->direct = direct;
-    hold(L, c, 1);
+    jr_anchor_hold(L, &c->anchor, 1);
     k->next = c->consumers;
     c->consumers = k;
     lua_pushinteger(L, id);
@@ -616,7 +569,7 @@ static void on_cancelled(jr_amqp *a, int status, const char *why, void *ud)
         }
     luaL_unref(jr_vm_global->L, LUA_REGISTRYINDEX, k->fn_ref);
     free(k);
-    release(c); /* the consumer's hold; the op's is released by on_done */
+    jr_anchor_release(&c->anchor); /* the consumer's hold; the op's is released by on_done */
     on_done(a, status, why, o);
 }
 

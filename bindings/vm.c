@@ -55,6 +55,55 @@ void *jr_checkudata(lua_State *L, int idx, void *key, const char *name)
     return NULL;
 }
 
+void jr_anchor_init(jr_anchor *a)
+{
+    a->holds = 0;
+    a->ref = LUA_NOREF;
+}
+
+void jr_anchor_hold(lua_State *L, jr_anchor *a, int idx)
+{
+    if (a->holds++ == 0) {
+        lua_pushvalue(L, idx);
+        a->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+}
+
+void jr_anchor_release(jr_anchor *a)
+{
+    if (--a->holds == 0) {
+        luaL_unref(jr_vm_global->L, LUA_REGISTRYINDEX, a->ref);
+        a->ref = LUA_NOREF;
+    }
+}
+
+void jr_check_options(lua_State *L, int idx, const char *what, const char *const *known)
+{
+    if (lua_isnoneornil(L, idx)) return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
+        int ok = 0;
+        for (int i = 0; known[i] && lua_type(L, -2) == LUA_TSTRING; i++) ok |= strcmp(lua_tostring(L, -2), known[i]) == 0;
+        if (!ok)
+            luaL_error(L, "%s: unknown option %s", what,
+                       lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "(not a string)");
+    }
+}
+
+unsigned jr_opt_uint(lua_State *L, int idx, const char *what, const char *name, double max, unsigned def)
+{
+    lua_getfield(L, idx, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return def;
+    }
+    double v = lua_tonumber(L, -1);
+    if (!lua_isnumber(L, -1) || !(v >= 0 && v <= max) || v != (double)(unsigned long long)v)
+        luaL_error(L, "%s: option %s must be a whole number in 0..%.0f", what, name, max);
+    lua_pop(L, 1);
+    return (unsigned)v;
+}
+
 int jr_push_fail(lua_State *L, const char *msg, const char *code)
 {
     lua_pushnil(L);
@@ -193,5 +242,7 @@ lua_State *jr_vm_open(jr_vm *vm)
     preload(L, "jararaca.core.db", jr_open_db);
     preload(L, "jararaca.core.ws", jr_open_ws);
     preload(L, "jararaca.core.amqp", jr_open_amqp);
+    preload(L, "jararaca.core.cron", jr_open_cron);
+    preload(L, "jararaca.core.redis", jr_open_redis);
     return L;
 }

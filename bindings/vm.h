@@ -29,6 +29,8 @@ int jr_open_json(lua_State *L);
 int jr_open_db(lua_State *L);
 int jr_open_ws(lua_State *L);
 int jr_open_amqp(lua_State *L);
+int jr_open_cron(lua_State *L);
+int jr_open_redis(lua_State *L);
 
 /* Expected failures (docs/errors.md): push nil, message, code and return
  * 3, for `return jr_push_fail(L, ...)`. code is a stable lowercase word
@@ -51,6 +53,28 @@ int jr_traceback(lua_State *L);
 void jr_newmetatable(lua_State *L, void *key, const char *name, const luaL_Reg *methods,
                      lua_CFunction gc);
 void *jr_checkudata(lua_State *L, int idx, void *key, const char *name);
+
+/* A userdata core holds a pointer to (a client with calls parked on it)
+ * must not be collected meanwhile: each pending use holds it, and the first
+ * hold puts it in the registry, the last release takes it out. ref is the
+ * registry reference while held (LUA_NOREF otherwise): push the object with
+ * lua_rawgeti(L, LUA_REGISTRYINDEX, a->ref). Zero-fill, then jr_anchor_init. */
+typedef struct {
+    int holds;
+    int ref;
+} jr_anchor;
+void jr_anchor_init(jr_anchor *a);
+/* The object at idx (whose anchor a is) is held once more. */
+void jr_anchor_hold(lua_State *L, jr_anchor *a, int idx);
+void jr_anchor_release(jr_anchor *a);
+
+/* Option tables of the C modules: raise "WHAT: unknown option NAME" for a
+ * key of the table at idx not in known (NULL-terminated); nothing for a
+ * nil or absent argument (a table is required otherwise). */
+void jr_check_options(lua_State *L, int idx, const char *what, const char *const *known);
+/* Field name of the table at idx: a whole number in 0..max, or def when
+ * absent; raises "WHAT: option NAME must be a whole number in 0..MAX". */
+unsigned jr_opt_uint(lua_State *L, int idx, const char *what, const char *name, double max, unsigned def);
 
 /* Create the state in vm (sets jr_vm_global), open libraries and register
  * the C modules. Returns NULL when out of memory. */

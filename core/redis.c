@@ -95,6 +95,7 @@ struct jr_redis {
     int open; /* uv handles not closed yet + resolutions running */
     uint64_t rng;
     char last_err[256];
+    int last_failure; /* the kind of the latest failure (jr_redis_last_failure) */
 };
 
 const char *jr_redis_code_name(int code)
@@ -106,6 +107,7 @@ const char *jr_redis_code_name(int code)
     case JR_REDIS_ECLOSED: return "closed";
     case JR_REDIS_EINVALID: return "invalid";
     case JR_REDIS_ENOMEM: return "nomem";
+    case JR_REDIS_EREFUSED: return "refused";
     default: return "unknown";
     }
 }
@@ -187,12 +189,14 @@ static void update_up(jr_redis *r)
     if (r->cb.on_state) r->cb.on_state(1, NULL, r->cb.ud);
 }
 
-static void link_fail(rlink *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void link_fail(rlink *l, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Drop the link's connection (if any) and schedule the next attempt. */
-static void link_fail(rlink *l, const char *fmt, ...)
+/* Drop the link's connection (if any) and schedule the next attempt. kind:
+ * what failed, for callers that decide on it (jr_redis_last_failure). */
+static void link_fail(rlink *l, int kind, const char *fmt, ...)
 {
     jr_redis *r = l->r;
+    r->last_failure = kind;
     va_list ap;
     va_start(ap, fmt);
     set_err(r, fmt, ap);
@@ -266,7 +270,7 @@ static void subscribe_all(rlink *l)
     if (!argv || !lens) {
         free(argv);
         free(lens);
-        link_fail(l, "out of memory");
+        link_fail(l, JR_REDIS_ENOMEM, "out of memory");
         return;
     }
     size_t i = 0;
@@ -281,7 +285,7 @@ static void subscribe_all(rlink *l)
     int rc = redisAsyncCommandArgv(l->ac, on_sub, l, (int)n, argv, lens);
     free(argv);
     free(lens);
-    if (rc != REDIS_OK) link_fail(l, "cannot send SUBSCRIBE (out of memory)");
+    if (rc != REDIS_OK) link_fail(l, JR_REDIS_ENOMEM, "cannot send SUBSCRIBE (out of memory)");
 }
 
 int jr_redis_subscribe(jr_redis *r, const char *channel, size_t clen)
@@ -500,7 +504,9 @@ static void handshake_reply(redisAsyncContext *ac, void *reply, rlink *l, const 
     redisReply *rp = reply;
     if (!rp || l->ac != ac) return; /* going away: the disconnect reports it */
     if (rp->type == REDIS_REPLY_ERROR) {
-        link_fail(l, "%s failed on %s:%d: %s", what, l->r->url.host, l->r->url.port, rp->str);
+        /* the server answered and refused the session (a wrong password or
+         * database, NOAUTH to the PING when a password is needed) */
+        link_fail(l, JR_REDIS_EREFUSED, "%s failed on %s:%d: %s", what, l->r->url.host, l->r->url.port, rp->str);
         return;
     }
     if (strcmp(what, "PING") != 0) return;
@@ -521,7 +527,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
     jr_redis *r = l->r;
     if (status != REDIS_OK) {
         l->ac = NULL; /* hiredis frees it when we return */
-        link_fail(l, "cannot connect to %s:%d: %s", r->url.host, r->url.port, ac->c.errstr);
+        link_fail(l, JR_REDIS_EDISCONNECTED, "cannot connect to %s:%d: %s", r->url.host, r->url.port, ac->c.errstr);
         return;
     }
     jr_redis_url *u = &r->url;
@@ -533,7 +539,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
     }
     if (u->db) rc |= redisAsyncCommand(ac, on_select, l, "SELECT %d", u->db);
     rc |= redisAsyncCommand(ac, on_ping, l, "PING");
-    if (rc != REDIS_OK) link_fail(l, "cannot send the handshake (out of memory)");
+    if (rc != REDIS_OK) link_fail(l, JR_REDIS_ENOMEM, "cannot send the handshake (out of memory)");
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
@@ -543,7 +549,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     (void)status;
     if (l->ac != ac) return; /* one we dropped ourselves */
     l->ac = NULL;            /* hiredis frees it when we return */
-    link_fail(l, "connection to %s:%d lost: %s", l->r->url.host, l->r->url.port,
+    link_fail(l, JR_REDIS_EDISCONNECTED, "connection to %s:%d lost: %s", l->r->url.host, l->r->url.port,
               ac->errstr && *ac->errstr ? ac->errstr : "closed");
 }
 
@@ -552,20 +558,20 @@ static void link_connect(rlink *l, const char *ip)
     jr_redis *r = l->r;
     redisAsyncContext *ac = redisAsyncConnect(ip, r->url.port);
     if (!ac) {
-        link_fail(l, "cannot connect to %s:%d: out of memory", r->url.host, r->url.port);
+        link_fail(l, JR_REDIS_ENOMEM, "cannot connect to %s:%d: out of memory", r->url.host, r->url.port);
         return;
     }
     if (ac->err) {
         char why[128];
         snprintf(why, sizeof why, "%s", ac->errstr);
         redisAsyncFree(ac);
-        link_fail(l, "cannot connect to %s:%d: %s", r->url.host, r->url.port, why);
+        link_fail(l, JR_REDIS_EDISCONNECTED, "cannot connect to %s:%d: %s", r->url.host, r->url.port, why);
         return;
     }
     ac->data = l;
     if (jr_redis_uv_attach(ac, r->loop) != 0) {
         redisAsyncFree(ac);
-        link_fail(l, "cannot watch the connection to %s:%d", r->url.host, r->url.port);
+        link_fail(l, JR_REDIS_EDISCONNECTED, "cannot watch the connection to %s:%d", r->url.host, r->url.port);
         return;
     }
     /* a dead peer is also noticed by the health probe; keepalive covers
@@ -600,7 +606,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     if (l->state != LINK_RESOLVING) return; /* that attempt timed out */
     if (status != 0 || !*ip)
-        link_fail(l, "cannot resolve %s: %s", r->url.host, status ? uv_strerror(status) : "no address");
+        link_fail(l, JR_REDIS_EDISCONNECTED, "cannot resolve %s: %s", r->url.host, status ? uv_strerror(status) : "no address");
     else link_connect(l, ip);
 }
 
@@ -622,7 +628,7 @@ static void link_start(rlink *l)
     l->gai.data = l;
     int rc = uv_getaddrinfo(r->loop, &l->gai, on_resolved, r->url.host, NULL, &hints);
     if (rc != 0) {
-        link_fail(l, "cannot resolve %s: %s", r->url.host, uv_strerror(rc));
+        link_fail(l, JR_REDIS_EDISCONNECTED, "cannot resolve %s: %s", r->url.host, uv_strerror(rc));
         return;
     }
     l->gai_pending = 1;
@@ -634,7 +640,7 @@ static void on_link_timer(uv_timer_t *t)
     rlink *l = t->data;
     if (l->state == LINK_DOWN) link_start(l);
     else if (l->state != LINK_READY)
-        link_fail(l, "connecting to %s:%d took longer than %u ms", l->r->url.host, l->r->url.port,
+        link_fail(l, JR_REDIS_ETIMEOUT, "connecting to %s:%d took longer than %u ms", l->r->url.host, l->r->url.port,
                   l->r->o.connect_timeout_ms);
 }
 
@@ -652,7 +658,7 @@ static void on_health(uv_timer_t *t)
     rlink *links[2] = {&r->lcmd, &r->lsub};
     for (int i = 0; i < 2; i++) {
         if (links[i]->state == LINK_READY && links[i]->probe_due) {
-            link_fail(links[i], "no answer to the health probe on %s:%d within %u ms", r->url.host, r->url.port,
+            link_fail(links[i], JR_REDIS_EDISCONNECTED, "no answer to the health probe on %s:%d within %u ms", r->url.host, r->url.port,
                       r->o.health_interval_ms);
             if (r->closing) return;
         }
@@ -766,6 +772,7 @@ void jr_redis_free(jr_redis *r)
 int jr_redis_is_up(const jr_redis *r) { return r && r->up; }
 
 const char *jr_redis_last_error(const jr_redis *r) { return r ? r->last_err : ""; }
+int jr_redis_last_failure(const jr_redis *r) { return r ? r->last_failure : JR_REDIS_OK; }
 
 void jr_redis_get_stats(const jr_redis *r, jr_redis_stats *out) { *out = r->st; }
 

@@ -92,7 +92,8 @@ enum {
     JR_REDIS_EDISCONNECTED = -2, /* the command connection is not ready, or was lost */
     JR_REDIS_ECLOSED = -3,       /* jr_redis_free was called */
     JR_REDIS_EINVALID = -4,      /* bad arguments (a command this API refuses) */
-    JR_REDIS_ENOMEM = -5
+    JR_REDIS_ENOMEM = -5,
+    JR_REDIS_EREFUSED = -6       /* the server refused the handshake (a failure kind) */
 };
 /* The stable lowercase identifier of a code ("timeout", "disconnected",
  * "closed", "invalid", "nomem"; "ok" for 0), for error triples in bindings. */
@@ -150,6 +151,12 @@ int jr_redis_is_up(const jr_redis *r);
 /* The reason of the latest connection failure ("" if none), valid until the
  * next call into r or return to the loop. */
 const char *jr_redis_last_error(const jr_redis *r);
+/* What kind of failure the latest was, for callers that decide on it (not
+ * on the text): JR_REDIS_EREFUSED (the server refused the handshake), JR_REDIS_ETIMEOUT
+ * (connect_timeout_ms ran out), JR_REDIS_ENOMEM, else JR_REDIS_EDISCONNECTED
+ * (no connection, or it dropped); JR_REDIS_OK when none yet. Refused: an
+ * error reply to AUTH, SELECT or the handshake's PING (NOAUTH). */
+int jr_redis_last_failure(const jr_redis *r);
 void jr_redis_get_stats(const jr_redis *r, jr_redis_stats *out);
 
 /* Remember channel (any bytes) and subscribe to it now if connected, and

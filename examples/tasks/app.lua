@@ -3,6 +3,7 @@
 --
 --   jararaca server examples/tasks/app.lua          (TASKS_DB=tasks.db by default)
 --   jararaca worker examples/tasks/app.lua          (runs TaskWorker's handlers; as many as you like)
+--   jararaca scheduler examples/tasks/app.lua       (the routine: a new task every 3 s; see below)
 --   open http://localhost:8000/                      the live page (below)
 --   curl -d '{"name":"write docs"}' localhost:8000/tasks
 --   curl 'localhost:8000/tasks?page=0&page_size=10'     (then ?after=<next_cursor> for the next page)
@@ -55,6 +56,19 @@
 -- queue (tasks.wait.<ms>) and the dead letters are in tasks.dlq (`jararaca
 -- dlq` reads them the same way). examples/tasks/spec/worker_amqp_spec.lua
 -- runs all this against a real RabbitMQ.
+--
+-- The scheduled routine (docs/scheduler.md; the seed's "Scheduled
+-- Routine"): under `jararaca scheduler examples/tasks/app.lua`,
+-- TaskWorker.routine runs every 3 seconds ("* * * * * */3": seconds 0, 3,
+-- 6, ... of every minute). Each run creates a task with a random name
+-- ("scheduled 1a2b3c4d") and publishes it to "task", staged: sent once the
+-- run's transaction has committed, so the worker processes it like a
+-- POSTed one. It is exclusive (the default): with several schedulers
+-- running, each tick still creates one task (their store is the SQLite
+-- file tasks.scheduler.db next to TASKS_DB). allow_overlap = false: a tick
+-- that comes while the previous run still runs is skipped (and logged).
+-- TASKS_SCHEDULER=off leaves the routine out (then `jararaca scheduler`
+-- has nothing to run and says so); "on" (the default) keeps it.
 --
 -- Configuration comes from the environment (prefix TASKS_): TASKS_DB (the
 -- database file), TASKS_READERS (reader connections). The schema is created
@@ -184,6 +198,23 @@ TaskWorker.process = j.IncomingHandler("task", { payload = TaskMessage, max_retr
     end
     assert(j.use_publisher():publish({ id = task.id, name = task.name }, "task.done"))
   end)
+
+-- The scheduled routine (see the header): off with TASKS_SCHEDULER=off.
+local SCHEDULER = os.getenv("TASKS_SCHEDULER") or "on"
+if SCHEDULER ~= "on" and SCHEDULER ~= "off" then
+  error(("TASKS_SCHEDULER: expected on or off, got %q"):format(SCHEDULER), 0)
+end
+if SCHEDULER == "on" then
+  TaskWorker.routine = j.ScheduledAction("* * * * * */3", { allow_overlap = false }, function(self, run)
+    local now = j.utcnow()
+    local task = self.tasks:create {
+      id = j.uuid4(), name = "scheduled " .. j.uuid4():sub(1, 8), done = false, processed = false,
+      created_at = now, updated_at = now,
+    }
+    assert(j.use_publisher():publish({ id = task.id, name = task.name }, "task")) -- sent after the commit
+    j.log.info(("routine: created task %s (%s) for tick %d"):format(task.id, task.name, run.tick))
+  end)
+end
 
 -- A second step: every "task.done" (the place for a notification, an email).
 TaskWorker.done = j.IncomingHandler("task.done", { payload = TaskMessage }, function(_, msg)

@@ -4,6 +4,7 @@
 --   jararaca server app.lua [--host H] [--port P] [--workers N|auto] [...]
 --   jararaca worker app.lua [--handlers a,b] [--groups g] [--prefetch N] [--grace-period S]
 --                           [--workers N|auto] [--broker-url URL]
+--   jararaca scheduler app.lua [--actions a,b] [--groups g] [--grace-period S]
 --   jararaca dlq stats|list|requeue|purge app.lua [...]   (jararaca.bus.dlq_cli)
 --   jararaca declare app.lua                              (jararaca.bus.declare_cli)
 --   jararaca test [path ...] [--log-level L] [busted options]
@@ -56,6 +57,15 @@ local WORKER_OPTIONS = {
   { "broker-url", "string", "", "the broker, winning over JARARACA_BUS_URL and Microservice.bus.url "
     .. "(default: theirs)", nil, "URL", false },
   { "grace-period", "number", 30, "seconds in-flight handlers get to finish on SIGTERM/SIGINT" },
+  { "log-level", "choice", "info", "debug, info, warn, error or off", { "debug", "info", "warn", "error", "off" } },
+  { "log-format", "choice", "text", "text or json (one JSON object per line)", { "text", "json" } },
+}
+
+-- `jararaca scheduler` (jararaca.schedule.scheduler): "" = every action / group.
+local SCHEDULER_OPTIONS = {
+  { "actions", "string", "", "comma-separated scheduled action names to run (default: all)", nil, "ACTIONS" },
+  { "groups", "string", "", "comma-separated action groups to run (default: all)", nil, "GROUPS" },
+  { "grace-period", "number", 30, "seconds running actions get to finish on SIGTERM/SIGINT" },
   { "log-level", "choice", "info", "debug, info, warn, error or off", { "debug", "info", "warn", "error", "off" } },
   { "log-format", "choice", "text", "text or json (one JSON object per line)", { "text", "json" } },
 }
@@ -149,7 +159,7 @@ local COMMANDS = {
   { "worker", "APP.lua [options]", "run the app's message-bus handlers (IncomingHandler)" },
   { "dlq", "ACTION APP.lua [options]", "dead letters of the handlers: stats, list, requeue, purge" },
   { "declare", "APP.lua", "declare the app's message-bus topology on RabbitMQ" },
-  { "scheduler", "APP.lua", "scheduled actions (planned; not available yet)" },
+  { "scheduler", "APP.lua [options]", "fire the app's scheduled actions (ScheduledAction)" },
 }
 
 local function usage()
@@ -230,6 +240,23 @@ local function worker_help()
   }, WORKER_OPTIONS)
 end
 
+local function scheduler_help()
+  return options_help({
+    "usage: jararaca scheduler APP.lua [options]",
+    "",
+    "Fires the scheduled actions (ScheduledAction) of APP.lua on their cron schedules: runs the",
+    "interceptors' startup, then runs each selected action at its ticks, each run a transaction.",
+    "An exclusive action (the default) runs once per tick across all scheduler processes: each",
+    "tick is claimed in the store, Microservice{ scheduler = { store = ... } } or",
+    "JARARACA_SCHEDULER_STORE (default: <app name>.scheduler.db next to the app's database).",
+    "On SIGTERM or SIGINT it stops firing, gives running actions the grace period, then runs",
+    "the interceptors' shutdown and exits 0 (docs/scheduler.md).",
+    "",
+    "options (each also from the environment: --actions is JARARACA_ACTIONS, ...;",
+    "the command line wins):",
+  }, SCHEDULER_OPTIONS)
+end
+
 local TEST_HELP = [[
 usage: jararaca test [PATH...] [options]
 
@@ -254,11 +281,6 @@ options:
 Other busted options are passed to busted as they are. Exit codes: 0 every test
 passed; 1 a test failed or errored, or busted refused an option; 2 a bad --log-level.]]
 
-local function planned_help(cmd)
-  return ("usage: jararaca %s APP.lua\n\nNot available in this version: scheduled actions (ScheduledAction) are planned.\n"
-    .. "Today `jararaca server` serves HTTP controllers; see `jararaca --help`."):format(cmd)
-end
-
 local VERSION_HELP = [[
 usage: jararaca version   (or jararaca --version)
 
@@ -273,7 +295,7 @@ local HELP = {
   worker = worker_help,
   dlq = function() return require("jararaca.bus.dlq_cli").USAGE end,
   declare = function() return require("jararaca.bus.declare_cli").USAGE end,
-  scheduler = function() return planned_help("scheduler") end,
+  scheduler = scheduler_help,
 }
 
 local function wants_help(args)
@@ -404,6 +426,27 @@ function M.server(args)
   return stopped and 0 or 1
 end
 
+-- `worker` and `scheduler`: start the app's runtime of that kind: rt | nil
+-- (the error logged; the framework's traceback at debug level).
+local function start_runtime(app, path, kind)
+  local trace
+  local okrt, rt = xpcall(require("jararaca.runtime").start,
+    function(e) trace = debug.traceback(tostring(e), 2); return e end, app, kind)
+  if not okrt then
+    log.error("startup failed for ", path, ": ", tostring(rt))
+    log.debug(trace)
+    return nil
+  end
+  return rt
+end
+
+-- Wait for SIGTERM or SIGINT (SIGHUP is ignored) and say that we stop.
+local function until_stop_signal(grace)
+  local sig = sys.next_signal()
+  while sig == "SIGHUP" do sig = sys.next_signal() end
+  log.info(sig, ": stopping (grace period ", grace, "s)")
+end
+
 --- `jararaca worker app.lua [options]`: the app's message handlers
 --- (jararaca.bus.worker) until SIGTERM/SIGINT.
 function M.worker(args)
@@ -420,7 +463,6 @@ function M.worker(args)
     if not parsed then eprint("jararaca worker: ", perr); return 2 end
     assert(sys.setenv(bus_settings.ENV, url))
   end
-  local runtime = require "jararaca.runtime"
   local worker = require "jararaca.bus.worker"
   -- Several workers: the server's master (jararaca.core.sys.prefork, the
   -- same signals, restarts and startup-failure rule); each child consumes
@@ -430,14 +472,8 @@ function M.worker(args)
     if not idx then eprint("jararaca worker: fork: ", ferr); return 1 end
   end
   sys.watch_signals()
-  local trace
-  local okrt, rt = xpcall(runtime.start, function(e) trace = debug.traceback(tostring(e), 2); return e end, app,
-    "worker")
-  if not okrt then
-    log.error("startup failed for ", path, ": ", tostring(rt))
-    log.debug(trace)
-    return 1
-  end
+  local rt = start_runtime(app, path, "worker")
+  if not rt then return 1 end
   local w, werr, wcode = worker.start(rt, {
     handlers = worker.split(o.handlers), groups = worker.split(o.groups),
     prefetch = o.prefetch > 0 and o.prefetch or nil,
@@ -449,14 +485,39 @@ function M.worker(args)
   end
   log.info(("worker started (pid %d, broker %s)"):format(sys.pid(), rt.bus.settings.url))
   sys.worker_ready() -- under a master: from now on a death is a restart, not a startup failure
-  local sig = sys.next_signal()
-  while sig == "SIGHUP" do sig = sys.next_signal() end
-  log.info(sig, ": stopping (grace period ", o["grace-period"], "s)")
+  until_stop_signal(o["grace-period"])
   local c = w:stop(o["grace-period"])
   sys.unref_signals()
   local stopped = rt:stop()
   log.info(("stopped: %d acked, %d retried, %d dead-lettered, %d released, %d lost (settle failed: back at lease end)")
     :format(c.acked, c.retried, c.dead, c.released, c.lost))
+  return stopped and 0 or 1
+end
+
+--- `jararaca scheduler app.lua [options]`: the app's scheduled actions
+--- (jararaca.schedule.scheduler) until SIGTERM/SIGINT.
+function M.scheduler(args)
+  local o, app, path = open_app("scheduler", args, SCHEDULER_OPTIONS)
+  if not o then return app end
+  local scheduler = require "jararaca.schedule.scheduler"
+  sys.watch_signals()
+  local rt = start_runtime(app, path, "scheduler")
+  if not rt then return 1 end
+  local s, serr, scode = scheduler.start(rt, { actions = scheduler.split(o.actions), groups = scheduler.split(o.groups) })
+  if not s then
+    log.error("startup failed for ", path, ": ", tostring(serr))
+    rt:stop()
+    return scode == "invalid" and 2 or 1
+  end
+  -- (a Redis URL's password is never logged)
+  local store = tostring(require("jararaca.schedule").store_url(rt.container, rt.app)):gsub("//[^@/]*@", "//")
+  log.info(("scheduler started (pid %d, store %s)"):format(sys.pid(), store))
+  until_stop_signal(o["grace-period"])
+  local c = s:stop(o["grace-period"])
+  sys.unref_signals()
+  local stopped = rt:stop()
+  log.info(("stopped: %d ok, %d failed, %d timed out, %d skipped (overlap), %d not ours, %d published, %d missed")
+    :format(c.ok, c.failed, c.timeout, c.skipped, c.not_ours, c.published, c.missed))
   return stopped and 0 or 1
 end
 
@@ -514,6 +575,7 @@ local RUN = {
   server = function(rest) return M.server(rest) end,
   test = function(rest) return M.test(rest) end,
   worker = function(rest) return M.worker(rest) end,
+  scheduler = function(rest) return M.scheduler(rest) end,
   dlq = function(rest) return require("jararaca.bus.dlq_cli").main(rest) end,
   declare = function(rest) return require("jararaca.bus.declare_cli").main(rest) end,
   ["gen-tsi"] = function(rest) return require("jararaca.tsgen").cli(rest) end,
@@ -537,10 +599,6 @@ function M.main(args)
   elseif RUN[cmd] then
     if wants_help(rest) then return command_help(cmd) end
     return RUN[cmd](rest)
-  elseif cmd == "scheduler" then
-    if wants_help(rest) then return command_help(cmd) end
-    eprint(("jararaca %s: not available yet in this version"):format(cmd))
-    return 2
   end
   eprint(("jararaca: unknown command '%s' (see jararaca --help)"):format(tostring(cmd)))
   return 2

@@ -7,7 +7,7 @@
 -- the same table, so use_*() hooks work at any depth.
 --
 -- A context table has at least:
---   kind       "startup" | "shutdown" | "http" | "websocket" | "message" | "scheduler" | "test"
+--   kind       "startup" | "shutdown" | "http" | "websocket" | "message" | "schedule" | "test"
 --   container  the DI container of the running process
 --   scope      cache for transaction-scoped providers (created on first use by di.lua)
 -- and, for HTTP, request / controller / member.

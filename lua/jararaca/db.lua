@@ -15,6 +15,7 @@
 --   tx:first(sql, params)        row | nil (no row) | nil, err, code
 --   tx:exec_script(sql)          true | nil, err, code   (several statements; a write)
 --   tx:commit() / tx:rollback()  true | nil, err, code
+--   d:atomically(mode, fn, ...)  fn(tx, ...) in a transaction: committed when its first result is not nil
 --   d:stats()                    readers, writer queue and group commits, per-connection counters
 --   d:close([timeout])           true | nil, err, "timeout" (transactions still running)
 --
@@ -96,6 +97,26 @@ function Database:begin(mode, parent)
   end
   if self.readers.size == 0 then mode = "write" end
   return tx_mod.new(self, mode, parent)
+end
+
+--- Run fn(tx, ...) in a transaction of its own (mode "read" | "write"):
+--- committed when fn's first result is not nil, rolled back otherwise, and
+--- when fn raises (the error then goes on, as raised). fn's first two
+--- results | nil, err, code (fn's, or the commit's).
+function Database:atomically(mode, fn, ...)
+  local tx = self:begin(mode)
+  local ok, a, b, c = pcall(fn, tx, ...)
+  if not ok then
+    tx:rollback()
+    error(a, 0)
+  end
+  if a == nil then
+    tx:rollback()
+    return nil, b, c
+  end
+  local cok, cerr, ccode = tx:commit()
+  if not cok then return nil, cerr, ccode end
+  return a, b
 end
 
 -- Job slots are reused across transactions (their C buffers stay warm).

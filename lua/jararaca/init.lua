@@ -4,6 +4,7 @@
 --              j.Get / j.Post / j.Put / j.Patch / j.Delete / j.Route,
 --              j.WebSocketEndpoint (docs/websockets.md),
 --              j.MessageBusController, j.IncomingHandler, j.MessageHandler, j.Message (docs/bus.md)
+--              j.ScheduledAction (docs/scheduler.md)
 -- Messages:    j.use_publisher():publish(payload, topic) (staged like WebSocketMessage)
 -- WebSockets:  j.use_ws_manager() (rooms, broadcast), j.WebSocketMessage(payload):send(rooms)
 --              (staged: sent when the transaction commits; j.staged is the generic hook)
@@ -64,6 +65,7 @@ local lazy = {
   staged = function() return require "jararaca.staged" end,
   MessageBusController = function() return require("jararaca.bus.controller").MessageBusController end,
   IncomingHandler = function() return require("jararaca.bus.controller").IncomingHandler end,
+  ScheduledAction = function() return require("jararaca.schedule.action").ScheduledAction end,
   MessageHandler = function() return require("jararaca.bus.controller").MessageHandler end,
   Message = function() return require("jararaca.bus.message_type").Message end,
   use_publisher = function() return require("jararaca.bus.publisher").use_publisher end,

@@ -8,6 +8,7 @@
 --       middlewares  = { j.cors{ allow_origins = { "https://app.example" } } },  -- app-wide, HTTP
 --       websocket    = { backplane = "redis://127.0.0.1:6379/0" },               -- docs/websockets.md
 --       bus          = { url = "sqlite:///var/tasks.bus.db" },                   -- docs/bus.md
+--       scheduler    = { store = "redis://127.0.0.1:6379/0", zone = "UTC" },     -- docs/scheduler.md
 --     }
 --
 -- Declaring a microservice runs nothing: it only validates the shapes of its
@@ -39,7 +40,7 @@ local is_token, is_spec = di.is_token, di.is_provider_spec
 --- Known fields of a Microservice declaration (extensible).
 M.fields = {
   name = true, providers = true, controllers = true, interceptors = true, openapi = true, middlewares = true,
-  websocket = true, bus = true,
+  websocket = true, bus = true, scheduler = true,
 }
 
 local Microservice_mt = { __metatable = "Microservice" }
@@ -121,6 +122,8 @@ function M.Microservice(t)
   if t.websocket ~= nil then require("jararaca.ws.backplane").check(t.websocket, 2) end
   -- bus = { url = } (jararaca.bus.settings)
   if t.bus ~= nil then require("jararaca.bus.settings").check(t.bus, 2) end
+  -- scheduler = { store =, zone = } (jararaca.schedule.settings)
+  if t.scheduler ~= nil then require("jararaca.schedule.settings").check(t.scheduler, 2) end
 
   local providers = list_of(t, "providers")
   for i = 1, #providers do

@@ -127,8 +127,13 @@ function M.start(app, kind)
   }, Runtime)
   -- The message bus (its handlers' declarations, its broker): after the
   -- interceptors, since the broker may share the app's database.
-  if kind == "http" or kind == "worker" then
-    local ok, err = pcall(require("jararaca.bus").start, rt)
+  -- The scheduled actions' declarations are checked by every process that
+  -- may run them (a bad cron expression is a startup error everywhere).
+  if kind == "http" or kind == "worker" or kind == "scheduler" then
+    local ok, err = pcall(function()
+      require("jararaca.schedule").actions(rt)
+      require("jararaca.bus").start(rt)
+    end)
     if not ok then
       lc:stop()
       error(err, 0)
@@ -142,6 +147,7 @@ end
 function Runtime:stop()
   context.bind(context.new("shutdown", self.container, { app = self.app, app_kind = self.kind }))
   if self.bus then require("jararaca.bus").stop(self) end
+  if package.loaded["jararaca.schedule"] then require("jararaca.schedule").close(self.container) end
   local ok, msg, code, errs = self.lifecycle:stop()
   if not ok then
     for i = 1, #errs do log.error("shutdown: ", errs[i]) end

@@ -439,6 +439,7 @@ TEST(auth_and_select_are_checked_with_clear_messages)
             CHECK(0);
         }
         CHECK(strstr(E.why, "pa ss") == NULL);
+        CHECK_EQ_INT(jr_redis_last_failure(r), JR_REDIS_EREFUSED);
         /* retried (backoff), silently: one report per outage */
         answer a = {0};
         CHECK_EQ_INT(command(r, &a, 0, 1, S("PING")), JR_REDIS_EDISCONNECTED);

@@ -47,7 +47,8 @@ describe("jararaca COMMAND --help", function()
     { "version", "usage: jararaca version", {} },
     { "worker", "usage: jararaca worker APP.lua [options]", { "--handlers HANDLERS", "--groups GROUPS",
       "--prefetch N", "--grace-period SECONDS", "--workers N|auto", "--broker-url URL", "JARARACA_BUS_URL", "-h, --help" } },
-    { "scheduler", "usage: jararaca scheduler APP.lua", { "Not available in this version" } },
+    { "scheduler", "usage: jararaca scheduler APP.lua [options]", { "--actions ACTIONS", "--groups GROUPS",
+      "--grace-period SECONDS", "JARARACA_SCHEDULER_STORE", "-h, --help" } },
   }
   for _, case in ipairs(CASES) do
     local cmd, head, names = case[1], case[2], case[3]

@@ -130,10 +130,12 @@ end
 -- Options, checked at startup
 ---------------------------------------------------------------------------
 
+-- A value in an error message.
 local function describe(v)
   if type(v) == "string" then return format("%q", v) end
   return tostring(v)
 end
+M.describe = describe
 
 local function seconds(v, what, positive)
   if type(v) ~= "number" or v ~= v or v == huge or v < 0 or (positive and v == 0) then
@@ -151,12 +153,14 @@ end
 
 local NAME = "^[%w_%-]+$"
 
+-- A name or group: raises the message without its place.
 local function label(v, what)
   if type(v) ~= "string" or not v:find(NAME) then
     error(format("%s: expected a non-empty name of letters, digits, '_' and '-', got %s", what, describe(v)), 0)
   end
   return v
 end
+M.label = label
 
 -- "<app>.dlq", "<app>.dlx" and "<app>.retry" are the app's own queue and
 -- exchanges on RabbitMQ (jararaca.bus.amqp_topology): no handler's queue.
@@ -242,38 +246,52 @@ function M.app_name(app)
   return "app"
 end
 
+--- The descriptors of an app's controller classes, checked, in
+--- declaration order (the handlers here, jararaca.schedule.action's
+--- scheduled actions). is(v): v is a descriptor; accept(cls): a class to
+--- look in (nil: every class); build(r, d): fills the record r = {
+--- controller, member, fn, defined_at } of descriptor d, raising the
+--- message of a bad option (r then has what place(r) needs); place(r): its
+--- place in errors. Raises error(msg, 0) naming the place of a bad option,
+--- or two records with one name.
+function M.collect(app, is, accept, build, place)
+  local out, by_name = {}, {}
+  for _, cls in ipairs(app.controllers or {}) do
+    if accept == nil or accept(cls) then
+      local found = {}
+      for member, v in pairs(cls) do
+        if type(member) == "string" and is(v) then found[#found + 1] = { member = member, d = v } end
+      end
+      sort(found, function(a, b) return a.d.order < b.d.order end)
+      for _, f in ipairs(found) do
+        local r = { controller = cls, member = f.member, fn = f.d.fn, defined_at = f.d.defined_at }
+        local ok, err = pcall(build, r, f.d)
+        if not ok then error(place(r) .. ": " .. tostring(err), 0) end
+        local other = by_name[r.name]
+        if other then
+          error(format("%s: name: %q is the name of %s too (give one of them another name = ...)", place(r),
+            r.name, place(other)), 0)
+        end
+        by_name[r.name] = r
+        out[#out + 1] = r
+      end
+    end
+  end
+  return out
+end
+
 --- The handlers of an app's message-bus controllers, checked, in
 --- declaration order: { controller, member, fn, topic, queue, name, group,
 --- timeout, max_retries, prefetch, backoff, payload, defined_at }. Raises
 --- error(msg, 0) naming the file, line and handler of a bad option, or two
 --- handlers with one name.
 function M.handlers(app)
-  local out, by_name = {}, {}
   local prefix = M.app_name(app)
-  for _, cls in ipairs(app.controllers or {}) do
-    if M.is_bus_controller(cls) then
-      local found = {}
-      for member, v in pairs(cls) do
-        if type(member) == "string" and is_handler(v) then found[#found + 1] = { member = member, h = v } end
-      end
-      sort(found, function(a, b) return a.h.order < b.h.order end)
-      for _, f in ipairs(found) do
-        local h = { controller = cls, member = f.member, fn = f.h.fn, topic = f.h.topic, defined_at = f.h.defined_at }
-        local ok, o = pcall(normalize, f.h, f.member, cls)
-        if not ok then error(M.where(h) .. ": " .. tostring(o), 0) end
-        for k, v in pairs(o) do h[k] = v end
-        h.queue = prefix .. "." .. h.name
-        local other = by_name[h.name]
-        if other then
-          error(format("%s: name: %q is the name of %s too (give one of them another name = ...)", M.where(h),
-            h.name, M.where(other)), 0)
-        end
-        by_name[h.name] = h
-        out[#out + 1] = h
-      end
-    end
-  end
-  return out
+  return M.collect(app, is_handler, M.is_bus_controller, function(h, d)
+    h.topic = d.topic
+    for k, v in pairs(normalize(d, h.member, h.controller)) do h[k] = v end
+    h.queue = prefix .. "." .. h.name
+  end, M.where)
 end
 
 return M

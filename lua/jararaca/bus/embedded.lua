@@ -148,24 +148,11 @@ local function closed(self)
   return nil, format("message bus on %s is closed", tostring(self.path)), "closed"
 end
 
--- Run fn(tx, ...) in a write transaction of its own: committed when fn's
--- first result is not nil, rolled back otherwise (and when fn raises: the
--- error goes on). Returns fn's results | nil, err, code.
+-- Run fn(tx, ...) in a write transaction of its own (database:atomically):
+-- committed when fn's first result is not nil, rolled back otherwise.
 local function in_write(self, fn, ...)
   if self.closed then return closed(self) end
-  local tx = self.db:begin("write")
-  local ok, a, b, c = pcall(fn, tx, ...)
-  if not ok then
-    tx:rollback()
-    error(a, 0)
-  end
-  if a == nil then
-    tx:rollback()
-    return nil, b, c
-  end
-  local cok, cerr, ccode = tx:commit()
-  if not cok then return nil, cerr, ccode end
-  return a, b
+  return self.db:atomically("write", fn, ...)
 end
 
 -- Run fn(tx, ...) in a read transaction.

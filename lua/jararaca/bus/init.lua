@@ -105,6 +105,8 @@ end
 function M.start(rt, opts)
   local app = rt.app
   local handlers = controller.handlers(app)
+  -- the scheduled actions a worker runs (dispatch = "bus")
+  for _, h in ipairs(require("jararaca.schedule.dispatch").handlers(app)) do handlers[#handlers + 1] = h end
   local databases = require("jararaca.persistence.session").databases(rt.container)
   local s, err = settings.resolve(app, databases)
   if not s then error(err, 0) end

@@ -70,6 +70,16 @@ function M.parse(url, origin)
     tostring(scheme or "none")), "invalid"
 end
 
+--- The directory of an app's own files (the broker's, the scheduler
+--- store's): its default database's (databases: the app's started
+--- databases), else the app file's.
+function M.default_dir(app, databases)
+  local db = databases and databases[1]
+  if db and db.path and db.path ~= ":memory:" then return dirname(db.path) end
+  local file = rawget(app, "__file")
+  return type(file) == "string" and dirname(file) or "."
+end
+
 --- The app's bus settings: { kind, path, url } | nil, message, "invalid".
 --- databases: the app's started databases (persistence), for the default
 --- path; env: os.getenv by default.
@@ -79,16 +89,8 @@ function M.resolve(app, databases, env)
   if url ~= nil and url ~= "" then return M.parse(url, ENV) end
   local cfg = rawget(app, "bus")
   if cfg and cfg.url then return M.parse(cfg.url, "Microservice.bus.url") end
-  local dir
-  local db = databases and databases[1]
-  if db and db.path and db.path ~= ":memory:" then
-    dir = dirname(db.path)
-  else
-    local file = rawget(app, "__file")
-    dir = type(file) == "string" and dirname(file) or "."
-  end
   local name = require("jararaca.bus.controller").app_name(app)
-  local path = dir .. "/" .. name .. ".bus.db"
+  local path = M.default_dir(app, databases) .. "/" .. name .. ".bus.db"
   return { kind = "embedded", path = path, url = "sqlite:///" .. path, default = true }
 end
 

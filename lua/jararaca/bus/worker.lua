@@ -273,9 +273,14 @@ local function split(list)
 end
 M.split = split
 
+local HANDLERS = { option = "--handlers", noun = "handler", plural = "handlers" }
+
 --- The handlers of a started runtime that opts select (names, groups):
 --- the list | nil, message, "invalid" (a name or group no handler has).
-function M.select(handlers, names, groups)
+--- words: how errors name the option and the things (default: --handlers,
+--- handler, handlers; `jararaca scheduler` selects its actions with it).
+function M.select(handlers, names, groups, words)
+  words = words or HANDLERS
   local by_name, by_group = {}, {}
   for _, h in ipairs(handlers) do
     by_name[h.name] = h
@@ -285,12 +290,12 @@ function M.select(handlers, names, groups)
     if not by_name[n] then
       local known = {}
       for _, h in ipairs(handlers) do known[#known + 1] = h.name end
-      return nil, format("--handlers: no handler named %q (the app's handlers: %s)", n,
+      return nil, format("%s: no %s named %q (the app's %s: %s)", words.option, words.noun, n, words.plural,
         #known > 0 and table.concat(known, ", ") or "none"), "invalid"
     end
   end
   for _, g in ipairs(groups or {}) do
-    if not by_group[g] then return nil, format("--groups: no handler is in group %q", g), "invalid" end
+    if not by_group[g] then return nil, format("--groups: no %s is in group %q", words.noun, g), "invalid" end
   end
   local want_name, want_group = nil, nil
   if names then want_name = {}; for _, n in ipairs(names) do want_name[n] = true end end
@@ -344,7 +349,7 @@ function M.start(rt, opts)
 end
 
 -- Wait until the loop's deliveries are over, or the deadline.
-local function drain(loop, deadline)
+local function wait_loop(loop, deadline)
   while loop.inflight > 0 do
     local left = deadline - sched.clock()
     if left <= 0 then return end
@@ -369,13 +374,30 @@ function Worker:stop(grace)
     end
   end
   local deadline = sched.clock() + (grace or 30)
-  for _, loop in ipairs(self.loops) do drain(loop, deadline) end
+  for _, loop in ipairs(self.loops) do wait_loop(loop, deadline) end
   for _, loop in ipairs(self.loops) do
     for th, tg in pairs(loop.running) do c_cancel(th, tg) end
-    drain(loop, sched.clock() + 5)
+    wait_loop(loop, sched.clock() + 5)
     loop.watchdog:cancel()
   end
   return self.counts
+end
+
+--- Give the tasks of a set (task -> true) `grace` seconds in all to end,
+--- then cancel those still running (`jararaca scheduler` stops with it;
+--- the worker's own deliveries are not sched.Tasks: see Worker:stop).
+function M.drain(tasks, grace)
+  local deadline = sched.clock() + grace
+  for t in pairs(tasks) do
+    local left = deadline - sched.clock()
+    if left > 0 then t:wait(left) end
+  end
+  for t in pairs(tasks) do
+    if not t.done then
+      t:cancel()
+      t:wait(5)
+    end
+  end
 end
 
 return M
