@@ -26,10 +26,14 @@
  *       be stored; publish again, consumers dedupe by message_id) | "timeout"
  *       (unsent for max_pending_ms) | "busy" (max_pending_bytes waiting
  *       unsent: answered at once) | "closed" | "cancelled"
- *   ac:consume(queue, prefetch, fn) -> consumer id: fn(delivery) runs in a
- *       task of its own per delivery, at most prefetch unsettled at a time
- *       delivery.body .headers .message_id .content_type .redelivered
- *       .routing_key .exchange .queue; delivery:ack() :nack(requeue)
+ *   ac:consume(queue, prefetch, fn [, { direct = true }]) -> consumer id:
+ *       fn(delivery) runs in a task of its own per delivery, at most
+ *       prefetch unsettled at a time; direct: fn is called from the loop
+ *       as the delivery arrives, no task (it must not wait: a consumer that
+ *       hands deliveries to tasks of its own saves a task per message; an
+ *       error it raises is logged)
+ *       a delivery is a table: .body .headers .message_id .content_type
+ *       .redelivered .routing_key .exchange .queue; delivery:ack() :nack(requeue)
  *       :reject() -> true | nil, msg, "disconnected" | "closed"; a second
  *       settle of one delivery raises (the broker would close the channel);
  *       delivery:live() -> false once its connection is gone (the broker
@@ -77,13 +81,14 @@
 #include "scheduler.h"
 #include "vm.h"
 
-static char k_client_mt, k_delivery_mt, k_client_key;
+static char k_client_mt, k_delivery_mt, k_client_key, k_tag_hi, k_tag_lo, k_settled;
 
 typedef struct consumer {
     struct consumer *next;
     struct client_ud *c;
     int fn_ref;
     int id; /* core's consumer id */
+    int direct; /* fn called from the loop, not in a task */
 } consumer;
 
 typedef struct client_ud {
@@ -106,11 +111,6 @@ typedef struct {
     consumer *k;  /* ac:cancel: the consumer, freed when core answers */
 } op;
 
-typedef struct {
-    client_ud *c;
-    uint64_t tag;
-    int settled;
-} delivery_ud;
 
 static void close_client(client_ud *c)
 {
@@ -456,20 +456,24 @@ static void set_str(lua_State *L, const char *name, const char *s)
 }
 
 /* The delivery object (consume's and get's) on L's stack; c is anchored
- * (c->anchor) by the caller's hold. */
+ * (c->anchor) by the caller's hold. A plain table with the delivery
+ * metatable (its methods): its fields read at table speed, and no userdata
+ * and environment table per message. What settling needs is under light
+ * userdata keys (no field name): the client (kept alive by it), the tag
+ * in two 32-bit halves (exact as numbers), settled once it is. */
+static void set_key(lua_State *L, void *key)
+{
+    lua_pushlightuserdata(L, key);
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+}
+
 static void push_delivery(lua_State *L, client_ud *c, const jr_amqp_delivery *d)
 {
-    delivery_ud *du = lua_newuserdata(L, sizeof *du);
-    du->c = c;
-    du->tag = d->tag;
-    du->settled = 0;
-    lua_pushlightuserdata(L, &k_delivery_mt);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_setmetatable(L, -2);
-    lua_createtable(L, 0, 10);
+    lua_createtable(L, 0, 11);
     lua_pushlstring(L, d->body, d->len);
     lua_setfield(L, -2, "body");
-    lua_createtable(L, 0, (int)d->nheaders);
+    lua_createtable(L, 0, (int)d->nheaders + 2); /* (+2: what the bus adds, content-type and x-retry-count) */
     for (size_t i = 0; i < d->nheaders; i++) {
         lua_pushlstring(L, d->headers[i].value, d->headers[i].vlen);
         lua_setfield(L, -2, d->headers[i].key);
@@ -482,10 +486,15 @@ static void push_delivery(lua_State *L, client_ud *c, const jr_amqp_delivery *d)
     set_str(L, "queue", d->queue);
     lua_pushboolean(L, d->redelivered);
     lua_setfield(L, -2, "redelivered");
-    lua_pushlightuserdata(L, &k_client_key); /* keeps the client alive while the delivery is */
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->anchor.ref);
-    lua_rawset(L, -3);
-    lua_setfenv(L, -2);
+    set_key(L, &k_client_key);
+    lua_pushnumber(L, (lua_Number)(d->tag >> 32));
+    set_key(L, &k_tag_hi);
+    lua_pushnumber(L, (lua_Number)(d->tag & 0xffffffffu));
+    set_key(L, &k_tag_lo);
+    lua_pushlightuserdata(L, &k_delivery_mt);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2);
 }
 
 static void on_delivery(jr_amqp *a, const jr_amqp_delivery *d, void *ud)
@@ -495,7 +504,17 @@ static void on_delivery(jr_amqp *a, const jr_amqp_delivery *d, void *ud)
     lua_State *L = jr_vm_global->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, k->fn_ref);
     push_delivery(L, k->c, d);
-    jr_task_start(L, 1); /* (k may be freed from here on: fn may close the client) */
+    /* direct: only from the loop (L is the main thread: it cannot run
+     * while it has a task resumed) */
+    if (!k->direct || jr_task_current()) {
+        jr_task_start(L, 1); /* (k may be freed from here on: fn may close the client) */
+        return;
+    }
+    if (lua_pcall(L, 1, 0, 0) != 0) {
+        jr_logf(JR_LOG_ERROR, NULL, "AMQP consumer function failed: %s",
+                lua_isstring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+        lua_pop(L, 1);
+    }
 }
 
 /* ac:consume(queue, prefetch, fn) -> consumer id */
@@ -505,6 +524,14 @@ static int c_consume(lua_State *L)
     const char *queue = luaL_checkstring(L, 2);
     lua_Integer prefetch = luaL_checkinteger(L, 3);
     luaL_checktype(L, 4, LUA_TFUNCTION);
+    static const char *const known[] = {"direct", NULL};
+    jr_check_options(L, 5, "consume", known);
+    int direct = 0;
+    if (lua_istable(L, 5)) {
+        lua_getfield(L, 5, "direct");
+        direct = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
     if (prefetch < 1 || prefetch > 65535) return luaL_error(L, "ac:consume(): prefetch must be in 1..65535");
     if (!c->a) return push_closed(L);
     consumer *k = calloc(1, sizeof *k);
@@ -520,6 +547,7 @@ static int c_consume(lua_State *L)
     lua_pushvalue(L, 4);
     k->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     k->id = id;
+    k->direct = direct;
     jr_anchor_hold(L, &c->anchor, 1);
     k->next = c->consumers;
     c->consumers = k;
@@ -599,16 +627,49 @@ static int c_purge(lua_State *L) { return query(L, Q_PURGE, "ac:purge()"); }
 /* ac:get(queue) -> delivery | false (empty) | nil, msg, code */
 static int c_get(lua_State *L) { return query(L, Q_GET, "ac:get()"); }
 
-static delivery_ud *check_delivery(lua_State *L, const char *what)
+static lua_Number get_key(lua_State *L, void *key)
 {
-    delivery_ud *d = jr_checkudata(L, 1, &k_delivery_mt, "AMQP delivery");
-    if (d->settled) luaL_error(L, "delivery:%s(): the delivery is settled already", what);
-    return d;
+    lua_pushlightuserdata(L, key);
+    lua_rawget(L, 1);
+    lua_Number v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
 }
 
-static int settled(lua_State *L, delivery_ud *d, int rc)
+/* The delivery at 1 (a method's upvalue 1 is the metatable): its client
+ * (NULL once closed) and tag, and whether it is settled; raises if it is
+ * not a delivery. */
+static jr_amqp *delivery_of(lua_State *L, uint64_t *tag, int *is_settled)
 {
-    d->settled = 1;
+    if (!lua_istable(L, 1) || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
+        luaL_typerror(L, 1, "AMQP delivery");
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, &k_settled);
+    lua_rawget(L, 1);
+    *is_settled = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, &k_client_key);
+    lua_rawget(L, 1);
+    client_ud *c = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    *tag = ((uint64_t)get_key(L, &k_tag_hi) << 32) | (uint64_t)get_key(L, &k_tag_lo);
+    return c ? c->a : NULL;
+}
+
+/* Like delivery_of, for a settle: raises if it is settled already. */
+static jr_amqp *check_delivery(lua_State *L, const char *what, uint64_t *tag)
+{
+    int done;
+    jr_amqp *a = delivery_of(L, tag, &done);
+    if (done) luaL_error(L, "delivery:%s(): the delivery is settled already", what);
+    return a;
+}
+
+static int settled(lua_State *L, int rc)
+{
+    lua_pushlightuserdata(L, &k_settled);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, 1);
     switch (rc) {
     case 0: lua_pushboolean(L, 1); return 1;
     case JR_AMQP_EDISCONNECTED:
@@ -620,42 +681,35 @@ static int settled(lua_State *L, delivery_ud *d, int rc)
 
 static int d_ack(lua_State *L)
 {
-    delivery_ud *d = check_delivery(L, "ack");
-    return settled(L, d, d->c->a ? jr_amqp_ack(d->c->a, d->tag) : JR_AMQP_ECLOSED);
+    uint64_t tag;
+    jr_amqp *a = check_delivery(L, "ack", &tag);
+    return settled(L, a ? jr_amqp_ack(a, tag) : JR_AMQP_ECLOSED);
 }
 
 static int d_nack(lua_State *L)
 {
-    delivery_ud *d = check_delivery(L, "nack");
+    uint64_t tag;
+    jr_amqp *a = check_delivery(L, "nack", &tag);
     int requeue = lua_toboolean(L, 2);
-    return settled(L, d, d->c->a ? jr_amqp_nack(d->c->a, d->tag, requeue) : JR_AMQP_ECLOSED);
+    return settled(L, a ? jr_amqp_nack(a, tag, requeue) : JR_AMQP_ECLOSED);
 }
 
 /* delivery:live(): false once the connection it came on is gone (the
  * broker delivers it again: running it now would be a duplicate). */
 static int d_live(lua_State *L)
 {
-    delivery_ud *d = jr_checkudata(L, 1, &k_delivery_mt, "AMQP delivery");
-    lua_pushboolean(L, !d->settled && d->c->a && jr_amqp_tag_live(d->c->a, d->tag));
+    uint64_t tag;
+    int done;
+    jr_amqp *a = delivery_of(L, &tag, &done);
+    lua_pushboolean(L, !done && a && jr_amqp_tag_live(a, tag));
     return 1;
 }
 
 static int d_reject(lua_State *L)
 {
-    delivery_ud *d = check_delivery(L, "reject");
-    return settled(L, d, d->c->a ? jr_amqp_reject(d->c->a, d->tag, 0) : JR_AMQP_ECLOSED);
-}
-
-/* __index: the methods, then the fields kept in the environment table. */
-static int d_index(lua_State *L)
-{
-    lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(1));
-    if (!lua_isnil(L, -1)) return 1;
-    lua_getfenv(L, 1);
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
-    return 1;
+    uint64_t tag;
+    jr_amqp *a = check_delivery(L, "reject", &tag);
+    return settled(L, a ? jr_amqp_reject(a, tag, 0) : JR_AMQP_ECLOSED);
 }
 
 /* ---- the rest ---- */
@@ -704,13 +758,6 @@ int jr_open_amqp(lua_State *L)
     jr_newmetatable(L, &k_client_mt, "AMQP client", client_methods, c_gc);
     static const luaL_Reg delivery_methods[] = {{"ack", d_ack}, {"nack", d_nack}, {"reject", d_reject}, {"live", d_live}, {NULL, NULL}};
     jr_newmetatable(L, &k_delivery_mt, "AMQP delivery", delivery_methods, NULL);
-    /* the delivery's __index: its methods, then its fields */
-    lua_pushlightuserdata(L, &k_delivery_mt);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_getfield(L, -1, "__index");
-    lua_pushcclosure(L, d_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
     static const luaL_Reg fns[] = {{"connect", l_connect}, {NULL, NULL}};
     lua_createtable(L, 0, 1);
     luaL_register(L, NULL, fns);

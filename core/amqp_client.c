@@ -153,6 +153,8 @@ static void detach(jr_amqp *a)
         a->dead = a->conn;
         a->conn = NULL;
     }
+    jr_buf_reset(&a->acks); /* their tags died with the connection */
+    uv_prepare_stop(&a->flush);
     qry **qtail = &a->qdead;
     while (*qtail) qtail = &(*qtail)->next;
     while (a->ops) {
@@ -556,11 +558,13 @@ jr_amqp *jr_amqp_new(uv_loop_t *loop, const char *url, const jr_amqp_options *op
     a->rng = uv_hrtime() ^ ((uint64_t)(uintptr_t)a << 16) ^ 0x9e3779b97f4a7c15ULL;
     jr_buf_init(&a->d.meta);
     jr_buf_init(&a->d.body);
+    jr_buf_init(&a->acks);
     uv_timer_init(loop, &a->timer);
     uv_timer_init(loop, &a->tick);
     uv_timer_init(loop, &a->soon);
-    a->timer.data = a->tick.data = a->soon.data = a;
-    a->open = 3;
+    uv_prepare_init(loop, &a->flush);
+    a->timer.data = a->tick.data = a->soon.data = a->flush.data = a;
+    a->open = 4;
     uv_timer_start(&a->tick, on_tick, 200, 200);
     start_attempt(a);
     return a;
@@ -584,6 +588,7 @@ static void maybe_release(jr_amqp *a)
     }
     jr_buf_free(&a->d.meta);
     jr_buf_free(&a->d.body);
+    jr_buf_free(&a->acks);
     free(a->d.hoff);
     free(a->d.hv);
     jr_amqp_url_free(&a->url);
@@ -595,6 +600,7 @@ void jr_amqp_free(jr_amqp *a)
     if (!a || a->closing) return;
     a->closing = 1;
     if (a->conn) {
+        jr_amqp_acks_flush(a); /* acked before the close: not delivered again */
         /* tell the broker (it requeues our unacknowledged deliveries either way) */
         amqp_connection_close_t m = {AMQP_REPLY_SUCCESS, B("bye"), 0, 0};
         amqp_send_method(a->conn, 0, AMQP_CONNECTION_CLOSE_METHOD, &m);
@@ -616,6 +622,7 @@ void jr_amqp_free(jr_amqp *a)
     uv_close((uv_handle_t *)&a->soon, close_timer_cb);
     uv_close((uv_handle_t *)&a->timer, close_timer_cb);
     uv_close((uv_handle_t *)&a->tick, close_timer_cb);
+    uv_close((uv_handle_t *)&a->flush, close_timer_cb);
 }
 
 int jr_amqp_is_up(const jr_amqp *a) { return a && a->state == ST_UP && !a->closing; }

@@ -132,6 +132,8 @@ struct jr_amqp {
     pubm *dying;         /* in flight at a drop, their callbacks running */
     uint64_t up_since;   /* uv_now when last up */
     dstate d;
+    jr_buf acks;        /* basic.ack frames not written yet (amqp_deliver.c) */
+    uv_prepare_t flush; /* writes them before the loop next waits */
     jr_amqp_stats st;
     uint64_t rng;
     char last_err[256];
@@ -152,6 +154,12 @@ static inline char *sdup(const char *s, int *bad)
 
 /* An AMQP short string: 0..255 bytes (non-empty unless empty_ok). */
 static inline int name_ok(const char *s, int empty_ok) { return s && (empty_ok || *s) && strlen(s) <= 255; }
+
+/* amqp_deliver.c: write the acks waiting in a->acks (0, or -1: the
+ * connection is failing). Before anything that must follow them on the
+ * wire; a drop discards them (their tags died with the connection). */
+int jr_amqp_acks_flush(jr_amqp *a);
+void jr_amqp_on_flush(uv_prepare_t *h);
 
 /* amqp_client.c */
 /* Drop the connection and schedule the next attempt (callbacks run from it:

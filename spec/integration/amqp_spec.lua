@@ -226,6 +226,31 @@ describe("jararaca.core.amqp", function()
     ac:close()
   end)
 
+  it("calls a direct consumer's fn from the loop (no task); its acks reach the broker even when it closes at once", function()
+    local ac = assert(connect())
+    local q, ex = topology(ac, "d")
+    for i = 1, 300 do assert(ac:publish(ex, "d", "m" .. i)) end
+    local n, in_task, acked = 0, false, 0
+    ac:consume(q, 50, function(d)
+      n = n + 1
+      in_task = in_task or csched.current() ~= nil
+      if d:ack() then acked = acked + 1 end
+      -- the acks of this read wait to be written with the others: the close writes them first
+      if n == 300 then ac:close() end
+    end, { direct = true })
+    wait.until_true(function() return n == 300 end, "the 300 deliveries")
+    assert.is_false(in_task)
+    assert.equal(300, acked)
+    local other = assert(connect())
+    local info
+    wait.until_true(function()
+      info = assert(other:queue_info(q))
+      return info.consumers == 0
+    end, "the broker has seen the close")
+    assert.equal(0, info.messages) -- none unacknowledged (requeued by the close)
+    other:close()
+  end)
+
   it("dead-letters a rejected message through the queue's arguments", function()
     local ac = assert(connect())
     local dlx, dlq = name("dlx"), name("dlq")

@@ -26,13 +26,16 @@ local topic_mod = require "jararaca.bus.topic"
 local wake = require "jararaca.bus.embedded_wake"
 local sched = require "jararaca.sched"
 local sys = require "jararaca.core.sys"
+local csched = require "jararaca.core.sched"
+local context = require "jararaca.context"
 
 local M = {}
 
 local type, error, format, pairs, pcall, setmetatable, tostring, tonumber, next =
   type, error, string.format, pairs, pcall, setmetatable, tostring, tonumber, next
-local floor, huge, remove, sub = math.floor, math.huge, table.remove, string.sub
-local topic_error, time = topic_mod.topic_error, sys.time
+local floor, huge, sub, byte = math.floor, math.huge, string.sub, string.byte
+local topic_error, time, random_bytes = topic_mod.topic_error, sys.time, sys.random_bytes
+local c_spawn, c_current, c_wait, c_wake = csched.spawn, csched.current, csched.wait, csched.wake
 
 --- Publishes answered "disconnected" (sent, then the connection dropped
 --- before the broker's confirm) are sent again this many times, with the
@@ -97,9 +100,23 @@ local function send(ac, exchange, key, body, props)
   return nil, err, code
 end
 
+-- Topics found valid (a publisher sends a few topics many times): checked
+-- once each; the set starts again past 1000.
+local valid_topics, nvalid = {}, 0
+
+local function check_topic(t)
+  if valid_topics[t] then return nil end
+  local err = topic_error(t)
+  if err == nil then
+    if nvalid >= 1000 then valid_topics, nvalid = {}, 0 end
+    valid_topics[t], nvalid = true, nvalid + 1
+  end
+  return err
+end
+
 local function check_message(m, i, where)
   if type(m) ~= "table" then error(format("%s: message %d must be a table, got %s", where, i, type(m)), 4) end
-  local terr = topic_error(m.topic)
+  local terr = check_topic(m.topic)
   if terr then error(format("%s: message %d: %s", where, i, terr), 4) end
   if type(m.body) ~= "string" then
     error(format("%s: message %d: body must be a string (bytes), got %s", where, i, type(m.body)), 4)
@@ -147,9 +164,22 @@ local function publish_one(self, m)
   })
 end
 
-local function publish_task(self, m, out, i)
-  local ok, err, code = publish_one(self, m)
-  if not ok then out[i] = { err, code } end
+-- One message of a list, in a task of its own (csched.spawn: no
+-- sched.Task per message). st: the list's state: failed (index -> { msg,
+-- code }), raised/raised_i (the error of the first message whose publish
+-- raised, raised again by publish), left (tasks not done), parked/h/g (the
+-- publishing task, woken by the last one), ctx (its context, as
+-- sched.spawn would bind it).
+local function publish_task(self, m, st, i)
+  context.bind(st.ctx)
+  local pok, ok, err, code = pcall(publish_one, self, m)
+  if not pok then
+    if st.raised_i == nil or i < st.raised_i then st.raised, st.raised_i = ok, i end
+  elseif not ok then
+    st.failed[i] = { err, code }
+  end
+  st.left = st.left - 1
+  if st.left == 0 and st.parked then c_wake(st.h, st.g) end
 end
 
 --- Publish msgs (a message or a list) and wait for the broker's confirms:
@@ -174,13 +204,18 @@ function Broker:publish(msgs, opts)
     return 1
   end
   -- in parallel: one round trip of confirms for the whole list
-  local failed, tasks = {}, {}
-  for i = 1, n do tasks[i] = sched.spawn(publish_task, self, msgs[i], failed, i) end
-  for i = 1, n do
-    local ok, err = tasks[i]:wait()
-    if not ok then failed[i] = { tostring(err), "error" } end
+  local h, g = c_current()
+  if not h then error("broker:publish() must be called inside a task", 2) end
+  local st = { failed = {}, left = n, parked = false, h = h, g = g, ctx = context.current() }
+  for i = 1, n do c_spawn(publish_task, self, msgs[i], st, i) end -- (they start once we wait)
+  while st.left > 0 do
+    st.parked = true
+    local _, _, code = c_wait()
+    st.parked = false
+    if code == "cancelled" then error(sched.CANCELLED, 0) end -- (as a task:wait() would; they go on)
   end
-  local _, f = next(failed)
+  if st.raised_i then error(st.raised, 0) end
+  local _, f = next(st.failed)
   if f then return nil, f[1], f[2] end
   return n
 end
@@ -209,6 +244,10 @@ local function delivery(queue, ad)
     attempt = attempt, deliveries = ad.redelivered and 2 or 1, _ad = ad }
 end
 
+-- The consumer function only buffers (it never waits): called from the
+-- loop, not in a task per delivery.
+local DIRECT = { direct = true }
+
 --- Consume queue with at most prefetch deliveries unsettled: true | nil,
 --- msg, code. What arrives waits in a buffer for fetch.
 function Broker:subscribe(queue, prefetch)
@@ -221,9 +260,11 @@ function Broker:subscribe(queue, prefetch)
       ad:nack(true)
       return
     end
-    buf[#buf + 1] = ad
-    wake.notify(key, queue)
-  end)
+    local n = #buf + 1
+    buf[n] = ad
+    -- (a waiter waits for an empty buffer to fill: the first one wakes it)
+    if n == 1 then wake.notify(key, queue) end
+  end, DIRECT)
   if not ok then return nil, format("RabbitMQ: consuming %s failed: %s", queue, tostring(id)), "error" end
   self.consumers[queue] = id
   return true
@@ -254,13 +295,18 @@ function Broker:fetch(queue, n)
   end
   local buf = self.buffers[queue]
   local out = {}
-  n = n or 1
-  while #out < n and #buf > 0 do
-    local ad = remove(buf, 1)
+  local k, want, used = #buf, n or 1, 0
+  while used < k and #out < want do
+    used = used + 1
+    local ad = buf[used]
     -- one from a connection that dropped: the broker has requeued it and
     -- delivers it again (running it now would be a second run)
     if ad:live() then out[#out + 1] = delivery(queue, ad) end
   end
+  -- the rest moves to the front, in one pass (the buffer is the consumer
+  -- callback's: the same table)
+  for i = used + 1, k do buf[i - used] = buf[i] end
+  for i = k - used + 1, k do buf[i] = nil end
   return out
 end
 
@@ -272,6 +318,11 @@ function Broker:wait(queue, timeout)
   if buf and #buf > 0 then return true end
   if wake.park(self.key, queue, timeout or 1) then
     if self.closed then return nil, "the broker is closed", "closed" end
+    -- Woken by the first delivery of a read, from inside that read (the
+    -- consumer function runs in the loop's callback): let the read end
+    -- first, so that the next fetch takes all its deliveries instead of
+    -- one per wake.
+    sched.sleep(0)
     return true
   end
   return nil, "nothing arrived", "timeout"
@@ -356,8 +407,9 @@ function Broker:dead_letter(d, reason)
 end
 
 --- A new message id (32 hex digits), as the embedded broker's.
+local HEX16 = ("%02x"):rep(16)
 function M.new_id()
-  return require("jararaca.bus.embedded").new_id()
+  return format(HEX16, byte(random_bytes(16), 1, 16))
 end
 
 require("jararaca.bus.amqp_dlq").install(Broker, { send = send, delivery = delivery, internal = internal })

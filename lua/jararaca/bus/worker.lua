@@ -40,8 +40,11 @@ local M = {}
 local ipairs, pairs, pcall, xpcall, tostring, format, setmetatable, rawget, rawset =
   ipairs, pairs, pcall, xpcall, tostring, string.format, setmetatable, rawget, rawset
 local min, random, traceback = math.min, math.random, debug.traceback
-local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
+local xrun = interceptors.xrun
+local c_current, c_wait, c_wake, c_spawn, c_cancel, c_clock =
+  csched.current, csched.wait, csched.wake, csched.spawn, csched.cancel, csched.clock
 local describe, CANCELLED = errors.describe, sched.CANCELLED
+local bind, current = context.bind, context.current
 
 --- Seconds a lease lasts beyond the handler's timeout (the settle after it,
 --- a slow commit).
@@ -106,19 +109,47 @@ local function keep_traceback(e)
   return e
 end
 
--- (the handler's results are not used: no table to keep them per message)
-local function traced(h, msg)
+local TIMEOUT = setmetatable({}, { __tostring = function() return "timeout" end })
+
+-- The handler runs in its delivery's task under its timeout: while it
+-- runs, its task is in loop.active (the task's handle -> its deadline),
+-- and the loop's watchdog cancels the task of a handler past its deadline
+-- (moving it to loop.timedout): the handler's wait point raises
+-- sched.CANCELLED, and the delivery ends as timed out. No task, timer or
+-- table of its own per message (which is what sched.timeout would cost).
+-- The handler's results are not used.
+local function call_handler(h, msg, loop)
+  local th = c_current()
+  local active = loop.active
+  active[th] = c_clock() + h.timeout
   local ok, err = xpcall(h.fn, keep_traceback, h.instance, msg)
+  active[th] = nil
+  if loop.timedout[th] then
+    loop.timedout[th] = nil
+    rawset(current(), "_timeout", format("timed out after %g s", h.timeout))
+    error(TIMEOUT, 0)
+  end
   if not ok then error(err, 0) end
 end
 
-local TIMEOUT = setmetatable({}, { __tostring = function() return "timeout" end })
+--- How often (at most) the watchdog looks for handlers past their timeout:
+--- a handler is cancelled between timeout and timeout + this (or timeout/4).
+M.WATCH_INTERVAL = 1
 
-local function call_handler(h, msg)
-  local ok, err = sched.timeout(h.timeout, traced, h, msg)
-  if ok == nil then
-    rawset(context.current(), "_timeout", err)
-    error(TIMEOUT, 0)
+-- The loop's watchdog (see call_handler), until stop() cancels it.
+local function watchdog(loop)
+  local active, timedout, running = loop.active, loop.timedout, loop.running
+  local period = math.max(0.01, min(M.WATCH_INTERVAL, loop.handler.timeout / 4))
+  while true do
+    sched.sleep(period)
+    local now = c_clock()
+    for th, deadline in pairs(active) do
+      if now >= deadline then
+        active[th] = nil
+        timedout[th] = true
+        c_cancel(th, running[th])
+      end
+    end
   end
 end
 
@@ -156,8 +187,8 @@ local function outcome(w, h, d, msg, ok, err, ctx)
   end
 end
 
--- One delivery, in its own task.
-local function run_delivery(w, h, d)
+-- One delivery, in its own task (th, tg: its handle).
+local function run_delivery(w, loop, h, d)
   local msg, why = message.new(d, h)
   if not msg then
     log.warn(format("message bus: handler %s: message %s dead-lettered at once: %s", h.name, tostring(d.id), why))
@@ -166,8 +197,8 @@ local function run_delivery(w, h, d)
   local ctx = context.new("message", w.container, {
     message = msg, handler = h, controller = h.controller, member = h.member, request_id = d.id,
   })
-  context.bind(ctx)
-  local ok, err = interceptors.xrun(w.chain, ctx, keep_traceback, call_handler, h, msg)
+  bind(ctx)
+  local ok, err = xrun(w.chain, ctx, keep_traceback, call_handler, h, msg, loop)
   local sok, serr = pcall(outcome, w, h, d, msg, ok, err, ctx)
   if not sok then
     log.error("message bus: settling message ", tostring(d.id), " failed: ", describe(serr))
@@ -176,19 +207,24 @@ end
 
 -- Park the consumer loop until a delivery task ends or stop() wakes it.
 local function park(loop, seconds)
-  local hnd, g = c_current()
-  loop.parked = { hnd, g }
+  loop.ph, loop.pg = c_current()
+  loop.parked = true
   c_wait(seconds)
-  loop.parked = nil
+  loop.parked = false
 end
 
 local function unpark(loop)
-  local p = loop.parked
-  if p then c_wake(p[1], p[2]) end
+  if loop.parked then c_wake(loop.ph, loop.pg) end
 end
 
+-- A delivery's task: started with csched.spawn (no sched.Task per
+-- message); loop.running (task handle -> its generation) is for stop(),
+-- which waits for them and cancels what is left.
 local function delivery_task(w, loop, h, d)
-  run_delivery(w, h, d)
+  local th = c_current()
+  bind(loop.ctx) -- the consumer loop's context, as sched.spawn would
+  run_delivery(w, loop, h, d)
+  loop.running[th] = nil
   loop.inflight = loop.inflight - 1
   unpark(loop)
 end
@@ -196,6 +232,7 @@ end
 local function consume(w, loop)
   local h, broker = loop.handler, w.broker
   local lease = h.timeout + M.LEASE_MARGIN
+  loop.ctx = current()
   while not w.stopping do
     local room = loop.prefetch - loop.inflight
     if room <= 0 then
@@ -219,8 +256,8 @@ local function consume(w, loop)
             settle(w, "released", "nack", d)
           else
             loop.inflight = loop.inflight + 1
-            local t = sched.spawn(delivery_task, w, loop, h, d)
-            w.tasks[t] = true
+            local th, tg = c_spawn(delivery_task, w, loop, h, d)
+            loop.running[th] = tg
           end
         end
       end
@@ -283,28 +320,41 @@ function M.start(rt, opts)
   local instances = {}
   for _, c in ipairs(rt.controllers) do instances[c.cls] = c.instance end
   local w = setmetatable({
-    rt = rt, broker = broker, container = rt.container, chain = rt.interceptors, loops = {}, tasks = {},
+    rt = rt, broker = broker, container = rt.container, chain = rt.interceptors, loops = {},
     stopping = false, counts = { acked = 0, retried = 0, dead = 0, released = 0, lost = 0 },
   }, Worker)
-  setmetatable(w.tasks, { __mode = "k" })
   for i, h in ipairs(selected) do
     h.instance = instances[h.controller]
-    local loop = { handler = h, prefetch = opts.prefetch or h.prefetch, inflight = 0 }
+    local loop = { handler = h, prefetch = opts.prefetch or h.prefetch, inflight = 0, running = {}, active = {},
+      timedout = {}, parked = false }
     -- a push broker (RabbitMQ) starts consuming here, at the loop's prefetch
     if broker.subscribe then
       local ok, err, code = broker:subscribe(h.queue, loop.prefetch)
       if not ok then
         w.stopping = true
-        for _, l in ipairs(w.loops) do l.task:wait() end
+        for _, l in ipairs(w.loops) do
+          l.task:wait()
+          l.watchdog:cancel()
+        end
         return nil, err, code
       end
     end
     w.loops[i] = loop
     loop.task = sched.spawn(consume, w, loop)
+    loop.watchdog = sched.spawn(watchdog, loop)
     log.info(format("message bus: %s consumes %s (topic %s, prefetch %d)", controller.where(h):match("handler .*$"),
       h.queue, h.topic, loop.prefetch))
   end
   return w
+end
+
+-- Wait until the loop's deliveries are over, or the deadline.
+local function wait_loop(loop, deadline)
+  while loop.inflight > 0 do
+    local left = deadline - sched.clock()
+    if left <= 0 then return end
+    park(loop, left)
+  end
 end
 
 --- Stop: no more fetching; in-flight handlers get `grace` seconds, then
@@ -323,12 +373,19 @@ function Worker:stop(grace)
       if not ok then log.warn("message bus: stopping the consumer of ", loop.handler.queue, ": ", tostring(err)) end
     end
   end
-  M.drain(self.tasks, grace or 30)
+  local deadline = sched.clock() + (grace or 30)
+  for _, loop in ipairs(self.loops) do wait_loop(loop, deadline) end
+  for _, loop in ipairs(self.loops) do
+    for th, tg in pairs(loop.running) do c_cancel(th, tg) end
+    wait_loop(loop, sched.clock() + 5)
+    loop.watchdog:cancel()
+  end
   return self.counts
 end
 
 --- Give the tasks of a set (task -> true) `grace` seconds in all to end,
---- then cancel those still running (`jararaca scheduler` stops with it too).
+--- then cancel those still running (`jararaca scheduler` stops with it;
+--- the worker's own deliveries are not sched.Tasks: see Worker:stop).
 function M.drain(tasks, grace)
   local deadline = sched.clock() + grace
   for t in pairs(tasks) do
