@@ -442,14 +442,15 @@ function M.server(args)
   -- --scheduler: this process also fires the scheduled actions, exactly as
   -- `jararaca scheduler` (the same store: with --workers N every worker
   -- runs the timers and the claim makes each exclusive tick run once).
+  -- (a failure is the server's startup failure, exit 1 with or without a
+  -- master, whatever the code `jararaca scheduler` gives it)
   local s
   if o.scheduler then
-    local code
-    s, code = start_scheduler(rt, path, {})
+    s = start_scheduler(rt, path, {})
     if not s then
       server.shutdown(srv, 0)
       rt:stop()
-      return code
+      return 1
     end
   end
   log.info(("listening on http://%s:%d (pid %d)"):format(o.host, srv:port(), sys.pid()))

@@ -114,15 +114,18 @@ describe("jararaca server --scheduler", function()
       assert.is_truthy(out:find(" stopped\n", 1, true), out)
     end)
 
-  it("--scheduler on an app without scheduled actions is a startup error", function()
-    local path = dir .. "/none.lua"
-    local f = assert(io.open(path, "w"))
-    f:write("local j = require 'jararaca'\nlocal C = j.RestController('', { name = 'C' })\n",
-      "C.x = j.Get('/x', function() return {} end)\nreturn j.Microservice { name = 'none', controllers = { C } }\n")
-    f:close()
-    local status, out, err = run.run({ server.bin, "server", path, "--port", "0", "--scheduler",
-      "--worker-timeout", "0" }, 30)
-    assert.equal(2, status, out .. err)
-    assert.is_truthy((out .. err):find("the app has no scheduled action to run", 1, true), out .. err)
-  end)
+  it("--scheduler on an app without scheduled actions is a startup error (exit 1, with or without a master)",
+    function()
+      local path = dir .. "/none.lua"
+      local f = assert(io.open(path, "w"))
+      f:write("local j = require 'jararaca'\nlocal C = j.RestController('', { name = 'C' })\n",
+        "C.x = j.Get('/x', function() return {} end)\nreturn j.Microservice { name = 'none', controllers = { C } }\n")
+      f:close()
+      for _, extra in ipairs { { "--worker-timeout", "0" }, { "--workers", "2" } } do
+        local status, out, err = run.run({ server.bin, "server", path, "--port", "0", "--scheduler", extra[1],
+          extra[2] }, 30)
+        assert.equal(1, status, out .. err)
+        assert.is_truthy((out .. err):find("the app has no scheduled action to run", 1, true), out .. err)
+      end
+    end)
 end)
