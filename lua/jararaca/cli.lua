@@ -1,7 +1,7 @@
 -- jararaca.cli: the command line. The C main() runs cli.run(argv) as the
 -- first task; each command returns an exit code.
 --
---   jararaca server app.lua [--host H] [--port P] [--workers N|auto] [...]
+--   jararaca server app.lua [--host H] [--port P] [--workers N|auto] [--scheduler] [...]
 --   jararaca worker app.lua [--handlers a,b] [--groups g] [--prefetch N] [--grace-period S]
 --                           [--workers N|auto] [--broker-url URL]
 --   jararaca scheduler app.lua [--actions a,b] [--groups g] [--grace-period S]
@@ -43,6 +43,7 @@ local SERVER_OPTIONS = {
   { "write-timeout", "number", 30, "seconds a response may take to be written" },
   { "max-connections", "int", 10000, "open connections per worker (503 above)" },
   { "worker-timeout", "number", 30, "seconds a worker's event loop may stall before it is replaced (0 = off)" },
+  { "scheduler", "flag", false, "also fire the app's scheduled actions (all of them), as `jararaca scheduler` does" },
 }
 
 -- `jararaca worker` (jararaca.bus.worker): "" = every handler / group, 0 =
@@ -217,6 +218,8 @@ local function server_help()
     "Serves the HTTP controllers of APP.lua (a file returning jararaca.Microservice{...}):",
     "runs the interceptors' startup, listens, and on SIGTERM or SIGINT stops accepting,",
     "gives requests in flight the grace period, then runs the interceptors' shutdown.",
+    "With --scheduler it also fires the app's scheduled actions, as `jararaca scheduler` does",
+    "(the same store: each exclusive tick runs once, also with --workers N; docs/scheduler.md).",
     "",
     "options (each also from the environment: --port is JARARACA_PORT, --max-body-size is",
     "JARARACA_MAX_BODY_SIZE, ...; the command line wins):",
@@ -361,6 +364,28 @@ local function open_app(cmd, args, specs)
   return o, app, pos[1]
 end
 
+-- Start the scheduler's timers in a started runtime (`scheduler`, and
+-- `server --scheduler`): scheduler | nil, exit code (the error logged:
+-- 2 for a selection or an app that has nothing to run, else 1).
+local function start_scheduler(rt, path, selection)
+  local scheduler = require "jararaca.schedule.scheduler"
+  local s, serr, scode = scheduler.start(rt, selection)
+  if not s then
+    log.error("startup failed for ", path, ": ", tostring(serr))
+    return nil, scode == "invalid" and 2 or 1
+  end
+  -- (a Redis URL's password is never logged)
+  local store = tostring(require("jararaca.schedule").store_url(rt.container, rt.app)):gsub("//[^@/]*@", "//")
+  log.info(("scheduler started (pid %d, store %s)"):format(sys.pid(), store))
+  return s
+end
+
+-- The scheduler's last log line: what its ticks came to.
+local function log_scheduler_counts(c)
+  log.info(("stopped: %d ok, %d failed, %d timed out, %d skipped (overlap), %d not ours, %d published, %d missed")
+    :format(c.ok, c.failed, c.timeout, c.skipped, c.not_ours, c.published, c.missed))
+end
+
 function M.server(args)
   local o, app, path = open_app("server", args, SERVER_OPTIONS)
   if not o then return app end
@@ -414,15 +439,34 @@ function M.server(args)
     rt:stop()
     return 1
   end
+  -- --scheduler: this process also fires the scheduled actions, exactly as
+  -- `jararaca scheduler` (the same store: with --workers N every worker
+  -- runs the timers and the claim makes each exclusive tick run once).
+  -- (a failure is the server's startup failure, exit 1 with or without a
+  -- master, whatever the code `jararaca scheduler` gives it)
+  local s
+  if o.scheduler then
+    s = start_scheduler(rt, path, {})
+    if not s then
+      server.shutdown(srv, 0)
+      rt:stop()
+      return 1
+    end
+  end
   log.info(("listening on http://%s:%d (pid %d)"):format(o.host, srv:port(), sys.pid()))
   sys.worker_ready(stuck_in)
   local sig = sys.next_signal()
   while sig == "SIGHUP" do sig = sys.next_signal() end
-  log.info(sig, ": stopping (grace period ", o["grace-period"], "s)")
-  server.shutdown(srv, o["grace-period"])
+  local grace = o["grace-period"]
+  log.info(sig, ": stopping (grace period ", grace, "s)")
+  -- The drain and the scheduler's grace period run side by side, so the
+  -- whole stop still fits the one grace period the master allows.
+  local sstop = s and require("jararaca.sched").spawn(s.stop, s, grace)
+  server.shutdown(srv, grace)
+  local counts = sstop and select(2, sstop:wait())
   sys.unref_signals()
   local stopped = rt:stop()
-  log.info("stopped")
+  if counts then log_scheduler_counts(counts) else log.info("stopped") end
   return stopped and 0 or 1
 end
 
@@ -503,21 +547,17 @@ function M.scheduler(args)
   sys.watch_signals()
   local rt = start_runtime(app, path, "scheduler")
   if not rt then return 1 end
-  local s, serr, scode = scheduler.start(rt, { actions = scheduler.split(o.actions), groups = scheduler.split(o.groups) })
+  local s, code = start_scheduler(rt, path,
+    { actions = scheduler.split(o.actions), groups = scheduler.split(o.groups) })
   if not s then
-    log.error("startup failed for ", path, ": ", tostring(serr))
     rt:stop()
-    return scode == "invalid" and 2 or 1
+    return code
   end
-  -- (a Redis URL's password is never logged)
-  local store = tostring(require("jararaca.schedule").store_url(rt.container, rt.app)):gsub("//[^@/]*@", "//")
-  log.info(("scheduler started (pid %d, store %s)"):format(sys.pid(), store))
   until_stop_signal(o["grace-period"])
   local c = s:stop(o["grace-period"])
   sys.unref_signals()
   local stopped = rt:stop()
-  log.info(("stopped: %d ok, %d failed, %d timed out, %d skipped (overlap), %d not ours, %d published, %d missed")
-    :format(c.ok, c.failed, c.timeout, c.skipped, c.not_ours, c.published, c.missed))
+  log_scheduler_counts(c)
   return stopped and 0 or 1
 end
 
