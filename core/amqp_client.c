@@ -22,8 +22,8 @@
  * released when all its uv handles have closed and no connect attempt is
  * running on the thread pool.
  *
- * This file is the connection; amqp_topology.c, amqp_publish.c and
- * amqp_deliver.c hold the rest (amqp_int.h). */
+ * This file is the connection; amqp_topology.c, amqp_publish.c,
+ * amqp_deliver.c, amqp_query.c and amqp_out.c hold the rest (amqp_int.h). */
 #include "amqp_int.h"
 
 #include <amqp_tcp_socket.h>

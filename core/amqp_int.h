@@ -2,7 +2,9 @@
  * connection; amqp_topology.c: declarations and consumers, redone on every
  * connection; amqp_publish.c: publishes and confirms; amqp_deliver.c:
  * deliveries and their acknowledgements; amqp_query.c: one-shot queries,
- * queue_info, exchange_exists, purge, get). Not a public header. */
+ * queue_info, exchange_exists, purge, get; amqp_out.c: the output buffer
+ * that publishes and acknowledgements are written through, once per loop
+ * turn). Not a public header. */
 #ifndef JR_AMQP_INT_H
 #define JR_AMQP_INT_H
 
