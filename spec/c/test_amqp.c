@@ -155,21 +155,29 @@ static int topology(jr_amqp *a, const char *ex, const char *q)
     return d1.calls == 1 && d2.calls == 1 && d3.calls == 1 && !d1.status && !d2.status && !d3.status ? 0 : -1;
 }
 
-/* Up, with an exchange and a queue bound to it of this test's own (tag). */
-static jr_amqp *up_with_topology(const char *tag, const char **ex, const char **q)
+/* Up at url (fast_opts), with an exchange and a queue bound to it of this
+ * test's own (tag). */
+static jr_amqp *topology_at(const char *url, const char *tag, const char **ex, const char **q)
 {
     char n[64];
     snprintf(n, sizeof n, "%s.ex", tag);
     *ex = name(n);
     snprintf(n, sizeof n, "%s.q", tag);
     *q = name(n);
-    jr_amqp *a = connect_up();
+    jr_amqp_options o = fast_opts();
+    jr_amqp *a = connect_at(url, &o);
+    CHECK(a != NULL);
     if (a && topology(a, *ex, *q) != 0) {
         CHECK(!"topology declared");
         jr_amqp_free(a);
         return NULL;
     }
     return a;
+}
+
+static jr_amqp *up_with_topology(const char *tag, const char **ex, const char **q)
+{
+    return topology_at(g_url, tag, ex, q);
 }
 
 static int publish_text(jr_amqp *a, const char *ex, const char *rk, const char *body, done *d)
@@ -414,12 +422,9 @@ static const char *proxied_url(void)
 
 TEST(a_connection_closed_by_the_broker_reconnects_redeclares_and_resumes)
 {
-    const char *ex = name("rc.ex"), *q = name("rc.q");
-    jr_amqp_options o = fast_opts();
-    jr_amqp *a = connect_at(proxied_url(), &o);
-    CHECK(a != NULL);
+    const char *ex, *q;
+    jr_amqp *a = topology_at(proxied_url(), "rc", &ex, &q);
     if (!a) return;
-    CHECK_EQ_INT(topology(a, ex, q), 0);
     done c1 = {0};
     publish_text(a, ex, q, "before", &c1);
     CHECK(jr_amqp_consume(a, q, 5, on_delivery, NULL) > 0);
@@ -603,6 +608,18 @@ static void reset_ordered(int want)
     g_want_status = want;
 }
 
+/* Wait for n confirms, then: each once, in order, with the status wanted. */
+static void wait_ordered(int n, unsigned ms)
+{
+    WAIT(g_conf_calls >= n, ms);
+    CHECK_EQ_INT(g_conf_calls, n);
+    CHECK_EQ_INT(g_out_of_order, 0);
+    CHECK_EQ_INT(g_conf_status_bad, 0);
+    int once = 1;
+    for (int i = 0; i < n; i++) once &= g_conf[i] == 1;
+    CHECK(once);
+}
+
 static int g_seen, g_bad_delivery;
 
 /* Delivery k (in order, one queue, one consumer) must be publish k whole. */
@@ -646,13 +663,7 @@ TEST(ten_thousand_publishes_confirm_once_in_order_and_arrive_with_their_headers)
         jr_amqp_props p = {mid, ctype, h, 2};
         CHECK_EQ_INT(jr_amqp_publish(a, ex, q, body, strlen(body), &p, on_ordered, (void *)(uintptr_t)i), 0);
     }
-    WAIT(g_conf_calls >= NPUB, 30000);
-    CHECK_EQ_INT(g_conf_calls, NPUB);
-    CHECK_EQ_INT(g_out_of_order, 0);
-    CHECK_EQ_INT(g_conf_status_bad, 0);
-    int once = 1;
-    for (size_t i = 0; i < NPUB; i++) once &= g_conf[i] == 1;
-    CHECK(once);
+    wait_ordered(NPUB, 30000);
     g_seen = g_bad_delivery = 0;
     CHECK(jr_amqp_consume(a, q, 500, on_checked, NULL) > 0);
     WAIT(g_seen >= NPUB, 30000);
@@ -710,12 +721,9 @@ TEST(a_publish_larger_than_frame_max_is_split_into_body_frames)
 
 TEST(a_drop_mid_batch_tells_every_publish_disconnected_once_in_order)
 {
-    const char *ex = name("cut.ex"), *q = name("cut.q");
-    jr_amqp_options o = fast_opts();
-    jr_amqp *a = connect_at(proxied_url(), &o);
-    CHECK(a != NULL);
+    const char *ex, *q;
+    jr_amqp *a = topology_at(proxied_url(), "cut", &ex, &q);
     if (!a) return;
-    CHECK_EQ_INT(topology(a, ex, q), 0);
     /* 1000 publishes in one loop turn: about 120 KB of frames, so part is
      * written (the buffer's 64 KiB bound) and part still waits for the
      * turn's send() when the connection is cut */
@@ -724,13 +732,7 @@ TEST(a_drop_mid_batch_tells_every_publish_disconnected_once_in_order)
     for (int i = 0; i < NCUT; i++)
         CHECK_EQ_INT(jr_amqp_publish(a, ex, q, "cut short", 9, NULL, on_ordered, (void *)(uintptr_t)i), 0);
     proxy_cut();
-    WAIT(g_conf_calls >= NCUT, 10000);
-    CHECK_EQ_INT(g_conf_calls, NCUT);
-    CHECK_EQ_INT(g_out_of_order, 0);
-    CHECK_EQ_INT(g_conf_status_bad, 0);
-    int once = 1;
-    for (size_t i = 0; i < NCUT; i++) once &= g_conf[i] == 1;
-    CHECK(once);
+    wait_ordered(NCUT, 10000);
     jr_amqp_stats st;
     jr_amqp_get_stats(a, &st);
     CHECK_EQ_INT((int)st.unconfirmed, NCUT);
