@@ -22,8 +22,8 @@
  * released when all its uv handles have closed and no connect attempt is
  * running on the thread pool.
  *
- * This file is the connection; amqp_topology.c, amqp_publish.c and
- * amqp_deliver.c hold the rest (amqp_int.h). */
+ * This file is the connection; amqp_topology.c, amqp_publish.c,
+ * amqp_deliver.c, amqp_query.c and amqp_out.c hold the rest (amqp_int.h). */
 #include "amqp_int.h"
 
 #include <amqp_tcp_socket.h>
@@ -153,7 +153,7 @@ static void detach(jr_amqp *a)
         a->dead = a->conn;
         a->conn = NULL;
     }
-    jr_buf_reset(&a->acks); /* their tags died with the connection */
+    jr_buf_recycle(&a->out, 0); /* acks: their tags died with the connection; publishes: told below */
     uv_prepare_stop(&a->flush);
     qry **qtail = &a->qdead;
     while (*qtail) qtail = &(*qtail)->next;
@@ -558,7 +558,7 @@ jr_amqp *jr_amqp_new(uv_loop_t *loop, const char *url, const jr_amqp_options *op
     a->rng = uv_hrtime() ^ ((uint64_t)(uintptr_t)a << 16) ^ 0x9e3779b97f4a7c15ULL;
     jr_buf_init(&a->d.meta);
     jr_buf_init(&a->d.body);
-    jr_buf_init(&a->acks);
+    jr_buf_init(&a->out);
     uv_timer_init(loop, &a->timer);
     uv_timer_init(loop, &a->tick);
     uv_timer_init(loop, &a->soon);
@@ -588,7 +588,7 @@ static void maybe_release(jr_amqp *a)
     }
     jr_buf_free(&a->d.meta);
     jr_buf_free(&a->d.body);
-    jr_buf_free(&a->acks);
+    jr_buf_free(&a->out);
     free(a->d.hoff);
     free(a->d.hv);
     jr_amqp_url_free(&a->url);
@@ -600,7 +600,7 @@ void jr_amqp_free(jr_amqp *a)
     if (!a || a->closing) return;
     a->closing = 1;
     if (a->conn) {
-        jr_amqp_acks_flush(a); /* acked before the close: not delivered again */
+        jr_amqp_out_flush(a); /* acked before the close: not delivered again */
         /* tell the broker (it requeues our unacknowledged deliveries either way) */
         amqp_connection_close_t m = {AMQP_REPLY_SUCCESS, B("bye"), 0, 0};
         amqp_send_method(a->conn, 0, AMQP_CONNECTION_CLOSE_METHOD, &m);

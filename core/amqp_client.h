@@ -24,7 +24,9 @@
  * that is done. From then on every frame is read on the loop when the socket
  * is readable (a zero timeout: never waiting) and every write is a
  * non-blocking send; a write waits only when the kernel's send buffer is
- * full (the broker not reading, e.g. under its memory alarm).
+ * full (the broker not reading, e.g. under its memory alarm). Publishes
+ * and acknowledgements made in one turn of the loop are written together,
+ * in call order, by one send() before the loop next waits.
  *
  * Heartbeats: heartbeat_s is proposed to the broker (the smaller non-zero
  * one wins); we send a heartbeat frame every half interval and drop the

@@ -4,11 +4,8 @@
  * settled by tag (ack, nack, reject). */
 #include "amqp_int.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
-#include <sys/socket.h>
 
 static size_t meta_str(jr_amqp *a, amqp_bytes_t b)
 {
@@ -156,86 +153,10 @@ void jr_amqp_on_body(jr_amqp *a, const amqp_frame_t *f)
     if (d->body.len >= d->body_size) dispatch(a);
 }
 
-/* ---- acks, written in batches ----
- * A consumer acks every message: a send() each (the kernel's loopback or
- * TCP path per call) is most of a consumer's CPU. So an ack's frame is
- * encoded here into a->acks and written, with the others of the same loop
- * iteration, by one send() from the prepare handle (before the loop waits
- * again), or at once when ACKS_MAX bytes wait. Each ack stays its own
- * frame: the broker sees what one send() per ack would have sent. Whatever
- * else must follow them on the wire (a nack or reject, the connection's
- * close) writes them first. librabbitmq writes whole frames before it
- * returns, so between its calls the stream is at a frame boundary. */
-
-enum { ACK_FRAME = 21, ACKS_MAX = 16384 };
-
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (uint8_t)(v & 0xff);
-}
-
-int jr_amqp_acks_flush(jr_amqp *a)
-{
-    size_t len = a->acks.len, off = 0;
-    uv_prepare_stop(&a->flush);
-    if (len == 0 || !a->conn) {
-        jr_buf_reset(&a->acks);
-        return 0;
-    }
-    int fd = amqp_get_sockfd(a->conn), err = 0;
-    while (off < len && !err) {
-        ssize_t n = send(fd, a->acks.data + off, len - off, MSG_NOSIGNAL);
-        if (n > 0) {
-            off += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            /* the socket's buffer is full: wait, as librabbitmq's own sends
-             * do (a partial frame cannot be left for its next write) */
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            int hb = a->hb_ms ? (int)a->hb_ms * 2 : 30000;
-            if (poll(&p, 1, hb) <= 0) err = 1;
-        } else {
-            err = 1;
-        }
-    }
-    jr_buf_reset(&a->acks);
-    if (err) {
-        jr_amqp_fail_soon(a, AMQP_STATUS_SOCKET_ERROR, "acknowledging");
-        return -1;
-    }
-    a->last_send = uv_now(a->loop);
-    return 0;
-}
-
-void jr_amqp_on_flush(uv_prepare_t *h) { jr_amqp_acks_flush(h->data); }
-
-static int ack_later(jr_amqp *a, uint64_t t)
-{
-    uint8_t f[ACK_FRAME]; /* method frame: type, channel, size; class, method, tag, multiple; frame end */
-    f[0] = AMQP_FRAME_METHOD;
-    put_be(f + 1, CH_CONS, 2);
-    put_be(f + 3, 13, 4);
-    put_be(f + 7, AMQP_BASIC_ACK_METHOD, 4);
-    put_be(f + 11, t, 8);
-    f[19] = 0;
-    f[20] = AMQP_FRAME_END;
-    if (a->acks.len == 0) uv_prepare_start(&a->flush, jr_amqp_on_flush);
-    if (jr_buf_append(&a->acks, f, sizeof f) == 0) {
-        if (a->acks.len >= ACKS_MAX && jr_amqp_acks_flush(a) != 0) return JR_AMQP_EDISCONNECTED;
-        return 0;
-    }
-    /* no memory for the batch: this one alone, after the others */
-    if (jr_amqp_acks_flush(a) != 0) return JR_AMQP_EDISCONNECTED;
-    amqp_basic_ack_t m = {t, 0};
-    int rc = amqp_send_method(a->conn, CH_CONS, AMQP_BASIC_ACK_METHOD, &m);
-    if (rc != AMQP_STATUS_OK) {
-        jr_amqp_fail_soon(a, rc, "acknowledging");
-        return JR_AMQP_EDISCONNECTED;
-    }
-    a->last_send = uv_now(a->loop);
-    return 0;
-}
+/* ---- settling ----
+ * An ack, nack or reject goes into the output buffer (amqp_out.c), written
+ * with the other frames of this loop turn (and in their order) by one
+ * send(). */
 
 int jr_amqp_tag_live(const jr_amqp *a, uint64_t tag)
 {
@@ -248,22 +169,16 @@ static int settle(jr_amqp *a, uint64_t tag, amqp_method_number_t id, int requeue
     uint64_t gen = tag >> TAG_BITS, t = tag & TAG_MASK;
     if (gen == 0 || gen > a->gen || t == 0) return JR_AMQP_EINVALID;
     if (gen != a->gen || !a->conn) return JR_AMQP_EDISCONNECTED;
-    if (id == AMQP_BASIC_ACK_METHOD) return ack_later(a, t);
-    if (jr_amqp_acks_flush(a) != 0) return JR_AMQP_EDISCONNECTED; /* the acks before it go first */
-    int rc;
-    if (id == AMQP_BASIC_NACK_METHOD) {
-        amqp_basic_nack_t m = {t, 0, requeue ? 1 : 0};
-        rc = amqp_send_method(a->conn, CH_CONS, id, &m);
-    } else {
-        amqp_basic_reject_t m = {t, requeue ? 1 : 0};
-        rc = amqp_send_method(a->conn, CH_CONS, id, &m);
-    }
-    if (rc != AMQP_STATUS_OK) {
-        jr_amqp_fail_soon(a, rc, "acknowledging");
-        return JR_AMQP_EDISCONNECTED;
-    }
-    a->last_send = uv_now(a->loop);
-    return 0;
+    union {
+        amqp_basic_ack_t ack;
+        amqp_basic_nack_t nack;
+        amqp_basic_reject_t reject;
+    } m;
+    if (id == AMQP_BASIC_ACK_METHOD) m.ack = (amqp_basic_ack_t){t, 0};
+    else if (id == AMQP_BASIC_NACK_METHOD) m.nack = (amqp_basic_nack_t){t, 0, requeue ? 1 : 0};
+    else m.reject = (amqp_basic_reject_t){t, requeue ? 1 : 0};
+    /* arguments: a long long tag and one octet of bits */
+    return jr_amqp_out_method(a, CH_CONS, id, &m, 9) == 0 ? 0 : JR_AMQP_EDISCONNECTED;
 }
 
 int jr_amqp_ack(jr_amqp *a, uint64_t tag) { return settle(a, tag, AMQP_BASIC_ACK_METHOD, 0); }

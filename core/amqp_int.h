@@ -2,7 +2,9 @@
  * connection; amqp_topology.c: declarations and consumers, redone on every
  * connection; amqp_publish.c: publishes and confirms; amqp_deliver.c:
  * deliveries and their acknowledgements; amqp_query.c: one-shot queries,
- * queue_info, exchange_exists, purge, get). Not a public header. */
+ * queue_info, exchange_exists, purge, get; amqp_out.c: the output buffer
+ * that publishes and acknowledgements are written through, once per loop
+ * turn). Not a public header. */
 #ifndef JR_AMQP_INT_H
 #define JR_AMQP_INT_H
 
@@ -132,7 +134,7 @@ struct jr_amqp {
     pubm *dying;         /* in flight at a drop, their callbacks running */
     uint64_t up_since;   /* uv_now when last up */
     dstate d;
-    jr_buf acks;        /* basic.ack frames not written yet (amqp_deliver.c) */
+    jr_buf out;         /* frames not written yet: acks, publishes (amqp_out.c) */
     uv_prepare_t flush; /* writes them before the loop next waits */
     jr_amqp_stats st;
     uint64_t rng;
@@ -155,11 +157,32 @@ static inline char *sdup(const char *s, int *bad)
 /* An AMQP short string: 0..255 bytes (non-empty unless empty_ok). */
 static inline int name_ok(const char *s, int empty_ok) { return s && (empty_ok || *s) && strlen(s) <= 255; }
 
-/* amqp_deliver.c: write the acks waiting in a->acks (0, or -1: the
- * connection is failing). Before anything that must follow them on the
- * wire; a drop discards them (their tags died with the connection). */
-int jr_amqp_acks_flush(jr_amqp *a);
+static inline void jr_amqp_put_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (uint8_t)(v & 0xff);
+}
+
+/* amqp_out.c: the output buffer, written once per loop turn. */
+/* Write the frames waiting in a->out (0, or -1: the connection is failing,
+ * the drop comes from the loop). Before anything that must follow them on
+ * the wire; a drop discards them (their publishes are told EDISCONNECTED,
+ * the acks' tags died with the connection). */
+int jr_amqp_out_flush(jr_amqp *a);
 void jr_amqp_on_flush(uv_prepare_t *h);
+/* Room for n more bytes at the end of a->out, NULL when out of memory (the
+ * caller writes its frame alone, after jr_amqp_out_flush). */
+uint8_t *jr_amqp_out_room(jr_amqp *a, size_t n);
+/* n bytes (whole frames) were written at jr_amqp_out_room: they go with
+ * this loop turn's send(), or now when enough wait. 0, or -1 as flush. */
+int jr_amqp_out_add(jr_amqp *a, size_t n);
+/* A frame's header (type, channel, payload size) and end octet around a
+ * payload of size bytes at the returned p + 7: FRAME_OVERHEAD bytes in all. */
+enum { FRAME_OVERHEAD = 8 };
+uint8_t *jr_amqp_frame_head(uint8_t *p, int type, uint16_t ch, size_t size);
+/* Method m (id) on channel ch into a->out; max bounds its encoded
+ * arguments. 0, or -1: the connection is failing (the drop comes from the
+ * loop). */
+int jr_amqp_out_method(jr_amqp *a, uint16_t ch, amqp_method_number_t id, void *m, size_t max);
 
 /* amqp_client.c */
 /* Drop the connection and schedule the next attempt (callbacks run from it:

@@ -39,10 +39,61 @@ void jr_amqp_on_confirm(jr_amqp *a, uint64_t tag, int multiple, int status)
     }
 }
 
+/* A short string's encoded size (B() sends NULL as ""). */
+static size_t shortstr_size(const char *s) { return 1 + (s ? strlen(s) : 0); }
+
+/* The publish's three kinds of frames (AMQP 0-9-1, 2.3.5 and 4.2.6): the
+ * basic.publish method frame; the content header frame: class (60),
+ * weight (0), body size, then the property flags and list; the body in
+ * frames of at most frame_max - 8 bytes (none for an empty body). Encoded
+ * into a->out with librabbitmq's documented encoders (amqp_framing.h:
+ * amqp_encode_method, amqp_encode_properties; they return the encoded
+ * length), around frame headers of our own: what amqp_basic_publish
+ * writes, in one buffer. PUB_* or an AMQP_STATUS error (negative). */
+enum { PUB_SENT = 0, PUB_NO_ROOM = 1, PUB_FAILING = 2 };
+static int encode_pub(jr_amqp *a, const pubm *p, amqp_basic_properties_t *props)
+{
+    int fmax = amqp_get_frame_max(a->conn);
+    size_t chunk = fmax > FRAME_OVERHEAD ? (size_t)fmax - FRAME_OVERHEAD : p->len + 1; /* 0: no limit */
+    size_t nbody = (p->len + chunk - 1) / chunk;
+    size_t margs = 2 + shortstr_size(p->exchange) + shortstr_size(p->rk) + 1; /* ticket, names, bits */
+    size_t pargs = 2 + 1;                                                     /* flags, delivery mode */
+    if (p->ctype) pargs += shortstr_size(p->ctype);
+    if (p->mid) pargs += shortstr_size(p->mid);
+    if (p->nh) pargs += 4;
+    for (size_t i = 0; i < p->nh; i++) pargs += shortstr_size(p->h[i].key) + 1 + 4 + p->h[i].vlen;
+    size_t need = FRAME_OVERHEAD + 4 + margs + FRAME_OVERHEAD + 12 + pargs + nbody * FRAME_OVERHEAD + p->len;
+    uint8_t *f = jr_amqp_out_room(a, need), *w = f;
+    if (!f) return PUB_NO_ROOM;
+    amqp_basic_publish_t m = {0, B(p->exchange), B(p->rk), 0, 0};
+    int n = amqp_encode_method(AMQP_BASIC_PUBLISH_METHOD, &m, (amqp_bytes_t){margs, w + 7 + 4});
+    if (n < 0) return n;
+    jr_amqp_put_be(jr_amqp_frame_head(w, AMQP_FRAME_METHOD, CH_PUB, 4 + (size_t)n), AMQP_BASIC_PUBLISH_METHOD, 4);
+    w += FRAME_OVERHEAD + 4 + (size_t)n;
+    n = amqp_encode_properties(AMQP_BASIC_CLASS, props, (amqp_bytes_t){pargs, w + 7 + 12});
+    if (n < 0) return n;
+    uint8_t *h = jr_amqp_frame_head(w, AMQP_FRAME_HEADER, CH_PUB, 12 + (size_t)n);
+    jr_amqp_put_be(h, AMQP_BASIC_CLASS, 2);
+    jr_amqp_put_be(h + 2, 0, 2);
+    jr_amqp_put_be(h + 4, p->len, 8);
+    w += FRAME_OVERHEAD + 12 + (size_t)n;
+    for (size_t off = 0, k; off < p->len; off += k) {
+        k = p->len - off < chunk ? p->len - off : chunk;
+        memcpy(jr_amqp_frame_head(w, AMQP_FRAME_BODY, CH_PUB, k), p->body + off, k);
+        w += FRAME_OVERHEAD + k;
+    }
+    return jr_amqp_out_add(a, (size_t)(w - f)) == 0 ? PUB_SENT : PUB_FAILING; /* failing: the drop is scheduled */
+}
+
+/* 0, or -1: the connection is failing (the drop, from the loop, tells p
+ * and the other unconfirmed publishes). */
 static int send_pub(jr_amqp *a, pubm *p)
 {
-    amqp_table_entry_t *ent = p->nh ? calloc(p->nh, sizeof *ent) : NULL;
-    if (p->nh && !ent) return AMQP_STATUS_NO_MEMORY;
+    amqp_table_entry_t one, *ent = p->nh > 1 ? calloc(p->nh, sizeof *ent) : &one;
+    if (!ent) {
+        jr_amqp_fail_soon(a, AMQP_STATUS_NO_MEMORY, "publishing");
+        return -1;
+    }
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof props);
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
@@ -66,10 +117,22 @@ static int send_pub(jr_amqp *a, pubm *p)
         props.headers.num_entries = (int)p->nh;
         props.headers.entries = ent;
     }
-    amqp_bytes_t body = {p->len, (void *)p->body};
-    int rc = amqp_basic_publish(a->conn, CH_PUB, B(p->exchange), B(p->rk), 0, 0, &props, body);
-    free(ent);
-    return rc;
+    int rc = encode_pub(a, p, &props), failing = rc == PUB_FAILING;
+    if (rc == PUB_NO_ROOM) { /* no memory for the batch: this one alone, after the others */
+        failing = jr_amqp_out_flush(a) != 0;
+        if (!failing) {
+            amqp_bytes_t body = {p->len, (void *)p->body};
+            rc = amqp_basic_publish(a->conn, CH_PUB, B(p->exchange), B(p->rk), 0, 0, &props, body);
+            if (rc == AMQP_STATUS_OK) a->last_send = uv_now(a->loop);
+        }
+    }
+    if (ent != &one) free(ent);
+    if (failing) return -1;
+    if (rc != AMQP_STATUS_OK) {
+        jr_amqp_fail_soon(a, rc, "publishing");
+        return -1;
+    }
+    return 0;
 }
 
 /* Number p (confirms count publishes from 1 per channel), put it in flight,
@@ -94,13 +157,8 @@ void jr_amqp_flush_queue(jr_amqp *a)
         if (!a->qhead) a->qtail = NULL;
         a->qbytes -= p->len;
         a->st.pending--;
-        int rc = send_inflight(a, p);
-        if (rc != AMQP_STATUS_OK) {
-            jr_amqp_conn_fail(a, "publishing: %s", amqp_error_string2(rc));
-            return;
-        }
+        if (send_inflight(a, p) != 0) return;
     }
-    a->last_send = uv_now(a->loop);
 }
 
 void jr_amqp_fail_pubs(jr_amqp *a, pubm **head, int status, const char *why)
@@ -130,13 +188,17 @@ int jr_amqp_publish(jr_amqp *a, const char *exchange, const char *routing_key, c
     if (!a || a->closing) return JR_AMQP_ECLOSED;
     jr_amqp_props none = {0};
     if (!props) props = &none;
-    if (!exchange || !name_ok(routing_key, 1) || strlen(exchange) > 255 || (len && !body) ||
-        (props->nheaders && !props->headers))
+    /* names, message id, content type and header keys are AMQP short
+     * strings: at most 255 bytes (the encoder would refuse the frame) */
+    if (!exchange || !name_ok(routing_key, 1) || !name_ok(exchange, 1) || (len && !body) ||
+        (props->nheaders && !props->headers) || (props->message_id && !name_ok(props->message_id, 1)) ||
+        (props->content_type && !name_ok(props->content_type, 1)))
         return JR_AMQP_EINVALID;
     size_t total = sizeof(pubm) + props->nheaders * sizeof(jr_amqp_header) + opt_len(exchange) +
                    opt_len(routing_key) + opt_len(props->message_id) + opt_len(props->content_type) + len;
     for (size_t i = 0; i < props->nheaders; i++) {
-        if (!props->headers[i].key || (props->headers[i].vlen && !props->headers[i].value)) return JR_AMQP_EINVALID;
+        if (!name_ok(props->headers[i].key, 1) || (props->headers[i].vlen && !props->headers[i].value))
+            return JR_AMQP_EINVALID;
         total += opt_len(props->headers[i].key) + props->headers[i].vlen;
     }
     int sending = a->state == ST_UP && !a->ops && !a->qhead;
@@ -169,9 +231,7 @@ int jr_amqp_publish(jr_amqp *a, const char *exchange, const char *routing_key, c
         a->st.pending++;
         return 0;
     }
-    int rc = send_inflight(a, p);
-    if (rc != AMQP_STATUS_OK) jr_amqp_fail_soon(a, rc, "publishing");
-    else a->last_send = uv_now(a->loop);
+    send_inflight(a, p); /* a failure is reported from the loop */
     return 0;
 }
 

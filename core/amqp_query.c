@@ -34,6 +34,7 @@ int jr_amqp_query_on_decl(const qry *q) { return q->kind != Q_GET || q->step == 
 
 int jr_amqp_query_send(jr_amqp *a, const qry *q)
 {
+    if (jr_amqp_out_flush(a) != 0) return AMQP_STATUS_SOCKET_ERROR; /* what was made before it goes first */
     if (q->kind == Q_EXCHANGE) {
         amqp_exchange_declare_t m = {0, B(q->name), B(""), 1, 0, 0, 0, 0, amqp_empty_table};
         return amqp_send_method(a->conn, CH_DECL, AMQP_EXCHANGE_DECLARE_METHOD, &m);

@@ -30,6 +30,8 @@ static int send_op(jr_amqp *a, op *o)
 {
     amqp_table_entry_t e[4];
     int n = 0;
+    /* the publishes and acks made before it go first (amqp_out.c) */
+    if (jr_amqp_out_flush(a) != 0) return AMQP_STATUS_SOCKET_ERROR;
     if (o->kind == OP_REOPEN) {
         amqp_channel_open_t m = {amqp_empty_bytes};
         return amqp_send_method(a->conn, CH_DECL, AMQP_CHANNEL_OPEN_METHOD, &m);

@@ -155,21 +155,29 @@ static int topology(jr_amqp *a, const char *ex, const char *q)
     return d1.calls == 1 && d2.calls == 1 && d3.calls == 1 && !d1.status && !d2.status && !d3.status ? 0 : -1;
 }
 
-/* Up, with an exchange and a queue bound to it of this test's own (tag). */
-static jr_amqp *up_with_topology(const char *tag, const char **ex, const char **q)
+/* Up at url (fast_opts), with an exchange and a queue bound to it of this
+ * test's own (tag). */
+static jr_amqp *topology_at(const char *url, const char *tag, const char **ex, const char **q)
 {
     char n[64];
     snprintf(n, sizeof n, "%s.ex", tag);
     *ex = name(n);
     snprintf(n, sizeof n, "%s.q", tag);
     *q = name(n);
-    jr_amqp *a = connect_up();
+    jr_amqp_options o = fast_opts();
+    jr_amqp *a = connect_at(url, &o);
+    CHECK(a != NULL);
     if (a && topology(a, *ex, *q) != 0) {
         CHECK(!"topology declared");
         jr_amqp_free(a);
         return NULL;
     }
     return a;
+}
+
+static jr_amqp *up_with_topology(const char *tag, const char **ex, const char **q)
+{
+    return topology_at(g_url, tag, ex, q);
 }
 
 static int publish_text(jr_amqp *a, const char *ex, const char *rk, const char *body, done *d)
@@ -414,12 +422,9 @@ static const char *proxied_url(void)
 
 TEST(a_connection_closed_by_the_broker_reconnects_redeclares_and_resumes)
 {
-    const char *ex = name("rc.ex"), *q = name("rc.q");
-    jr_amqp_options o = fast_opts();
-    jr_amqp *a = connect_at(proxied_url(), &o);
-    CHECK(a != NULL);
+    const char *ex, *q;
+    jr_amqp *a = topology_at(proxied_url(), "rc", &ex, &q);
     if (!a) return;
-    CHECK_EQ_INT(topology(a, ex, q), 0);
     done c1 = {0};
     publish_text(a, ex, q, "before", &c1);
     CHECK(jr_amqp_consume(a, q, 5, on_delivery, NULL) > 0);
@@ -578,6 +583,231 @@ TEST(ten_thousand_confirms_arrive_exactly_once)
     for (size_t i = 0; i < NPUB; i++) once &= g_conf[i] == 1;
     CHECK(once);
     CHECK_COUNTS(q, NPUB, 0);
+    jr_amqp_free(a);
+}
+
+/* ---- publishes written in batches (core/amqp_out.c) ---- */
+
+static int g_next_conf, g_out_of_order, g_conf_status_bad, g_want_status;
+
+/* Confirms must come once each and in publish order (ud = the index). */
+static void on_ordered(jr_amqp *a, int status, const char *why, void *ud)
+{
+    size_t i = (size_t)(uintptr_t)ud;
+    if (i < NPUB) g_conf[i]++;
+    if ((int)i != g_next_conf) g_out_of_order++;
+    if (status != g_want_status) g_conf_status_bad++;
+    g_next_conf = (int)i + 1;
+    g_conf_calls++;
+}
+
+static void reset_ordered(int want)
+{
+    memset(g_conf, 0, sizeof g_conf);
+    g_conf_calls = g_next_conf = g_out_of_order = g_conf_status_bad = 0;
+    g_want_status = want;
+}
+
+/* Wait for n confirms, then: each once, in order, with the status wanted. */
+static void wait_ordered(int n, unsigned ms)
+{
+    WAIT(g_conf_calls >= n, ms);
+    CHECK_EQ_INT(g_conf_calls, n);
+    CHECK_EQ_INT(g_out_of_order, 0);
+    CHECK_EQ_INT(g_conf_status_bad, 0);
+    int once = 1;
+    for (int i = 0; i < n; i++) once &= g_conf[i] == 1;
+    CHECK(once);
+}
+
+static int g_seen, g_bad_delivery;
+
+/* Delivery k (in order, one queue, one consumer) must be publish k whole. */
+static void on_checked(jr_amqp *a, const jr_amqp_delivery *d, void *ud)
+{
+    char want[64];
+    int k = g_seen++, bad = 0;
+    snprintf(want, sizeof want, "m-%d", k);
+    bad |= !d->message_id || strcmp(d->message_id, want) != 0;
+    snprintf(want, sizeof want, "text/x-%d", k % 3);
+    bad |= !d->content_type || strcmp(d->content_type, want) != 0;
+    snprintf(want, sizeof want, "body %d", k);
+    bad |= d->len != strlen(want) || memcmp(d->body, want, d->len) != 0;
+    int n_ok = 0, kind_ok = 0;
+    for (size_t i = 0; i < d->nheaders; i++) {
+        snprintf(want, sizeof want, "%d", k);
+        if (strcmp(d->headers[i].key, "n") == 0)
+            n_ok = d->headers[i].vlen == strlen(want) && memcmp(d->headers[i].value, want, d->headers[i].vlen) == 0;
+        if (strcmp(d->headers[i].key, "kind") == 0)
+            kind_ok = d->headers[i].vlen == 4 && memcmp(d->headers[i].value, "bulk", 4) == 0;
+    }
+    bad |= d->nheaders != 2 || !n_ok || !kind_ok;
+    if (bad && g_bad_delivery++ < 3) fprintf(stderr, "  delivery %d: not publish %d as sent\n", k, k);
+    jr_amqp_ack(a, d->tag);
+}
+
+TEST(ten_thousand_publishes_confirm_once_in_order_and_arrive_with_their_headers)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("batch", &ex, &q);
+    CHECK(a != NULL);
+    if (!a) return;
+    reset_ordered(JR_AMQP_OK);
+    for (int i = 0; i < NPUB; i++) {
+        char mid[32], ctype[32], n[16], body[32];
+        snprintf(mid, sizeof mid, "m-%d", i);
+        snprintf(ctype, sizeof ctype, "text/x-%d", i % 3);
+        snprintf(n, sizeof n, "%d", i);
+        snprintf(body, sizeof body, "body %d", i);
+        jr_amqp_header h[2] = {{"n", n, strlen(n)}, {"kind", "bulk", 4}};
+        jr_amqp_props p = {mid, ctype, h, 2};
+        CHECK_EQ_INT(jr_amqp_publish(a, ex, q, body, strlen(body), &p, on_ordered, (void *)(uintptr_t)i), 0);
+    }
+    wait_ordered(NPUB, 30000);
+    g_seen = g_bad_delivery = 0;
+    CHECK(jr_amqp_consume(a, q, 500, on_checked, NULL) > 0);
+    WAIT(g_seen >= NPUB, 30000);
+    CHECK_EQ_INT(g_seen, NPUB);
+    CHECK_EQ_INT(g_bad_delivery, 0);
+    CHECK_COUNTS(q, 0, 0);
+    CHECK_EQ_INT(E.downs, 0);
+    jr_amqp_free(a);
+}
+
+static void fill(char *b, size_t n)
+{
+    for (size_t j = 0; j < n; j++) b[j] = (char)((j * 31 + n) & 0xff);
+}
+
+TEST(a_publish_larger_than_frame_max_is_split_into_body_frames)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("big", &ex, &q);
+    CHECK(a != NULL);
+    if (!a) return;
+    /* frame_max is 131072 (we ask for it, RabbitMQ's default): a body
+     * frame carries at most 131064 bytes; the broker closes the connection
+     * on a larger frame */
+    size_t sizes[] = {131064, 131065, 400000, 0, 7};
+    enum { NS = sizeof sizes / sizeof sizes[0] };
+    char *b = malloc(400000);
+    CHECK(b != NULL);
+    if (!b) return;
+    done d[NS] = {{0}};
+    for (int i = 0; i < NS; i++) {
+        fill(b, sizes[i]);
+        CHECK_EQ_INT(jr_amqp_publish(a, ex, q, b, sizes[i], NULL, on_done, &d[i]), 0);
+    }
+    /* (RabbitMQ may confirm these out of order: the big ones go to its
+     * message store, the small ones into the queue's index) */
+    WAIT(d[0].calls && d[1].calls && d[2].calls && d[3].calls && d[4].calls, 10000);
+    for (int i = 0; i < NS; i++) {
+        CHECK_EQ_INT(d[i].calls, 1);
+        CHECK_EQ_INT(d[i].status, JR_AMQP_OK);
+    }
+    E.auto_ack = 1;
+    CHECK(jr_amqp_consume(a, q, 10, on_delivery, NULL) > 0);
+    WAIT(E.nd >= NS, 10000);
+    CHECK_EQ_INT(E.nd, NS);
+    for (int i = 0; i < NS && i < E.nd; i++) {
+        fill(b, sizes[i]);
+        CHECK_EQ_INT((int)E.body[i].len, (int)sizes[i]);
+        CHECK(E.body[i].len == sizes[i] && (sizes[i] == 0 || memcmp(E.body[i].data, b, sizes[i]) == 0));
+    }
+    CHECK_EQ_INT(E.downs, 0);
+    free(b);
+    jr_amqp_free(a);
+}
+
+TEST(a_body_bigger_than_the_socket_buffer_waits_for_room_and_keeps_the_order)
+{
+    const char *ex, *q;
+    jr_amqp *a = up_with_topology("huge", &ex, &q);
+    if (!a) return;
+    /* 16 MiB in one turn is more than the kernel takes at once: send()
+     * writes part, then says EAGAIN until the broker has read some; the
+     * rest must follow, and the small publishes after it too, in order */
+    enum { HUGE = 16 << 20, NSMALL = 100 };
+    char *b = malloc(HUGE);
+    CHECK(b != NULL);
+    if (!b) return;
+    fill(b, HUGE);
+    reset_ordered(JR_AMQP_OK);
+    CHECK_EQ_INT(jr_amqp_publish(a, ex, q, b, HUGE, NULL, on_ordered, (void *)(uintptr_t)0), 0);
+    for (int i = 1; i <= NSMALL; i++) {
+        char body[32];
+        snprintf(body, sizeof body, "small %d", i);
+        CHECK_EQ_INT(jr_amqp_publish(a, ex, q, body, strlen(body), NULL, on_ordered, (void *)(uintptr_t)i), 0);
+    }
+    /* the broker may confirm the big one after the small ones (its message
+     * store): once each is what counts here, the order is checked on the
+     * deliveries */
+    WAIT(g_conf_calls >= NSMALL + 1, 30000);
+    CHECK_EQ_INT(g_conf_calls, NSMALL + 1);
+    CHECK_EQ_INT(g_conf_status_bad, 0);
+    E.auto_ack = 1;
+    CHECK(jr_amqp_consume(a, q, 200, on_delivery, NULL) > 0);
+    WAIT(E.nd >= NSMALL + 1, 30000);
+    CHECK_EQ_INT(E.nd, NSMALL + 1);
+    CHECK(E.body[0].len == HUGE && memcmp(E.body[0].data, b, HUGE) == 0);
+    int order_ok = 1;
+    for (int i = 1; i <= NSMALL && i < MAXD && i < E.nd; i++) {
+        char body[32];
+        snprintf(body, sizeof body, "small %d", i);
+        order_ok &= E.body[i].len == strlen(body) && memcmp(E.body[i].data, body, E.body[i].len) == 0;
+    }
+    CHECK(order_ok);
+    CHECK_EQ_INT(E.downs, 0);
+    free(b);
+    jr_amqp_free(a);
+}
+
+TEST(a_drop_mid_batch_tells_every_publish_disconnected_once_in_order)
+{
+    const char *ex, *q;
+    jr_amqp *a = topology_at(proxied_url(), "cut", &ex, &q);
+    if (!a) return;
+    /* 1000 publishes in one loop turn: about 120 KB of frames, so part is
+     * written (the buffer's 64 KiB bound) and part still waits for the
+     * turn's send() when the connection is cut */
+    enum { NCUT = 1000 };
+    reset_ordered(JR_AMQP_EDISCONNECTED);
+    for (int i = 0; i < NCUT; i++)
+        CHECK_EQ_INT(jr_amqp_publish(a, ex, q, "cut short", 9, NULL, on_ordered, (void *)(uintptr_t)i), 0);
+    proxy_cut();
+    wait_ordered(NCUT, 10000);
+    jr_amqp_stats st;
+    jr_amqp_get_stats(a, &st);
+    CHECK_EQ_INT((int)st.unconfirmed, NCUT);
+    CHECK_EQ_INT((int)st.inflight, 0);
+    /* none reached the broker (the proxy forwarded none of it) */
+    WAIT(E.ups >= 2, 10000);
+    CHECK_EQ_INT(E.ups, 2);
+    CHECK_COUNTS(q, 0, 0);
+    /* the next connection publishes again */
+    done c = {0};
+    CHECK_EQ_INT(publish_text(a, ex, q, "after the cut", &c), 0);
+    WAIT(c.calls, 5000);
+    CHECK_EQ_INT(c.status, JR_AMQP_OK);
+    CHECK_COUNTS(q, 1, 0);
+    jr_amqp_free(a);
+}
+
+TEST(short_strings_over_255_bytes_are_refused)
+{
+    jr_amqp *a = connect_up();
+    CHECK(a != NULL);
+    if (!a) return;
+    char longs[300];
+    memset(longs, 'k', sizeof longs - 1);
+    longs[sizeof longs - 1] = '\0';
+    jr_amqp_header h = {longs, "v", 1};
+    jr_amqp_props bad_key = {NULL, NULL, &h, 1}, bad_mid = {longs, NULL, NULL, 0}, bad_ct = {NULL, longs, NULL, 0};
+    CHECK_EQ_INT(jr_amqp_publish(a, "", "q", "x", 1, &bad_key, NULL, NULL), JR_AMQP_EINVALID);
+    CHECK_EQ_INT(jr_amqp_publish(a, "", "q", "x", 1, &bad_mid, NULL, NULL), JR_AMQP_EINVALID);
+    CHECK_EQ_INT(jr_amqp_publish(a, "", "q", "x", 1, &bad_ct, NULL, NULL), JR_AMQP_EINVALID);
+    CHECK_EQ_INT(jr_amqp_publish(a, longs, "q", "x", 1, NULL, NULL, NULL), JR_AMQP_EINVALID);
+    CHECK(jr_amqp_is_up(a));
     jr_amqp_free(a);
 }
 
@@ -1026,6 +1256,11 @@ int main(void)
     RUN(free_from_a_disconnected_callback_ends_the_others_once);
     RUN(without_a_broker_publishes_wait_within_bounds_then_time_out);
     RUN(ten_thousand_confirms_arrive_exactly_once);
+    RUN(ten_thousand_publishes_confirm_once_in_order_and_arrive_with_their_headers);
+    RUN(a_publish_larger_than_frame_max_is_split_into_body_frames);
+    RUN(a_body_bigger_than_the_socket_buffer_waits_for_room_and_keeps_the_order);
+    RUN(a_drop_mid_batch_tells_every_publish_disconnected_once_in_order);
+    RUN(short_strings_over_255_bytes_are_refused);
     RUN(free_runs_every_pending_callback_once);
     RUN(refused_declarations_and_missing_exchanges_are_reported);
     RUN(queue_info_exchange_exists_and_purge_answer_and_a_404_keeps_the_connection);

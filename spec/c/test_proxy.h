@@ -7,6 +7,8 @@
  *   proxy_start(server_port);  connect to 127.0.0.1:g_proxy_port
  *   g_blackhole = 1;           ... g_proxy_conns counts live proxied connections;
  *                              g_proxy_up_port is the latest one's local port towards the server
+ *   proxy_cut();               closes the latest connection's sockets now (a drop in the
+ *                              middle of whatever the client has not written yet)
  *   uv_close((uv_handle_t *)&g_proxy, NULL);   at the end */
 #ifndef JR_TEST_PROXY_H
 #define JR_TEST_PROXY_H
@@ -26,11 +28,13 @@ static int g_proxy_port, g_upstream_port;
 static int g_blackhole; /* drop what the server sends */
 static int g_proxy_conns;
 static int g_proxy_up_port;
+static pconn *g_proxy_latest; /* the latest connection, while open */
 
 static void pconn_closed(uv_handle_t *h)
 {
     pconn *p = h->data;
     if (++p->closed == 2) {
+        if (g_proxy_latest == p) g_proxy_latest = NULL;
         free(p);
         g_proxy_conns--;
     }
@@ -80,6 +84,7 @@ static void on_proxy_conn(uv_stream_t *srv, int status)
     pconn *p = calloc(1, sizeof *p);
     if (!p) abort();
     g_proxy_conns++;
+    g_proxy_latest = p;
     uv_tcp_init(L, &p->down);
     uv_tcp_init(L, &p->up);
     p->down.data = p->up.data = p->creq.data = p;
@@ -104,6 +109,12 @@ static void proxy_start(int upstream_port)
     int len = sizeof ss;
     uv_tcp_getsockname(&g_proxy, (struct sockaddr *)&ss, &len);
     g_proxy_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* uv_close closes a TCP handle's socket at once (its callback comes later). */
+static inline void proxy_cut(void)
+{
+    if (g_proxy_latest) pconn_close(g_proxy_latest);
 }
 
 /* A port where nothing listens (bound, then closed). */
