@@ -216,8 +216,22 @@ end
 
 --- The series of these label values, in the declared order (cache it, or
 --- call it on the hot path: no table is made for a label set seen before).
-function Metric:with(...)
-  local s = find(self, 2, ...)
+function Metric:with(a, b, c, ...)
+  -- up to three labels without select() (which keeps LuaJIT from compiling
+  -- the caller's loop): a label set seen before costs 1 to 3 table indexes
+  local n, s = self.nlabels, nil
+  if n == 1 then
+    s = self.tree[a]
+  elseif n == 2 then
+    local t = self.tree[a]
+    s = t and t[b]
+  elseif n == 3 then
+    local t = self.tree[a]
+    t = t and t[b]
+    s = t and t[c]
+  end
+  if s then return s end
+  s = find(self, 2, a, b, c, ...)
   return s
 end
 
@@ -292,6 +306,7 @@ local function register(reg, kind, name, help, labels, buckets, level)
     buckets = kind == "histogram" and check_buckets(where, buckets, level + 1) or nil,
     tree = {}, by_text = {}, list = {},
   }, Metric)
+  m.nlabels = #m.labels
   if kind == "histogram" then
     local les = {}
     for i, b in ipairs(m.buckets) do les[i] = number_text(b) end
