@@ -6,6 +6,7 @@ local server = require "spec.support.server"
 local prometheus = require "spec.support.prometheus"
 local run = require "spec.support.run"
 local wait = require "spec.support.wait"
+local line_value = require("spec.support.metrics").value
 
 local APP = "spec/integration/apps/metrics.lua"
 
@@ -15,25 +16,19 @@ end
 
 -- `promtool check metrics` on text: exit status and its output.
 local function promtool(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
+  local path = run.temp_file(text, ".prom")
   local status, out, err = run.run({ "sh", "-c", 'exec promtool check metrics < "$0"', path }, 30)
-  os.remove(path)
   return status, out .. err
 end
 
-local function line_value(body, prefix)
-  for line in body:gmatch("[^\n]+") do
-    if line:sub(1, #prefix + 1) == prefix .. " " then return tonumber(line:sub(#prefix + 2)) end
-  end
-end
 
 describe("GET /metrics on a real server", function()
   local srv
   setup(function() srv = server.start(APP) end)
-  teardown(function() if srv then assert.equal(0, (srv:stop())) end end)
+  teardown(function()
+    run.cleanup()
+    if srv then assert.equal(0, (srv:stop())) end
+  end)
 
   it("counts requests by route template and status and passes promtool check metrics", function()
     for i = 1, 3 do assert.equal(200, req(srv.port, "GET", "/api/items/" .. i).status) end

@@ -61,22 +61,10 @@ function Private:targets()
   return doc.data.activeTargets
 end
 
---- Stop it (SIGTERM, then SIGKILL after 10 s) and wait for the exit.
-function Private:stop()
-  if not self.proc then return end
-  self.proc:kill("SIGTERM")
-  if not self.proc:wait(10) then
-    self.proc:kill("SIGKILL")
-    self.proc:wait(5)
-  end
-  self.proc = nil
-end
+--- stop(): SIGTERM, then SIGKILL after 10 s, and wait for the exit;
+--- close(): stop it and remove its directory.
+Private.stop, Private.close = run.Child.stop, run.Child.close
 
---- Stop it and remove its directory.
-function Private:close()
-  self:stop()
-  run.run({ "rm", "-rf", self.dir }, 30)
-end
 
 --- A Prometheus of the caller's own on a free port, scraping
 --- http://target/path every second.

@@ -9,6 +9,7 @@ local text = require "jararaca.metrics.text"
 local settings = require "jararaca.metrics.settings"
 local mhttp = require "jararaca.metrics.http"
 local testing = require "jararaca.testing"
+local sample = require("spec.support.metrics").value
 
 local function raises(pattern, fn, ...)
   local ok, e = pcall(fn, ...)
@@ -16,12 +17,6 @@ local function raises(pattern, fn, ...)
   assert.matches(pattern, tostring(e))
 end
 
--- the value of a series line in the exposition text
-local function sample(body, line_prefix)
-  for line in body:gmatch("[^\n]+") do
-    if line:sub(1, #line_prefix + 1) == line_prefix .. " " then return tonumber(line:sub(#line_prefix + 2)) end
-  end
-end
 
 describe("metrics registry", function()
   it("counts by label set, a table or positional values reaching the same series", function()
