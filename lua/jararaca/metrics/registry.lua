@@ -293,19 +293,38 @@ Registry.__index = Registry
 
 local KINDS = { counter = "counter", updown = "gauge", histogram = "histogram" }
 
+local function same_list(a, b)
+  if (a == nil) ~= (b == nil) then return false end
+  if a == nil then return true end
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+local function same_definition(a, b)
+  return a.kind == b.kind and a.help == b.help and same_list(a.labels, b.labels) and same_list(a.buckets, b.buckets)
+end
+
 local function register(reg, kind, name, help, labels, buckets, level)
   local where = (kind == "updown" and "updown_counter" or kind) .. "(" .. tostring(name) .. ")"
   check_name(where, name, level + 1)
   if type(help) ~= "string" then
     error(format("%s: help must be a string, got %s", where, type(help)), level + 1)
   end
-  if reg.by_name[name] then error(format("%s: a metric named %q is already registered", where, name), level + 1) end
   local m = setmetatable({
     kind = kind, type = KINDS[kind], name = name, help = help,
     labels = check_labels(where, labels, kind == "histogram" and "le" or nil, level + 1),
     buckets = kind == "histogram" and check_buckets(where, buckets, level + 1) or nil,
     tree = {}, by_text = {}, list = {},
   }, Metric)
+  -- The same definition again (an app file loaded twice in one process, as
+  -- the test client does) is the metric registered first; another one under
+  -- the same name is a mistake.
+  local old = reg.by_name[name]
+  if old then
+    if same_definition(old, m) then return old end
+    error(format("%s: a different metric named %q is already registered", where, name), level + 1)
+  end
   m.nlabels = #m.labels
   if kind == "histogram" then
     local les = {}
