@@ -172,6 +172,20 @@ local function find_table(metric, labels, level)
   if type(labels) ~= "table" then
     error(format("%s: labels must be a table, got %s", metric.name, type(labels)), level + 1)
   end
+  -- a label that was not declared: counted, not compared (no string work
+  -- on a label set seen before); named when there is one
+  local count = 0
+  for _ in pairs(labels) do count = count + 1 end
+  if count ~= n then
+    for k in pairs(labels) do
+      local known = false
+      for j = 1, n do if names[j] == k then known = true end end
+      if not known then
+        error(format(n == 0 and "%s: has no labels, got %q" or "%s: unknown label %q", metric.name, tostring(k)),
+          level + 1)
+      end
+    end
+  end
   local node = metric.tree
   for i = 1, n do
     local v = labels[names[i]]
@@ -190,20 +204,6 @@ local function find_table(metric, labels, level)
       node[v] = nxt
     end
     node = nxt
-  end
-  -- a label that was not declared: counted, not compared (no string work
-  -- on a label set seen before); named when there is one
-  local count = 0
-  for _ in pairs(labels) do count = count + 1 end
-  if count ~= n then
-    for k in pairs(labels) do
-      local known = false
-      for j = 1, n do if names[j] == k then known = true end end
-      if not known then
-        error(format(n == 0 and "%s: has no labels, got %q" or "%s: unknown label %q", metric.name, tostring(k)),
-          level + 1)
-      end
-    end
   end
   if n == 0 then return metric.single or metric:_single(level + 1) end
   return node
