@@ -130,7 +130,7 @@ describe("tasks app", function()
     local res = client:get("/metrics")
     assert.equal(200, res.status)
     assert.equal("text/plain; version=0.0.4; charset=utf-8", res.headers["content-type"])
-    assert.matches('jararaca_http_requests_total{method="GET",route="/tasks/{id}",status="200"} %d+\n', res.body)
+    assert.matches('jararaca_http_requests_total{method="GET",route="/tasks/{task_id}",status="200"} %d+\n', res.body)
     assert.matches('jararaca_http_requests_total{method="POST",route="/tasks",status="201"} %d+\n', res.body)
     assert.is_nil(res.body:find(id, 1, true)) -- a template, never the raw path
   end)
