@@ -278,6 +278,7 @@ end)
 
 return j.Microservice {
   name = "tasks",
+  metrics = true, -- GET /metrics: Prometheus text (docs/metrics.md)
   providers = {
     j.ProviderSpec { provide = "TasksRepository", use_value = persistence.CRUD { table = "tasks", schema = Task } },
     j.ProviderSpec { provide = "TasksQuery", use_value = persistence.Query {

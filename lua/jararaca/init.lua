@@ -63,6 +63,7 @@ local lazy = {
   use_ws_manager = function() return require("jararaca.ws.manager").use_ws_manager end,
   WebSocketMessage = function() return require("jararaca.ws.manager").WebSocketMessage end,
   staged = function() return require "jararaca.staged" end,
+  metrics = function() return require "jararaca.metrics" end, -- j.metrics.counter{...} (docs/metrics.md)
   MessageBusController = function() return require("jararaca.bus.controller").MessageBusController end,
   IncomingHandler = function() return require("jararaca.bus.controller").IncomingHandler end,
   ScheduledAction = function() return require("jararaca.schedule.action").ScheduledAction end,

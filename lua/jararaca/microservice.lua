@@ -39,7 +39,7 @@ local is_token, is_spec = di.is_token, di.is_provider_spec
 
 --- Known fields of a Microservice declaration (extensible).
 M.fields = {
-  name = true, providers = true, controllers = true, interceptors = true, openapi = true, middlewares = true,
+  name = true, providers = true, controllers = true, interceptors = true, openapi = true, middlewares = true, metrics = true,
   websocket = true, bus = true, scheduler = true,
 }
 
@@ -118,6 +118,8 @@ function M.Microservice(t)
     end
   end
 
+  -- metrics = true | { path =, enabled = } (jararaca.metrics.settings)
+  if t.metrics ~= nil then require("jararaca.metrics.settings").check(t.metrics, 2) end
   -- websocket = { backplane =, channel = } (jararaca.ws.backplane)
   if t.websocket ~= nil then require("jararaca.ws.backplane").check(t.websocket, 2) end
   -- bus = { url = } (jararaca.bus.settings)

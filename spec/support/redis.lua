@@ -70,27 +70,15 @@ function Private:start()
   end
 end
 
---- Stop it (SIGTERM, then SIGKILL after 10 s) and wait for the exit.
-function Private:stop()
-  if not self.proc then return end
-  self.proc:kill("SIGTERM")
-  if not self.proc:wait(10) then
-    self.proc:kill("SIGKILL")
-    self.proc:wait(5)
-  end
-  self.proc = nil
-end
+--- stop(): SIGTERM, then SIGKILL after 10 s, and wait for the exit;
+--- close(): stop it and remove its directory.
+Private.stop, Private.close = run.Child.stop, run.Child.close
 
 function Private:restart()
   self:stop()
   return self:start()
 end
 
---- Stop it and remove its directory.
-function Private:close()
-  self:stop()
-  run.run({ "rm", "-rf", self.dir }, 30)
-end
 
 function Private:cli(...) return cli(self.url, ...) end
 

@@ -39,6 +39,30 @@ function M.run(argv, timeout)
   return status, o, e
 end
 
+--- Stop a child process (jararaca.core.process): SIGTERM, SIGKILL when it
+--- still runs after grace seconds (default 10), and wait for its exit.
+function M.stop(proc, grace)
+  proc:kill("SIGTERM")
+  if not proc:wait(grace or 10) then
+    proc:kill("SIGKILL")
+    proc:wait(5)
+  end
+end
+
+--- The stop() and close() of a service a spec runs as its child, for
+--- tables { proc, dir } (spec/support/redis.lua, prometheus.lua): stop it
+--- (M.stop) / stop it and remove its directory.
+M.Child = {}
+function M.Child:stop()
+  if not self.proc then return end
+  M.stop(self.proc)
+  self.proc = nil
+end
+function M.Child:close()
+  self:stop()
+  M.run({ "rm", "-rf", self.dir }, 30)
+end
+
 local temps = {}
 
 --- A new temporary file holding text, its name ending with suffix.

@@ -124,6 +124,17 @@ describe("tasks app", function()
     assert.is_nil(doc.paths["/ws"])
   end)
 
+  it("serves its metrics at /metrics in Prometheus text, by route template", function()
+    local id = client:post("/tasks", { json = { name = "counted" } }).json.id
+    assert.equal(200, client:get("/tasks/" .. id).status)
+    local res = client:get("/metrics")
+    assert.equal(200, res.status)
+    assert.equal("text/plain; version=0.0.4; charset=utf-8", res.headers["content-type"])
+    assert.matches('jararaca_http_requests_total{method="GET",route="/tasks/{task_id}",status="200"} %d+\n', res.body)
+    assert.matches('jararaca_http_requests_total{method="POST",route="/tasks",status="201"} %d+\n', res.body)
+    assert.is_nil(res.body:find(id, 1, true)) -- a template, never the raw path
+  end)
+
   it("answers a plain GET /ws with 426 (it is a WebSocket endpoint)", function()
     local res = client:get("/ws")
     assert.equal(426, res.status)

@@ -140,14 +140,15 @@ M.error_answer = error_answer
 local function refused(h, req, msg)
   log_failure(req, nil, "the answer cannot be sent: " .. msg)
   h:respond(500, internal_body(req), JSON)
+  return 500
 end
 
 local function send(h, req, st, b, ct, hd)
   local ws = rawget(req, "_ws")
   if ws then return ws_socket().finish(ws, true) end -- (a no-op after ws_failed)
   local ok, msg, code = h:respond(st, b, ct, hd)
-  if ok or code ~= "invalid" then return end -- "closed": the client is gone
-  refused(h, req, msg)
+  if ok or code ~= "invalid" then return st end -- "closed": the client is gone
+  return refused(h, req, msg)
 end
 
 -- After the interceptor chain: an exit that suppressed the error leaves no
@@ -200,10 +201,9 @@ local function app_middlewares(app)
   return out
 end
 
---- The per-request entry function for a started runtime and its routing
---- table ({ router, routes }): entry(h, id, params) / entry(h, nil, status
---- [, allow]), h a request handle (bindings/l_http.c or jararaca.testing).
-function M.make(rt, tbl)
+-- The per-request entry function: it returns the status it answered
+-- (jararaca.metrics.http counts it).
+local function make_entry(rt, tbl)
   local routes = tbl.routes
   local chain = rt.interceptors
   local has_chain = chain ~= nil and #chain > 0
@@ -227,8 +227,8 @@ function M.make(rt, tbl)
     -- the hot path: no table, closure or string beyond what the route needs
     return function(h, id, params, allow)
       if id == nil then
-        if params == 404 then return h:respond(404, NOT_FOUND, JSON) end
-        return h:respond(405, NOT_ALLOWED, JSON, { Allow = allow })
+        if params == 404 then h:respond(404, NOT_FOUND, JSON) else h:respond(405, NOT_ALLOWED, JSON, { Allow = allow }) end
+        return params
       end
       local route = routes[id]
       local req = new_request(h, params)
@@ -241,8 +241,8 @@ function M.make(rt, tbl)
       settle(ctx, ok)
       if not ok then st, b, ct, hd = error_answer(req, st) end
       local sent, msg, code = h:respond(st, b, ct, hd)
-      if sent or code ~= "invalid" then return end
-      refused(h, req, msg)
+      if sent or code ~= "invalid" then return st end
+      return refused(h, req, msg)
     end
   end
 
@@ -284,6 +284,16 @@ function M.make(rt, tbl)
     bind(ctx)
     return send(h, req, finish(req, xpcall(run_app, keep_traceback, req)))
   end
+end
+
+--- The per-request entry function for a started runtime and its routing
+--- table ({ router, routes, metrics }): entry(h, id, params) / entry(h, nil,
+--- status [, allow]), h a request handle (bindings/l_http.c or
+--- jararaca.testing). With metrics on, wrapped by jararaca.metrics.http.
+function M.make(rt, tbl)
+  local entry = make_entry(rt, tbl)
+  if not tbl.metrics then return entry end
+  return require("jararaca.metrics.http").wrap(entry, tbl.routes)
 end
 
 return M

@@ -41,7 +41,12 @@ function M.build_routes(rt)
     routes[id] = route
   end
   M.add_openapi_routes(rt, r, routes)
-  rt.route_table = { router = r, routes = routes }
+  -- GET /metrics (Microservice.metrics, JARARACA_METRICS_PATH): built-in
+  -- HTTP metrics on; the entry is wrapped (jararaca.http.dispatch)
+  local mcfg, merr = require("jararaca.metrics.settings").config(rt.app)
+  if merr then error(merr, 0) end
+  if mcfg then require("jararaca.metrics.http").add_route(r, routes, mcfg.path) end
+  rt.route_table = { router = r, routes = routes, metrics = mcfg ~= nil }
   return rt.route_table
 end
 
