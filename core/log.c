@@ -63,6 +63,12 @@ static size_t append(char *out, size_t pos, size_t cap, const char *s, size_t le
 
 void jr_log_msg(jr_log_level level, const char *request_id, const char *msg, size_t len)
 {
+    jr_log_msg_trace(level, request_id, NULL, NULL, msg, len);
+}
+
+void jr_log_msg_trace(jr_log_level level, const char *request_id, const char *trace_id,
+                      const char *span_id, const char *msg, size_t len)
+{
     if (level < g_level || level >= JR_LOG_OFF) return;
     char line[8192];
     const size_t cap = sizeof line - 2; /* room for "}\n" */
@@ -86,6 +92,16 @@ void jr_log_msg(jr_log_level level, const char *request_id, const char *msg, siz
             pos = json_escape(line, pos, cap, request_id, strlen(request_id));
             pos = append(line, pos, cap, "\",", 2);
         }
+        if (trace_id && *trace_id) {
+            pos = append(line, pos, cap, "\"trace_id\":\"", 12);
+            pos = json_escape(line, pos, cap, trace_id, strlen(trace_id));
+            pos = append(line, pos, cap, "\",", 2);
+        }
+        if (span_id && *span_id) {
+            pos = append(line, pos, cap, "\"span_id\":\"", 11);
+            pos = json_escape(line, pos, cap, span_id, strlen(span_id));
+            pos = append(line, pos, cap, "\",", 2);
+        }
         pos = append(line, pos, cap, "\"msg\":\"", 7);
         pos = json_escape(line, pos, cap, msg, len);
         pos = append(line, pos, cap, "\"", 1);
@@ -97,6 +113,17 @@ void jr_log_msg(jr_log_level level, const char *request_id, const char *msg, siz
             pos = append(line, pos, cap, "[", 1);
             pos = append(line, pos, cap, request_id, strlen(request_id));
             pos = append(line, pos, cap, "] ", 2);
+        }
+        /* ids are hex made by jararaca.tracing: no escaping needed */
+        if (trace_id && *trace_id) {
+            pos = append(line, pos, cap, "trace_id=", 9);
+            pos = append(line, pos, cap, trace_id, strlen(trace_id));
+            pos = append(line, pos, cap, " ", 1);
+        }
+        if (span_id && *span_id) {
+            pos = append(line, pos, cap, "span_id=", 8);
+            pos = append(line, pos, cap, span_id, strlen(span_id));
+            pos = append(line, pos, cap, " ", 1);
         }
         pos = append(line, pos, cap, msg, len);
     }

@@ -1,0 +1,134 @@
+--- jararaca.tracing.span: the span model.
+-- Fields: trace_id (32 hex), span_id (16 hex), parent_id (16 hex | nil),
+-- name, kind ("internal" | "server" | "client" | "producer" | "consumer"),
+-- start_us, end_us (wall clock, microseconds since the epoch), attributes
+-- (name -> string | number | boolean), events ({ name, time_us,
+-- attributes }), status ({ code = "unset" | "ok" | "error", message }),
+-- links ({ trace_id, span_id, attributes }), sampled (recorded and
+-- exported), tracestate, baggage (the W3C headers it propagates).
+-- An unsampled span keeps its ids (they propagate, flag 00) and records
+-- nothing.
+local sys = require "jararaca.core.sys"
+
+local M = {}
+
+local now, random_bytes, format, byte, type, tostring, floor =
+  sys.time, sys.random_bytes, string.format, string.byte, type, tostring, math.floor
+
+local HEX16 = ("%02x"):rep(16)
+local HEX8 = ("%02x"):rep(8)
+
+--- 16 random bytes as 32 hex digits (never all zero).
+function M.trace_id()
+  local s = format(HEX16, byte(random_bytes(16), 1, 16))
+  if s == ("0"):rep(32) then return M.trace_id() end
+  return s
+end
+
+--- 8 random bytes as 16 hex digits (never all zero).
+function M.span_id()
+  local s = format(HEX8, byte(random_bytes(8), 1, 8))
+  if s == ("0"):rep(16) then return M.span_id() end
+  return s
+end
+
+local function now_us() return floor(now() * 1e6) end
+M.now_us = now_us
+
+local Span = {}
+Span.__index = Span
+M.Span = Span
+
+--- New span; parent: a span or a remote context { trace_id, parent_id,
+--- sampled, tracestate } or nil (a new trace, sampled as `sampled` says).
+function M.new(name, kind, parent, sampled)
+  local s = setmetatable({
+    name = name, kind = kind or "internal", span_id = M.span_id(), start_us = now_us(),
+    status = { code = "unset" },
+  }, Span)
+  if parent then
+    s.trace_id = parent.trace_id
+    s.parent_id = parent.span_id or parent.parent_id
+    s.sampled = parent.sampled
+    s.tracestate, s.baggage = parent.tracestate, parent.baggage
+  else
+    s.trace_id = M.trace_id()
+    s.sampled = sampled
+  end
+  if s.sampled then s.attributes, s.events, s.links = {}, {}, {} end
+  return s
+end
+
+local function value(v)
+  local t = type(v)
+  if t == "string" or t == "number" or t == "boolean" then return v end
+  return tostring(v)
+end
+
+function Span:set_attribute(k, v)
+  if self.attributes and self.end_us == nil then self.attributes[tostring(k)] = value(v) end
+  return self
+end
+
+function Span:set_attributes(t)
+  for k, v in pairs(t) do self:set_attribute(k, v) end
+  return self
+end
+
+function Span:add_event(name, attributes)
+  if self.events and self.end_us == nil then
+    local a
+    if attributes then
+      a = {}
+      for k, v in pairs(attributes) do a[tostring(k)] = value(v) end
+    end
+    self.events[#self.events + 1] = { name = tostring(name), time_us = now_us(), attributes = a }
+  end
+  return self
+end
+
+function Span:add_link(ctx, attributes)
+  if self.links then
+    self.links[#self.links + 1] = { trace_id = ctx.trace_id, span_id = ctx.span_id or ctx.parent_id,
+      attributes = attributes }
+  end
+  return self
+end
+
+local CODES = { unset = true, ok = true, error = true, UNSET = "unset", OK = "ok", ERROR = "error" }
+
+--- set_status("ok" | "error" | "unset" [, message]); "ok" is final (the
+--- OpenTelemetry rule).
+function Span:set_status(code, message)
+  local c = CODES[code]
+  if c == nil then error("span:set_status: code must be \"ok\", \"error\" or \"unset\", got " .. tostring(code), 2) end
+  if c ~= true then code = c end
+  if self.status.code ~= "ok" then self.status = { code = code, message = message and tostring(message) } end
+  return self
+end
+
+--- record_exception(err [, attributes]): an "exception" event; the
+--- status becomes error.
+function Span:record_exception(err, attributes)
+  local a = { ["exception.message"] = tostring(err), ["exception.type"] = type(err) }
+  if attributes then for k, v in pairs(attributes) do a[k] = v end end
+  self:add_event("exception", a)
+  if self.status.code ~= "ok" then self.status = { code = "error", message = tostring(err) } end
+  return self
+end
+
+function Span:is_recording() return self.sampled == true and self.end_us == nil end
+
+function Span:traceparent()
+  return format("00-%s-%s-%s", self.trace_id, self.span_id, self.sampled and "01" or "00")
+end
+
+function Span:__tostring() return "Span(" .. tostring(self.name) .. " " .. self:traceparent() .. ")" end
+
+-- The span of a disabled tracer: every method a no-op (no allocation).
+local function noop(s) return s end
+local NOOP = setmetatable({ is_recording = function() return false end, traceparent = function() return nil end },
+  { __index = function() return noop end })
+M.NOOP = NOOP
+
+return M
