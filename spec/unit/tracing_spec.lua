@@ -118,6 +118,20 @@ describe("spans", function()
     assert.equal(2, #mem.spans)
   end)
 
+  it("tasks spawned inside a span (j.spawn, j.gather) make children of it", function()
+    local parent, kids = nil, {}
+    j.start_span("parent", function(p)
+      parent = p
+      j.gather(function() j.start_span("a", function(s) kids.a = s end) end,
+        function() j.start_span("b", function(s) kids.b = s end) end)
+      j.spawn(function() j.start_span("c", function(s) kids.c = s end) end):wait()
+    end)
+    for _, k in ipairs { "a", "b", "c" } do
+      assert.equal(parent.span_id, kids[k].parent_id, k)
+      assert.equal(parent.trace_id, kids[k].trace_id, k)
+    end
+  end)
+
   it("set_status checks its code", function()
     assert.has_error(function() j.start_span("s", function(sp) sp:set_status("nope") end) end)
   end)

@@ -195,6 +195,9 @@ function M.start_root(ctx, name, kind, get, trusted)
     if trusted then sp.baggage = bg end
   end
   rawset(ctx, "_span", sp)
+  -- a new transaction: no span of a task that ran before on this (reused)
+  -- coroutine stays active
+  active[running() or active] = nil
   return sp
 end
 
