@@ -255,3 +255,70 @@ describe("root spans of HTTP requests (in-process client)", function()
     assert.equal(root:traceparent(), res.headers.traceparent)
   end)
 end)
+
+describe("root spans of deliveries and scheduled runs", function()
+  local worker = require "jararaca.bus.worker"
+  local run = require "jararaca.schedule.run"
+  local bus_support = require "spec.support.bus"
+  local wait = require "spec.support.wait"
+
+  after_each(function() tracing.configure(nil) end)
+
+  it("a delivery is a consumer span, child of the publishing span; its publishes chain on", function()
+    local mem = memory.new()
+    local app, done
+    app = bus_support.start_app(function(url)
+      local W = j.MessageBusController { name = "W" }
+      W.one = j.IncomingHandler("t.one", function()
+        j.start_span("step", function() end)
+        assert(j.use_publisher():publish({ n = 2 }, "t.two"))
+      end)
+      W.two = j.IncomingHandler("t.two", function(_, msg) done = msg.headers.traceparent end)
+      return j.Microservice { name = "chain", controllers = { W }, bus = { url = url },
+        tracing = { exporter = mem.export, batch_size = 1 } }
+    end)
+    local ok, err = pcall(function()
+      local client
+      j.start_span("client", { kind = "producer" }, function(sp)
+        client = sp
+        assert.is_true(j.use_publisher():publish({ n = 1 }, "t.one"))
+      end)
+      local w = assert(worker.start(app.rt, {}))
+      wait.until_true(function() return done end, "the second handler ran")
+      w:stop(5)
+      local one, two = mem.find("TASK t.one"), mem.find("TASK t.two")
+      assert.truthy(one and two, "both consumer spans")
+      assert.equal("consumer", one.kind)
+      assert.equal(client.trace_id, one.trace_id)
+      assert.equal(client.span_id, one.parent_id)
+      assert.equal(one.trace_id, two.trace_id)
+      assert.equal(one.span_id, two.parent_id)
+      assert.equal(one:traceparent(), done)
+      assert.equal(one.span_id, mem.find("step").parent_id)
+      assert.equal("t.one", one.attributes["bus.message.topic"])
+      assert.equal(1, one.attributes["bus.message.processing_attempt"])
+    end)
+    app.stop()
+    assert(ok, err)
+  end)
+
+  it("a scheduled run is a new trace named 'Scheduler Task <name>'; a failure sets status error", function()
+    local mem = memory.new()
+    on { exporter = mem.export, batch_size = 1 }
+    local cls = {}
+    local inner
+    local a = { name = "tick", controller = cls, member = "tick", fn = function()
+      j.start_span("inner", function(sp) inner = sp end)
+      error("nope")
+    end }
+    local outcome = run.execute({ container = {}, chain = {}, instances = { [cls] = {} } }, a,
+      { action = "tick", tick = 60, fired_at = 60.001, token = 7 })
+    assert.equal("failed", outcome)
+    local root = mem.find("Scheduler Task tick")
+    assert.truthy(root)
+    assert.is_nil(root.parent_id)
+    assert.equal("tick", root.attributes["sched.task_name"])
+    assert.equal("error", root.status.code)
+    assert.equal(root.span_id, inner.parent_id)
+  end)
+end)

@@ -263,7 +263,8 @@ end
 
 -- Message bus / scheduler ---------------------------------------------------
 
---- The root span of a message delivery (consumer): "<TASK|EVENT> <topic>",
+--- The root span of a message delivery (consumer): "TASK <topic>" (the
+--- original's name; "EVENT" for a handler of kind "event", none today),
 --- a child of the publisher's span (message headers are our own publishers').
 function M.start_message(ctx, msg, h)
   local headers = msg.headers or {}
