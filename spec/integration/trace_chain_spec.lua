@@ -12,6 +12,7 @@ local run = require "spec.support.run"
 local wait = require "spec.support.wait"
 local files = require "spec.support.files"
 local bus = require "spec.support.bus"
+local wsclient = require "spec.support.wsclient"
 
 local APP = server.root .. "/spec/integration/apps/trace_chain.lua"
 local TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -69,5 +70,21 @@ describe("a trace across HTTP -> publish -> worker -> publish -> worker", functi
     -- logged inside a nested span: its own span id
     assert.not_equal(one.span_id, two.span_id)
     assert.equal(16, #two.span_id)
+  end)
+
+  it("a WebSocket connection is a span, child of its handshake's traceparent, parent of its publishes", function()
+    local ws = assert(wsclient.connect(srv.port, "/chain/ws", { headers = { traceparent = TP } }))
+    ws:expect_close(10)
+    local rec = record("hop ws")
+    assert.equal(TRACE, rec.trace_id)
+    local parent = rec.msg:match("^hop ws inbound=00%-" .. TRACE .. "%-(%x+)%-01$")
+    assert.truthy(parent, rec.msg)
+    assert.not_equal("00f067aa0ba902b7", parent)
+    -- the connection's own log line carries that span id
+    local out = wait.until_true(function()
+      local o = srv:output()
+      return o:find("hop wsconn", 1, true) and o
+    end, "the server logged hop wsconn", 10)
+    assert.truthy(out:find("trace_id=" .. TRACE .. " span_id=" .. parent .. " hop wsconn", 1, true), out)
   end)
 end)
