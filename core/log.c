@@ -61,6 +61,28 @@ static size_t append(char *out, size_t pos, size_t cap, const char *s, size_t le
     return pos + len;
 }
 
+/* Append `"name":"<value escaped>",` when value is set (JSON lines). */
+static size_t json_field(char *out, size_t pos, size_t cap, const char *name, const char *value)
+{
+    if (!value || !*value) return pos;
+    pos = append(out, pos, cap, "\"", 1);
+    pos = append(out, pos, cap, name, strlen(name));
+    pos = append(out, pos, cap, "\":\"", 3);
+    pos = json_escape(out, pos, cap, value, strlen(value));
+    return append(out, pos, cap, "\",", 2);
+}
+
+/* Append `name=<value> ` when value is set (text lines; the trace ids are
+ * hex made by jararaca.tracing: no escaping needed). */
+static size_t text_field(char *out, size_t pos, size_t cap, const char *name, const char *value)
+{
+    if (!value || !*value) return pos;
+    pos = append(out, pos, cap, name, strlen(name));
+    pos = append(out, pos, cap, "=", 1);
+    pos = append(out, pos, cap, value, strlen(value));
+    return append(out, pos, cap, " ", 1);
+}
+
 void jr_log_msg(jr_log_level level, const char *request_id, const char *msg, size_t len)
 {
     jr_log_msg_trace(level, request_id, NULL, NULL, msg, len);
@@ -87,21 +109,9 @@ void jr_log_msg_trace(jr_log_level level, const char *request_id, const char *tr
         n = snprintf(head, sizeof head, "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,", ts,
                      level_name(level, 0), (int)getpid());
         pos = append(line, pos, cap, head, (size_t)n);
-        if (request_id && *request_id) {
-            pos = append(line, pos, cap, "\"request_id\":\"", 14);
-            pos = json_escape(line, pos, cap, request_id, strlen(request_id));
-            pos = append(line, pos, cap, "\",", 2);
-        }
-        if (trace_id && *trace_id) {
-            pos = append(line, pos, cap, "\"trace_id\":\"", 12);
-            pos = json_escape(line, pos, cap, trace_id, strlen(trace_id));
-            pos = append(line, pos, cap, "\",", 2);
-        }
-        if (span_id && *span_id) {
-            pos = append(line, pos, cap, "\"span_id\":\"", 11);
-            pos = json_escape(line, pos, cap, span_id, strlen(span_id));
-            pos = append(line, pos, cap, "\",", 2);
-        }
+        pos = json_field(line, pos, cap, "request_id", request_id);
+        pos = json_field(line, pos, cap, "trace_id", trace_id);
+        pos = json_field(line, pos, cap, "span_id", span_id);
         pos = append(line, pos, cap, "\"msg\":\"", 7);
         pos = json_escape(line, pos, cap, msg, len);
         pos = append(line, pos, cap, "\"", 1);
@@ -114,17 +124,8 @@ void jr_log_msg_trace(jr_log_level level, const char *request_id, const char *tr
             pos = append(line, pos, cap, request_id, strlen(request_id));
             pos = append(line, pos, cap, "] ", 2);
         }
-        /* ids are hex made by jararaca.tracing: no escaping needed */
-        if (trace_id && *trace_id) {
-            pos = append(line, pos, cap, "trace_id=", 9);
-            pos = append(line, pos, cap, trace_id, strlen(trace_id));
-            pos = append(line, pos, cap, " ", 1);
-        }
-        if (span_id && *span_id) {
-            pos = append(line, pos, cap, "span_id=", 8);
-            pos = append(line, pos, cap, span_id, strlen(span_id));
-            pos = append(line, pos, cap, " ", 1);
-        }
+        pos = text_field(line, pos, cap, "trace_id", trace_id);
+        pos = text_field(line, pos, cap, "span_id", span_id);
         pos = append(line, pos, cap, msg, len);
     }
     line[pos++] = '\n';

@@ -45,36 +45,35 @@ local function valid_member(m)
   return not v:find("[^\32-\43\45-\60\62-\126]") and not v:find(" $")
 end
 
---- Validate a tracestate: the header trimmed | nil (invalid or empty: the
---- spec says drop it). At most 32 members.
-function M.parse_tracestate(s)
-  if type(s) ~= "string" or s == "" or #s > 512 then return nil end
+-- Whether the comma-separated list s has 1..max members (blanks around
+-- members and empty members ignored), each passing ok(member).
+local function valid_list(s, max_bytes, max_members, ok)
+  if type(s) ~= "string" or s == "" or #s > max_bytes then return false end
   local n = 0
   for m in (s .. ","):gmatch("([^,]*),") do
     m = m:match("^[ \t]*(.-)[ \t]*$")
     if m ~= "" then
       n = n + 1
-      if n > 32 or not valid_member(m) then return nil end
+      if n > max_members or not ok(m) then return false end
     end
   end
-  if n == 0 then return nil end
-  return s
+  return n > 0
 end
+
+--- Validate a tracestate: the header | nil (invalid or empty: the spec
+--- says drop it). At most 32 members, 512 bytes.
+function M.parse_tracestate(s)
+  if valid_list(s, 512, 32, valid_member) then return s end
+  return nil
+end
+
+local function baggage_member(m) return m:find("^[!#$%%&'*+%-.^_`|~%w]+[ \t]*=") ~= nil end
 
 --- Validate a baggage header (list of key=value[;props]): the header | nil.
 --- Bounded as the spec allows (8192 bytes, 180 members).
 function M.parse_baggage(s)
-  if type(s) ~= "string" or s == "" or #s > 8192 then return nil end
-  local n = 0
-  for m in (s .. ","):gmatch("([^,]*),") do
-    m = m:match("^[ \t]*(.-)[ \t]*$")
-    if m ~= "" then
-      n = n + 1
-      if n > 180 or not m:find("^[!#$%%&'*+%-.^_`|~%w]+[ \t]*=") then return nil end
-    end
-  end
-  if n == 0 then return nil end
-  return s
+  if valid_list(s, 8192, 180, baggage_member) then return s end
+  return nil
 end
 
 --- The trace context of a carrier: get(name) -> a header value | nil (names
