@@ -147,6 +147,14 @@ describe("spans", function()
     assert.equal(0, #mem.spans)
   end)
 
+  it("sampling: a ratio records about that share of new traces", function()
+    on { exporter = mem.export, batch_size = 1000, sample = 0.5 }
+    local n = 0
+    for _ = 1, 2000 do j.start_span("r", function(r) if r.sampled then n = n + 1 end end) end
+    -- 2000 draws at p = 0.5: outside 800..1200 has a probability far below 1e-18
+    assert.truthy(n > 800 and n < 1200, tostring(n))
+  end)
+
   it("off: start_span and TracedFunc call through with the no-op span, no spans", function()
     tracing.configure(nil)
     local seen
@@ -244,6 +252,15 @@ describe("root spans of HTTP requests (in-process client)", function()
     local h = published()
     assert.truthy(h.traceparent:find(root.trace_id, 1, true))
     assert.is_nil(h.baggage)
+  end)
+
+  it("parent-based sampling: a caller's unsampled traceparent is followed (nothing recorded, flags 00 on)", function()
+    start {}
+    local res = client:get("/items/2", { headers = { traceparent = TP:sub(1, -3) .. "00" } })
+    assert.equal(200, res.status)
+    assert.truthy(res.headers.traceparent:find("^00%-4bf92f3577b34da6a3ce929d0e0e4736%-%x+%-00$"))
+    assert.equal(0, #mem.spans)
+    assert.truthy(published().traceparent:find("%-00$"))
   end)
 
   it("a failing handler: status error, 500 still echoes traceparent", function()

@@ -19,9 +19,9 @@ local context = require "jararaca.context"
 
 local M = {}
 
-local type, pairs, error, format, tostring, xpcall, pcall, random, rawget, rawset, running =
-  type, pairs, error, string.format, tostring, xpcall, pcall, math.random, rawget, rawset,
-  coroutine.running
+local type, pairs, error, format, tostring, xpcall, pcall, rawget, rawset, running, byte =
+  type, pairs, error, string.format, tostring, xpcall, pcall, rawget, rawset, coroutine.running, string.byte
+local random_bytes = require("jararaca.core.sys").random_bytes
 local new_span, now_us, NOOP = spanmod.new, spanmod.now_us, spanmod.NOOP
 local active, current_span = state.active, state.current
 local current_ctx = context.current
@@ -96,7 +96,15 @@ local function finish(sp)
 end
 M.finish = finish
 
-local function sampled_new() return cfg.sample >= 1 or (cfg.sample > 0 and random() < cfg.sample) end
+-- The kernel's random bytes, not math.random: pre-forked workers would
+-- otherwise all draw the same sequence.
+local function sampled_new()
+  local p = cfg.sample
+  if p >= 1 then return true end
+  if p <= 0 then return false end
+  local b1, b2, b3 = byte(random_bytes(3), 1, 3)
+  return (b1 * 65536 + b2 * 256 + b3) / 16777216 < p
+end
 
 --- The current span (nested start_span's, else the transaction's root), or
 --- the no-op span when tracing is off or outside a transaction.
