@@ -68,6 +68,7 @@ function M.configure(t)
     batch_size = t.batch_size or 64,
   }
   buffer = {}
+  spanmod.seed() -- (per process: runtime.start runs after the fork)
   state.on = true
 end
 
@@ -187,11 +188,11 @@ local REDACTED = {
 M.REDACTED = REDACTED
 
 --- Start the root span of ctx's transaction: name, kind, the inbound
---- carrier get(name) (or nil), trusted (false: a new trace linked to the
---- remote one). The span becomes ctx._span.
-function M.start_root(ctx, name, kind, get, trusted)
+--- carrier get(obj, name) (or nil), trusted (false: a new trace linked to
+--- the remote one). The span becomes ctx._span.
+function M.start_root(ctx, name, kind, get, obj, trusted)
   local remote, bg
-  if get then remote, bg = w3c.extract(get) end
+  if get then remote, bg = w3c.extract(get, obj) end
   local sp
   if remote and trusted then
     sp = new_span(name, kind, remote)
@@ -211,6 +212,23 @@ end
 
 -- HTTP / WebSocket ----------------------------------------------------------
 
+-- header name as received -> its attribute name (or false: redacted);
+-- memoized, so a request does not build one string per header. Bounded:
+-- names beyond 1000 distinct ones are built each time.
+local header_attr, header_attrs = {}, 0
+local function header_key(k)
+  local a = header_attr[k]
+  if a ~= nil then return a end
+  local name = w3c.lower(tostring(k))
+  a = "http.request.header." .. name
+  if REDACTED[name] then a = false end
+  if header_attrs < 1000 then
+    header_attrs = header_attrs + 1
+    header_attr[k] = a
+  end
+  return a, name
+end
+
 local function http_attributes(sp, req, route)
   local h = req._h
   sp:set_attribute("app.context_type", route.websocket and "websocket" or "http")
@@ -227,9 +245,14 @@ local function http_attributes(sp, req, route)
   end
   local ok, headers = pcall(h.headers, h)
   if ok and type(headers) == "table" then
+    local attrs = sp.attributes
     for k, v in pairs(headers) do
-      local name = w3c.lower(tostring(k))
-      sp:set_attribute("http.request.header." .. name, REDACTED[name] and "[redacted]" or v)
+      local a = header_key(k)
+      if a then
+        attrs[a] = type(v) == "string" and v or tostring(v)
+      else
+        attrs["http.request.header." .. w3c.lower(tostring(k))] = "[redacted]"
+      end
     end
   end
   local okr, host = pcall(h.remote, h)
@@ -237,12 +260,14 @@ local function http_attributes(sp, req, route)
   if route.websocket then sp:set_attribute("ws.url", h:target()) end
 end
 
+local function handle_header(h, n) return h:header(n) end
+
 --- The root span of an HTTP request or WebSocket connection.
 function M.start_http(ctx, req, route)
   local h = req._h
   local name = route.websocket and ("WebSocket " .. tostring(route.path))
     or (tostring(h:method()) .. " " .. tostring(route.path))
-  local sp = M.start_root(ctx, name, "server", function(n) return h:header(n) end, cfg.trust_inbound)
+  local sp = M.start_root(ctx, name, "server", handle_header, h, cfg.trust_inbound)
   if sp.attributes then pcall(http_attributes, sp, req, route) end
   return sp
 end
@@ -271,20 +296,21 @@ end
 
 -- Message bus / scheduler ---------------------------------------------------
 
+-- A message header by its lower-case name, in any case.
+local function message_header(headers, n)
+  local v = headers[n]
+  if v == nil then
+    for k, hv in pairs(headers) do if w3c.lower(tostring(k)) == n then return hv end end
+  end
+  return v
+end
+
 --- The root span of a message delivery (consumer): "TASK <topic>" (the
 --- original's name; "EVENT" for a handler of kind "event", none today),
 --- a child of the publisher's span (message headers are our own publishers').
 function M.start_message(ctx, msg, h)
-  local headers = msg.headers or {}
-  local get = function(n)
-    local v = headers[n]
-    if v == nil then
-      for k, hv in pairs(headers) do if w3c.lower(tostring(k)) == n then return hv end end
-    end
-    return v
-  end
   local kind = (h and h.kind == "event") and "EVENT" or "TASK"
-  local sp = M.start_root(ctx, kind .. " " .. tostring(msg.topic), "consumer", get, true)
+  local sp = M.start_root(ctx, kind .. " " .. tostring(msg.topic), "consumer", message_header, msg.headers or {}, true)
   if sp.attributes then
     sp:set_attribute("app.context_type", "message_bus")
     sp:set_attribute("bus.message.id", msg.id)
@@ -297,7 +323,7 @@ end
 
 --- The root span of a scheduled run: "Scheduler Task <name>", a new trace.
 function M.start_schedule(ctx, a, r)
-  local sp = M.start_root(ctx, "Scheduler Task " .. tostring(a.name), "internal", nil, false)
+  local sp = M.start_root(ctx, "Scheduler Task " .. tostring(a.name), "internal", nil, nil, false)
   if sp.attributes then
     sp:set_attribute("app.context_type", "scheduler")
     sp:set_attribute("sched.task_name", a.name)

@@ -15,21 +15,48 @@ local M = {}
 local now, random_bytes, format, byte, type, tostring, floor =
   sys.time, sys.random_bytes, string.format, string.byte, type, tostring, math.floor
 
-local HEX16 = ("%02x"):rep(16)
-local HEX8 = ("%02x"):rep(8)
+-- Ids come from xoshiro128** seeded from the kernel's CSPRNG (M.seed, at
+-- every runtime start: after a fork, so pre-forked workers differ): ids need
+-- to be unique and unpredictable enough to not collide, not secret, and a
+-- getrandom-backed id per span cost more than the rest of a request's
+-- tracing. 32-bit words with LuaJIT's bit ops (products stay exact in
+-- doubles: < 2^36).
+local bit = require "bit"
+local tobit, rol, bxor, lshift, tohex = bit.tobit, bit.rol, bit.bxor, bit.lshift, bit.tohex
+local s0, s1, s2, s3 = 1, 2, 3, 4
+
+local function next32()
+  local r = tobit(rol(tobit(s1 * 5), 7) * 9)
+  local t = lshift(s1, 9)
+  s2 = bxor(s2, s0); s3 = bxor(s3, s1); s1 = bxor(s1, s2); s0 = bxor(s0, s3)
+  s2 = bxor(s2, t); s3 = rol(s3, 11)
+  return r
+end
+
+--- Seed the id generator from the kernel (called by tracing.configure).
+function M.seed()
+  repeat
+    local b = { byte(random_bytes(16), 1, 16) }
+    s0 = tobit(b[1] * 16777216 + b[2] * 65536 + b[3] * 256 + b[4])
+    s1 = tobit(b[5] * 16777216 + b[6] * 65536 + b[7] * 256 + b[8])
+    s2 = tobit(b[9] * 16777216 + b[10] * 65536 + b[11] * 256 + b[12])
+    s3 = tobit(b[13] * 16777216 + b[14] * 65536 + b[15] * 256 + b[16])
+  until s0 ~= 0 or s1 ~= 0 or s2 ~= 0 or s3 ~= 0
+end
+M.seed()
 
 --- 16 random bytes as 32 hex digits (never all zero).
 function M.trace_id()
-  local s = format(HEX16, byte(random_bytes(16), 1, 16))
-  if s == ("0"):rep(32) then return M.trace_id() end
-  return s
+  local a, b, c, d = next32(), next32(), next32(), next32()
+  if a == 0 and b == 0 and c == 0 and d == 0 then return M.trace_id() end
+  return tohex(a, 8) .. tohex(b, 8) .. tohex(c, 8) .. tohex(d, 8)
 end
 
 --- 8 random bytes as 16 hex digits (never all zero).
 function M.span_id()
-  local s = format(HEX8, byte(random_bytes(8), 1, 8))
-  if s == ("0"):rep(16) then return M.span_id() end
-  return s
+  local a, b = next32(), next32()
+  if a == 0 and b == 0 then return M.span_id() end
+  return tohex(a, 8) .. tohex(b, 8)
 end
 
 local function now_us() return floor(now() * 1e6) end

@@ -76,17 +76,18 @@ function M.parse_baggage(s)
   return nil
 end
 
---- The trace context of a carrier: get(name) -> a header value | nil (names
---- asked in lower case). Returns a table { trace_id, parent_id, sampled,
+--- The trace context of a carrier: get(obj, name) -> a header value | nil
+--- (names asked in lower case; a function and its object rather than a
+--- closure: no closure is made per request). Returns a table { trace_id, parent_id, sampled,
 --- tracestate, baggage } or nil when there is no valid traceparent (then
 --- also the baggage alone, as a second value).
-function M.extract(get)
-  local bg = M.parse_baggage(get("baggage"))
-  local trace, parent, flags = M.parse_traceparent(get("traceparent"))
+function M.extract(get, obj)
+  local bg = M.parse_baggage(get(obj, "baggage"))
+  local trace, parent, flags = M.parse_traceparent(get(obj, "traceparent"))
   if not trace then return nil, bg end
   return {
     trace_id = trace, parent_id = parent, sampled = flags % 2 == 1,
-    tracestate = M.parse_tracestate(get("tracestate")), baggage = bg,
+    tracestate = M.parse_tracestate(get(obj, "tracestate")), baggage = bg,
   }, bg
 end
 
