@@ -145,7 +145,11 @@ end
 
 -- Tracing on: the request's root span (jararaca.tracing) is echoed as a
 -- `traceparent` response header and ended with the answer's status.
-local function tracing() return require "jararaca.tracing" end
+local tracer
+local function tracing()
+  if tracer == nil then tracer = require "jararaca.tracing" end
+  return tracer
+end
 
 local function send(h, req, st, b, ct, hd)
   local ws = rawget(req, "_ws")

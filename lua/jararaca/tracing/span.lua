@@ -22,7 +22,7 @@ local now, random_bytes, format, byte, type, tostring, floor =
 -- tracing. 32-bit words with LuaJIT's bit ops (products stay exact in
 -- doubles: < 2^36).
 local bit = require "bit"
-local tobit, rol, bxor, lshift, tohex = bit.tobit, bit.rol, bit.bxor, bit.lshift, bit.tohex
+local tobit, rol, bxor, lshift, rshift, band = bit.tobit, bit.rol, bit.bxor, bit.lshift, bit.rshift, bit.band
 local s0, s1, s2, s3 = 1, 2, 3, 4
 
 local function next32()
@@ -45,18 +45,27 @@ function M.seed()
 end
 M.seed()
 
+-- byte -> two hex digits: bit.tohex and string.format("%x") are not
+-- compiled by the JIT (a trace abort per id); lookups and concatenation are.
+local HEX = {}
+for i = 0, 255 do HEX[i] = format("%02x", i) end
+local function tohex(x)
+  return HEX[band(rshift(x, 24), 255)] .. HEX[band(rshift(x, 16), 255)] .. HEX[band(rshift(x, 8), 255)]
+    .. HEX[band(x, 255)]
+end
+
 --- 16 random bytes as 32 hex digits (never all zero).
 function M.trace_id()
   local a, b, c, d = next32(), next32(), next32(), next32()
   if a == 0 and b == 0 and c == 0 and d == 0 then return M.trace_id() end
-  return tohex(a, 8) .. tohex(b, 8) .. tohex(c, 8) .. tohex(d, 8)
+  return tohex(a) .. tohex(b) .. tohex(c) .. tohex(d)
 end
 
 --- 8 random bytes as 16 hex digits (never all zero).
 function M.span_id()
   local a, b = next32(), next32()
   if a == 0 and b == 0 then return M.span_id() end
-  return tohex(a, 8) .. tohex(b, 8)
+  return tohex(a) .. tohex(b)
 end
 
 local function now_us() return floor(now() * 1e6) end
