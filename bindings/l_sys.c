@@ -15,14 +15,16 @@
 #include "vm.h"
 #include "watchdog.h"
 
-/* sys.log(level, msg [, request_id]) ; level = 0..3 */
+/* sys.log(level, msg [, request_id [, trace_id, span_id]]) ; level = 0..3 */
 static int l_log(lua_State *L)
 {
     int level = (int)luaL_checkinteger(L, 1);
     size_t len;
     const char *msg = luaL_checklstring(L, 2, &len);
     const char *rid = luaL_optstring(L, 3, NULL);
-    jr_log_msg((jr_log_level)level, rid, msg, len);
+    const char *tid = luaL_optstring(L, 4, NULL);
+    const char *sid = luaL_optstring(L, 5, NULL);
+    jr_log_msg_trace((jr_log_level)level, rid, tid, sid, msg, len);
     return 0;
 }
 

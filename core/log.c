@@ -61,7 +61,35 @@ static size_t append(char *out, size_t pos, size_t cap, const char *s, size_t le
     return pos + len;
 }
 
+/* Append `"name":"<value escaped>",` when value is set (JSON lines). */
+static size_t json_field(char *out, size_t pos, size_t cap, const char *name, const char *value)
+{
+    if (!value || !*value) return pos;
+    pos = append(out, pos, cap, "\"", 1);
+    pos = append(out, pos, cap, name, strlen(name));
+    pos = append(out, pos, cap, "\":\"", 3);
+    pos = json_escape(out, pos, cap, value, strlen(value));
+    return append(out, pos, cap, "\",", 2);
+}
+
+/* Append `name=<value> ` when value is set (text lines; the trace ids are
+ * hex made by jararaca.tracing: no escaping needed). */
+static size_t text_field(char *out, size_t pos, size_t cap, const char *name, const char *value)
+{
+    if (!value || !*value) return pos;
+    pos = append(out, pos, cap, name, strlen(name));
+    pos = append(out, pos, cap, "=", 1);
+    pos = append(out, pos, cap, value, strlen(value));
+    return append(out, pos, cap, " ", 1);
+}
+
 void jr_log_msg(jr_log_level level, const char *request_id, const char *msg, size_t len)
+{
+    jr_log_msg_trace(level, request_id, NULL, NULL, msg, len);
+}
+
+void jr_log_msg_trace(jr_log_level level, const char *request_id, const char *trace_id,
+                      const char *span_id, const char *msg, size_t len)
 {
     if (level < g_level || level >= JR_LOG_OFF) return;
     char line[8192];
@@ -81,11 +109,9 @@ void jr_log_msg(jr_log_level level, const char *request_id, const char *msg, siz
         n = snprintf(head, sizeof head, "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,", ts,
                      level_name(level, 0), (int)getpid());
         pos = append(line, pos, cap, head, (size_t)n);
-        if (request_id && *request_id) {
-            pos = append(line, pos, cap, "\"request_id\":\"", 14);
-            pos = json_escape(line, pos, cap, request_id, strlen(request_id));
-            pos = append(line, pos, cap, "\",", 2);
-        }
+        pos = json_field(line, pos, cap, "request_id", request_id);
+        pos = json_field(line, pos, cap, "trace_id", trace_id);
+        pos = json_field(line, pos, cap, "span_id", span_id);
         pos = append(line, pos, cap, "\"msg\":\"", 7);
         pos = json_escape(line, pos, cap, msg, len);
         pos = append(line, pos, cap, "\"", 1);
@@ -98,6 +124,8 @@ void jr_log_msg(jr_log_level level, const char *request_id, const char *msg, siz
             pos = append(line, pos, cap, request_id, strlen(request_id));
             pos = append(line, pos, cap, "] ", 2);
         }
+        pos = text_field(line, pos, cap, "trace_id", trace_id);
+        pos = text_field(line, pos, cap, "span_id", span_id);
         pos = append(line, pos, cap, msg, len);
     }
     line[pos++] = '\n';

@@ -31,6 +31,11 @@ int jr_log_parse_level(const char *name);
 /* Log one event. request_id may be NULL. The message is not interpreted as
  * a format string by jr_log_msg (safe for user text). */
 void jr_log_msg(jr_log_level level, const char *request_id, const char *msg, size_t len);
+/* The same with the trace and span ids of the current span (either may be
+ * NULL): text lines get "trace_id=<hex> span_id=<hex> ", JSON lines the
+ * fields "trace_id" and "span_id". */
+void jr_log_msg_trace(jr_log_level level, const char *request_id, const char *trace_id,
+                      const char *span_id, const char *msg, size_t len);
 void jr_logf(jr_log_level level, const char *request_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

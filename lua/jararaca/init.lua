@@ -70,6 +70,12 @@ local lazy = {
   MessageHandler = function() return require("jararaca.bus.controller").MessageHandler end,
   Message = function() return require("jararaca.bus.message_type").Message end,
   use_publisher = function() return require("jararaca.bus.publisher").use_publisher end,
+  -- tracing (docs/tracing.md)
+  tracing = function() return require "jararaca.tracing" end,
+  start_span = function() return require("jararaca.tracing").start_span end,
+  TracedFunc = function() return require("jararaca.tracing").TracedFunc end,
+  traced = function() return require("jararaca.tracing").traced end,
+  current_span = function() return require("jararaca.tracing").current_span end,
 }
 setmetatable(j, {
   __index = function(t, k)

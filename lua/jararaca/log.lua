@@ -1,9 +1,10 @@
 -- jararaca.log: leveled logging with the request/message id of the current
--- transaction on every line.
+-- transaction on every line (and, tracing on, its trace and span ids).
 --   log.info("created task ", id)      -- arguments are tostring'ed and joined
 --   log.set{ level = "debug", format = "json" }
 local sys = require "jararaca.core.sys"
 local context = require "jararaca.context"
+local tracing = require "jararaca.tracing.state"
 
 local M = {}
 local sys_log, level_of = sys.log, sys.log_level
@@ -21,6 +22,11 @@ local function emit(level, ...)
     msg = concat(parts, "", 1, n)
   end
   local ctx = context.current()
+  if tracing.on then
+    -- inside a traced transaction: the current span's ids on the line
+    local sp = tracing.current(ctx)
+    if sp then return sys_log(level, msg, ctx and ctx.request_id or nil, sp.trace_id, sp.span_id) end
+  end
   sys_log(level, msg, ctx and ctx.request_id or nil)
 end
 

@@ -40,7 +40,7 @@ local is_token, is_spec = di.is_token, di.is_provider_spec
 --- Known fields of a Microservice declaration (extensible).
 M.fields = {
   name = true, providers = true, controllers = true, interceptors = true, openapi = true, middlewares = true, metrics = true,
-  websocket = true, bus = true, scheduler = true,
+  websocket = true, bus = true, scheduler = true, tracing = true,
 }
 
 local Microservice_mt = { __metatable = "Microservice" }
@@ -122,6 +122,11 @@ function M.Microservice(t)
   if t.metrics ~= nil then require("jararaca.metrics.settings").check(t.metrics, 2) end
   -- websocket = { backplane =, channel = } (jararaca.ws.backplane)
   if t.websocket ~= nil then require("jararaca.ws.backplane").check(t.websocket, 2) end
+  -- tracing = { sample =, trust_inbound =, exporter = } (jararaca.tracing)
+  if t.tracing ~= nil then
+    local ok, why = require("jararaca.tracing").check(t.tracing)
+    if not ok then error("Microservice.tracing: " .. why, 2) end
+  end
   -- bus = { url = } (jararaca.bus.settings)
   if t.bus ~= nil then require("jararaca.bus.settings").check(t.bus, 2) end
   -- scheduler = { store =, zone = } (jararaca.schedule.settings)

@@ -110,6 +110,7 @@ Runtime.__index = Runtime
 --- Build the container and enter the interceptors' lifecycles (in order).
 --- kind: "http" | "worker" | "scheduler" | "test". Raises on startup errors.
 function M.start(app, kind)
+  require("jararaca.tracing").configure(app.tracing)
   local container = di.Container.new(app.providers or {})
   local ctx = context.new("startup", container, { app = app, app_kind = kind })
   context.bind(ctx)
@@ -149,6 +150,10 @@ function Runtime:stop()
   if self.bus then require("jararaca.bus").stop(self) end
   if package.loaded["jararaca.schedule"] then require("jararaca.schedule").close(self.container) end
   local ok, msg, code, errs = self.lifecycle:stop()
+  if package.loaded["jararaca.tracing"] then
+    local fok, ferr = require("jararaca.tracing").flush()
+    if not fok then log.warn(ferr) end
+  end
   if not ok then
     for i = 1, #errs do log.error("shutdown: ", errs[i]) end
     return nil, msg, code, errs

@@ -27,6 +27,8 @@ local c_sleep, c_wait, c_wake, c_current, c_spawn, c_cancel, c_idle, c_clock =
   core.sleep, core.wait, core.wake, core.current, core.spawn, core.cancel, core.idle, core.clock
 local xpcall, pcall, traceback, select, unpack, setmetatable, error, type, format =
   xpcall, pcall, debug.traceback, select, unpack, setmetatable, error, type, string.format
+local tracing = require "jararaca.tracing.state"
+local co_running = coroutine.running
 local bind = context.bind
 
 --- The error value raised inside a cancelled task.
@@ -68,8 +70,13 @@ function M.spawn(fn, ...)
   local ctx = context.current()
   local task = setmetatable({ done = false, waiters = {} }, Task)
   local args = pack(...)
+  -- tracing on: the task's spans are children of the span it was spawned in
+  local span = tracing.on and tracing.current(nil)
   task.handle, task.gen = c_spawn(function()
     bind(ctx)
+    -- (coroutines are reused for tasks: the entry is cleared at the end)
+    local co = co_running()
+    if span then tracing.active[co] = span end
     -- keep the error value as raised (wait() returns it); the traceback is
     -- kept aside for logging
     local function on_error(e)
@@ -77,6 +84,7 @@ function M.spawn(fn, ...)
       return e
     end
     local r = pack(xpcall(fn, on_error, unpack(args, 1, args.n)))
+    if span then tracing.active[co] = nil end
     task.done = true
     task.ok = r[1]
     if r[1] then
@@ -211,6 +219,7 @@ local co_create, co_resume, co_yield, co_status =
 local function create(fn)
   local co = co_create(fn)
   context.inherit(co)
+  if tracing.on then tracing.active[co] = tracing.current(nil) end
   return co
 end
 

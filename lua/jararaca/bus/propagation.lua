@@ -15,8 +15,10 @@
 -- on only the trace context of its headers (M.http): `traceparent` when it
 -- is a valid version-00 one (M.valid_traceparent), `tracestate` only with
 -- it (W3C: no tracestate without a traceparent to belong to), `baggage`
--- (its own W3C spec) either way. Copied as received: a new span id per hop
--- is issue #13.
+-- (its own W3C spec) either way. Copied as received when tracing is off;
+-- with tracing on, jararaca.tracing.inject sets the trace context of the
+-- publishing span first (a new parent id per hop) and only the app's
+-- allow-list is copied from a consumed message (bus/publisher.lua).
 -- @module jararaca.bus.propagation
 local M = {}
 

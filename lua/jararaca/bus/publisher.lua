@@ -28,6 +28,7 @@ local json = require "jararaca.json"
 local log = require "jararaca.log"
 local topic_mod = require "jararaca.bus.topic"
 local message_type = require "jararaca.bus.message_type"
+local tracing_state = require "jararaca.tracing.state"
 local propagation = require "jararaca.bus.propagation"
 local schema = require "jararaca.schema"
 local session = require "jararaca.persistence.session"
@@ -170,7 +171,11 @@ end
 -- (jararaca.bus.propagation).
 local function inherit(ctx, container, headers)
   local kind = ctx.kind
+  -- tracing on: the trace context is the current span's (a new parent id
+  -- per hop), never the inbound one copied
+  local traced = tracing_state.on and require("jararaca.tracing").inject(ctx, headers)
   if kind == "http" or kind == "websocket" then
+    if traced then return end
     propagation.apply(headers, request_trace(ctx), TRACE)
     return
   end

@@ -44,6 +44,7 @@ local xrun = interceptors.xrun
 local c_current, c_wait, c_wake, c_spawn, c_cancel, c_clock =
   csched.current, csched.wait, csched.wake, csched.spawn, csched.cancel, csched.clock
 local describe, CANCELLED = errors.describe, sched.CANCELLED
+local tracing_state = require "jararaca.tracing.state"
 local bind, current = context.bind, context.current
 
 --- Seconds a lease lasts beyond the handler's timeout (the settle after it,
@@ -198,7 +199,9 @@ local function run_delivery(w, loop, h, d)
     message = msg, handler = h, controller = h.controller, member = h.member, request_id = d.id,
   })
   bind(ctx)
+  local sp = tracing_state.on and require("jararaca.tracing").start_message(ctx, msg, h)
   local ok, err = xrun(w.chain, ctx, keep_traceback, call_handler, h, msg, loop)
+  if sp then require("jararaca.tracing").end_root(sp, ok, err) end
   local sok, serr = pcall(outcome, w, h, d, msg, ok, err, ctx)
   if not sok then
     log.error("message bus: settling message ", tostring(d.id), " failed: ", describe(serr))

@@ -40,6 +40,7 @@ local errors = require "jararaca.errors"
 local context = require "jararaca.context"
 local log = require "jararaca.log"
 local staged = require "jararaca.staged"
+local tracing_state = require "jararaca.tracing.state"
 
 local M = {}
 
@@ -143,8 +144,21 @@ local function refused(h, req, msg)
   return 500
 end
 
+-- Tracing on: the request's root span (jararaca.tracing) is echoed as a
+-- `traceparent` response header and ended with the answer's status.
+local tracer
+local function tracing()
+  if tracer == nil then tracer = require "jararaca.tracing" end
+  return tracer
+end
+
 local function send(h, req, st, b, ct, hd)
   local ws = rawget(req, "_ws")
+  local sp = tracing_state.on and rawget(current() or req, "_span")
+  if sp then
+    if not ws then hd = tracing().echo(sp, hd) end
+    tracing().end_http(sp, ws and 101 or st)
+  end
   if ws then return ws_socket().finish(ws, true) end -- (a no-op after ws_failed)
   local ok, msg, code = h:respond(st, b, ct, hd)
   if ok or code ~= "invalid" then return st end -- "closed": the client is gone
@@ -234,6 +248,10 @@ local function make_entry(rt, tbl)
       local req = new_request(h, params)
       local ctx = setmetatable({ request = req, _staged = false }, route.ctx_mt)
       bind(ctx) -- the trampoline unbinds when the task ends
+      if tracing_state.on then
+        tracing().start_http(ctx, req, route)
+        return send(h, req, run_route(route, req, ctx))
+      end
       if has_chain or route.websocket then return send(h, req, run_route(route, req, ctx)) end
       -- run_route, finish and send inlined: a few calls and vararg passes
       -- less per request on the path every plain route takes
@@ -282,6 +300,7 @@ local function make_entry(rt, tbl)
       ctx = setmetatable({ request = req, _staged = false, _unrouted = params, _allow = allow }, unrouted_mt)
     end
     bind(ctx)
+    if route and tracing_state.on then tracing().start_http(ctx, req, route) end
     return send(h, req, finish(req, xpcall(run_app, keep_traceback, req)))
   end
 end

@@ -63,7 +63,10 @@ function M.execute(env, a, r)
     action = a, run = r, controller = a.controller, member = a.member, request_id = M.request_id(a, r.tick),
   })
   context.bind(ctx)
+  local tracing = package.loaded["jararaca.tracing"]
+  local sp = tracing and tracing.enabled() and tracing.start_schedule(ctx, a, r)
   local ok, err = interceptors.xrun(env.chain, ctx, keep_traceback, call_action, a, instance, r)
+  if sp then tracing.end_root(sp, ok, err) end
   if ok then return "ok" end
   local outcome, why = "failed"
   if err == TIMEOUT then
