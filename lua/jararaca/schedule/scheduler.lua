@@ -119,8 +119,12 @@ end
 -- misfire = "run_once": the latest tick missed since the store's last one
 -- (nil when none was).
 local function missed(s, a, now)
-  local store = schedule.store(s.container)
-  local last = store and store:last(a.name)
+  -- (a store that fails raises here: the caller logs it, rather than taking
+  -- the failure for "never claimed" and silently not running the tick)
+  local store, serr = schedule.store(s.container)
+  if not store then error(serr, 0) end
+  local last, err = store:last(a.name)
+  if last == nil and err ~= nil then error(err, 0) end
   if not last then return nil end
   local t = a.cron:next(last, a.zone)
   if t > now then return nil end
