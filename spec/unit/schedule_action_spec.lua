@@ -253,3 +253,18 @@ describe("schedule.dispatch: a worker's run of a dispatched tick", function()
     files.remove_dir(dir)
   end)
 end)
+
+describe("scheduler.latest_tick: misfire = 'run_once' picks the latest missed tick", function()
+  local cron = require "jararaca.core.cron"
+  local function act(expr) return { cron = assert(cron.parse(expr)) } end
+
+  it("after a long downtime too (more than 100000 ticks missed)", function()
+    local now = 1796320000.5
+    assert.equal(1796320000, scheduler.latest_tick(act("* * * * * *"), now - 2 * 86400, now))
+    assert.equal(1796320000 - 40, scheduler.latest_tick(act("* * * * *"), now - 3 * 86400, now)) -- minute 1796319960
+    assert.equal(1796320000 - 40, scheduler.latest_tick(act("* * * * *"), 1796320000 - 100, now))
+    assert.is_nil(scheduler.latest_tick(act("* * * * *"), 1796319960, now)) -- nothing since last
+    -- a tick only once a year: found by walking from last
+    assert.equal(1767225600, scheduler.latest_tick(act("0 0 1 1 *"), 1735689600, now)) -- 2026-01-01
+  end)
+end)

@@ -126,11 +126,28 @@ local function missed(s, a, now)
   local last, err = store:last(a.name)
   if last == nil and err ~= nil then error(err, 0) end
   if not last then return nil end
+  return M.latest_tick(a, last, now)
+end
+
+--- The latest fire time of action a in (last, now], or nil. The walk
+--- starts from the first window (now - d, now] (d doubling) that holds a
+--- tick: walking from `last` stopped after 100000 ticks, so after a long
+--- downtime an every-second action ran a tick a day old, not the latest.
+function M.latest_tick(a, last, now)
   local t = a.cron:next(last, a.zone)
-  if t > now then return nil end
+  if not t or t > now then return nil end
+  local d = 1
+  while now - d > t do
+    local n = a.cron:next(now - d, a.zone)
+    if n and n <= now then
+      t = n
+      break
+    end
+    d = d * 2
+  end
   for _ = 1, 100000 do
     local n = a.cron:next(t, a.zone)
-    if n > now then break end
+    if not n or n > now then break end
     t = n
   end
   return t
