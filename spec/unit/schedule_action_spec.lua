@@ -218,3 +218,53 @@ describe("schedule.run.execute: one run, one transaction", function()
     assert.equal("failed", (run.execute(env({}, {}, cls), a, { action = "tick", tick = 1 })))
   end)
 end)
+
+describe("schedule.dispatch: a worker's run of a dispatched tick", function()
+  local files = require "spec.support.files"
+  local schedule = require "jararaca.schedule"
+  local dispatch = require "jararaca.schedule.dispatch"
+  local context = require "jararaca.context"
+
+  it("records an action's own error reading \"timeout: ...\" as failed, a real timeout as timeout", function()
+    local dir, fresh = files.temp_dir("sched-dispatch", ".db")
+    local C = j.MessageBusController { name = "C" }
+    C.own = j.ScheduledAction("* * * * *", { dispatch = "bus", timeout = 5 }, function()
+      error("timeout: the action's own message", 0)
+    end)
+    C.slow = j.ScheduledAction("* * * * *", { dispatch = "bus", timeout = 0.01 }, function()
+      require("jararaca.sched").sleep(1)
+    end)
+    local a = app({ C }, { scheduler = { store = "sqlite:///" .. fresh() } })
+    local container = {}
+    local s = assert(schedule.store(container, a))
+    local by, tick = {}, math.floor(os.time() / 60) * 60 -- (within the store's window)
+    for _, h in ipairs(dispatch.handlers(a)) do by[h.name] = h end
+    local function deliver(name)
+      local msg = { payload = function() return { action = name, tick = tick, fired_at = tick } end,
+        reject = function() error("rejected") end }
+      context.bind(context.new("message", container, {}))
+      return pcall(by["schedule." .. name].fn, {}, msg)
+    end
+    assert.is_false((deliver("own")))
+    assert.is_false((deliver("slow")))
+    assert.equal("failed", s:runs("own")[1].outcome)
+    assert.equal("timeout", s:runs("slow")[1].outcome)
+    schedule.close(container)
+    files.remove_dir(dir)
+  end)
+end)
+
+describe("scheduler.latest_tick: misfire = 'run_once' picks the latest missed tick", function()
+  local cron = require "jararaca.core.cron"
+  local function act(expr) return { cron = assert(cron.parse(expr)) } end
+
+  it("after a long downtime too (more than 100000 ticks missed)", function()
+    local now = 1796320000.5
+    assert.equal(1796320000, scheduler.latest_tick(act("* * * * * *"), now - 2 * 86400, now))
+    assert.equal(1796320000 - 40, scheduler.latest_tick(act("* * * * *"), now - 3 * 86400, now)) -- minute 1796319960
+    assert.equal(1796320000 - 40, scheduler.latest_tick(act("* * * * *"), 1796320000 - 100, now))
+    assert.is_nil(scheduler.latest_tick(act("* * * * *"), 1796319960, now)) -- nothing since last
+    -- a tick only once a year: found by walking from last
+    assert.equal(1767225600, scheduler.latest_tick(act("0 0 1 1 *"), 1735689600, now)) -- 2026-01-01
+  end)
+end)

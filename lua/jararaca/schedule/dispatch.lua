@@ -64,9 +64,11 @@ local function handle(a, self, msg)
   end
   a.running = a.running + 1
   local ok, res, why
+  local timed_out = false
   if a.timeout then
     ok, res, why = xpcall(sched.timeout, traceback, a.timeout, a.fn, self, r)
-    if ok and res == nil then ok, res = false, "timeout: " .. tostring(why) end
+    -- (a flag, not the text: an action's own error may read "timeout: ...")
+    if ok and res == nil then ok, res, timed_out = false, "timeout: " .. tostring(why), true end
   else
     ok, res = xpcall(a.fn, traceback, self, r)
   end
@@ -75,7 +77,7 @@ local function handle(a, self, msg)
     staged.add(ctx, schedule.finish, ctx.container, a, p.tick, token, "ok")
     return
   end
-  local outcome = (type(res) == "string" and res:find("^timeout: ")) and "timeout" or "failed"
+  local outcome = timed_out and "timeout" or "failed"
   if res ~= CANCELLED then
     log.error(format("scheduler: action %s (tick %d) failed: %s", a.name, p.tick, describe(res)))
     if a.exception_handler then

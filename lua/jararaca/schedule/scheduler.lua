@@ -119,14 +119,35 @@ end
 -- misfire = "run_once": the latest tick missed since the store's last one
 -- (nil when none was).
 local function missed(s, a, now)
-  local store = schedule.store(s.container)
-  local last = store and store:last(a.name)
+  -- (a store that fails raises here: the caller logs it, rather than taking
+  -- the failure for "never claimed" and silently not running the tick)
+  local store, serr = schedule.store(s.container)
+  if not store then error(serr, 0) end
+  local last, err = store:last(a.name)
+  if last == nil and err ~= nil then error(err, 0) end
   if not last then return nil end
+  return M.latest_tick(a, last, now)
+end
+
+--- The latest fire time of action a in (last, now], or nil. The walk
+--- starts from the first window (now - d, now] (d doubling) that holds a
+--- tick: walking from `last` stopped after 100000 ticks, so after a long
+--- downtime an every-second action ran a tick a day old, not the latest.
+function M.latest_tick(a, last, now)
   local t = a.cron:next(last, a.zone)
-  if t > now then return nil end
+  if not t or t > now then return nil end
+  local d = 1
+  while now - d > t do
+    local n = a.cron:next(now - d, a.zone)
+    if n and n <= now then
+      t = n
+      break
+    end
+    d = d * 2
+  end
   for _ = 1, 100000 do
     local n = a.cron:next(t, a.zone)
-    if n > now then break end
+    if not n or n > now then break end
     t = n
   end
   return t

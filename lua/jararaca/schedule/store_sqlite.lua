@@ -111,7 +111,8 @@ local function claim_tx(tx, self, action, tick, holder, ttl, now, busy_ms)
   if err then return nil, err, code end
   local newest = floor(now)
   if row and row.last_tick > newest then newest = row.last_tick end
-  if tick < newest - ttl then return false end
+  -- (the reason Redis gives too: store.lua documents false, "taken")
+  if tick < newest - ttl then return false, "taken" end
   local taken
   taken, err, code = tx:first("SELECT 1 AS x FROM jr_sched_runs WHERE app = ? AND action = ? AND tick = ?",
     { app, action, tick })
