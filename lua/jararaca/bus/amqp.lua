@@ -255,7 +255,7 @@ function Broker:subscribe(queue, prefetch)
   local buf = {}
   self.buffers[queue] = buf
   local key = self.key
-  local ok, id = pcall(self.ac.consume, self.ac, queue, prefetch, function(ad)
+  local ok, id, cerr, ccode = pcall(self.ac.consume, self.ac, queue, prefetch, function(ad)
     if self.closed or not self.consumers[queue] then
       ad:nack(true)
       return
@@ -266,6 +266,8 @@ function Broker:subscribe(queue, prefetch)
     if n == 1 then wake.notify(key, queue) end
   end, DIRECT)
   if not ok then return nil, format("RabbitMQ: consuming %s failed: %s", queue, tostring(id)), "error" end
+  -- (consume answers nil, msg, code when the client is closed or out of memory)
+  if id == nil then return nil, format("RabbitMQ: consuming %s failed: %s", queue, tostring(cerr)), ccode end
   self.consumers[queue] = id
   return true
 end
