@@ -162,6 +162,34 @@ describe("bus settings", function()
     assert.equal(71, #topology.TIERS)
   end)
 
+  it("a RabbitMQ delay tier whose declaration failed after its first caller was cancelled is declared again",
+    function()
+    local topology = require "jararaca.bus.amqp_topology"
+    local csched = require "jararaca.core.sched"
+    local calls, parked = 0, nil
+    local ac = {}
+    function ac.declare_exchange() -- the first declaration waits, then fails; later ones succeed
+      calls = calls + 1
+      if calls > 1 then return true end
+      parked = { csched.current() }
+      csched.wait(30)
+      return nil, "refused by the spec", "refused"
+    end
+    function ac.declare_queue() return true end
+    function ac.bind() return true end
+    local b = { names = topology.names("t"), tiers = {}, ac = ac }
+    local first = sched.spawn(topology.delay_exchange, b, "wait", 1000)
+    wait.until_true(function() return parked end, "the first declaration waits")
+    first:cancel()
+    assert.same({ nil, "the task was cancelled", "cancelled" }, { first:wait(5) })
+    csched.wake(parked[1], parked[2]) -- the declaration fails now, its caller gone
+    wait.until_true(function() return type(b.tiers["t.wait.1000"]) ~= "table" end,
+      "the failed declaration is forgotten")
+    assert.is_nil(b.tiers["t.wait.1000"])
+    assert.same({ true, "t.wait.1000" }, { sched.spawn(topology.delay_exchange, b, "wait", 1000):wait(5) })
+    assert.equal(2, calls)
+  end)
+
   it("a handler may not be named dlq, dlx or retry (the app's own queues on RabbitMQ)", function()
     local W = j.MessageBusController { name = "W" }
     W.retry = j.IncomingHandler("a.b", function() end)
