@@ -380,6 +380,10 @@ describe("use_publisher", function()
       "publisher:publish(payload, topic): payload must be a table (JSON) or a string, got boolean")
     assert.has_error(function() pub:publish({}, "task.a", { headers = { x = {} } }) end,
       "publisher:publish(): headers must map names to strings, numbers or booleans, got [x] = table")
+    assert.has_error(function() pub:publish({}, "task.a", { headers = { [""] = "v" } }) end,
+      "publisher:publish(): header names must be 1..255 bytes, got one of 0")
+    assert.has_error(function() pub:publish({}, "task.a", { headers = { [("h"):rep(256)] = "v" } }) end,
+      "publisher:publish(): header names must be 1..255 bytes, got one of 256")
     assert.has_error(function() pub:delay({}, "task.a", -1) end,
       "publisher:delay(payload, topic, seconds): seconds must be a number >= 0, got -1")
     local ok, err, code = pub:publish({ f = function() end }, "task.a")

@@ -69,6 +69,11 @@ local function build(method, payload, topic, when, opts)
         error(format("publisher:%s(): headers must map names to strings, numbers or booleans, got [%s] = %s", method,
           tostring(k), type(v)), 3)
       end
+      -- (RabbitMQ refuses other names: raised here, before the outbox holds
+      -- a message its relay could never send)
+      if k == "" or #k > 255 then
+        error(format("publisher:%s(): header names must be 1..255 bytes, got one of %d", method, #k), 3)
+      end
       headers[k] = v
     end
   end
