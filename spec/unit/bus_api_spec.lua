@@ -384,6 +384,10 @@ describe("use_publisher", function()
       "publisher:publish(): header names must be 1..255 bytes, got one of 0")
     assert.has_error(function() pub:publish({}, "task.a", { headers = { [("h"):rep(256)] = "v" } }) end,
       "publisher:publish(): header names must be 1..255 bytes, got one of 256")
+    local many = {}
+    for i = 1, 33 do many["x-h" .. i] = "v" end
+    assert.has_error(function() pub:publish({}, "task.a", { headers = many }) end,
+      "publisher:publish(): at most 32 headers, got 33")
     assert.has_error(function() pub:delay({}, "task.a", -1) end,
       "publisher:delay(payload, topic, seconds): seconds must be a number >= 0, got -1")
     local ok, err, code = pub:publish({ f = function() end }, "task.a")
