@@ -190,6 +190,29 @@ describe("bus settings", function()
     assert.equal(2, calls)
   end)
 
+  it("RabbitMQ: a delivery whose connection dropped is not copied by retry or dead_letter (it comes again)",
+    function()
+    local amqp = require "jararaca.bus.amqp"
+    local topology = require "jararaca.bus.amqp_topology"
+    local sent, settled = 0, 0
+    local ac = { publish = function() sent = sent + 1; return true end }
+    local b = setmetatable({ ac = ac, names = topology.names("t"), tiers = {} }, amqp.Broker)
+    local function delivery(live)
+      return { id = "m1", queue = "t.h", topic = "a.b", body = "{}", headers = {}, attempt = 0,
+        _ad = { live = function() return live end, ack = function() settled = settled + 1; return true end,
+          nack = function() settled = settled + 1; return true end } }
+    end
+    for _, move in ipairs { function(d) return b:retry(d, 0) end, function(d) return b:dead_letter(d, "why") end } do
+      local ok, err, code = move(delivery(false))
+      assert.is_nil(ok)
+      assert.equal("disconnected", code)
+      assert.truthy(err:find("delivers it again", 1, true), err)
+    end
+    assert.same({ 0, 0 }, { sent, settled })
+    assert.is_true(b:retry(delivery(true), 0)) -- a live one: copied, then acked
+    assert.same({ 1, 1 }, { sent, settled })
+  end)
+
   it("a handler may not be named dlq, dlx or retry (the app's own queues on RabbitMQ)", function()
     local W = j.MessageBusController { name = "W" }
     W.retry = j.IncomingHandler("a.b", function() end)

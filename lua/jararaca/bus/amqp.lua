@@ -370,6 +370,11 @@ end
 -- Publish a copy, then ack the original; if the copy fails the original
 -- goes back to its queue (a delivery is never left unsettled).
 local function move(self, d, exchange, key, headers)
+  -- its connection dropped: RabbitMQ has requeued it and delivers it
+  -- again; a copy would be a second one (after waiting for the reconnect)
+  if not d._ad:live() then
+    return nil, "its connection to RabbitMQ dropped: the broker delivers it again", "disconnected"
+  end
   local ok, err, code = send(self.ac, exchange, key, d.body, {
     message_id = d.id ~= "" and d.id or nil, content_type = headers["content-type"], headers = headers,
   })
