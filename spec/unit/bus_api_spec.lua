@@ -162,6 +162,57 @@ describe("bus settings", function()
     assert.equal(71, #topology.TIERS)
   end)
 
+  it("a RabbitMQ delay tier whose declaration failed after its first caller was cancelled is declared again",
+    function()
+    local topology = require "jararaca.bus.amqp_topology"
+    local csched = require "jararaca.core.sched"
+    local calls, parked = 0, nil
+    local ac = {}
+    function ac.declare_exchange() -- the first declaration waits, then fails; later ones succeed
+      calls = calls + 1
+      if calls > 1 then return true end
+      parked = { csched.current() }
+      csched.wait(30)
+      return nil, "refused by the spec", "refused"
+    end
+    function ac.declare_queue() return true end
+    function ac.bind() return true end
+    local b = { names = topology.names("t"), tiers = {}, ac = ac }
+    local first = sched.spawn(topology.delay_exchange, b, "wait", 1000)
+    wait.until_true(function() return parked end, "the first declaration waits")
+    first:cancel()
+    assert.same({ nil, "the task was cancelled", "cancelled" }, { first:wait(5) })
+    csched.wake(parked[1], parked[2]) -- the declaration fails now, its caller gone
+    wait.until_true(function() return type(b.tiers["t.wait.1000"]) ~= "table" end,
+      "the failed declaration is forgotten")
+    assert.is_nil(b.tiers["t.wait.1000"])
+    assert.same({ true, "t.wait.1000" }, { sched.spawn(topology.delay_exchange, b, "wait", 1000):wait(5) })
+    assert.equal(2, calls)
+  end)
+
+  it("RabbitMQ: a delivery whose connection dropped is not copied by retry or dead_letter (it comes again)",
+    function()
+    local amqp = require "jararaca.bus.amqp"
+    local topology = require "jararaca.bus.amqp_topology"
+    local sent, settled = 0, 0
+    local ac = { publish = function() sent = sent + 1; return true end }
+    local b = setmetatable({ ac = ac, names = topology.names("t"), tiers = {} }, amqp.Broker)
+    local function delivery(live)
+      return { id = "m1", queue = "t.h", topic = "a.b", body = "{}", headers = {}, attempt = 0,
+        _ad = { live = function() return live end, ack = function() settled = settled + 1; return true end,
+          nack = function() settled = settled + 1; return true end } }
+    end
+    for _, move in ipairs { function(d) return b:retry(d, 0) end, function(d) return b:dead_letter(d, "why") end } do
+      local ok, err, code = move(delivery(false))
+      assert.is_nil(ok)
+      assert.equal("disconnected", code)
+      assert.truthy(err:find("delivers it again", 1, true), err)
+    end
+    assert.same({ 0, 0 }, { sent, settled })
+    assert.is_true(b:retry(delivery(true), 0)) -- a live one: copied, then acked
+    assert.same({ 1, 1 }, { sent, settled })
+  end)
+
   it("a handler may not be named dlq, dlx or retry (the app's own queues on RabbitMQ)", function()
     local W = j.MessageBusController { name = "W" }
     W.retry = j.IncomingHandler("a.b", function() end)
@@ -352,6 +403,14 @@ describe("use_publisher", function()
       "publisher:publish(payload, topic): payload must be a table (JSON) or a string, got boolean")
     assert.has_error(function() pub:publish({}, "task.a", { headers = { x = {} } }) end,
       "publisher:publish(): headers must map names to strings, numbers or booleans, got [x] = table")
+    assert.has_error(function() pub:publish({}, "task.a", { headers = { [""] = "v" } }) end,
+      "publisher:publish(): header names must be 1..255 bytes, got one of 0")
+    assert.has_error(function() pub:publish({}, "task.a", { headers = { [("h"):rep(256)] = "v" } }) end,
+      "publisher:publish(): header names must be 1..255 bytes, got one of 256")
+    local many = {}
+    for i = 1, 33 do many["x-h" .. i] = "v" end
+    assert.has_error(function() pub:publish({}, "task.a", { headers = many }) end,
+      "publisher:publish(): at most 32 headers, got 33")
     assert.has_error(function() pub:delay({}, "task.a", -1) end,
       "publisher:delay(payload, topic, seconds): seconds must be a number >= 0, got -1")
     local ok, err, code = pub:publish({ f = function() end }, "task.a")

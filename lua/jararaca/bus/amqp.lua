@@ -255,7 +255,7 @@ function Broker:subscribe(queue, prefetch)
   local buf = {}
   self.buffers[queue] = buf
   local key = self.key
-  local ok, id = pcall(self.ac.consume, self.ac, queue, prefetch, function(ad)
+  local ok, id, cerr, ccode = pcall(self.ac.consume, self.ac, queue, prefetch, function(ad)
     if self.closed or not self.consumers[queue] then
       ad:nack(true)
       return
@@ -266,6 +266,8 @@ function Broker:subscribe(queue, prefetch)
     if n == 1 then wake.notify(key, queue) end
   end, DIRECT)
   if not ok then return nil, format("RabbitMQ: consuming %s failed: %s", queue, tostring(id)), "error" end
+  -- (consume answers nil, msg, code when the client is closed or out of memory)
+  if id == nil then return nil, format("RabbitMQ: consuming %s failed: %s", queue, tostring(cerr)), ccode end
   self.consumers[queue] = id
   return true
 end
@@ -368,6 +370,11 @@ end
 -- Publish a copy, then ack the original; if the copy fails the original
 -- goes back to its queue (a delivery is never left unsettled).
 local function move(self, d, exchange, key, headers)
+  -- its connection dropped: RabbitMQ has requeued it and delivers it
+  -- again; a copy would be a second one (after waiting for the reconnect)
+  if not d._ad:live() then
+    return nil, "its connection to RabbitMQ dropped: the broker delivers it again", "disconnected"
+  end
   local ok, err, code = send(self.ac, exchange, key, d.body, {
     message_id = d.id ~= "" and d.id or nil, content_type = headers["content-type"], headers = headers,
   })

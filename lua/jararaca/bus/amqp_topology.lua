@@ -143,11 +143,16 @@ function M.delay_exchange(broker, kind, ms)
     return nil, e, c
   end
   local ac = broker.ac
-  local task = require("jararaca.sched").spawn(function()
+  local task
+  task = require("jararaca.sched").spawn(function()
     local target = kind == "wait" and names.retry or names.exchange
     local ok, err, code = ac:declare_exchange(name, "fanout")
     if ok then ok, err, code = ac:declare_queue(name, { message_ttl = ms, dead_letter_exchange = target }) end
     if ok then ok, err, code = ac:bind(name, name, "") end
+    -- the entry is settled here, not only by the caller below: that one
+    -- may be cancelled while it waits, and a failure left in place would
+    -- answer every later use of the tier without declaring it again
+    if broker.tiers[name] == task then broker.tiers[name] = ok and true or nil end
     return ok, err, code
   end)
   task.observed = true

@@ -42,6 +42,10 @@ local encode = json.encode
 
 M.JSON = "application/json"
 M.TEXT = "text/plain"
+--- The most headers a message may be published with: RabbitMQ's client
+--- sends at most 64, and the bus adds its own (content-type, the trace
+--- context, a retry's count and topic, a dead letter's five).
+M.MAX_HEADERS = 32
 
 local Publisher = {}
 Publisher.__index = Publisher
@@ -62,6 +66,7 @@ local function build(method, payload, topic, when, opts)
   local headers = {}
   local given = opts and opts.headers
   if given ~= nil then
+    local n = 0
     if type(given) ~= "table" then error(format("publisher:%s(): opts.headers must be a table, got %s", method,
       type(given)), 3) end
     for k, v in pairs(given) do
@@ -69,7 +74,16 @@ local function build(method, payload, topic, when, opts)
         error(format("publisher:%s(): headers must map names to strings, numbers or booleans, got [%s] = %s", method,
           tostring(k), type(v)), 3)
       end
+      -- (RabbitMQ refuses other names: raised here, before the outbox holds
+      -- a message its relay could never send)
+      if k == "" or #k > 255 then
+        error(format("publisher:%s(): header names must be 1..255 bytes, got one of %d", method, #k), 3)
+      end
       headers[k] = v
+      n = n + 1
+    end
+    if n > M.MAX_HEADERS then
+      error(format("publisher:%s(): at most %d headers, got %d", method, M.MAX_HEADERS, n), 3)
     end
   end
   local body
