@@ -57,6 +57,7 @@
  *       A get cancelled while it waits: the message, if one came, is
  *       nacked back to the queue.
  *   Names are 1..255 bytes (else they raise, like the declarations).
+ *   ac:is_up() -> whether the connection is up now
  *   ac:stats() -> { up, published, nacked, unconfirmed, reconnects,
  *                   deliveries, pending, inflight }
  *   ac:close() -> true: parked calls answer "closed", consumers stop, the
@@ -714,6 +715,15 @@ static int d_reject(lua_State *L)
 
 /* ---- the rest ---- */
 
+/* ac:is_up(): the connection is up (no table built: the outbox relay asks
+ * after every commit) */
+static int c_is_up(lua_State *L)
+{
+    client_ud *c = check_client(L);
+    lua_pushboolean(L, c->a && jr_amqp_is_up(c->a));
+    return 1;
+}
+
 static int c_stats(lua_State *L)
 {
     client_ud *c = check_client(L);
@@ -753,7 +763,7 @@ int jr_open_amqp(lua_State *L)
     static const luaL_Reg client_methods[] = {
         {"declare_exchange", c_declare_exchange}, {"declare_queue", c_declare_queue}, {"bind", c_bind},
         {"publish", c_publish}, {"consume", c_consume}, {"cancel", c_cancel}, {"queue_info", c_queue_info},
-        {"exchange_exists", c_exchange_exists}, {"purge", c_purge}, {"get", c_get}, {"stats", c_stats},
+        {"exchange_exists", c_exchange_exists}, {"purge", c_purge}, {"get", c_get}, {"stats", c_stats}, {"is_up", c_is_up},
         {"close", c_close}, {NULL, NULL}};
     jr_newmetatable(L, &k_client_mt, "AMQP client", client_methods, c_gc);
     static const luaL_Reg delivery_methods[] = {{"ack", d_ack}, {"nack", d_nack}, {"reject", d_reject}, {"live", d_live}, {NULL, NULL}};

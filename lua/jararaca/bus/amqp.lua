@@ -194,7 +194,7 @@ function Broker:publish(msgs, opts)
   if msgs.topic ~= nil then msgs = { msgs } end
   for i = 1, #msgs do check_message(msgs[i], i, "broker:publish()") end
   if self.closed then return nil, "the broker is closed", "closed" end
-  if opts and opts.fail_fast and not self.ac:stats().up then
+  if opts and opts.fail_fast and not self.ac:is_up() then
     return nil, format("RabbitMQ (%s) is unreachable: reconnecting", tostring(self.where)), "disconnected"
   end
   local n = #msgs
