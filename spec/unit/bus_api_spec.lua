@@ -323,6 +323,31 @@ describe("the worker's counts", function()
   end)
 end)
 
+describe("the worker's slots", function()
+  it("a delivery whose settling raises is counted as lost and gives its slot back", function()
+    local app = bus_support.start_app(function(url)
+      local W = j.MessageBusController { name = "W" }
+      W.h = j.IncomingHandler("raise.#", { prefetch = 1 }, function() end)
+      return j.Microservice { name = "raising", controllers = { W }, bus = { url = url } }
+    end)
+    local ok, err = pcall(function()
+      -- an undecodable payload is dead-lettered at once: make that settle raise
+      app.broker.dead_letter = function() error("the broker blew up") end
+      assert(app.broker:publish {
+        { topic = "raise.a", body = "{oops", headers = { ["content-type"] = "application/json" } },
+        { topic = "raise.b", body = "{oops", headers = { ["content-type"] = "application/json" } },
+      })
+      local w = assert(worker.start(app.rt, {}))
+      -- prefetch 1: the second is fetched only once the first's slot came back
+      wait.until_true(function() return w.counts.lost == 2 end, "both deliveries counted as lost", 10)
+      assert.same({ acked = 0, retried = 0, dead = 0, released = 0, lost = 2 }, w:stop(5))
+    end)
+    app.broker.dead_letter = nil
+    app.stop()
+    assert(ok, err)
+  end)
+end)
+
 describe("use_publisher", function()
   local path, rt, broker, outer
 

@@ -226,7 +226,15 @@ end
 local function delivery_task(w, loop, h, d)
   local th = c_current()
   bind(loop.ctx) -- the consumer loop's context, as sched.spawn would
-  run_delivery(w, loop, h, d)
+  -- whatever run_delivery raises outside its own protected calls (building
+  -- the message, a dead letter's copy that cannot be sent), the slot is
+  -- given back; the delivery, unsettled, comes back (lease end or the
+  -- connection's close) and is counted as lost here
+  local ok, err = pcall(run_delivery, w, loop, h, d)
+  if not ok and err ~= CANCELLED then
+    w.counts.lost = w.counts.lost + 1
+    log.error("message bus: handler ", h.name, ": message ", tostring(d.id), " left unsettled: ", describe(err))
+  end
   loop.running[th] = nil
   loop.inflight = loop.inflight - 1
   unpark(loop)
