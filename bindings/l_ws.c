@@ -25,7 +25,7 @@
  *   ws.backplane_stats()  { kind, up, published, received, dropped } | nil
  *   ws.shutdown()         the server stops: every connection closes with 1001
  *                         (then the backplane stops)
- *   ws.stats()            { connections = n, members = n }
+ *   ws.stats()            { connections, members, rooms, opened, received, sent, slow_closed }
  *   ws.room_size(room)    members in room
  *   ws.utf8_valid(s)      is s valid UTF-8 (what a text message must be)?
  *
@@ -538,11 +538,23 @@ static int l_backplane_stats(lua_State *L)
 
 static int l_stats(lua_State *L)
 {
-    lua_createtable(L, 0, 2);
+    jr_ws_counters c;
+    jr_ws_ctx_stats(g_ctx, &c);
+    lua_createtable(L, 0, 7);
     lua_pushnumber(L, g_ctx ? (lua_Number)jr_ws_ctx_connections(g_ctx) : 0);
     lua_setfield(L, -2, "connections");
     lua_pushnumber(L, g_hub ? (lua_Number)jr_rooms_members(jr_wshub_rooms(g_hub)) : 0);
     lua_setfield(L, -2, "members");
+    lua_pushnumber(L, g_hub ? (lua_Number)jr_rooms_count(jr_wshub_rooms(g_hub)) : 0);
+    lua_setfield(L, -2, "rooms");
+    lua_pushnumber(L, (lua_Number)c.opened);
+    lua_setfield(L, -2, "opened");
+    lua_pushnumber(L, (lua_Number)c.received);
+    lua_setfield(L, -2, "received");
+    lua_pushnumber(L, (lua_Number)c.sent);
+    lua_setfield(L, -2, "sent");
+    lua_pushnumber(L, (lua_Number)c.slow_closed);
+    lua_setfield(L, -2, "slow_closed");
     return 1;
 }
 

@@ -64,12 +64,17 @@ function M.wrap(entry, routes)
   end
 end
 
---- The route answering GET path with every registry's text (added to the
---- routing table like /openapi.json).
-function M.add_route(r, routes, path)
+--- The route answering GET cfg.path with every registry's text (added to
+--- the routing table like /openapi.json); none when cfg.port is set (the
+--- admin port serves it: jararaca.metrics.admin). Turns the built-ins on.
+function M.add_route(r, routes, cfg)
   M.builtin()
   require("jararaca.metrics.builtin").enable()
+  if cfg.port then return end
   local workers = require "jararaca.metrics.workers"
+  local started, werr = workers.start() -- --workers N: a scrape shows them all
+  if not started then error(werr, 0) end
+  local path = cfg.path
   local text = require "jararaca.metrics.text"
   local response = require "jararaca.http.response"
   local id = #routes + 1
