@@ -42,11 +42,13 @@ local function number(s)
   return tonumber(s)
 end
 
---- This process's series as plain tables (collectors run first):
---- { { name, help, kind, type, les, series = { { text, value } | { text, le_prefix, counts, sum, count } } } }
-function M.snapshot()
+--- The series of registries (default: this process's) as plain tables,
+--- collectors run first: { { name, help, kind, type, les | false,
+--- { { text, value } | { text, le_prefix, counts, sum, count } } } }
+--- (numbers as exposition text: JSON has no +Inf).
+function M.snapshot(regs)
   local out = {}
-  for _, reg in ipairs(builtin.registries()) do
+  for _, reg in ipairs(regs or builtin.registries()) do
     reg:collect()
     for _, m in ipairs(reg.list) do
       local list = {}
@@ -65,9 +67,9 @@ function M.snapshot()
   return out
 end
 
--- Add snapshot snap into merged ({ list, by_name }: a registry text.render
--- can write).
-local function merge(merged, snap)
+--- Add snapshot snap into merged ({ list = {}, by_name = {} }: then a
+--- registry text.render writes): series of one name and label set summed.
+function M.merge(merged, snap)
   for _, e in ipairs(snap) do
     local name, kind = e[1], e[3]
     local m = merged.by_name[name]
@@ -178,9 +180,9 @@ end
 function M.scrape()
   if not mesh then return text.render(unpack(builtin.registries())) end
   local merged = { list = {}, by_name = {} }
-  merge(merged, M.snapshot())
+  M.merge(merged, M.snapshot())
   local answers, missing = gather()
-  for _, snap in ipairs(answers) do merge(merged, snap) end
+  for _, snap in ipairs(answers) do M.merge(merged, snap) end
   local extra = registry.new()
   extra:updown_counter("jararaca_metrics_workers_missing",
     "Workers that did not answer this scrape within the time allowed (their series are not in it).")
