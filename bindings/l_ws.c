@@ -540,21 +540,19 @@ static int l_stats(lua_State *L)
 {
     jr_ws_counters c;
     jr_ws_ctx_stats(g_ctx, &c);
+    const jr_rooms *rooms = g_hub ? jr_wshub_rooms(g_hub) : NULL;
     lua_createtable(L, 0, 7);
-    lua_pushnumber(L, g_ctx ? (lua_Number)jr_ws_ctx_connections(g_ctx) : 0);
-    lua_setfield(L, -2, "connections");
-    lua_pushnumber(L, g_hub ? (lua_Number)jr_rooms_members(jr_wshub_rooms(g_hub)) : 0);
-    lua_setfield(L, -2, "members");
-    lua_pushnumber(L, g_hub ? (lua_Number)jr_rooms_count(jr_wshub_rooms(g_hub)) : 0);
-    lua_setfield(L, -2, "rooms");
-    lua_pushnumber(L, (lua_Number)c.opened);
-    lua_setfield(L, -2, "opened");
-    lua_pushnumber(L, (lua_Number)c.received);
-    lua_setfield(L, -2, "received");
-    lua_pushnumber(L, (lua_Number)c.sent);
-    lua_setfield(L, -2, "sent");
-    lua_pushnumber(L, (lua_Number)c.slow_closed);
-    lua_setfield(L, -2, "slow_closed");
+#define FIELD(name, v)                   \
+    lua_pushnumber(L, (lua_Number)(v)); \
+    lua_setfield(L, -2, name)
+    FIELD("connections", g_ctx ? jr_ws_ctx_connections(g_ctx) : 0);
+    FIELD("members", rooms ? jr_rooms_members(rooms) : 0);
+    FIELD("rooms", rooms ? jr_rooms_count(rooms) : 0);
+    FIELD("opened", c.opened);
+    FIELD("received", c.received);
+    FIELD("sent", c.sent);
+    FIELD("slow_closed", c.slow_closed);
+#undef FIELD
     return 1;
 }
 
