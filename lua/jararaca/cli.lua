@@ -237,6 +237,8 @@ local function worker_help()
     "else JARARACA_BUS_URL, else Microservice{ bus = { url = ... } } (docs/bus.md).",
     "--workers N pre-forks N such processes under a master, as `jararaca server` does: it",
     "relays SIGTERM/SIGINT, restarts a worker that dies, exits 0 when all stopped cleanly.",
+    "Metrics (Microservice{ metrics = ... }) are served on the admin port only:",
+    "metrics.port or JARARACA_METRICS_PORT (docs/metrics.md).",
     "",
     "options (each also from the environment: --prefetch is JARARACA_PREFETCH, ...;",
     "the command line wins):",
@@ -253,7 +255,8 @@ local function scheduler_help()
     "tick is claimed in the store, Microservice{ scheduler = { store = ... } } or",
     "JARARACA_SCHEDULER_STORE (default: <app name>.scheduler.db next to the app's database).",
     "On SIGTERM or SIGINT it stops firing, gives running actions the grace period, then runs",
-    "the interceptors' shutdown and exits 0 (docs/scheduler.md).",
+    "the interceptors' shutdown and exits 0 (docs/scheduler.md). Metrics are served on the",
+    "admin port only: metrics.port or JARARACA_METRICS_PORT (docs/metrics.md).",
     "",
     "options (each also from the environment: --actions is JARARACA_ACTIONS, ...;",
     "the command line wins):",
@@ -382,9 +385,14 @@ end
 
 -- The metrics' admin port (Microservice.metrics.port): srv | false (none)
 -- | nil (the error logged, naming the field or variable, or the port in use).
-local function start_metrics_port(app, path, workers)
+-- cmd: "worker" or "scheduler", which have no other place to serve them.
+local function start_metrics_port(app, path, workers, cmd)
   local srv, err = require("jararaca.metrics.admin").start(app, { reuseport = (workers or 1) > 1 })
   if srv == nil then log.error("startup failed for ", path, ": ", tostring(err)) end
+  if srv == false and cmd and require("jararaca.metrics.settings").config(app) then
+    log.warn("metrics: `jararaca ", cmd, "` serves them only on an admin port, and none is set ",
+      "(Microservice.metrics.port or JARARACA_METRICS_PORT; docs/metrics.md)")
+  end
   return srv
 end
 
@@ -535,7 +543,7 @@ function M.worker(args)
   local rt = start_runtime(app, path, "worker")
   if not rt then return 1 end
   -- (before the consumers: the bus metrics count from their first delivery)
-  local msrv = start_metrics_port(rt.app, path, o.workers)
+  local msrv = start_metrics_port(rt.app, path, o.workers, "worker")
   if msrv == nil then
     rt:stop()
     return 1
@@ -571,7 +579,7 @@ function M.scheduler(args)
   sys.watch_signals()
   local rt = start_runtime(app, path, "scheduler")
   if not rt then return 1 end
-  local msrv = start_metrics_port(rt.app, path)
+  local msrv = start_metrics_port(rt.app, path, 1, "scheduler")
   if msrv == nil then
     rt:stop()
     return 1
