@@ -362,8 +362,9 @@ function Registry:on_collect(fn)
   self.collectors[#self.collectors + 1] = fn
 end
 
---- Run the collectors (text.render does).
-function Registry:collect()
+--- Run the collectors (text.render and the workers' snapshot do; named apart
+--- from a read API of the registry: this one only refreshes series).
+function Registry:run_collectors()
   local c = self.collectors
   for i = 1, #c do c[i]() end
 end

@@ -49,7 +49,7 @@ end
 function M.snapshot(regs)
   local out = {}
   for _, reg in ipairs(regs or builtin.registries()) do
-    reg:collect()
+    reg:run_collectors()
     for _, m in ipairs(reg.list) do
       local list = {}
       for i, s in ipairs(m.list) do
