@@ -6,6 +6,8 @@
  *                                fn(req, nil, 404) / fn(req, nil, 405, allow)
  *                                when nothing matches
  *   local srv, err = http.listen{ host=, port=, reuseport=, max_header_size=, ... }
+ *                   (handler =, router =: this listener's own, instead of
+ *                   set_handler's: the metrics' admin port beside the app's)
  *   srv:port()  srv:stats()  srv:shutdown(grace_seconds)  (parks until drained)
  *   srv:close()                  stop at once: listener and every connection
  *   req:respond(status, body, content_type, headers)
@@ -101,6 +103,10 @@ typedef struct {
     int self_ref;     /* registry ref anchoring this userdata while it serves
                          (core holds it as on_drained's argument) */
     jr_waiter waiter; /* the task in srv:shutdown() */
+    /* listen{ handler =, router = }: this listener's own (the metrics'
+     * admin port beside the app's port); LUA_NOREF: set_handler's */
+    int handler_ref, router_ref;
+    jr_router *router;
 } srv_ud;
 
 /* ---- requests ---- */
@@ -151,8 +157,11 @@ static void on_task_end(void *ud)
 
 static void on_request(jr_http_req *req, void *ud)
 {
-    lua_State *L = ((jr_vm *)ud)->L;
-    if (g_handler_ref == LUA_NOREF) {
+    srv_ud *srv = ud;
+    lua_State *L = jr_vm_global->L;
+    int handler_ref = srv->handler_ref != LUA_NOREF ? srv->handler_ref : g_handler_ref;
+    jr_router *router = srv->handler_ref != LUA_NOREF ? srv->router : g_router;
+    if (handler_ref == LUA_NOREF) {
         const char *b = "{\"detail\":\"no handler\"}";
         jr_http_respond(req, 503, &k_json_ct, 1, b, strlen(b));
         return;
@@ -164,7 +173,7 @@ static void on_request(jr_http_req *req, void *ud)
         return;
     }
     jr_http_req_retain(req); /* the slot's reference, until on_task_end */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, g_handler_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
     req_ud *u = lua_newuserdata(L, sizeof *u);
     u->slot = slot;
     u->gen = g_slots[slot].gen;
@@ -177,7 +186,7 @@ static void on_request(jr_http_req *req, void *ud)
     const char *m = jr_http_req_method(req, &mlen);
     const char *p = jr_http_req_path(req, &plen);
     jr_route_match match;
-    jr_router_match(g_router, m, mlen, p, plen, &match);
+    jr_router_match(router, m, mlen, p, plen, &match);
     int nargs = 3;
     if (match.status == JR_ROUTE_FOUND) {
         lua_pushinteger(L, match.route_id);
@@ -631,6 +640,16 @@ static size_t opt_size(lua_State *L, const char *f, size_t def)
     return v;
 }
 
+/* Drop a listener's own handler and router. */
+static void unref_handler(lua_State *L, srv_ud *u)
+{
+    if (u->handler_ref == LUA_NOREF) return;
+    luaL_unref(L, LUA_REGISTRYINDEX, u->handler_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, u->router_ref);
+    u->handler_ref = u->router_ref = LUA_NOREF;
+    u->router = NULL;
+}
+
 static int l_listen(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -663,9 +682,20 @@ static int l_listen(lua_State *L)
     lua_rawget(L, LUA_REGISTRYINDEX);
     lua_setmetatable(L, -2);
     char err[256];
-    u->self_ref = LUA_NOREF;
+    u->self_ref = u->handler_ref = u->router_ref = LUA_NOREF;
+    lua_getfield(L, 1, "handler");
+    if (!lua_isnil(L, -1)) {
+        luaL_checktype(L, -1, LUA_TFUNCTION);
+        lua_getfield(L, 1, "router");
+        u->router = jr_router_check(L, -1);
+        u->router_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        u->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        lua_pop(L, 1);
+    }
     int uverr = 0;
-    u->srv = jr_http_server_start(jr_vm_global->loop, &cfg, on_request, jr_vm_global, err, sizeof err, &uverr);
+    u->srv = jr_http_server_start(jr_vm_global->loop, &cfg, on_request, u, err, sizeof err, &uverr);
+    if (!u->srv) unref_handler(L, u);
     if (!u->srv) {
         if (uverr == 0) return jr_push_fail(L, err, "invalid");
         lua_pushnil(L);
@@ -683,6 +713,7 @@ static int l_listen(lua_State *L)
 
 static void unanchor(srv_ud *u)
 {
+    unref_handler(jr_vm_global->L, u); /* no request arrives after the drain or close */
     if (u->self_ref == LUA_NOREF) return;
     luaL_unref(jr_vm_global->L, LUA_REGISTRYINDEX, u->self_ref);
     u->self_ref = LUA_NOREF;

@@ -25,7 +25,7 @@
  *   ws.backplane_stats()  { kind, up, published, received, dropped } | nil
  *   ws.shutdown()         the server stops: every connection closes with 1001
  *                         (then the backplane stops)
- *   ws.stats()            { connections = n, members = n }
+ *   ws.stats()            { connections, members, rooms, opened, received, sent, slow_closed }
  *   ws.room_size(room)    members in room
  *   ws.utf8_valid(s)      is s valid UTF-8 (what a text message must be)?
  *
@@ -538,11 +538,21 @@ static int l_backplane_stats(lua_State *L)
 
 static int l_stats(lua_State *L)
 {
-    lua_createtable(L, 0, 2);
-    lua_pushnumber(L, g_ctx ? (lua_Number)jr_ws_ctx_connections(g_ctx) : 0);
-    lua_setfield(L, -2, "connections");
-    lua_pushnumber(L, g_hub ? (lua_Number)jr_rooms_members(jr_wshub_rooms(g_hub)) : 0);
-    lua_setfield(L, -2, "members");
+    jr_ws_counters c;
+    jr_ws_ctx_stats(g_ctx, &c);
+    const jr_rooms *rooms = g_hub ? jr_wshub_rooms(g_hub) : NULL;
+    lua_createtable(L, 0, 7);
+#define FIELD(name, v)                   \
+    lua_pushnumber(L, (lua_Number)(v)); \
+    lua_setfield(L, -2, name)
+    FIELD("connections", g_ctx ? jr_ws_ctx_connections(g_ctx) : 0);
+    FIELD("members", rooms ? jr_rooms_members(rooms) : 0);
+    FIELD("rooms", rooms ? jr_rooms_count(rooms) : 0);
+    FIELD("opened", c.opened);
+    FIELD("received", c.received);
+    FIELD("sent", c.sent);
+    FIELD("slow_closed", c.slow_closed);
+#undef FIELD
     return 1;
 }
 

@@ -94,6 +94,7 @@ struct jr_ws_ctx {
     jr_ws_conn *conns;
     jr_ws_conn *drain;
     size_t nopen;            /* adopted, on_close not yet run */
+    jr_ws_counters counts;   /* read by jr_ws_ctx_stats (the metrics' scrape) */
     int freeing, nclosed;
     int rbuf_busy;           /* rbuf holds input being processed (callbacks run meanwhile) */
     char rbuf[RBUF_SIZE];    /* every connection reads here */
@@ -277,6 +278,7 @@ static int conn_write(jr_ws_conn *c, const void *hdr, size_t hl, const void *dat
                                                         : c->cfg.max_send_queue)) {
         c->close_code = 1008;
         c->close_why = "send queue full";
+        c->ctx->counts.slow_closed++;
         conn_abort(c);
         return JR_WS_EFULL;
     }
@@ -401,6 +403,7 @@ static void set_reading(jr_ws_conn *c, int on)
 
 static void deliver(jr_ws_conn *c, const char *data, size_t len, int is_text)
 {
+    c->ctx->counts.received++;
     if (c->ctx->cb.on_message) c->ctx->cb.on_message(c, data ? data : "", len, is_text, c->ctx->cb.ud);
 }
 
@@ -705,6 +708,7 @@ int jr_ws_adopt(jr_ws_ctx *ctx, jr_http_req *req, const jr_ws_config *cfg,
     if (ctx->conns) ctx->conns->prev = c;
     ctx->conns = c;
     ctx->nopen++;
+    ctx->counts.opened++;
     if (cfg) tick_for(ctx, cfg);
     uv_tcp_init(ctx->loop, &c->tcp);
     c->tcp.data = c;
@@ -739,14 +743,20 @@ int jr_ws_send(jr_ws_conn *c, const void *data, size_t len, int is_text)
     if (c->state != ST_OPEN) return JR_WS_ECLOSED;
     unsigned char h[JR_WSF_MAX_HEADER];
     size_t hl = jr_wsf_header(h, 1, is_text ? JR_WSF_OP_TEXT : JR_WSF_OP_BINARY, len);
-    return conn_write(c, h, hl, data, len, NULL, 1);
+    jr_ws_ctx *ctx = c->ctx; /* read before the write, which may abort the connection */
+    int r = conn_write(c, h, hl, data, len, NULL, 1);
+    if (r == JR_WS_OK) ctx->counts.sent++;
+    return r;
 }
 
 int jr_ws_send_frame(jr_ws_conn *c, jr_ws_frame *f)
 {
     if (!c || !f) return JR_WS_EINVALID;
     if (c->state != ST_OPEN) return JR_WS_ECLOSED;
-    return conn_write(c, f->bytes, f->len, NULL, 0, f, 1);
+    jr_ws_ctx *ctx = c->ctx;
+    int r = conn_write(c, f->bytes, f->len, NULL, 0, f, 1);
+    if (r == JR_WS_OK) ctx->counts.sent++;
+    return r;
 }
 
 int jr_ws_close(jr_ws_conn *c, int code, const char *reason, size_t rlen)
@@ -800,6 +810,12 @@ void jr_ws_config_defaults(jr_ws_config *cfg)
 }
 
 size_t jr_ws_ctx_connections(const jr_ws_ctx *ctx) { return ctx ? ctx->nopen : 0; }
+
+void jr_ws_ctx_stats(const jr_ws_ctx *ctx, jr_ws_counters *out)
+{
+    if (ctx) *out = ctx->counts;
+    else memset(out, 0, sizeof *out);
+}
 
 jr_ws_ctx *jr_ws_ctx_new(uv_loop_t *loop, const jr_ws_config *cfg, const jr_ws_callbacks *cb,
                          char *err, size_t errlen)

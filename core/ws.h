@@ -31,6 +31,7 @@
 #define JR_WS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "http.h"
@@ -137,6 +138,17 @@ size_t jr_ws_conn_queued(const jr_ws_conn *conn);
 
 /* Open connections (adopted, on_close not yet run). */
 size_t jr_ws_ctx_connections(const jr_ws_ctx *ctx);
+
+/* Counters since the context was made (the built-in metrics read them at
+ * scrape time: one increment per event here costs less than any count in
+ * Lua). ctx NULL: all zero. */
+typedef struct {
+    uint64_t opened;      /* connections adopted */
+    uint64_t received;    /* data messages handed to on_message */
+    uint64_t sent;        /* data messages queued (jr_ws_send, jr_ws_send_frame: one per connection) */
+    uint64_t slow_closed; /* connections closed 1008 because their send queue was full */
+} jr_ws_counters;
+void jr_ws_ctx_stats(const jr_ws_ctx *ctx, jr_ws_counters *out);
 
 /* Close every connection with 1001: on_close runs for each INSIDE this call
  * (no callback follows it), their close frames are sent and sockets shut

@@ -237,6 +237,8 @@ local function worker_help()
     "else JARARACA_BUS_URL, else Microservice{ bus = { url = ... } } (docs/bus.md).",
     "--workers N pre-forks N such processes under a master, as `jararaca server` does: it",
     "relays SIGTERM/SIGINT, restarts a worker that dies, exits 0 when all stopped cleanly.",
+    "Metrics (Microservice{ metrics = ... }) are served on the admin port only:",
+    "metrics.port or JARARACA_METRICS_PORT (docs/metrics.md).",
     "",
     "options (each also from the environment: --prefetch is JARARACA_PREFETCH, ...;",
     "the command line wins):",
@@ -253,7 +255,8 @@ local function scheduler_help()
     "tick is claimed in the store, Microservice{ scheduler = { store = ... } } or",
     "JARARACA_SCHEDULER_STORE (default: <app name>.scheduler.db next to the app's database).",
     "On SIGTERM or SIGINT it stops firing, gives running actions the grace period, then runs",
-    "the interceptors' shutdown and exits 0 (docs/scheduler.md).",
+    "the interceptors' shutdown and exits 0 (docs/scheduler.md). Metrics are served on the",
+    "admin port only: metrics.port or JARARACA_METRICS_PORT (docs/metrics.md).",
     "",
     "options (each also from the environment: --actions is JARARACA_ACTIONS, ...;",
     "the command line wins):",
@@ -380,6 +383,19 @@ local function start_scheduler(rt, path, selection)
   return s
 end
 
+-- The metrics' admin port (Microservice.metrics.port): srv | false (none)
+-- | nil (the error logged, naming the field or variable, or the port in use).
+-- cmd: "worker" or "scheduler", which have no other place to serve them.
+local function start_metrics_port(app, path, workers, cmd)
+  local srv, err = require("jararaca.metrics.admin").start(app, { reuseport = (workers or 1) > 1 })
+  if srv == nil then log.error("startup failed for ", path, ": ", tostring(err)) end
+  if srv == false and cmd and require("jararaca.metrics.settings").config(app) then
+    log.warn("metrics: `jararaca ", cmd, "` serves them only on an admin port, and none is set ",
+      "(Microservice.metrics.port or JARARACA_METRICS_PORT; docs/metrics.md)")
+  end
+  return srv
+end
+
 -- The scheduler's last log line: what its ticks came to.
 local function log_scheduler_counts(c)
   log.info(("stopped: %d ok, %d failed, %d timed out, %d skipped (overlap), %d not ours, %d published, %d missed")
@@ -439,6 +455,12 @@ function M.server(args)
     rt:stop()
     return 1
   end
+  local msrv = start_metrics_port(rt.app, path, o.workers)
+  if msrv == nil then
+    server.shutdown(srv, 0)
+    rt:stop()
+    return 1
+  end
   -- --scheduler: this process also fires the scheduled actions, exactly as
   -- `jararaca scheduler` (the same store: with --workers N every worker
   -- runs the timers and the claim makes each exclusive tick run once).
@@ -448,6 +470,7 @@ function M.server(args)
   if o.scheduler then
     s = start_scheduler(rt, path, {})
     if not s then
+      require("jararaca.metrics.admin").stop(msrv)
       server.shutdown(srv, 0)
       rt:stop()
       return 1
@@ -462,6 +485,7 @@ function M.server(args)
   -- The drain and the scheduler's grace period run side by side, so the
   -- whole stop still fits the one grace period the master allows.
   local sstop = s and require("jararaca.sched").spawn(s.stop, s, grace)
+  require("jararaca.metrics.admin").stop(msrv)
   server.shutdown(srv, grace)
   local counts = sstop and select(2, sstop:wait())
   sys.unref_signals()
@@ -518,12 +542,19 @@ function M.worker(args)
   sys.watch_signals()
   local rt = start_runtime(app, path, "worker")
   if not rt then return 1 end
+  -- (before the consumers: the bus metrics count from their first delivery)
+  local msrv = start_metrics_port(rt.app, path, o.workers, "worker")
+  if msrv == nil then
+    rt:stop()
+    return 1
+  end
   local w, werr, wcode = worker.start(rt, {
     handlers = worker.split(o.handlers), groups = worker.split(o.groups),
     prefetch = o.prefetch > 0 and o.prefetch or nil,
   })
   if not w then
     log.error("startup failed for ", path, ": ", tostring(werr))
+    require("jararaca.metrics.admin").stop(msrv)
     rt:stop()
     return wcode == "invalid" and 2 or 1
   end
@@ -531,6 +562,7 @@ function M.worker(args)
   sys.worker_ready() -- under a master: from now on a death is a restart, not a startup failure
   until_stop_signal(o["grace-period"])
   local c = w:stop(o["grace-period"])
+  require("jararaca.metrics.admin").stop(msrv)
   sys.unref_signals()
   local stopped = rt:stop()
   log.info(("stopped: %d acked, %d retried, %d dead-lettered, %d released, %d lost (settle failed: back at lease end)")
@@ -547,14 +579,21 @@ function M.scheduler(args)
   sys.watch_signals()
   local rt = start_runtime(app, path, "scheduler")
   if not rt then return 1 end
+  local msrv = start_metrics_port(rt.app, path, 1, "scheduler")
+  if msrv == nil then
+    rt:stop()
+    return 1
+  end
   local s, code = start_scheduler(rt, path,
     { actions = scheduler.split(o.actions), groups = scheduler.split(o.groups) })
   if not s then
+    require("jararaca.metrics.admin").stop(msrv)
     rt:stop()
     return code
   end
   until_stop_signal(o["grace-period"])
   local c = s:stop(o["grace-period"])
+  require("jararaca.metrics.admin").stop(msrv)
   sys.unref_signals()
   local stopped = rt:stop()
   log_scheduler_counts(c)

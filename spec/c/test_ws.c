@@ -354,6 +354,12 @@ TEST(handshake_with_pipelined_frame)
     CHECK_EQ_INT(F.send_rc, JR_WS_OK);
     CHECK_EQ_INT(jr_ws_ctx_connections(F.ws), 1);
     CHECK_EQ_INT(F.http_answered, 0);
+    jr_ws_counters k; /* what the built-in metrics read */
+    jr_ws_ctx_stats(F.ws, &k);
+    CHECK_EQ_INT(k.opened, 1);
+    CHECK_EQ_INT(k.received, 1);
+    CHECK_EQ_INT(k.sent, 1); /* the echo */
+    CHECK_EQ_INT(k.slow_closed, 0);
     jr_buf_free(&f.payload);
     cl_free(cl);
     WAIT(F.closed == 1, 3000);
@@ -707,7 +713,7 @@ TEST(slow_reader_is_closed_1008)
     jr_ws_conn *c = F.last;
     static char chunk[16384];
     int rc = JR_WS_OK;
-    size_t sent = 0;
+    size_t sent = 0, oks = 0;
     size_t most = 0;
     /* run the loop between sends so libuv writes until the kernel buffers
      * are full; what they do not take is queued, up to the limit */
@@ -715,6 +721,7 @@ TEST(slow_reader_is_closed_1008)
         rc = jr_ws_send(c, chunk, sizeof chunk, 0);
         sent += sizeof chunk;
         if (rc != JR_WS_OK) break;
+        oks++;
         if (jr_ws_conn_queued(c) > most) most = jr_ws_conn_queued(c);
         uv_run(L, UV_RUN_NOWAIT);
     }
@@ -725,6 +732,10 @@ TEST(slow_reader_is_closed_1008)
     CHECK_EQ_INT(F.closed, 0);                       /* on_close comes from the loop */
     CHECK_EQ_INT(jr_ws_send(c, "x", 1, 0), JR_WS_ECLOSED);
     expect_closed_queue_full();
+    jr_ws_counters k;
+    jr_ws_ctx_stats(F.ws, &k);
+    CHECK_EQ_INT(k.slow_closed, 1);
+    CHECK_EQ_INT(k.sent, oks); /* the refused ones are not counted */
     cl_free(cl);
     teardown();
 }

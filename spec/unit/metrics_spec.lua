@@ -167,22 +167,42 @@ describe("j.metrics (the default registry)", function()
 end)
 
 describe("metrics settings", function()
-  local function env(v) return function() return v end end
+  local function env(v) return function(name) return name == "JARARACA_METRICS_PATH" and v or nil end end
+  local function vars(t) return function(name) return t[name] end end
   it("is off by default and on with true or a table", function()
     assert.is_nil(settings.config({}, env(nil)))
     assert.is_nil(settings.config({ metrics = false }, env(nil)))
     assert.is_nil(settings.config({ metrics = { enabled = false } }, env("/m")))
-    assert.same({ path = "/metrics" }, settings.config({ metrics = true }, env(nil)))
-    assert.same({ path = "/x" }, settings.config({ metrics = { path = "/x" } }, env("")))
-    assert.same({ path = "/env" }, settings.config({ metrics = { path = "/x" } }, env("/env")))
+    assert.same({ path = "/metrics", host = "127.0.0.1" }, settings.config({ metrics = true }, env(nil)))
+    assert.same({ path = "/x", host = "127.0.0.1" }, settings.config({ metrics = { path = "/x" } }, env("")))
+    assert.same({ path = "/env", host = "127.0.0.1" }, settings.config({ metrics = { path = "/x" } }, env("/env")))
     local ok, err, code = settings.config({ metrics = true }, env("metrics"))
     assert.is_nil(ok); assert.equal("invalid", code)
     assert.matches("JARARACA_METRICS_PATH must start with '/'", err)
   end)
+  it("takes the admin port and host from the app, the variables winning", function()
+    assert.same({ path = "/metrics", port = 9464, host = "0.0.0.0" },
+      settings.config({ metrics = { port = 9464, host = "0.0.0.0" } }, vars {}))
+    assert.same({ path = "/m", port = 9000, host = "::1" }, settings.config({ metrics = { port = 9464, path = "/m" } },
+      vars { JARARACA_METRICS_PORT = "9000", JARARACA_METRICS_HOST = "::1" }))
+    -- the variables do not turn metrics on
+    assert.is_nil(settings.config({}, vars { JARARACA_METRICS_PORT = "9000" }))
+    for _, bad in ipairs { "http", "-1", "65536", "9.5" } do
+      local ok, err, code = settings.config({ metrics = true }, vars { JARARACA_METRICS_PORT = bad })
+      assert.is_nil(ok); assert.equal("invalid", code)
+      assert.matches("JARARACA_METRICS_PORT must be an integer in 0..65535, got \"" .. bad:gsub("%p", "%%%0"), err)
+    end
+  end)
   it("refuses a bad Microservice.metrics naming the field", function()
-    raises('Microservice.metrics: unknown field "port"', function() j.Microservice { metrics = { port = 1 } } end)
+    raises('Microservice.metrics: unknown field "ports"', function() j.Microservice { metrics = { ports = 1 } } end)
     raises("Microservice.metrics.path must be a string starting with '/'",
       function() j.Microservice { metrics = { path = "m" } } end)
+    raises("Microservice.metrics.port must be an integer in 0..65535, got 70000",
+      function() j.Microservice { metrics = { port = 70000 } } end)
+    raises("Microservice.metrics.port must be an integer in 0..65535, got 9464",
+      function() j.Microservice { metrics = { port = "9464" } } end)
+    raises("Microservice.metrics.host must be a non%-empty string",
+      function() j.Microservice { metrics = { port = 1, host = "" } } end)
     raises("Microservice.metrics must be a boolean or a table", function() j.Microservice { metrics = "yes" } end)
   end)
 end)

@@ -28,6 +28,7 @@ local log = require "jararaca.log"
 local dbmod = require "jararaca.db"
 local schema = require "jararaca.bus.embedded_schema"
 local ffi = require "ffi"
+local mbus = require "jararaca.metrics.bus" -- built-in metrics: hooks run only when mbus.on
 
 local M = {}
 
@@ -135,6 +136,7 @@ function M.relay(st, database, seqs, msgs, after_commit)
     on_rows(database, "UPDATE jr_outbox SET lease_until = ?", seqs, { now_ms() })
     return nil, err, code
   end
+  if mbus.on then mbus.sent(msgs) end
   local ok, derr, dcode = on_rows(database, "DELETE FROM jr_outbox", seqs, {})
   if not ok then
     log.warn(format("message bus: outbox of %s: deleting %d relayed row(s) failed (they will be sent again): %s",

@@ -30,6 +30,7 @@ local topic_mod = require "jararaca.bus.topic"
 local message_type = require "jararaca.bus.message_type"
 local tracing_state = require "jararaca.tracing.state"
 local propagation = require "jararaca.bus.propagation"
+local mbus = require "jararaca.metrics.bus" -- built-in metrics: hooks run only when mbus.on
 local schema = require "jararaca.schema"
 local session = require "jararaca.persistence.session"
 
@@ -114,6 +115,7 @@ local function send(container, msgs)
   local n
   n, err, code = b:publish(msgs)
   if not n then return nil, "message bus: publish failed: " .. tostring(err), code end
+  if mbus.on then mbus.sent(msgs) end
   return true
 end
 
@@ -145,7 +147,10 @@ local function into_transaction(ctx, container)
     if b and b.db == database then
       local n, err = b:publish_in(s, msgs)
       if not n then error("message bus: publishing in the transaction failed: " .. tostring(err), 0) end
-      return function() b:notify() end
+      return function()
+        b:notify()
+        if mbus.on then mbus.sent(msgs) end
+      end
     end
     local outbox = require "jararaca.bus.outbox"
     local seqs, err = outbox.write(s, msgs, require("jararaca.bus.embedded").new_id)

@@ -46,6 +46,7 @@ local c_current, c_wait, c_wake, c_spawn, c_cancel, c_clock =
 local describe, CANCELLED = errors.describe, sched.CANCELLED
 local tracing_state = require "jararaca.tracing.state"
 local bind, current = context.bind, context.current
+local mbus = require "jararaca.metrics.bus" -- built-in metrics: hooks run only when mbus.on
 
 --- Seconds a lease lasts beyond the handler's timeout (the settle after it,
 --- a slow commit).
@@ -75,6 +76,7 @@ local function settle(w, count, method, d, arg)
     if ok or code ~= "busy" then break end
   end
   local counts = w.counts
+  if mbus.on then mbus.settled(w, d.queue, ok and count or "lost") end
   if ok then
     counts[count] = counts[count] + 1
   else
@@ -200,7 +202,9 @@ local function run_delivery(w, loop, h, d)
   })
   bind(ctx)
   local sp = tracing_state.on and require("jararaca.tracing").start_message(ctx, msg, h)
+  local t0 = mbus.on and c_clock()
   local ok, err = xrun(w.chain, ctx, keep_traceback, call_handler, h, msg, loop)
+  if t0 then mbus.handled(h.name, c_clock() - t0, ok) end
   if sp then require("jararaca.tracing").end_root(sp, ok, err) end
   local sok, serr = pcall(outcome, w, h, d, msg, ok, err, ctx)
   if not sok then
@@ -233,6 +237,7 @@ local function delivery_task(w, loop, h, d)
   local ok, err = pcall(run_delivery, w, loop, h, d)
   if not ok and err ~= CANCELLED then
     w.counts.lost = w.counts.lost + 1
+    if mbus.on then mbus.settled(w, d.queue, "lost") end
     log.error("message bus: handler ", h.name, ": message ", tostring(d.id), " left unsettled: ", describe(err))
   end
   loop.running[th] = nil
@@ -356,6 +361,7 @@ function M.start(rt, opts)
     log.info(format("message bus: %s consumes %s (topic %s, prefetch %d)", controller.where(h):match("handler .*$"),
       h.queue, h.topic, loop.prefetch))
   end
+  if mbus.on then mbus.worker(w) end
   return w
 end
 

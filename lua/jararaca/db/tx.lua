@@ -10,6 +10,7 @@
 -- @module jararaca.db.tx
 local core = require "jararaca.core.db"
 local csched = require "jararaca.core.sched"
+local mdb = require "jararaca.metrics.db" -- built-in metrics: hooks run only when mdb.on
 
 local setmetatable, error, type, format = setmetatable, error, type, string.format
 local c_run, c_finish, c_state, c_interrupt = core.run, core.finish, core.state, core.interrupt
@@ -112,6 +113,7 @@ local function op(self, what, kind, sql, params, opts)
   self.busy = true
   local a, b, c = statement(self, kind, sql, params, opts and opts.thread)
   self.busy = false
+  if mdb.on then mdb.statement(self.db.name) end
   if a == false then error(format("%s: %s", what, b), 2) end -- a value SQLite cannot take
   if a ~= nil then return a, b end -- rows, columns (query); b is nil otherwise
   if b == nil then return nil end  -- first: no row (a lone nil)

@@ -27,6 +27,7 @@
 local core = require "jararaca.core.db"
 local csched = require "jararaca.core.sched"
 local fifo = require "jararaca.db.fifo"
+local mdb = require "jararaca.metrics.db" -- built-in metrics: hooks run only when mdb.on
 
 local setmetatable, error, format, tostring, unpack = setmetatable, error, string.format, tostring, unpack
 local c_current, c_wait, c_wake = csched.current, csched.wait, csched.wake
@@ -79,6 +80,7 @@ local function settle(self, grp, ok, err, code)
     end
   end
   if ok then
+    if mdb.on and told > 0 then mdb.committed(self.name, told) end
     st.groups = st.groups + 1
     if told > st.largest_group then st.largest_group = told end
   elseif told > 0 then
@@ -131,6 +133,7 @@ function Writer:acquire(tx, timeout)
   if self._closed then return nil, format("database %q is closed", self.name), "closed" end
   if self.holder == nil and self._fifo.n == 0 then
     self.holder = tx
+    if mdb.on then mdb.waited(self.name, 0) end
     return true
   end
   local p = tx.parent
@@ -146,12 +149,14 @@ function Writer:acquire(tx, timeout)
   if not h then error("a database write must run inside a task", 3) end
   if timeout and timeout <= 0 then return nil, format("database %q: the writer is busy", self.name), "timeout" end
   local w = self._fifo:push(h, g, tx)
+  local t0 = mdb.on and csched.clock()
   local ok, r, code = c_wait(timeout)
   if ok and r == true and self.holder == tx then
     if self._closed then
       release(self, tx)
       return nil, format("database %q is closed", self.name), "closed"
     end
+    if t0 then mdb.waited(self.name, csched.clock() - t0) end
     return true
   end
   if not self._fifo:leave(w) and self.holder == tx then

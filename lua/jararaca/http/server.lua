@@ -45,7 +45,7 @@ function M.build_routes(rt)
   -- HTTP metrics on; the entry is wrapped (jararaca.http.dispatch)
   local mcfg, merr = require("jararaca.metrics.settings").config(rt.app)
   if merr then error(merr, 0) end
-  if mcfg then require("jararaca.metrics.http").add_route(r, routes, mcfg.path) end
+  if mcfg then require("jararaca.metrics.http").add_route(r, routes, mcfg) end
   rt.route_table = { router = r, routes = routes, metrics = mcfg ~= nil }
   return rt.route_table
 end

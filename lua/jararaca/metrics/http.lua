@@ -13,7 +13,6 @@
 -- metrics stay out of the request path when they are off (the entry is
 -- not wrapped), and dispatch only has to return the status it sent.
 local registry = require "jararaca.metrics.registry"
-local metrics = require "jararaca.metrics"
 local core_sched = require "jararaca.core.sched"
 
 local M = {}
@@ -37,6 +36,9 @@ function M.builtin()
   builtin.in_flight:_single(1)
   return builtin
 end
+
+--- Whether the HTTP built-ins exist in this process (a server with metrics).
+function M.loaded() return builtin ~= nil end
 
 --- Wrap a dispatch entry (entry(h, id, params, allow) -> status sent):
 --- counts every answered request. routes: { [id] = route }.
@@ -62,10 +64,17 @@ function M.wrap(entry, routes)
   end
 end
 
---- The route answering GET path with every registry's text (added to the
---- routing table like /openapi.json).
-function M.add_route(r, routes, path)
-  local b = M.builtin()
+--- The route answering GET cfg.path with every registry's text (added to
+--- the routing table like /openapi.json); none when cfg.port is set (the
+--- admin port serves it: jararaca.metrics.admin). Turns the built-ins on.
+function M.add_route(r, routes, cfg)
+  M.builtin()
+  require("jararaca.metrics.builtin").enable()
+  if cfg.port then return end
+  local workers = require "jararaca.metrics.workers"
+  local started, werr = workers.start() -- --workers N: a scrape shows them all
+  if not started then error(werr, 0) end
+  local path = cfg.path
   local text = require "jararaca.metrics.text"
   local response = require "jararaca.http.response"
   local id = #routes + 1
@@ -74,8 +83,7 @@ function M.add_route(r, routes, path)
   routes[id] = {
     method = "GET", path = path, member = "metrics", opts = {}, builtin = true,
     run = function(_, req)
-      local res = response.Response { status = 200, body = text.render(b.registry, metrics.default),
-        content_type = text.CONTENT_TYPE }
+      local res = response.Response { status = 200, body = workers.scrape(), content_type = text.CONTENT_TYPE }
       return response.build(req, nil, res)
     end,
   }

@@ -354,8 +354,23 @@ end
 --- The metric registered under name, or nil.
 function Registry:get(name) return self.by_name[name] end
 
+--- fn() runs before each render (and snapshot) of this registry: it reads
+--- counters kept elsewhere (in C, in a worker's loops) into series, so
+--- those cost nothing per event in Lua.
+function Registry:on_collect(fn)
+  if type(fn) ~= "function" then error("on_collect(fn): fn must be a function", 2) end
+  self.collectors[#self.collectors + 1] = fn
+end
+
+--- Run the collectors (text.render and the workers' snapshot do; named apart
+--- from a read API of the registry: this one only refreshes series).
+function Registry:run_collectors()
+  local c = self.collectors
+  for i = 1, #c do c[i]() end
+end
+
 function M.new()
-  return setmetatable({ by_name = {}, list = {} }, Registry)
+  return setmetatable({ by_name = {}, list = {}, collectors = {} }, Registry)
 end
 
 M.Metric, M.Series, M.observe = Metric, Series, observe

@@ -44,6 +44,7 @@ function M.render(...)
   local out, n = {}, 0
   for r = 1, select("#", ...) do
     local reg = select(r, ...)
+    if reg.run_collectors then reg:run_collectors() end
     for _, m in ipairs(reg.list) do
       out[n + 1] = "# HELP " .. m.name .. " " .. escape_help(m.help)
       out[n + 2] = "# TYPE " .. m.name .. " " .. m.type

@@ -44,8 +44,12 @@ M.LATE = 5
 local Scheduler = {}
 Scheduler.__index = Scheduler
 
-local function count(s, what)
+local msched = require "jararaca.metrics.schedule" -- built-in metrics: hooks run only when msched.on
+
+-- Count `what` (a key of s.counts) for action a; is_run: a run's outcome.
+local function count(s, what, a, n, is_run)
   s.counts[what] = s.counts[what] + 1
+  if msched.on then msched.count(a.name, what, n, is_run) end
 end
 
 local function finish(s, a, tick, token, outcome)
@@ -56,7 +60,7 @@ end
 local function run_task(s, a, r)
   local outcome = run.execute(s.env, a, r)
   a.running = a.running - 1
-  count(s, outcome)
+  count(s, outcome, a, 1, true)
   finish(s, a, r.tick, r.token, outcome)
 end
 
@@ -67,10 +71,10 @@ local function publish_tick(s, a, tick, fired_at)
   context.bind(ctx)
   local ok, err = publisher.use_publisher():publish({ action = a.name, tick = tick, fired_at = fired_at }, a.topic)
   if ok then
-    count(s, "published")
+    count(s, "published", a)
     log.debug(format("scheduler: action %s (tick %d) published to %s", a.name, tick, a.topic))
   else
-    count(s, "failed")
+    count(s, "failed", a)
     log.error(format("scheduler: action %s (tick %d): publishing to %s failed: %s", a.name, tick, a.topic,
       tostring(err)))
   end
@@ -86,18 +90,18 @@ local function fire(s, a, tick)
     local got, err
     if store then got, err = schedule.claim(store, a, tick) else err = serr end
     if got == false and err == "busy" then
-      count(s, "skipped")
+      count(s, "skipped", a)
       log.warn(format("scheduler: action %s (tick %d) skipped: its previous run is still running in a scheduler "
         .. "(allow_overlap = false)", a.name, tick))
       return
     end
     if got == false then
-      count(s, "not_ours")
+      count(s, "not_ours", a)
       log.debug(format("scheduler: action %s (tick %d) claimed by another scheduler", a.name, tick))
       return
     end
     if not got then
-      count(s, "failed")
+      count(s, "failed", a)
       log.error(format("scheduler: action %s (tick %d) not run: the store cannot claim it: %s", a.name, tick,
         tostring(err)))
       return
@@ -105,7 +109,7 @@ local function fire(s, a, tick)
     token = got
   end
   if a.running > 0 and not a.allow_overlap then
-    count(s, "skipped")
+    count(s, "skipped", a)
     log.warn(format("scheduler: action %s (tick %d) skipped: its previous run is still running (allow_overlap = "
       .. "false)", a.name, tick))
     finish(s, a, tick, token, "skipped")
@@ -187,10 +191,11 @@ local function timer(s, a)
         skipped = skipped + 1
         tick = a.cron:next(tick, a.zone)
       end
-      count(s, "missed")
+      count(s, "missed", a, skipped)
       log.warn(format("scheduler: action %s: %d tick(s) from %d missed (the process was stalled %.1f s)", a.name,
         skipped, from, late))
     else
+      if msched.on then msched.late(a.name, late) end
       local ok, err = pcall(fire, s, a, tick)
       if not ok then log.error("scheduler: firing action ", a.name, " failed: ", describe(err)) end
       tick = a.cron:next(tick, a.zone)
