@@ -106,15 +106,17 @@ describe("jararaca.core.http_client", function()
     res, msg, code = c:request { url = "http://no-such-host.invalid/" }
     assert.is_nil(res)
     assert.equal("resolve", code)
+    assert.matches("cannot resolve the host of http://no-such-host.invalid:80", msg, 1, true)
 
     -- closed while a request waits, and after
     local t = j.spawn(function() return c:request { url = base .. "/sleep?s=2" } end)
-    wait.until_true(function() return c:stats().in_use == 1 end, "the request is sent", 5, 0)
+    wait.until_true(function() return c:stats().in_use == 1 end, "the request holds a connection", 5, 0)
     c:close()
     local r = { t:wait() }
     assert.same({ true, nil, "the HTTP client was closed", "closed" }, { r[1], r[2], r[3], r[4] })
     res, msg, code = c:request { url = base .. "/hello" }
     assert.is_nil(res)
+    assert.equal("the HTTP client is closed", msg)
     assert.equal("closed", code)
     c:close() -- idempotent
   end)
