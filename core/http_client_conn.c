@@ -286,7 +286,7 @@ static int conn_parse(hc_conn *k, const char *data, size_t n)
         size_t used = n;
         if (e == HPE_PAUSED) used = (size_t)(llhttp_get_error_pos(&k->parser) - data);
         /* bytes after the response would be taken for the next one's */
-        conn_complete(k, used == n && llhttp_should_keep_alive(&k->parser));
+        conn_complete(k, used == n && k->req->status != 101 && llhttp_should_keep_alive(&k->parser));
         return 1;
     }
     if (e != HPE_OK) {

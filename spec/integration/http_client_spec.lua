@@ -134,3 +134,61 @@ describe("jararaca.core.http_client", function()
     c:close()
   end)
 end)
+
+-- HTTPS against `openssl s_server -www` (it answers HTTP/1.0, close-delimited)
+-- with a self-signed certificate for "localhost" made at test time.
+describe("jararaca.core.http_client over TLS", function()
+  local process = require "jararaca.core.process"
+  local dir, srv, port
+
+  local function run(argv)
+    local p = assert(process.spawn(argv))
+    return p:wait(30)
+  end
+
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert.equal(0, run { "mkdir", "-p", dir })
+    assert.equal(0, run { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+      "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+      "-keyout", dir .. "/key.pem", "-out", dir .. "/cert.pem", stdout = "/dev/null", stderr = "/dev/null" })
+    port = tcp.free_port()
+    srv = assert(process.spawn { "openssl", "s_server", "-accept", "127.0.0.1:" .. port, "-www", "-quiet",
+      "-cert", dir .. "/cert.pem", "-key", dir .. "/key.pem", stdout = "/dev/null", stderr = "/dev/null" })
+    wait.until_true(function()
+      local c = tcp.connect(port, 1)
+      if c then c:close() end
+      return c ~= nil
+    end, "openssl s_server listens", 10)
+  end)
+
+  teardown(function()
+    if srv then srv:kill("SIGTERM"); srv:wait(10) end
+    if dir then run { "rm", "-rf", dir } end
+  end)
+
+  it("verifies the server with tls.ca_file, and refuses it without", function()
+    local c = http.new { tls = { ca_file = dir .. "/cert.pem" } }
+    local res = assert(c:request { url = "https://localhost:" .. port .. "/" })
+    assert.equal(200, res.status)
+    assert.matches("<HTML>", res.body, 1, true)
+    -- the certificate names localhost, not 127.0.0.1
+    local r, msg, code = c:request { url = "https://127.0.0.1:" .. port .. "/" }
+    assert.is_nil(r)
+    assert.equal("tls", code)
+    assert.matches("mismatch", msg)
+    c:close()
+
+    c = http.new() -- the system CAs only
+    r, msg, code = c:request { url = "https://localhost:" .. port .. "/" }
+    assert.is_nil(r)
+    assert.equal("tls", code)
+    assert.matches("certificate", msg)
+    c:close()
+
+    c = http.new { tls = { verify = false } } -- allowed, logged once as a warning
+    assert.equal(200, assert(c:request { url = "https://127.0.0.1:" .. port .. "/" }).status)
+    c:close()
+  end)
+end)
