@@ -287,19 +287,17 @@ static int c_stats(lua_State *L)
     jr_hc_stats st;
     memset(&st, 0, sizeof st);
     if (cu->hc) jr_hc_get_stats(cu->hc, &st);
+    const struct {
+        const char *name;
+        double v;
+    } f[] = {{"connections", (double)st.connections}, {"idle", (double)st.idle},
+             {"in_use", (double)st.in_use},           {"queued", (double)st.queued},
+             {"requests", (double)st.requests},       {"reused", (double)st.reused}};
     lua_createtable(L, 0, 6);
-    lua_pushnumber(L, (double)st.connections);
-    lua_setfield(L, -2, "connections");
-    lua_pushnumber(L, (double)st.idle);
-    lua_setfield(L, -2, "idle");
-    lua_pushnumber(L, (double)st.in_use);
-    lua_setfield(L, -2, "in_use");
-    lua_pushnumber(L, (double)st.queued);
-    lua_setfield(L, -2, "queued");
-    lua_pushnumber(L, (double)st.requests);
-    lua_setfield(L, -2, "requests");
-    lua_pushnumber(L, (double)st.reused);
-    lua_setfield(L, -2, "reused");
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        lua_pushnumber(L, f[i].v);
+        lua_setfield(L, -2, f[i].name);
+    }
     return 1;
 }
 

@@ -222,6 +222,21 @@ void hc_req_done(jr_hc_req *r, int status, const char *msg)
     hc_maybe_free(c);
 }
 
+/* Take r off its connection (closed: a response may still come on it,
+ * so it cannot serve another request) or out of the queue. */
+static void req_detach(jr_hc_req *r)
+{
+    if (r->conn) {
+        hc_conn *k = r->conn;
+        k->req = NULL;
+        r->conn = NULL;
+        hc_conn_close(k);
+        hc_serve_queue(r->o);
+    } else if (r->queued) {
+        queue_unlink(r);
+    }
+}
+
 static void on_req_timeout(uv_timer_t *t)
 {
     jr_hc_req *r = t->data;
@@ -231,33 +246,14 @@ static void on_req_timeout(uv_timer_t *t)
     snprintf(msg, sizeof msg, "the request to %s timed out (%s)", where,
              r->conn ? (r->conn->state == HC_BUSY ? "no complete response" : "still connecting")
                      : "still waiting for a free connection");
-    if (r->conn) {
-        /* the response may still come: the connection cannot serve another */
-        hc_conn *k = r->conn;
-        k->req = NULL;
-        r->conn = NULL;
-        hc_conn_close(k);
-        hc_serve_queue(o);
-    } else if (r->queued) {
-        queue_unlink(r);
-    }
+    req_detach(r);
     hc_req_done(r, JR_HC_ETIMEOUT, msg);
 }
 
 void jr_hc_abort(jr_hc_req *r)
 {
-    hc_origin *o = r->o;
-    jr_hc *c = r->c;
-    if (r->conn) {
-        hc_conn *k = r->conn;
-        k->req = NULL;
-        r->conn = NULL;
-        hc_conn_close(k);
-        hc_serve_queue(o);
-    } else if (r->queued) {
-        queue_unlink(r);
-    }
-    c->st.requests++;
+    req_detach(r);
+    r->c->st.requests++;
     req_recycle(r);
 }
 
