@@ -23,8 +23,9 @@ PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-ll
 # redis-tools has redis-cli, amqp-tools amqp-publish and friends), and the
 # commands specs run: socat (amqp_spec's proxies), sqlite3 (migrate_spec),
 # curl (install_smoke.sh), prometheus (a private Prometheus scraping
-# /metrics, spec/services/prometheus.sh; it brings promtool).
-TEST_PACKAGES=(chromium redis-server redis-tools rabbitmq-server amqp-tools socat sqlite3 curl prometheus)
+# /metrics, spec/services/prometheus.sh; it brings promtool), openssl (the
+# HTTP client's tests make a self-signed certificate and run s_server).
+TEST_PACKAGES=(chromium redis-server redis-tools rabbitmq-server amqp-tools socat sqlite3 curl prometheus openssl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

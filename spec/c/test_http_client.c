@@ -447,6 +447,25 @@ TEST(queue_beyond_max_per_origin_is_fifo)
     fx_stop(&f);
 }
 
+TEST(timeout_counts_while_queued)
+{
+    fixture f;
+    fx_start(&f, M_SILENT, 1, 30000, "/");
+    result a, b;
+    start(f.c, "GET", f.url, "1", NULL, 0, &a); /* holds the one connection */
+    start(f.c, "GET", f.url, "2", NULL, 50, &b);
+    WAIT(b.done, 5000);
+    CHECK_EQ_INT(b.status, JR_HC_ETIMEOUT);
+    CHECK(strstr(b.msg, "waiting for a free connection") != NULL);
+    jr_hc_stats st = stats(f.c);
+    CHECK_EQ_INT(st.queued, 0);
+    CHECK_EQ_INT(st.in_use, 1);
+    CHECK(!a.done);
+    CHECK_EQ_INT(f.s.requests, 1);
+    fx_stop(&f);
+    CHECK(a.done && a.status == JR_HC_ECLOSED);
+}
+
 TEST(idle_timeout_closes)
 {
     fixture f;
@@ -676,6 +695,7 @@ int main(void)
     RUN(one_request_outcomes);
     RUN(refused_port_and_bad_requests);
     RUN(queue_beyond_max_per_origin_is_fifo);
+    RUN(timeout_counts_while_queued);
     RUN(idle_timeout_closes);
     RUN(too_large_response);
     RUN(head_has_no_body_and_keeps_the_connection);
