@@ -15,7 +15,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and the tests need (pkg-config names in CMakeLists.txt).
 PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-llhttp
-          libsqlite3-dev libhiredis-dev librabbitmq-dev lua-cjson lua-busted
+          libsqlite3-dev libhiredis-dev librabbitmq-dev libssl-dev lua-cjson lua-busted
           ca-certificates tzdata)
 # (tzdata: named time zones of the scheduler's cron, /usr/share/zoneinfo)
 # Only the tests need these: a headless browser for /docs, and a private
@@ -23,8 +23,9 @@ PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-ll
 # redis-tools has redis-cli, amqp-tools amqp-publish and friends), and the
 # commands specs run: socat (amqp_spec's proxies), sqlite3 (migrate_spec),
 # curl (install_smoke.sh), prometheus (a private Prometheus scraping
-# /metrics, spec/services/prometheus.sh; it brings promtool).
-TEST_PACKAGES=(chromium redis-server redis-tools rabbitmq-server amqp-tools socat sqlite3 curl prometheus)
+# /metrics, spec/services/prometheus.sh; it brings promtool), openssl (the
+# HTTP client's tests make a self-signed certificate and run s_server).
+TEST_PACKAGES=(chromium redis-server redis-tools rabbitmq-server amqp-tools socat sqlite3 curl prometheus openssl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

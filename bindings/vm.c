@@ -245,5 +245,6 @@ lua_State *jr_vm_open(jr_vm *vm)
     preload(L, "jararaca.core.cron", jr_open_cron);
     preload(L, "jararaca.core.redis", jr_open_redis);
     preload(L, "jararaca.core.mesh", jr_open_mesh);
+    preload(L, "jararaca.core.http_client", jr_open_http_client);
     return L;
 }
