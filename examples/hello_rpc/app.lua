@@ -51,7 +51,7 @@ local HelloController = j.RestController("", { name = "HelloController", inject 
 
 HelloController.ping = j.Get("/ping", { response = contract.HelloResponse }, function(self)
   local pong, msg, code = self.service:ping()
-  if not pong then error(j.HTTPError(502, { detail = msg, code = code })) end
+  if not pong then error(j.HTTPError(502, { message = msg, code = code })) end
   return pong
 end)
 
