@@ -29,7 +29,7 @@ local Target = j.RestClient("/t", {
     headers = { ["x-client"] = "rpc-spec" }, response = Seen }),
   echo_path = j.rpc.Get("/files/{rest:path}"),
   create = j.rpc.Post("/items", { body = s.object { { "name", s.string() } }, response = Seen }),
-  create_retried = j.rpc.Post("/flaky/{key}", { retry = { attempts = 3, backoff = 0 } }),
+  create_retried = j.rpc.Post("/flaky/{key}", { query = { "fail" }, retry = { attempts = 3, backoff = 0 } }),
   flaky = j.rpc.Get("/flaky/{key}", { query = { "fail" }, retry = { attempts = 3, backoff = 0.01 } }),
   calls = j.rpc.Get("/calls/{key}"),
   slow = j.rpc.Get("/slow", { query = { "s" }, timeout = 0.3 }),
@@ -110,16 +110,24 @@ describe("rpc against a jararaca server", function()
   end)
 
   it("does not retry a POST (not idempotent) even with a retry policy", function()
-    local _, _, code = target:create_retried({ key = "k3" })
+    local _, _, code, res = target:create_retried({ key = "k3", fail = 1 })
     assert.equal("status", code)
+    assert.equal(503, res.status)
     assert.equal(1, assert(target:calls({ key = "k3" })).calls)
   end)
 
   it("a route's timeout ends the call with 'timeout'", function()
-    local v, msg, code = target:slow({ s = 5 })
+    local v, msg, code = target:slow({ s = 1 })
     assert.is_nil(v)
     assert.equal("timeout", code, msg)
     -- the pool still serves calls after a timed-out one
+    assert.truthy(target:slow({ s = 0 }))
+  end)
+
+  it("a call under j.timeout is cancelled with its task; the pool goes on", function()
+    local ok, msg, code = j.timeout(0.1, target.slow, target, { s = 1 })
+    assert.is_nil(ok)
+    assert.equal("timeout", code, msg)
     assert.truthy(target:slow({ s = 0 }))
   end)
 

@@ -34,14 +34,16 @@ end)
 
 -- 503 for the first `fail` calls of each key, then 200 with the count.
 local calls = {}
-T.flaky = j.Get("/flaky/{key}", function(_, req)
+local function flaky(_, req)
   local key = req.params.key
   calls[key] = (calls[key] or 0) + 1
   if calls[key] <= (tonumber(req.query.fail) or 0) then
     error(j.HTTPError(503, "try again"))
   end
   return { calls = calls[key] }
-end)
+end
+T.flaky = j.Get("/flaky/{key}", flaky)
+T.flaky_post = j.Post("/flaky/{key}", flaky)
 
 T.calls = j.Get("/calls/{key}", function(_, req)
   return { calls = calls[req.params.key] or 0 }
