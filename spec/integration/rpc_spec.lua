@@ -137,6 +137,7 @@ describe("rpc against a jararaca server", function()
     assert.is_nil(v)
     assert.equal("refused", code, msg)
     v, msg, code = dead:flaky({ key = "x" })
+    assert.is_nil(v)
     assert.equal("refused", code, msg)
   end)
 

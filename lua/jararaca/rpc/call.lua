@@ -44,6 +44,7 @@ local function delay(retry, n, res)
   if ra and ra > d then d = min(ra, retry.max_backoff) end
   return d
 end
+M.delay = delay
 
 local function is_json(res)
   local ct = res.headers and res.headers["content-type"]
