@@ -161,19 +161,15 @@ describe("rpc against a jararaca server", function()
 end)
 
 describe("rpc tracing against a jararaca server", function()
-  local mem
-  before_each(function()
-    mem = memory.new()
-    tracing.configure { exporter = mem.export, batch_size = 1 }
-  end)
-  after_each(function() tracing.configure(nil) end)
-
   it("sends the CLIENT span's traceparent, tracestate and baggage", function()
-    local v
-    j.start_span("caller", function(outer)
+    local mem = memory.new()
+    tracing.configure { exporter = mem.export, batch_size = 1 }
+    local ok, v = pcall(j.start_span, "caller", function(outer)
       outer.tracestate, outer.baggage = "vendor=x1", "user=alice"
-      v = assert(target:echo({ id = 7 }))
+      return assert(target:echo({ id = 7 }))
     end)
+    tracing.configure(nil)
+    assert(ok, v)
     local sp = mem.find("GET /t/echo/{id:int}")
     assert.equal("client", sp.kind)
     assert.equal(mem.find("caller").span_id, sp.parent_id)

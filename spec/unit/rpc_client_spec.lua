@@ -131,6 +131,19 @@ describe("rpc: a call's request", function()
     assert.equal(0, #t.seen)
   end)
 
+  it("refuses path values that would climb the path: '.', '..', a '..' segment of a {p:path}", function()
+    local c, t = build({ { body = "x" } })
+    for _, bad in ipairs { "..", "a/../b", "./a", "." } do
+      local v, _, code, errs = c:raw_file({ p = bad })
+      assert.is_nil(v)
+      assert.equal("invalid", code)
+      assert.same({ "path", "p" }, errs[1].loc)
+    end
+    assert.is_nil((c:plain({ name = ".." })))
+    assert.equal(0, #t.seen)
+    assert.truthy(c:raw_file({ p = "a/..b/c." }))
+  end)
+
   it("misuse raises at the caller: unknown argument, not a method call", function()
     local c = build({ { body = "{}" } })
     local ok, err = pcall(function() local r = c:ping({ idd = 3 }); return r end)

@@ -157,6 +157,12 @@ local function path_value(pp, v, errs)
     errs[#errs + 1] = { loc = { "path", pp.name }, msg = "A path parameter cannot be empty", type = "string_too_short" }
     return nil
   end
+  -- "." and ".." would climb the path at the server or a proxy between
+  if s == "." or s == ".." or (conv == "path" and (("/" .. s .. "/"):find("/%.%.?/"))) then
+    errs[#errs + 1] = { loc = { "path", pp.name }, msg = "A path parameter cannot be \".\" or \"..\"",
+      type = "value_error" }
+    return nil
+  end
   return segment(s, conv == "path")
 end
 
