@@ -53,6 +53,11 @@ local function is_json(res)
   return find(ct, "^application/json") ~= nil or find(ct, "^[^;]*%+json") ~= nil
 end
 
+-- "HelloRPC.ping: GET http://host/hello/ping/3" (no query: it may hold a key)
+local function where(p, req)
+  return p.label .. ": " .. req.method .. " " .. req.base_url .. req.path
+end
+
 local function fail(sp, msg, code, res)
   if sp then
     sp:set_attribute("error.type", code)
@@ -70,13 +75,14 @@ local function send(p, transport, req, sp)
       if type(r) == "table" then req = r end
     end
   end
-  local u = full_url(req)
-  local treq = { method = req.method, url = u, headers = req.headers, body = req.body, timeout = req.timeout }
+  -- the transport reads method, url, headers, body and timeout: the
+  -- request itself is handed over (no copy per call)
+  req.url = full_url(req)
   local retry = p.retry
   local tries = retry and retry.attempts or 1
   local res, msg, code
   for n = 1, tries do
-    res, msg, code = transport(treq)
+    res, msg, code = transport(req)
     local again
     if res then
       again = n < tries and retry.on_status[res.status]
@@ -94,8 +100,7 @@ local function send(p, transport, req, sp)
     end
     if d > 0 then sleep(d) end
   end
-  local where = p.label .. ": " .. req.method .. " " .. req.base_url .. req.path
-  if not res then return fail(sp, where .. ": " .. tostring(msg), code) end
+  if not res then return fail(sp, where(p, req) .. ": " .. tostring(msg), code) end
   local hooks = p.response_hooks
   if hooks then
     for i = 1, #hooks do
@@ -110,27 +115,27 @@ local function send(p, transport, req, sp)
   local body = res.body or ""
   if not ok then
     if body ~= "" and is_json(res) then res.json = decode(body) end
-    return fail(sp, format("%s answered %d", where, status), "status", res)
+    return fail(sp, format("%s answered %d", where(p, req), status), "status", res)
   end
   if p.raw then return res, res end
   local sc = p.response
   if body == "" then
     if sc and not sc.is_optional then
-      return fail(sp, where .. ": the response has no body, its schema wants one", "invalid", res)
+      return fail(sp, where(p, req) .. ": the response has no body, its schema wants one", "invalid", res)
     end
     return true, res
   end
   if not sc and not is_json(res) then return body, res end
   local v, derr = decode(body)
   if v == nil then
-    return fail(sp, where .. ": the response is not JSON: " .. tostring(derr), "invalid", res)
+    return fail(sp, where(p, req) .. ": the response is not JSON: " .. tostring(derr), "invalid", res)
   end
   res.json = v
   if sc then
     local cleaned, smsg, _, errs = sc:validate(v)
     if cleaned == nil and errs then
       res.errors = errs
-      return fail(sp, where .. ": the response does not match its schema: " .. smsg, "invalid", res)
+      return fail(sp, where(p, req) .. ": the response does not match its schema: " .. smsg, "invalid", res)
     end
     v = cleaned
   end

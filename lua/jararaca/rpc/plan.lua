@@ -6,7 +6,7 @@
 --   local req, msg, code, errors = plan.request(p, args, call_opts)
 --
 -- The request (what middlewares see and may change):
---   { method, base_url, path (encoded), query = { {name, text}, ... },
+--   { method, base_url, path (encoded), query = { {name, text}, ... }, url (set when sent),
 --     headers = { [lower-case name] = text }, body (string | nil),
 --     timeout, route (the template), name ("Client.member"), args }
 -- @module jararaca.rpc.plan

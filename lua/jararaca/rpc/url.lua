@@ -24,6 +24,8 @@ function M.text(v)
   if t == "string" then return v end
   if t == "number" then
     if v ~= v or v == huge or v == -huge then return nil end
+    -- (tostring prints integers below 1e14 exactly, and is compiled by the JIT)
+    if v % 1 == 0 and v > -1e14 and v < 1e14 then return tostring(v) end
     if v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then return format("%d", v) end
     local s = format("%.15g", v)
     if tonumber(s) ~= v then s = format("%.17g", v) end
