@@ -216,6 +216,16 @@ describe("rpc: a call's answer", function()
   end)
 end)
 
+describe("rpc: cancellation", function()
+  it("a call whose task is cancelled raises j.CANCELLED (no retry, no value)", function()
+    local c, t = build({ { nil, "the task was cancelled", "cancelled" } }, { retry = { attempts = 3, backoff = 0 } })
+    local ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+    assert.falsy(ok)
+    assert.equal(j.CANCELLED, err)
+    assert.equal(1, #t.seen)
+  end)
+end)
+
 describe("rpc: retries", function()
   local R = j.RestClient("/r", {
     get = j.rpc.Get("/x", { retry = { attempts = 3, backoff = 0 } }),

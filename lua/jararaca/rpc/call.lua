@@ -22,9 +22,9 @@ local url = require "jararaca.rpc.url"
 
 local M = {}
 
-local type, tostring, format, lower, find, min, tonumber =
-  type, tostring, string.format, string.lower, string.find, math.min, tonumber
-local sleep = sched.sleep
+local type, tostring, format, lower, find, min, tonumber, error =
+  type, tostring, string.format, string.lower, string.find, math.min, tonumber, error
+local sleep, CANCELLED = sched.sleep, sched.CANCELLED
 local decode = json.decode
 local query_string = url.query
 
@@ -83,6 +83,9 @@ local function send(p, transport, req, sp)
   local res, msg, code
   for n = 1, tries do
     res, msg, code = transport(req)
+    -- the task was cancelled while it waited (j.timeout, a handler's
+    -- timeout): unwind it, as a cancelled sleep or wait does
+    if code == "cancelled" then error(CANCELLED, 0) end
     local again
     if res then
       again = n < tries and retry.on_status[res.status]
