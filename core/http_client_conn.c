@@ -156,6 +156,8 @@ void hc_conn_send(hc_conn *k, jr_hc_req *r)
 {
     jr_hc *c = k->c;
     uv_timer_stop(&k->timer);
+    uv_ref((uv_handle_t *)&k->tcp);
+    uv_ref((uv_handle_t *)&k->timer);
     k->req = r;
     r->conn = k;
     k->state = HC_BUSY;
@@ -525,5 +527,8 @@ hc_conn *hc_conn_open(jr_hc *c, hc_origin *o, jr_hc_req *r)
 void hc_conn_make_idle(hc_conn *k)
 {
     k->state = HC_IDLE;
+    /* a pooled connection alone does not keep the process running */
+    uv_unref((uv_handle_t *)&k->tcp);
+    uv_unref((uv_handle_t *)&k->timer);
     if (k->c->o.idle_timeout_ms) uv_timer_start(&k->timer, on_conn_timer, k->c->o.idle_timeout_ms, 0);
 }
