@@ -401,3 +401,47 @@ describe("rpc: as a provider", function()
     client:close()
   end)
 end)
+
+describe("rpc: a client from a server controller", function()
+  local Item = s.object("RpcSpecItem", { { "id", s.integer() }, { "name", s.string() } })
+  local Items = j.RestController("/items", { name = "ItemsController" })
+  Items.get_item = j.Get("/{id:int}", { params = { id = s.integer { minimum = 1 } }, response = Item },
+    function(_, req) return { id = req.params.id, name = "n" .. req.params.id, secret = "dropped" } end)
+  Items.search = j.Get("/", { query = { q = s.string(), tags = s.array(s.string()):optional() },
+    headers = { ["x-tenant"] = s.string() } },
+    function(_, req) return { q = req.query.q, tags = req.query.tags, tenant = req.header_params["x-tenant"] } end)
+  Items.create = j.Post("", { status = 201, body = Item, response = Item }, function(_, req) return req.json end)
+  Items.ws = j.WebSocketEndpoint("/ws", function() end)
+
+  -- the RPC client's requests dispatched in process by jararaca.testing
+  local function through(app)
+    local tc = require("jararaca.testing").client(app)
+    return tc, function(req)
+      local target = req.url:match("^https?://[^/]+(.*)$")
+      local r = tc:request(req.method, target, { headers = req.headers, body = req.body })
+      return { status = r.status, headers = r.headers, body = r.body }
+    end
+  end
+
+  it("has the controller's routes, options and schemas; calls reach its handlers", function()
+    local tc, transport = through(j.Microservice { name = "rpcitems", controllers = { Items } })
+    local ItemsRPC = j.rpc.from_controller(Items)
+    assert.equal("ItemsClient", ItemsRPC.__rest_client.name)
+    assert.is_nil(ItemsRPC.ws)
+    local c = j.rpc.build(ItemsRPC, { base_url = "http://items", transport = transport })
+    assert.same({ id = 4, name = "n4" }, (c:get_item({ id = 4 })))
+    local v = assert(c:search({ q = "a b", tags = { "x", "y" }, ["x-tenant"] = "t1" }))
+    assert.same({ q = "a b", tags = { "x", "y" }, tenant = "t1" }, v)
+    local made, res = c:create({ body = { id = 9, name = "new" } })
+    assert.same({ id = 9, name = "new" }, made)
+    assert.equal(201, res.status)
+    -- the server's schemas check the arguments before anything is sent
+    local _, _, code, errs = c:get_item({ id = 0 })
+    assert.equal("invalid", code)
+    assert.same({ "path", "id" }, errs[1].loc)
+    _, _, code, errs = c:search({ q = "x" })
+    assert.equal("invalid", code)
+    assert.same({ "header", "x-tenant" }, errs[1].loc)
+    tc:close()
+  end)
+end)

@@ -18,7 +18,8 @@
 -- { __rest_client = { prefix, name, opts, defined_at }, <member> = route ... };
 -- def mixes routes (by member name) and client defaults (headers, timeout,
 -- retry, success, middlewares, response_hooks, name). Routes may also be
--- set on the class afterwards, like a controller's.
+-- set on the class afterwards, like a controller's. j.rpc.from_controller
+-- reads a client class off a server controller's routes.
 -- @module jararaca.rpc
 local options = require "jararaca.rpc.options"
 local plan = require "jararaca.rpc.plan"
@@ -27,8 +28,8 @@ local auth = require "jararaca.rpc.auth"
 
 local M = {}
 
-local type, pairs, error, rawget, tostring, pcall, tonumber =
-  type, pairs, error, rawget, tostring, pcall, tonumber
+local type, pairs, ipairs, next, error, rawget, tostring, pcall, tonumber =
+  type, pairs, ipairs, next, error, rawget, tostring, pcall, tonumber
 local format, upper = string.format, string.upper
 local run, request = call.run, plan.request
 
@@ -102,6 +103,46 @@ function M.RestClient(prefix, def)
   end
   local o = options.check("client", given, format("RestClient(%q)", prefix), 2)
   cls.__rest_client = { prefix = prefix, name = o.name or derive_name(prefix), opts = o, defined_at = where(2) }
+  return cls
+end
+
+-- A route group of route_spec (params, query, headers) as { name = schema }.
+local function field_map(g)
+  if not g then return nil end
+  local m = {}
+  for _, f in ipairs(g.fields) do m[f.name] = f.schema end
+  return next(m) and m or nil
+end
+
+--- j.rpc.from_controller(Controller, [def]): a client class with one route
+--- per HTTP route of a server controller (WebSocket endpoints left out):
+--- same member names, templates, params, query, header parameters, body
+--- and response schemas, read from the routes' specs (route_spec) as the
+--- server reads them. def: client defaults and extra routes, as RestClient's.
+function M.from_controller(ctl, def)
+  local controller = require "jararaca.http.controller"
+  local route_spec = require "jararaca.http.route_spec"
+  if not controller.is_controller(ctl) then
+    error("rpc.from_controller(Controller, def): expected a controller made by j.RestController, got " .. type(ctl), 2)
+  end
+  if def ~= nil and type(def) ~= "table" then error("rpc.from_controller(Controller, def): def must be a table", 2) end
+  local all = { name = rawget(ctl, "__name"):gsub("Controller$", "") .. "Client" }
+  for k, v in pairs(def or {}) do all[k] = v end
+  for _, r in ipairs(controller.collect(ctl)) do
+    if not r.websocket and all[r.member] == nil then
+      local spec, err = route_spec.normalize(r)
+      if not spec then error(err, 2) end
+      local o = { params = field_map(spec.params), headers = field_map(spec.headers),
+        body = spec.body and spec.body.schema, response = spec.success.schema }
+      local q = field_map(spec.query)
+      if q then o.query = q end
+      local rt = make_route(r.method, r.path, o, 2)
+      rt.defined_at = r.defined_at
+      all[r.member] = rt
+    end
+  end
+  local cls = M.RestClient("", all)
+  cls.__rest_client.defined_at = rawget(ctl, "__controller").defined_at
   return cls
 end
 

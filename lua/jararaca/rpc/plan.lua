@@ -169,6 +169,7 @@ end
 -- The body's text and content type, or nil and the errors.
 local function body_of(p, v, errs)
   local sc = p.body
+  if sc and v == nil and sc.is_optional and not sc.has_default then return nil end -- an optional body left out
   if sc then
     local text, _, _, e = sc:encode(v, { loc = { "body" } })
     if not text then add_all(errs, e); return nil end
