@@ -25,6 +25,7 @@ local options = require "jararaca.rpc.options"
 local plan = require "jararaca.rpc.plan"
 local call = require "jararaca.rpc.call"
 local auth = require "jararaca.rpc.auth"
+local derive_name = require("jararaca.http.controller").derive_name
 
 local M = {}
 
@@ -73,16 +74,6 @@ end
 M.Get, M.Post, M.Put, M.Patch, M.Delete = verb("GET"), verb("POST"), verb("PUT"), verb("PATCH"), verb("DELETE")
 M.Head, M.Options = verb("HEAD"), verb("OPTIONS")
 
-local function derive_name(prefix)
-  local name = ""
-  for seg in prefix:gmatch("[^/]+") do
-    if not seg:find("^{") then
-      for word in seg:gmatch("%w+") do name = name .. word:sub(1, 1):upper() .. word:sub(2) end
-    end
-  end
-  return name .. "Client"
-end
-
 --- j.RestClient(prefix, [def]): a client class (see the module comment).
 function M.RestClient(prefix, def)
   if prefix == nil or prefix == "/" then prefix = "" end
@@ -102,7 +93,7 @@ function M.RestClient(prefix, def)
     end
   end
   local o = options.check("client", given, format("RestClient(%q)", prefix), 2)
-  cls.__rest_client = { prefix = prefix, name = o.name or derive_name(prefix), opts = o, defined_at = where(2) }
+  cls.__rest_client = { prefix = prefix, name = o.name or derive_name(prefix, "Client"), opts = o, defined_at = where(2) }
   return cls
 end
 
