@@ -14,6 +14,7 @@
 -- Middleware:  j.cors{ allow_origins=, ... } (for Microservice.middlewares)
 -- Data:        j.persistence (SessionInterceptor, CRUD, Query), j.use_session(name),
 --              j.providing_new_session, j.config (AppConfigurationInterceptor)
+-- RPC:         j.RestClient, j.rpc.Get/Post/..., j.rpc.build, j.rpc.bearer/basic/api_key (docs/rpc.md)
 -- Waiting:     j.sleep, j.spawn, j.gather, j.timeout
 -- Hooks:       j.use_current_container(), j.use_app_context()
 -- Logging:     j.log.info(...), j.log.error(...)
@@ -70,6 +71,9 @@ local lazy = {
   MessageHandler = function() return require("jararaca.bus.controller").MessageHandler end,
   Message = function() return require("jararaca.bus.message_type").Message end,
   use_publisher = function() return require("jararaca.bus.publisher").use_publisher end,
+  -- HTTP RPC clients (docs/rpc.md): j.RestClient("/x", { m = j.rpc.Get(...) }), j.rpc.build(...)
+  rpc = function() return require "jararaca.rpc" end,
+  RestClient = function() return require("jararaca.rpc").RestClient end,
   -- tracing (docs/tracing.md)
   tracing = function() return require "jararaca.tracing" end,
   start_span = function() return require("jararaca.tracing").start_span end,

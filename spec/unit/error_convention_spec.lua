@@ -608,6 +608,26 @@ CASES["amqp.connect"] = function()
   raises(function() amqp.connect("amqp://h", { heartbeat_s = -1 }) end, "heartbeat_s must be a whole number", true)
 end
 
+CASES["rpc_client:route"] = function()
+  local C = j.RestClient("/c", {
+    get = j.rpc.Get("/x/{id:int}"),
+    typed = j.rpc.Get("/y", { response = s.object { { "n", s.integer() } } }),
+  })
+  -- nothing listens on a port just freed: the real HTTP client
+  local port = require("spec.support.client").free_port()
+  local c = j.rpc.build(C, { base_url = "http://127.0.0.1:" .. port })
+  local r = pack(in_task(function() return c:get({ id = 1 }) end))
+  failed("rpc_client:route", "refused", { n = r.n - 1, unpack(r, 2, r.n) })
+  failed("rpc_client:route", "invalid", pack(c:get({ id = "x" }))) -- nothing is sent
+  local answer = { status = 404, headers = {}, body = "" }
+  local f = j.rpc.build(C, { base_url = "http://h", transport = function() return answer end })
+  local _, res = failed("rpc_client:route", "status", pack(f:get({ id = 1 })))
+  assert.are.equal(404, res.status)
+  answer = { status = 200, headers = { ["content-type"] = "application/json" }, body = '{"n":"x"}' }
+  failed("rpc_client:route", "invalid", pack(f:typed()))
+  raises(function() f:get({ idd = 1 }) end, "unknown argument", true)
+end
+
 ---------------------------------------------------------------------------
 
 describe("the error convention (docs/errors.md)", function()

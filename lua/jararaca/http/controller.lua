@@ -154,7 +154,9 @@ M.Options = verb("OPTIONS")
 -- Controllers
 ---------------------------------------------------------------------------
 
-local function derive_name(prefix)
+--- The class name a prefix gives: "/api/tasks" -> "ApiTasks" .. suffix
+--- (default "Controller"; the RPC client's classes end in "Client").
+local function derive_name(prefix, suffix)
   local name = ""
   for seg in prefix:gmatch("[^/]+") do
     if not seg:find("^{") then
@@ -163,8 +165,9 @@ local function derive_name(prefix)
       end
     end
   end
-  return name .. "Controller"
+  return name .. (suffix or "Controller")
 end
+M.derive_name = derive_name
 
 --- Declare a controller class. See the module comment.
 function M.RestController(prefix, opts)

@@ -374,6 +374,17 @@ local function template(method, path)
   return out
 end
 
+--- The parameters of a path template, { {name, converter}, ... } in order
+--- (converter "str" when none is given), once core/router.c accepted the
+--- template; or nil, message, "invalid". The RPC client builds its URLs
+--- from the same templates as the server (jararaca.rpc).
+function M.template_params(method, path)
+  local ok, r = pcall(template, method, path)
+  if ok then return r end
+  if getmetatable(r) == Invalid then return nil, r.msg, "invalid" end
+  error(r, 0)
+end
+
 local function path_params(spec)
   local by_name = {}
   for _, p in ipairs(spec.path_params) do by_name[p.name] = p end
