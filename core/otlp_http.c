@@ -445,7 +445,9 @@ static int read_answer(jr_otlp_conn *c, const jr_otlp_url *u, uint64_t deadline,
         }
         if (k == 0) {
             /* EOF: completes an answer whose body runs to the close. */
-            if (*got_bytes > 0 && llhttp_finish(&p) == HPE_OK && a.done) break;
+            /* (on_complete's pause is what llhttp_finish returns then: a.done says it) */
+            if (*got_bytes > 0) (void)llhttp_finish(&p);
+            if (a.done) break;
             snprintf(r->err, sizeof r->err, "%s:%s closed the connection before answering", u->host, u->port);
             errno = ECONNRESET;
             return -1;

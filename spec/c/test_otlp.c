@@ -355,6 +355,28 @@ TEST(peer_closing_an_idle_connection_is_not_a_retry)
     peer_stop(&p);
 }
 
+TEST(answer_delimited_by_the_close_and_connection_close)
+{
+    static const char *const script[] = {"eof", "eof"};
+    peer p;
+    CHECK(peer_start(&p, script, 2, NULL) == 0);
+    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
+    char err[256];
+    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
+    for (int i = 0; i < 2; i++) {
+        push_n(o, i, 1);
+        CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
+    }
+    struct jr_otlp_stats st;
+    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
+    CHECK_EQ_INT(st.exported, 2);
+    CHECK_EQ_INT(st.retries, 0);
+    CHECK_EQ_INT(st.connects, 2); /* Connection: close is honoured: a new one for the second batch */
+    CHECK_EQ_INT(p.connections, 2);
+    jr_otlp_free(o, 1000);
+    peer_stop(&p);
+}
+
 TEST(bad_config_is_refused_with_a_reason)
 {
     char err[256];
@@ -498,6 +520,7 @@ int main(void)
     RUN(queue_full_drops_and_counts_free_cuts_a_hang_short);
     RUN(free_flushes_what_is_queued);
     RUN(peer_closing_an_idle_connection_is_not_a_retry);
+    RUN(answer_delimited_by_the_close_and_connection_close);
     RUN(bad_config_is_refused_with_a_reason);
     RUN(tls_verified_with_the_ca_file);
     RUN(tls_wrong_host_and_unknown_ca_fail_without_retry);
