@@ -25,16 +25,6 @@
 
 uint64_t jr_otlp_now_ms(void) { return uv_hrtime() / 1000000u; }
 
-static char *dupn(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 void jr_otlp_url_free(jr_otlp_url *u)
 {
     free(u->host);
@@ -126,11 +116,11 @@ int jr_otlp_url_parse(const char *url, jr_otlp_url *u, char *err, size_t errlen)
         snprintf(err, errlen, "\"%s\": a #fragment has no place in an endpoint URL", url);
         return -1;
     }
-    u->host = dupn(host, hlen);
-    u->port = port ? dupn(port, plen) : dupn(u->tls ? "443" : "80", u->tls ? 3 : 2);
-    u->authority = dupn(auth, alen);
+    u->host = strndup(host, hlen);
+    u->port = port ? strndup(port, plen) : strdup(u->tls ? "443" : "80");
+    u->authority = strndup(auth, alen);
     if (*rest == '/') {
-        u->path = dupn(rest, rlen);
+        u->path = strndup(rest, rlen);
     } else { /* "http://h:1?x" -> "/?x" */
         u->path = malloc(rlen + 2);
         if (u->path) {

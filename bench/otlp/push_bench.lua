@@ -1,3 +1,4 @@
+-- luacheck: std +busted
 -- bench/otlp/push_bench.lua - the cost of handing one encoded item to the
 -- OTLP exporter (e:push: a copy into the bounded queue under a mutex), the
 -- price every finished span, log line and metric pays on the event loop:

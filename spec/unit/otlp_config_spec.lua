@@ -15,6 +15,12 @@ local function fails(pattern, app, env)
   assert.matches(pattern, msg)
 end
 
+-- fails with the env given plus an endpoint (so that export is on)
+local function fails_env(pattern, env)
+  env.OTEL_EXPORTER_OTLP_ENDPOINT = env.OTEL_EXPORTER_OTLP_ENDPOINT or "http://c"
+  fails(pattern, nil, env)
+end
+
 local function header(list, name)
   for _, h in ipairs(list) do if h[1]:lower() == name:lower() then return h[2] end end
 end
@@ -67,10 +73,8 @@ describe("jararaca.otlp.config", function()
     local n = 0
     for _, x in ipairs(h) do if x[1]:lower() == "x-over" then n = n + 1 end end
     assert.equal(1, n) -- replaced by name, case-insensitively
-    fails("OTEL_EXPORTER_OTLP_HEADERS: \"novalue\" is not key=value", nil,
-      { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c", OTEL_EXPORTER_OTLP_HEADERS = "a=1,novalue" })
-    fails("OTEL_EXPORTER_OTLP_LOGS_HEADERS", nil,
-      { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c", OTEL_EXPORTER_OTLP_LOGS_HEADERS = "=x" })
+    fails_env("OTEL_EXPORTER_OTLP_HEADERS: \"novalue\" is not key=value", { OTEL_EXPORTER_OTLP_HEADERS = "a=1,novalue" })
+    fails_env("OTEL_EXPORTER_OTLP_LOGS_HEADERS", { OTEL_EXPORTER_OTLP_LOGS_HEADERS = "=x" })
   end)
 
   it("reads timeouts: env ms (signal, then shared), else the app's seconds, else 10 s", function()
@@ -82,10 +86,8 @@ describe("jararaca.otlp.config", function()
       { OTEL_EXPORTER_OTLP_TIMEOUT = "700", OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = "300" })
     assert.equal(700, cfg.traces.timeout_ms)
     assert.equal(300, cfg.metrics.timeout_ms)
-    fails("OTEL_EXPORTER_OTLP_TIMEOUT must be a whole number of milliseconds, got \"1s\"", nil,
-      { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c", OTEL_EXPORTER_OTLP_TIMEOUT = "1s" })
-    fails("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", nil,
-      { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c", OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "-5" })
+    fails_env("OTEL_EXPORTER_OTLP_TIMEOUT must be a whole number of milliseconds, got \"1s\"", { OTEL_EXPORTER_OTLP_TIMEOUT = "1s" })
+    fails_env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", { OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "-5" })
   end)
 
   it("reads the batch settings: OTEL_BSP_* for traces, OTEL_BLRP_* for logs, OTEL_METRIC_EXPORT_* for metrics", function()
@@ -127,24 +129,21 @@ describe("jararaca.otlp.config", function()
     local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c", OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf",
       OTEL_EXPORTER_OTLP_COMPRESSION = "none", OTEL_TRACES_EXPORTER = "otlp" }
     assert.is_table(from(nil, env))
-    env.OTEL_EXPORTER_OTLP_PROTOCOL = "grpc"
-    fails("OTEL_EXPORTER_OTLP_PROTOCOL: only \"http/protobuf\" is supported, got \"grpc\"", nil, env)
-    env.OTEL_EXPORTER_OTLP_PROTOCOL = nil
-    env.OTEL_EXPORTER_OTLP_LOGS_PROTOCOL = "http/json"
-    fails("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", nil, env)
-    env.OTEL_EXPORTER_OTLP_LOGS_PROTOCOL = nil
-    fails("Microservice.otlp.protocol: only", { protocol = "grpc" }, env)
-    env.OTEL_EXPORTER_OTLP_COMPRESSION = "gzip"
-    fails("OTEL_EXPORTER_OTLP_COMPRESSION: only \"none\" is supported %(no gzip yet%)", nil, env)
-    env.OTEL_EXPORTER_OTLP_COMPRESSION = nil
-    env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION = "gzip"
-    fails("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", nil, env)
-    env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION = nil
-    env.OTEL_METRICS_EXPORTER = "prometheus"
-    fails("OTEL_METRICS_EXPORTER must be \"otlp\" or \"none\"", nil, env)
-    env.OTEL_METRICS_EXPORTER = nil
-    env.OTEL_SDK_DISABLED = "yes"
-    fails("OTEL_SDK_DISABLED must be true or false", nil, env)
+    local bad = {
+      { "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "OTEL_EXPORTER_OTLP_PROTOCOL: only \"http/protobuf\" is supported, got \"grpc\"" },
+      { "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: only" },
+      { "OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", "OTEL_EXPORTER_OTLP_COMPRESSION: only \"none\" is supported %(no gzip yet%)" },
+      { "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: only" },
+      { "OTEL_METRICS_EXPORTER", "prometheus", "OTEL_METRICS_EXPORTER must be \"otlp\" or \"none\"" },
+      { "OTEL_SDK_DISABLED", "yes", "OTEL_SDK_DISABLED must be true or false" },
+    }
+    for _, b in ipairs(bad) do
+      local saved = env[b[1]]
+      env[b[1]] = b[2]
+      fails(b[3], nil, env)
+      env[b[1]] = saved
+    end
+    fails("Microservice.otlp.protocol: only", { protocol = "grpc" }, { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c" })
   end)
 
   it("checks the endpoint URLs, naming where each came from", function()
@@ -194,8 +193,7 @@ describe("jararaca.otlp.config", function()
     a = from(nil, { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c", OTEL_RESOURCE_ATTRIBUTES = "service.name=x",
       OTEL_SERVICE_NAME = "wins" }).resource_attributes
     assert.equal("wins", a["service.name"])
-    fails("OTEL_RESOURCE_ATTRIBUTES: \"oops\" is not key=value", nil,
-      { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c", OTEL_RESOURCE_ATTRIBUTES = "a=1,oops" })
+    fails_env("OTEL_RESOURCE_ATTRIBUTES: \"oops\" is not key=value", { OTEL_RESOURCE_ATTRIBUTES = "a=1,oops" })
   end)
 
   it("checks the app table, naming the field", function()
