@@ -332,6 +332,40 @@ TEST(answer_delimited_by_the_close_and_connection_close)
     one_batch_each(script, 2, 2);
 }
 
+TEST(signals_have_their_own_queue_connection_and_counts)
+{
+    peer pt, pl;
+    CHECK(peer_start(&pt, NULL, 0, NULL) == 0);
+    CHECK(peer_start(&pl, NULL, 0, NULL) == 0);
+    char logs_url[128];
+    snprintf(logs_url, sizeof logs_url, "http://127.0.0.1:%d/v1/logs", pl.port);
+    jr_otlp_config c = test_config(peer_url(&pt, "http", "127.0.0.1"));
+    c.signal[JR_OTLP_LOGS].enabled = 1;
+    c.signal[JR_OTLP_LOGS].url = logs_url;
+    char err[256];
+    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
+    push_n(o, 0, 3);
+    CHECK_EQ_INT(jr_otlp_push(o, JR_OTLP_LOGS, "log-a", 5), JR_OTLP_OK);
+    CHECK_EQ_INT(jr_otlp_push(o, JR_OTLP_LOGS, "log-b", 5), JR_OTLP_OK);
+    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
+    struct jr_otlp_stats st;
+    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
+    check_counts(&st, 3, 0, 0, 200);
+    jr_otlp_stats(o, JR_OTLP_LOGS, &st);
+    check_counts(&st, 2, 0, 0, 200);
+    jr_otlp_stats(o, JR_OTLP_METRICS, &st); /* off: all zero */
+    check_counts(&st, 0, 0, 0, 0);
+    CHECK_EQ_INT(pt.nreq, 1);
+    CHECK_EQ_INT(pl.nreq, 1);
+    char items[8][32];
+    CHECK_EQ_INT(envelope_items(&pl.req[0], items, 8), 2);
+    CHECK_EQ_STR(items[1], "log-b");
+    CHECK(strncmp(pl.req[0].head, "POST /v1/logs HTTP/1.1\r\n", 24) == 0);
+    jr_otlp_free(o, 1000);
+    peer_stop(&pt);
+    peer_stop(&pl);
+}
+
 TEST(bad_config_is_refused_with_a_reason)
 {
     char err[256];
@@ -458,6 +492,7 @@ int main(void)
     RUN(free_flushes_what_is_queued);
     RUN(peer_closing_an_idle_connection_is_not_a_retry);
     RUN(answer_delimited_by_the_close_and_connection_close);
+    RUN(signals_have_their_own_queue_connection_and_counts);
     RUN(bad_config_is_refused_with_a_reason);
     RUN(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry);
     return test_summary();
