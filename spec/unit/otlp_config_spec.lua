@@ -125,7 +125,7 @@ describe("jararaca.otlp.config", function()
       nil, env)
   end)
 
-  it("accepts only http/protobuf, no compression, and the exporters otlp and none", function()
+  it("accepts only http/protobuf, no compression, no client certificate, and the exporters otlp and none", function()
     local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c", OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf",
       OTEL_EXPORTER_OTLP_COMPRESSION = "none", OTEL_TRACES_EXPORTER = "otlp" }
     assert.is_table(from(nil, env))
@@ -136,6 +136,8 @@ describe("jararaca.otlp.config", function()
       { "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: only" },
       { "OTEL_METRICS_EXPORTER", "prometheus", "OTEL_METRICS_EXPORTER must be \"otlp\" or \"none\"" },
       { "OTEL_SDK_DISABLED", "yes", "OTEL_SDK_DISABLED must be true or false" },
+      { "OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY: client certificates %(mTLS%) are not supported" },
+      { "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "/c.pem", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: client" },
     }
     for _, b in ipairs(bad) do
       local saved = env[b[1]]
