@@ -313,6 +313,12 @@ static int setup_signal(jr_otlp *o, int i, const jr_otlp_signal_config *c, char 
         snprintf(err, errlen, "otlp %s: sizes and times must not be negative", name);
         return -1;
     }
+    if (c->max_queue > JR_OTLP_MAX_QUEUE_LIMIT) {
+        /* the ring is allocated up front: a typo must not take gigabytes */
+        snprintf(err, errlen, "otlp %s: max_queue %d is above the limit of %d", name, c->max_queue,
+                 JR_OTLP_MAX_QUEUE_LIMIT);
+        return -1;
+    }
     s->cfg = *c;
     s->cfg.url = NULL;
     s->cfg.headers = NULL;

@@ -380,6 +380,10 @@ TEST(bad_config_is_refused_with_a_reason)
     c.signal[JR_OTLP_TRACES].headers = bad;
     CHECK(jr_otlp_new(&c, err, sizeof err) == NULL);
     CHECK(strstr(err, "line break") != NULL);
+    c = test_config("http://h/v1/traces");
+    c.signal[JR_OTLP_TRACES].max_queue = JR_OTLP_MAX_QUEUE_LIMIT + 1;
+    CHECK(jr_otlp_new(&c, err, sizeof err) == NULL);
+    CHECK(strstr(err, "above the limit") != NULL);
     c = test_config("https://h/v1/traces");
     c.ca_file = "/nonexistent/ca.pem";
     CHECK(jr_otlp_new(&c, err, sizeof err) == NULL);
