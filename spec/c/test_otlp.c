@@ -157,11 +157,11 @@ TEST(batches_envelope_headers_keepalive)
     CHECK_EQ_INT(r.st.failed + r.st.dropped + r.st.retries, 0);
     CHECK_EQ_INT(r.st.last_status, 200);
     CHECK_EQ_INT(r.st.connects, 1);
-    CHECK_EQ_INT(r.p.nreq, 3);
-    CHECK_EQ_INT(r.p.connections, 1); /* keep-alive: three batches, one connection */
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 3), 3);
+    CHECK_EQ_INT(peer_connections(&r.p), 1); /* keep-alive: three batches, one connection */
     char items[8][32];
     int total = 0;
-    for (int i = 0; i < r.p.nreq && i < 3; i++) {
+    for (int i = 0; i < peer_wait_requests(&r.p, 3) && i < 3; i++) {
         int n = envelope_items(&r.p.req[i], items, 8);
         CHECK(n == 3 || n == 1);
         for (int j = 0; j < n && j < 8; j++) {
@@ -206,8 +206,8 @@ TEST(retries_503_then_exports_once)
     check_counts(&r.st, 2, 0, 2, 200);
     CHECK_EQ_INT(r.st.batches, 1);
     CHECK(strstr(r.st.last_error, "HTTP 503") != NULL); /* the last failure stays readable */
-    CHECK_EQ_INT(r.p.nreq, 3);
-    CHECK_EQ_INT(r.p.connections, 1); /* a 503 keeps the connection */
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 3), 3);
+    CHECK_EQ_INT(peer_connections(&r.p), 1); /* a 503 keeps the connection */
     rig_stop(&r);
 }
 
@@ -221,7 +221,7 @@ TEST(retry_after_beyond_the_export_timeout_gives_up)
     rig_export(&r, 0, 1);
     check_counts(&r.st, 0, 1, 0, 429);
     CHECK(strstr(r.st.last_error, "gave up") != NULL);
-    CHECK_EQ_INT(r.p.nreq, 1);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1);
     rig_stop(&r);
 }
 
@@ -234,7 +234,7 @@ TEST(status_400_fails_without_retry)
     check_counts(&r.st, 0, 3, 0, 400);
     CHECK(strstr(r.st.last_error, "HTTP 400") != NULL);
     CHECK(strstr(r.st.last_error, "span has no trace id") != NULL);
-    CHECK_EQ_INT(r.p.nreq, 1);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1);
     rig_export(&r, 3, 1); /* the exporter goes on: the next batch is exported */
     CHECK_EQ_INT(r.st.exported, 1);
     rig_stop(&r);
@@ -249,7 +249,7 @@ TEST(hanging_collector_times_out_retries_then_fails)
     rig_export(&r, 0, 2);
     CHECK(r.st.retries >= 1);
     check_counts(&r.st, 0, 2, (int)r.st.retries, 0);
-    CHECK_EQ_INT(r.p.nreq, (int)r.st.retries + 1); /* every attempt reached the collector */
+    CHECK_EQ_INT(peer_wait_requests(&r.p, (int)r.st.retries + 1), (int)r.st.retries + 1); /* every attempt reached the collector */
     CHECK(strstr(r.st.last_error, "timed out") != NULL);
     rig_stop(&r);
 }
@@ -299,7 +299,7 @@ TEST(free_flushes_what_is_queued)
     rig_start(&r, NULL, 0, as_is);
     push_n(r.o, 0, 5);
     jr_otlp_free(r.o, 20000);
-    CHECK_EQ_INT(r.p.nreq, 1);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1);
     char items[8][32];
     CHECK_EQ_INT(envelope_items(&r.p.req[0], items, 8), 5);
     peer_stop(&r.p);
@@ -314,8 +314,8 @@ static void one_batch_each(const char *const *script, int n, int connects)
     for (int i = 0; i < n; i++) rig_export(&r, i, 1);
     check_counts(&r.st, n, 0, 0, 200);
     CHECK_EQ_INT(r.st.connects, connects);
-    CHECK_EQ_INT(r.p.nreq, n);
-    CHECK_EQ_INT(r.p.connections, connects);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, n), n);
+    CHECK_EQ_INT(peer_connections(&r.p), connects);
     rig_stop(&r);
 }
 
@@ -355,8 +355,8 @@ TEST(signals_have_their_own_queue_connection_and_counts)
     check_counts(&st, 2, 0, 0, 200);
     jr_otlp_stats(o, JR_OTLP_METRICS, &st); /* off: all zero */
     check_counts(&st, 0, 0, 0, 0);
-    CHECK_EQ_INT(pt.nreq, 1);
-    CHECK_EQ_INT(pl.nreq, 1);
+    CHECK_EQ_INT(peer_wait_requests(&pt, 1), 1);
+    CHECK_EQ_INT(peer_wait_requests(&pl, 1), 1);
     char items[8][32];
     CHECK_EQ_INT(envelope_items(&pl.req[0], items, 8), 2);
     CHECK_EQ_STR(items[1], "log-b");
@@ -463,7 +463,7 @@ TEST(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry)
     CHECK_EQ_INT(st.failed, 0);
     CHECK_EQ_INT(st.connects, 1); /* keep-alive over TLS too */
     if (st.failed) fprintf(stderr, "  last_error: %s\n", st.last_error);
-    CHECK_EQ_INT(p.nreq, 2);
+    CHECK_EQ_INT(peer_wait_requests(&p, 2), 2);
     char items[8][32];
     CHECK_EQ_INT(envelope_items(&p.req[0], items, 8), 1);
 
@@ -475,7 +475,7 @@ TEST(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry)
     tls_export(&p, "localhost", NULL, 1, &st); /* the system CAs do not know ours */
     check_counts(&st, 0, 1, 0, 0);
     CHECK(strstr(st.last_error, "did not verify") != NULL);
-    CHECK_EQ_INT(p.nreq, 2); /* nothing more was sent to an unverified peer */
+    CHECK_EQ_INT(peer_wait_requests(&p, 2), 2); /* nothing more was sent to an unverified peer */
     peer_stop(&p);
     SSL_CTX_free(srv);
     unlink(ca_path);

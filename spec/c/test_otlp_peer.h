@@ -190,7 +190,8 @@ static int peer_start(peer *p, const char *const *script, int nscript, SSL_CTX *
 }
 
 /* Waits (on the condition variable, up to 20 s as a hang guard) until the
- * peer has received n requests. The count it reached. */
+ * peer has received n requests. The count it reached; reading it under the
+ * lock also makes the requests recorded so far visible to the caller. */
 static int peer_wait_requests(peer *p, int n)
 {
     struct timespec until;
@@ -202,6 +203,15 @@ static int peer_wait_requests(peer *p, int n)
     int got = p->nreq;
     pthread_mutex_unlock(&p->mu);
     return got;
+}
+
+/* Connections accepted so far (read under the peer's lock). */
+static int peer_connections(peer *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = p->connections;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 static void peer_stop(peer *p)
