@@ -436,11 +436,13 @@ static SSL_CTX *make_tls_server(void)
 }
 
 /* Exports `batches` one-span batches over https to host (the peer's port)
- * trusting ca (NULL: the system's CAs); the stats in *st. */
-static void tls_export(peer *p, const char *host, const char *ca, int batches, struct jr_otlp_stats *st)
+ * trusting ca (NULL: the system's CAs; no_verify: anything); the stats in *st. */
+static void tls_export(peer *p, const char *host, const char *ca, int no_verify, int batches,
+                       struct jr_otlp_stats *st)
 {
     jr_otlp_config c = test_config(peer_url(p, "https", host));
     c.ca_file = ca;
+    c.tls_no_verify = no_verify;
     char err[256] = "";
     jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
     CHECK(o != NULL);
@@ -452,13 +454,13 @@ static void tls_export(peer *p, const char *host, const char *ca, int batches, s
     jr_otlp_free(o, 1000);
 }
 
-TEST(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry)
+TEST(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry_no_verify_passes)
 {
     SSL_CTX *srv = make_tls_server();
     peer p;
     CHECK(peer_start(&p, NULL, 0, srv) == 0);
     struct jr_otlp_stats st;
-    tls_export(&p, "localhost", ca_path, 2, &st);
+    tls_export(&p, "localhost", ca_path, 0, 2, &st);
     CHECK_EQ_INT(st.exported, 2);
     CHECK_EQ_INT(st.failed, 0);
     CHECK_EQ_INT(st.connects, 1); /* keep-alive over TLS too */
@@ -467,15 +469,19 @@ TEST(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry)
     char items[8][32];
     CHECK_EQ_INT(envelope_items(&p.req[0], items, 8), 1);
 
-    tls_export(&p, "127.0.0.1", ca_path, 1, &st); /* the certificate names localhost only */
+    tls_export(&p, "127.0.0.1", ca_path, 0, 1, &st); /* the certificate names localhost only */
     check_counts(&st, 0, 1, 0, 0);
     CHECK(strstr(st.last_error, "did not verify") != NULL);
     CHECK(strstr(st.last_error, "mismatch") != NULL);
 
-    tls_export(&p, "localhost", NULL, 1, &st); /* the system CAs do not know ours */
+    tls_export(&p, "localhost", NULL, 0, 1, &st); /* the system CAs do not know ours */
     check_counts(&st, 0, 1, 0, 0);
     CHECK(strstr(st.last_error, "did not verify") != NULL);
     CHECK_EQ_INT(peer_wait_requests(&p, 2), 2); /* nothing more was sent to an unverified peer */
+
+    tls_export(&p, "127.0.0.1", NULL, 1, 1, &st); /* tls_no_verify: neither CA nor name checked */
+    check_counts(&st, 1, 0, 0, 200);
+    CHECK_EQ_INT(peer_wait_requests(&p, 3), 3);
     peer_stop(&p);
     SSL_CTX_free(srv);
     unlink(ca_path);
@@ -498,6 +504,6 @@ int main(void)
     RUN(answer_delimited_by_the_close_and_connection_close);
     RUN(signals_have_their_own_queue_connection_and_counts);
     RUN(bad_config_is_refused_with_a_reason);
-    RUN(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry);
+    RUN(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry_no_verify_passes);
     return test_summary();
 }

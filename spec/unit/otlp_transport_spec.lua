@@ -115,6 +115,10 @@ describe("jararaca.core.otlp", function()
     raises("cfg.traces.max_batch must be a non%-negative integer",
       otlp.new, { traces = { url = "http://h/", max_batch = -1 } })
     raises("cfg.traces.url is missing", otlp.new, { traces = {} })
+    e, msg, code = otlp.new { traces = { enabled = false, url = "http://h/v1/traces" } }
+    assert.is_nil(e)
+    assert.equal("invalid", code)
+    assert.matches("no signal", msg)
     raises("headers%[1%] must be {name, value}", otlp.new, { traces = { url = "http://h/", headers = { "X" } } })
   end)
 
