@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "otlp_int.h"
 #include "test.h"
 #include "test_otlp_peer.h"
 
@@ -366,6 +367,49 @@ TEST(signals_have_their_own_queue_connection_and_counts)
     peer_stop(&pl);
 }
 
+TEST(url_parse)
+{
+    static const struct {
+        const char *url, *host, *port, *path, *authority;
+        int tls;
+    } ok[] = {
+        {"http://c:4318/v1/traces", "c", "4318", "/v1/traces", "c:4318", 0},
+        {"https://otel.example.com/v1/logs", "otel.example.com", "443", "/v1/logs", "otel.example.com", 1},
+        {"HTTP://c", "c", "80", "/", "c", 0},
+        {"http://[::1]:4318/v1/metrics?tenant=a", "::1", "4318", "/v1/metrics?tenant=a", "[::1]:4318", 0},
+        {"http://c:1?x=1", "c", "1", "/?x=1", "c:1", 0},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        jr_otlp_url u;
+        char err[256] = "";
+        CHECK_EQ_INT(jr_otlp_url_parse(ok[i].url, &u, err, sizeof err), 0);
+        CHECK_EQ_STR(u.host, ok[i].host);
+        CHECK_EQ_STR(u.port, ok[i].port);
+        CHECK_EQ_STR(u.path, ok[i].path);
+        CHECK_EQ_STR(u.authority, ok[i].authority);
+        CHECK_EQ_INT(u.tls, ok[i].tls);
+        jr_otlp_url_free(&u);
+    }
+    static const char *const bad[][2] = {
+        {"grpc://c:4317", "http:// or https://"},
+        {"http://", "no host"},
+        {"http://:4318/v1", "no host"},
+        {"http://u:p@c/v1", "user:password"},
+        {"http://[::1/v1", "unclosed ["},
+        {"http://c:0/v1", "port"},
+        {"http://c:x/v1", "port"},
+        {"http://c/v1#frag", "fragment"},
+        {"http://c/v 1", "space or a control character"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        jr_otlp_url u;
+        char err[256] = "";
+        CHECK_EQ_INT(jr_otlp_url_parse(bad[i][0], &u, err, sizeof err), -1);
+        if (!strstr(err, bad[i][1])) fprintf(stderr, "  %s: got \"%s\"\n", bad[i][0], err);
+        CHECK(strstr(err, bad[i][1]) != NULL);
+    }
+}
+
 TEST(bad_config_is_refused_with_a_reason)
 {
     char err[256];
@@ -503,6 +547,7 @@ int main(void)
     RUN(peer_closing_an_idle_connection_is_not_a_retry);
     RUN(answer_delimited_by_the_close_and_connection_close);
     RUN(signals_have_their_own_queue_connection_and_counts);
+    RUN(url_parse);
     RUN(bad_config_is_refused_with_a_reason);
     RUN(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry_no_verify_passes);
     return test_summary();
