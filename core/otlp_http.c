@@ -375,7 +375,12 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
 static int on_complete(llhttp_t *p)
 {
-    ((answer *)p->data)->done = 1;
+    answer *a = p->data;
+    if (p->status_code < 200) { /* an interim 1xx: the answer follows */
+        a->blen = 0;
+        return 0;
+    }
+    a->done = 1;
     return HPE_PAUSED; /* bytes after the answer are not ours */
 }
 

@@ -333,6 +333,12 @@ TEST(answer_delimited_by_the_close_and_connection_close)
     one_batch_each(script, 2, 2);
 }
 
+TEST(interim_1xx_answer_is_skipped)
+{
+    static const char *const script[] = {"100", "200"};
+    one_batch_each(script, 2, 1);
+}
+
 TEST(signals_have_their_own_queue_connection_and_counts)
 {
     peer pt, pl;
@@ -546,6 +552,7 @@ int main(void)
     RUN(free_flushes_what_is_queued);
     RUN(peer_closing_an_idle_connection_is_not_a_retry);
     RUN(answer_delimited_by_the_close_and_connection_close);
+    RUN(interim_1xx_answer_is_skipped);
     RUN(signals_have_their_own_queue_connection_and_counts);
     RUN(url_parse);
     RUN(bad_config_is_refused_with_a_reason);

@@ -7,6 +7,7 @@
  *   "hang"    read the request, never answer (the peer waits for the close)
  *   "close"   answer 200 keep-alive, then close the connection at once
  *   "eof"     answer 200 with Connection: close and a body that runs to the close
+ *   "100"     an interim 100 Continue, then 200
  * Past the end of the script it answers 200. Synchronisation is by
  * condition variable (peer_wait_requests), never by sleeping. */
 #ifndef JR_TEST_OTLP_PEER_H
@@ -151,6 +152,10 @@ static void *peer_main(void *arg)
                 while (peer_read(&c, b, sizeof b) > 0) {
                 } /* until the exporter gives up and closes */
                 open = 0;
+            } else if (strcmp(how, "100") == 0) {
+                static const char a[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                peer_write(&c, a, sizeof a - 1);
+                peer_answer(&c, "200");
             } else if (strcmp(how, "eof") == 0) {
                 static const char a[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"partialSuccess\":{}}";
                 peer_write(&c, a, sizeof a - 1);
