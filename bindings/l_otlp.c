@@ -6,7 +6,7 @@
  *     table is present (and its enabled is not false): cfg.traces = { url =, headers = { {name, value}, ... },
  *     timeout_ms =, max_queue =, max_batch =, schedule_delay_ms =, export_timeout_ms = }
  *   e:push(signal, bytes) -> true | nil, "queue full", "full"
- *                             | nil, "<signal> export is not enabled", "disabled"
+ *                             (raises for a signal that is not enabled)
  *     signal: "traces" | "metrics" | "logs"; bytes: one encoded Span, Metric
  *     or LogRecord. Cheap: a copy into the exporter's queue.
  *   e:send_now() -> true     -- start exporting what is queued, do not wait
@@ -161,10 +161,8 @@ static int l_push(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    if (rc == JR_OTLP_EINVAL) {
-        lua_pushfstring(L, "%s export is not enabled", signal_names[sig]);
-        return jr_push_fail(L, lua_tostring(L, -1), "disabled");
-    }
+    /* the glue knows which signals it configured: pushing to another is a bug */
+    if (rc == JR_OTLP_EINVAL) return luaL_error(L, "otlp exporter: %s export is not enabled", signal_names[sig]);
     return jr_push_fail(L, "queue full", "full");
 }
 
