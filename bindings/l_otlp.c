@@ -4,7 +4,8 @@
  *     Resource, a string), scope_name, scope_version, and optionally
  *     tls_no_verify = true (tests only). A signal is exported when its
  *     table is present (and its enabled is not false): cfg.traces = { url =, headers = { {name, value}, ... },
- *     timeout_ms =, max_queue =, max_batch =, schedule_delay_ms =, export_timeout_ms = }
+ *     timeout_ms =, max_queue =, max_batch =, schedule_delay_ms =, export_timeout_ms =,
+ *     compression = "none" | "gzip" }
  *   e:push(signal, bytes) -> true | nil, "queue full", "full"
  *                             (raises for a signal that is not enabled)
  *     signal: "traces" | "metrics" | "logs"; bytes: one encoded Span, Metric
@@ -88,6 +89,10 @@ static void read_signal(lua_State *L, const char *name, jr_otlp_signal_config *s
     sc->max_batch = opt_int(L, t, "max_batch", where);
     sc->schedule_delay_ms = opt_int(L, t, "schedule_delay_ms", where);
     sc->export_timeout_ms = opt_int(L, t, "export_timeout_ms", where);
+    const char *comp = opt_str(L, t, "compression", where, NULL);
+    if (comp && strcmp(comp, "gzip") != 0 && strcmp(comp, "none") != 0)
+        luaL_error(L, "otlp.new: %s.compression must be \"none\" or \"gzip\"", where);
+    sc->gzip = comp && strcmp(comp, "gzip") == 0;
     lua_getfield(L, t, "headers");
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1)) luaL_error(L, "otlp.new: cfg.%s.headers must be a list of {name, value}", name);

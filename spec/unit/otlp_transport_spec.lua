@@ -115,6 +115,8 @@ describe("jararaca.core.otlp", function()
     raises("cfg.traces.max_batch must be a non%-negative integer",
       otlp.new, { traces = { url = "http://h/", max_batch = -1 } })
     raises("cfg.traces.url is missing", otlp.new, { traces = {} })
+    raises("cfg.logs.compression must be \"none\" or \"gzip\"", otlp.new,
+      { logs = { url = "http://h/", compression = "br" } })
     e, msg, code = otlp.new { traces = { enabled = false, url = "http://h/v1/traces" } }
     assert.is_nil(e)
     assert.equal("invalid", code)
@@ -208,6 +210,18 @@ describe("jararaca.core.otlp", function()
     raises("logs export is not enabled", e.push, e, "logs", "x")
     raises("invalid option 'spans'", e.push, e, "spans", "x")
     raises("string expected", e.push, e, "traces", nil)
+    e:close()
+    col:close()
+  end)
+
+  it("sends gzip bodies when asked", function()
+    local col = collector()
+    local e = exporter(col:url(), { compression = "gzip" })
+    for i = 1, 3 do assert.is_true(e:push("traces", "span-" .. i)) end
+    local req = col:take(e)
+    assert.matches("\r\nContent%-Encoding: gzip\r\n", req.head)
+    assert.equal("\31\139", req.body:sub(1, 2)) -- the gzip magic (test_otlp.c inflates it)
+    assert.equal(3, e:stats("traces").exported)
     e:close()
     col:close()
   end)
