@@ -4,6 +4,8 @@
 local enc = require "jararaca.core.otlp_encode"
 local span = require "jararaca.tracing.span"
 local otlp = require "spec.support.otlp"
+local registry = require "jararaca.metrics.registry"
+local otlp_metrics = require "jararaca.otlp.metrics"
 
 local TRACE, SPAN, PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "a3ce929d0e0e4736"
 
@@ -163,5 +165,39 @@ describe("otlp_encode", function()
     local b, _, code = enc.metric { name = "x", type = "summary" }
     assert.is_nil(b)
     assert.equal("invalid", code)
+  end)
+
+  it("encodes a registry's counters, up-down counters and histograms (jararaca.otlp.metrics)", function()
+    local reg = registry.new()
+    local c = reg:counter("app_jobs_total", "Jobs done.", { "kind", "code" })
+    c:inc { kind = "mail", code = 200 }
+    c:add(2, { kind = "sms", code = "500" })
+    local q = reg:updown_counter("app_queue", "Queued.")
+    q:dec()
+    local h = reg:histogram("app_job_seconds", "Job time.", { "kind" }, { 0.1, 1 })
+    h:observe(0.05, { kind = "mail" })
+    h:observe(0.5, { kind = "mail" })
+    h:observe(5, { kind = "mail" })
+    reg:counter("app_unused_total", "No series yet.", { "x" })
+    local list = otlp_metrics.encode(1000, { reg })
+    assert.equal(3, #list) -- a metric without series is not sent
+    local jobs = assert(r:decode("Metric", list[1]))
+    assert.equal("app_jobs_total", jobs.name)
+    assert.equal("Jobs done.", jobs.description)
+    assert.is_true(jobs.sum.isMonotonic)
+    assert.same({ kind = "mail", code = "200" }, jobs.sum.dataPoints[1].attrs)
+    assert.equal("1", jobs.sum.dataPoints[1].asInt)
+    assert.same({ kind = "sms", code = "500" }, jobs.sum.dataPoints[2].attrs)
+    assert.equal("2", jobs.sum.dataPoints[2].asInt)
+    assert.equal("1000000", jobs.sum.dataPoints[1].startTimeUnixNano)
+    local queue = assert(r:decode("Metric", list[2]))
+    assert.is_false(queue.sum.isMonotonic)
+    assert.equal("-1", queue.sum.dataPoints[1].asInt)
+    local hist = assert(r:decode("Metric", list[3]))
+    local p = hist.histogram.dataPoints[1]
+    assert.equal("3", p.count)
+    assert.equal(5.55, p.sum)
+    assert.same({ 0.1, 1 }, p.explicitBounds)
+    assert.same({ "1", "1", "1" }, p.bucketCounts) -- per bucket, the last +Inf
   end)
 end)
