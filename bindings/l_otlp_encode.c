@@ -82,6 +82,14 @@ static const char *str_field(lua_State *L, int idx, const char *k, size_t *len)
     return s;
 }
 
+/* t[k] as string field `field` when it is a string. */
+static void opt_string(lua_State *L, int idx, const char *k, uint32_t field)
+{
+    size_t len;
+    const char *s = str_field(L, idx, k, &len);
+    if (s) jr_pb_string(&out, field, s, len);
+}
+
 static int num_field(lua_State *L, int idx, const char *k, double *v)
 {
     int ok = rawfield(L, idx, k) == LUA_TNUMBER;
@@ -224,59 +232,44 @@ static int kind_number(const char *k)
     return 1; /* internal */
 }
 
-static void events(lua_State *L, int sp)
+/* fn(L, item) for every table item of the list t[k] (absent: none); stops
+ * at the first fn that fails: -1. */
+static int each_item(lua_State *L, int idx, const char *k, int (*fn)(lua_State *L, int item))
 {
-    if (rawfield(L, sp, "events") != LUA_TTABLE) {
-        lua_pop(L, 1);
-        return;
-    }
-    int evs = lua_gettop(L);
-    int n = (int)lua_objlen(L, evs);
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, evs, i);
-        int ev = lua_gettop(L);
-        if (lua_type(L, ev) == LUA_TTABLE) {
-            size_t m = jr_pb_begin(&out, SPAN_EVENTS);
-            double t;
-            if (num_field(L, ev, "time_us", &t)) jr_pb_fixed64(&out, EVENT_TIME, us_to_ns(t));
-            size_t len;
-            const char *name = str_field(L, ev, "name", &len);
-            if (name) jr_pb_string(&out, EVENT_NAME, name, len);
-            attributes(L, ev, "attributes", EVENT_ATTRS);
-            jr_pb_end(&out, m);
+    int rc = 0;
+    if (rawfield(L, idx, k) == LUA_TTABLE) {
+        int list = lua_gettop(L);
+        int n = (int)lua_objlen(L, list);
+        for (int i = 1; i <= n && rc == 0; i++) {
+            lua_rawgeti(L, list, i);
+            if (lua_type(L, -1) == LUA_TTABLE) rc = fn(L, lua_gettop(L));
+            lua_pop(L, 1);
         }
-        lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    return rc;
 }
 
-static int links(lua_State *L, int sp)
+static int span_event(lua_State *L, int ev)
 {
-    if (rawfield(L, sp, "links") != LUA_TTABLE) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    int ls = lua_gettop(L);
-    int n = (int)lua_objlen(L, ls);
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, ls, i);
-        int lk = lua_gettop(L);
-        if (lua_type(L, lk) == LUA_TTABLE) {
-            size_t m = jr_pb_begin(&out, SPAN_LINKS);
-            if (id_field(L, lk, "trace_id", 16, LINK_TRACE_ID, 1) != 0 ||
-                id_field(L, lk, "span_id", 8, LINK_SPAN_ID, 1) != 0) {
-                lua_pop(L, 2);
-                return -1;
-            }
-            size_t len;
-            const char *ts = str_field(L, lk, "tracestate", &len);
-            if (ts) jr_pb_string(&out, LINK_TRACE_STATE, ts, len);
-            attributes(L, lk, "attributes", LINK_ATTRS);
-            jr_pb_end(&out, m);
-        }
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
+    size_t m = jr_pb_begin(&out, SPAN_EVENTS);
+    double t;
+    if (num_field(L, ev, "time_us", &t)) jr_pb_fixed64(&out, EVENT_TIME, us_to_ns(t));
+    opt_string(L, ev, "name", EVENT_NAME);
+    attributes(L, ev, "attributes", EVENT_ATTRS);
+    jr_pb_end(&out, m);
+    return 0;
+}
+
+static int span_link(lua_State *L, int lk)
+{
+    size_t m = jr_pb_begin(&out, SPAN_LINKS);
+    if (id_field(L, lk, "trace_id", 16, LINK_TRACE_ID, 1) != 0 ||
+        id_field(L, lk, "span_id", 8, LINK_SPAN_ID, 1) != 0)
+        return -1;
+    opt_string(L, lk, "tracestate", LINK_TRACE_STATE);
+    attributes(L, lk, "attributes", LINK_ATTRS);
+    jr_pb_end(&out, m);
     return 0;
 }
 
@@ -318,8 +311,8 @@ static int l_span(lua_State *L)
     if (num_field(L, 1, "start_us", &t)) jr_pb_fixed64(&out, SPAN_START, us_to_ns(t));
     if (num_field(L, 1, "end_us", &t)) jr_pb_fixed64(&out, SPAN_END, us_to_ns(t));
     attributes(L, 1, "attributes", SPAN_ATTRS);
-    events(L, 1);
-    if (links(L, 1) != 0) return fail(L, "span link");
+    each_item(L, 1, "events", span_event);
+    if (each_item(L, 1, "links", span_link) != 0) return fail(L, "span link");
     status(L, 1);
     return result(L);
 }
@@ -333,9 +326,7 @@ static int l_log_record(lua_State *L)
     double t;
     if (num_field(L, 1, "time_us", &t)) jr_pb_fixed64(&out, LOG_TIME, us_to_ns(t));
     if (num_field(L, 1, "severity_number", &t)) jr_pb_uint(&out, LOG_SEVERITY, (uint64_t)t);
-    size_t len;
-    const char *s = str_field(L, 1, "severity_text", &len);
-    if (s) jr_pb_string(&out, LOG_SEVERITY_TEXT, s, len);
+    opt_string(L, 1, "severity_text", LOG_SEVERITY_TEXT);
     if (rawfield(L, 1, "body") != LUA_TNIL) {
         size_t m = jr_pb_begin(&out, LOG_BODY);
         any_value(L, lua_gettop(L));
@@ -368,8 +359,12 @@ static int l_resource(lua_State *L)
 
 /* -------- Metric -------- */
 
-static void number_point(lua_State *L, int p, uint64_t start, uint64_t now)
+/* The data points' start and time (one metric's points share them). */
+static uint64_t point_start, point_time;
+
+static int number_point(lua_State *L, int p)
 {
+    uint64_t start = point_start, now = point_time;
     size_t m = jr_pb_begin(&out, SUM_POINTS); /* (Gauge's data_points is 1 too) */
     attributes(L, p, "attributes", NDP_ATTRS);
     jr_pb_fixed64(&out, NDP_START, start);
@@ -383,6 +378,7 @@ static void number_point(lua_State *L, int p, uint64_t start, uint64_t now)
         jr_pb_double(&out, NDP_DOUBLE, v);
     }
     jr_pb_end(&out, m);
+    return 0;
 }
 
 /* t[k], a list of numbers, as a packed repeated fixed64 (counts) or double. */
@@ -404,8 +400,9 @@ static void packed(lua_State *L, int p, const char *k, uint32_t field, int as_do
     lua_pop(L, 1);
 }
 
-static void histogram_point(lua_State *L, int p, uint64_t start, uint64_t now)
+static int histogram_point(lua_State *L, int p)
 {
+    uint64_t start = point_start, now = point_time;
     size_t m = jr_pb_begin(&out, SUM_POINTS);
     attributes(L, p, "attributes", HDP_ATTRS);
     jr_pb_fixed64(&out, HDP_START, start);
@@ -419,6 +416,7 @@ static void histogram_point(lua_State *L, int p, uint64_t start, uint64_t now)
     packed(L, p, "counts", HDP_BUCKETS, 0);
     packed(L, p, "bounds", HDP_BOUNDS, 1);
     jr_pb_end(&out, m);
+    return 0;
 }
 
 static int l_metric(lua_State *L)
@@ -432,8 +430,8 @@ static int l_metric(lua_State *L)
         return fail(L, "metric");
     }
     jr_pb_string(&out, METRIC_NAME, s, len);
-    if ((s = str_field(L, 1, "description", &len)) != NULL) jr_pb_string(&out, METRIC_DESCRIPTION, s, len);
-    if ((s = str_field(L, 1, "unit", &len)) != NULL) jr_pb_string(&out, METRIC_UNIT, s, len);
+    opt_string(L, 1, "description", METRIC_DESCRIPTION);
+    opt_string(L, 1, "unit", METRIC_UNIT);
     const char *type = str_field(L, 1, "type", NULL);
     int hist = type && strcmp(type, "histogram") == 0;
     int gauge = type && strcmp(type, "gauge") == 0;
@@ -448,19 +446,9 @@ static int l_metric(lua_State *L)
     num_field(L, 1, "time_us", &t);
     uint64_t now = us_to_ns(t);
     size_t m = jr_pb_begin(&out, hist ? METRIC_HISTOGRAM : gauge ? METRIC_GAUGE : METRIC_SUM);
-    if (rawfield(L, 1, "points") == LUA_TTABLE) {
-        int pts = lua_gettop(L);
-        int n = (int)lua_objlen(L, pts);
-        for (int i = 1; i <= n; i++) {
-            lua_rawgeti(L, pts, i);
-            if (lua_type(L, -1) == LUA_TTABLE) {
-                if (hist) histogram_point(L, lua_gettop(L), start, now);
-                else number_point(L, lua_gettop(L), start, now);
-            }
-            lua_pop(L, 1);
-        }
-    }
-    lua_pop(L, 1);
+    point_start = start;
+    point_time = now;
+    each_item(L, 1, "points", hist ? histogram_point : number_point);
     if (!gauge) jr_pb_uint(&out, SUM_TEMPORALITY, TEMPORALITY_CUMULATIVE);
     if (!hist && !gauge) {
         int mono = rawfield(L, 1, "monotonic") == LUA_TBOOLEAN && lua_toboolean(L, -1);
