@@ -62,7 +62,7 @@ end
 function M.start(app, kind)
   M.stop()
   local config = require "jararaca.otlp.config"
-  local cfg, err = config.from(app.otlp, os.getenv)
+  local cfg, err = config.from(app.otlp, os.getenv, app.name)
   local tr = app.tracing
   local want_spans = tr ~= nil and tr.enabled ~= false and (tr.exporter == nil or tr.exporter == "otlp")
   if not cfg then
@@ -73,7 +73,7 @@ function M.start(app, kind)
     end
     return nil
   end
-  cfg.resource_bytes = assert(enc.resource(cfg.resource or {}))
+  cfg.resource_bytes = assert(enc.resource(cfg.resource_attributes or {}))
   local e, eerr = require("jararaca.core.otlp").new(cfg)
   if not e then error("OTLP exporter: " .. tostring(eerr), 0) end
   local st = { cfg = cfg, exporter = e, start_us = now_us(), seen = {}, kind = kind }
@@ -82,7 +82,7 @@ function M.start(app, kind)
     require("jararaca.tracing").set_sink(require("jararaca.otlp.traces").sink(e))
   end
   if signal_on(cfg, "logs") then log.set_sink(require("jararaca.otlp.logs").sink(e)) end
-  local interval = (signal_on(cfg, "metrics") and cfg.metrics.interval) or 60
+  local interval = signal_on(cfg, "metrics") and cfg.metrics.interval_ms and cfg.metrics.interval_ms / 1000 or 60
   st.task = sched.spawn(tick, st, interval)
   return e
 end
