@@ -73,7 +73,8 @@ function M.start(app, kind)
     end
     return nil
   end
-  cfg.resource_bytes = assert(enc.resource(cfg.resource_attributes or {}))
+  cfg.resource = assert(enc.resource(cfg.resource_attributes or {}))
+  cfg.scope_name, cfg.scope_version = "jararaca", require("jararaca.core.sys").version
   local e, eerr = require("jararaca.core.otlp").new(cfg)
   if not e then error("OTLP exporter: " .. tostring(eerr), 0) end
   local st = { cfg = cfg, exporter = e, start_us = now_us(), seen = {}, kind = kind }
