@@ -74,41 +74,49 @@ local function has(list, s)
   return false
 end
 
+-- POST /chain on port; the trace the receiver gets, checked: root <-
+-- (publish) <- hop one <- (publish) <- hop two <- inner, across processes.
+-- Returns the trace id, the server span and "inner".
+local function chain(port)
+  local res = assert(client.request(port, "POST", "/chain", {}))
+  assert.equal(202, res.status, res.body)
+  local trace_id = res.headers.traceparent:match("^00%-(%x+)%-")
+  local spans = rcv:wait_for("traces", function(items)
+    local mine = {}
+    for _, s in ipairs(items) do if s.traceId == trace_id then mine[#mine + 1] = s end end
+    return find(mine, function(s) return s.name == "inner" end) and mine
+  end, 20)
+  local ids = by_id(spans)
+  local root = find(spans, function(s) return s.name == "POST /chain" end)
+  assert.truthy(root, "the server span")
+  assert.equal(2, root.kind) -- SERVER
+  assert.is_nil(root.parentSpanId) -- a new trace: no inbound traceparent
+  assert.equal(202, root.attrs["http.response.status_code"])
+  assert.equal("otlpchain", root.resource["service.name"])
+  local one = assert(find(spans, function(s) return s.name == "TASK chain.one" end), "hop one's span")
+  local two = assert(find(spans, function(s) return s.name == "TASK chain.two" end), "hop two's span")
+  local inner = find(spans, function(s) return s.name == "inner" end)
+  assert.equal(5, one.kind) -- CONSUMER
+  assert.equal(5, two.kind)
+  -- (a producer span per publish may sit between a hop and the next)
+  assert.truthy(has(ancestors(one, ids), root), "hop one descends from the server span")
+  assert.truthy(has(ancestors(two, ids), one), "hop two descends from hop one")
+  assert.equal(two.spanId, inner.parentSpanId)
+  -- every span of the trace has its parent in the trace (nothing lost), but the root
+  for _, s in ipairs(spans) do
+    if s ~= root then assert.truthy(ids[s.parentSpanId], s.name .. "'s parent was exported") end
+  end
+  -- server and worker are separate processes: each its own service instance
+  assert.truthy(root.resource["service.instance.id"])
+  assert.not_equal(root.resource["service.instance.id"], one.resource["service.instance.id"])
+  return trace_id, root, inner
+end
+
 describe("OTLP export across server, worker and scheduler", function()
   local trace_id, root, inner
 
   it("one trace from an HTTP request through two worker hops, each hop a descendant of the one before", function()
-    local res = assert(client.request(srv.port, "POST", "/chain", {}))
-    assert.equal(202, res.status, res.body)
-    trace_id = res.headers.traceparent:match("^00%-(%x+)%-")
-    local spans = rcv:wait_for("traces", function(items)
-      local mine = {}
-      for _, s in ipairs(items) do if s.traceId == trace_id then mine[#mine + 1] = s end end
-      return find(mine, function(s) return s.name == "inner" end) and mine
-    end, 20)
-    local ids = by_id(spans)
-    root = find(spans, function(s) return s.name == "POST /chain" end)
-    assert.truthy(root, "the server span")
-    assert.equal(2, root.kind) -- SERVER
-    assert.is_nil(root.parentSpanId) -- a new trace: no inbound traceparent
-    assert.equal(202, root.attrs["http.response.status_code"])
-    assert.equal("otlpchain", root.resource["service.name"])
-    local one = assert(find(spans, function(s) return s.name == "TASK chain.one" end), "hop one's span")
-    local two = assert(find(spans, function(s) return s.name == "TASK chain.two" end), "hop two's span")
-    inner = find(spans, function(s) return s.name == "inner" end)
-    assert.equal(5, one.kind) -- CONSUMER
-    assert.equal(5, two.kind)
-    -- the chain: root <- (publish) <- one <- (publish) <- two <- inner
-    assert.truthy(has(ancestors(one, ids), root), "hop one descends from the server span")
-    assert.truthy(has(ancestors(two, ids), one), "hop two descends from hop one")
-    assert.equal(two.spanId, inner.parentSpanId)
-    -- every span of the trace has its parent in the trace (nothing lost), but the root
-    for _, s in ipairs(spans) do
-      if s ~= root then assert.truthy(ids[s.parentSpanId], s.name .. "'s parent was exported") end
-    end
-    -- server and worker are separate processes (each its own resource)
-    assert.not_equal(root.resource["process.pid"] or root.resource["service.instance.id"],
-      one.resource["process.pid"] or one.resource["service.instance.id"])
+    trace_id, root, inner = chain(srv.port)
   end)
 
   it("log records carry the trace and span ids of the span they were written in", function()
@@ -164,5 +172,29 @@ describe("OTLP export across server, worker and scheduler", function()
     assert.is_nil(spans.run.parentSpanId)
     assert.equal("scheduler", spans.run.attrs["app.context_type"])
     assert.equal(spans.run.traceId, spans.inner.traceId)
+  end)
+end)
+
+describe("OTLP export on RabbitMQ", function()
+  local rabbitmq = require "spec.support.rabbitmq"
+  local run = require "spec.support.run"
+  local rsrv, rworker
+
+  setup(function()
+    local env = env_for(rcv.endpoint, { JARARACA_BUS_URL = rabbitmq.url() })
+    -- the topology first: servers and workers check it at startup
+    local status, out, err = run.run({ server.bin, "declare", APP, env = env }, 60)
+    assert.equal(0, status, out .. err)
+    rsrv = server.start(APP, { "--worker-timeout", "0" }, env)
+    rworker = bus.start_worker(APP, dir .. "/rworker.log", nil, env)
+  end)
+
+  teardown(function()
+    if rworker then rworker.proc:kill("SIGKILL"); rworker.proc:wait(5) end
+    if rsrv then rsrv:stop() end
+  end)
+
+  it("one trace from an HTTP request through two worker hops", function()
+    chain(rsrv.port)
   end)
 end)
