@@ -14,6 +14,8 @@
 //   POST /fault?status=503&count=2 -> the next 2 export requests are answered 503
 //   POST /decode/<Span|LogRecord|Resource|Metric>  (bytes) -> that one message as JSON
 //   POST /reset                    -> forget everything received
+// OTLP_RECEIVER_DISCARD=1 (benchmarks): decode, count the items, keep nothing
+//   (GET /received then answers { requests, attempts, count, items: [] }).
 'use strict';
 const http = require('http');
 const path = require('path');
@@ -79,7 +81,9 @@ const ITEMS = {
   logs: ['resourceLogs', 'scopeLogs', 'logRecords'],
 };
 
+const DISCARD = process.env.OTLP_RECEIVER_DISCARD === '1';
 const received = { traces: [], metrics: [], logs: [] };
+const counts = { traces: 0, metrics: 0, logs: 0 };
 const attempts = { traces: 0, metrics: 0, logs: 0 };
 let fault = { status: 0, count: 0 };
 
@@ -124,14 +128,17 @@ const server = http.createServer((rq, res) => {
           return send(res, 415, 'expected application/x-protobuf');
         }
         const type = REQUESTS[signal];
-        received[signal].push(toJson(type, type.decode(body)));
+        const msg = type.decode(body);
+        const [rk, sk, ik] = ITEMS[signal];
+        for (const rs of msg[rk] || []) for (const ss of rs[sk] || []) counts[signal] += (ss[ik] || []).length;
+        if (!DISCARD) received[signal].push(toJson(type, msg));
         res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 });
         return res.end(); // an empty Export*ServiceResponse: all accepted
       }
       if (rq.method === 'GET' && url.pathname === '/received') {
         const s = url.searchParams.get('signal');
         if (!received[s]) return send(res, 400, 'signal: traces | metrics | logs');
-        return send(res, 200, { requests: received[s].length, attempts: attempts[s], items: flatten(s) });
+        return send(res, 200, { requests: received[s].length, attempts: attempts[s], count: counts[s], items: flatten(s) });
       }
       if (rq.method === 'POST' && url.pathname === '/fault') {
         fault = { status: Number(url.searchParams.get('status') || 503), count: Number(url.searchParams.get('count') || 1) };
@@ -143,7 +150,7 @@ const server = http.createServer((rq, res) => {
         return send(res, 200, toJson(type, type.decode(body)));
       }
       if (rq.method === 'POST' && url.pathname === '/reset') {
-        for (const k of Object.keys(received)) { received[k] = []; attempts[k] = 0; }
+        for (const k of Object.keys(received)) { received[k] = []; attempts[k] = 0; counts[k] = 0; }
         fault = { status: 0, count: 0 };
         return send(res, 200, {});
       }
