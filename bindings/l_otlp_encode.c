@@ -201,10 +201,9 @@ static void attributes(lua_State *L, int idx, const char *k, uint32_t field)
 
 static int fail(lua_State *L, const char *what)
 {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", what, errmsg);
-    lua_pushliteral(L, "invalid");
-    return 3;
+    char msg[sizeof errmsg + 32];
+    snprintf(msg, sizeof msg, "%s: %s", what, errmsg);
+    return jr_push_fail(L, msg, "invalid");
 }
 
 static int result(lua_State *L)

@@ -48,12 +48,19 @@ local function report(st)
   end
 end
 
+local function push_and_report(st)
+  if signal_on(st.cfg, "metrics") then require("jararaca.otlp.metrics").push(st.exporter, st.start_us) end
+  report(st)
+end
+
+-- Every interval: the metrics, then the failures report. An error in one
+-- round is logged and the next round runs (sleep stays outside the pcall:
+-- stop cancels the task there).
 local function tick(st, interval)
-  local metrics = require "jararaca.otlp.metrics"
   while true do
     sched.sleep(interval)
-    if signal_on(st.cfg, "metrics") then metrics.push(st.exporter, st.start_us) end
-    report(st)
+    local ok, err = pcall(push_and_report, st)
+    if not ok then log.warn("otlp: metrics export round failed: ", tostring(err)) end
   end
 end
 
@@ -100,9 +107,12 @@ function M.stop()
   if st.task then st.task:cancel() end
   if package.loaded["jararaca.tracing"] then require("jararaca.tracing").set_sink(nil) end
   log.set_sink(nil)
-  if signal_on(st.cfg, "metrics") then require("jararaca.otlp.metrics").push(st.exporter, st.start_us) end
+  if signal_on(st.cfg, "metrics") then
+    local ok, err = pcall(require("jararaca.otlp.metrics").push, st.exporter, st.start_us)
+    if not ok then log.warn("otlp: last metrics export failed: ", tostring(err)) end
+  end
   local ok, msg = st.exporter:flush(M.FLUSH_TIMEOUT)
-  report(st)
+  pcall(report, st)
   if not ok then log.warn("otlp: shutdown flush: ", msg) end
   st.exporter:close(0)
 end
