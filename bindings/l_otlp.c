@@ -3,7 +3,7 @@
  *     cfg: what jararaca.otlp.config returns, plus resource (the encoded
  *     Resource, a string), scope_name, scope_version, and optionally
  *     tls_no_verify = true (tests only). A signal is exported when its
- *     table is present: cfg.traces = { url =, headers = { {name, value}, ... },
+ *     table is present (and its enabled is not false): cfg.traces = { url =, headers = { {name, value}, ... },
  *     timeout_ms =, max_queue =, max_batch =, schedule_delay_ms =, export_timeout_ms = }
  *   e:push(signal, bytes) -> true | nil, "queue full", "full"
  *                             | nil, "<signal> export is not enabled", "disabled"
@@ -73,6 +73,11 @@ static void read_signal(lua_State *L, const char *name, jr_otlp_signal_config *s
     }
     if (!lua_istable(L, -1)) luaL_error(L, "otlp.new: cfg.%s must be a table", name);
     int t = lua_gettop(L);
+    lua_getfield(L, t, "enabled");
+    int off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    if (off) return; /* { enabled = false, ... }: as if absent */
+    lua_getfield(L, 1, name);
     char where[16];
     snprintf(where, sizeof where, "cfg.%s", name);
     sc->enabled = 1;

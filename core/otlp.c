@@ -56,6 +56,7 @@ struct jr_otlp {
     size_t resource_len;
     jr_buf scope; /* the encoded InstrumentationScope */
     uint64_t rng;
+    int rr; /* where pick() starts looking */
     sig s[JR_OTLP_NSIGNALS];
 };
 
@@ -211,20 +212,24 @@ out:
 }
 
 /* Under the mutex: the signal whose batch should go now, or NULL and
- * *wait_ms (UINT64_MAX: nothing waits). */
+ * *wait_ms (UINT64_MAX: nothing waits). The search starts after the last
+ * signal picked, so a busy one (spans under load) cannot starve the others. */
 static sig *pick(jr_otlp *o, uint64_t *wait_ms)
 {
     uint64_t now = jr_otlp_now_ms();
     *wait_ms = UINT64_MAX;
-    for (int i = 0; i < JR_OTLP_NSIGNALS; i++) {
+    for (int k = 0; k < JR_OTLP_NSIGNALS; k++) {
+        int i = (o->rr + k) % JR_OTLP_NSIGNALS;
         sig *s = &o->s[i];
         if (!s->enabled || s->count == 0) {
             s->flush_left = 0;
             continue;
         }
-        if (s->flush_left > 0 || s->count >= (size_t)s->cfg.max_batch) return s;
         uint64_t due = s->since_ms + (uint64_t)s->cfg.schedule_delay_ms;
-        if (now >= due) return s;
+        if (s->flush_left > 0 || s->count >= (size_t)s->cfg.max_batch || now >= due) {
+            o->rr = i + 1;
+            return s;
+        }
         if (due - now < *wait_ms) *wait_ms = due - now;
     }
     return NULL;
@@ -306,6 +311,12 @@ static int setup_signal(jr_otlp *o, int i, const jr_otlp_signal_config *c, char 
     if (c->timeout_ms < 0 || c->max_queue < 0 || c->max_batch < 0 || c->schedule_delay_ms < 0 ||
         c->export_timeout_ms < 0) {
         snprintf(err, errlen, "otlp %s: sizes and times must not be negative", name);
+        return -1;
+    }
+    if (c->max_queue > JR_OTLP_MAX_QUEUE_LIMIT) {
+        /* the ring is allocated up front: a typo must not take gigabytes */
+        snprintf(err, errlen, "otlp %s: max_queue %d is above the limit of %d", name, c->max_queue,
+                 JR_OTLP_MAX_QUEUE_LIMIT);
         return -1;
     }
     s->cfg = *c;

@@ -56,6 +56,7 @@ enum { JR_OTLP_TRACES = 0, JR_OTLP_METRICS = 1, JR_OTLP_LOGS = 2, JR_OTLP_NSIGNA
 #define JR_OTLP_DEFAULT_MAX_BATCH 512
 #define JR_OTLP_DEFAULT_SCHEDULE_DELAY_MS 5000
 #define JR_OTLP_DEFAULT_EXPORT_TIMEOUT_MS 30000
+#define JR_OTLP_MAX_QUEUE_LIMIT 1000000 /* max_queue above this is a config error */
 
 typedef struct {
     const char *name;

@@ -25,16 +25,6 @@
 
 uint64_t jr_otlp_now_ms(void) { return uv_hrtime() / 1000000u; }
 
-static char *dupn(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 void jr_otlp_url_free(jr_otlp_url *u)
 {
     free(u->host);
@@ -126,11 +116,11 @@ int jr_otlp_url_parse(const char *url, jr_otlp_url *u, char *err, size_t errlen)
         snprintf(err, errlen, "\"%s\": a #fragment has no place in an endpoint URL", url);
         return -1;
     }
-    u->host = dupn(host, hlen);
-    u->port = port ? dupn(port, plen) : dupn(u->tls ? "443" : "80", u->tls ? 3 : 2);
-    u->authority = dupn(auth, alen);
+    u->host = strndup(host, hlen);
+    u->port = port ? strndup(port, plen) : strdup(u->tls ? "443" : "80");
+    u->authority = strndup(auth, alen);
     if (*rest == '/') {
-        u->path = dupn(rest, rlen);
+        u->path = strndup(rest, rlen);
     } else { /* "http://h:1?x" -> "/?x" */
         u->path = malloc(rlen + 2);
         if (u->path) {
@@ -385,7 +375,12 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
 static int on_complete(llhttp_t *p)
 {
-    ((answer *)p->data)->done = 1;
+    answer *a = p->data;
+    if (p->status_code < 200) { /* an interim 1xx: the answer follows */
+        a->blen = 0;
+        return 0;
+    }
+    a->done = 1;
     return HPE_PAUSED; /* bytes after the answer are not ours */
 }
 
@@ -445,7 +440,9 @@ static int read_answer(jr_otlp_conn *c, const jr_otlp_url *u, uint64_t deadline,
         }
         if (k == 0) {
             /* EOF: completes an answer whose body runs to the close. */
-            if (*got_bytes > 0 && llhttp_finish(&p) == HPE_OK && a.done) break;
+            /* (on_complete's pause is what llhttp_finish returns then: a.done says it) */
+            if (*got_bytes > 0) (void)llhttp_finish(&p);
+            if (a.done) break;
             snprintf(r->err, sizeof r->err, "%s:%s closed the connection before answering", u->host, u->port);
             errno = ECONNRESET;
             return -1;

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "otlp_int.h"
 #include "test.h"
 #include "test_otlp_peer.h"
 
@@ -94,33 +95,75 @@ static void push_n(jr_otlp *o, int from, int n)
     }
 }
 
+/* A peer with its script and an exporter of the traces to it; the
+ * non-zero fields of tweak override test_config's. */
+typedef struct {
+    peer p;
+    jr_otlp *o;
+    struct jr_otlp_stats st;
+} rig;
+
+static void rig_start(rig *r, const char *const *script, int n, jr_otlp_signal_config tweak)
+{
+    CHECK(peer_start(&r->p, script, n, NULL) == 0);
+    jr_otlp_config c = test_config(peer_url(&r->p, "http", "127.0.0.1"));
+    jr_otlp_signal_config *t = &c.signal[JR_OTLP_TRACES];
+    if (tweak.max_batch) t->max_batch = tweak.max_batch;
+    if (tweak.max_queue) t->max_queue = tweak.max_queue;
+    if (tweak.timeout_ms) t->timeout_ms = tweak.timeout_ms;
+    if (tweak.export_timeout_ms) t->export_timeout_ms = tweak.export_timeout_ms;
+    if (tweak.schedule_delay_ms) t->schedule_delay_ms = tweak.schedule_delay_ms;
+    char err[256] = "";
+    r->o = jr_otlp_new(&c, err, sizeof err);
+    CHECK(r->o != NULL);
+    if (!r->o) fprintf(stderr, "  jr_otlp_new: %s\n", err);
+}
+
+/* Pushes spans from..from+n-1, flushes, reads the stats into r->st. */
+static void rig_export(rig *r, int from, int n)
+{
+    push_n(r->o, from, n);
+    CHECK_EQ_INT(jr_otlp_flush(r->o, 20000), JR_OTLP_OK);
+    jr_otlp_stats(r->o, JR_OTLP_TRACES, &r->st);
+}
+
+static void rig_stop(rig *r)
+{
+    jr_otlp_free(r->o, 1000);
+    peer_stop(&r->p);
+}
+
+static const jr_otlp_signal_config as_is = {0};
+
+/* The counts most tests check (the line of the caller in a failure is
+ * the helper's: the test's name says which). */
+static void check_counts(const struct jr_otlp_stats *st, int exported, int failed, int retries, int last_status)
+{
+    CHECK_EQ_INT(st->exported, exported);
+    CHECK_EQ_INT(st->failed, failed);
+    CHECK_EQ_INT(st->retries, retries);
+    CHECK_EQ_INT(st->last_status, last_status);
+}
+
 /* ---- tests ---- */
 
 TEST(batches_envelope_headers_keepalive)
 {
-    peer p;
-    CHECK(peer_start(&p, NULL, 0, NULL) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
-    c.signal[JR_OTLP_TRACES].max_batch = 3;
-    char err[256] = "";
-    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    CHECK(o != NULL);
-    push_n(o, 0, 7);
-    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
-    struct jr_otlp_stats st;
-    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.exported, 7);
-    CHECK_EQ_INT(st.batches, 3);
-    CHECK_EQ_INT(st.queued, 0);
-    CHECK_EQ_INT(st.failed + st.dropped + st.retries, 0);
-    CHECK_EQ_INT(st.last_status, 200);
-    CHECK_EQ_INT(st.connects, 1);
-    CHECK_EQ_INT(p.nreq, 3);
-    CHECK_EQ_INT(p.connections, 1); /* keep-alive: three batches, one connection */
+    rig r;
+    rig_start(&r, NULL, 0, (jr_otlp_signal_config){.max_batch = 3});
+    rig_export(&r, 0, 7);
+    CHECK_EQ_INT(r.st.exported, 7);
+    CHECK_EQ_INT(r.st.batches, 3);
+    CHECK_EQ_INT(r.st.queued, 0);
+    CHECK_EQ_INT(r.st.failed + r.st.dropped + r.st.retries, 0);
+    CHECK_EQ_INT(r.st.last_status, 200);
+    CHECK_EQ_INT(r.st.connects, 1);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 3), 3);
+    CHECK_EQ_INT(peer_connections(&r.p), 1); /* keep-alive: three batches, one connection */
     char items[8][32];
     int total = 0;
-    for (int i = 0; i < p.nreq && i < 3; i++) {
-        int n = envelope_items(&p.req[i], items, 8);
+    for (int i = 0; i < peer_wait_requests(&r.p, 3) && i < 3; i++) {
+        int n = envelope_items(&r.p.req[i], items, 8);
         CHECK(n == 3 || n == 1);
         for (int j = 0; j < n && j < 8; j++) {
             char want[32];
@@ -128,70 +171,45 @@ TEST(batches_envelope_headers_keepalive)
             CHECK_EQ_STR(items[j], want); /* in push order */
         }
         total += n > 0 ? n : 0;
-        CHECK(strncmp(p.req[i].head, "POST /v1/traces HTTP/1.1\r\n", 26) == 0);
-        CHECK(strcasestr(p.req[i].head, "\r\nContent-Type: application/x-protobuf\r\n") != NULL);
-        CHECK(strcasestr(p.req[i].head, "\r\nX-Tenant: acme\r\n") != NULL);
-        CHECK(strstr(p.req[i].head, "\r\nHost: 127.0.0.1:") != NULL);
+        const char *head = r.p.req[i].head;
+        CHECK(strncmp(head, "POST /v1/traces HTTP/1.1\r\n", 26) == 0);
+        CHECK(strcasestr(head, "\r\nContent-Type: application/x-protobuf\r\n") != NULL);
+        CHECK(strcasestr(head, "\r\nX-Tenant: acme\r\n") != NULL);
+        CHECK(strstr(head, "\r\nHost: 127.0.0.1:") != NULL);
     }
     CHECK_EQ_INT(total, 7);
-    jr_otlp_free(o, 1000);
-    peer_stop(&p);
+    rig_stop(&r);
 }
 
-TEST(full_batch_goes_without_flush)
+/* The schedule delay is a minute unless set: only a full batch, or the
+ * delay given, can send without a flush. */
+static void sends_unflushed(jr_otlp_signal_config tweak, int n)
 {
-    peer p;
-    CHECK(peer_start(&p, NULL, 0, NULL) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
-    c.signal[JR_OTLP_TRACES].max_batch = 4;
-    char err[256];
-    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    push_n(o, 0, 4); /* the schedule delay is a minute: only the full batch can send it */
-    CHECK_EQ_INT(peer_wait_requests(&p, 1), 1);
+    rig r;
+    rig_start(&r, NULL, 0, tweak);
+    push_n(r.o, 0, n);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1);
     char items[8][32];
-    CHECK_EQ_INT(envelope_items(&p.req[0], items, 8), 4);
-    jr_otlp_free(o, 1000);
-    peer_stop(&p);
+    CHECK_EQ_INT(envelope_items(&r.p.req[0], items, 8), n);
+    rig_stop(&r);
 }
 
-TEST(schedule_delay_sends_a_partial_batch)
-{
-    peer p;
-    CHECK(peer_start(&p, NULL, 0, NULL) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
-    c.signal[JR_OTLP_TRACES].schedule_delay_ms = 50;
-    char err[256];
-    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    push_n(o, 0, 2);
-    CHECK_EQ_INT(peer_wait_requests(&p, 1), 1);
-    char items[8][32];
-    CHECK_EQ_INT(envelope_items(&p.req[0], items, 8), 2);
-    jr_otlp_free(o, 1000);
-    peer_stop(&p);
-}
+TEST(full_batch_goes_without_flush) { sends_unflushed((jr_otlp_signal_config){.max_batch = 4}, 4); }
+
+TEST(schedule_delay_sends_a_partial_batch) { sends_unflushed((jr_otlp_signal_config){.schedule_delay_ms = 50}, 2); }
 
 TEST(retries_503_then_exports_once)
 {
     static const char *const script[] = {"503 busy", "503 busy", "200"};
-    peer p;
-    CHECK(peer_start(&p, script, 3, NULL) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
-    char err[256];
-    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    push_n(o, 0, 2);
-    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
-    struct jr_otlp_stats st;
-    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.exported, 2);
-    CHECK_EQ_INT(st.batches, 1);
-    CHECK_EQ_INT(st.retries, 2);
-    CHECK_EQ_INT(st.failed, 0);
-    CHECK_EQ_INT(st.last_status, 200);
-    CHECK(strstr(st.last_error, "HTTP 503") != NULL); /* the last failure stays readable */
-    CHECK_EQ_INT(p.nreq, 3);
-    CHECK_EQ_INT(p.connections, 1); /* a 503 keeps the connection */
-    jr_otlp_free(o, 1000);
-    peer_stop(&p);
+    rig r;
+    rig_start(&r, script, 3, as_is);
+    rig_export(&r, 0, 2);
+    check_counts(&r.st, 2, 0, 2, 200);
+    CHECK_EQ_INT(r.st.batches, 1);
+    CHECK(strstr(r.st.last_error, "HTTP 503") != NULL); /* the last failure stays readable */
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 3), 3);
+    CHECK_EQ_INT(peer_connections(&r.p), 1); /* a 503 keeps the connection */
+    rig_stop(&r);
 }
 
 TEST(retry_after_beyond_the_export_timeout_gives_up)
@@ -199,76 +217,42 @@ TEST(retry_after_beyond_the_export_timeout_gives_up)
     /* 429 is retryable, but the collector asks for 60 s and the batch has 2:
      * honouring Retry-After means giving up now, not hammering it sooner. */
     static const char *const script[] = {"429 retry-after=60"};
-    peer p;
-    CHECK(peer_start(&p, script, 1, NULL) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
-    c.signal[JR_OTLP_TRACES].export_timeout_ms = 2000;
-    char err[256];
-    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    push_n(o, 0, 1);
-    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
-    struct jr_otlp_stats st;
-    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.failed, 1);
-    CHECK_EQ_INT(st.retries, 0);
-    CHECK_EQ_INT(st.last_status, 429);
-    CHECK(strstr(st.last_error, "gave up") != NULL);
-    CHECK_EQ_INT(p.nreq, 1);
-    jr_otlp_free(o, 1000);
-    peer_stop(&p);
+    rig r;
+    rig_start(&r, script, 1, (jr_otlp_signal_config){.export_timeout_ms = 2000});
+    rig_export(&r, 0, 1);
+    check_counts(&r.st, 0, 1, 0, 429);
+    CHECK(strstr(r.st.last_error, "gave up") != NULL);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1);
+    rig_stop(&r);
 }
 
 TEST(status_400_fails_without_retry)
 {
     static const char *const script[] = {"400 span has no trace id"};
-    peer p;
-    CHECK(peer_start(&p, script, 1, NULL) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
-    char err[256];
-    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    push_n(o, 0, 3);
-    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
-    struct jr_otlp_stats st;
-    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.failed, 3);
-    CHECK_EQ_INT(st.exported, 0);
-    CHECK_EQ_INT(st.retries, 0);
-    CHECK_EQ_INT(st.last_status, 400);
-    CHECK(strstr(st.last_error, "HTTP 400") != NULL);
-    CHECK(strstr(st.last_error, "span has no trace id") != NULL);
-    CHECK_EQ_INT(p.nreq, 1);
-    /* the exporter goes on: the next batch is exported */
-    push_n(o, 3, 1);
-    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
-    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.exported, 1);
-    jr_otlp_free(o, 1000);
-    peer_stop(&p);
+    rig r;
+    rig_start(&r, script, 1, as_is);
+    rig_export(&r, 0, 3);
+    check_counts(&r.st, 0, 3, 0, 400);
+    CHECK(strstr(r.st.last_error, "HTTP 400") != NULL);
+    CHECK(strstr(r.st.last_error, "span has no trace id") != NULL);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1);
+    rig_export(&r, 3, 1); /* the exporter goes on: the next batch is exported */
+    CHECK_EQ_INT(r.st.exported, 1);
+    rig_stop(&r);
 }
 
 TEST(hanging_collector_times_out_retries_then_fails)
 {
     static const char *const script[] = {"hang", "hang", "hang", "hang", "hang", "hang", "hang", "hang",
                                          "hang", "hang", "hang", "hang", "hang", "hang", "hang", "hang"};
-    peer p;
-    CHECK(peer_start(&p, script, 16, NULL) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
-    c.signal[JR_OTLP_TRACES].timeout_ms = 150;
-    c.signal[JR_OTLP_TRACES].export_timeout_ms = 1200;
-    char err[256];
-    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    push_n(o, 0, 2);
-    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
-    struct jr_otlp_stats st;
-    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.failed, 2);
-    CHECK_EQ_INT(st.exported, 0);
-    CHECK(st.retries >= 1);
-    CHECK_EQ_INT(p.nreq, (int)st.retries + 1); /* every attempt reached the collector */
-    CHECK_EQ_INT(st.last_status, 0);
-    CHECK(strstr(st.last_error, "timed out") != NULL);
-    jr_otlp_free(o, 1000);
-    peer_stop(&p);
+    rig r;
+    rig_start(&r, script, 16, (jr_otlp_signal_config){.timeout_ms = 150, .export_timeout_ms = 1200});
+    rig_export(&r, 0, 2);
+    CHECK(r.st.retries >= 1);
+    check_counts(&r.st, 0, 2, (int)r.st.retries, 0);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, (int)r.st.retries + 1), (int)r.st.retries + 1); /* every attempt reached the collector */
+    CHECK(strstr(r.st.last_error, "timed out") != NULL);
+    rig_stop(&r);
 }
 
 TEST(refused_connection_is_retried_then_fails)
@@ -294,65 +278,142 @@ TEST(refused_connection_is_retried_then_fails)
 TEST(queue_full_drops_and_counts_free_cuts_a_hang_short)
 {
     static const char *const script[] = {"hang"};
-    peer p;
-    CHECK(peer_start(&p, script, 1, NULL) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
-    c.signal[JR_OTLP_TRACES].max_batch = 1;
-    c.signal[JR_OTLP_TRACES].max_queue = 3;
-    c.signal[JR_OTLP_TRACES].timeout_ms = 60000;
-    c.signal[JR_OTLP_TRACES].export_timeout_ms = 60000;
-    char err[256];
-    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    push_n(o, 0, 1);
-    CHECK_EQ_INT(peer_wait_requests(&p, 1), 1); /* the thread is now stuck in that POST */
-    push_n(o, 1, 3);
-    CHECK_EQ_INT(jr_otlp_push(o, JR_OTLP_TRACES, "x", 1), JR_OTLP_EFULL);
-    CHECK_EQ_INT(jr_otlp_push(o, JR_OTLP_TRACES, "y", 1), JR_OTLP_EFULL);
-    struct jr_otlp_stats st;
-    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.dropped, 2);
-    CHECK_EQ_INT(st.queued, 3);
-    CHECK_EQ_INT(jr_otlp_flush(o, 50), JR_OTLP_ETIMEDOUT);
-    jr_otlp_free(o, 0); /* returns although the POST would hang for a minute */
-    peer_stop(&p);
+    rig r;
+    rig_start(&r, script, 1,
+              (jr_otlp_signal_config){.max_batch = 1, .max_queue = 3, .timeout_ms = 60000, .export_timeout_ms = 60000});
+    push_n(r.o, 0, 1);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1); /* the thread is now stuck in that POST */
+    push_n(r.o, 1, 3);
+    CHECK_EQ_INT(jr_otlp_push(r.o, JR_OTLP_TRACES, "x", 1), JR_OTLP_EFULL);
+    CHECK_EQ_INT(jr_otlp_push(r.o, JR_OTLP_TRACES, "y", 1), JR_OTLP_EFULL);
+    jr_otlp_stats(r.o, JR_OTLP_TRACES, &r.st);
+    CHECK_EQ_INT(r.st.dropped, 2);
+    CHECK_EQ_INT(r.st.queued, 3);
+    CHECK_EQ_INT(jr_otlp_flush(r.o, 50), JR_OTLP_ETIMEDOUT);
+    jr_otlp_free(r.o, 0); /* returns although the POST would hang for a minute */
+    peer_stop(&r.p);
 }
 
 TEST(free_flushes_what_is_queued)
 {
-    peer p;
-    CHECK(peer_start(&p, NULL, 0, NULL) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
-    char err[256];
-    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    push_n(o, 0, 5);
-    jr_otlp_free(o, 20000);
-    CHECK_EQ_INT(p.nreq, 1);
+    rig r;
+    rig_start(&r, NULL, 0, as_is);
+    push_n(r.o, 0, 5);
+    jr_otlp_free(r.o, 20000);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1);
     char items[8][32];
-    CHECK_EQ_INT(envelope_items(&p.req[0], items, 8), 5);
-    peer_stop(&p);
+    CHECK_EQ_INT(envelope_items(&r.p.req[0], items, 8), 5);
+    peer_stop(&r.p);
+}
+
+/* One batch per answer of the script; each exported without a retry, on
+ * `connects` connections. */
+static void one_batch_each(const char *const *script, int n, int connects)
+{
+    rig r;
+    rig_start(&r, script, n, as_is);
+    for (int i = 0; i < n; i++) rig_export(&r, i, 1);
+    check_counts(&r.st, n, 0, 0, 200);
+    CHECK_EQ_INT(r.st.connects, connects);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, n), n);
+    CHECK_EQ_INT(peer_connections(&r.p), connects);
+    rig_stop(&r);
 }
 
 TEST(peer_closing_an_idle_connection_is_not_a_retry)
 {
     static const char *const script[] = {"close", "close", "200"};
-    peer p;
-    CHECK(peer_start(&p, script, 3, NULL) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "http", "127.0.0.1"));
+    one_batch_each(script, 3, 3);
+}
+
+TEST(answer_delimited_by_the_close_and_connection_close)
+{
+    /* Connection: close is honoured: a new connection for the second batch */
+    static const char *const script[] = {"eof", "eof"};
+    one_batch_each(script, 2, 2);
+}
+
+TEST(interim_1xx_answer_is_skipped)
+{
+    static const char *const script[] = {"100", "200"};
+    one_batch_each(script, 2, 1);
+}
+
+TEST(signals_have_their_own_queue_connection_and_counts)
+{
+    peer pt, pl;
+    CHECK(peer_start(&pt, NULL, 0, NULL) == 0);
+    CHECK(peer_start(&pl, NULL, 0, NULL) == 0);
+    char logs_url[128];
+    snprintf(logs_url, sizeof logs_url, "http://127.0.0.1:%d/v1/logs", pl.port);
+    jr_otlp_config c = test_config(peer_url(&pt, "http", "127.0.0.1"));
+    c.signal[JR_OTLP_LOGS].enabled = 1;
+    c.signal[JR_OTLP_LOGS].url = logs_url;
     char err[256];
     jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    for (int i = 0; i < 3; i++) {
-        push_n(o, i, 1);
-        CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
-    }
+    push_n(o, 0, 3);
+    CHECK_EQ_INT(jr_otlp_push(o, JR_OTLP_LOGS, "log-a", 5), JR_OTLP_OK);
+    CHECK_EQ_INT(jr_otlp_push(o, JR_OTLP_LOGS, "log-b", 5), JR_OTLP_OK);
+    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
     struct jr_otlp_stats st;
     jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.exported, 3);
-    CHECK_EQ_INT(st.retries, 0);
-    CHECK_EQ_INT(st.failed, 0);
-    CHECK_EQ_INT(st.connects, 3);
-    CHECK_EQ_INT(p.nreq, 3);
+    check_counts(&st, 3, 0, 0, 200);
+    jr_otlp_stats(o, JR_OTLP_LOGS, &st);
+    check_counts(&st, 2, 0, 0, 200);
+    jr_otlp_stats(o, JR_OTLP_METRICS, &st); /* off: all zero */
+    check_counts(&st, 0, 0, 0, 0);
+    CHECK_EQ_INT(peer_wait_requests(&pt, 1), 1);
+    CHECK_EQ_INT(peer_wait_requests(&pl, 1), 1);
+    char items[8][32];
+    CHECK_EQ_INT(envelope_items(&pl.req[0], items, 8), 2);
+    CHECK_EQ_STR(items[1], "log-b");
+    CHECK(strncmp(pl.req[0].head, "POST /v1/logs HTTP/1.1\r\n", 24) == 0);
     jr_otlp_free(o, 1000);
-    peer_stop(&p);
+    peer_stop(&pt);
+    peer_stop(&pl);
+}
+
+TEST(url_parse)
+{
+    static const struct {
+        const char *url, *host, *port, *path, *authority;
+        int tls;
+    } ok[] = {
+        {"http://c:4318/v1/traces", "c", "4318", "/v1/traces", "c:4318", 0},
+        {"https://otel.example.com/v1/logs", "otel.example.com", "443", "/v1/logs", "otel.example.com", 1},
+        {"HTTP://c", "c", "80", "/", "c", 0},
+        {"http://[::1]:4318/v1/metrics?tenant=a", "::1", "4318", "/v1/metrics?tenant=a", "[::1]:4318", 0},
+        {"http://c:1?x=1", "c", "1", "/?x=1", "c:1", 0},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        jr_otlp_url u;
+        char err[256] = "";
+        CHECK_EQ_INT(jr_otlp_url_parse(ok[i].url, &u, err, sizeof err), 0);
+        CHECK_EQ_STR(u.host, ok[i].host);
+        CHECK_EQ_STR(u.port, ok[i].port);
+        CHECK_EQ_STR(u.path, ok[i].path);
+        CHECK_EQ_STR(u.authority, ok[i].authority);
+        CHECK_EQ_INT(u.tls, ok[i].tls);
+        jr_otlp_url_free(&u);
+    }
+    static const char *const bad[][2] = {
+        {"grpc://c:4317", "http:// or https://"},
+        {"http://", "no host"},
+        {"http://:4318/v1", "no host"},
+        {"http://u:p@c/v1", "user:password"},
+        {"http://[::1/v1", "unclosed ["},
+        {"http://c:0/v1", "port"},
+        {"http://c:x/v1", "port"},
+        {"http://c/v1#frag", "fragment"},
+        {"http://c/v 1", "space or a control character"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        jr_otlp_url u;
+        char err[256] = "";
+        CHECK_EQ_INT(jr_otlp_url_parse(bad[i][0], &u, err, sizeof err), -1);
+        if (!strstr(err, bad[i][1])) fprintf(stderr, "  %s: got \"%s\"\n", bad[i][0], err);
+        CHECK(strstr(err, bad[i][1]) != NULL);
+    }
 }
 
 TEST(bad_config_is_refused_with_a_reason)
@@ -369,6 +430,10 @@ TEST(bad_config_is_refused_with_a_reason)
     c.signal[JR_OTLP_TRACES].headers = bad;
     CHECK(jr_otlp_new(&c, err, sizeof err) == NULL);
     CHECK(strstr(err, "line break") != NULL);
+    c = test_config("http://h/v1/traces");
+    c.signal[JR_OTLP_TRACES].max_queue = JR_OTLP_MAX_QUEUE_LIMIT + 1;
+    CHECK(jr_otlp_new(&c, err, sizeof err) == NULL);
+    CHECK(strstr(err, "above the limit") != NULL);
     c = test_config("https://h/v1/traces");
     c.ca_file = "/nonexistent/ca.pem";
     CHECK(jr_otlp_new(&c, err, sizeof err) == NULL);
@@ -420,65 +485,53 @@ static SSL_CTX *make_tls_server(void)
     return ctx;
 }
 
-TEST(tls_verified_with_the_ca_file)
+/* Exports `batches` one-span batches over https to host (the peer's port)
+ * trusting ca (NULL: the system's CAs; no_verify: anything); the stats in *st. */
+static void tls_export(peer *p, const char *host, const char *ca, int no_verify, int batches,
+                       struct jr_otlp_stats *st)
 {
-    SSL_CTX *srv = make_tls_server();
-    peer p;
-    CHECK(peer_start(&p, NULL, 0, srv) == 0);
-    jr_otlp_config c = test_config(peer_url(&p, "https", "localhost"));
-    c.ca_file = ca_path;
+    jr_otlp_config c = test_config(peer_url(p, "https", host));
+    c.ca_file = ca;
+    c.tls_no_verify = no_verify;
     char err[256] = "";
     jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
     CHECK(o != NULL);
-    push_n(o, 0, 2);
-    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
-    push_n(o, 2, 1);
-    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
-    struct jr_otlp_stats st;
-    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.exported, 3);
-    CHECK_EQ_INT(st.failed, 0);
-    CHECK_EQ_INT(st.connects, 1); /* keep-alive over TLS too */
-    if (st.failed) fprintf(stderr, "  last_error: %s\n", st.last_error);
-    CHECK_EQ_INT(p.nreq, 2);
-    char items[8][32];
-    CHECK_EQ_INT(envelope_items(&p.req[0], items, 8), 2);
+    for (int i = 0; i < batches; i++) {
+        push_n(o, i, 1);
+        CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
+    }
+    jr_otlp_stats(o, JR_OTLP_TRACES, st);
     jr_otlp_free(o, 1000);
-    peer_stop(&p);
-    SSL_CTX_free(srv);
-    unlink(ca_path);
 }
 
-TEST(tls_wrong_host_and_unknown_ca_fail_without_retry)
+TEST(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry_no_verify_passes)
 {
     SSL_CTX *srv = make_tls_server();
     peer p;
     CHECK(peer_start(&p, NULL, 0, srv) == 0);
-    /* the certificate names localhost, not 127.0.0.1 */
-    jr_otlp_config c = test_config(peer_url(&p, "https", "127.0.0.1"));
-    c.ca_file = ca_path;
-    char err[256] = "";
-    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
-    push_n(o, 0, 1);
-    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
     struct jr_otlp_stats st;
-    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.failed, 1);
-    CHECK_EQ_INT(st.retries, 0);
+    tls_export(&p, "localhost", ca_path, 0, 2, &st);
+    CHECK_EQ_INT(st.exported, 2);
+    CHECK_EQ_INT(st.failed, 0);
+    CHECK_EQ_INT(st.connects, 1); /* keep-alive over TLS too */
+    if (st.failed) fprintf(stderr, "  last_error: %s\n", st.last_error);
+    CHECK_EQ_INT(peer_wait_requests(&p, 2), 2);
+    char items[8][32];
+    CHECK_EQ_INT(envelope_items(&p.req[0], items, 8), 1);
+
+    tls_export(&p, "127.0.0.1", ca_path, 0, 1, &st); /* the certificate names localhost only */
+    check_counts(&st, 0, 1, 0, 0);
     CHECK(strstr(st.last_error, "did not verify") != NULL);
     CHECK(strstr(st.last_error, "mismatch") != NULL);
-    jr_otlp_free(o, 1000);
-    /* the right name, but the system CAs do not know our CA */
-    c = test_config(peer_url(&p, "https", "localhost"));
-    o = jr_otlp_new(&c, err, sizeof err);
-    push_n(o, 0, 1);
-    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
-    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
-    CHECK_EQ_INT(st.failed, 1);
-    CHECK_EQ_INT(st.retries, 0);
+
+    tls_export(&p, "localhost", NULL, 0, 1, &st); /* the system CAs do not know ours */
+    check_counts(&st, 0, 1, 0, 0);
     CHECK(strstr(st.last_error, "did not verify") != NULL);
-    jr_otlp_free(o, 1000);
-    CHECK_EQ_INT(p.nreq, 0); /* nothing was sent to an unverified peer */
+    CHECK_EQ_INT(peer_wait_requests(&p, 2), 2); /* nothing more was sent to an unverified peer */
+
+    tls_export(&p, "127.0.0.1", NULL, 1, 1, &st); /* tls_no_verify: neither CA nor name checked */
+    check_counts(&st, 1, 0, 0, 200);
+    CHECK_EQ_INT(peer_wait_requests(&p, 3), 3);
     peer_stop(&p);
     SSL_CTX_free(srv);
     unlink(ca_path);
@@ -498,8 +551,11 @@ int main(void)
     RUN(queue_full_drops_and_counts_free_cuts_a_hang_short);
     RUN(free_flushes_what_is_queued);
     RUN(peer_closing_an_idle_connection_is_not_a_retry);
+    RUN(answer_delimited_by_the_close_and_connection_close);
+    RUN(interim_1xx_answer_is_skipped);
+    RUN(signals_have_their_own_queue_connection_and_counts);
+    RUN(url_parse);
     RUN(bad_config_is_refused_with_a_reason);
-    RUN(tls_verified_with_the_ca_file);
-    RUN(tls_wrong_host_and_unknown_ca_fail_without_retry);
+    RUN(tls_verified_with_the_ca_file_wrong_host_and_unknown_ca_fail_without_retry_no_verify_passes);
     return test_summary();
 }

@@ -6,6 +6,8 @@
  *                                                           the code is the body)
  *   "hang"    read the request, never answer (the peer waits for the close)
  *   "close"   answer 200 keep-alive, then close the connection at once
+ *   "eof"     answer 200 with Connection: close and a body that runs to the close
+ *   "100"     an interim 100 Continue, then 200
  * Past the end of the script it answers 200. Synchronisation is by
  * condition variable (peer_wait_requests), never by sleeping. */
 #ifndef JR_TEST_OTLP_PEER_H
@@ -150,6 +152,14 @@ static void *peer_main(void *arg)
                 while (peer_read(&c, b, sizeof b) > 0) {
                 } /* until the exporter gives up and closes */
                 open = 0;
+            } else if (strcmp(how, "100") == 0) {
+                static const char a[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                peer_write(&c, a, sizeof a - 1);
+                peer_answer(&c, "200");
+            } else if (strcmp(how, "eof") == 0) {
+                static const char a[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"partialSuccess\":{}}";
+                peer_write(&c, a, sizeof a - 1);
+                open = 0;
             } else if (strcmp(how, "close") == 0) {
                 peer_answer(&c, "200");
                 open = 0;
@@ -185,7 +195,8 @@ static int peer_start(peer *p, const char *const *script, int nscript, SSL_CTX *
 }
 
 /* Waits (on the condition variable, up to 20 s as a hang guard) until the
- * peer has received n requests. The count it reached. */
+ * peer has received n requests. The count it reached; reading it under the
+ * lock also makes the requests recorded so far visible to the caller. */
 static int peer_wait_requests(peer *p, int n)
 {
     struct timespec until;
@@ -197,6 +208,15 @@ static int peer_wait_requests(peer *p, int n)
     int got = p->nreq;
     pthread_mutex_unlock(&p->mu);
     return got;
+}
+
+/* Connections accepted so far (read under the peer's lock). */
+static int peer_connections(peer *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = p->connections;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 static void peer_stop(peer *p)

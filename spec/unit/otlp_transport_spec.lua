@@ -75,6 +75,16 @@ function Collector:answer(status, body, extra)
   assert(C.send(self.conn, s, #s, 0x4000) == #s)
 end
 
+-- Takes e's next POST on a new connection, answers 200, waits until e is
+-- done with it. The request.
+function Collector:take(e)
+  self:accept()
+  local req = self:request()
+  self:answer(200)
+  assert.is_true(e:flush(5))
+  return req
+end
+
 function Collector:close()
   if self.conn then C.close(self.conn) end
   C.close(self.fd)
@@ -105,6 +115,10 @@ describe("jararaca.core.otlp", function()
     raises("cfg.traces.max_batch must be a non%-negative integer",
       otlp.new, { traces = { url = "http://h/", max_batch = -1 } })
     raises("cfg.traces.url is missing", otlp.new, { traces = {} })
+    e, msg, code = otlp.new { traces = { enabled = false, url = "http://h/v1/traces" } }
+    assert.is_nil(e)
+    assert.equal("invalid", code)
+    assert.matches("no signal", msg)
     raises("headers%[1%] must be {name, value}", otlp.new, { traces = { url = "http://h/", headers = { "X" } } })
   end)
 
@@ -112,10 +126,7 @@ describe("jararaca.core.otlp", function()
     local col = collector()
     local e = exporter(col:url())
     for i = 1, 3 do assert.is_true(e:push("traces", "span-" .. i)) end
-    col:accept()
-    local req = col:request()
-    col:answer(200)
-    assert.is_true(e:flush(5))
+    local req = col:take(e)
     assert.matches("^POST /v1/traces HTTP/1.1\r\n", req.head)
     assert.matches("\r\nContent%-Type: application/x%-protobuf\r\n", req.head)
     assert.matches("\r\nX%-Tenant: acme\r\n", req.head)
@@ -132,43 +143,37 @@ describe("jararaca.core.otlp", function()
     col:close()
   end)
 
-  it("retries a 503 on the same connection and keeps the error text", function()
+  -- one span pushed and sent; the collector answers each status in turn
+  -- on the one connection; the stats once the exporter is done with it
+  local function answered(...)
     local col = collector()
     local e = exporter(col:url())
     assert.is_true(e:push("traces", "a"))
     assert.is_true(e:send_now())
     col:accept()
-    col:request()
-    col:answer(503, "overloaded")
-    local again = col:request()
-    col:answer(200)
+    local req
+    for _, a in ipairs({ ... }) do
+      req = col:request()
+      col:answer(a[1], a[2])
+    end
     assert.is_true(e:flush(5))
-    assert.matches("\18\1a$", again.body)
     local st = e:stats("traces")
-    assert.equal(1, st.exported)
-    assert.equal(1, st.retries)
-    assert.equal(0, st.failed)
-    assert.matches("HTTP 503 from 127.0.0.1:%d+: overloaded", st.last_error)
     e:close()
     col:close()
+    return st, req
+  end
+
+  it("retries a 503 on the same connection and keeps the error text", function()
+    local st, again = answered({ 503, "overloaded" }, { 200 })
+    assert.matches("\18\1a$", again.body)
+    assert.same({ 1, 1, 0, 200 }, { st.exported, st.retries, st.failed, st.last_status })
+    assert.matches("HTTP 503 from 127.0.0.1:%d+: overloaded", st.last_error)
   end)
 
   it("fails a batch the collector refuses with 400, without retrying", function()
-    local col = collector()
-    local e = exporter(col:url())
-    assert.is_true(e:push("traces", "a"))
-    e:send_now()
-    col:accept()
-    col:request()
-    col:answer(400, "bad span")
-    assert.is_true(e:flush(5))
-    local st = e:stats("traces")
-    assert.equal(1, st.failed)
-    assert.equal(0, st.retries)
-    assert.equal(400, st.last_status)
+    local st = answered({ 400, "bad span" })
+    assert.same({ 0, 0, 1, 400 }, { st.exported, st.retries, st.failed, st.last_status })
     assert.matches("HTTP 400 .*bad span", st.last_error)
-    e:close()
-    col:close()
   end)
 
   it("drops what does not fit the queue, times a flush out, and closes while a POST hangs", function()
@@ -223,10 +228,7 @@ describe("jararaca.core.otlp", function()
     assert.is_nil(ok)
     assert.equal("disabled", code)
     e:send_now()
-    col:accept()
-    local req = col:request()
-    col:answer(200)
-    assert.is_true(e:flush(5))
+    local req = col:take(e)
     assert.matches("^POST /v1/traces HTTP/1.1\r\n", req.head)
     assert.matches("\r\nauthorization: Bearer t0k\r\n", req.head)
     assert.equal(1, e:stats("traces").exported)

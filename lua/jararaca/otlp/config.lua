@@ -326,6 +326,12 @@ local function resolve_signal(env, app, signal)
       s.max_queue, vars.max_batch and format(" (%s, %s)", vars.max_batch, vars.max_queue) or "")
   end
 
+  -- mTLS is not implemented: a client certificate silently left out would
+  -- look like a collector refusing us, so say it at startup.
+  for _, what in ipairs({ "CLIENT_CERTIFICATE", "CLIENT_KEY" }) do
+    local v, var = env_otlp(env, signal, what)
+    if v then return nil, format("%s: client certificates (mTLS) are not supported", var) end
+  end
   local ca, cavar = env_otlp(env, signal, "CERTIFICATE")
   if not ca then ca, cavar = app.certificate, "Microservice.otlp.certificate" end
   if ca then
