@@ -13,14 +13,9 @@ local enc = require "jararaca.core.otlp_encode"
 local span = require "jararaca.tracing.span"
 local sys = require "jararaca.core.sys"
 
-local N = tonumber(os.getenv("OTLP_BENCH_N")) or 100000
-local ROUNDS = tonumber(os.getenv("OTLP_BENCH_ROUNDS")) or 3
+local N, ROUNDS = tonumber(os.getenv("OTLP_BENCH_N")) or 100000, tonumber(os.getenv("OTLP_BENCH_ROUNDS")) or 3
 
-local function median(t)
-  table.sort(t)
-  return t[math.floor((#t + 1) / 2)]
-end
-
+-- The median over the rounds of the CPU ns per fn(arg).
 local function measure(fn, arg)
   local cpu = {}
   for r = 1, ROUNDS do
@@ -28,7 +23,8 @@ local function measure(fn, arg)
     for _ = 1, N do fn(arg) end
     cpu[r] = (os.clock() - c0) / N * 1e9
   end
-  return median(cpu)
+  table.sort(cpu)
+  return cpu[math.floor((ROUNDS + 1) / 2)]
 end
 
 describe("otlp encode", function()
