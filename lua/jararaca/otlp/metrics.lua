@@ -63,12 +63,14 @@ function M.encode(start_us, regs)
   return out
 end
 
---- Push every metric to exporter e: the number pushed.
+--- Push every metric to exporter e, and have it sent now (a collection is
+--- complete: no reason to wait for the batch delay). The number pushed.
 function M.push(e, start_us)
   local n = 0
   for _, bytes in ipairs(M.encode(start_us)) do
     if e:push("metrics", bytes) then n = n + 1 end
   end
+  if n > 0 then e:send_now() end
   return n
 end
 
