@@ -139,12 +139,21 @@ describe("OTLP export across server, worker and scheduler", function()
     assert.is_nil(startup.traceId)
   end)
 
-  it("a counter's value arrives as a cumulative monotonic sum", function()
+  it("a counter's value arrives as a cumulative monotonic sum, with the built-in HTTP metrics", function()
     rcv:wait_for("metrics", function(items)
       for _, m in ipairs(items) do
         if m.name == "otlp_chain_requests_total" and m.sum and m.sum.isMonotonic then
           local p = m.sum.dataPoints[1]
           if p and p.attrs.kind == "http" and p.asInt == "1" and m.sum.aggregationTemporality == 2 then return true end
+        end
+      end
+    end, 20)
+    rcv:wait_for("metrics", function(items)
+      for _, m in ipairs(items) do
+        if m.name == "jararaca_http_requests_total" then
+          for _, p in ipairs(m.sum.dataPoints) do
+            if p.attrs.route == "/chain" and p.attrs.status == "202" and p.asInt == "1" then return true end
+          end
         end
       end
     end, 20)

@@ -45,4 +45,5 @@ return j.Microservice {
   name = "otlpchain",
   controllers = { Http, Ws, Worker },
   tracing = { sample = 1.0 },
+  metrics = true, -- the built-in HTTP metrics are exported too
 }
