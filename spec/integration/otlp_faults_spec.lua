@@ -6,6 +6,7 @@ local client = require "spec.support.client"
 local files = require "spec.support.files"
 local sched = require "jararaca.sched"
 local wait = require "spec.support.wait"
+local cli = require "spec.support.cli"
 local otlp = require "spec.support.otlp"
 local jotlp = require "jararaca.otlp"
 
@@ -80,5 +81,13 @@ describe("OTLP export faults", function()
     -- interval (a few), not one per batch (10) or per attempt
     assert.truthy(lines < 10, lines .. " reports")
     assert.equal(0, (srv:stop()))
+  end)
+
+  it("a bad OTEL_* variable is a startup error naming it", function()
+    local env = env_for("http://127.0.0.1:4318", { OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" })
+    local status, out, err = cli.run({ "server", APP, "--port", tostring(client.free_port()), "--host", "127.0.0.1" },
+      { env = env, timeout = 30 })
+    assert.equal(1, status)
+    assert.truthy((out .. err):find("startup failed for .*OTEL_EXPORTER_OTLP_PROTOCOL"), out .. err)
   end)
 end)
