@@ -18,6 +18,7 @@ PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-ll
           libsqlite3-dev libhiredis-dev librabbitmq-dev libssl-dev lua-cjson lua-busted
           ca-certificates tzdata)
 # (tzdata: named time zones of the scheduler's cron, /usr/share/zoneinfo)
+PACKAGES+=(zlib1g-dev) # gzip bodies of the OTLP exporter (core/otlp.c)
 # Only the tests need these: a headless browser for /docs, and a private
 # Redis and RabbitMQ (spec/services/{redis,rabbitmq}.sh start them;
 # redis-tools has redis-cli, amqp-tools amqp-publish and friends), and the

@@ -4,9 +4,10 @@
  *     Resource, a string), scope_name, scope_version, and optionally
  *     tls_no_verify = true (tests only). A signal is exported when its
  *     table is present (and its enabled is not false): cfg.traces = { url =, headers = { {name, value}, ... },
- *     timeout_ms =, max_queue =, max_batch =, schedule_delay_ms =, export_timeout_ms = }
+ *     timeout_ms =, max_queue =, max_batch =, schedule_delay_ms =, export_timeout_ms =,
+ *     compression = "none" | "gzip" }
  *   e:push(signal, bytes) -> true | nil, "queue full", "full"
- *                             | nil, "<signal> export is not enabled", "disabled"
+ *                             (raises for a signal that is not enabled)
  *     signal: "traces" | "metrics" | "logs"; bytes: one encoded Span, Metric
  *     or LogRecord. Cheap: a copy into the exporter's queue.
  *   e:send_now() -> true     -- start exporting what is queued, do not wait
@@ -88,6 +89,10 @@ static void read_signal(lua_State *L, const char *name, jr_otlp_signal_config *s
     sc->max_batch = opt_int(L, t, "max_batch", where);
     sc->schedule_delay_ms = opt_int(L, t, "schedule_delay_ms", where);
     sc->export_timeout_ms = opt_int(L, t, "export_timeout_ms", where);
+    const char *comp = opt_str(L, t, "compression", where, NULL);
+    if (comp && strcmp(comp, "gzip") != 0 && strcmp(comp, "none") != 0)
+        luaL_error(L, "otlp.new: %s.compression must be \"none\" or \"gzip\"", where);
+    sc->gzip = comp && strcmp(comp, "gzip") == 0;
     lua_getfield(L, t, "headers");
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1)) luaL_error(L, "otlp.new: cfg.%s.headers must be a list of {name, value}", name);
@@ -161,10 +166,8 @@ static int l_push(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    if (rc == JR_OTLP_EINVAL) {
-        lua_pushfstring(L, "%s export is not enabled", signal_names[sig]);
-        return jr_push_fail(L, lua_tostring(L, -1), "disabled");
-    }
+    /* the glue knows which signals it configured: pushing to another is a bug */
+    if (rc == JR_OTLP_EINVAL) return luaL_error(L, "otlp exporter: %s export is not enabled", signal_names[sig]);
     return jr_push_fail(L, "queue full", "full");
 }
 

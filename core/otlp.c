@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
+#include <zlib.h>
 
 #include "buf.h"
 #include "otlp_int.h"
@@ -39,7 +40,7 @@ typedef struct {
     uint64_t since_ms;     /* when the oldest waiting item arrived */
     size_t flush_left;     /* items a flush still wants out */
     jr_otlp_conn conn;     /* exporter thread only */
-    jr_buf body, req;      /* exporter thread only */
+    jr_buf body, req, gz;  /* exporter thread only */
     struct jr_otlp_stats st;     /* under the mutex (queued is computed) */
 } sig;
 
@@ -92,6 +93,30 @@ static void put_len_field(jr_buf *b, int field, size_t len)
 
 static size_t field_size(size_t len) { return 1 + varint_len(len) + len; }
 
+/* out = gzip(d[0..n)). 0, or -1 (out of memory or a zlib error). */
+static int gzip_into(jr_buf *out, const char *d, size_t n)
+{
+    jr_buf_recycle(out, 4u << 20);
+    if (n > UINT32_MAX / 2) return -1; /* zlib counts in uInt */
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    /* 15 + 16: a gzip wrapper, which Content-Encoding: gzip means (not zlib's) */
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
+    uLong bound = deflateBound(&z, (uLong)n);
+    if (jr_buf_reserve(out, bound) != 0) {
+        deflateEnd(&z);
+        return -1;
+    }
+    z.next_in = (Bytef *)d;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out->data;
+    z.avail_out = (uInt)bound;
+    int rc = deflate(&z, Z_FINISH); /* deflateBound room: one call finishes */
+    out->len = z.total_out;
+    deflateEnd(&z);
+    return rc == Z_STREAM_END ? 0 : -1;
+}
+
 static int encode_request(jr_otlp *o, sig *s, size_t n)
 {
     jr_buf *b = &s->body;
@@ -109,6 +134,10 @@ static int encode_request(jr_otlp *o, sig *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         put_len_field(b, 2, s->batch[i].len); /* spans / metrics / log_records */
         jr_buf_append(b, s->batch[i].data, s->batch[i].len);
+    }
+    if (s->cfg.gzip) {
+        if (b->failed || gzip_into(&s->gz, b->data, b->len) != 0) return -1;
+        b = &s->gz;
     }
     jr_buf *r = &s->req;
     jr_buf_recycle(r, 4u << 20);
@@ -338,6 +367,7 @@ static int setup_signal(jr_otlp *o, int i, const jr_otlp_signal_config *c, char 
     jr_buf_append(&h, line, (size_t)k);
     static const char fixed[] = "Content-Type: application/x-protobuf\r\nUser-Agent: jararaca-otlp\r\n";
     jr_buf_append(&h, fixed, sizeof fixed - 1);
+    if (c->gzip) jr_buf_append(&h, "Content-Encoding: gzip\r\n", 24);
     for (size_t j = 0; j < c->nheaders; j++) {
         if (check_header(&c->headers[j], e, sizeof e) != 0) {
             jr_buf_free(&h);
@@ -397,6 +427,7 @@ static void destroy(jr_otlp *o)
         jr_otlp_url_free(&s->url);
         jr_buf_free(&s->body);
         jr_buf_free(&s->req);
+        jr_buf_free(&s->gz);
     }
     if (o->ssl) SSL_CTX_free(o->ssl);
     if (o->wake_pipe[0] >= 0) close(o->wake_pipe[0]);

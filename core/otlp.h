@@ -74,6 +74,7 @@ typedef struct {
     int max_batch;         /* items per POST */
     int schedule_delay_ms; /* longest wait before a partial batch goes */
     int export_timeout_ms; /* a batch's total time, retries included */
+    int gzip;              /* 1: bodies sent gzip-compressed (Content-Encoding: gzip) */
 } jr_otlp_signal_config;
 
 typedef struct {

@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdint.h>
+#include <zlib.h>
 
 #include "otlp_int.h"
 #include "test.h"
@@ -113,6 +114,7 @@ static void rig_start(rig *r, const char *const *script, int n, jr_otlp_signal_c
     if (tweak.timeout_ms) t->timeout_ms = tweak.timeout_ms;
     if (tweak.export_timeout_ms) t->export_timeout_ms = tweak.export_timeout_ms;
     if (tweak.schedule_delay_ms) t->schedule_delay_ms = tweak.schedule_delay_ms;
+    t->gzip = tweak.gzip;
     char err[256] = "";
     r->o = jr_otlp_new(&c, err, sizeof err);
     CHECK(r->o != NULL);
@@ -339,6 +341,34 @@ TEST(interim_1xx_answer_is_skipped)
     one_batch_each(script, 2, 1);
 }
 
+TEST(gzip_bodies)
+{
+    rig r;
+    rig_start(&r, NULL, 0, (jr_otlp_signal_config){.gzip = 1});
+    rig_export(&r, 0, 40);
+    check_counts(&r.st, 40, 0, 0, 200);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1);
+    peer_request *rq = &r.p.req[0];
+    CHECK(strcasestr(rq->head, "\r\nContent-Encoding: gzip\r\n") != NULL);
+    CHECK((unsigned char)rq->body[0] == 0x1f && (unsigned char)rq->body[1] == 0x8b); /* the gzip magic */
+    static char plain[8192];
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    CHECK(inflateInit2(&z, 15 + 16) == Z_OK);
+    z.next_in = (Bytef *)rq->body;
+    z.avail_in = (uInt)rq->body_len;
+    z.next_out = (Bytef *)plain;
+    z.avail_out = sizeof plain;
+    CHECK_EQ_INT(inflate(&z, Z_FINISH), Z_STREAM_END);
+    CHECK(rq->body_len < z.total_out); /* forty alike spans do compress */
+    peer_request unzipped = {rq->head, plain, z.total_out};
+    inflateEnd(&z);
+    char items[64][32];
+    CHECK_EQ_INT(envelope_items(&unzipped, items, 64), 40);
+    CHECK_EQ_STR(items[39], "span-39");
+    rig_stop(&r);
+}
+
 TEST(signals_have_their_own_queue_connection_and_counts)
 {
     peer pt, pl;
@@ -553,6 +583,7 @@ int main(void)
     RUN(peer_closing_an_idle_connection_is_not_a_retry);
     RUN(answer_delimited_by_the_close_and_connection_close);
     RUN(interim_1xx_answer_is_skipped);
+    RUN(gzip_bodies);
     RUN(signals_have_their_own_queue_connection_and_counts);
     RUN(url_parse);
     RUN(bad_config_is_refused_with_a_reason);

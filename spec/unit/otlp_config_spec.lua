@@ -125,15 +125,15 @@ describe("jararaca.otlp.config", function()
       nil, env)
   end)
 
-  it("accepts only http/protobuf, no compression, no client certificate, and the exporters otlp and none", function()
+  it("accepts only http/protobuf, gzip or no compression, no client certificate, and the exporters otlp and none", function()
     local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c", OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf",
       OTEL_EXPORTER_OTLP_COMPRESSION = "none", OTEL_TRACES_EXPORTER = "otlp" }
     assert.is_table(from(nil, env))
     local bad = {
       { "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "OTEL_EXPORTER_OTLP_PROTOCOL: only \"http/protobuf\" is supported, got \"grpc\"" },
       { "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: only" },
-      { "OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", "OTEL_EXPORTER_OTLP_COMPRESSION: only \"none\" is supported %(no gzip yet%)" },
-      { "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: only" },
+      { "OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "OTEL_EXPORTER_OTLP_COMPRESSION must be \"gzip\" or \"none\", got \"zstd\"" },
+      { "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "deflate", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION must be" },
       { "OTEL_METRICS_EXPORTER", "prometheus", "OTEL_METRICS_EXPORTER must be \"otlp\" or \"none\"" },
       { "OTEL_SDK_DISABLED", "yes", "OTEL_SDK_DISABLED must be true or false" },
       { "OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY: client certificates %(mTLS%) are not supported" },
@@ -146,6 +146,11 @@ describe("jararaca.otlp.config", function()
       env[b[1]] = saved
     end
     fails("Microservice.otlp.protocol: only", { protocol = "grpc" }, { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c" })
+    fails("Microservice.otlp.compression must be", { compression = "br" }, { OTEL_EXPORTER_OTLP_ENDPOINT = "http://c" })
+    -- gzip: the app's for every signal, the env's per signal over it
+    local cfg = from({ endpoint = "http://c", compression = "gzip" }, { OTEL_EXPORTER_OTLP_LOGS_COMPRESSION = "none" })
+    assert.same({ "gzip", "gzip", "none" }, { cfg.traces.compression, cfg.metrics.compression, cfg.logs.compression })
+    assert.equal("none", from({ endpoint = "http://c" }).traces.compression)
   end)
 
   it("checks the endpoint URLs, naming where each came from", function()

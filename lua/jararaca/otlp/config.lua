@@ -22,7 +22,7 @@
 --   ca_file = "/path/ca.pem" | nil,          -- nil: the system's CAs
 --   resource_attributes = { ["service.name"] = "tasks", ... },  -- strings
 -- }
--- signal = { url =, headers = { {name, value}, ... }, timeout_ms =,
+-- signal = { url =, headers = { {name, value}, ... }, timeout_ms =, compression = "none" | "gzip",
 --   max_queue =, max_batch =, schedule_delay_ms =, export_timeout_ms =,
 --   interval_ms = (metrics only: OTEL_METRIC_EXPORT_INTERVAL) }
 local M = {}
@@ -282,11 +282,11 @@ local function resolve_signal(env, app, signal)
   end
   local compression, cvar = env_otlp(env, signal, "COMPRESSION")
   if not compression then compression, cvar = app.compression, "Microservice.otlp.compression" end
-  if compression and compression ~= "none" then
-    return nil, format("%s: only \"none\" is supported (no gzip yet), got %q", cvar, compression)
+  if compression and compression ~= "none" and compression ~= "gzip" then
+    return nil, format("%s must be \"gzip\" or \"none\", got %q", cvar, compression)
   end
 
-  local s = { url = url }
+  local s = { url = url, compression = compression or "none" }
   local headers, herr = resolve_headers(env, app, sapp, signal)
   if not headers then return nil, herr end
   s.headers = headers
