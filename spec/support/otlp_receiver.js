@@ -6,9 +6,9 @@
 //
 //   node spec/support/otlp_receiver.js     prints "port <n>" once listening on 127.0.0.1
 //
-//   POST /v1/traces | /v1/metrics | /v1/logs   (application/x-protobuf) -> 200,
+//   POST /v1/traces | /v1/metrics | /v1/logs   (application/x-protobuf, gzip or not) -> 200,
 //        the decoded Export*ServiceRequest stored
-//   GET  /received?signal=traces   -> { requests: n, attempts: n, items: [...] }: every span
+//   GET  /received?signal=traces   -> { requests, attempts, count, gzipped, items: [...] }: every span
 //        (log record, metric) received, flattened, with `resource` and `scope`, ids as hex,
 //        attributes as an object `attrs` { key: value } beside the raw list
 //   POST /fault?status=503&count=2 -> the next 2 export requests are answered 503
@@ -18,6 +18,7 @@
 //   (GET /received then answers { requests, attempts, count, items: [] }).
 'use strict';
 const http = require('http');
+const zlib = require('zlib');
 const path = require('path');
 const { createRequire } = require('module');
 
@@ -84,6 +85,7 @@ const ITEMS = {
 const DISCARD = process.env.OTLP_RECEIVER_DISCARD === '1';
 const received = { traces: [], metrics: [], logs: [] };
 const counts = { traces: 0, metrics: 0, logs: 0 };
+const gzipped = { traces: 0, metrics: 0, logs: 0 };
 const attempts = { traces: 0, metrics: 0, logs: 0 };
 let fault = { status: 0, count: 0 };
 
@@ -114,7 +116,7 @@ const server = http.createServer((rq, res) => {
   const chunks = [];
   rq.on('data', (c) => chunks.push(c));
   rq.on('end', () => {
-    const body = Buffer.concat(chunks);
+    let body = Buffer.concat(chunks);
     const url = new URL(rq.url, 'http://x');
     try {
       const signal = url.pathname.startsWith('/v1/') && url.pathname.slice(4);
@@ -128,6 +130,10 @@ const server = http.createServer((rq, res) => {
           return send(res, 415, 'expected application/x-protobuf');
         }
         const type = REQUESTS[signal];
+        if (rq.headers['content-encoding'] === 'gzip') {
+          body = zlib.gunzipSync(body);
+          gzipped[signal]++;
+        }
         const msg = type.decode(body);
         const [rk, sk, ik] = ITEMS[signal];
         for (const rs of msg[rk] || []) for (const ss of rs[sk] || []) counts[signal] += (ss[ik] || []).length;
@@ -138,7 +144,8 @@ const server = http.createServer((rq, res) => {
       if (rq.method === 'GET' && url.pathname === '/received') {
         const s = url.searchParams.get('signal');
         if (!received[s]) return send(res, 400, 'signal: traces | metrics | logs');
-        return send(res, 200, { requests: received[s].length, attempts: attempts[s], count: counts[s], items: flatten(s) });
+        return send(res, 200, { requests: received[s].length, attempts: attempts[s], count: counts[s], gzipped: gzipped[s],
+          items: flatten(s) });
       }
       if (rq.method === 'POST' && url.pathname === '/fault') {
         fault = { status: Number(url.searchParams.get('status') || 503), count: Number(url.searchParams.get('count') || 1) };
@@ -150,7 +157,7 @@ const server = http.createServer((rq, res) => {
         return send(res, 200, toJson(type, type.decode(body)));
       }
       if (rq.method === 'POST' && url.pathname === '/reset') {
-        for (const k of Object.keys(received)) { received[k] = []; attempts[k] = 0; counts[k] = 0; }
+        for (const k of Object.keys(received)) { received[k] = []; attempts[k] = 0; counts[k] = 0; gzipped[k] = 0; }
         fault = { status: 0, count: 0 };
         return send(res, 200, {});
       }
