@@ -246,6 +246,7 @@ lua_State *jr_vm_open(jr_vm *vm)
     preload(L, "jararaca.core.redis", jr_open_redis);
     preload(L, "jararaca.core.mesh", jr_open_mesh);
     preload(L, "jararaca.core.http_client", jr_open_http_client);
+    preload(L, "jararaca.core.otlp_encode", jr_open_otlp_encode);
     preload(L, "jararaca.core.otlp", jr_open_otlp);
     return L;
 }

@@ -33,6 +33,7 @@ int jr_open_cron(lua_State *L);
 int jr_open_redis(lua_State *L);
 int jr_open_mesh(lua_State *L);
 int jr_open_http_client(lua_State *L);
+int jr_open_otlp_encode(lua_State *L);
 int jr_open_otlp(lua_State *L);
 
 /* Expected failures (docs/errors.md): push nil, message, code and return

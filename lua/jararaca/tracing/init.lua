@@ -32,6 +32,7 @@ M.NOOP = NOOP
 
 local cfg = { sample = 1.0, trust_inbound = true, batch_size = 64 }
 local buffer = {}
+local sink -- fn(span): every finished sampled span, at its end (jararaca.otlp)
 
 local FIELDS = { enabled = true, sample = true, trust_inbound = true, exporter = true, batch_size = true }
 
@@ -48,7 +49,9 @@ function M.check(t)
   if t.trust_inbound ~= nil and type(t.trust_inbound) ~= "boolean" then
     return nil, "trust_inbound: expected a boolean"
   end
-  if t.exporter ~= nil and type(t.exporter) ~= "function" then return nil, "exporter: expected a function(batch)" end
+  if t.exporter ~= nil and type(t.exporter) ~= "function" and t.exporter ~= "otlp" then
+    return nil, "exporter: expected a function(batch) or \"otlp\""
+  end
   if t.batch_size ~= nil and (type(t.batch_size) ~= "number" or t.batch_size < 1 or t.batch_size % 1 ~= 0) then
     return nil, "batch_size: expected a positive integer"
   end
@@ -64,15 +67,21 @@ function M.configure(t)
   local ok, err = M.check(t)
   if not ok then error("Microservice.tracing: " .. err, 2) end
   cfg = {
-    sample = t.sample or 1.0, trust_inbound = t.trust_inbound ~= false, exporter = t.exporter,
+    sample = t.sample or 1.0, trust_inbound = t.trust_inbound ~= false,
+    exporter = type(t.exporter) == "function" and t.exporter or nil, -- ("otlp": jararaca.otlp sets the sink)
     batch_size = t.batch_size or 64,
   }
   buffer = {}
+  sink = nil
   spanmod.seed() -- (per process: runtime.start runs after the fork)
   state.on = true
 end
 
 function M.enabled() return state.on end
+
+--- Hand every finished sampled span to fn(span) at its end, besides the
+--- exporter (nil: none). jararaca.otlp's hook; fn must not raise.
+function M.set_sink(fn) sink = fn end
 
 --- Hand the buffered finished spans to the exporter.
 function M.flush()
@@ -90,6 +99,7 @@ end
 local function finish(sp)
   if sp.end_us then return end
   sp.end_us = now_us()
+  if sink and sp.sampled then sink(sp) end
   if sp.sampled and cfg.exporter then
     buffer[#buffer + 1] = sp
     if #buffer >= cfg.batch_size then M.flush() end
