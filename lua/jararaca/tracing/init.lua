@@ -19,19 +19,30 @@ local context = require "jararaca.context"
 
 local M = {}
 
-local type, pairs, error, format, tostring, xpcall, pcall, rawget, rawset, running, byte =
-  type, pairs, error, string.format, tostring, xpcall, pcall, rawget, rawset, coroutine.running, string.byte
+local type, pairs, ipairs, error, format, tostring, xpcall, pcall, rawget, rawset, running, byte, setmetatable =
+  type, pairs, ipairs, error, string.format, tostring, xpcall, pcall, rawget, rawset, coroutine.running, string.byte,
+  setmetatable
 local random_bytes = require("jararaca.core.sys").random_bytes
-local new_span, now_us, NOOP = spanmod.new, spanmod.now_us, spanmod.NOOP
+local new_span, now_us, value, NOOP = spanmod.new, spanmod.now_us, spanmod.value, spanmod.NOOP
 local active, current_span = state.active, state.current
 local current_ctx = context.current
+
+-- LuaJIT 2.1's table.new / table.clone (OpenResty's branch has clone);
+-- plain Lua otherwise
+local clone = pcall(require, "table.clone") and require "table.clone" or nil
+local new_tab = pcall(require, "table.new") and require "table.new" or function() return {} end
+local function copy(t)
+  if clone then return clone(t) end
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
 
 M.state = state
 M.w3c = w3c
 M.NOOP = NOOP
 
-local cfg = { sample = 1.0, trust_inbound = true, batch_size = 64 }
-local buffer = {}
+local cfg = { sample = 1.0, trust_inbound = true }
 
 local FIELDS = { enabled = true, sample = true, trust_inbound = true, exporter = true, batch_size = true }
 
@@ -55,6 +66,33 @@ function M.check(t)
   return true
 end
 
+-- The sink: called with each finished sampled span, in the order they end
+-- (the exporter seam: an exporter that takes one span at a time is a sink
+-- itself). An `exporter` function gets the spans in batches of batch_size
+-- through a batching sink; flush() hands it what is buffered.
+local function batch_sink(exporter, size)
+  local buf, n = new_tab(size, 0), 0
+  local function flush()
+    if n == 0 then return true end
+    local batch = buf
+    buf, n = new_tab(size, 0), 0
+    local ok, err = pcall(exporter, batch)
+    if not ok then return nil, "tracing exporter failed: " .. tostring(err), "error" end
+    return true
+  end
+  local function sink(sp)
+    n = n + 1
+    buf[n] = sp
+    if n >= size then return flush() end
+  end
+  return sink, flush
+end
+
+local function sink_for(t)
+  if type(t.exporter) == "function" then return batch_sink(t.exporter, t.batch_size or 64) end
+  return nil, nil
+end
+
 --- Configure from Microservice.tracing (nil: off). Called by runtime.start.
 function M.configure(t)
   if t == nil or t.enabled == false then
@@ -63,36 +101,27 @@ function M.configure(t)
   end
   local ok, err = M.check(t)
   if not ok then error("Microservice.tracing: " .. err, 2) end
-  cfg = {
-    sample = t.sample or 1.0, trust_inbound = t.trust_inbound ~= false, exporter = t.exporter,
-    batch_size = t.batch_size or 64,
-  }
-  buffer = {}
+  local sink, flush = sink_for(t)
+  cfg = { sample = t.sample or 1.0, trust_inbound = t.trust_inbound ~= false, sink = sink, flush = flush }
   spanmod.seed() -- (per process: runtime.start runs after the fork)
   state.on = true
 end
 
 function M.enabled() return state.on end
 
---- Hand the buffered finished spans to the exporter.
+--- Hand the buffered finished spans to the exporter: true | nil, message, "error".
 function M.flush()
-  if #buffer == 0 then return true end
-  local batch = buffer
-  buffer = {}
-  local exp = cfg.exporter
-  if exp then
-    local ok, err = pcall(exp, batch)
-    if not ok then return nil, "tracing exporter failed: " .. tostring(err), "error" end
-  end
+  local f = cfg.flush
+  if f then return f() end
   return true
 end
 
 local function finish(sp)
   if sp.end_us then return end
   sp.end_us = now_us()
-  if sp.sampled and cfg.exporter then
-    buffer[#buffer + 1] = sp
-    if #buffer >= cfg.batch_size then M.flush() end
+  if sp.sampled then
+    local sink = cfg.sink
+    if sink then sink(sp) end
   end
 end
 M.finish = finish
@@ -189,15 +218,17 @@ M.REDACTED = REDACTED
 
 --- Start the root span of ctx's transaction: name, kind, the inbound
 --- carrier get(obj, name) (or nil), trusted (false: a new trace linked to
---- the remote one). The span becomes ctx._span.
-function M.start_root(ctx, name, kind, get, obj, trusted)
+--- the remote one), template (attributes a sampled span starts with, copied).
+--- The span becomes ctx._span.
+function M.start_root(ctx, name, kind, get, obj, trusted, template)
   local remote, bg
   if get then remote, bg = w3c.extract(get, obj) end
   local sp
   if remote and trusted then
-    sp = new_span(name, kind, remote)
+    sp = new_span(name, kind, remote, nil, template and remote.sampled and copy(template))
   else
-    sp = new_span(name, kind, nil, sampled_new())
+    local sampled = sampled_new()
+    sp = new_span(name, kind, nil, sampled, template and sampled and copy(template))
     if remote then
       sp:add_link({ trace_id = remote.trace_id, span_id = remote.parent_id }, { ["boundary.kind"] = "untrusted" })
     end
@@ -229,23 +260,69 @@ local function header_key(k)
   return a, name
 end
 
-local function http_attributes(sp, req, route)
-  local h = req._h
-  sp:set_attribute("app.context_type", route.websocket and "websocket" or "http")
-  sp:set_attribute("http.method", h:method())
-  sp:set_attribute("http.path", h:path())
-  sp:set_attribute("http.url", h:target())
-  sp:set_attribute("http.route.path", route.path)
+-- The attributes every request of a route has (the per-request ones as
+-- keys with no value, so that a copy has their slots): made once per route
+-- and method, copied per request (table.clone: one allocation, no rehash
+-- as the per-request values are set).
+local PER_REQUEST = { "http.path", "http.url", "http.query", "http.request.client.host", "http.response.status_code" }
+
+local function route_template(route, method)
+  local names = {}
+  for _, k in ipairs(PER_REQUEST) do names[#names + 1] = k end
+  if route.websocket then names[#names + 1] = "ws.url" end
+  -- room for the per-request names and a few request headers (a request
+  -- with more grows its copy)
+  local t = new_tab(0, #names + 4 + 6)
+  for _, k in ipairs(names) do t[k] = true end
+  for _, k in ipairs(names) do t[k] = nil end
+  t["app.context_type"] = route.websocket and "websocket" or "http"
+  t["http.method"] = method
+  t["http.route.path"] = route.path
+  if route.member then t["http.route.endpoint.name"] = route.member end
+  return t
+end
+
+-- route -> { method, name, attributes template } (weak: a routing table
+-- that is dropped takes its entries along)
+local per_route = setmetatable({}, { __mode = "k" })
+
+local function route_info(route, method)
+  local r = per_route[route]
+  if r and r.method == method then return r end
+  r = {
+    method = method, template = route_template(route, method),
+    name = route.websocket and ("WebSocket " .. tostring(route.path)) or (tostring(method) .. " " .. tostring(route.path)),
+  }
+  per_route[route] = r -- (a route answering two methods, HEAD and GET: the last one kept)
+  return r
+end
+
+-- path parameter name -> its attribute name (memoized like header_key)
+local param_attr = {}
+local function param_key(k)
+  local a = param_attr[k]
+  if a then return a end
+  a = "http.request.path_param." .. tostring(k)
+  if header_attrs < 1000 then
+    header_attrs = header_attrs + 1
+    param_attr[k] = a
+  end
+  return a
+end
+
+local function http_attributes(attrs, req, h, websocket)
+  attrs["http.path"] = h:path()
+  local url = h:target()
+  attrs["http.url"] = url
   local q = h:query_string()
-  if q and q ~= "" then sp:set_attribute("http.query", q) end
-  if route.member then sp:set_attribute("http.route.endpoint.name", route.member) end
+  if q ~= "" then attrs["http.query"] = q end
+  if websocket then attrs["ws.url"] = url end
   local params = rawget(req, "params")
   if type(params) == "table" then
-    for k, v in pairs(params) do sp:set_attribute("http.request.path_param." .. tostring(k), v) end
+    for k, v in pairs(params) do attrs[param_key(k)] = value(v) end
   end
   local ok, headers = pcall(h.headers, h)
   if ok and type(headers) == "table" then
-    local attrs = sp.attributes
     for k, v in pairs(headers) do
       local a = header_key(k)
       if a then
@@ -256,8 +333,7 @@ local function http_attributes(sp, req, route)
     end
   end
   local okr, host = pcall(h.remote, h)
-  if okr and host then sp:set_attribute("http.request.client.host", host) end
-  if route.websocket then sp:set_attribute("ws.url", h:target()) end
+  if okr and host then attrs["http.request.client.host"] = host end
 end
 
 local function handle_header(h, n) return h:header(n) end
@@ -265,30 +341,30 @@ local function handle_header(h, n) return h:header(n) end
 --- The root span of an HTTP request or WebSocket connection.
 function M.start_http(ctx, req, route)
   local h = req._h
-  local name = route.websocket and ("WebSocket " .. tostring(route.path))
-    or (tostring(h:method()) .. " " .. tostring(route.path))
-  local sp = M.start_root(ctx, name, "server", handle_header, h, cfg.trust_inbound)
-  if sp.attributes then pcall(http_attributes, sp, req, route) end
+  local r = route_info(route, h:method())
+  local sp = M.start_root(ctx, r.name, "server", handle_header, h, cfg.trust_inbound, r.template)
+  local attrs = sp.attributes
+  if attrs then pcall(http_attributes, attrs, req, h, route.websocket) end
   return sp
 end
 
 --- Headers for an answer: hd plus `traceparent` of sp (a copy; hd is the
 --- app's and may be shared). Keeps an app's own traceparent.
 function M.echo(sp, hd)
+  if hd == nil then return { traceparent = sp:traceparent() } end
   local out = { traceparent = sp:traceparent() }
-  if hd then
-    for k, v in pairs(hd) do
-      if w3c.lower(tostring(k)) == "traceparent" then out.traceparent = nil end
-      out[k] = v
-    end
+  for k, v in pairs(hd) do
+    if w3c.lower(tostring(k)) == "traceparent" then out.traceparent = nil end
+    out[k] = v
   end
   return out
 end
 
 --- End the root span of an HTTP answer with status st.
 function M.end_http(sp, st)
-  if sp.attributes then
-    sp:set_attribute("http.response.status_code", st)
+  local attrs = sp.attributes
+  if attrs and not sp.end_us then
+    attrs["http.response.status_code"] = st
     if type(st) == "number" and st >= 500 then sp:set_status("error") end
   end
   finish(sp)
