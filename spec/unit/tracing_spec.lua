@@ -8,6 +8,7 @@ local w3c = require "jararaca.tracing.w3c"
 local memory = require "jararaca.tracing.memory"
 local embedded = require "jararaca.bus.embedded"
 local testing = require "jararaca.testing"
+local context = require "jararaca.context"
 
 local TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -191,6 +192,10 @@ describe("root spans of HTTP requests (in-process client)", function()
       return { id = req.params.id }
     end)
     C.boom = j.Post("/boom", function() error("boom") end)
+    C.pfail = j.Post("/publish-then-fail", function()
+      assert(j.use_publisher():publish({ n = 1 }, "t.fail"))
+      error("after the publish")
+    end)
     local W = j.MessageBusController { name = "W" }
     W.h = j.IncomingHandler("t.#", function() end)
     mem = memory.new()
@@ -236,10 +241,69 @@ describe("root spans of HTTP requests (in-process client)", function()
     assert.equal("[redacted]", a["http.request.header.x-api-key"])
     local work = mem.find("work")
     assert.equal(root.span_id, work.parent_id)
-    local h = published()
-    assert.equal(w3c.format_traceparent(root.trace_id, root.span_id, true), h.traceparent)
+    -- the publish: a PRODUCER span, child of the root, whose id the message carries
+    local prod = mem.find("t.http publish")
+    assert.truthy(prod, "producer span")
+    assert.equal("producer", prod.kind)
+    assert.equal(root.trace_id, prod.trace_id)
+    assert.equal(root.span_id, prod.parent_id)
+    assert.equal("unset", prod.status.code)
+    assert.truthy(prod.end_us <= root.end_us)
+    local pa = prod.attributes
+    assert.equal("jararaca.embedded", pa["messaging.system"])
+    assert.equal("publish", pa["messaging.operation"])
+    assert.equal("t.http", pa["messaging.destination.name"])
+    assert.equal(7, pa["messaging.message.body.size"]) -- {"n":1}
+    local ds = assert(broker:fetch("tr.h", 10))
+    assert.equal(1, #ds)
+    assert.equal(pa["messaging.message.id"], ds[1].id)
+    local h = ds[1].headers
+    assert.equal(w3c.format_traceparent(root.trace_id, prod.span_id, true), h.traceparent)
+    assert.equal(prod:traceparent(), h.traceparent)
     assert.equal("a=1", h.tracestate)
     assert.equal("k=v", h.baggage)
+  end)
+
+  it("a publish staged by a transaction that fails: its producer span ends with the root, status error", function()
+    start {}
+    assert.equal(500, client:post("/items/publish-then-fail").status)
+    local root = mem.find("POST /items/publish-then-fail")
+    local prod = mem.find("t.fail publish")
+    assert.truthy(root and prod)
+    assert.equal(root.span_id, prod.parent_id)
+    assert.equal("error", prod.status.code)
+    assert.truthy(prod.status.message:find("rolled back", 1, true), prod.status.message)
+    assert.equal(0, #assert(broker:fetch("tr.h", 10))) -- nothing was published
+  end)
+
+  it("a producer span of an immediate publish (startup) ends with it; unsampled ones record nothing", function()
+    start {}
+    -- as in a startup hook: the publish is not staged
+    local function in_startup(fn)
+      local ok, err = j.spawn(function()
+        context.bind(context.new("startup", client.rt.container))
+        fn()
+      end):wait()
+      assert(ok, err)
+    end
+    in_startup(function()
+      j.start_span("outside", function(outer)
+        assert.is_true(j.use_publisher():publish({ n = 2 }, "t.out"))
+        local prod = mem.find("t.out publish")
+        assert.truthy(prod, "ended at once")
+        assert.equal(outer.span_id, prod.parent_id)
+        assert.equal(prod:traceparent(), published().traceparent)
+      end)
+    end)
+    tracing.configure { exporter = mem.export, batch_size = 1, sample = 0 }
+    mem.clear()
+    in_startup(function()
+      j.start_span("unsampled", function()
+        assert.is_true(j.use_publisher():publish({ n = 3 }, "t.out"))
+      end)
+    end)
+    assert.equal(0, #mem.spans)
+    assert.truthy(published().traceparent:find("%-00$"))
   end)
 
   it("untrusted inbound: a new trace linked to the remote one, no inbound baggage", function()
@@ -306,11 +370,18 @@ describe("root spans of deliveries and scheduled runs", function()
       local one, two = mem.find("TASK t.one"), mem.find("TASK t.two")
       assert.truthy(one and two, "both consumer spans")
       assert.equal("consumer", one.kind)
+      -- client -> producer "t.one publish" -> consumer "TASK t.one" -> producer
+      -- "t.two publish" -> consumer "TASK t.two"
+      local p1, p2 = mem.find("t.one publish"), mem.find("t.two publish")
+      assert.truthy(p1 and p2, "both producer spans")
       assert.equal(client.trace_id, one.trace_id)
-      assert.equal(client.span_id, one.parent_id)
+      assert.equal(client.span_id, p1.parent_id)
+      assert.equal(p1.span_id, one.parent_id)
       assert.equal(one.trace_id, two.trace_id)
-      assert.equal(one.span_id, two.parent_id)
-      assert.equal(one:traceparent(), done)
+      assert.equal(one.span_id, p2.parent_id)
+      assert.equal(p2.span_id, two.parent_id)
+      assert.equal(p2:traceparent(), done)
+      assert.equal(one.attributes["bus.message.id"], p1.attributes["messaging.message.id"])
       assert.equal(one.span_id, mem.find("step").parent_id)
       assert.equal("t.one", one.attributes["bus.message.topic"])
       assert.equal(1, one.attributes["bus.message.processing_attempt"])

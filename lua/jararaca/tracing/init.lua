@@ -360,6 +360,23 @@ function M.echo(sp, hd)
   return out
 end
 
+-- The producer spans of a transaction's staged publishes that are still
+-- open when its root span ends: the transaction failed, its messages were
+-- dropped (jararaca.staged): they end with status error.
+local ROLLED_BACK = "rolled back: the transaction failed, the message was not published"
+local function close_producers(root)
+  local list = rawget(root, "_producers")
+  if not list then return end
+  root._producers = nil
+  for i = 1, #list do
+    local p = list[i]
+    if not p.end_us then
+      p:set_status("error", ROLLED_BACK)
+      finish(p)
+    end
+  end
+end
+
 --- End the root span of an HTTP answer with status st.
 function M.end_http(sp, st)
   local attrs = sp.attributes
@@ -367,6 +384,7 @@ function M.end_http(sp, st)
     attrs["http.response.status_code"] = st
     if type(st) == "number" and st >= 500 then sp:set_status("error") end
   end
+  close_producers(sp)
   finish(sp)
 end
 
@@ -412,14 +430,75 @@ end
 --- End a root span: ok, or the error err.
 function M.end_root(sp, ok, err)
   if not ok and err ~= nil then sp:record_exception(err) end
+  close_producers(sp)
   finish(sp)
 end
 
---- Outbound: set `traceparent` (the current span's: a new parent id per
---- hop), `tracestate` and `baggage` on headers, unless headers sets them
+-- Producer spans ---------------------------------------------------------
+
+--- The PRODUCER span of a publish (message m of jararaca.bus.publisher:
+--- topic, body, headers; when: { delay } | { at } | nil): "<topic> publish",
+--- a child of the current span, or nil outside a traced transaction (no
+--- current span). A recorded span gives the message its id (m.id) so the
+--- span can name it. system: the broker ("rabbitmq", "jararaca.embedded").
+function M.start_producer(ctx, m, when, system)
+  local parent = current_span(ctx)
+  if parent == nil then return nil end
+  local sp = new_span(m.topic .. " publish", "producer", parent)
+  local a = sp.attributes
+  if a then
+    if m.id == nil then m.id = spanmod.trace_id() end
+    a["messaging.system"] = system or "jararaca"
+    a["messaging.operation"] = "publish"
+    a["messaging.destination.name"] = m.topic
+    a["messaging.message.id"] = m.id
+    a["messaging.message.body.size"] = #m.body
+    if when and when.delay then a["bus.message.delay"] = when.delay end
+    if when and when.at then a["bus.message.at"] = when.at end
+  end
+  return sp
+end
+
+--- End a producer span after its message went to the broker (or did not:
+--- ok false, err the reason). Returns ok, err, code.
+function M.end_producer(sp, ok, err, code)
+  if not ok then sp:set_status("error", err) end
+  finish(sp)
+  return ok, err, code
+end
+
+-- A staged publish's span ends once the transaction's staged publishes ran
+-- (list.err: their send failed).
+local function end_staged(sp, list)
+  if list.err then sp:set_status("error", list.err) end
+  finish(sp)
+end
+
+--- A publish staged in ctx's transaction: its span ends after the staged
+--- publish (after the commit) or, the transaction failed and the message
+--- dropped, with the root span, status error "rolled back: ...".
+function M.stage_producer(ctx, sp, list)
+  local root = rawget(ctx, "_span")
+  if root == nil or root.end_us then
+    -- (no root span to end it with: a context that is not a traced
+    -- transaction) the span covers the staging only
+    sp:set_attribute("bus.message.staged", true)
+    return finish(sp)
+  end
+  local open = rawget(root, "_producers")
+  if open == nil then
+    open = {}
+    root._producers = open
+  end
+  open[#open + 1] = sp
+  require("jararaca.staged").add(ctx, end_staged, sp, list)
+end
+
+--- Outbound: set `traceparent` (of sp, a producer span, else the current
+--- span's: a new parent id per hop), `tracestate` and `baggage` on headers, unless headers sets them
 --- (in any case). Returns true when tracing added the trace context.
-function M.inject(ctx, headers)
-  local sp = current_span(ctx)
+function M.inject(ctx, headers, sp)
+  sp = sp or current_span(ctx)
   if sp == nil then return false end
   local have = {}
   for k in pairs(headers) do have[w3c.lower(tostring(k))] = true end
