@@ -23,6 +23,44 @@ describe("tracing ids", function()
   end)
 end)
 
+describe("span ids", function()
+  it("the traceparent, made from the id words, agrees with the ids read later", function()
+    for _ = 1, 200 do
+      local sp = span.new("x", "server", nil, true)
+      local t, p, f = w3c.parse_traceparent(sp:traceparent())
+      assert.equal(sp.trace_id, t)
+      assert.equal(sp.span_id, p)
+      assert.equal(1, f)
+      assert.truthy(sp.trace_id:find("^%x+$") and #sp.trace_id == 32)
+      local child = span.new("y", nil, sp)
+      assert.equal(sp.trace_id, child.trace_id)
+      assert.equal(sp.span_id, child.parent_id)
+      assert.equal("00-" .. sp.trace_id .. "-" .. child.span_id .. "-01", child:traceparent())
+    end
+    -- ids read first, traceparent after: the same
+    local sp = span.new("z", "server", nil, false)
+    local t, s = sp.trace_id, sp.span_id
+    assert.equal("00-" .. t .. "-" .. s .. "-00", sp:traceparent())
+  end)
+
+  it("a span shares status, events and links until it has its own", function()
+    local a, b = span.new("a", nil, nil, true), span.new("b", nil, nil, true)
+    assert.equal("unset", a.status.code)
+    assert.equal(0, #a.events)
+    assert.has_error(function() a.events[1] = "x" end)
+    a:add_event("e"):set_status("error", "bad"):add_link({ trace_id = ("1"):rep(32), span_id = ("2"):rep(16) })
+    assert.equal("e", a.events[1].name)
+    assert.equal("bad", a.status.message)
+    assert.equal(1, #a.links)
+    assert.equal(0, #b.events)
+    assert.equal(0, #b.links)
+    assert.equal("unset", b.status.code)
+    local u = span.new("u", nil, nil, false) -- unsampled: records nothing
+    assert.is_nil(u.events)
+    assert.is_nil(u.attributes)
+  end)
+end)
+
 describe("w3c", function()
   it("parses a valid traceparent and formats one", function()
     local t, p, f = w3c.parse_traceparent(TP)
@@ -239,6 +277,11 @@ describe("root spans of HTTP requests (in-process client)", function()
     assert.equal("[redacted]", a["http.request.header.authorization"])
     assert.equal("[redacted]", a["http.request.header.cookie"])
     assert.equal("[redacted]", a["http.request.header.x-api-key"])
+    assert.equal("/items/7", a["http.path"])
+    assert.equal("/items/7?x=1", a["http.url"])
+    assert.equal("x=1", a["http.query"])
+    assert.equal("127.0.0.1", a["http.request.client.host"])
+    assert.equal("a=1", a["http.request.header.tracestate"])
     local work = mem.find("work")
     assert.equal(root.span_id, work.parent_id)
     -- the publish: a PRODUCER span, child of the root, whose id the message carries
@@ -304,6 +347,26 @@ describe("root spans of HTTP requests (in-process client)", function()
     end)
     assert.equal(0, #mem.spans)
     assert.truthy(published().traceparent:find("%-00$"))
+  end)
+
+  it("http.path is the decoded path; no query, no http.query", function()
+    start {}
+    assert.equal(200, client:get("/items/a%20b").status)
+    local a = mem.find("GET /items/{id}").attributes
+    assert.equal("/items/a b", a["http.path"])
+    assert.equal("/items/a%20b", a["http.url"])
+    assert.is_nil(a["http.query"])
+    assert.equal("a b", a["http.request.path_param.id"])
+    mem.clear()
+    assert.equal(200, client:get("/items/c%41d?q=a%20b&r=").status)
+    a = mem.find("GET /items/{id}").attributes
+    assert.equal("/items/cAd", a["http.path"])
+    assert.equal("q=a%20b&r=", a["http.query"])
+    mem.clear()
+    assert.equal(200, client:get("/items/e?q=%41").status) -- an escape in the query only
+    a = mem.find("GET /items/{id}").attributes
+    assert.equal("/items/e", a["http.path"])
+    assert.equal("q=%41", a["http.query"])
   end)
 
   it("untrusted inbound: a new trace linked to the remote one, no inbound baggage", function()

@@ -233,14 +233,10 @@ function Span:traceparent()
   if t then
     tp = "00-" .. t .. "-" .. self.span_id .. flags
   else
-    local a, b, c, d, e, f = self._t1, self._t2, self._t3, self._t4, self._s1, self._s2
-    tp = "00-" .. HEX[rshift(a, 24)] .. HEX[band(rshift(a, 16), 255)] .. HEX[band(rshift(a, 8), 255)]
-      .. HEX[band(a, 255)] .. HEX[rshift(b, 24)] .. HEX[band(rshift(b, 16), 255)] .. HEX[band(rshift(b, 8), 255)]
-      .. HEX[band(b, 255)] .. HEX[rshift(c, 24)] .. HEX[band(rshift(c, 16), 255)] .. HEX[band(rshift(c, 8), 255)]
-      .. HEX[band(c, 255)] .. HEX[rshift(d, 24)] .. HEX[band(rshift(d, 16), 255)] .. HEX[band(rshift(d, 8), 255)]
-      .. HEX[band(d, 255)] .. "-" .. HEX[rshift(e, 24)] .. HEX[band(rshift(e, 16), 255)]
-      .. HEX[band(rshift(e, 8), 255)] .. HEX[band(e, 255)] .. HEX[rshift(f, 24)] .. HEX[band(rshift(f, 16), 255)]
-      .. HEX[band(rshift(f, 8), 255)] .. HEX[band(f, 255)] .. flags
+    -- one format call: fewer steps than 24 byte lookups and concatenations
+    -- (the words are signed 32-bit: % 2^32 makes them the unsigned value)
+    tp = format("00-%08x%08x%08x%08x-%08x%08x%s", self._t1 % 4294967296, self._t2 % 4294967296,
+      self._t3 % 4294967296, self._t4 % 4294967296, self._s1 % 4294967296, self._s2 % 4294967296, flags)
   end
   rawset(self, "_tp", tp)
   return tp
