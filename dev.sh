@@ -15,7 +15,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and the tests need (pkg-config names in CMakeLists.txt).
 PACKAGES=(build-essential cmake pkg-config libluajit2-5.1-dev libuv1-dev node-llhttp
-          libsqlite3-dev libhiredis-dev librabbitmq-dev lua-cjson lua-busted
+          libsqlite3-dev libhiredis-dev librabbitmq-dev libssl-dev lua-cjson lua-busted
           ca-certificates tzdata)
 # (tzdata: named time zones of the scheduler's cron, /usr/share/zoneinfo)
 # Only the tests need these: a headless browser for /docs, and a private

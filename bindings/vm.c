@@ -244,5 +244,7 @@ lua_State *jr_vm_open(jr_vm *vm)
     preload(L, "jararaca.core.amqp", jr_open_amqp);
     preload(L, "jararaca.core.cron", jr_open_cron);
     preload(L, "jararaca.core.redis", jr_open_redis);
+    preload(L, "jararaca.core.otlp_encode", jr_open_otlp_encode);
+    preload(L, "jararaca.core.otlp", jr_open_otlp);
     return L;
 }

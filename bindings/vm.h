@@ -31,6 +31,8 @@ int jr_open_ws(lua_State *L);
 int jr_open_amqp(lua_State *L);
 int jr_open_cron(lua_State *L);
 int jr_open_redis(lua_State *L);
+int jr_open_otlp_encode(lua_State *L);
+int jr_open_otlp(lua_State *L);
 
 /* Expected failures (docs/errors.md): push nil, message, code and return
  * 3, for `return jr_push_fail(L, ...)`. code is a stable lowercase word

@@ -9,6 +9,7 @@ local tracing = require "jararaca.tracing.state"
 local M = {}
 local sys_log, level_of = sys.log, sys.log_level
 local tostring, select, concat, type, error = tostring, select, table.concat, type, error
+local sink -- fn(level, msg, request_id, span): every line written (jararaca.otlp)
 
 local function emit(level, ...)
   if level < level_of() then return end
@@ -22,13 +23,22 @@ local function emit(level, ...)
     msg = concat(parts, "", 1, n)
   end
   local ctx = context.current()
+  local rid = ctx and ctx.request_id or nil
   if tracing.on then
     -- inside a traced transaction: the current span's ids on the line
     local sp = tracing.current(ctx)
-    if sp then return sys_log(level, msg, ctx and ctx.request_id or nil, sp.trace_id, sp.span_id) end
+    if sp then
+      if sink then sink(level, msg, rid, sp) end
+      return sys_log(level, msg, rid, sp.trace_id, sp.span_id)
+    end
   end
-  sys_log(level, msg, ctx and ctx.request_id or nil)
+  if sink then sink(level, msg, rid, nil) end
+  sys_log(level, msg, rid)
 end
+
+--- Hand every line written to fn(level (0 debug .. 3 error), msg,
+--- request_id, span) as well (nil: none). jararaca.otlp's hook.
+function M.set_sink(fn) sink = fn end
 
 function M.debug(...) emit(0, ...) end
 function M.info(...) emit(1, ...) end

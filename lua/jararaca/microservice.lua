@@ -40,7 +40,7 @@ local is_token, is_spec = di.is_token, di.is_provider_spec
 --- Known fields of a Microservice declaration (extensible).
 M.fields = {
   name = true, providers = true, controllers = true, interceptors = true, openapi = true, middlewares = true, metrics = true,
-  websocket = true, bus = true, scheduler = true, tracing = true,
+  websocket = true, bus = true, scheduler = true, tracing = true, otlp = true,
 }
 
 local Microservice_mt = { __metatable = "Microservice" }

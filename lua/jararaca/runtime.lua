@@ -111,6 +111,8 @@ Runtime.__index = Runtime
 --- kind: "http" | "worker" | "scheduler" | "test". Raises on startup errors.
 function M.start(app, kind)
   require("jararaca.tracing").configure(app.tracing)
+  -- OTLP export (per process: this runs after the fork); off without an endpoint
+  if kind == "http" or kind == "worker" or kind == "scheduler" then require("jararaca.otlp").start(app, kind) end
   local container = di.Container.new(app.providers or {})
   local ctx = context.new("startup", container, { app = app, app_kind = kind })
   context.bind(ctx)
@@ -154,6 +156,7 @@ function Runtime:stop()
     local fok, ferr = require("jararaca.tracing").flush()
     if not fok then log.warn(ferr) end
   end
+  if package.loaded["jararaca.otlp"] then require("jararaca.otlp").stop() end
   if not ok then
     for i = 1, #errs do log.error("shutdown: ", errs[i]) end
     return nil, msg, code, errs

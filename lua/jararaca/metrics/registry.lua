@@ -127,7 +127,7 @@ local function new_series(metric, values, level)
   -- 200 and "200": the same series, reached by both keys
   local same = metric.by_text[text]
   if same then return same end
-  local s = setmetatable({ metric = metric, text = text, value = 0 }, metric.series_mt)
+  local s = setmetatable({ metric = metric, text = text, value = 0, values = texts }, metric.series_mt)
   if metric.kind == "histogram" then
     s.le_prefix, s.sum, s.count, s.counts = le_prefix, 0, 0, {}
     for i = 1, #metric.buckets + 1 do s.counts[i] = 0 end
@@ -353,6 +353,17 @@ function Registry:histogram(name, help, labels, buckets)
 end
 --- The metric registered under name, or nil.
 function Registry:get(name) return self.by_name[name] end
+
+--- Every series, for exporters (OTLP): fn(metric, series) in registration
+--- order. metric: kind ("counter" | "updown" | "histogram"), name, help,
+--- labels, buckets; series: values (its label values as text, in the
+--- declared order), value, or sum, count and counts (per bucket, the last
+--- +Inf; not cumulative).
+function Registry:collect(fn)
+  for _, m in ipairs(self.list) do
+    for _, s in ipairs(m.list) do fn(m, s) end
+  end
+end
 
 function M.new()
   return setmetatable({ by_name = {}, list = {} }, Registry)

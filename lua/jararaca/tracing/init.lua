@@ -44,6 +44,7 @@ M.w3c = w3c
 M.NOOP = NOOP
 
 local cfg = { sample = 1.0, trust_inbound = true }
+local sink -- fn(span): every finished sampled span, at its end (jararaca.otlp)
 
 local FIELDS = { enabled = true, sample = true, trust_inbound = true, exporter = true, batch_size = true }
 
@@ -60,7 +61,9 @@ function M.check(t)
   if t.trust_inbound ~= nil and type(t.trust_inbound) ~= "boolean" then
     return nil, "trust_inbound: expected a boolean"
   end
-  if t.exporter ~= nil and type(t.exporter) ~= "function" then return nil, "exporter: expected a function(batch)" end
+  if t.exporter ~= nil and type(t.exporter) ~= "function" and t.exporter ~= "otlp" then
+    return nil, "exporter: expected a function(batch) or \"otlp\""
+  end
   if t.batch_size ~= nil and (type(t.batch_size) ~= "number" or t.batch_size < 1 or t.batch_size % 1 ~= 0) then
     return nil, "batch_size: expected a positive integer"
   end
@@ -81,12 +84,12 @@ local function batch_sink(exporter, size)
     if not ok then return nil, "tracing exporter failed: " .. tostring(err), "error" end
     return true
   end
-  local function sink(sp)
+  local function push(sp)
     n = n + 1
     buf[n] = sp
     if n >= size then return flush() end
   end
-  return sink, flush
+  return push, flush
 end
 
 local function sink_for(t)
@@ -102,13 +105,18 @@ function M.configure(t)
   end
   local ok, err = M.check(t)
   if not ok then error("Microservice.tracing: " .. err, 2) end
-  local sink, flush = sink_for(t)
-  cfg = { sample = t.sample or 1.0, trust_inbound = t.trust_inbound ~= false, sink = sink, flush = flush }
+  local bsink, bflush = sink_for(t)
+  cfg = { sample = t.sample or 1.0, trust_inbound = t.trust_inbound ~= false, sink = bsink, flush = bflush }
+  sink = nil -- (exporter = "otlp": jararaca.otlp sets it, after this)
   spanmod.seed() -- (per process: runtime.start runs after the fork)
   state.on = true
 end
 
 function M.enabled() return state.on end
+
+--- Hand every finished sampled span to fn(span) at its end, besides the
+--- exporter (nil: none). jararaca.otlp's hook; fn must not raise.
+function M.set_sink(fn) sink = fn end
 
 --- Hand the buffered finished spans to the exporter: true | nil, message, "error".
 function M.flush()
@@ -121,7 +129,8 @@ local function finish(sp)
   if sp.end_us then return end
   sp.end_us = now_us()
   if sp.sampled then
-    local sink = cfg.sink
+    local s = cfg.sink
+    if s then s(sp) end
     if sink then sink(sp) end
   end
 end

@@ -1,0 +1,48 @@
+/* otlp_int.h - between the exporter (otlp.c: queues, batches, retries)
+ * and its HTTP/1.1 client (otlp_http.c: one blocking POST on the exporter
+ * thread, plain or TLS). Not for use outside core/otlp*.c. */
+#ifndef JR_OTLP_INT_H
+#define JR_OTLP_INT_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *host; /* without the brackets of an IPv6 literal */
+    char *port;
+    char *path;      /* "/v1/traces" (with any query) */
+    char *authority; /* the Host header: host[:port] as written */
+    int tls;
+} jr_otlp_url;
+
+int jr_otlp_url_parse(const char *url, jr_otlp_url *u, char *err, size_t errlen);
+void jr_otlp_url_free(jr_otlp_url *u);
+
+/* One keep-alive connection (fd -1: none open). */
+typedef struct {
+    int fd;
+    SSL *ssl;
+    unsigned requests; /* answered on this connection */
+} jr_otlp_conn;
+
+typedef struct {
+    int status;        /* HTTP status; 0 = no answer (connection error, timeout) */
+    int retry_after_s; /* Retry-After in seconds; -1 = none */
+    int fatal;         /* a failure retrying cannot fix (certificate did not verify) */
+    int aborted;       /* the wake fd fired: the exporter is stopping */
+    int connected;     /* a new connection was opened */
+    char err[200];     /* what went wrong (status != 2xx) */
+} jr_otlp_result;
+
+/* Sends req (a whole HTTP/1.1 request) on c, opening it first if needed,
+ * and reads the answer, all within timeout_ms. A reused connection that
+ * the peer had closed is reopened once. wake_fd readable = give up now. */
+void jr_otlp_post(jr_otlp_conn *c, SSL_CTX *ctx, const jr_otlp_url *u, const char *req, size_t reqlen,
+                  int timeout_ms, int wake_fd, jr_otlp_result *r);
+void jr_otlp_conn_close(jr_otlp_conn *c);
+
+/* Monotonic milliseconds. */
+uint64_t jr_otlp_now_ms(void);
+
+#endif
