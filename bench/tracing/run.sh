@@ -11,13 +11,17 @@
 #   off   tracing compiled in, off (the app has no `tracing` table)
 #   drop  tracing on, 100 % sampling, finished spans handed to a sink that
 #         drops them (ids, span, attributes, traceparent echo: all of it)
-#   otlp  tracing on, 100 % sampling, OTLP/HTTP export to a local receiver
-#         (spec/support/otlp_receiver.js); only when the OTLP exporter exists
-#         (MODES=... to choose; skipped with a note otherwise)
+#   otlp  tracing on, 100 % sampling, OTLP/HTTP export of the spans to the
+#         test receiver (spec/support/otlp_receiver.js, node, on this machine:
+#         it decodes every request and keeps counts); skipped with a note
+#         when the tree has no OTLP exporter. MODES="off drop" to choose.
 # Prints RESULT lines and a table: median req/s and server CPU µs per
 # request per mode, and the differences the issue's targets are about
 # (off vs base <= 2 %, drop/otlp vs off <= 15 % fewer req/s).
-# Needs ../shared/bench/anchors (copied to a writable place), wrk, curl.
+# Needs ../shared/bench/anchors (copied to a writable place), wrk, curl,
+# node with spec/js's packages (npm ci in spec/js) for otlp.
+# Noise: the machine is shared; "other CPU %" (the anchors' run_wrk) is what
+# else ran meanwhile. Server CPU per request is read from /proc.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 ROUNDS=${1:-3}
@@ -46,21 +50,26 @@ cleanup() { [ -n "$RECV_PID" ] && kill "$RECV_PID" 2>/dev/null || true; }
 trap cleanup EXIT
 if [[ " $MODES " == *" otlp "* ]]; then
   RECV=$ROOT/spec/support/otlp_receiver.js
-  if [ ! -f "$RECV" ] || ! grep -rqs '"otlp"' "$ROOT/lua/jararaca/tracing/"; then
+  if [ ! -f "$RECV" ] || [ ! -f "$ROOT/lua/jararaca/otlp/traces.lua" ]; then
     echo "note: no OTLP exporter or receiver in this tree: otlp mode skipped" >&2
     MODES=${MODES/otlp/}
   else
-    RPORT=$((PORT + 1))
-    node "$RECV" --port "$RPORT" > "$WORK/receiver.log" 2>&1 &
+    # the test receiver decodes every request and keeps only counts
+    # (OTLP_RECEIVER_DISCARD); it prints "port <n>" once listening
+    OTLP_RECEIVER_DISCARD=1 node "$RECV" > "$WORK/receiver.log" 2>&1 &
     RECV_PID=$!
-    for i in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$RPORT) 2>/dev/null && break; sleep 0.05; done
-    export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$RPORT"
+    for i in $(seq 1 100); do grep -q '^port ' "$WORK/receiver.log" && break; sleep 0.05; done
+    RPORT=$(awk '/^port /{print $2; exit}' "$WORK/receiver.log")
+    [ -n "$RPORT" ] || { echo "the OTLP receiver did not start: $(cat "$WORK/receiver.log")" >&2; exit 1; }
   fi
 fi
 
 run_mode() { # MODE ROUND
   local mode=$1 env=(env JR_BENCH_TRACING=$1)
   [ "$mode" = base ] && env=(env JR_BENCH_TRACING=off JARARACA_LUA_DIR="$WORK/lua-base")
+  # otlp: traces only (metrics and logs export off), to the receiver
+  [ "$mode" = otlp ] && env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$RPORT" OTEL_METRICS_EXPORTER=none
+    OTEL_LOGS_EXPORTER=none)
   "$A/http_custom.sh" "tracing-$mode" $PORT "${env[@]}" "$BIN" server "$APP" --host 127.0.0.1 --port $PORT \
     --log-level warn | sed "s/^/round=$2 /" | tee -a "$OUT"
 }
@@ -71,6 +80,9 @@ for r in $(seq 1 "$ROUNDS"); do
   for m in $MODES; do run_mode "$m" "$r"; done
 done
 uptime | sed 's/^/load after: /' | tee -a "$OUT"
+if [ -n "$RECV_PID" ]; then
+  curl -s "http://127.0.0.1:$RPORT/received?signal=traces" | sed 's/^/otlp receiver: /' | tee -a "$OUT"; echo
+fi
 
 python3 - "$OUT" <<'PY'
 import re, sys, statistics, collections
