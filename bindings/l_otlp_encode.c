@@ -119,6 +119,12 @@ static int id_field(lua_State *L, int idx, const char *k, size_t nbytes, uint32_
 {
     size_t len;
     const char *s = str_field(L, idx, k, &len);
+    if (s == NULL && required) {
+        /* A span makes its hex ids on first read (jararaca.tracing.span:
+         * its __index stores them in the table, which keeps them alive). */
+        if (lua_getfield(L, idx, k), lua_type(L, -1) == LUA_TSTRING) s = lua_tolstring(L, -1, &len);
+        lua_pop(L, 1);
+    }
     if (s == NULL) {
         if (!required) return 0;
         snprintf(errmsg, sizeof errmsg, "%s: expected %zu hex digits, got nothing", k, 2 * nbytes);

@@ -1,10 +1,11 @@
 -- Tracing across processes: `jararaca server` takes an HTTP request with a
 -- traceparent, publishes; `jararaca worker` consumes it and publishes
 -- again; the worker consumes that (spec/integration/apps/trace_chain.lua).
--- No exporter yet across processes: asserted through the response's
--- traceparent, the message headers each hop logs and the trace and span
--- ids on its log lines (text for the server, JSON for the worker): one
--- trace, each hop a child of the one before it.
+-- Asserted through the response's traceparent, the message headers each
+-- hop logs, the trace and span ids on its log lines (text for the server,
+-- JSON for the worker) and the spans each process logs as they end (the
+-- app's exporter): one trace, each hop a child of the one before it, each
+-- publish a producer span between them.
 local json = require "jararaca.json"
 local server = require "spec.support.server"
 local client = require "spec.support.client"
@@ -58,15 +59,28 @@ describe("a trace across HTTP -> publish -> worker -> publish -> worker", functi
     local out = srv:output()
     assert.truthy(out:find("trace_id=" .. TRACE .. " span_id=" .. s0 .. " hop http", 1, true), out)
 
+    -- the publish is a PRODUCER span, child of the request's span (the
+    -- server logs its spans as they end)
+    local p1 = wait.until_true(function()
+      return srv:output():match("span chain%.one publish producer (%x+) parent=" .. s0)
+    end, "the server logged the producer span of chain.one", 10)
+
     local one = record("hop one")
     assert.equal(TRACE, one.trace_id)
-    assert.equal("hop one inbound=" .. echoed, one.msg) -- published with the request's span as parent
+    assert.equal("hop one inbound=00-" .. TRACE .. "-" .. p1 .. "-01", one.msg) -- the producer span as parent
     assert.not_equal(s0, one.span_id)
+    -- the consumer span of hop one: child of that producer span
+    local c1 = record("span TASK chain.one consumer " .. one.span_id)
+    assert.equal("span TASK chain.one consumer " .. one.span_id .. " parent=" .. p1, c1.msg)
 
     local two = record("hop two")
     assert.equal(TRACE, two.trace_id)
-    -- the second message's parent is the first handler's span (a new id per hop)
-    assert.equal("hop two inbound=00-" .. TRACE .. "-" .. one.span_id .. "-01", two.msg)
+    -- the second message's parent is the producer span of the first handler's
+    -- publish, a child of that handler's span (a new id per hop)
+    local p2 = record("span chain.two publish producer ")
+    local p2id = p2.msg:match("^span chain%.two publish producer (%x+) parent=" .. one.span_id .. "$")
+    assert.truthy(p2id, p2.msg)
+    assert.equal("hop two inbound=00-" .. TRACE .. "-" .. p2id .. "-01", two.msg)
     -- logged inside a nested span: its own span id
     assert.not_equal(one.span_id, two.span_id)
     assert.equal(16, #two.span_id)
@@ -77,14 +91,15 @@ describe("a trace across HTTP -> publish -> worker -> publish -> worker", functi
     ws:expect_close(10)
     local rec = record("hop ws")
     assert.equal(TRACE, rec.trace_id)
-    local parent = rec.msg:match("^hop ws inbound=00%-" .. TRACE .. "%-(%x+)%-01$")
-    assert.truthy(parent, rec.msg)
-    assert.not_equal("00f067aa0ba902b7", parent)
-    -- the connection's own log line carries that span id
-    local out = wait.until_true(function()
-      local o = srv:output()
-      return o:find("hop wsconn", 1, true) and o
-    end, "the server logged hop wsconn", 10)
-    assert.truthy(out:find("trace_id=" .. TRACE .. " span_id=" .. parent .. " hop wsconn", 1, true), out)
+    local producer = rec.msg:match("^hop ws inbound=00%-" .. TRACE .. "%-(%x+)%-01$")
+    assert.truthy(producer, rec.msg)
+    assert.not_equal("00f067aa0ba902b7", producer)
+    -- the message's parent is the producer span of the publish, a child of
+    -- the connection's span, whose own log line carries its id
+    local conn = wait.until_true(function()
+      return srv:output():match("span chain%.ws publish producer " .. producer .. " parent=(%x+)")
+    end, "the server logged the producer span of chain.ws", 10)
+    local out = srv:output()
+    assert.truthy(out:find("trace_id=" .. TRACE .. " span_id=" .. conn .. " hop wsconn", 1, true), out)
   end)
 end)

@@ -8,6 +8,7 @@ local w3c = require "jararaca.tracing.w3c"
 local memory = require "jararaca.tracing.memory"
 local embedded = require "jararaca.bus.embedded"
 local testing = require "jararaca.testing"
+local context = require "jararaca.context"
 
 local TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -19,6 +20,44 @@ describe("tracing ids", function()
     assert.not_equal(a, b)
     assert.equal(16, #span.span_id())
     assert.truthy(span.span_id():find("^[0-9a-f]+$"))
+  end)
+end)
+
+describe("span ids", function()
+  it("the traceparent, made from the id words, agrees with the ids read later", function()
+    for _ = 1, 200 do
+      local sp = span.new("x", "server", nil, true)
+      local t, p, f = w3c.parse_traceparent(sp:traceparent())
+      assert.equal(sp.trace_id, t)
+      assert.equal(sp.span_id, p)
+      assert.equal(1, f)
+      assert.truthy(sp.trace_id:find("^%x+$") and #sp.trace_id == 32)
+      local child = span.new("y", nil, sp)
+      assert.equal(sp.trace_id, child.trace_id)
+      assert.equal(sp.span_id, child.parent_id)
+      assert.equal("00-" .. sp.trace_id .. "-" .. child.span_id .. "-01", child:traceparent())
+    end
+    -- ids read first, traceparent after: the same
+    local sp = span.new("z", "server", nil, false)
+    local t, s = sp.trace_id, sp.span_id
+    assert.equal("00-" .. t .. "-" .. s .. "-00", sp:traceparent())
+  end)
+
+  it("a span shares status, events and links until it has its own", function()
+    local a, b = span.new("a", nil, nil, true), span.new("b", nil, nil, true)
+    assert.equal("unset", a.status.code)
+    assert.equal(0, #a.events)
+    assert.has_error(function() a.events[1] = "x" end)
+    a:add_event("e"):set_status("error", "bad"):add_link({ trace_id = ("1"):rep(32), span_id = ("2"):rep(16) })
+    assert.equal("e", a.events[1].name)
+    assert.equal("bad", a.status.message)
+    assert.equal(1, #a.links)
+    assert.equal(0, #b.events)
+    assert.equal(0, #b.links)
+    assert.equal("unset", b.status.code)
+    local u = span.new("u", nil, nil, false) -- unsampled: records nothing
+    assert.is_nil(u.events)
+    assert.is_nil(u.attributes)
   end)
 end)
 
@@ -191,6 +230,10 @@ describe("root spans of HTTP requests (in-process client)", function()
       return { id = req.params.id }
     end)
     C.boom = j.Post("/boom", function() error("boom") end)
+    C.pfail = j.Post("/publish-then-fail", function()
+      assert(j.use_publisher():publish({ n = 1 }, "t.fail"))
+      error("after the publish")
+    end)
     local W = j.MessageBusController { name = "W" }
     W.h = j.IncomingHandler("t.#", function() end)
     mem = memory.new()
@@ -234,12 +277,96 @@ describe("root spans of HTTP requests (in-process client)", function()
     assert.equal("[redacted]", a["http.request.header.authorization"])
     assert.equal("[redacted]", a["http.request.header.cookie"])
     assert.equal("[redacted]", a["http.request.header.x-api-key"])
+    assert.equal("/items/7", a["http.path"])
+    assert.equal("/items/7?x=1", a["http.url"])
+    assert.equal("x=1", a["http.query"])
+    assert.equal("127.0.0.1", a["http.request.client.host"])
+    assert.equal("a=1", a["http.request.header.tracestate"])
     local work = mem.find("work")
     assert.equal(root.span_id, work.parent_id)
-    local h = published()
-    assert.equal(w3c.format_traceparent(root.trace_id, root.span_id, true), h.traceparent)
+    -- the publish: a PRODUCER span, child of the root, whose id the message carries
+    local prod = mem.find("t.http publish")
+    assert.truthy(prod, "producer span")
+    assert.equal("producer", prod.kind)
+    assert.equal(root.trace_id, prod.trace_id)
+    assert.equal(root.span_id, prod.parent_id)
+    assert.equal("unset", prod.status.code)
+    assert.truthy(prod.end_us <= root.end_us)
+    local pa = prod.attributes
+    assert.equal("jararaca.embedded", pa["messaging.system"])
+    assert.equal("publish", pa["messaging.operation"])
+    assert.equal("t.http", pa["messaging.destination.name"])
+    assert.equal(7, pa["messaging.message.body.size"]) -- {"n":1}
+    local ds = assert(broker:fetch("tr.h", 10))
+    assert.equal(1, #ds)
+    assert.equal(pa["messaging.message.id"], ds[1].id)
+    local h = ds[1].headers
+    assert.equal(w3c.format_traceparent(root.trace_id, prod.span_id, true), h.traceparent)
+    assert.equal(prod:traceparent(), h.traceparent)
     assert.equal("a=1", h.tracestate)
     assert.equal("k=v", h.baggage)
+  end)
+
+  it("a publish staged by a transaction that fails: its producer span ends with the root, status error", function()
+    start {}
+    assert.equal(500, client:post("/items/publish-then-fail").status)
+    local root = mem.find("POST /items/publish-then-fail")
+    local prod = mem.find("t.fail publish")
+    assert.truthy(root and prod)
+    assert.equal(root.span_id, prod.parent_id)
+    assert.equal("error", prod.status.code)
+    assert.truthy(prod.status.message:find("rolled back", 1, true), prod.status.message)
+    assert.equal(0, #assert(broker:fetch("tr.h", 10))) -- nothing was published
+  end)
+
+  it("a producer span of an immediate publish (startup) ends with it; unsampled ones record nothing", function()
+    start {}
+    -- as in a startup hook: the publish is not staged
+    local function in_startup(fn)
+      local ok, err = j.spawn(function()
+        context.bind(context.new("startup", client.rt.container))
+        fn()
+      end):wait()
+      assert(ok, err)
+    end
+    in_startup(function()
+      j.start_span("outside", function(outer)
+        assert.is_true(j.use_publisher():publish({ n = 2 }, "t.out"))
+        local prod = mem.find("t.out publish")
+        assert.truthy(prod, "ended at once")
+        assert.equal(outer.span_id, prod.parent_id)
+        assert.equal(prod:traceparent(), published().traceparent)
+      end)
+    end)
+    tracing.configure { exporter = mem.export, batch_size = 1, sample = 0 }
+    mem.clear()
+    in_startup(function()
+      j.start_span("unsampled", function()
+        assert.is_true(j.use_publisher():publish({ n = 3 }, "t.out"))
+      end)
+    end)
+    assert.equal(0, #mem.spans)
+    assert.truthy(published().traceparent:find("%-00$"))
+  end)
+
+  it("http.path is the decoded path; no query, no http.query", function()
+    start {}
+    assert.equal(200, client:get("/items/a%20b").status)
+    local a = mem.find("GET /items/{id}").attributes
+    assert.equal("/items/a b", a["http.path"])
+    assert.equal("/items/a%20b", a["http.url"])
+    assert.is_nil(a["http.query"])
+    assert.equal("a b", a["http.request.path_param.id"])
+    mem.clear()
+    assert.equal(200, client:get("/items/c%41d?q=a%20b&r=").status)
+    a = mem.find("GET /items/{id}").attributes
+    assert.equal("/items/cAd", a["http.path"])
+    assert.equal("q=a%20b&r=", a["http.query"])
+    mem.clear()
+    assert.equal(200, client:get("/items/e?q=%41").status) -- an escape in the query only
+    a = mem.find("GET /items/{id}").attributes
+    assert.equal("/items/e", a["http.path"])
+    assert.equal("q=%41", a["http.query"])
   end)
 
   it("untrusted inbound: a new trace linked to the remote one, no inbound baggage", function()
@@ -306,11 +433,18 @@ describe("root spans of deliveries and scheduled runs", function()
       local one, two = mem.find("TASK t.one"), mem.find("TASK t.two")
       assert.truthy(one and two, "both consumer spans")
       assert.equal("consumer", one.kind)
+      -- client -> producer "t.one publish" -> consumer "TASK t.one" -> producer
+      -- "t.two publish" -> consumer "TASK t.two"
+      local p1, p2 = mem.find("t.one publish"), mem.find("t.two publish")
+      assert.truthy(p1 and p2, "both producer spans")
       assert.equal(client.trace_id, one.trace_id)
-      assert.equal(client.span_id, one.parent_id)
+      assert.equal(client.span_id, p1.parent_id)
+      assert.equal(p1.span_id, one.parent_id)
       assert.equal(one.trace_id, two.trace_id)
-      assert.equal(one.span_id, two.parent_id)
-      assert.equal(one:traceparent(), done)
+      assert.equal(one.span_id, p2.parent_id)
+      assert.equal(p2.span_id, two.parent_id)
+      assert.equal(p2:traceparent(), done)
+      assert.equal(one.attributes["bus.message.id"], p1.attributes["messaging.message.id"])
       assert.equal(one.span_id, mem.find("step").parent_id)
       assert.equal("t.one", one.attributes["bus.message.topic"])
       assert.equal(1, one.attributes["bus.message.processing_attempt"])

@@ -53,6 +53,7 @@ Publisher.__index = Publisher
 Publisher.__name = "Publisher"
 
 local function bus() return require "jararaca.bus" end
+local function tracer() return require "jararaca.tracing" end
 
 -- One message for the broker, or nil, message, "invalid". Misuse raises.
 -- when: { delay = s } or { at = epoch s } or nil.
@@ -128,7 +129,10 @@ local function flush(container, list)
   if from > #list then return end
   local msgs = { unpack(list, from, #list) }
   local ok, err = send(container, msgs)
-  if not ok then log.error("message bus: ", #msgs, " message(s) staged by a transaction were lost: ", err) end
+  if not ok then
+    list.err = err -- (the publishes' producer spans end with it)
+    log.error("message bus: ", #msgs, " message(s) staged by a transaction were lost: ", err)
+  end
 end
 
 -- The transaction's hook before the commit of a session that wrote
@@ -188,11 +192,11 @@ end
 -- In a message handler, the consumed message's allowed headers; in an HTTP
 -- request or a WebSocket connection, its trace context
 -- (jararaca.bus.propagation).
-local function inherit(ctx, container, headers)
+local function inherit(ctx, container, headers, span)
   local kind = ctx.kind
-  -- tracing on: the trace context is the current span's (a new parent id
-  -- per hop), never the inbound one copied
-  local traced = tracing_state.on and require("jararaca.tracing").inject(ctx, headers)
+  -- tracing on: the trace context is the publish's producer span's (a new
+  -- parent id per hop), never the inbound one copied
+  local traced = tracing_state.on and require("jararaca.tracing").inject(ctx, headers, span)
   if kind == "http" or kind == "websocket" then
     if traced then return end
     propagation.apply(headers, request_trace(ctx), TRACE)
@@ -205,21 +209,42 @@ local function inherit(ctx, container, headers)
   if allow then propagation.apply(headers, msg.headers, allow) end
 end
 
+-- The broker's name for a producer span's messaging.system.
+local function system(container)
+  local st = bus().state(container)
+  return st and st.settings and st.settings.kind == "amqp" and "rabbitmq" or "jararaca.embedded"
+end
+
+-- Publish now; a producer span ends with the outcome.
+local function send_now(container, m, span)
+  if span then return tracer().end_producer(span, send(container, { m })) end
+  return send(container, { m })
+end
+
 local function publish(self, method, payload, topic, when, opts)
   local m, err, code = build(method, payload, topic, when, opts)
   if not m then return nil, err, code end
   local ctx = context.current()
   local container = self.container
-  if ctx then inherit(ctx, container, m.headers) end
-  if ctx == nil or IMMEDIATE[ctx.kind] then return send(container, { m }) end
+  -- tracing on, inside a span: a PRODUCER span per publish, whose id the
+  -- message's traceparent carries (docs/tracing.md)
+  local span = tracing_state.on and tracer().start_producer(ctx, m, when, system(container)) or nil
+  if ctx then
+    inherit(ctx, container, m.headers, span)
+  elseif span then
+    tracer().inject(nil, m.headers, span)
+  end
+  if ctx == nil or IMMEDIATE[ctx.kind] then return send_now(container, m, span) end
   local list = rawget(ctx, "_bus_staged")
   if list == nil or list.done then
     list = {}
     local how = staged.add(ctx, flush, container, list)
     if how == "dropped" then
-      return nil, "the transaction already failed: the message is dropped", "closed"
+      local why = "the transaction already failed: the message is dropped"
+      if span then tracer().end_producer(span, nil, why) end
+      return nil, why, "closed"
     end
-    if how == "ran" then return send(container, { m }) end -- the transaction already succeeded
+    if how == "ran" then return send_now(container, m, span) end -- the transaction already succeeded
     rawset(ctx, "_bus_staged", list)
     if not rawget(ctx, "_bus_hooked") then
       rawset(ctx, "_bus_hooked", true)
@@ -227,6 +252,7 @@ local function publish(self, method, payload, topic, when, opts)
     end
   end
   list[#list + 1] = m
+  if span then tracer().stage_producer(ctx, span, list) end
   return true
 end
 

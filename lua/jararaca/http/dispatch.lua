@@ -152,9 +152,8 @@ local function tracing()
   return tracer
 end
 
-local function send(h, req, st, b, ct, hd)
+local function send_span(h, req, sp, st, b, ct, hd)
   local ws = rawget(req, "_ws")
-  local sp = tracing_state.on and rawget(current() or req, "_span")
   if sp then
     if not ws then hd = tracing().echo(sp, hd) end
     tracing().end_http(sp, ws and 101 or st)
@@ -163,6 +162,10 @@ local function send(h, req, st, b, ct, hd)
   local ok, msg, code = h:respond(st, b, ct, hd)
   if ok or code ~= "invalid" then return st end -- "closed": the client is gone
   return refused(h, req, msg)
+end
+
+local function send(h, req, st, b, ct, hd)
+  return send_span(h, req, tracing_state.on and rawget(current() or req, "_span"), st, b, ct, hd)
 end
 
 -- After the interceptor chain: an exit that suppressed the error leaves no
@@ -249,8 +252,8 @@ local function make_entry(rt, tbl)
       local ctx = setmetatable({ request = req, _staged = false }, route.ctx_mt)
       bind(ctx) -- the trampoline unbinds when the task ends
       if tracing_state.on then
-        tracing().start_http(ctx, req, route)
-        return send(h, req, run_route(route, req, ctx))
+        local sp = tracing().start_http(ctx, req, route)
+        return send_span(h, req, sp, run_route(route, req, ctx))
       end
       if has_chain or route.websocket then return send(h, req, run_route(route, req, ctx)) end
       -- run_route, finish and send inlined: a few calls and vararg passes

@@ -19,19 +19,31 @@ local context = require "jararaca.context"
 
 local M = {}
 
-local type, pairs, error, format, tostring, xpcall, pcall, rawget, rawset, running, byte =
-  type, pairs, error, string.format, tostring, xpcall, pcall, rawget, rawset, coroutine.running, string.byte
+local type, pairs, ipairs, error, format, tostring, xpcall, pcall, rawget, rawset, running, byte, setmetatable,
+  find, sub =
+  type, pairs, ipairs, error, string.format, tostring, xpcall, pcall, rawget, rawset, coroutine.running, string.byte,
+  setmetatable, string.find, string.sub
 local random_bytes = require("jararaca.core.sys").random_bytes
-local new_span, now_us, NOOP = spanmod.new, spanmod.now_us, spanmod.NOOP
+local new_span, now_us, value, NOOP = spanmod.new, spanmod.now_us, spanmod.value, spanmod.NOOP
 local active, current_span = state.active, state.current
 local current_ctx = context.current
+
+-- LuaJIT 2.1's table.new / table.clone (OpenResty's branch has clone);
+-- plain Lua otherwise
+local clone = pcall(require, "table.clone") and require "table.clone" or nil
+local new_tab = pcall(require, "table.new") and require "table.new" or function() return {} end
+local function copy(t)
+  if clone then return clone(t) end
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
 
 M.state = state
 M.w3c = w3c
 M.NOOP = NOOP
 
-local cfg = { sample = 1.0, trust_inbound = true, batch_size = 64 }
-local buffer = {}
+local cfg = { sample = 1.0, trust_inbound = true }
 local sink -- fn(span): every finished sampled span, at its end (jararaca.otlp)
 
 local FIELDS = { enabled = true, sample = true, trust_inbound = true, exporter = true, batch_size = true }
@@ -58,6 +70,33 @@ function M.check(t)
   return true
 end
 
+-- The sink: called with each finished sampled span, in the order they end
+-- (the exporter seam: an exporter that takes one span at a time is a sink
+-- itself). An `exporter` function gets the spans in batches of batch_size
+-- through a batching sink; flush() hands it what is buffered.
+local function batch_sink(exporter, size)
+  local buf, n = new_tab(size, 0), 0
+  local function flush()
+    if n == 0 then return true end
+    local batch = buf
+    buf, n = new_tab(size, 0), 0
+    local ok, err = pcall(exporter, batch)
+    if not ok then return nil, "tracing exporter failed: " .. tostring(err), "error" end
+    return true
+  end
+  local function push(sp)
+    n = n + 1
+    buf[n] = sp
+    if n >= size then return flush() end
+  end
+  return push, flush
+end
+
+local function sink_for(t)
+  if type(t.exporter) == "function" then return batch_sink(t.exporter, t.batch_size or 64) end
+  return nil, nil
+end
+
 --- Configure from Microservice.tracing (nil: off). Called by runtime.start.
 function M.configure(t)
   if t == nil or t.enabled == false then
@@ -66,13 +105,9 @@ function M.configure(t)
   end
   local ok, err = M.check(t)
   if not ok then error("Microservice.tracing: " .. err, 2) end
-  cfg = {
-    sample = t.sample or 1.0, trust_inbound = t.trust_inbound ~= false,
-    exporter = type(t.exporter) == "function" and t.exporter or nil, -- ("otlp": jararaca.otlp sets the sink)
-    batch_size = t.batch_size or 64,
-  }
-  buffer = {}
-  sink = nil
+  local bsink, bflush = sink_for(t)
+  cfg = { sample = t.sample or 1.0, trust_inbound = t.trust_inbound ~= false, sink = bsink, flush = bflush }
+  sink = nil -- (exporter = "otlp": jararaca.otlp sets it, after this)
   spanmod.seed() -- (per process: runtime.start runs after the fork)
   state.on = true
 end
@@ -83,26 +118,20 @@ function M.enabled() return state.on end
 --- exporter (nil: none). jararaca.otlp's hook; fn must not raise.
 function M.set_sink(fn) sink = fn end
 
---- Hand the buffered finished spans to the exporter.
+--- Hand the buffered finished spans to the exporter: true | nil, message, "error".
 function M.flush()
-  if #buffer == 0 then return true end
-  local batch = buffer
-  buffer = {}
-  local exp = cfg.exporter
-  if exp then
-    local ok, err = pcall(exp, batch)
-    if not ok then return nil, "tracing exporter failed: " .. tostring(err), "error" end
-  end
+  local f = cfg.flush
+  if f then return f() end
   return true
 end
 
 local function finish(sp)
   if sp.end_us then return end
   sp.end_us = now_us()
-  if sink and sp.sampled then sink(sp) end
-  if sp.sampled and cfg.exporter then
-    buffer[#buffer + 1] = sp
-    if #buffer >= cfg.batch_size then M.flush() end
+  if sp.sampled then
+    local s = cfg.sink
+    if s then s(sp) end
+    if sink then sink(sp) end
   end
 end
 M.finish = finish
@@ -199,24 +228,27 @@ M.REDACTED = REDACTED
 
 --- Start the root span of ctx's transaction: name, kind, the inbound
 --- carrier get(obj, name) (or nil), trusted (false: a new trace linked to
---- the remote one). The span becomes ctx._span.
-function M.start_root(ctx, name, kind, get, obj, trusted)
+--- the remote one), template (attributes a sampled span starts with, copied).
+--- The span becomes ctx._span.
+function M.start_root(ctx, name, kind, get, obj, trusted, template)
   local remote, bg
   if get then remote, bg = w3c.extract(get, obj) end
   local sp
   if remote and trusted then
-    sp = new_span(name, kind, remote)
+    sp = new_span(name, kind, remote, nil, template and remote.sampled and copy(template))
   else
-    sp = new_span(name, kind, nil, sampled_new())
+    local sampled = sampled_new()
+    sp = new_span(name, kind, nil, sampled, template and sampled and copy(template))
     if remote then
       sp:add_link({ trace_id = remote.trace_id, span_id = remote.parent_id }, { ["boundary.kind"] = "untrusted" })
     end
     if trusted then sp.baggage = bg end
   end
+  -- (no entry of `active` to clear for this coroutine: start_span restores
+  -- the previous one when it ends, errors included, and a j.spawn task
+  -- clears its own before its coroutine is reused; coroutine.running is
+  -- not compiled by the JIT, a call per request costs)
   rawset(ctx, "_span", sp)
-  -- a new transaction: no span of a task that ran before on this (reused)
-  -- coroutine stays active
-  active[running() or active] = nil
   return sp
 end
 
@@ -239,68 +271,156 @@ local function header_key(k)
   return a, name
 end
 
-local function http_attributes(sp, req, route)
-  local h = req._h
-  sp:set_attribute("app.context_type", route.websocket and "websocket" or "http")
-  sp:set_attribute("http.method", h:method())
-  sp:set_attribute("http.path", h:path())
-  sp:set_attribute("http.url", h:target())
-  sp:set_attribute("http.route.path", route.path)
-  local q = h:query_string()
-  if q and q ~= "" then sp:set_attribute("http.query", q) end
-  if route.member then sp:set_attribute("http.route.endpoint.name", route.member) end
-  local params = rawget(req, "params")
-  if type(params) == "table" then
-    for k, v in pairs(params) do sp:set_attribute("http.request.path_param." .. tostring(k), v) end
-  end
-  local ok, headers = pcall(h.headers, h)
-  if ok and type(headers) == "table" then
-    local attrs = sp.attributes
-    for k, v in pairs(headers) do
-      local a = header_key(k)
-      if a then
-        attrs[a] = type(v) == "string" and v or tostring(v)
-      else
-        attrs["http.request.header." .. w3c.lower(tostring(k))] = "[redacted]"
-      end
-    end
-  end
-  local okr, host = pcall(h.remote, h)
-  if okr and host then sp:set_attribute("http.request.client.host", host) end
-  if route.websocket then sp:set_attribute("ws.url", h:target()) end
+-- The attributes every request of a route has (the per-request ones as
+-- keys with no value, so that a copy has their slots): made once per route
+-- and method, copied per request (table.clone: one allocation, no rehash
+-- as the per-request values are set).
+local PER_REQUEST = { "http.path", "http.url", "http.query", "http.request.client.host", "http.response.status_code" }
+
+local function route_template(route, method)
+  local names = {}
+  for _, k in ipairs(PER_REQUEST) do names[#names + 1] = k end
+  if route.websocket then names[#names + 1] = "ws.url" end
+  -- room for the per-request names and a few request headers (a request
+  -- with more grows its copy)
+  local t = new_tab(0, #names + 4 + 6)
+  for _, k in ipairs(names) do t[k] = true end
+  for _, k in ipairs(names) do t[k] = nil end
+  t["app.context_type"] = route.websocket and "websocket" or "http"
+  t["http.method"] = method
+  t["http.route.path"] = route.path
+  if route.member then t["http.route.endpoint.name"] = route.member end
+  return t
 end
 
-local function handle_header(h, n) return h:header(n) end
+-- route -> { method, name, attributes template } (weak: a routing table
+-- that is dropped takes its entries along)
+local per_route = setmetatable({}, { __mode = "k" })
+
+local function route_info(route, method)
+  local r = per_route[route]
+  if r and r.method == method then return r end
+  r = {
+    method = method, template = route_template(route, method),
+    name = route.websocket and ("WebSocket " .. tostring(route.path)) or (tostring(method) .. " " .. tostring(route.path)),
+  }
+  per_route[route] = r -- (a route answering two methods, HEAD and GET: the last one kept)
+  return r
+end
+
+-- path parameter name -> its attribute name (memoized like header_key)
+local param_attr = {}
+local function param_key(k)
+  local a = param_attr[k]
+  if a then return a end
+  a = "http.request.path_param." .. tostring(k)
+  if header_attrs < 1000 then
+    header_attrs = header_attrs + 1
+    param_attr[k] = a
+  end
+  return a
+end
+
+-- A C function called from JIT-compiled code ends the trace there (a
+-- "stitch", ~0.1-0.2 µs each, measured): a request asks the handle as few
+-- times as it can: its headers once (the trace context is read from that
+-- table), its target once (path and query cut from it; the handle's
+-- decoded path only when the target has escapes or is not origin-form).
+local function http_attributes(attrs, req, h, headers, websocket)
+  local url = h:target()
+  attrs["http.url"] = url
+  local q, pct = find(url, "?", 1, true), find(url, "%", 1, true)
+  if byte(url, 1) == 47 and not find(url, "#", 1, true) and (pct == nil or (q and pct > q)) then
+    -- origin-form, no escape in the path, no fragment: as the C server cuts it
+    if q then
+      attrs["http.path"] = sub(url, 1, q - 1)
+      if q < #url then attrs["http.query"] = sub(url, q + 1) end
+    else
+      attrs["http.path"] = url
+    end
+  else
+    attrs["http.path"] = h:path()
+    local qs = h:query_string()
+    if qs ~= "" then attrs["http.query"] = qs end
+  end
+  if websocket then attrs["ws.url"] = url end
+  local params = rawget(req, "params")
+  if type(params) == "table" then
+    for k, v in pairs(params) do attrs[param_key(k)] = value(v) end
+  end
+  for k, v in pairs(headers) do
+    local a = header_key(k)
+    if a then
+      attrs[a] = type(v) == "string" and v or tostring(v)
+    else
+      attrs["http.request.header." .. w3c.lower(tostring(k))] = "[redacted]"
+    end
+  end
+  local host = h:remote()
+  if host then attrs["http.request.client.host"] = host end
+end
+
+local function table_header(t, n) return t[n] end
+local NO_HEADERS = {}
 
 --- The root span of an HTTP request or WebSocket connection.
 function M.start_http(ctx, req, route)
   local h = req._h
-  local name = route.websocket and ("WebSocket " .. tostring(route.path))
-    or (tostring(h:method()) .. " " .. tostring(route.path))
-  local sp = M.start_root(ctx, name, "server", handle_header, h, cfg.trust_inbound)
-  if sp.attributes then pcall(http_attributes, sp, req, route) end
+  local r = route_info(route, h:method())
+  local ok, headers = pcall(h.headers, h) -- (names in lower case)
+  if not ok or type(headers) ~= "table" then headers = NO_HEADERS end
+  local sp = M.start_root(ctx, r.name, "server", table_header, headers, cfg.trust_inbound, r.template)
+  local attrs = sp.attributes
+  if attrs then pcall(http_attributes, attrs, req, h, headers, route.websocket) end
   return sp
 end
 
+-- The headers of an answer without headers of its own: one table reused
+-- (h:respond reads its headers before it returns, the C server's and
+-- jararaca.testing's alike), not a table per request.
+local ECHO = { traceparent = false }
+
 --- Headers for an answer: hd plus `traceparent` of sp (a copy; hd is the
---- app's and may be shared). Keeps an app's own traceparent.
+--- app's and may be shared). Keeps an app's own traceparent. The table is
+--- for the respond call that follows: without hd, the same one each time.
 function M.echo(sp, hd)
+  if hd == nil then
+    ECHO.traceparent = sp:traceparent()
+    return ECHO
+  end
   local out = { traceparent = sp:traceparent() }
-  if hd then
-    for k, v in pairs(hd) do
-      if w3c.lower(tostring(k)) == "traceparent" then out.traceparent = nil end
-      out[k] = v
-    end
+  for k, v in pairs(hd) do
+    if w3c.lower(tostring(k)) == "traceparent" then out.traceparent = nil end
+    out[k] = v
   end
   return out
 end
 
+-- The producer spans of a transaction's staged publishes that are still
+-- open when its root span ends: the transaction failed, its messages were
+-- dropped (jararaca.staged): they end with status error.
+local ROLLED_BACK = "rolled back: the transaction failed, the message was not published"
+local function close_producers(root)
+  local list = rawget(root, "_producers")
+  if not list then return end
+  root._producers = nil
+  for i = 1, #list do
+    local p = list[i]
+    if not p.end_us then
+      p:set_status("error", ROLLED_BACK)
+      finish(p)
+    end
+  end
+end
+
 --- End the root span of an HTTP answer with status st.
 function M.end_http(sp, st)
-  if sp.attributes then
-    sp:set_attribute("http.response.status_code", st)
+  local attrs = sp.attributes
+  if attrs and not sp.end_us then
+    attrs["http.response.status_code"] = st
     if type(st) == "number" and st >= 500 then sp:set_status("error") end
   end
+  close_producers(sp)
   finish(sp)
 end
 
@@ -346,14 +466,75 @@ end
 --- End a root span: ok, or the error err.
 function M.end_root(sp, ok, err)
   if not ok and err ~= nil then sp:record_exception(err) end
+  close_producers(sp)
   finish(sp)
 end
 
---- Outbound: set `traceparent` (the current span's: a new parent id per
---- hop), `tracestate` and `baggage` on headers, unless headers sets them
+-- Producer spans ---------------------------------------------------------
+
+--- The PRODUCER span of a publish (message m of jararaca.bus.publisher:
+--- topic, body, headers; when: { delay } | { at } | nil): "<topic> publish",
+--- a child of the current span, or nil outside a traced transaction (no
+--- current span). A recorded span gives the message its id (m.id) so the
+--- span can name it. system: the broker ("rabbitmq", "jararaca.embedded").
+function M.start_producer(ctx, m, when, system)
+  local parent = current_span(ctx)
+  if parent == nil then return nil end
+  local sp = new_span(m.topic .. " publish", "producer", parent)
+  local a = sp.attributes
+  if a then
+    if m.id == nil then m.id = spanmod.trace_id() end
+    a["messaging.system"] = system or "jararaca"
+    a["messaging.operation"] = "publish"
+    a["messaging.destination.name"] = m.topic
+    a["messaging.message.id"] = m.id
+    a["messaging.message.body.size"] = #m.body
+    if when and when.delay then a["bus.message.delay"] = when.delay end
+    if when and when.at then a["bus.message.at"] = when.at end
+  end
+  return sp
+end
+
+--- End a producer span after its message went to the broker (or did not:
+--- ok false, err the reason). Returns ok, err, code.
+function M.end_producer(sp, ok, err, code)
+  if not ok then sp:set_status("error", err) end
+  finish(sp)
+  return ok, err, code
+end
+
+-- A staged publish's span ends once the transaction's staged publishes ran
+-- (list.err: their send failed).
+local function end_staged(sp, list)
+  if list.err then sp:set_status("error", list.err) end
+  finish(sp)
+end
+
+--- A publish staged in ctx's transaction: its span ends after the staged
+--- publish (after the commit) or, the transaction failed and the message
+--- dropped, with the root span, status error "rolled back: ...".
+function M.stage_producer(ctx, sp, list)
+  local root = rawget(ctx, "_span")
+  if root == nil or root.end_us then
+    -- (no root span to end it with: a context that is not a traced
+    -- transaction) the span covers the staging only
+    sp:set_attribute("bus.message.staged", true)
+    return finish(sp)
+  end
+  local open = rawget(root, "_producers")
+  if open == nil then
+    open = {}
+    root._producers = open
+  end
+  open[#open + 1] = sp
+  require("jararaca.staged").add(ctx, end_staged, sp, list)
+end
+
+--- Outbound: set `traceparent` (of sp, a producer span, else the current
+--- span's: a new parent id per hop), `tracestate` and `baggage` on headers, unless headers sets them
 --- (in any case). Returns true when tracing added the trace context.
-function M.inject(ctx, headers)
-  local sp = current_span(ctx)
+function M.inject(ctx, headers, sp)
+  sp = sp or current_span(ctx)
   if sp == nil then return false end
   local have = {}
   for k in pairs(headers) do have[w3c.lower(tostring(k))] = true end

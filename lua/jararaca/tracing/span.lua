@@ -12,8 +12,9 @@ local sys = require "jararaca.core.sys"
 
 local M = {}
 
-local now, random_bytes, format, byte, type, tostring, floor =
-  sys.time, sys.random_bytes, string.format, string.byte, type, tostring, math.floor
+local now, random_bytes, format, byte, type, tostring, floor, setmetatable, rawget, rawset, pairs, error =
+  sys.time, sys.random_bytes, string.format, string.byte, type, tostring, math.floor, setmetatable, rawget,
+  rawset, pairs, error
 
 -- Ids come from xoshiro128** seeded from the kernel's CSPRNG (M.seed, at
 -- every runtime start: after a fork, so pre-forked workers differ): ids need
@@ -49,57 +50,122 @@ M.seed()
 -- compiled by the JIT (a trace abort per id); lookups and concatenation are.
 local HEX = {}
 for i = 0, 255 do HEX[i] = format("%02x", i) end
-local function tohex(x)
-  return HEX[band(rshift(x, 24), 255)] .. HEX[band(rshift(x, 16), 255)] .. HEX[band(rshift(x, 8), 255)]
-    .. HEX[band(x, 255)]
+
+-- Ids are kept as 32-bit words (_t1.._t4: trace, _s1 _s2: span) and turned
+-- into hex strings only when read (span.trace_id, span.span_id: the log
+-- line, an exporter) or sent (traceparent): a new random string costs a
+-- string interning (~0.2 µs each, measured), numbers cost nothing. A span
+-- continuing a remote trace has trace_id as a string from the start.
+-- One concatenation per id (no intermediate 8-digit strings).
+local function hex64(a, b)
+  return HEX[rshift(a, 24)] .. HEX[band(rshift(a, 16), 255)] .. HEX[band(rshift(a, 8), 255)] .. HEX[band(a, 255)]
+    .. HEX[rshift(b, 24)] .. HEX[band(rshift(b, 16), 255)] .. HEX[band(rshift(b, 8), 255)] .. HEX[band(b, 255)]
+end
+local function hex128(a, b, c, d)
+  return HEX[rshift(a, 24)] .. HEX[band(rshift(a, 16), 255)] .. HEX[band(rshift(a, 8), 255)] .. HEX[band(a, 255)]
+    .. HEX[rshift(b, 24)] .. HEX[band(rshift(b, 16), 255)] .. HEX[band(rshift(b, 8), 255)] .. HEX[band(b, 255)]
+    .. HEX[rshift(c, 24)] .. HEX[band(rshift(c, 16), 255)] .. HEX[band(rshift(c, 8), 255)] .. HEX[band(c, 255)]
+    .. HEX[rshift(d, 24)] .. HEX[band(rshift(d, 16), 255)] .. HEX[band(rshift(d, 8), 255)] .. HEX[band(d, 255)]
 end
 
 --- 16 random bytes as 32 hex digits (never all zero).
 function M.trace_id()
   local a, b, c, d = next32(), next32(), next32(), next32()
   if a == 0 and b == 0 and c == 0 and d == 0 then return M.trace_id() end
-  return tohex(a) .. tohex(b) .. tohex(c) .. tohex(d)
+  return hex128(a, b, c, d)
 end
 
 --- 8 random bytes as 16 hex digits (never all zero).
 function M.span_id()
   local a, b = next32(), next32()
   if a == 0 and b == 0 then return M.span_id() end
-  return tohex(a) .. tohex(b)
+  return hex64(a, b)
 end
 
 local function now_us() return floor(now() * 1e6) end
 M.now_us = now_us
 
 local Span = {}
-Span.__index = Span
 M.Span = Span
+
+-- Shared values of a span that recorded nothing yet (replaced, never
+-- changed, on the first set_status / add_event / add_link): a span has no
+-- status, event or link table of its own until it has one.
+local function readonly(what)
+  return { __newindex = function() error(what .. " is shared: use the span's methods", 2) end }
+end
+local UNSET = setmetatable({ code = "unset" }, readonly("span.status"))
+local EMPTY = setmetatable({}, readonly("span.events / span.links of a span without any"))
+M.UNSET, M.EMPTY = UNSET, EMPTY
+
+-- The span metatable: the methods, then the fields a span gets on first
+-- read: the hex ids (made then stored: read again, they are plain fields),
+-- status (UNSET) and, when sampled, events and links (EMPTY). Every table
+-- and string a traced request allocates is garbage the collector pays for
+-- (the GC was the largest part of tracing's cost per request, measured).
+local MT = {
+  __index = function(s, k)
+    local m = Span[k]
+    if m ~= nil then return m end
+    if k == "trace_id" then
+      local v = hex128(s._t1, s._t2, s._t3, s._t4)
+      rawset(s, k, v)
+      return v
+    elseif k == "span_id" then
+      local v = hex64(s._s1, s._s2)
+      rawset(s, k, v)
+      return v
+    elseif k == "status" then
+      return UNSET
+    elseif (k == "events" or k == "links") and rawget(s, "attributes") then
+      return EMPTY
+    end
+    return nil
+  end,
+}
+M.MT = MT
 
 --- New span; parent: a span or a remote context { trace_id, parent_id,
 --- sampled, tracestate } or nil (a new trace, sampled as `sampled` says).
-function M.new(name, kind, parent, sampled)
+--- attributes: the table to record into (a sampled span; default a new one).
+function M.new(name, kind, parent, sampled, attributes)
+  local w1, w2 = next32(), next32()
+  if w1 == 0 and w2 == 0 then w2 = 1 end
+  -- the constructor names 16 fields: the table is made with room for them
+  -- (those set later, or read lazily, included) and never grows
   local s = setmetatable({
-    name = name, kind = kind or "internal", span_id = M.span_id(), start_us = now_us(),
-    status = { code = "unset" },
-  }, Span)
+    name = name, kind = kind or "internal", start_us = now_us(), end_us = nil, sampled = false,
+    attributes = nil, _tp = nil, _s1 = w1, _s2 = w2, _t1 = 0, _t2 = 0, _t3 = 0, _t4 = 0,
+    trace_id = nil, span_id = nil, parent_id = nil,
+  }, MT)
   if parent then
-    s.trace_id = parent.trace_id
+    local t = rawget(parent, "trace_id")
+    if t then
+      s.trace_id = t
+    else
+      s._t1, s._t2, s._t3, s._t4 = parent._t1, parent._t2, parent._t3, parent._t4
+    end
     s.parent_id = parent.span_id or parent.parent_id
     s.sampled = parent.sampled
-    s.tracestate, s.baggage = parent.tracestate, parent.baggage
+    if parent.tracestate then s.tracestate = parent.tracestate end
+    if parent.baggage then s.baggage = parent.baggage end
   else
-    s.trace_id = M.trace_id()
+    local a, b, c, d = next32(), next32(), next32(), next32()
+    if a == 0 and b == 0 and c == 0 and d == 0 then d = 1 end
+    s._t1, s._t2, s._t3, s._t4 = a, b, c, d
     s.sampled = sampled
   end
-  if s.sampled then s.attributes, s.events, s.links = {}, {}, {} end
+  if s.sampled then s.attributes = attributes or {} end
   return s
 end
 
+-- An attribute value: a string, number or boolean as is, else its tostring.
 local function value(v)
   local t = type(v)
   if t == "string" or t == "number" or t == "boolean" then return v end
   return tostring(v)
 end
+M.value = value
 
 function Span:set_attribute(k, v)
   if self.attributes and self.end_us == nil then self.attributes[tostring(k)] = value(v) end
@@ -118,15 +184,18 @@ function Span:add_event(name, attributes)
       a = {}
       for k, v in pairs(attributes) do a[tostring(k)] = value(v) end
     end
-    self.events[#self.events + 1] = { name = tostring(name), time_us = now_us(), attributes = a }
+    local ev = self.events
+    if ev == EMPTY then ev = {}; self.events = ev end
+    ev[#ev + 1] = { name = tostring(name), time_us = now_us(), attributes = a }
   end
   return self
 end
 
 function Span:add_link(ctx, attributes)
-  if self.links then
-    self.links[#self.links + 1] = { trace_id = ctx.trace_id, span_id = ctx.span_id or ctx.parent_id,
-      attributes = attributes }
+  local l = self.links
+  if l then
+    if l == EMPTY then l = {}; self.links = l end
+    l[#l + 1] = { trace_id = ctx.trace_id, span_id = ctx.span_id or ctx.parent_id, attributes = attributes }
   end
   return self
 end
@@ -155,11 +224,25 @@ end
 
 function Span:is_recording() return self.sampled == true and self.end_us == nil end
 
+--- The span's `traceparent` header (made once: one string from the words).
 function Span:traceparent()
-  return format("00-%s-%s-%s", self.trace_id, self.span_id, self.sampled and "01" or "00")
+  local tp = rawget(self, "_tp")
+  if tp then return tp end
+  local flags = self.sampled and "-01" or "-00"
+  local t = rawget(self, "trace_id")
+  if t then
+    tp = "00-" .. t .. "-" .. self.span_id .. flags
+  else
+    -- one format call: fewer steps than 24 byte lookups and concatenations
+    -- (the words are signed 32-bit: % 2^32 makes them the unsigned value)
+    tp = format("00-%08x%08x%08x%08x-%08x%08x%s", self._t1 % 4294967296, self._t2 % 4294967296,
+      self._t3 % 4294967296, self._t4 % 4294967296, self._s1 % 4294967296, self._s2 % 4294967296, flags)
+  end
+  rawset(self, "_tp", tp)
+  return tp
 end
 
-function Span:__tostring() return "Span(" .. tostring(self.name) .. " " .. self:traceparent() .. ")" end
+MT.__tostring = function(self) return "Span(" .. tostring(self.name) .. " " .. self:traceparent() .. ")" end
 
 -- The span of a disabled tracer: every method a no-op (no allocation).
 local function noop(s) return s end

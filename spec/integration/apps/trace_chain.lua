@@ -1,7 +1,8 @@
 -- An app for spec/integration/trace_chain_spec.lua: tracing on, a chain
 -- HTTP request -> publish -> worker -> publish -> worker. Each hop logs
 -- "hop <name> inbound=<the traceparent it received>"; the log line itself
--- carries the hop's trace and span ids (jararaca.log).
+-- carries the hop's trace and span ids (jararaca.log); every finished span
+-- is logged too (its exporter), so the producer spans of the publishes show.
 --   POST /chain         publishes chain.one (its handler publishes chain.two)
 --   WS /chain/ws        publishes chain.ws from the connection
 --   JARARACA_BUS_URL    the broker (an embedded one shared by both processes)
@@ -44,5 +45,10 @@ end)
 return j.Microservice {
   name = "tracechain",
   controllers = { Http, Ws, Worker },
-  tracing = { sample = 1.0 },
+  -- every finished span logged: "span <name> <kind> <span id> parent=<id>"
+  tracing = { sample = 1.0, batch_size = 1, exporter = function(batch)
+    for _, sp in ipairs(batch) do
+      j.log.info("span ", sp.name, " ", sp.kind, " ", sp.span_id, " parent=", tostring(sp.parent_id))
+    end
+  end },
 }
