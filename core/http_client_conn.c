@@ -245,7 +245,9 @@ static void fail_fmt(hc_conn *k, int status, const char *what, const char *detai
 {
     char msg[600], where[300];
     hc_origin_name(k->o, where, sizeof where);
-    snprintf(msg, sizeof msg, "%s %s%s%s", what, where, detail ? ": " : "", detail ? detail : "");
+    /* A message cut at 600 bytes still says what failed and where. */
+    if (snprintf(msg, sizeof msg, "%s %s%s%s", what, where, detail ? ": " : "", detail ? detail : "") < 0)
+        msg[0] = 0;
     conn_fail(k, status, msg, 0);
 }
 
