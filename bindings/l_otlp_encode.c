@@ -115,13 +115,44 @@ static int hexval(int c)
 
 /* The hex id t[k] (nbytes bytes) as field `field`. Absent: 0 (nothing
  * written) unless required. Bad: -1 and errmsg. */
+/* The id of nbytes (16: the trace id, 8: the span id) from a span's words,
+ * big-endian as the hex would read; -1 when the table has no such words. */
+static int words_id(lua_State *L, int idx, size_t nbytes, uint32_t field)
+{
+    static const char *const trace_w[] = {"_t1", "_t2", "_t3", "_t4"}, *const span_w[] = {"_s1", "_s2"};
+    const char *const *names = nbytes == 16 ? trace_w : span_w;
+    size_t n = nbytes / 4;
+    unsigned char id[16];
+    int any = 0;
+    for (size_t i = 0; i < n; i++) {
+        lua_getfield(L, idx, names[i]);
+        if (lua_type(L, -1) != LUA_TNUMBER) {
+            lua_pop(L, 1);
+            return -1;
+        }
+        /* words are bit.tobit values (signed): keep their low 32 bits */
+        uint32_t w = (uint32_t)(int64_t)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        any |= w != 0;
+        id[4 * i] = (unsigned char)(w >> 24);
+        id[4 * i + 1] = (unsigned char)(w >> 16);
+        id[4 * i + 2] = (unsigned char)(w >> 8);
+        id[4 * i + 3] = (unsigned char)w;
+    }
+    if (!any) return -1; /* an all-zero id is invalid: let the hex path say so */
+    jr_pb_bytes(&out, field, id, nbytes);
+    return 0;
+}
+
 static int id_field(lua_State *L, int idx, const char *k, size_t nbytes, uint32_t field, int required)
 {
     size_t len;
     const char *s = str_field(L, idx, k, &len);
     if (s == NULL && required) {
-        /* A span makes its hex ids on first read (jararaca.tracing.span:
-         * its __index stores them in the table, which keeps them alive). */
+        /* A span keeps its ids as 32-bit words (_t1.._t4, _s1 _s2) and makes
+         * the hex only on first read (jararaca.tracing.span): read the words
+         * when they are there, so exporting a span makes no id strings. */
+        if (words_id(L, idx, nbytes, field) == 0) return 0;
         if (lua_getfield(L, idx, k), lua_type(L, -1) == LUA_TSTRING) s = lua_tolstring(L, -1, &len);
         lua_pop(L, 1);
     }
