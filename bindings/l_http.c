@@ -34,6 +34,7 @@
 #include <strings.h>
 
 #include "http.h"
+#include "http_attrs.h"
 #include "l_http.h"
 #include "l_router.h"
 #include "log.h"
@@ -115,6 +116,21 @@ typedef struct {
 jr_http_req *jr_l_http_req(lua_State *L, int idx)
 {
     req_ud *u = jr_checkudata(L, idx, &k_req_mt, "http request");
+    req_slot *s = &g_slots[u->slot];
+    return s->gen == u->gen ? s->req : NULL;
+}
+
+/* The request of the value at idx when it is a live request handle, else
+ * NULL (never raises: the OTLP encoder reads a span's handle with it). */
+jr_http_req *jr_l_http_req_opt(lua_State *L, int idx)
+{
+    req_ud *u = lua_touserdata(L, idx);
+    if (!u || !lua_getmetatable(L, idx)) return NULL;
+    lua_pushlightuserdata(L, &k_req_mt);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (!same || u->slot >= g_nslots) return NULL;
     req_slot *s = &g_slots[u->slot];
     return s->gen == u->gen ? s->req : NULL;
 }
@@ -234,15 +250,34 @@ static int req_body(lua_State *L) { return push_text(L, jr_http_req_body); }
 static int req_query_string(lua_State *L) { return push_text(L, jr_http_req_query); }
 static int req_target(lua_State *L) { return push_text(L, jr_http_req_target); }
 
+/* header(name): its value, repeated fields joined with ", " as headers()
+ * joins them (docs/http.md); nil when absent. */
 static int req_header(lua_State *L)
 {
     jr_http_req *req = check_req(L);
-    const char *name = luaL_checkstring(L, 2);
-    size_t vlen;
-    const char *v = jr_http_req_header(req, name, &vlen);
-    if (!v) return 0;
-    lua_pushlstring(L, v, vlen);
-    return 1;
+    size_t nl;
+    const char *name = luaL_checklstring(L, 2, &nl);
+    size_t n = jr_http_req_header_count(req), found = 0;
+    luaL_Buffer b;
+    for (size_t i = 0; i < n; i++) {
+        const char *hn, *hv;
+        size_t hnl, hvl;
+        jr_http_req_header_at(req, i, &hn, &hnl, &hv, &hvl);
+        if (hnl != nl || strncasecmp(hn, name, nl) != 0) continue;
+        if (found == 0) {
+            lua_pushlstring(L, hv, hvl);
+        } else {
+            if (found == 1) {
+                luaL_buffinit(L, &b); /* (the first value sits below the buffer's stack slots) */
+                luaL_addvalue(&b);
+            }
+            luaL_addlstring(&b, ", ", 2);
+            luaL_addlstring(&b, hv, hvl);
+        }
+        found++;
+    }
+    if (found > 1) luaL_pushresult(&b);
+    return found ? 1 : 0;
 }
 
 /* All headers, names lower-cased; repeated fields joined with ", ". */
@@ -279,6 +314,27 @@ static int req_headers(lua_State *L)
 
 
 
+
+/* h:span_attributes(t, websocket): the request's server-span attributes
+ * (core/http_attrs.h) set into table t; returns t. */
+static void set_attr(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+{
+    lua_State *L = ud;
+    lua_pushlstring(L, k, kl);
+    lua_pushlstring(L, v, vl);
+    lua_rawset(L, 2);
+}
+
+static int req_span_attributes(lua_State *L)
+{
+    jr_http_req *req = check_req(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 3);
+    if (jr_http_req_span_attrs(req, lua_toboolean(L, 3), set_attr, L) != 0)
+        return luaL_error(L, "span_attributes: out of memory");
+    lua_settop(L, 2);
+    return 1;
+}
 
 static int req_id(lua_State *L)
 {
@@ -816,7 +872,7 @@ int jr_open_http(lua_State *L)
         {"remote", req_remote},   {"alive", req_alive},           {"version_minor", req_version_minor},
         {"is_upgrade", req_is_upgrade}, {"start_ms", req_start_ms}, {"respond", req_respond},
         {"method", req_method},   {"path", req_path},             {"query", req_query},
-        {NULL, NULL}};
+        {"span_attributes", req_span_attributes}, {NULL, NULL}};
     static const luaL_Reg srv_methods[] = {
         {"port", srv_port}, {"stats", srv_stats}, {"shutdown", srv_shutdown},
         {"close", srv_close}, {NULL, NULL}};

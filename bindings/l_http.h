@@ -1,5 +1,7 @@
-/* l_http.h - the HTTP binding as seen by the WebSocket binding (l_ws.c),
- * which takes over the connection of a request a Lua handler is running. */
+/* l_http.h - the HTTP binding as seen by other bindings: the WebSocket
+ * binding (l_ws.c), which takes over the connection of a request a Lua
+ * handler is running, and the OTLP encoder (l_otlp_encode.c), which reads a
+ * request's span attributes from it. */
 #ifndef JR_L_HTTP_H
 #define JR_L_HTTP_H
 
@@ -10,5 +12,9 @@
 /* The request of the request handle at idx (jararaca.core.http), or NULL
  * when its task has ended; raises when idx is not a request handle. */
 jr_http_req *jr_l_http_req(lua_State *L, int idx);
+
+/* The same for any value: NULL when it is not a request handle or its task
+ * has ended; never raises (the OTLP encoder reads a span's handle). */
+jr_http_req *jr_l_http_req_opt(lua_State *L, int idx);
 
 #endif

@@ -10,6 +10,9 @@
  *                             (raises for a signal that is not enabled)
  *     signal: "traces" | "metrics" | "logs"; bytes: one encoded Span, Metric
  *     or LogRecord. Cheap: a copy into the exporter's queue.
+ *   e:push_span(sp) -> the same for a span table (jararaca.tracing's), encoded
+ *     straight into the traces queue (no Lua string made), or nil, message,
+ *     "invalid" when it cannot be encoded (jararaca.core.otlp_encode's span).
  *   e:send_now() -> true     -- start exporting what is queued, do not wait
  *   e:flush(timeout_s) -> true | nil, msg, "timeout"   (blocks: shutdown and tests only)
  *   e:stats(signal) -> { queued, exported, dropped, failed, retries, batches,
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "l_otlp_encode.h"
 #include "otlp.h"
 #include "vm.h"
 
@@ -171,6 +175,26 @@ static int l_push(lua_State *L)
     return jr_push_fail(L, "queue full", "full");
 }
 
+/* e:push_span(sp): the finished span table sp encoded (l_otlp_encode.c)
+ * straight into the traces queue: true | nil, msg, "full" | "invalid". */
+static int l_push_span(lua_State *L)
+{
+    otlp_ud *u = check_open(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    size_t len;
+    const char *err = NULL;
+    const char *d = jr_l_otlp_encode_span(L, 2, &len, &err);
+    if (!d) return jr_push_fail(L, err, "invalid");
+    int rc = jr_otlp_push(u->o, JR_OTLP_TRACES, d, len);
+    jr_l_otlp_encode_done();
+    if (rc == JR_OTLP_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (rc == JR_OTLP_EINVAL) return luaL_error(L, "otlp exporter: traces export is not enabled");
+    return jr_push_fail(L, "queue full", "full");
+}
+
 static int timeout_ms_arg(lua_State *L, int idx, double dflt)
 {
     double s = luaL_optnumber(L, idx, dflt);
@@ -249,7 +273,7 @@ static int l_gc(lua_State *L)
 
 int jr_open_otlp(lua_State *L)
 {
-    static const luaL_Reg methods[] = {{"push", l_push},   {"send_now", l_send_now}, {"flush", l_flush},
+    static const luaL_Reg methods[] = {{"push", l_push}, {"push_span", l_push_span},   {"send_now", l_send_now}, {"flush", l_flush},
                                        {"stats", l_stats}, {"close", l_close},       {NULL, NULL}};
     jr_newmetatable(L, &k_otlp_mt, "otlp exporter", methods, l_gc);
     lua_createtable(L, 0, 1);

@@ -32,6 +32,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http_attrs.h"
+#include "l_http.h"
+#include "l_otlp_encode.h"
 #include "pb.h"
 #include "vm.h"
 
@@ -201,6 +204,47 @@ static int any_value(lua_State *L, int idx)
     }
 }
 
+/* One KeyValue `field`: key (with an optional prefix) = the Lua value at
+ * vidx (absolute); nothing when its type is not encodable. */
+static void key_value(lua_State *L, uint32_t field, const char *prefix, size_t plen, const char *key, size_t klen,
+                      int vidx)
+{
+    int vt = lua_type(L, vidx);
+    if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN) return;
+    size_t kv = jr_pb_begin(&out, field);
+    if (plen) {
+        jr_pb_tag(&out, KV_KEY, JR_PB_LEN);
+        jr_pb_varint(&out, plen + klen);
+        jr_buf_append(&out, prefix, plen);
+        jr_buf_append(&out, key, klen);
+    } else {
+        jr_pb_string(&out, KV_KEY, key, klen);
+    }
+    size_t av = jr_pb_begin(&out, KV_VALUE);
+    any_value(L, vidx);
+    jr_pb_end(&out, av);
+    jr_pb_end(&out, kv);
+}
+
+/* Every k = v of the table at idx as repeated KeyValue `field`, keys
+ * prefixed with prefix (plen bytes; 0: none). */
+static void table_attributes(lua_State *L, int idx, uint32_t field, const char *prefix, size_t plen)
+{
+    int t = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        int kt = lua_type(L, -2);
+        if (kt == LUA_TSTRING || kt == LUA_TNUMBER) {
+            size_t klen;
+            lua_pushvalue(L, -2); /* (tolstring on the key itself would confuse lua_next) */
+            const char *key = lua_tolstring(L, -1, &klen);
+            key_value(L, field, prefix, plen, key, klen, t + 2);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+}
+
 /* Every k = v of the table t[k] (or the table at idx itself when k is NULL)
  * as repeated KeyValue `field`. */
 static void attributes(lua_State *L, int idx, const char *k, uint32_t field)
@@ -213,25 +257,48 @@ static void attributes(lua_State *L, int idx, const char *k, uint32_t field)
     } else {
         lua_pushvalue(L, idx);
     }
-    int t = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, t) != 0) {
-        int kt = lua_type(L, -2);
-        int vt = lua_type(L, -1);
-        if ((kt == LUA_TSTRING || kt == LUA_TNUMBER) &&
-            (vt == LUA_TSTRING || vt == LUA_TNUMBER || vt == LUA_TBOOLEAN)) {
-            size_t klen;
-            lua_pushvalue(L, -2); /* (tolstring on the key itself would confuse lua_next) */
-            const char *key = lua_tolstring(L, -1, &klen);
-            size_t kv = jr_pb_begin(&out, field);
-            jr_pb_string(&out, KV_KEY, key, klen);
-            size_t av = jr_pb_begin(&out, KV_VALUE);
-            any_value(L, t + 2);
-            jr_pb_end(&out, av);
-            jr_pb_end(&out, kv);
-            lua_pop(L, 1);
-        }
+    table_attributes(L, -1, field, NULL, 0);
+    lua_pop(L, 1);
+}
+
+/* An HTTP server span whose attributes were never read keeps, instead of
+ * an attribute table, sp._http = { handle, params, route info, status }
+ * (lua/jararaca/tracing/init.lua): its attributes are written from there,
+ * the request's own ones straight from the request (core/http_attrs.h). */
+static void http_kv(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+{
+    (void)ud;
+    size_t kv = jr_pb_begin(&out, SPAN_ATTRS);
+    jr_pb_string(&out, KV_KEY, k, kl);
+    size_t av = jr_pb_begin(&out, KV_VALUE);
+    jr_pb_string(&out, ANY_STRING, v, vl);
+    jr_pb_end(&out, av);
+    jr_pb_end(&out, kv);
+}
+
+static void http_attributes(lua_State *L, int hp)
+{
+    static const char param_prefix[] = "http.request.path_param.";
+    int websocket = 0;
+    lua_rawgeti(L, hp, 3); /* route info: { template, websocket } */
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        attributes(L, -1, "template", SPAN_ATTRS);
+        websocket = rawfield(L, -1, "websocket") == LUA_TBOOLEAN && lua_toboolean(L, -1);
         lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_rawgeti(L, hp, 1);
+    jr_http_req *req = jr_l_http_req_opt(L, -1);
+    /* (out of memory in there is out.failed's too: the caller sees it) */
+    if (req && jr_http_req_span_attrs(req, websocket, http_kv, NULL) != 0) out.failed = 1;
+    lua_pop(L, 1);
+    lua_rawgeti(L, hp, 2);
+    if (lua_type(L, -1) == LUA_TTABLE) table_attributes(L, -1, SPAN_ATTRS, param_prefix, sizeof param_prefix - 1);
+    lua_pop(L, 1);
+    lua_rawgeti(L, hp, 4);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+        static const char st[] = "http.response.status_code";
+        key_value(L, SPAN_ATTRS, NULL, 0, st, sizeof st - 1, lua_gettop(L));
     }
     lua_pop(L, 1);
 }
@@ -329,29 +396,65 @@ static void status(lua_State *L, int sp)
     lua_pop(L, 1);
 }
 
+/* Encode the span table at idx (absolute) into `out`: 0, or -1 (the span's
+ * ids) / -2 (a link's), errmsg saying why. */
+static int encode_span(lua_State *L, int idx)
+{
+    begin();
+    if (id_field(L, idx, "trace_id", 16, SPAN_TRACE_ID, 1) != 0 ||
+        id_field(L, idx, "span_id", 8, SPAN_SPAN_ID, 1) != 0)
+        return -1;
+    size_t len;
+    const char *ts = str_field(L, idx, "tracestate", &len);
+    if (ts && len > 0) jr_pb_string(&out, SPAN_TRACE_STATE, ts, len);
+    if (id_field(L, idx, "parent_id", 8, SPAN_PARENT, 0) != 0) return -1;
+    const char *name = str_field(L, idx, "name", &len);
+    jr_pb_string(&out, SPAN_NAME, name ? name : "", name ? len : 0);
+    jr_pb_uint(&out, SPAN_KIND, (uint64_t)kind_number(str_field(L, idx, "kind", NULL)));
+    double t;
+    if (num_field(L, idx, "start_us", &t)) jr_pb_fixed64(&out, SPAN_START, us_to_ns(t));
+    if (num_field(L, idx, "end_us", &t)) jr_pb_fixed64(&out, SPAN_END, us_to_ns(t));
+    int top = lua_gettop(L);
+    if (rawfield(L, idx, "attributes") == LUA_TTABLE) {
+        table_attributes(L, -1, SPAN_ATTRS, NULL, 0);
+    } else {
+        lua_pop(L, 1);
+        if (rawfield(L, idx, "_http") == LUA_TTABLE) http_attributes(L, lua_gettop(L));
+    }
+    lua_settop(L, top);
+    each_item(L, idx, "events", span_event);
+    if (each_item(L, idx, "links", span_link) != 0) return -2;
+    status(L, idx);
+    return 0;
+}
+
 static int l_span(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    begin();
-    if (id_field(L, 1, "trace_id", 16, SPAN_TRACE_ID, 1) != 0 ||
-        id_field(L, 1, "span_id", 8, SPAN_SPAN_ID, 1) != 0)
-        return fail(L, "span");
-    size_t len;
-    const char *ts = str_field(L, 1, "tracestate", &len);
-    if (ts && len > 0) jr_pb_string(&out, SPAN_TRACE_STATE, ts, len);
-    if (id_field(L, 1, "parent_id", 8, SPAN_PARENT, 0) != 0) return fail(L, "span");
-    const char *name = str_field(L, 1, "name", &len);
-    jr_pb_string(&out, SPAN_NAME, name ? name : "", name ? len : 0);
-    jr_pb_uint(&out, SPAN_KIND, (uint64_t)kind_number(str_field(L, 1, "kind", NULL)));
-    double t;
-    if (num_field(L, 1, "start_us", &t)) jr_pb_fixed64(&out, SPAN_START, us_to_ns(t));
-    if (num_field(L, 1, "end_us", &t)) jr_pb_fixed64(&out, SPAN_END, us_to_ns(t));
-    attributes(L, 1, "attributes", SPAN_ATTRS);
-    each_item(L, 1, "events", span_event);
-    if (each_item(L, 1, "links", span_link) != 0) return fail(L, "span link");
-    status(L, 1);
+    int rc = encode_span(L, 1);
+    if (rc != 0) return fail(L, rc == -2 ? "span link" : "span");
     return result(L);
 }
+
+const char *jr_l_otlp_encode_span(lua_State *L, int idx, size_t *len, const char **err)
+{
+    int top = lua_gettop(L);
+    int rc = encode_span(L, idx < 0 ? top + idx + 1 : idx);
+    lua_settop(L, top);
+    if (rc != 0) {
+        *err = errmsg;
+        return NULL;
+    }
+    if (out.failed) {
+        jr_buf_recycle(&out, 0);
+        *err = "out of memory";
+        return NULL;
+    }
+    *len = out.len;
+    return out.data ? out.data : "";
+}
+
+void jr_l_otlp_encode_done(void) { jr_buf_recycle(&out, KEEP_BUF_MAX); }
 
 /* -------- LogRecord -------- */
 

@@ -1,7 +1,8 @@
---- jararaca.otlp.traces: finished sampled spans -> the exporter, one
--- encoded `Span` pushed per span at its end (no Lua-side buffer: the
--- exporter's queue and thread batch them).
-local enc = require "jararaca.core.otlp_encode"
+--- jararaca.otlp.traces: finished sampled spans -> the exporter, each
+-- encoded at its end straight into the exporter's queue (e:push_span: no
+-- Lua string, no Lua-side buffer: the exporter's queue and thread batch
+-- them). An HTTP server span whose attributes nothing read has them written
+-- from its request by the encoder (no attribute table made).
 
 local M = {}
 
@@ -9,11 +10,7 @@ local M = {}
 --- (a hand-made bad id) or does not fit the full queue is dropped: the
 --- exporter counts what it drops, the request goes on.
 function M.sink(e)
-  local encode_span = enc.span
-  return function(sp)
-    local bytes = encode_span(sp)
-    if bytes then e:push("traces", bytes) end
-  end
+  return function(sp) e:push_span(sp) end
 end
 
 return M

@@ -24,7 +24,8 @@ local type, pairs, ipairs, error, format, tostring, xpcall, pcall, rawget, rawse
   type, pairs, ipairs, error, string.format, tostring, xpcall, pcall, rawget, rawset, coroutine.running, string.byte,
   setmetatable, string.find, string.sub
 local random_bytes = require("jararaca.core.sys").random_bytes
-local new_span, now_us, value, NOOP = spanmod.new, spanmod.now_us, spanmod.value, spanmod.NOOP
+local new_span, now_us, value, NOOP, make_traceparent =
+  spanmod.new, spanmod.now_us, spanmod.value, spanmod.NOOP, spanmod.make_traceparent
 local active, current_span = state.active, state.current
 local current_ctx = context.current
 
@@ -125,12 +126,17 @@ function M.flush()
   return true
 end
 
+local lazy_attributes -- (below: the attributes of an HTTP span, made when read)
+
 local function finish(sp)
   if sp.end_us then return end
   sp.end_us = now_us()
   if sp.sampled then
     local s = cfg.sink
-    if s then s(sp) end
+    if s then
+      if rawget(sp, "_http") then lazy_attributes(sp) end -- (a Lua exporter reads the table)
+      s(sp)
+    end
     if sink then sink(sp) end
   end
 end
@@ -228,17 +234,18 @@ M.REDACTED = REDACTED
 
 --- Start the root span of ctx's transaction: name, kind, the inbound
 --- carrier get(obj, name) (or nil), trusted (false: a new trace linked to
---- the remote one), template (attributes a sampled span starts with, copied).
+--- the remote one), template (attributes a sampled span starts with, copied;
+--- false: a span whose attributes come later, jararaca.tracing.span's lazy ones).
 --- The span becomes ctx._span.
 function M.start_root(ctx, name, kind, get, obj, trusted, template)
   local remote, bg
   if get then remote, bg = w3c.extract(get, obj) end
   local sp
   if remote and trusted then
-    sp = new_span(name, kind, remote, nil, template and remote.sampled and copy(template))
+    sp = new_span(name, kind, remote, nil, template and remote.sampled and copy(template) or template)
   else
     local sampled = sampled_new()
-    sp = new_span(name, kind, nil, sampled, template and sampled and copy(template))
+    sp = new_span(name, kind, nil, sampled, template and sampled and copy(template) or template)
     if remote then
       sp:add_link({ trace_id = remote.trace_id, span_id = remote.parent_id }, { ["boundary.kind"] = "untrusted" })
     end
@@ -301,7 +308,7 @@ local function route_info(route, method)
   local r = per_route[route]
   if r and r.method == method then return r end
   r = {
-    method = method, template = route_template(route, method),
+    method = method, template = route_template(route, method), websocket = route.websocket and true or false,
     name = route.websocket and ("WebSocket " .. tostring(route.path)) or (tostring(method) .. " " .. tostring(route.path)),
   }
   per_route[route] = r -- (a route answering two methods, HEAD and GET: the last one kept)
@@ -363,10 +370,41 @@ end
 local function table_header(t, n) return t[n] end
 local NO_HEADERS = {}
 
---- The root span of an HTTP request or WebSocket connection.
+-- The attributes of a span with `_http` = { handle, params, route info,
+-- status }, made when something first reads span.attributes (a Lua
+-- exporter at the span's end, the app's own set_attribute): the route's
+-- template, the request's own attributes from the C request
+-- (core/http_attrs.h, the same code the OTLP encoder writes them with), the
+-- path parameters, the status once answered.
+lazy_attributes = function(sp)
+  local hp = rawget(sp, "_http")
+  local attrs = copy(hp[3].template)
+  local h = hp[1]
+  pcall(h.span_attributes, h, attrs, hp[3].websocket) -- (a request whose task ended: none)
+  local params = hp[2]
+  if type(params) == "table" then
+    for k, v in pairs(params) do attrs[param_key(k)] = value(v) end
+  end
+  if hp[4] then attrs["http.response.status_code"] = hp[4] end
+  sp._http = nil
+  sp.attributes = attrs
+  return attrs
+end
+spanmod.set_lazy_attributes(lazy_attributes)
+
+--- The root span of an HTTP request or WebSocket connection. A request of
+--- the C server (a userdata handle) gets a span whose attributes are read
+--- from the request only when asked for (lazy_attributes; an OTLP export
+--- writes them from the request in C); its trace context is read with
+--- h:header, not a table of all headers.
 function M.start_http(ctx, req, route)
   local h = req._h
   local r = route_info(route, h:method())
+  if type(h) == "userdata" then
+    local sp = M.start_root(ctx, r.name, "server", h.header, h, cfg.trust_inbound, false)
+    if sp.sampled then sp._http = { h, rawget(req, "params"), r, false } end
+    return sp
+  end
   local ok, headers = pcall(h.headers, h) -- (names in lower case)
   if not ok or type(headers) ~= "table" then headers = NO_HEADERS end
   local sp = M.start_root(ctx, r.name, "server", table_header, headers, cfg.trust_inbound, r.template)
@@ -385,10 +423,10 @@ local ECHO = { traceparent = false }
 --- for the respond call that follows: without hd, the same one each time.
 function M.echo(sp, hd)
   if hd == nil then
-    ECHO.traceparent = sp:traceparent()
+    ECHO.traceparent = make_traceparent(sp)
     return ECHO
   end
-  local out = { traceparent = sp:traceparent() }
+  local out = { traceparent = make_traceparent(sp) }
   for k, v in pairs(hd) do
     if w3c.lower(tostring(k)) == "traceparent" then out.traceparent = nil end
     out[k] = v
@@ -415,10 +453,11 @@ end
 
 --- End the root span of an HTTP answer with status st.
 function M.end_http(sp, st)
-  local attrs = sp.attributes
-  if attrs and not sp.end_us then
-    attrs["http.response.status_code"] = st
-    if type(st) == "number" and st >= 500 then sp:set_status("error") end
+  if not sp.end_us then
+    local hp = rawget(sp, "_http")
+    local attrs = hp == nil and rawget(sp, "attributes")
+    if hp then hp[4] = st elseif attrs then attrs["http.response.status_code"] = st end
+    if (hp or attrs) and type(st) == "number" and st >= 500 then sp:set_status("error") end
   end
   close_producers(sp)
   finish(sp)

@@ -98,11 +98,20 @@ local UNSET = setmetatable({ code = "unset" }, readonly("span.status"))
 local EMPTY = setmetatable({}, readonly("span.events / span.links of a span without any"))
 M.UNSET, M.EMPTY = UNSET, EMPTY
 
+-- An HTTP server span keeps, until something reads its attributes, the
+-- request they come from instead of a table of them (jararaca.tracing's
+-- start_http: `_http`); reading span.attributes makes the table then (the
+-- hook tracing sets here). An exporter that encodes the span in C writes
+-- them straight from the request: no table at all.
+local lazy_attributes = function() return nil end
+function M.set_lazy_attributes(fn) lazy_attributes = fn end
+
 -- The span metatable: the methods, then the fields a span gets on first
 -- read: the hex ids (made then stored: read again, they are plain fields),
--- status (UNSET) and, when sampled, events and links (EMPTY). Every table
--- and string a traced request allocates is garbage the collector pays for
--- (the GC was the largest part of tracing's cost per request, measured).
+-- status (UNSET), attributes (the lazy ones above) and, when sampled,
+-- events and links (EMPTY). Every table and string a traced request
+-- allocates is garbage the collector pays for (the GC was the largest part
+-- of tracing's cost per request, measured).
 local MT = {
   __index = function(s, k)
     local m = Span[k]
@@ -117,7 +126,9 @@ local MT = {
       return v
     elseif k == "status" then
       return UNSET
-    elseif (k == "events" or k == "links") and rawget(s, "attributes") then
+    elseif k == "attributes" then
+      if rawget(s, "_http") then return lazy_attributes(s) end
+    elseif (k == "events" or k == "links") and (rawget(s, "attributes") or rawget(s, "_http")) then
       return EMPTY
     end
     return nil
@@ -127,7 +138,8 @@ M.MT = MT
 
 --- New span; parent: a span or a remote context { trace_id, parent_id,
 --- sampled, tracestate } or nil (a new trace, sampled as `sampled` says).
---- attributes: the table to record into (a sampled span; default a new one).
+--- attributes: the table to record into (a sampled span; default a new one;
+--- false: none yet, the span's `_http` has them, see set_lazy_attributes).
 function M.new(name, kind, parent, sampled, attributes)
   local w1, w2 = next32(), next32()
   if w1 == 0 and w2 == 0 then w2 = 1 end
@@ -135,7 +147,7 @@ function M.new(name, kind, parent, sampled, attributes)
   -- (those set later, or read lazily, included) and never grows
   local s = setmetatable({
     name = name, kind = kind or "internal", start_us = now_us(), end_us = nil, sampled = false,
-    attributes = nil, _tp = nil, _s1 = w1, _s2 = w2, _t1 = 0, _t2 = 0, _t3 = 0, _t4 = 0,
+    attributes = nil, _http = nil, _s1 = w1, _s2 = w2, _t1 = 0, _t2 = 0, _t3 = 0, _t4 = 0,
     trace_id = nil, span_id = nil, parent_id = nil,
   }, MT)
   if parent then
@@ -155,7 +167,7 @@ function M.new(name, kind, parent, sampled, attributes)
     s._t1, s._t2, s._t3, s._t4 = a, b, c, d
     s.sampled = sampled
   end
-  if s.sampled then s.attributes = attributes or {} end
+  if s.sampled and attributes ~= false then s.attributes = attributes or {} end
   return s
 end
 
@@ -224,20 +236,25 @@ end
 
 function Span:is_recording() return self.sampled == true and self.end_us == nil end
 
---- The span's `traceparent` header (made once: one string from the words).
+--- The `traceparent` header of span s, made each time (one string from its
+--- words): for a header sent once (the echo of an HTTP answer), where
+--- keeping it would only add a field to the span.
+local function make_traceparent(s)
+  local flags = s.sampled and "-01" or "-00"
+  local t = rawget(s, "trace_id")
+  if t then return "00-" .. t .. "-" .. s.span_id .. flags end
+  -- one format call: fewer steps than 24 byte lookups and concatenations
+  -- (the words are signed 32-bit: % 2^32 makes them the unsigned value)
+  return format("00-%08x%08x%08x%08x-%08x%08x%s", s._t1 % 4294967296, s._t2 % 4294967296,
+    s._t3 % 4294967296, s._t4 % 4294967296, s._s1 % 4294967296, s._s2 % 4294967296, flags)
+end
+M.make_traceparent = make_traceparent
+
+--- The span's `traceparent` header (made once, then kept).
 function Span:traceparent()
   local tp = rawget(self, "_tp")
   if tp then return tp end
-  local flags = self.sampled and "-01" or "-00"
-  local t = rawget(self, "trace_id")
-  if t then
-    tp = "00-" .. t .. "-" .. self.span_id .. flags
-  else
-    -- one format call: fewer steps than 24 byte lookups and concatenations
-    -- (the words are signed 32-bit: % 2^32 makes them the unsigned value)
-    tp = format("00-%08x%08x%08x%08x-%08x%08x%s", self._t1 % 4294967296, self._t2 % 4294967296,
-      self._t3 % 4294967296, self._t4 % 4294967296, self._s1 % 4294967296, self._s2 % 4294967296, flags)
-  end
+  tp = make_traceparent(self)
   rawset(self, "_tp", tp)
   return tp
 end
