@@ -162,6 +162,11 @@ describe("rpc: a call's request", function()
     assert.equal("c", t.seen[1].headers["x-call"])
     c:ping({ id = 1 })
     assert.equal(7, t.seen[2].timeout)
+    -- a misspelt option raises at the caller, naming it; nothing is sent
+    local ok, err = pcall(function() local v = c:ping({ id = 1 }, { timeot = 1 }); return v end)
+    assert.falsy(ok)
+    assert.truthy(err:find('rpc_client_spec.lua:%d+: HelloClient.ping%(args, opts%): unknown option "timeot" %(expected headers, timeout%)'), err)
+    assert.equal(2, #t.seen)
   end)
 end)
 

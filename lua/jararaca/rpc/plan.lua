@@ -269,6 +269,12 @@ function M.request(p, args, copts, level)
   local timeout = p.timeout
   if copts ~= nil then
     if type(copts) ~= "table" then error(p.label .. "(args, opts): opts must be a table", level + 1) end
+    for k in pairs(copts) do
+      if k ~= "timeout" and k ~= "headers" then
+        error(format("%s(args, opts): unknown option %s (expected headers, timeout)", p.label,
+          type(k) == "string" and format("%q", k) or tostring(k)), level + 1)
+      end
+    end
     if copts.timeout ~= nil then
       if type(copts.timeout) ~= "number" or copts.timeout ~= copts.timeout or copts.timeout <= 0 then
         error(p.label .. "(args, opts): opts.timeout must be a positive number", level + 1)
