@@ -226,6 +226,44 @@ describe("rpc: a call's answer", function()
   end)
 end)
 
+describe("rpc: one outcome per call", function()
+  local mem
+  before_each(function()
+    mem = memory.new()
+    tracing.configure { exporter = mem.export, batch_size = 1 }
+  end)
+  after_each(function() tracing.configure(nil) end)
+
+  it("a middleware or a response hook that raises makes the call raise, its span ended with the error", function()
+    local boom = {}
+    local c, t = build({ { body = '{"id":1}' } }, { middlewares = { function() error(boom) end } })
+    local ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+    assert.falsy(ok)
+    assert.equal(boom, err) -- the same value
+    assert.equal(0, #t.seen) -- nothing sent
+    c, t = build({ { body = '{"id":1}' } }, { response_hooks = { function() error("hook failed", 0) end } })
+    ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+    assert.falsy(ok)
+    assert.equal("hook failed", err)
+    assert.equal(1, #t.seen)
+    assert.equal(2, #mem.spans)
+    for _, sp in ipairs(mem.spans) do
+      assert.equal("GET /hello/ping/{id}", sp.name)
+      assert.equal("error", sp.status.code)
+      assert.equal("exception", sp.events[1].name)
+    end
+  end)
+
+  it("a transport that returns neither a response nor nil, message, code raises, naming the route", function()
+    for _, bad in ipairs({ function() end, function() return {} end, function() return nil, "x" end }) do
+      local c = j.rpc.build(Hello, { base_url = "http://h", transport = bad })
+      local ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+      assert.falsy(ok)
+      assert.truthy(err:find("HelloClient.ping: the transport returned", 1, true), err)
+    end
+  end)
+end)
+
 describe("rpc: cancellation", function()
   it("a call whose task is cancelled raises j.CANCELLED (no retry, no value)", function()
     local c, t = build({ { nil, "the task was cancelled", "cancelled" } }, { retry = { attempts = 3, backoff = 0 } })

@@ -86,6 +86,11 @@ local function send(p, transport, req, sp)
     -- the task was cancelled while it waited (j.timeout, a handler's
     -- timeout): unwind it, as a cancelled sleep or wait does
     if code == "cancelled" then error(CANCELLED, 0) end
+    if res and type(res.status) ~= "number" or not res and type(code) ~= "string" then
+      -- a transport of the build's that breaks its contract: a mistake in the code
+      error(format("%s: the transport returned %s, not a response { status, ... } or nil, message, code",
+        p.label, res == nil and "nil" or "a " .. type(res) .. " without a numeric status"), 0)
+    end
     local again
     if res then
       again = n < tries and retry.on_status[res.status]
