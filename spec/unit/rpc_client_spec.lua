@@ -129,11 +129,26 @@ describe("rpc: a call's request", function()
     assert.is_nil(v)
     assert.equal("invalid", code)
     assert.truthy(msg:find("path.id", 1, true), msg)
+    local errs1 = errs
     v, msg, code, errs = c:create({ body = { name = 5 } })
     assert.is_nil(v, msg)
     assert.equal("invalid", code)
     assert.same({ "body", "name" }, errs[1].loc)
     assert.equal(0, #t.seen)
+    -- each failed call has its own list, untouched by the calls after it
+    assert.are_not.equal(errs1, errs)
+    assert.equal(2, #errs1)
+    assert.same({ "query", "tag" }, errs1[2].loc)
+    assert.equal(1, #errs)
+    -- a call whose argument raised half way leaves nothing for the next one
+    local Z = j.RestClient("/z", { r = j.rpc.Post("/{id:int}", { body = s.ref("RpcSpecNoSuchSchema") }) })
+    local z = j.rpc.build(Z, { base_url = "http://h", transport = t.fn })
+    assert.has_error(function() z:r({ id = "x", body = {} }) end) -- an error for id, then the ref raises
+    v, msg, code, errs = z:r({ id = "y" })
+    assert.equal("invalid", code, msg)
+    assert.equal(2, #errs) -- only its own: path.id and the body left out
+    assert.same({ "path", "id" }, errs[1].loc)
+    assert.same({ "body" }, errs[2].loc)
   end)
 
   it("refuses path values that would climb the path: '.', '..', a '..' segment of a {p:path}", function()

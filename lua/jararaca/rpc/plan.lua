@@ -80,6 +80,7 @@ function M.compile(member, route, meta, bo)
     span_name = route.method .. " " .. template,
     base_url = bo.base_url, host = bo.host, port = bo.port,
     parts = split_template(template, params),
+    static_path = #params == 0 and template or nil, -- no parameter: the path as is
     param_by_name = {},
     query = ro.query,
     header_consts = merge_headers(bo.headers, co.headers, ro.headers),
@@ -127,6 +128,11 @@ end
 ---------------------------------------------------------------------------
 -- A call's request
 ---------------------------------------------------------------------------
+
+-- Scratch lists a call fills and drops (request() never yields): the
+-- segments of its path, and its errors (handed to the caller, and replaced,
+-- only when there are some).
+local SEGS, ERRS = {}, {}
 
 local PATH = { from_string = false, loc_prefix = "path" }
 local QUERY = { from_string = false, loc_prefix = "query" }
@@ -200,15 +206,17 @@ function M.request(p, args, copts, level)
         or tostring(k), p.allowed_text), level + 1)
     end
   end
-  local errs = {}
+  local errs = ERRS
+  if errs[1] ~= nil then errs = {}; ERRS = errs end -- (a call that raised half way)
   -- path
   local schemas, typed, failed = p.param_schemas, EMPTY, false
   if schemas then
     local v, _, _, e = validate_fields(schemas, args, PATH)
     if v then typed = v else add_all(errs, e); failed = true end
   end
-  local parts, segs = p.parts, {}
-  for i = 1, #parts do
+  local parts, path = p.parts, p.static_path
+  local segs = SEGS
+  for i = 1, path and 0 or #parts do
     local part = parts[i]
     if type(part) == "string" then
       segs[i] = part
@@ -262,7 +270,8 @@ function M.request(p, args, copts, level)
   end
   -- body
   local body, ctype = body_of(p, args.body, errs)
-  if #errs > 0 then
+  if errs[1] ~= nil then
+    ERRS = {}
     return nil, p.label .. ": invalid arguments: " .. describe_errors(errs), "invalid", errs
   end
   if ctype and headers["content-type"] == nil then headers["content-type"] = ctype end
@@ -287,7 +296,7 @@ function M.request(p, args, copts, level)
     end
   end
   return {
-    method = p.method, base_url = p.base_url, path = concat(segs), query = query, headers = headers,
+    method = p.method, base_url = p.base_url, path = path or concat(segs, "", 1, #parts), query = query, headers = headers,
     body = body, timeout = timeout, route = p.template, name = p.label, args = args,
   }
 end
