@@ -51,6 +51,10 @@ describe("rpc: declaring", function()
     assert.has_error(function() j.rpc.Get("/x", { success = { 999 } }) end)
     assert.has_error(function() j.rpc.Get("/x", { retry = { attempts = 0 } }) end)
     assert.has_error(function() j.rpc.Get("/x", { retry = { on_error = { "nope" } } }) end)
+    assert.has_error(function() j.rpc.Get("/x", { retry = { on_error = { refused = true } } }) end,
+      'rpc.Get("/x"): retry.on_error: expected a list of codes, got the key "refused"')
+    assert.has_error(function() j.rpc.Get("/x", { description = 1 }) end,
+      'rpc.Get("/x"): description: expected a string, got 1')
     assert.has_error(function() j.rpc.Get("/x", { raw = true, response = Pong }) end)
     local ok, err = pcall(function() local c = j.RestClient("/a/", {}); return c end)
     assert.falsy(ok)
