@@ -149,6 +149,7 @@ describe("rpc: a call's request", function()
     local z = j.rpc.build(Z, { base_url = "http://h", transport = t.fn })
     assert.has_error(function() z:r({ id = "x", body = {} }) end) -- an error for id, then the ref raises
     v, msg, code, errs = z:r({ id = "y" })
+    assert.is_nil(v)
     assert.equal("invalid", code, msg)
     assert.equal(2, #errs) -- only its own: path.id and the body left out
     assert.same({ "path", "id" }, errs[1].loc)
