@@ -244,35 +244,6 @@ describe("rpc: a call's answer", function()
     assert.equal("refused", code)
     assert.equal("HelloClient.ping: GET http://127.0.0.1:9/api/hello/ping/1: connection refused", msg)
   end)
-end)
-
-describe("rpc: one outcome per call", function()
-  local mem
-  before_each(function()
-    mem = memory.new()
-    tracing.configure { exporter = mem.export, batch_size = 1 }
-  end)
-  after_each(function() tracing.configure(nil) end)
-
-  it("a middleware or a response hook that raises makes the call raise, its span ended with the error", function()
-    local boom = {}
-    local c, t = build({ { body = '{"id":1}' } }, { middlewares = { function() error(boom) end } })
-    local ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
-    assert.falsy(ok)
-    assert.equal(boom, err) -- the same value
-    assert.equal(0, #t.seen) -- nothing sent
-    c, t = build({ { body = '{"id":1}' } }, { response_hooks = { function() error("hook failed", 0) end } })
-    ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
-    assert.falsy(ok)
-    assert.equal("hook failed", err)
-    assert.equal(1, #t.seen)
-    assert.equal(2, #mem.spans)
-    for _, sp in ipairs(mem.spans) do
-      assert.equal("GET /hello/ping/{id}", sp.name)
-      assert.equal("error", sp.status.code)
-      assert.equal("exception", sp.events[1].name)
-    end
-  end)
 
   it("a transport that returns neither a response nor nil, message, code raises, naming the route", function()
     for _, bad in ipairs({ function() end, function() return {} end, function() return nil, "x" end }) do
@@ -432,6 +403,26 @@ describe("rpc: tracing", function()
     local sp = mem.find("GET /hello/ping/{id}")
     assert.equal("error", sp.status.code)
     assert.equal("status", sp.attributes["error.type"])
+  end)
+
+  it("a middleware or a response hook that raises makes the call raise, its span ended with the error", function()
+    local boom = {}
+    local c, t = build({ { body = '{"id":1}' } }, { middlewares = { function() error(boom) end } })
+    local ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+    assert.falsy(ok)
+    assert.equal(boom, err) -- the same value
+    assert.equal(0, #t.seen) -- nothing sent
+    c, t = build({ { body = '{"id":1}' } }, { response_hooks = { function() error("hook failed", 0) end } })
+    ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+    assert.falsy(ok)
+    assert.equal("hook failed", err)
+    assert.equal(1, #t.seen)
+    assert.equal(2, #mem.spans)
+    for _, sp in ipairs(mem.spans) do
+      assert.equal("GET /hello/ping/{id}", sp.name)
+      assert.equal("error", sp.status.code)
+      assert.equal("exception", sp.events[1].name)
+    end
   end)
 
   it("tracing off: no span, no traceparent", function()
