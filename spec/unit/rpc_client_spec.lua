@@ -192,6 +192,15 @@ describe("rpc: a call's request", function()
     assert.falsy(ok)
     assert.truthy(err:find('rpc_client_spec.lua:%d+: HelloClient.ping%(args, opts%): unknown option "timeot" %(expected headers, timeout%)'), err)
     assert.equal(2, #t.seen)
+    -- so do headers the transport would refuse, here, naming the route
+    for _, h in ipairs({ { ["bad name"] = "x" }, { ["x-a"] = "1\r\nx-b: 2" }, { ["x-a"] = {} } }) do
+      ok, err = pcall(function() local v = c:ping({ id = 1 }, { headers = h }); return v end)
+      assert.falsy(ok)
+      assert.truthy(err:find('rpc_client_spec.lua:%d+: HelloClient.ping%(args, opts%): opts.headers%["[%w %-]+"%]: expected a header name'), err)
+    end
+    assert.equal(2, #t.seen)
+    c:ping({ id = 1 }, { headers = { ["X-N"] = 5 } })
+    assert.equal("5", t.seen[3].headers["x-n"])
   end)
 end)
 

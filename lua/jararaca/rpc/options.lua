@@ -41,6 +41,7 @@ local KEYS = {
 for _, t in pairs(KEYS) do for k in pairs(SHARED) do t[k] = true end end
 
 local HEADER_NAME = "^[%w!#$%%&'*+%-%.^_`|~]+$"
+M.HEADER_NAME = HEADER_NAME
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
 M.IDEMPOTENT = IDEMPOTENT
 

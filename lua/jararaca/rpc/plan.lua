@@ -23,6 +23,7 @@ local type, pairs, ipairs, error, tostring, next, format =
 local concat, lower = table.concat, string.lower
 local text_of, segment = url.text, url.segment
 local validate_fields, describe_errors = schema.validate_fields, schema.describe_errors
+local HEADER_NAME = options.HEADER_NAME
 
 local DEFAULT_TIMEOUT = 30 -- seconds per try (the original's JARARACA_HTTP_RPC_DEFAULT_TIMEOUT)
 local EMPTY = {}
@@ -292,7 +293,14 @@ function M.request(p, args, copts, level)
     end
     if copts.headers ~= nil then
       if type(copts.headers) ~= "table" then error(p.label .. "(args, opts): opts.headers must be a table", level + 1) end
-      for k, v in pairs(copts.headers) do headers[lower(tostring(k))] = tostring(v) end
+      for k, v in pairs(copts.headers) do
+        local text = text_of(v)
+        if type(k) ~= "string" or not k:find(HEADER_NAME) or text == nil or text:find("[\r\n%z]") then
+          error(format("%s(args, opts): opts.headers[%s]: expected a header name and a string or number without CR, LF or NUL",
+            p.label, type(k) == "string" and format("%q", k) or tostring(k)), level + 1)
+        end
+        headers[lower(k)] = text
+      end
     end
   end
   return {
