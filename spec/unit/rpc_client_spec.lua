@@ -376,6 +376,12 @@ describe("rpc: middlewares and hooks", function()
     assert.equal("unauthorized", code)
     assert.equal("HelloClient.ping: no token", msg)
     assert.equal(0, #t.seen)
+    c, t = build({ { body = "{}" } }, { middlewares = { function() return nil, "not now" end } })
+    v, msg, code = c:ping({ id = 1 })
+    assert.is_nil(v)
+    assert.equal("error", code) -- no code given
+    assert.equal("HelloClient.ping: not now", msg)
+    assert.equal(0, #t.seen)
   end)
 end)
 
