@@ -322,6 +322,12 @@ describe("rpc: retries", function()
     local c, t = rb({ { status = 503 } }, { retry = { attempts = 2, backoff = 0 } })
     c:none()
     assert.equal(1, #t.seen)
+    -- a client's retry = false: none for its routes, though the build has some
+    local NoRetry = j.RestClient("/n", { retry = false, get = j.rpc.Get("/x") })
+    t = fake({ { status = 503 } })
+    c = j.rpc.build(NoRetry, { base_url = "http://h", transport = t.fn, retry = { attempts = 3, backoff = 0 } })
+    c:get()
+    assert.equal(1, #t.seen)
   end)
 
   it("backs off exponentially up to max_backoff; Retry-After asks for longer", function()

@@ -207,8 +207,7 @@ local function build(kind, given)
   local o = {}
   o.headers, o.header_args = headers(given.headers, kind == "route")
   o.timeout = positive(given.timeout, "timeout")
-  o.retry = retry(given.retry)
-  if kind ~= "route" and given.retry == false then o.retry = nil end
+  o.retry = retry(given.retry) -- false stays: no retries, whatever the levels above say
   if given.success ~= nil then o.success = status_set(given.success, "success") end
   o.middlewares = functions(given.middlewares, "middlewares", "functions(request)")
   o.response_hooks = functions(given.response_hooks, "response_hooks", "functions(response, request)")
