@@ -28,7 +28,7 @@ local sleep, CANCELLED = sched.sleep, sched.CANCELLED
 local decode = json.decode
 local query_string = url.query
 
-local tracing, context -- loaded when tracing is on
+local tracing -- loaded when tracing is on
 
 local function full_url(req)
   local u = req.base_url .. req.path
@@ -161,17 +161,14 @@ local function traced(sp, p, transport, req)
     if p.port then sp:set_attribute("server.port", p.port) end
     sp:set_attribute("rpc.client.method", p.label)
   end
-  tracing.inject(context.current(), req.headers)
+  tracing.inject(nil, req.headers, sp) -- the call's span (no look-up of the current one)
   return send(p, transport, req, sp)
 end
 
 --- Run one call (see the module comment).
 function M.run(p, transport, req)
   if p.tracing and tstate.on then
-    if not tracing then
-      tracing = require "jararaca.tracing"
-      context = require "jararaca.context"
-    end
+    if not tracing then tracing = require "jararaca.tracing" end
     return tracing.start_span(p.span_name, SPAN_OPTS, traced, p, transport, req)
   end
   return send(p, transport, req, nil)
