@@ -254,6 +254,13 @@ describe("rpc: a call's answer", function()
     assert.equal("HelloClient.ping: GET http://127.0.0.1:9/api/hello/ping/1: connection refused", msg)
   end)
 
+  it("a response hook that returns a table that is not a response raises, naming the route", function()
+    local c = build({ { body = '{"id":1}' } }, { response_hooks = { function(res) return { body = res.body } end } })
+    local ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+    assert.falsy(ok)
+    assert.equal("HelloClient.ping: response hook 1 returned a table without a numeric status, not a response", err)
+  end)
+
   it("a transport that returns neither a response nor nil, message, code raises, naming the route", function()
     for _, bad in ipairs({ function() end, function() return {} end, function() return nil, "x" end }) do
       local c = j.rpc.build(Hello, { base_url = "http://h", transport = bad })

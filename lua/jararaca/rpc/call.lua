@@ -113,7 +113,12 @@ local function send(p, transport, req, sp)
   if hooks then
     for i = 1, #hooks do
       local r = hooks[i](res, req)
-      if type(r) == "table" then res = r end
+      if type(r) == "table" then
+        if type(r.status) ~= "number" then
+          error(format("%s: response hook %d returned a table without a numeric status, not a response", p.label, i), 0)
+        end
+        res = r
+      end
     end
   end
   local status = res.status
