@@ -608,6 +608,18 @@ CASES["amqp.connect"] = function()
   raises(function() amqp.connect("amqp://h", { heartbeat_s = -1 }) end, "heartbeat_s must be a whole number", true)
 end
 
+CASES["http_client:request"] = function()
+  local http = require "jararaca.core.http_client"
+  local c = http.new()
+  -- nothing listens on a port just freed
+  local port = require("spec.support.client").free_port()
+  local r = pack(in_task(function() return c:request { url = "http://127.0.0.1:" .. port .. "/" } end))
+  failed("http_client:request", "refused", { n = r.n - 1, unpack(r, 2, r.n) })
+  c:close()
+  failed("http_client:request", "closed", pack(c:request { url = "http://127.0.0.1:" .. port .. "/" }))
+  raises(function() c:request("http://x/") end, "req must be a table")
+end
+
 CASES["rpc_client:route"] = function()
   local C = j.RestClient("/c", {
     get = j.rpc.Get("/x/{id:int}"),

@@ -51,6 +51,10 @@ describe("rpc: declaring", function()
     assert.has_error(function() j.rpc.Get("/x", { success = { 999 } }) end)
     assert.has_error(function() j.rpc.Get("/x", { retry = { attempts = 0 } }) end)
     assert.has_error(function() j.rpc.Get("/x", { retry = { on_error = { "nope" } } }) end)
+    assert.has_error(function() j.rpc.Get("/x", { retry = { on_error = { refused = true } } }) end,
+      'rpc.Get("/x"): retry.on_error: expected a list of codes, got the key "refused"')
+    assert.has_error(function() j.rpc.Get("/x", { description = 1 }) end,
+      'rpc.Get("/x"): description: expected a string, got 1')
     assert.has_error(function() j.rpc.Get("/x", { raw = true, response = Pong }) end)
     local ok, err = pcall(function() local c = j.RestClient("/a/", {}); return c end)
     assert.falsy(ok)
@@ -67,6 +71,11 @@ describe("rpc: declaring", function()
     assert.falsy(ok)
     assert.truthy(err:find("params.id: the path /b/x has no {id} parameter", 1, true), err)
     assert.has_error(function() j.rpc.build(Hello, { base_url = "ftp://x" }) end)
+    -- the pool's options are checked by build, not at the first call
+    ok, err = pcall(function() local c = j.rpc.build(Hello, { base_url = "http://h", http = { max_per_orign = 4 } }); return c end)
+    assert.falsy(ok)
+    assert.truthy(err:find("rpc_client_spec.lua:%d+: rpc.build%(HelloClient%): http: .*unknown option max_per_orign"), err)
+    assert.truthy(j.rpc.build(Hello, { base_url = "http://h", http = { max_per_origin = 4 } }))
     assert.has_error(function() j.rpc.build({}, { base_url = "http://x" }) end)
   end)
 end)
@@ -124,11 +133,27 @@ describe("rpc: a call's request", function()
     assert.is_nil(v)
     assert.equal("invalid", code)
     assert.truthy(msg:find("path.id", 1, true), msg)
+    local errs1 = errs
     v, msg, code, errs = c:create({ body = { name = 5 } })
     assert.is_nil(v, msg)
     assert.equal("invalid", code)
     assert.same({ "body", "name" }, errs[1].loc)
     assert.equal(0, #t.seen)
+    -- each failed call has its own list, untouched by the calls after it
+    assert.are_not.equal(errs1, errs)
+    assert.equal(2, #errs1)
+    assert.same({ "query", "tag" }, errs1[2].loc)
+    assert.equal(1, #errs)
+    -- a call whose argument raised half way leaves nothing for the next one
+    local Z = j.RestClient("/z", { r = j.rpc.Post("/{id:int}", { body = s.ref("RpcSpecNoSuchSchema") }) })
+    local z = j.rpc.build(Z, { base_url = "http://h", transport = t.fn })
+    assert.has_error(function() z:r({ id = "x", body = {} }) end) -- an error for id, then the ref raises
+    v, msg, code, errs = z:r({ id = "y" })
+    assert.is_nil(v)
+    assert.equal("invalid", code, msg)
+    assert.equal(2, #errs) -- only its own: path.id and the body left out
+    assert.same({ "path", "id" }, errs[1].loc)
+    assert.same({ "body" }, errs[2].loc)
   end)
 
   it("refuses path values that would climb the path: '.', '..', a '..' segment of a {p:path}", function()
@@ -162,6 +187,20 @@ describe("rpc: a call's request", function()
     assert.equal("c", t.seen[1].headers["x-call"])
     c:ping({ id = 1 })
     assert.equal(7, t.seen[2].timeout)
+    -- a misspelt option raises at the caller, naming it; nothing is sent
+    local ok, err = pcall(function() local v = c:ping({ id = 1 }, { timeot = 1 }); return v end)
+    assert.falsy(ok)
+    assert.truthy(err:find('rpc_client_spec.lua:%d+: HelloClient.ping%(args, opts%): unknown option "timeot" %(expected headers, timeout%)'), err)
+    assert.equal(2, #t.seen)
+    -- so do headers the transport would refuse, here, naming the route
+    for _, h in ipairs({ { ["bad name"] = "x" }, { ["x-a"] = "1\r\nx-b: 2" }, { ["x-a"] = {} } }) do
+      ok, err = pcall(function() local v = c:ping({ id = 1 }, { headers = h }); return v end)
+      assert.falsy(ok)
+      assert.truthy(err:find('rpc_client_spec.lua:%d+: HelloClient.ping%(args, opts%): opts.headers%["[%w %-]+"%]: expected a header name'), err)
+    end
+    assert.equal(2, #t.seen)
+    c:ping({ id = 1 }, { headers = { ["X-N"] = 5 } })
+    assert.equal("5", t.seen[3].headers["x-n"])
   end)
 end)
 
@@ -213,6 +252,22 @@ describe("rpc: a call's answer", function()
     assert.is_nil(v)
     assert.equal("refused", code)
     assert.equal("HelloClient.ping: GET http://127.0.0.1:9/api/hello/ping/1: connection refused", msg)
+  end)
+
+  it("a response hook that returns a table that is not a response raises, naming the route", function()
+    local c = build({ { body = '{"id":1}' } }, { response_hooks = { function(res) return { body = res.body } end } })
+    local ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+    assert.falsy(ok)
+    assert.equal("HelloClient.ping: response hook 1 returned a table without a numeric status, not a response", err)
+  end)
+
+  it("a transport that returns neither a response nor nil, message, code raises, naming the route", function()
+    for _, bad in ipairs({ function() end, function() return {} end, function() return nil, "x" end }) do
+      local c = j.rpc.build(Hello, { base_url = "http://h", transport = bad })
+      local ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+      assert.falsy(ok)
+      assert.truthy(err:find("HelloClient.ping: the transport returned", 1, true), err)
+    end
   end)
 end)
 
@@ -274,6 +329,12 @@ describe("rpc: retries", function()
     local c, t = rb({ { status = 503 } }, { retry = { attempts = 2, backoff = 0 } })
     c:none()
     assert.equal(1, #t.seen)
+    -- a client's retry = false: none for its routes, though the build has some
+    local NoRetry = j.RestClient("/n", { retry = false, get = j.rpc.Get("/x") })
+    t = fake({ { status = 503 } })
+    c = j.rpc.build(NoRetry, { base_url = "http://h", transport = t.fn, retry = { attempts = 3, backoff = 0 } })
+    c:get()
+    assert.equal(1, #t.seen)
   end)
 
   it("backs off exponentially up to max_backoff; Retry-After asks for longer", function()
@@ -328,6 +389,12 @@ describe("rpc: middlewares and hooks", function()
     assert.equal("unauthorized", code)
     assert.equal("HelloClient.ping: no token", msg)
     assert.equal(0, #t.seen)
+    c, t = build({ { body = "{}" } }, { middlewares = { function() return nil, "not now" end } })
+    v, msg, code = c:ping({ id = 1 })
+    assert.is_nil(v)
+    assert.equal("error", code) -- no code given
+    assert.equal("HelloClient.ping: not now", msg)
+    assert.equal(0, #t.seen)
   end)
 end)
 
@@ -364,6 +431,26 @@ describe("rpc: tracing", function()
     local sp = mem.find("GET /hello/ping/{id}")
     assert.equal("error", sp.status.code)
     assert.equal("status", sp.attributes["error.type"])
+  end)
+
+  it("a middleware or a response hook that raises makes the call raise, its span ended with the error", function()
+    local boom = {}
+    local c, t = build({ { body = '{"id":1}' } }, { middlewares = { function() error(boom) end } })
+    local ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+    assert.falsy(ok)
+    assert.equal(boom, err) -- the same value
+    assert.equal(0, #t.seen) -- nothing sent
+    c, t = build({ { body = '{"id":1}' } }, { response_hooks = { function() error("hook failed", 0) end } })
+    ok, err = pcall(function() local v = c:ping({ id = 1 }); return v end)
+    assert.falsy(ok)
+    assert.equal("hook failed", err)
+    assert.equal(1, #t.seen)
+    assert.equal(2, #mem.spans)
+    for _, sp in ipairs(mem.spans) do
+      assert.equal("GET /hello/ping/{id}", sp.name)
+      assert.equal("error", sp.status.code)
+      assert.equal("exception", sp.events[1].name)
+    end
   end)
 
   it("tracing off: no span, no traceparent", function()

@@ -28,7 +28,7 @@ local sleep, CANCELLED = sched.sleep, sched.CANCELLED
 local decode = json.decode
 local query_string = url.query
 
-local tracing, context -- loaded when tracing is on
+local tracing -- loaded when tracing is on
 
 local function full_url(req)
   local u = req.base_url .. req.path
@@ -86,6 +86,11 @@ local function send(p, transport, req, sp)
     -- the task was cancelled while it waited (j.timeout, a handler's
     -- timeout): unwind it, as a cancelled sleep or wait does
     if code == "cancelled" then error(CANCELLED, 0) end
+    if res and type(res.status) ~= "number" or not res and type(code) ~= "string" then
+      -- a transport of the build's that breaks its contract: a mistake in the code
+      error(format("%s: the transport returned %s, not a response { status, ... } or nil, message, code",
+        p.label, res == nil and "nil" or "a " .. type(res) .. " without a numeric status"), 0)
+    end
     local again
     if res then
       again = n < tries and retry.on_status[res.status]
@@ -108,7 +113,12 @@ local function send(p, transport, req, sp)
   if hooks then
     for i = 1, #hooks do
       local r = hooks[i](res, req)
-      if type(r) == "table" then res = r end
+      if type(r) == "table" then
+        if type(r.status) ~= "number" then
+          error(format("%s: response hook %d returned a table without a numeric status, not a response", p.label, i), 0)
+        end
+        res = r
+      end
     end
   end
   local status = res.status
@@ -156,17 +166,14 @@ local function traced(sp, p, transport, req)
     if p.port then sp:set_attribute("server.port", p.port) end
     sp:set_attribute("rpc.client.method", p.label)
   end
-  tracing.inject(context.current(), req.headers)
+  tracing.inject(nil, req.headers, sp) -- the call's span (no look-up of the current one)
   return send(p, transport, req, sp)
 end
 
 --- Run one call (see the module comment).
 function M.run(p, transport, req)
   if p.tracing and tstate.on then
-    if not tracing then
-      tracing = require "jararaca.tracing"
-      context = require "jararaca.context"
-    end
+    if not tracing then tracing = require "jararaca.tracing" end
     return tracing.start_span(p.span_name, SPAN_OPTS, traced, p, transport, req)
   end
   return send(p, transport, req, nil)

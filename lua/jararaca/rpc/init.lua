@@ -177,6 +177,13 @@ function M.build(cls, opts)
   bo.host, bo.port = bo.base_url:match("^https?://%[?([^/%]]-)%]?:(%d+)")
   if not bo.host then bo.host = bo.base_url:match("^https?://%[?([^/:%]]+)") end
   bo.port = tonumber(bo.port) or (bo.base_url:find("^https") and 443 or 80)
+  if bo.http then
+    -- a wrong pool option raises here, not at the first call (in a handler);
+    -- the pool itself is made on first use, after a pre-fork in each worker
+    local ok, hc = pcall(require("jararaca.core.http_client").new, bo.http)
+    if not ok then error(format("rpc.build(%s): http: %s", meta.name, tostring(hc)), 2) end
+    hc:close()
+  end
   local transport = transport_of(bo)
   local client = {}
   for member, route in pairs(cls) do

@@ -41,6 +41,7 @@ local KEYS = {
 for _, t in pairs(KEYS) do for k in pairs(SHARED) do t[k] = true end end
 
 local HEADER_NAME = "^[%w!#$%%&'*+%-%.^_`|~]+$"
+M.HEADER_NAME = HEADER_NAME
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
 M.IDEMPOTENT = IDEMPOTENT
 
@@ -146,7 +147,8 @@ local function retry(v)
   codes = codes or d.on_error
   if type(codes) ~= "table" then fail("retry.on_error: expected a list of codes, got %s", show(codes)) end
   r.on_error = {}
-  for _, c in ipairs(codes) do
+  for k, c in pairs(codes) do
+    if type(k) ~= "number" then fail("retry.on_error: expected a list of codes, got the key %s", show(k)) end
     if not RETRY_CODES[c] then
       fail("retry.on_error: %s is not a transport failure code (expected %s)", show(c), list_text(RETRY_CODES))
     end
@@ -205,8 +207,7 @@ local function build(kind, given)
   local o = {}
   o.headers, o.header_args = headers(given.headers, kind == "route")
   o.timeout = positive(given.timeout, "timeout")
-  o.retry = retry(given.retry)
-  if kind ~= "route" and given.retry == false then o.retry = nil end
+  o.retry = retry(given.retry) -- false stays: no retries, whatever the levels above say
   if given.success ~= nil then o.success = status_set(given.success, "success") end
   o.middlewares = functions(given.middlewares, "middlewares", "functions(request)")
   o.response_hooks = functions(given.response_hooks, "response_hooks", "functions(response, request)")
@@ -232,6 +233,9 @@ local function build(kind, given)
     if given.raw ~= nil and type(given.raw) ~= "boolean" then fail("raw: expected a boolean, got %s", show(given.raw)) end
     if given.raw and given.response then fail("raw: a raw route returns the response as is: drop response") end
     o.raw = given.raw == true
+    if given.description ~= nil and type(given.description) ~= "string" then
+      fail("description: expected a string, got %s", show(given.description))
+    end
     o.description = given.description
   elseif kind == "build" then
     local b = given.base_url

@@ -23,6 +23,7 @@ local type, pairs, ipairs, error, tostring, next, format =
 local concat, lower = table.concat, string.lower
 local text_of, segment = url.text, url.segment
 local validate_fields, describe_errors = schema.validate_fields, schema.describe_errors
+local HEADER_NAME = options.HEADER_NAME
 
 local DEFAULT_TIMEOUT = 30 -- seconds per try (the original's JARARACA_HTTP_RPC_DEFAULT_TIMEOUT)
 local EMPTY = {}
@@ -80,6 +81,7 @@ function M.compile(member, route, meta, bo)
     span_name = route.method .. " " .. template,
     base_url = bo.base_url, host = bo.host, port = bo.port,
     parts = split_template(template, params),
+    static_path = #params == 0 and template or nil, -- no parameter: the path as is
     param_by_name = {},
     query = ro.query,
     header_consts = merge_headers(bo.headers, co.headers, ro.headers),
@@ -127,6 +129,11 @@ end
 ---------------------------------------------------------------------------
 -- A call's request
 ---------------------------------------------------------------------------
+
+-- Scratch lists a call fills and drops (request() never yields): the
+-- segments of its path, and its errors (handed to the caller, and replaced,
+-- only when there are some).
+local SEGS, ERRS = {}, {}
 
 local PATH = { from_string = false, loc_prefix = "path" }
 local QUERY = { from_string = false, loc_prefix = "query" }
@@ -200,15 +207,17 @@ function M.request(p, args, copts, level)
         or tostring(k), p.allowed_text), level + 1)
     end
   end
-  local errs = {}
+  local errs = ERRS
+  if errs[1] ~= nil then errs = {}; ERRS = errs end -- (a call that raised half way)
   -- path
   local schemas, typed, failed = p.param_schemas, EMPTY, false
   if schemas then
     local v, _, _, e = validate_fields(schemas, args, PATH)
     if v then typed = v else add_all(errs, e); failed = true end
   end
-  local parts, segs = p.parts, {}
-  for i = 1, #parts do
+  local parts, path = p.parts, p.static_path
+  local segs = SEGS
+  for i = 1, path and 0 or #parts do
     local part = parts[i]
     if type(part) == "string" then
       segs[i] = part
@@ -262,13 +271,20 @@ function M.request(p, args, copts, level)
   end
   -- body
   local body, ctype = body_of(p, args.body, errs)
-  if #errs > 0 then
+  if errs[1] ~= nil then
+    ERRS = {}
     return nil, p.label .. ": invalid arguments: " .. describe_errors(errs), "invalid", errs
   end
   if ctype and headers["content-type"] == nil then headers["content-type"] = ctype end
   local timeout = p.timeout
   if copts ~= nil then
     if type(copts) ~= "table" then error(p.label .. "(args, opts): opts must be a table", level + 1) end
+    for k in pairs(copts) do
+      if k ~= "timeout" and k ~= "headers" then
+        error(format("%s(args, opts): unknown option %s (expected headers, timeout)", p.label,
+          type(k) == "string" and format("%q", k) or tostring(k)), level + 1)
+      end
+    end
     if copts.timeout ~= nil then
       if type(copts.timeout) ~= "number" or copts.timeout ~= copts.timeout or copts.timeout <= 0 then
         error(p.label .. "(args, opts): opts.timeout must be a positive number", level + 1)
@@ -277,11 +293,18 @@ function M.request(p, args, copts, level)
     end
     if copts.headers ~= nil then
       if type(copts.headers) ~= "table" then error(p.label .. "(args, opts): opts.headers must be a table", level + 1) end
-      for k, v in pairs(copts.headers) do headers[lower(tostring(k))] = tostring(v) end
+      for k, v in pairs(copts.headers) do
+        local text = text_of(v)
+        if type(k) ~= "string" or not k:find(HEADER_NAME) or text == nil or text:find("[\r\n%z]") then
+          error(format("%s(args, opts): opts.headers[%s]: expected a header name and a string or number without CR, LF or NUL",
+            p.label, type(k) == "string" and format("%q", k) or tostring(k)), level + 1)
+        end
+        headers[lower(k)] = text
+      end
     end
   end
   return {
-    method = p.method, base_url = p.base_url, path = concat(segs), query = query, headers = headers,
+    method = p.method, base_url = p.base_url, path = path or concat(segs, "", 1, #parts), query = query, headers = headers,
     body = body, timeout = timeout, route = p.template, name = p.label, args = args,
   }
 end
