@@ -108,11 +108,15 @@ local Runtime = {}
 Runtime.__index = Runtime
 
 --- Build the container and enter the interceptors' lifecycles (in order).
---- kind: "http" | "worker" | "scheduler" | "test". Raises on startup errors.
-function M.start(app, kind)
+--- kind: "http" | "worker" | "scheduler" | "test". opts.otlp = false: no
+--- OTLP export whatever the app and OTEL_* say (jararaca.testing). Raises
+--- on startup errors.
+function M.start(app, kind, opts)
   require("jararaca.tracing").configure(app.tracing)
   -- OTLP export (per process: this runs after the fork); off without an endpoint
-  if kind == "http" or kind == "worker" or kind == "scheduler" then require("jararaca.otlp").start(app, kind) end
+  if (kind == "http" or kind == "worker" or kind == "scheduler") and not (opts and opts.otlp == false) then
+    require("jararaca.otlp").start(app, kind)
+  end
   local container = di.Container.new(app.providers or {})
   local ctx = context.new("startup", container, { app = app, app_kind = kind })
   context.bind(ctx)

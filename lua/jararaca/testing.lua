@@ -95,8 +95,14 @@ local Client = {}
 Client.__index = Client
 
 --- Start the app in-process: container, interceptors' startup, routes.
--- app: a Microservice or the path of an app file. Raises on startup errors.
-function M.client(app)
+-- app: a Microservice or the path of an app file. opts.otlp = true: export
+-- over OTLP as the server would (Microservice.otlp, OTEL_*); without it a
+-- test run exports nothing (not to a collector the developer's shell
+-- happens to name). Raises on startup errors.
+function M.client(app, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("testing.client(app, opts): opts must be a table, got " .. type(opts), 2)
+  end
   if type(app) == "string" then
     local loaded, err = runtime.load_app(app)
     if not loaded then error(err, 2) end
@@ -105,7 +111,7 @@ function M.client(app)
     error("testing.client(app): app must be a Microservice or an app file path", 2)
   end
   -- startup runs in its own task so its context does not leak into the spec
-  local ok, rt = sched.spawn(runtime.start, app, "http"):wait()
+  local ok, rt = sched.spawn(runtime.start, app, "http", { otlp = opts ~= nil and opts.otlp == true }):wait()
   if not ok then error(rt, 0) end
   -- a bad route: stop what startup started (databases, interceptors) first
   local bok, tbl = pcall(server.build_routes, rt)

@@ -184,6 +184,42 @@ describe("OTLP export across server, worker and scheduler", function()
   end)
 end)
 
+describe("OTLP metrics of a worker without an admin port", function()
+  it("counts its deliveries from its start, not from its first push (here: the one at its stop)", function()
+    local env = env_for(rcv.endpoint, { JARARACA_BUS_URL = "sqlite:///" .. dir .. "/wm.db",
+      OTEL_METRIC_EXPORT_INTERVAL = "600000" })
+    local msrv = server.start(APP, { "--worker-timeout", "0" }, env)
+    local w = bus.start_worker(APP, dir .. "/wm.log", nil, env)
+    local ok, err = pcall(function()
+      local res = assert(client.request(msrv.port, "POST", "/chain", {}))
+      assert.equal(202, res.status, res.body)
+      local trace = res.headers.traceparent:match("^00%-(%x+)%-")
+      -- hop two's span: both deliveries were handled (and acked: the span ends first)
+      local inner = rcv:wait_for("traces", function(items)
+        return find(items, function(s) return s.traceId == trace and s.name == "inner" end)
+      end, 20)
+      local instance = inner.resource["service.instance.id"]
+      assert(w.proc:kill("SIGTERM"))
+      assert.equal(0, w.proc:wait(20))
+      w = nil
+      rcv:wait_for("metrics", function(items)
+        for _, m in ipairs(items) do
+          if m.name == "jararaca_bus_messages_processed_total" and m.resource["service.instance.id"] == instance then
+            local acked = 0
+            for _, p in ipairs(m.sum.dataPoints) do
+              if p.attrs.outcome == "ack" then acked = acked + tonumber(p.asInt) end
+            end
+            if acked == 2 then return true end
+          end
+        end
+      end, 20)
+    end)
+    if w then w.proc:kill("SIGKILL"); w.proc:wait(5) end
+    msrv:stop()
+    assert(ok, err)
+  end)
+end)
+
 describe("OTLP export on RabbitMQ", function()
   local rabbitmq = require "spec.support.rabbitmq"
   local run = require "spec.support.run"

@@ -14,12 +14,33 @@ local msched = require "jararaca.metrics.schedule"
 local worker = require "jararaca.bus.worker"
 local db = require "jararaca.db"
 local sched = require "jararaca.sched"
+local csched = require "jararaca.core.sched"
 local wait = require "spec.support.wait"
 local bus_support = require "spec.support.bus"
 local sample = require("spec.support.metrics").value
 
 -- The built-ins' text (this process's: no other workers here).
 local function scrape() return workers.scrape() end
+
+-- A gate a task waits at until open() (an event, not a polled flag).
+local function gate()
+  local g = { opened = false }
+  function g.wait()
+    if g.opened then return end
+    g.waiter = { csched.current() }
+    while not g.opened do
+      local ok, _, code = csched.wait()
+      if not ok and code == "cancelled" then error(sched.CANCELLED, 0) end
+    end
+  end
+  function g.open()
+    g.opened = true
+    local w = g.waiter
+    g.waiter = nil
+    if w then csched.wake(w[1], w[2]) end
+  end
+  return g
+end
 
 describe("registry collectors", function()
   it("run before each render and may set series from elsewhere", function()
@@ -72,7 +93,7 @@ describe("built-in bus metrics", function()
   setup(function() builtin.enable() end)
 
   it("count sent by topic, settled by handler and outcome, failures, time and in-flight", function()
-    local gate = false
+    local hold = gate()
     local app = bus_support.start_app(function(url)
       local W = j.MessageBusController { name = "W" }
       W.okay = j.IncomingHandler("mb.ok.#", function() end)
@@ -86,7 +107,7 @@ describe("built-in bus metrics", function()
       W.rejects = j.IncomingHandler("mb.reject.#", function(_, msg) msg:reject("no") end)
       W.raises = j.IncomingHandler("mb.raise.#", { max_retries = 1, backoff = { initial = 0.001, jitter = 0 } },
         function() error("on purpose") end)
-      W.holds = j.IncomingHandler("mb.hold.#", function() while not gate do sched.sleep(0.005) end end)
+      W.holds = j.IncomingHandler("mb.hold.#", function() hold.wait() end)
       return j.Microservice { name = "mb", controllers = { W }, bus = { url = url } }
     end)
     local ok, err = pcall(function()
@@ -113,14 +134,14 @@ describe("built-in bus metrics", function()
       assert.is_nil(sample(body, 'jararaca_bus_handler_failures_total{handler="okay"}'))
       assert.equal(2, sample(body, 'jararaca_bus_handler_duration_seconds_count{handler="okay"}'))
       assert.equal(0, sample(body, 'jararaca_bus_messages_in_flight{handler="okay"}'))
-      gate = true
+      hold.open()
       wait.until_true(function()
         return v('jararaca_bus_messages_processed_total{handler="holds",outcome="ack"}') == 1
       end, "the held one settled")
       assert.equal(0, v('jararaca_bus_messages_in_flight{handler="holds"}'))
       w:stop(5)
     end)
-    gate = true
+    hold.open()
     app.stop()
     assert(ok, err)
   end)
@@ -143,12 +164,12 @@ describe("built-in SQLite metrics", function()
       assert.equal(1, v('jararaca_db_statements_total{database="mdb-unit"}'))
       assert.equal(1, v('jararaca_db_commit_batch_size_count{database="mdb-unit"}'))
       -- a holder keeps the writer while three more queue: they commit as one group
-      local go, holding = false, false
+      local go, holding = gate(), false
       local holder = sched.spawn(function()
         local tx = d:begin("write")
         assert(tx:execute("INSERT INTO t VALUES (0)"))
         holding = true
-        while not go do sched.sleep(0.001) end
+        go.wait()
         return tx:commit()
       end)
       wait.until_true(function() return holding end, "the holder wrote")
@@ -161,7 +182,7 @@ describe("built-in SQLite metrics", function()
         end)
       end
       wait.until_true(function() return d:stats().writer.waiting == 3 end, "the members queued")
-      go = true
+      go.open()
       assert(holder:wait(5))
       for i = 1, 3 do assert(members[i]:wait(5)) end
       local body = scrape()

@@ -7,7 +7,8 @@
 -- route is the route's template (/tasks/{id}), never the raw path (one
 -- series per route, however many ids are asked for); requests no route
 -- matched count as route="unmatched". WebSocket routes are not counted
--- here (their transaction is the connection: a later step).
+-- here (their transaction is the connection): jararaca.metrics.ws reads
+-- the C core's connection and message counters at scrape time.
 --
 -- Why a wrapper around the dispatch entry and not code inside it: the
 -- metrics stay out of the request path when they are off (the entry is

@@ -90,6 +90,10 @@ function M.start(app, kind)
     require("jararaca.tracing").set_sink(require("jararaca.otlp.traces").sink(e))
   end
   if signal_on(cfg, "logs") then log.set_sink(require("jararaca.otlp.logs").sink(e)) end
+  -- the built-in families are exported: counted from now (this runs before
+  -- the bus and the scheduler start), not from the first push, an interval
+  -- later (a worker without an admin port turns them on nowhere else)
+  if signal_on(cfg, "metrics") then require("jararaca.metrics.builtin").enable() end
   local interval = signal_on(cfg, "metrics") and cfg.metrics.interval_ms and cfg.metrics.interval_ms / 1000 or 60
   st.task = sched.spawn(tick, st, interval)
   return e
