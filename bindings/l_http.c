@@ -39,6 +39,7 @@
 #include "l_router.h"
 #include "log.h"
 #include "scheduler.h"
+#include "trace_ctx.h"
 #include "vm.h"
 
 static char k_req_mt, k_srv_mt;
@@ -58,10 +59,17 @@ typedef struct {
     uint32_t gen;
 } req_ud;
 
+/* A request's root span kept in C (h:trace_begin): until Lua asks for it
+ * (h:trace_take), the answer echoes its traceparent (req_respond) and the
+ * OTLP exporter encodes it from here (e:push_http_span). */
+enum { TRACE_NONE = 0, TRACE_KEPT, TRACE_TAKEN };
+
 typedef struct {
     jr_http_req *req; /* NULL when free */
     uint32_t gen;
     uint32_t next_free;
+    unsigned char trace_state;
+    jr_trace_ctx trace;
 } req_slot;
 
 #define NO_SLOT UINT32_MAX
@@ -71,12 +79,14 @@ static uint32_t g_nslots, g_free_slot = NO_SLOT;
 static uint32_t slot_take(jr_http_req *req)
 {
     if (g_free_slot == NO_SLOT) {
+        if (g_nslots > (1u << 24)) return NO_SLOT; /* (16M requests in flight: a bound, not a limit) */
         uint32_t n = g_nslots ? g_nslots * 2 : 64;
         req_slot *grown = realloc(g_slots, n * sizeof *grown);
         if (!grown) return NO_SLOT;
         for (uint32_t i = n; i-- > g_nslots;) {
             grown[i].req = NULL;
             grown[i].gen = 0;
+            grown[i].trace_state = TRACE_NONE;
             grown[i].next_free = g_free_slot;
             g_free_slot = i;
         }
@@ -93,6 +103,7 @@ static void slot_put(uint32_t i)
 {
     g_slots[i].req = NULL;
     g_slots[i].gen++;
+    g_slots[i].trace_state = TRACE_NONE; /* (a free slot keeps no span) */
     g_slots[i].next_free = g_free_slot;
     g_free_slot = i;
 }
@@ -122,20 +133,39 @@ jr_http_req *jr_l_http_req(lua_State *L, int idx)
 
 /* The request of the value at idx when it is a live request handle, else
  * NULL (never raises: the OTLP encoder reads a span's handle with it). */
+static const void *g_req_mt; /* the request metatable (anchored in the registry: its address is stable) */
+
 jr_http_req *jr_l_http_req_opt(lua_State *L, int idx)
 {
     req_ud *u = lua_touserdata(L, idx);
     if (!u || !lua_getmetatable(L, idx)) return NULL;
-    lua_pushlightuserdata(L, &k_req_mt);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    int same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
+    int same = lua_topointer(L, -1) == g_req_mt;
+    lua_pop(L, 1);
     if (!same || u->slot >= g_nslots) return NULL;
     req_slot *s = &g_slots[u->slot];
     return s->gen == u->gen ? s->req : NULL;
 }
 
 static jr_http_req *handle_req(lua_State *L) { return jr_l_http_req(L, 1); }
+
+/* The slot of the live request handle at idx (raises when idx is not a
+ * request handle), or NULL when its task has ended. */
+static req_slot *live_slot(lua_State *L, int idx)
+{
+    req_ud *u = jr_checkudata(L, idx, &k_req_mt, "http request");
+    req_slot *sl = &g_slots[u->slot];
+    return sl->gen == u->gen && sl->req ? sl : NULL;
+}
+
+const jr_trace_ctx *jr_l_http_kept_trace(lua_State *L, int idx, jr_http_req **req)
+{
+    req_ud *u = lua_touserdata(L, idx);
+    if (!jr_l_http_req_opt(L, idx)) return NULL;
+    req_slot *sl = &g_slots[u->slot];
+    if (sl->trace_state != TRACE_KEPT) return NULL;
+    *req = sl->req;
+    return &sl->trace;
+}
 
 static jr_http_req *check_req(lua_State *L)
 {
@@ -315,6 +345,110 @@ static int req_headers(lua_State *L)
 
 
 
+/* h:trace_begin(sample, trust_inbound, method) -> true when the request's
+ * root span is kept in C (see req_slot), false when Lua must make it: the
+ * request's method is not `method` (the one its route's span is named
+ * after), or it carries a tracestate or baggage (their validation and
+ * propagation are Lua's), or a valid traceparent from an untrusted caller
+ * (the new trace links the remote one). The rules are jararaca.tracing's
+ * start_root with w3c.extract (core/trace_ctx.h). */
+static int req_trace_begin(lua_State *L)
+{
+    req_slot *sl = live_slot(L, 1);
+    double p = luaL_checknumber(L, 2);
+    int trust = lua_toboolean(L, 3);
+    size_t ml, rml;
+    const char *method = luaL_checklstring(L, 4, &ml);
+    if (!sl) return luaL_error(L, "this request is over: its task has ended");
+    jr_http_req *req = sl->req;
+    const char *rm = jr_http_req_method(req, &rml);
+    if (rml != ml || memcmp(rm, method, ml) != 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    jr_trace_ctx *t = &sl->trace;
+    const char *tp = NULL;
+    size_t tpl = 0, n = jr_http_req_header_count(req);
+    int tps = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name, *val;
+        size_t nl, vl;
+        jr_http_req_header_at(req, i, &name, &nl, &val, &vl);
+        if (nl == 11 && strncasecmp(name, "traceparent", 11) == 0) {
+            tp = val;
+            tpl = vl;
+            tps++;
+        } else if ((nl == 10 && strncasecmp(name, "tracestate", 10) == 0) ||
+                   (nl == 7 && strncasecmp(name, "baggage", 7) == 0)) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+    }
+    int sampled = 0;
+    /* (repeated traceparent fields are joined by Lua's reading, which no
+     * longer parses: no remote parent, as here) */
+    t->has_parent = tps == 1 && jr_traceparent_parse(tp, tpl, t->trace_id, t->parent_id, &sampled) == 0;
+    if (t->has_parent && !trust) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (t->has_parent) {
+        t->sampled = (unsigned char)sampled;
+    } else {
+        jr_trace_random_id(t->trace_id, 16);
+        t->sampled = (unsigned char)jr_trace_sample(p);
+    }
+    jr_trace_random_id(t->span_id, 8);
+    t->start_us = jr_trace_now_us();
+    sl->trace_state = TRACE_KEPT;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void push_word(lua_State *L, const unsigned char *b)
+{
+    uint32_t w = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    lua_pushnumber(L, (lua_Number)(int32_t)w); /* signed, as bit.tobit makes them */
+}
+
+/* h:trace_take() -> t1, t2, t3, t4, s1, s2 (the ids as signed 32-bit
+ * words, jararaca.tracing.span's), parent_id (hex) | nil, sampled,
+ * start_us; nothing when the span is not kept in C (or the request is
+ * over). From then on Lua has the span: the answer does not echo it. */
+static int req_trace_take(lua_State *L)
+{
+    req_slot *sl = live_slot(L, 1);
+    if (!sl || sl->trace_state != TRACE_KEPT) return 0;
+    jr_trace_ctx *t = &sl->trace;
+    sl->trace_state = TRACE_TAKEN;
+    for (int i = 0; i < 4; i++) push_word(L, t->trace_id + 4 * i);
+    push_word(L, t->span_id);
+    push_word(L, t->span_id + 4);
+    if (t->has_parent) {
+        static const char digits[] = "0123456789abcdef";
+        char hex[16];
+        for (int i = 0; i < 8; i++) {
+            hex[2 * i] = digits[t->parent_id[i] >> 4];
+            hex[2 * i + 1] = digits[t->parent_id[i] & 15];
+        }
+        lua_pushlstring(L, hex, 16);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_pushboolean(L, t->sampled);
+    lua_pushnumber(L, (lua_Number)t->start_us);
+    return 9;
+}
+
+/* http.trace_seed(): seed the root spans' ids (after a fork: each worker
+ * its own sequence; jararaca.tracing.configure calls it). */
+static int l_trace_seed(lua_State *L)
+{
+    (void)L;
+    jr_trace_seed();
+    return 0;
+}
+
 /* h:span_attributes(t, websocket): the request's server-span attributes
  * (core/http_attrs.h) set into table t; returns t. */
 static void set_attr(void *ud, const char *k, size_t kl, const char *v, size_t vl)
@@ -487,7 +621,7 @@ static int req_respond(lua_State *L)
         }
         body = lua_tolstring(L, 3, &blen);
     }
-    jr_http_header hs[MAX_RESP_HEADERS];
+    jr_http_header hs[MAX_RESP_HEADERS + 1]; /* (+1: the echoed traceparent) */
     size_t nh = 0;
     if (!lua_isnil(L, 4)) {
         size_t ctl;
@@ -545,6 +679,19 @@ static int req_respond(lua_State *L)
                 nh--;
                 break;
             }
+    /* A root span kept in C is echoed as `traceparent`, unless the app sent
+     * its own (jararaca.tracing's echo does the same for a Lua span). */
+    char tp[JR_TRACEPARENT_LEN];
+    req_slot *sl = live_slot(L, 1);
+    if (sl && sl->trace_state == TRACE_KEPT) {
+        int own = 0;
+        for (size_t i = 0; i < nh && !own; i++)
+            own = hs[i].nlen == 11 && strncasecmp(hs[i].name, "traceparent", 11) == 0;
+        if (!own) {
+            jr_traceparent_format(tp, sl->trace.trace_id, sl->trace.span_id, sl->trace.sampled);
+            hs[nh++] = (jr_http_header){"traceparent", 11, tp, JR_TRACEPARENT_LEN};
+        }
+    }
     int rc = jr_http_respond(req, status, hs, nh, body, blen);
     if (rc == JR_HTTP_OK) {
         lua_pushboolean(L, 1);
@@ -872,15 +1019,21 @@ int jr_open_http(lua_State *L)
         {"remote", req_remote},   {"alive", req_alive},           {"version_minor", req_version_minor},
         {"is_upgrade", req_is_upgrade}, {"start_ms", req_start_ms}, {"respond", req_respond},
         {"method", req_method},   {"path", req_path},             {"query", req_query},
-        {"span_attributes", req_span_attributes}, {NULL, NULL}};
+        {"span_attributes", req_span_attributes}, {"trace_begin", req_trace_begin},
+        {"trace_take", req_trace_take}, {NULL, NULL}};
     static const luaL_Reg srv_methods[] = {
         {"port", srv_port}, {"stats", srv_stats}, {"shutdown", srv_shutdown},
         {"close", srv_close}, {NULL, NULL}};
     jr_newmetatable(L, &k_req_mt, "http request", req_methods, NULL);
+    lua_pushlightuserdata(L, &k_req_mt);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    g_req_mt = lua_topointer(L, -1);
+    lua_pop(L, 1);
     jr_newmetatable(L, &k_srv_mt, "http server", srv_methods, srv_gc);
     static const luaL_Reg fns[] = {{"set_handler", l_set_handler}, {"listen", l_listen},
                                    {"parse_query", l_parse_query}, {"url_decode", l_url_decode},
-                                   {"status_text", l_status_text}, {NULL, NULL}};
+                                   {"status_text", l_status_text}, {"trace_seed", l_trace_seed},
+                                   {NULL, NULL}};
     lua_createtable(L, 0, 8);
     luaL_register(L, NULL, fns);
     return 1;

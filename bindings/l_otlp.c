@@ -13,6 +13,11 @@
  *   e:push_span(sp) -> the same for a span table (jararaca.tracing's), encoded
  *     straight into the traces queue (no Lua string made), or nil, message,
  *     "invalid" when it cannot be encoded (jararaca.core.otlp_encode's span).
+ *   e:push_http_span(h, status, name, attrs, websocket, params) -> the root
+ *     span of the HTTP request h when it is kept in C (h:trace_begin), encoded
+ *     from the request: true | false (not kept in C) | nil, msg, "full" |
+ *     "nomem". attrs: the route's template attributes, encoded
+ *     (otlp_encode.span_attributes).
  *   e:send_now() -> true     -- start exporting what is queued, do not wait
  *   e:flush(timeout_s) -> true | nil, msg, "timeout"   (blocks: shutdown and tests only)
  *   e:stats(signal) -> { queued, exported, dropped, failed, retries, batches,
@@ -23,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "l_http.h"
 #include "l_otlp_encode.h"
 #include "otlp.h"
 #include "vm.h"
@@ -195,6 +201,39 @@ static int l_push_span(lua_State *L)
     return jr_push_fail(L, "queue full", "full");
 }
 
+/* e:push_http_span(h, status, name, attrs, websocket, params): the root
+ * span of request h when it is kept in C (h:trace_begin) and sampled,
+ * encoded straight from the request into the traces queue. true | false
+ * (not kept in C: nothing done) | nil, msg, "full" | "nomem". */
+static int l_push_http_span(lua_State *L)
+{
+    otlp_ud *u = check_open(L);
+    int status = (int)luaL_checkinteger(L, 3);
+    luaL_checktype(L, 4, LUA_TSTRING);
+    luaL_checktype(L, 5, LUA_TSTRING);
+    jr_http_req *req = NULL;
+    const jr_trace_ctx *t = jr_l_http_kept_trace(L, 2, &req);
+    if (!t) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (!t->sampled) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    size_t len;
+    const char *d = jr_l_otlp_encode_http_span(L, t, req, 4, 7, status, &len);
+    if (!d) return jr_push_fail(L, "out of memory", "nomem");
+    int rc = jr_otlp_push(u->o, JR_OTLP_TRACES, d, len);
+    jr_l_otlp_encode_done();
+    if (rc == JR_OTLP_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (rc == JR_OTLP_EINVAL) return luaL_error(L, "otlp exporter: traces export is not enabled");
+    return jr_push_fail(L, "queue full", "full");
+}
+
 static int timeout_ms_arg(lua_State *L, int idx, double dflt)
 {
     double s = luaL_optnumber(L, idx, dflt);
@@ -273,7 +312,7 @@ static int l_gc(lua_State *L)
 
 int jr_open_otlp(lua_State *L)
 {
-    static const luaL_Reg methods[] = {{"push", l_push}, {"push_span", l_push_span},   {"send_now", l_send_now}, {"flush", l_flush},
+    static const luaL_Reg methods[] = {{"push", l_push}, {"push_span", l_push_span}, {"push_http_span", l_push_http_span},   {"send_now", l_send_now}, {"flush", l_flush},
                                        {"stats", l_stats}, {"close", l_close},       {NULL, NULL}};
     jr_newmetatable(L, &k_otlp_mt, "otlp exporter", methods, l_gc);
     lua_createtable(L, 0, 1);

@@ -268,12 +268,31 @@ static void attributes(lua_State *L, int idx, const char *k, uint32_t field)
 static void http_kv(void *ud, const char *k, size_t kl, const char *v, size_t vl)
 {
     (void)ud;
-    size_t kv = jr_pb_begin(&out, SPAN_ATTRS);
+    /* KeyValue { key = k, value = AnyValue { string_value = v } }: with
+     * short strings every length is one varint byte, written in one go */
+    size_t any = 2 + vl, kv = 2 + kl + 2 + any;
+    if (kl < 128 && any < 128 && kv < 128 && jr_buf_reserve(&out, kv + 2) == 0) {
+        unsigned char *p = (unsigned char *)out.data + out.len;
+        *p++ = (unsigned char)(SPAN_ATTRS << 3 | JR_PB_LEN);
+        *p++ = (unsigned char)kv;
+        *p++ = (unsigned char)(KV_KEY << 3 | JR_PB_LEN);
+        *p++ = (unsigned char)kl;
+        memcpy(p, k, kl);
+        p += kl;
+        *p++ = (unsigned char)(KV_VALUE << 3 | JR_PB_LEN);
+        *p++ = (unsigned char)any;
+        *p++ = (unsigned char)(ANY_STRING << 3 | JR_PB_LEN);
+        *p++ = (unsigned char)vl;
+        memcpy(p, v, vl);
+        out.len += kv + 2;
+        return;
+    }
+    size_t m = jr_pb_begin(&out, SPAN_ATTRS);
     jr_pb_string(&out, KV_KEY, k, kl);
     size_t av = jr_pb_begin(&out, KV_VALUE);
     jr_pb_string(&out, ANY_STRING, v, vl);
     jr_pb_end(&out, av);
-    jr_pb_end(&out, kv);
+    jr_pb_end(&out, m);
 }
 
 static void http_attributes(lua_State *L, int hp)
@@ -456,6 +475,57 @@ const char *jr_l_otlp_encode_span(lua_State *L, int idx, size_t *len, const char
 
 void jr_l_otlp_encode_done(void) { jr_buf_recycle(&out, KEEP_BUF_MAX); }
 
+/* The root span of an HTTP request kept in C (bindings/l_http.c): ids,
+ * start and parent from t, the request's attributes from req, the rest
+ * from Lua at stack index args: name, attrs (the route template's
+ * attributes as encoded KeyValues, enc.span_attributes), websocket, then at
+ * params the path parameters (or nil); and the answer's status. Ends now. */
+const char *jr_l_otlp_encode_http_span(lua_State *L, const jr_trace_ctx *t, jr_http_req *req, int args, int params,
+                                       int status, size_t *len)
+{
+    static const char param_prefix[] = "http.request.path_param.", st_key[] = "http.response.status_code";
+    int top = lua_gettop(L);
+    begin();
+    jr_pb_bytes(&out, SPAN_TRACE_ID, t->trace_id, 16);
+    jr_pb_bytes(&out, SPAN_SPAN_ID, t->span_id, 8);
+    if (t->has_parent) jr_pb_bytes(&out, SPAN_PARENT, t->parent_id, 8);
+    size_t n;
+    const char *name = lua_tolstring(L, args, &n);
+    jr_pb_string(&out, SPAN_NAME, name ? name : "", name ? n : 0);
+    jr_pb_uint(&out, SPAN_KIND, 2); /* server */
+    jr_pb_fixed64(&out, SPAN_START, t->start_us * 1000u);
+    jr_pb_fixed64(&out, SPAN_END, jr_trace_now_us() * 1000u);
+    const char *attrs = lua_tolstring(L, args + 1, &n);
+    if (attrs) jr_buf_append(&out, attrs, n);
+    if (jr_http_req_span_attrs(req, lua_toboolean(L, args + 2), http_kv, NULL) != 0) out.failed = 1;
+    if (lua_type(L, params) == LUA_TTABLE)
+        table_attributes(L, params, SPAN_ATTRS, param_prefix, sizeof param_prefix - 1);
+    lua_pushinteger(L, status);
+    key_value(L, SPAN_ATTRS, NULL, 0, st_key, sizeof st_key - 1, lua_gettop(L));
+    lua_settop(L, top);
+    if (status >= 500) { /* Status { code = error } */
+        size_t m = jr_pb_begin(&out, SPAN_STATUS);
+        jr_pb_uint(&out, STATUS_CODE, 2);
+        jr_pb_end(&out, m);
+    }
+    if (out.failed) {
+        jr_buf_recycle(&out, 0);
+        return NULL;
+    }
+    *len = out.len;
+    return out.data ? out.data : "";
+}
+
+/* enc.span_attributes(t) -> the table's attributes encoded as a Span's
+ * repeated KeyValue (what jr_l_otlp_encode_http_span copies in as is). */
+static int l_span_attributes(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    begin();
+    table_attributes(L, 1, SPAN_ATTRS, NULL, 0);
+    return result(L);
+}
+
 /* -------- LogRecord -------- */
 
 static int l_log_record(lua_State *L)
@@ -600,7 +670,7 @@ static int l_metric(lua_State *L)
 
 int jr_open_otlp_encode(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {{"span", l_span},         {"log_record", l_log_record},
+    static const luaL_Reg funcs[] = {{"span", l_span}, {"span_attributes", l_span_attributes},         {"log_record", l_log_record},
                                      {"resource", l_resource}, {"metric", l_metric},
                                      {NULL, NULL}};
     lua_newtable(L);

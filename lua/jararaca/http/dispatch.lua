@@ -152,12 +152,11 @@ local function tracing()
   return tracer
 end
 
-local function send_span(h, req, sp, st, b, ct, hd)
+-- holder: the request's context (or the request) when tracing is on: its
+-- root span ends with the answer (jararaca.tracing.answer), else nil.
+local function send_span(h, req, holder, st, b, ct, hd)
   local ws = rawget(req, "_ws")
-  if sp then
-    if not ws then hd = tracing().echo(sp, hd) end
-    tracing().end_http(sp, ws and 101 or st)
-  end
+  if holder then hd = tracing().answer(holder, h, ws, st, hd) end
   if ws then return ws_socket().finish(ws, true) end -- (a no-op after ws_failed)
   local ok, msg, code = h:respond(st, b, ct, hd)
   if ok or code ~= "invalid" then return st end -- "closed": the client is gone
@@ -165,7 +164,7 @@ local function send_span(h, req, sp, st, b, ct, hd)
 end
 
 local function send(h, req, st, b, ct, hd)
-  return send_span(h, req, tracing_state.on and rawget(current() or req, "_span"), st, b, ct, hd)
+  return send_span(h, req, tracing_state.on and (current() or req), st, b, ct, hd)
 end
 
 -- After the interceptor chain: an exit that suppressed the error leaves no
@@ -249,12 +248,15 @@ local function make_entry(rt, tbl)
       end
       local route = routes[id]
       local req = new_request(h, params)
+      if tracing_state.on then
+        -- (the context has a slot for its root span: set, it does not grow)
+        local ctx = setmetatable({ request = req, _staged = false, _span = nil }, route.ctx_mt)
+        bind(ctx)
+        tracing().start_http(ctx, req, route)
+        return send_span(h, req, ctx, run_route(route, req, ctx))
+      end
       local ctx = setmetatable({ request = req, _staged = false }, route.ctx_mt)
       bind(ctx) -- the trampoline unbinds when the task ends
-      if tracing_state.on then
-        local sp = tracing().start_http(ctx, req, route)
-        return send_span(h, req, sp, run_route(route, req, ctx))
-      end
       if has_chain or route.websocket then return send(h, req, run_route(route, req, ctx)) end
       -- run_route, finish and send inlined: a few calls and vararg passes
       -- less per request on the path every plain route takes

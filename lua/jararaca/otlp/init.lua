@@ -87,7 +87,7 @@ function M.start(app, kind)
   local st = { cfg = cfg, exporter = e, start_us = now_us(), seen = {}, kind = kind }
   current = st
   if want_spans and signal_on(cfg, "traces") then
-    require("jararaca.tracing").set_sink(require("jararaca.otlp.traces").sink(e))
+    require("jararaca.tracing").set_sink(require("jararaca.otlp.traces").sink(e), e)
   end
   if signal_on(cfg, "logs") then log.set_sink(require("jararaca.otlp.logs").sink(e)) end
   -- the built-in families are exported: counted from now (this runs before

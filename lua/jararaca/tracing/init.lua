@@ -46,6 +46,9 @@ M.NOOP = NOOP
 
 local cfg = { sample = 1.0, trust_inbound = true }
 local sink -- fn(span): every finished sampled span, at its end (jararaca.otlp)
+-- the OTLP exporter behind sink (jararaca.core.otlp): with it and no Lua
+-- exporter, an HTTP request's root span stays in C until Lua asks for it
+local otlp_e
 
 local FIELDS = { enabled = true, sample = true, trust_inbound = true, exporter = true, batch_size = true }
 
@@ -108,16 +111,18 @@ function M.configure(t)
   if not ok then error("Microservice.tracing: " .. err, 2) end
   local bsink, bflush = sink_for(t)
   cfg = { sample = t.sample or 1.0, trust_inbound = t.trust_inbound ~= false, sink = bsink, flush = bflush }
-  sink = nil -- (exporter = "otlp": jararaca.otlp sets it, after this)
+  sink, otlp_e = nil, nil -- (exporter = "otlp": jararaca.otlp sets them, after this)
   spanmod.seed() -- (per process: runtime.start runs after the fork)
+  require("jararaca.core.http").trace_seed() -- (the ids of root spans kept in C)
   state.on = true
 end
 
 function M.enabled() return state.on end
 
 --- Hand every finished sampled span to fn(span) at its end, besides the
---- exporter (nil: none). jararaca.otlp's hook; fn must not raise.
-function M.set_sink(fn) sink = fn end
+--- exporter (nil: none). jararaca.otlp's hook; fn must not raise. e: the
+--- OTLP exporter fn pushes to (it takes the root spans kept in C).
+function M.set_sink(fn, e) sink, otlp_e = fn, fn and e end
 
 --- Hand the buffered finished spans to the exporter: true | nil, message, "error".
 function M.flush()
@@ -308,6 +313,8 @@ local function route_info(route, method)
   local r = per_route[route]
   if r and r.method == method then return r end
   r = {
+    _virtual = true, -- (r is ctx._span of a request whose root span C keeps: jararaca.tracing.state)
+    attrs = false, -- (the template encoded for OTLP, made on first use)
     method = method, template = route_template(route, method), websocket = route.websocket and true or false,
     name = route.websocket and ("WebSocket " .. tostring(route.path)) or (tostring(method) .. " " .. tostring(route.path)),
   }
@@ -392,14 +399,48 @@ lazy_attributes = function(sp)
 end
 spanmod.set_lazy_attributes(lazy_attributes)
 
+-- The root span of a request C kept (h:trace_begin) as a Lua span, when
+-- Lua first asks for it (state.current): ids, parent and start from C, the
+-- attributes lazy as start_http's below. Nil when the request is over.
+local function materialize(ctx, r)
+  local req = rawget(ctx, "request")
+  local h = req and rawget(req, "_h")
+  local ok, t1, t2, t3, t4, s1, s2, parent, sampled, start_us = pcall(h.trace_take, h)
+  if not ok or t1 == nil then return nil end
+  local sp = spanmod.from_words(r.name, "server", t1, t2, t3, t4, s1, s2, parent, sampled, start_us)
+  if sampled then sp._http = { h, rawget(req, "params"), r, false } end
+  rawset(ctx, "_span", sp)
+  return sp
+end
+state.materialize = materialize
+
+local encode_attributes
+local function otlp_attributes(r)
+  if not encode_attributes then encode_attributes = require("jararaca.core.otlp_encode").span_attributes end
+  r.attrs = encode_attributes(r.template)
+  return r.attrs
+end
+
 --- The root span of an HTTP request or WebSocket connection. A request of
 --- the C server (a userdata handle) gets a span whose attributes are read
 --- from the request only when asked for (lazy_attributes; an OTLP export
 --- writes them from the request in C); its trace context is read with
---- h:header, not a table of all headers.
+--- h:header, not a table of all headers. With OTLP export and no Lua
+--- exporter, the C server keeps the span itself (h:trace_begin: no Lua
+--- table or string per request) until Lua asks for it: ctx._span is then
+--- the route's info (`_virtual`) and this returns it.
 function M.start_http(ctx, req, route)
   local h = req._h
-  local r = route_info(route, h:method())
+  -- (the route's info as last made: C checks the request has its method,
+  -- which saves making the method's string per request)
+  local r = per_route[route]
+  if r and otlp_e and not cfg.sink and not r.websocket and type(h) == "userdata"
+    and h:trace_begin(cfg.sample, cfg.trust_inbound, r.method) then
+    if not r.attrs then otlp_attributes(r) end
+    ctx._span = r
+    return r
+  end
+  r = route_info(route, h:method())
   if type(h) == "userdata" then
     local sp = M.start_root(ctx, r.name, "server", h.header, h, cfg.trust_inbound, false)
     if sp.sampled then sp._http = { h, rawget(req, "params"), r, false } end
@@ -411,6 +452,23 @@ function M.start_http(ctx, req, route)
   local attrs = sp.attributes
   if attrs then pcall(http_attributes, attrs, req, h, headers, route.websocket) end
   return sp
+end
+
+--- The answer of an HTTP request or WebSocket handshake (ws: its socket)
+--- with status st and headers hd, in the root span of holder (the request's
+--- context, or the request): the span ends; returns the headers to answer
+--- with (hd, or a copy with `traceparent`; a span C kept is echoed by C).
+function M.answer(holder, h, ws, st, hd)
+  local sp = rawget(holder, "_span")
+  if sp == nil then return hd end
+  if rawget(sp, "_virtual") then
+    local req = rawget(holder, "request") or holder
+    otlp_e:push_http_span(h, st, sp.name, sp.attrs, sp.websocket, rawget(req, "params"))
+    return hd
+  end
+  if not ws then hd = M.echo(sp, hd) end
+  M.end_http(sp, ws and 101 or st)
+  return hd
 end
 
 -- The headers of an answer without headers of its own: one table reused

@@ -11,13 +11,22 @@ local running = coroutine.running
 local active = setmetatable({}, { __mode = "k" })
 M.active = active
 
+-- An HTTP request whose root span the C server keeps (jararaca.tracing's
+-- start_http) has, as ctx._span, its route's info with `_virtual` set; the
+-- first read makes the Lua span (M.materialize, set by jararaca.tracing).
+M.materialize = nil
+
 --- The current span: the one start_span made active in this coroutine,
 --- else the transaction's root span (ctx._span), else nil.
 function M.current(ctx)
   local co = running()
   local sp = active[co or active] -- (the main chunk: key `active`)
   if sp then return sp end
-  if ctx then return rawget(ctx, "_span") end
+  if ctx then
+    sp = rawget(ctx, "_span")
+    if sp and rawget(sp, "_virtual") then return M.materialize(ctx, sp) end
+    return sp
+  end
   return nil
 end
 

@@ -1,0 +1,31 @@
+-- An app for spec/integration/trace_root_spec.lua: tracing on, exported over
+-- OTLP (OTEL_EXPORTER_OTLP_ENDPOINT: the test receiver), so the C server
+-- keeps a request's root span until Lua asks for it.
+--   GET /plain/{id}   touches no span (the span stays in C)
+--   GET /touch/{id}   sets an attribute on the current span (Lua takes it
+--                     over mid-request) and answers its ids
+--   GET /boom         raises: a 500
+--   GET /own          answers with a traceparent header of its own
+-- TRACE_SAMPLE: the sampling probability (default 1.0).
+local j = require "jararaca"
+
+local T = j.RestController("", { name = "TraceRoot" })
+
+T.plain = j.Get("/plain/{id}", function(_, req) return { id = req.params.id } end)
+
+T.touch = j.Get("/touch/{id}", function(_, req)
+  local sp = j.current_span()
+  sp:set_attribute("touched", true)
+  return { id = req.params.id, trace_id = sp.trace_id, span_id = sp.span_id }
+end)
+
+T.boom = j.Get("/boom", function() error("boom") end)
+
+local OWN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+T.own = j.Get("/own", function() return { ok = true }, 200, { traceparent = OWN } end)
+
+return j.Microservice {
+  name = "traceroot",
+  controllers = { T },
+  tracing = { sample = tonumber(os.getenv("TRACE_SAMPLE") or "1.0") },
+}
