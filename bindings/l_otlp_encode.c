@@ -500,9 +500,13 @@ const char *jr_l_otlp_encode_http_span(lua_State *L, const jr_trace_ctx *t, jr_h
     if (jr_http_req_span_attrs(req, lua_toboolean(L, args + 2), http_kv, NULL) != 0) out.failed = 1;
     if (lua_type(L, params) == LUA_TTABLE)
         table_attributes(L, params, SPAN_ATTRS, param_prefix, sizeof param_prefix - 1);
-    lua_pushinteger(L, status);
-    key_value(L, SPAN_ATTRS, NULL, 0, st_key, sizeof st_key - 1, lua_gettop(L));
     lua_settop(L, top);
+    size_t kv = jr_pb_begin(&out, SPAN_ATTRS); /* http.response.status_code = status (an int) */
+    jr_pb_string(&out, KV_KEY, st_key, sizeof st_key - 1);
+    size_t av = jr_pb_begin(&out, KV_VALUE);
+    jr_pb_int64(&out, ANY_INT, status);
+    jr_pb_end(&out, av);
+    jr_pb_end(&out, kv);
     if (status >= 500) { /* Status { code = error } */
         size_t m = jr_pb_begin(&out, SPAN_STATUS);
         jr_pb_uint(&out, STATUS_CODE, 2);

@@ -9,9 +9,12 @@
 #define HEADER_PREFIX "http.request.header."
 #define PREFIX_LEN (sizeof HEADER_PREFIX - 1)
 
-static void emit_str(jr_http_attr_fn fn, void *ud, const char *k, const char *v, size_t vl)
+/* (k a string literal: its length known at compile time) */
+#define emit_str(fn, ud, k, v, vl) emit((fn), (ud), k, sizeof k - 1, (v), (vl))
+
+static void emit(jr_http_attr_fn fn, void *ud, const char *k, size_t kl, const char *v, size_t vl)
 {
-    fn(ud, k, strlen(k), v ? v : "", v ? vl : 0);
+    fn(ud, k, kl, v ? v : "", v ? vl : 0);
 }
 
 int jr_http_attr_redacted(const char *n, size_t len)

@@ -15,6 +15,9 @@
 #         test receiver (spec/support/otlp_receiver.js, node, on this machine:
 #         it decodes every request and keeps counts); skipped with a note
 #         when the tree has no OTLP exporter. MODES="off drop" to choose.
+#   otlpc the same export to a second receiver that only counts requests and
+#         bytes (OTLP_RECEIVER_DISCARD=count): a collector elsewhere, whose
+#         decoding does not take this machine's two cores from the server
 # Prints RESULT lines and a table: median req/s and server CPU µs per
 # request per mode, and the differences the issue's targets are about
 # (off vs base <= 2 %, drop/otlp vs off <= 15 % fewer req/s).
@@ -44,15 +47,16 @@ if n != 1 or "bind(ctx) -- the trampoline" not in new:
 open(p, "w").write(new)
 PY
 
-MODES=${MODES:-base off drop otlp}
+MODES=${MODES:-base off drop otlp otlpc}
 RECV_PID=
-cleanup() { [ -n "$RECV_PID" ] && kill "$RECV_PID" 2>/dev/null || true; }
+RECV2_PID=
+cleanup() { for p in $RECV_PID $RECV2_PID; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 if [[ " $MODES " == *" otlp "* ]]; then
   RECV=$ROOT/spec/support/otlp_receiver.js
   if [ ! -f "$RECV" ] || [ ! -f "$ROOT/lua/jararaca/otlp/traces.lua" ]; then
     echo "note: no OTLP exporter or receiver in this tree: otlp mode skipped" >&2
-    MODES=${MODES/otlp/}
+    MODES=${MODES/otlpc/}; MODES=${MODES/otlp/}
   else
     # the test receiver decodes every request and keeps only counts
     # (OTLP_RECEIVER_DISCARD); it prints "port <n>" once listening
@@ -61,6 +65,11 @@ if [[ " $MODES " == *" otlp "* ]]; then
     for i in $(seq 1 100); do grep -q '^port ' "$WORK/receiver.log" && break; sleep 0.05; done
     RPORT=$(awk '/^port /{print $2; exit}' "$WORK/receiver.log")
     [ -n "$RPORT" ] || { echo "the OTLP receiver did not start: $(cat "$WORK/receiver.log")" >&2; exit 1; }
+    OTLP_RECEIVER_DISCARD=count node "$RECV" > "$WORK/receiver2.log" 2>&1 &
+    RECV2_PID=$!
+    for i in $(seq 1 100); do grep -q '^port ' "$WORK/receiver2.log" && break; sleep 0.05; done
+    RPORT2=$(awk '/^port /{print $2; exit}' "$WORK/receiver2.log")
+    [ -n "$RPORT2" ] || { echo "the counting OTLP receiver did not start: $(cat "$WORK/receiver2.log")" >&2; exit 1; }
   fi
 fi
 
@@ -70,6 +79,8 @@ run_mode() { # MODE ROUND
   # otlp: traces only (metrics and logs export off), to the receiver
   [ "$mode" = otlp ] && env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$RPORT" OTEL_METRICS_EXPORTER=none
     OTEL_LOGS_EXPORTER=none)
+  [ "$mode" = otlpc ] && env=(env JR_BENCH_TRACING=otlp OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$RPORT2"
+    OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none)
   "$A/http_custom.sh" "tracing-$mode" $PORT "${env[@]}" "$BIN" server "$APP" --host 127.0.0.1 --port $PORT \
     --log-level warn | sed "s/^/round=$2 /" | tee -a "$OUT"
 }
@@ -82,6 +93,7 @@ done
 uptime | sed 's/^/load after: /' | tee -a "$OUT"
 if [ -n "$RECV_PID" ]; then
   curl -s "http://127.0.0.1:$RPORT/received?signal=traces" | sed 's/^/otlp receiver: /' | tee -a "$OUT"; echo
+  curl -s "http://127.0.0.1:$RPORT2/received?signal=traces" | sed 's/^/counting receiver: /' | tee -a "$OUT"; echo
 fi
 
 python3 - "$OUT" <<'PY'
@@ -96,7 +108,7 @@ for line in open(sys.argv[1]):
 med = {m: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for m, v in rows.items()}
 print("\n| mode | req/s per round | median req/s | CPU µs/req per round | median CPU µs/req | other CPU % |")
 print("|---|---|---|---|---|---|")
-for m in ("base", "off", "drop", "otlp"):
+for m in ("base", "off", "drop", "otlp", "otlpc"):
     if m not in rows: continue
     v = rows[m]
     print(f"| {m} | {' / '.join(f'{r[0]:.0f}' for r in v)} | {med[m][0]:.0f} | "
@@ -110,5 +122,6 @@ print()
 diff("off", "base", 2)
 diff("drop", "off", 15)
 diff("otlp", "off", 15)
+diff("otlpc", "off", 15)
 PY
 echo "raw results: $OUT" >&2

@@ -15,6 +15,7 @@
 //   POST /decode/<Span|LogRecord|Resource|Metric>  (bytes) -> that one message as JSON
 //   POST /reset                    -> forget everything received
 // OTLP_RECEIVER_DISCARD=1 (benchmarks): decode, count the items, keep nothing
+// OTLP_RECEIVER_DISCARD=count (benchmarks): count requests and bytes only
 //   (GET /received then answers { requests, attempts, count, items: [] }).
 'use strict';
 const http = require('http');
@@ -82,7 +83,11 @@ const ITEMS = {
   logs: ['resourceLogs', 'scopeLogs', 'logRecords'],
 };
 
-const DISCARD = process.env.OTLP_RECEIVER_DISCARD === '1';
+const DISCARD = process.env.OTLP_RECEIVER_DISCARD === '1' || process.env.OTLP_RECEIVER_DISCARD === 'count';
+// 'count' (benchmarks, a collector's cost left out): not even decoded, only
+// requests and bytes counted
+const COUNT_ONLY = process.env.OTLP_RECEIVER_DISCARD === 'count';
+const bytes = { traces: 0, metrics: 0, logs: 0 };
 const received = { traces: [], metrics: [], logs: [] };
 const counts = { traces: 0, metrics: 0, logs: 0 };
 const gzipped = { traces: 0, metrics: 0, logs: 0 };
@@ -130,6 +135,11 @@ const server = http.createServer((rq, res) => {
           return send(res, 415, 'expected application/x-protobuf');
         }
         const type = REQUESTS[signal];
+        bytes[signal] += body.length;
+        if (COUNT_ONLY) {
+          res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 });
+          return res.end();
+        }
         if (rq.headers['content-encoding'] === 'gzip') {
           body = zlib.gunzipSync(body);
           gzipped[signal]++;
@@ -145,7 +155,7 @@ const server = http.createServer((rq, res) => {
         const s = url.searchParams.get('signal');
         if (!received[s]) return send(res, 400, 'signal: traces | metrics | logs');
         return send(res, 200, { requests: received[s].length, attempts: attempts[s], count: counts[s], gzipped: gzipped[s],
-          items: flatten(s) });
+          bytes: bytes[s], items: flatten(s) });
       }
       if (rq.method === 'POST' && url.pathname === '/fault') {
         fault = { status: Number(url.searchParams.get('status') || 503), count: Number(url.searchParams.get('count') || 1) };
@@ -157,7 +167,7 @@ const server = http.createServer((rq, res) => {
         return send(res, 200, toJson(type, type.decode(body)));
       }
       if (rq.method === 'POST' && url.pathname === '/reset') {
-        for (const k of Object.keys(received)) { received[k] = []; attempts[k] = 0; counts[k] = 0; gzipped[k] = 0; }
+        for (const k of Object.keys(received)) { received[k] = []; attempts[k] = 0; counts[k] = 0; gzipped[k] = 0; bytes[k] = 0; }
         fault = { status: 0, count: 0 };
         return send(res, 200, {});
       }
