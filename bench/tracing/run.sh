@@ -91,7 +91,10 @@ for r in $(seq 1 "$ROUNDS"); do
   for m in $MODES; do run_mode "$m" "$r"; done
 done
 uptime | sed 's/^/load after: /' | tee -a "$OUT"
+# the receivers' own CPU (they share the two cores with the server and wrk)
+cpu_s() { awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 if [ -n "$RECV_PID" ]; then
+  echo "otlp receiver CPU: $(cpu_s "$RECV_PID") s; counting receiver CPU: $(cpu_s "$RECV2_PID") s" | tee -a "$OUT"
   curl -s "http://127.0.0.1:$RPORT/received?signal=traces" | sed 's/^/otlp receiver: /' | tee -a "$OUT"; echo
   curl -s "http://127.0.0.1:$RPORT2/received?signal=traces" | sed 's/^/counting receiver: /' | tee -a "$OUT"; echo
 fi
