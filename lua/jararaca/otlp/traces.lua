@@ -10,7 +10,9 @@ local M = {}
 --- (a hand-made bad id) or does not fit the full queue is dropped: the
 --- exporter counts what it drops, the request goes on.
 function M.sink(e)
-  return function(sp) e:push_span(sp) end
+  local push_span = e.push_span
+  -- (pcall: an exporter closed meanwhile, at shutdown, raises; a sink must not)
+  return function(sp) pcall(push_span, e, sp) end
 end
 
 return M

@@ -463,7 +463,10 @@ function M.answer(holder, h, ws, st, hd)
   if sp == nil then return hd end
   if rawget(sp, "_virtual") then
     local req = rawget(holder, "request") or holder
-    otlp_e:push_http_span(h, st, sp.name, sp.attrs, sp.websocket, rawget(req, "params"))
+    -- (never raises into the answer: an exporter stopped meanwhile, at
+    -- shutdown, loses the span, not the answer)
+    local e = otlp_e
+    if e then pcall(e.push_http_span, e, h, st, sp.name, sp.attrs, sp.websocket, rawget(req, "params")) end
     return hd
   end
   if not ws then hd = M.echo(sp, hd) end
