@@ -175,10 +175,10 @@ end
 --- until Lua asked for it, jararaca.tracing's materialize): the words as
 --- M.new keeps them, parent_id hex or nil, started at start_us. A sampled
 --- span gets no attribute table (false: see set_lazy_attributes).
-function M.from_words(name, kind, t1, t2, t3, t4, s1, s2, parent_id, sampled, start_us)
+function M.from_words(name, kind, t1, t2, t3, t4, w1, w2, parent_id, sampled, start_us)
   return setmetatable({
     name = name, kind = kind, start_us = start_us, end_us = nil, sampled = sampled,
-    attributes = nil, _http = nil, _s1 = s1, _s2 = s2, _t1 = t1, _t2 = t2, _t3 = t3, _t4 = t4,
+    attributes = nil, _http = nil, _s1 = w1, _s2 = w2, _t1 = t1, _t2 = t2, _t3 = t3, _t4 = t4,
     trace_id = nil, span_id = nil, parent_id = parent_id,
   }, MT)
 end
