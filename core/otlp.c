@@ -207,8 +207,8 @@ static void export_batch(jr_otlp *o, sig *s, size_t n)
                         (r.status == 0 || r.status == 429 || r.status == 502 || r.status == 503 || r.status == 504);
         if (!retryable) break;
         uint64_t wait;
-        if (r.retry_after_s >= 0) {
-            wait = (uint64_t)r.retry_after_s * 1000u;
+        if (r.retry_after_ms >= 0) {
+            wait = (uint64_t)r.retry_after_ms;
         } else {
             uint64_t b = (uint64_t)BACKOFF_START_MS << (attempts - 1 < 5 ? attempts - 1 : 5);
             if (b > BACKOFF_CAP_MS) b = BACKOFF_CAP_MS;

@@ -22,7 +22,8 @@
  *
  * Delivery: 2xx = exported. 429, 502, 503, 504, connection errors and
  * timeouts are retried with exponential backoff and jitter (200 ms
- * doubling, capped at 5 s; a Retry-After in seconds is honoured) until the
+ * doubling, capped at 5 s; a Retry-After, in seconds or as an HTTP-date,
+ * is honoured: core/retry_after.h) until the
  * batch has used export_timeout_ms; then it is dropped and counted failed.
  * Any other status fails the batch at once. A TLS certificate that does not
  * verify (unknown CA, wrong host name) fails at once too: retrying cannot

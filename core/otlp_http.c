@@ -18,10 +18,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "otlp_int.h"
+#include "retry_after.h"
 
 uint64_t jr_otlp_now_ms(void) { return uv_hrtime() / 1000000u; }
 
@@ -325,8 +327,9 @@ typedef struct {
     jr_otlp_result *r;
     char field[16];
     size_t flen; /* > sizeof field: a long name we do not care about */
-    char value[16];
+    char value[40]; /* the longest value read: an IMF-fixdate (29) */
     size_t vlen;
+    int vcut; /* the value was longer than value: not one we read */
     char body[120];
     size_t blen;
     int done;
@@ -343,7 +346,13 @@ static int on_hfield(llhttp_t *p, const char *at, size_t len)
 static int on_hvalue(llhttp_t *p, const char *at, size_t len)
 {
     answer *a = p->data;
-    for (size_t i = 0; i < len && a->vlen < sizeof a->value - 1; i++) a->value[a->vlen++] = at[i];
+    for (size_t i = 0; i < len; i++) {
+        if (a->vlen == sizeof a->value) {
+            a->vcut = 1;
+            break;
+        }
+        a->value[a->vlen++] = at[i];
+    }
     return 0;
 }
 
@@ -351,14 +360,12 @@ static int on_hvalue_complete(llhttp_t *p)
 {
     answer *a = p->data;
     if (a->flen == 11 && memcmp(a->field, "retry-after", 11) == 0) {
-        /* Seconds only: the HTTP-date form is rare from collectors, and
-         * ignoring it just means our own backoff is used. */
-        a->value[a->vlen] = '\0';
-        char *end;
-        long s = strtol(a->value, &end, 10);
-        if (end != a->value && *end == '\0' && s >= 0) a->r->retry_after_s = s > 3600 ? 3600 : (int)s;
+        double sec;
+        if (!a->vcut && jr_retry_after_parse(a->value, a->vlen, (int64_t)time(NULL), &sec) == 0)
+            a->r->retry_after_ms = sec > 3600 ? 3600000 : (int)(sec * 1000 + 0.5);
     }
     a->flen = a->vlen = 0;
+    a->vcut = 0;
     return 0;
 }
 
@@ -469,7 +476,7 @@ void jr_otlp_post(jr_otlp_conn *c, SSL_CTX *ctx, const jr_otlp_url *u, const cha
                   int timeout_ms, int wake_fd, jr_otlp_result *r)
 {
     memset(r, 0, sizeof *r);
-    r->retry_after_s = -1;
+    r->retry_after_ms = -1;
     uint64_t deadline = jr_otlp_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
     for (int attempt = 0; attempt < 2; attempt++) {
         int reused = c->fd >= 0;

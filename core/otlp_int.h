@@ -28,7 +28,7 @@ typedef struct {
 
 typedef struct {
     int status;        /* HTTP status; 0 = no answer (connection error, timeout) */
-    int retry_after_s; /* Retry-After in seconds; -1 = none */
+    int retry_after_ms; /* Retry-After (seconds or an HTTP-date), capped at 1 h; -1 = none */
     int fatal;         /* a failure retrying cannot fix (certificate did not verify) */
     int aborted;       /* the wake fd fired: the exporter is stopping */
     int connected;     /* a new connection was opened */

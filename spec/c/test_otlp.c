@@ -228,6 +228,27 @@ TEST(retry_after_beyond_the_export_timeout_gives_up)
     rig_stop(&r);
 }
 
+TEST(retry_after_as_an_http_date)
+{
+    /* A date 60 s ahead with 2 s left: given up after one attempt (our own
+     * backoff would have retried); a date in the past: retried at once. */
+    static const char *const ahead[] = {"503 retry-date=60"};
+    rig r;
+    rig_start(&r, ahead, 1, (jr_otlp_signal_config){.export_timeout_ms = 2000});
+    rig_export(&r, 0, 1);
+    check_counts(&r.st, 0, 1, 0, 503);
+    CHECK(strstr(r.st.last_error, "gave up after 1 attempts") != NULL);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1);
+    rig_stop(&r);
+
+    static const char *const past[] = {"503 retry-date=-60", "200"};
+    rig_start(&r, past, 2, as_is);
+    rig_export(&r, 0, 1);
+    check_counts(&r.st, 1, 0, 1, 200);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 2), 2);
+    rig_stop(&r);
+}
+
 TEST(status_400_fails_without_retry)
 {
     static const char *const script[] = {"400 span has no trace id"};
@@ -575,6 +596,7 @@ int main(void)
     RUN(schedule_delay_sends_a_partial_batch);
     RUN(retries_503_then_exports_once);
     RUN(retry_after_beyond_the_export_timeout_gives_up);
+    RUN(retry_after_as_an_http_date);
     RUN(status_400_fails_without_retry);
     RUN(hanging_collector_times_out_retries_then_fails);
     RUN(refused_connection_is_retried_then_fails);

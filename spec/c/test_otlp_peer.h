@@ -4,6 +4,7 @@
  * It records every request and answers from a script:
  *   "200" / "503" / "400 bad span" / "503 retry-after=60"  an answer (the text after
  *                                                           the code is the body)
+ *   "503 retry-date=60"  Retry-After as the IMF-fixdate 60 s from now (-60: past)
  *   "hang"    read the request, never answer (the peer waits for the close)
  *   "close"   answer 200 keep-alive, then close the connection at once
  *   "eof"     answer 200 with Connection: close and a body that runs to the close
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PEER_MAX 64
@@ -105,6 +107,14 @@ static void peer_answer(peer_conn *c, const char *how)
     const char *ra = strstr(how, "retry-after=");
     if (ra) {
         snprintf(extra, sizeof extra, "Retry-After: %d\r\n", atoi(ra + 12));
+        body = "";
+    }
+    const char *rd = strstr(how, "retry-date=");
+    if (rd) {
+        time_t at = time(NULL) + atoi(rd + 11);
+        struct tm tm;
+        gmtime_r(&at, &tm);
+        strftime(extra, sizeof extra, "Retry-After: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm); /* C locale */
         body = "";
     }
     char out[512];
