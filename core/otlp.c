@@ -62,6 +62,8 @@ struct jr_otlp {
 };
 
 static const char *const signal_names[JR_OTLP_NSIGNALS] = {"traces", "metrics", "logs"};
+/* what each signal's partial_success.rejected_<items> counts */
+static const char *const item_units[JR_OTLP_NSIGNALS] = {"spans", "data points", "log records"};
 
 /* ---- protobuf: the envelope is all length-delimited fields ---- */
 
@@ -177,6 +179,7 @@ static void export_batch(jr_otlp *o, sig *s, size_t n)
     uint64_t start = jr_otlp_now_ms(), deadline = start + (uint64_t)s->cfg.export_timeout_ms;
     int ok = 0, attempts = 0;
     char why[256] = "";
+    int64_t rejected = 0; /* what a 2xx said it rejected (partial success) */
     if (encode_request(o, s, n) != 0) {
         snprintf(why, sizeof why, "out of memory encoding a batch of %zu", n);
         uv_mutex_lock(&o->mu);
@@ -198,6 +201,10 @@ static void export_batch(jr_otlp *o, sig *s, size_t n)
         s->st.last_status = r.status;
         if (r.status >= 200 && r.status <= 299) {
             ok = 1;
+            rejected = r.rejected;
+            if (rejected > 0)
+                snprintf(why, sizeof why, "the collector rejected %lld %s of a batch of %zu: %.150s", (long long)rejected,
+                         item_units[s - o->s], n, r.partial_msg[0] ? r.partial_msg : "(no message)");
             break;
         }
         snprintf(why, sizeof why, "%s", r.err);
@@ -231,7 +238,17 @@ static void export_batch(jr_otlp *o, sig *s, size_t n)
     if (!ok && why[0] == '\0') snprintf(why, sizeof why, "export timeout after %d attempts", attempts);
 out:
     if (ok) {
-        s->st.exported += n;
+        /* Spans and log records are our items: the rejected ones move from
+         * exported to failed. A metric's collector counts data points, not
+         * our Metric items: those are in rejected only. */
+        size_t lost = 0;
+        if (rejected > 0) {
+            s->st.rejected += (uint64_t)rejected;
+            if (s - o->s != JR_OTLP_METRICS) lost = (uint64_t)rejected < n ? (size_t)rejected : n;
+            snprintf(s->st.last_error, sizeof s->st.last_error, "%s", why);
+        }
+        s->st.exported += n - lost;
+        s->st.failed += lost;
         s->st.batches++;
     } else {
         s->st.failed += n;

@@ -20,7 +20,11 @@
  * (the field numbers are the same for the three signals in
  * opentelemetry-proto).
  *
- * Delivery: 2xx = exported. 429, 502, 503, 504, connection errors and
+ * Delivery: 2xx = exported, but for what its body's partial_success
+ * (Export*ServiceResponse field 1) says was rejected: rejected spans and log
+ * records are counted failed (and in rejected), rejected metric data points
+ * in rejected only (our items are Metrics, not points); the error_message
+ * goes to last_error. 429, 502, 503, 504, connection errors and
  * timeouts are retried with exponential backoff and jitter (200 ms
  * doubling, capped at 5 s; a Retry-After, in seconds or as an HTTP-date,
  * is honoured: core/retry_after.h) until the
@@ -93,7 +97,10 @@ struct jr_otlp_stats {
     uint64_t queued;   /* items waiting now */
     uint64_t exported; /* items the collector accepted */
     uint64_t dropped;  /* items refused because the queue was full */
-    uint64_t failed;   /* items given up (non-retryable answer, or out of time) */
+    uint64_t failed;   /* items given up (non-retryable answer, or out of time, or
+                          spans / log records a 2xx's partial_success rejected) */
+    uint64_t rejected; /* what 2xx partial_success answers rejected, in the
+                          collector's unit: spans, metric data points, log records */
     uint64_t retries;  /* POST attempts that were retried */
     uint64_t batches;  /* batches exported */
     uint64_t connects; /* connections opened */

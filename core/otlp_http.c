@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "otlp_int.h"
+#include "pb.h"
 #include "retry_after.h"
 
 uint64_t jr_otlp_now_ms(void) { return uv_hrtime() / 1000000u; }
@@ -332,6 +333,9 @@ typedef struct {
     int vcut; /* the value was longer than value: not one we read */
     char body[120];
     size_t blen;
+    char raw[2048]; /* the body as it came: a 2xx's partial_success is read from it */
+    size_t rawlen;
+    int rawcut;     /* the body was longer than raw: not read */
     int done;
 } answer;
 
@@ -372,6 +376,8 @@ static int on_hvalue_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     answer *a = p->data;
+    if (len > sizeof a->raw - a->rawlen) a->rawcut = 1;
+    else memcpy(a->raw + a->rawlen, at, len), a->rawlen += len;
     for (size_t i = 0; i < len && a->blen < sizeof a->body - 1; i++) {
         unsigned char ch = (unsigned char)at[i];
         /* The body may be a protobuf Status: keep its readable runs only. */
@@ -384,11 +390,43 @@ static int on_complete(llhttp_t *p)
 {
     answer *a = p->data;
     if (p->status_code < 200) { /* an interim 1xx: the answer follows */
-        a->blen = 0;
+        a->blen = a->rawlen = 0;
+        a->rawcut = 0;
         return 0;
     }
     a->done = 1;
     return HPE_PAUSED; /* bytes after the answer are not ours */
+}
+
+/* A 2xx body: Export{Trace,Metrics,Logs}ServiceResponse { partial_success(1)
+ * { rejected_<items>(1): int64, error_message(2): string } } (the same
+ * numbers for the three signals in opentelemetry-proto's
+ * collector/<signal>/v1/<signal>_service.proto). A body that does not
+ * decode (a collector answering JSON, or nothing) is a full success. */
+static void read_partial_success(const answer *a, jr_otlp_result *r)
+{
+    if (a->rawcut || a->rawlen == 0) return;
+    jr_pb_reader top = {(const unsigned char *)a->raw, (const unsigned char *)a->raw + a->rawlen};
+    jr_pb_field f, g;
+    int k;
+    int64_t rejected = 0;
+    const unsigned char *msg = NULL;
+    size_t msglen = 0;
+    while ((k = jr_pb_next(&top, &f)) == 1) {
+        if (f.num != 1 || f.wire != JR_PB_LEN) continue;
+        jr_pb_reader ps = {f.data, f.data + f.len};
+        while ((k = jr_pb_next(&ps, &g)) == 1) {
+            if (g.num == 1 && g.wire == JR_PB_VARINT) rejected = (int64_t)g.v;
+            else if (g.num == 2 && g.wire == JR_PB_LEN) msg = g.data, msglen = g.len;
+        }
+        if (k < 0) return;
+    }
+    if (k < 0) return;
+    r->rejected = rejected > 0 ? rejected : 0;
+    size_t n = 0;
+    for (size_t i = 0; i < msglen && n < sizeof r->partial_msg - 1; i++)
+        r->partial_msg[n++] = msg[i] >= ' ' && msg[i] < 0x7f ? (char)msg[i] : ' ';
+    r->partial_msg[n] = '\0';
 }
 
 /* Reads the answer. 0 with r->status set, or -1 with r->err. got_bytes
@@ -466,6 +504,8 @@ static int read_answer(jr_otlp_conn *c, const jr_otlp_url *u, uint64_t deadline,
         a.body[a.blen] = '\0';
         snprintf(r->err, sizeof r->err, "HTTP %d from %s%s%s", r->status, u->authority, a.blen ? ": " : "",
                  a.body);
+    } else {
+        read_partial_success(&a, r);
     }
     if (!llhttp_should_keep_alive(&p)) jr_otlp_conn_close(c);
     else c->requests++;

@@ -33,6 +33,9 @@ typedef struct {
     int aborted;       /* the wake fd fired: the exporter is stopping */
     int connected;     /* a new connection was opened */
     char err[200];     /* what went wrong (status != 2xx) */
+    /* A 2xx's Export*ServiceResponse.partial_success (0 / "": none). */
+    int64_t rejected;  /* rejected_spans / _data_points / _log_records */
+    char partial_msg[200]; /* its error_message (printable bytes only) */
 } jr_otlp_result;
 
 /* Sends req (a whole HTTP/1.1 request) on c, opening it first if needed,

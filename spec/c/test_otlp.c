@@ -249,6 +249,63 @@ TEST(retry_after_as_an_http_date)
     rig_stop(&r);
 }
 
+TEST(partial_success_counts_the_rejected_items)
+{
+    /* 5 spans, the collector keeps 3: 3 exported, 2 failed and rejected,
+     * its message in last_error; then a warning only (rejected 0 with a
+     * message) is a full success. */
+    static const char *const script[] = {"partial=2:two spans had no trace id", "partial=0:use gzip"};
+    rig r;
+    rig_start(&r, script, 2, as_is);
+    rig_export(&r, 0, 5);
+    check_counts(&r.st, 3, 2, 0, 200);
+    CHECK_EQ_INT(r.st.rejected, 2);
+    CHECK_EQ_INT(r.st.batches, 1);
+    CHECK(strstr(r.st.last_error, "rejected 2 spans of a batch of 5: two spans had no trace id") != NULL);
+    rig_export(&r, 5, 1);
+    check_counts(&r.st, 4, 2, 0, 200);
+    CHECK_EQ_INT(r.st.rejected, 2);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 2), 2);
+    rig_stop(&r);
+
+    /* A collector claiming more than the batch held: failed stops at the batch. */
+    static const char *const more[] = {"partial=9:"};
+    rig_start(&r, more, 1, as_is);
+    rig_export(&r, 0, 2);
+    check_counts(&r.st, 0, 2, 0, 200);
+    CHECK_EQ_INT(r.st.rejected, 9);
+    CHECK(strstr(r.st.last_error, "(no message)") != NULL);
+    rig_stop(&r);
+}
+
+TEST(partial_success_of_metrics_counts_data_points_apart)
+{
+    /* The collector counts rejected data points: the batch's Metric items
+     * stay exported, the points are in rejected. */
+    static const char *const script[] = {"partial=4:points out of order"};
+    peer p;
+    CHECK(peer_start(&p, script, 1, NULL) == 0);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/metrics", p.port);
+    jr_otlp_config c = test_config("http://unused:1/");
+    c.signal[JR_OTLP_TRACES].enabled = 0;
+    c.signal[JR_OTLP_METRICS].enabled = 1;
+    c.signal[JR_OTLP_METRICS].url = url;
+    char err[256];
+    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
+    CHECK(o != NULL);
+    CHECK_EQ_INT(jr_otlp_push(o, JR_OTLP_METRICS, "metric-a", 8), JR_OTLP_OK);
+    CHECK_EQ_INT(jr_otlp_push(o, JR_OTLP_METRICS, "metric-b", 8), JR_OTLP_OK);
+    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
+    struct jr_otlp_stats st;
+    jr_otlp_stats(o, JR_OTLP_METRICS, &st);
+    check_counts(&st, 2, 0, 0, 200);
+    CHECK_EQ_INT(st.rejected, 4);
+    CHECK(strstr(st.last_error, "rejected 4 data points of a batch of 2: points out of order") != NULL);
+    jr_otlp_free(o, 1000);
+    peer_stop(&p);
+}
+
 TEST(status_400_fails_without_retry)
 {
     static const char *const script[] = {"400 span has no trace id"};
@@ -597,6 +654,8 @@ int main(void)
     RUN(retries_503_then_exports_once);
     RUN(retry_after_beyond_the_export_timeout_gives_up);
     RUN(retry_after_as_an_http_date);
+    RUN(partial_success_counts_the_rejected_items);
+    RUN(partial_success_of_metrics_counts_data_points_apart);
     RUN(status_400_fails_without_retry);
     RUN(hanging_collector_times_out_retries_then_fails);
     RUN(refused_connection_is_retried_then_fails);
