@@ -36,8 +36,10 @@
  *
  * Connections: one per signal, HTTP/1.1 keep-alive, reused across batches;
  * a reused connection the peer closed while idle is reopened once without
- * counting a retry. Host names are resolved with getaddrinfo on the
- * exporter thread (its time is not bounded by timeout_ms).
+ * counting a retry. Host names are resolved with getaddrinfo on a helper
+ * thread the exporter waits for within timeout_ms (and that a stop cuts
+ * short): a DNS server that does not answer fails the attempt, it does not
+ * hold the exporter or its shutdown (otlp_http.c).
  *
  * Thread safety: push, flush, stats and free may be called from any thread
  * (the loop's, typically). Nothing is logged from the exporter thread

@@ -13,6 +13,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,8 +142,150 @@ int jr_otlp_url_parse(const char *url, jr_otlp_url *u, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- host lookups, bounded ----
+ * getaddrinfo takes no timeout (a DNS server that does not answer holds it
+ * for the resolver's own timeouts times attempts), so it runs on a detached
+ * thread of its own and the exporter waits for it with poll(): the
+ * attempt's deadline and the wake fd (stop) bound the wait. A lookup given
+ * up on is kept on the connection for the next attempt (one lookup at a
+ * time, however many attempts time out); abandoned at close, it finishes
+ * on its own and the last of its two owners frees it. (getaddrinfo_a would
+ * do the waiting too, but it is glibc-only; a thread is portable.) */
+
+static int wait_fd(int fd, short events, int wake_fd, uint64_t deadline);
+static int set_failure(jr_otlp_result *r, int w, const char *what, const jr_otlp_url *u);
+
+int (*jr_otlp_getaddrinfo)(const char *, const char *, const struct addrinfo *, struct addrinfo **) = getaddrinfo;
+
+struct jr_otlp_lookup {
+    pthread_mutex_t mu;
+    int refs;    /* the connection and the lookup thread */
+    int done_fd[2]; /* readable once the lookup finished */
+    char *host, *port;
+    int gai;     /* getaddrinfo's result */
+    struct addrinfo *res;
+};
+
+static void lookup_release(jr_otlp_lookup *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int last = --l->refs == 0;
+    pthread_mutex_unlock(&l->mu);
+    if (!last) return;
+    if (l->res) freeaddrinfo(l->res);
+    close(l->done_fd[0]);
+    close(l->done_fd[1]);
+    free(l->host);
+    free(l->port);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+static void *lookup_main(void *arg)
+{
+    jr_otlp_lookup *l = arg;
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int gai = jr_otlp_getaddrinfo(l->host, l->port, &hints, &res);
+    pthread_mutex_lock(&l->mu);
+    l->gai = gai;
+    l->res = gai == 0 ? res : NULL;
+    pthread_mutex_unlock(&l->mu);
+    char one = 1;
+    ssize_t k = write(l->done_fd[1], &one, 1); /* a pipe with room: does not block */
+    (void)k;
+    lookup_release(l);
+    return NULL;
+}
+
+/* A lookup of u's host on its own thread, or NULL (err filled). */
+static jr_otlp_lookup *lookup_start(const jr_otlp_url *u, char *err, size_t errlen)
+{
+    jr_otlp_lookup *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->done_fd[0] = l->done_fd[1] = -1;
+    l->host = strdup(u->host);
+    l->port = strdup(u->port);
+    int rc = ENOMEM;
+    if (!l->host || !l->port || pthread_mutex_init(&l->mu, NULL) != 0) goto fail;
+    if (pipe2(l->done_fd, O_CLOEXEC | O_NONBLOCK) != 0) {
+        rc = errno;
+        pthread_mutex_destroy(&l->mu);
+        goto fail;
+    }
+    l->refs = 2;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    sigfillset(&all);
+    rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        /* signals are for the loop's thread, never this one */
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_t t;
+        rc = pthread_create(&t, &attr, lookup_main, l);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc == 0) return l;
+    l->refs = 1;
+    lookup_release(l);
+    snprintf(err, errlen, "cannot start a host lookup: %s", strerror(rc));
+    return NULL;
+fail:
+    if (l->done_fd[0] >= 0) close(l->done_fd[0]), close(l->done_fd[1]);
+    free(l->host);
+    free(l->port);
+    free(l);
+    snprintf(err, errlen, "cannot start a host lookup: %s", strerror(rc));
+    return NULL;
+}
+
+/* Resolves u's host by the deadline: 0 and *res (the caller frees it), or
+ * -1 with r->err (timed out, stopped, or the lookup's own failure). */
+static int resolve(jr_otlp_conn *c, const jr_otlp_url *u, uint64_t deadline, int wake_fd, jr_otlp_result *r,
+                   struct addrinfo **res)
+{
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST;
+    /* an IP address needs no lookup: no thread (AI_NUMERICHOST never asks DNS) */
+    if (getaddrinfo(u->host, u->port, &hints, res) == 0) return 0;
+    if (!c->lookup) {
+        c->lookup = lookup_start(u, r->err, sizeof r->err);
+        if (!c->lookup) return -1;
+    }
+    jr_otlp_lookup *l = c->lookup;
+    int w = wait_fd(l->done_fd[0], POLLIN, wake_fd, deadline);
+    if (w != 1) {
+        set_failure(r, w, "resolving", u); /* the lookup stays for the next attempt */
+        return -1;
+    }
+    c->lookup = NULL;
+    pthread_mutex_lock(&l->mu);
+    int gai = l->gai;
+    *res = l->res;
+    l->res = NULL;
+    pthread_mutex_unlock(&l->mu);
+    lookup_release(l);
+    if (gai != 0) {
+        snprintf(r->err, sizeof r->err, "cannot resolve %s: %s", u->host, gai_strerror(gai));
+        return -1;
+    }
+    return 0;
+}
+
 void jr_otlp_conn_close(jr_otlp_conn *c)
 {
+    if (c->lookup) {
+        lookup_release(c->lookup); /* still running: it frees itself when done */
+        c->lookup = NULL;
+    }
     if (c->ssl) {
         /* No close_notify round trip: the peer may be gone, and waiting
          * on it would hold the exporter thread. */
@@ -191,14 +335,8 @@ static int set_failure(jr_otlp_result *r, int w, const char *what, const jr_otlp
 
 static int tcp_connect(jr_otlp_conn *c, const jr_otlp_url *u, uint64_t deadline, int wake_fd, jr_otlp_result *r)
 {
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int gai = getaddrinfo(u->host, u->port, &hints, &res);
-    if (gai != 0) {
-        snprintf(r->err, sizeof r->err, "cannot resolve %s: %s", u->host, gai_strerror(gai));
-        return -1;
-    }
+    struct addrinfo *res = NULL;
+    if (resolve(c, u, deadline, wake_fd, r, &res) != 0) return -1;
     int saved = 0, w = -1;
     for (struct addrinfo *a = res; a; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);

@@ -4,6 +4,7 @@
 #ifndef JR_OTLP_INT_H
 #define JR_OTLP_INT_H
 
+#include <netdb.h>
 #include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,11 +20,15 @@ typedef struct {
 int jr_otlp_url_parse(const char *url, jr_otlp_url *u, char *err, size_t errlen);
 void jr_otlp_url_free(jr_otlp_url *u);
 
+typedef struct jr_otlp_lookup jr_otlp_lookup;
+
 /* One keep-alive connection (fd -1: none open). */
 typedef struct {
     int fd;
     SSL *ssl;
-    unsigned requests; /* answered on this connection */
+    unsigned requests;      /* answered on this connection */
+    jr_otlp_lookup *lookup; /* a host lookup still running after its attempt gave up:
+                               the next attempt waits for it rather than start another */
 } jr_otlp_conn;
 
 typedef struct {
@@ -44,6 +49,11 @@ typedef struct {
 void jr_otlp_post(jr_otlp_conn *c, SSL_CTX *ctx, const jr_otlp_url *u, const char *req, size_t reqlen,
                   int timeout_ms, int wake_fd, jr_otlp_result *r);
 void jr_otlp_conn_close(jr_otlp_conn *c);
+
+/* The resolver the lookups call: getaddrinfo. A test seam (it stands in
+ * for a DNS server that does not answer); set it before jr_otlp_new. */
+extern int (*jr_otlp_getaddrinfo)(const char *host, const char *port, const struct addrinfo *hints,
+                                  struct addrinfo **res);
 
 /* Monotonic milliseconds. */
 uint64_t jr_otlp_now_ms(void);

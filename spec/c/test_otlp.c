@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdint.h>
+#include <netdb.h>
 #include <zlib.h>
 
 #include "otlp_int.h"
@@ -374,6 +375,81 @@ TEST(queue_full_drops_and_counts_free_cuts_a_hang_short)
     peer_stop(&r.p);
 }
 
+/* A DNS server that does not answer: the resolver (otlp_int.h's seam)
+ * blocks until the test lets it go. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int calls, released, returned;
+} dns = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static int stuck_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints, struct addrinfo **res)
+{
+    (void)host, (void)port, (void)hints;
+    pthread_mutex_lock(&dns.mu);
+    dns.calls++;
+    pthread_cond_broadcast(&dns.cond);
+    while (!dns.released) pthread_cond_wait(&dns.cond, &dns.mu);
+    dns.returned++;
+    pthread_cond_broadcast(&dns.cond);
+    pthread_mutex_unlock(&dns.mu);
+    *res = NULL;
+    return EAI_AGAIN;
+}
+
+/* Waits (20 s hang guard) until *v >= n; returns *v. */
+static int dns_wait(int *v, int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&dns.mu);
+    while (*v < n && pthread_cond_timedwait(&dns.cond, &dns.mu, &until) == 0) {
+    }
+    int got = *v;
+    pthread_mutex_unlock(&dns.mu);
+    return got;
+}
+
+TEST(a_lookup_that_never_answers_fails_the_attempt_and_does_not_hold_free)
+{
+    jr_otlp_getaddrinfo = stuck_getaddrinfo;
+    jr_otlp_config c = test_config("http://collector.invalid:4318/v1/traces");
+    c.signal[JR_OTLP_TRACES].timeout_ms = 100;
+    c.signal[JR_OTLP_TRACES].export_timeout_ms = 700;
+    char err[256];
+    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
+    CHECK(o != NULL);
+    push_n(o, 0, 1);
+    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK); /* the batch ends: bounded by its export timeout */
+    struct jr_otlp_stats st;
+    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
+    CHECK_EQ_INT(st.failed, 1);
+    CHECK_EQ_INT(st.exported, 0);
+    CHECK(st.retries >= 1);
+    CHECK(strstr(st.last_error, "resolving collector.invalid:4318 timed out") != NULL);
+    CHECK_EQ_INT(dns_wait(&dns.calls, 1), 1); /* every attempt waited on the one lookup */
+    jr_otlp_free(o, 0);
+
+    /* Stopping while an attempt waits on the lookup: free returns, the
+     * lookup is left to finish on its own. */
+    c.signal[JR_OTLP_TRACES].timeout_ms = 60000;
+    c.signal[JR_OTLP_TRACES].export_timeout_ms = 60000;
+    o = jr_otlp_new(&c, err, sizeof err);
+    CHECK(o != NULL);
+    push_n(o, 0, 1);
+    CHECK_EQ_INT(jr_otlp_flush(o, 0), JR_OTLP_ETIMEDOUT); /* asks for the export, does not wait */
+    CHECK_EQ_INT(dns_wait(&dns.calls, 2), 2);
+    jr_otlp_free(o, 0);
+    pthread_mutex_lock(&dns.mu);
+    CHECK_EQ_INT(dns.returned, 0); /* free did not wait for the resolver */
+    dns.released = 1;
+    pthread_cond_broadcast(&dns.cond);
+    pthread_mutex_unlock(&dns.mu);
+    CHECK_EQ_INT(dns_wait(&dns.returned, 2), 2); /* the abandoned lookups end (and free themselves) */
+    jr_otlp_getaddrinfo = getaddrinfo;
+}
+
 TEST(free_flushes_what_is_queued)
 {
     rig r;
@@ -660,6 +736,7 @@ int main(void)
     RUN(hanging_collector_times_out_retries_then_fails);
     RUN(refused_connection_is_retried_then_fails);
     RUN(queue_full_drops_and_counts_free_cuts_a_hang_short);
+    RUN(a_lookup_that_never_answers_fails_the_attempt_and_does_not_hold_free);
     RUN(free_flushes_what_is_queued);
     RUN(peer_closing_an_idle_connection_is_not_a_retry);
     RUN(answer_delimited_by_the_close_and_connection_close);
