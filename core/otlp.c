@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "otlp_int.h"
+#include "pb.h"
 
 #define BACKOFF_START_MS 200
 #define BACKOFF_CAP_MS 5000
@@ -67,33 +68,15 @@ static const char *const item_units[JR_OTLP_NSIGNALS] = {"spans", "data points",
 
 /* ---- protobuf: the envelope is all length-delimited fields ---- */
 
-static size_t varint_len(size_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static void put_varint(jr_buf *b, size_t v)
-{
-    while (v >= 0x80) {
-        jr_buf_append_char(b, (char)(0x80 | (v & 0x7f)));
-        v >>= 7;
-    }
-    jr_buf_append_char(b, (char)v);
-}
-
-/* field (1..15), wire type 2, length */
+/* field, wire type 2, length (the bytes follow) */
 static void put_len_field(jr_buf *b, int field, size_t len)
 {
-    jr_buf_append_char(b, (char)(field << 3 | 2));
-    put_varint(b, len);
+    jr_pb_tag(b, (uint32_t)field, JR_PB_LEN);
+    jr_pb_varint(b, len);
 }
 
-static size_t field_size(size_t len) { return 1 + varint_len(len) + len; }
+/* a field's size with its one-byte tag (fields 1, 2) */
+static size_t field_size(size_t len) { return 1 + (size_t)jr_pb_varint_len(len) + len; }
 
 /* out = gzip(d[0..n)). 0, or -1 (out of memory or a zlib error). */
 static int gzip_into(jr_buf *out, const char *d, size_t n)
