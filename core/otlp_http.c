@@ -474,6 +474,7 @@ typedef struct {
     char raw[2048]; /* the body as it came: a 2xx's partial_success is read from it */
     size_t rawlen;
     int rawcut;     /* the body was longer than raw: not read */
+    int protobuf;   /* Content-Type: application/x-protobuf (what a partial_success comes in) */
     int done;
 } answer;
 
@@ -506,6 +507,8 @@ static int on_hvalue_complete(llhttp_t *p)
         if (!a->vcut && jr_retry_after_parse(a->value, a->vlen, (int64_t)time(NULL), &sec) == 0)
             a->r->retry_after_ms = sec > 3600 ? 3600000 : (int)(sec * 1000 + 0.5);
     }
+    if (a->flen == 12 && memcmp(a->field, "content-type", 12) == 0)
+        a->protobuf = a->vlen >= 22 && strncasecmp(a->value, "application/x-protobuf", 22) == 0;
     a->flen = a->vlen = 0;
     a->vcut = 0;
     return 0;
@@ -529,7 +532,7 @@ static int on_complete(llhttp_t *p)
     answer *a = p->data;
     if (p->status_code < 200) { /* an interim 1xx: the answer follows */
         a->blen = a->rawlen = 0;
-        a->rawcut = 0;
+        a->rawcut = a->protobuf = 0;
         return 0;
     }
     a->done = 1;
@@ -539,11 +542,12 @@ static int on_complete(llhttp_t *p)
 /* A 2xx body: Export{Trace,Metrics,Logs}ServiceResponse { partial_success(1)
  * { rejected_<items>(1): int64, error_message(2): string } } (the same
  * numbers for the three signals in opentelemetry-proto's
- * collector/<signal>/v1/<signal>_service.proto). A body that does not
- * decode (a collector answering JSON, or nothing) is a full success. */
+ * collector/<signal>/v1/<signal>_service.proto). A body that is not
+ * application/x-protobuf (a proxy's text, nothing) or does not decode is a
+ * full success. */
 static void read_partial_success(const answer *a, jr_otlp_result *r)
 {
-    if (a->rawcut || a->rawlen == 0) return;
+    if (a->rawcut || a->rawlen == 0 || !a->protobuf) return;
     jr_pb_reader top = {(const unsigned char *)a->raw, (const unsigned char *)a->raw + a->rawlen};
     jr_pb_field f, g;
     int k;

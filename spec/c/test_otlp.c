@@ -269,6 +269,14 @@ TEST(partial_success_counts_the_rejected_items)
     CHECK_EQ_INT(peer_wait_requests(&r.p, 2), 2);
     rig_stop(&r);
 
+    /* The same bytes as text/plain (a proxy's body, say): not read. */
+    static const char *const text[] = {"200 \x0a\x02\x08\x05"};
+    rig_start(&r, text, 1, as_is);
+    rig_export(&r, 0, 5);
+    check_counts(&r.st, 5, 0, 0, 200);
+    CHECK_EQ_INT(r.st.rejected, 0);
+    rig_stop(&r);
+
     /* A collector claiming more than the batch held: failed stops at the batch. */
     static const char *const more[] = {"partial=9:"};
     rig_start(&r, more, 1, as_is);
