@@ -83,6 +83,27 @@ describe("OTLP export faults", function()
     assert.equal(0, (srv:stop()))
   end)
 
+  it("logs the spans a 2xx partial_success rejected, with the collector's message", function()
+    local rcv = otlp.start()
+    local srv
+    local ok, err = pcall(function()
+      rcv:partial("traces", 1, "span name too long")
+      srv = server.start(APP, { "--worker-timeout", "0" }, env_for(rcv.endpoint, {
+        OTEL_METRICS_EXPORTER = "otlp", OTEL_METRIC_EXPORT_INTERVAL = "500",
+      }))
+      assert.equal(202, assert(client.request(srv.port, "POST", "/chain", {})).status)
+      wait.until_true(function()
+        return srv:output():find("WARN .*otlp traces export: 0 dropped %(queue full%), 1 failed, 1 rejected by the "
+          .. "collector %(last error: the collector rejected 1 spans of a batch of %d+: span name too long%)")
+      end, "the server reported the rejected span", 20)
+      assert.equal(0, (srv:stop()))
+      srv = nil
+    end)
+    if srv then srv:stop() end
+    rcv:stop()
+    assert(ok, err)
+  end)
+
   it("a bad OTEL_* variable is a startup error naming it", function()
     local env = env_for("http://127.0.0.1:4318", { OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" })
     local status, out, err = cli.run({ "server", APP, "--port", tostring(client.free_port()), "--host", "127.0.0.1" },
