@@ -21,6 +21,9 @@
  *     Misuse raises: req not a table, no url, a URL not http(s), a bad
  *     method or header, outside a task.
  *   client:stats() -> { connections, idle, in_use, queued, requests, reused }
+ *   http.retry_after(value) -> seconds | nil   a Retry-After header's wait:
+ *       delta-seconds or an IMF-fixdate (core/retry_after.h); nil when it is
+ *       neither (or value is not a string)
  *   client:close()  idempotent (also on GC); parked requests end with
  *       nil, msg, "closed"
  *
@@ -35,8 +38,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http_client.h"
+#include "retry_after.h"
 #include "scheduler.h"
 #include "vm.h"
 
@@ -394,6 +399,16 @@ static int l_new(lua_State *L)
     return 1;
 }
 
+static int l_retry_after(lua_State *L)
+{
+    size_t n;
+    double sec;
+    const char *v = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
+    if (v && jr_retry_after_parse(v, n, (int64_t)time(NULL), &sec) == 0) lua_pushnumber(L, sec);
+    else lua_pushnil(L); /* no header, or one we cannot read: the caller's backoff applies */
+    return 1;
+}
+
 /* request = wrapper(_send, _abort): see the header comment. */
 static const char k_wrapper[] =
     "local send, abort = ...\n"
@@ -419,8 +434,8 @@ int jr_open_http_client(lua_State *L)
     lua_call(L, 2, 1);
     lua_setfield(L, -2, "request");
     lua_pop(L, 2);
-    static const luaL_Reg fns[] = {{"new", l_new}, {NULL, NULL}};
-    lua_createtable(L, 0, 1);
+    static const luaL_Reg fns[] = {{"new", l_new}, {"retry_after", l_retry_after}, {NULL, NULL}};
+    lua_createtable(L, 0, 2);
     luaL_register(L, NULL, fns);
     return 1;
 }

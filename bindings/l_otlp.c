@@ -20,8 +20,8 @@
  *     (otlp_encode.span_attributes).
  *   e:send_now() -> true     -- start exporting what is queued, do not wait
  *   e:flush(timeout_s) -> true | nil, msg, "timeout"   (blocks: shutdown and tests only)
- *   e:stats(signal) -> { queued, exported, dropped, failed, retries, batches,
- *                        connects, last_status, last_error }
+ *   e:stats(signal) -> { queued, exported, dropped, failed, rejected, retries,
+ *                        batches, connects, last_status, last_error }
  *   e:close([timeout_s])     -- flush up to timeout_s (default 5), stop; idempotent.
  *     Collected without close: stops without flushing (what is queued is lost). */
 #include <lauxlib.h>
@@ -273,11 +273,12 @@ static int l_stats(lua_State *L)
     int sig = luaL_checkoption(L, 2, NULL, signal_names);
     struct jr_otlp_stats st;
     jr_otlp_stats(u->o, sig, &st);
-    lua_createtable(L, 0, 9);
+    lua_createtable(L, 0, 10);
     set_num(L, "queued", (double)st.queued);
     set_num(L, "exported", (double)st.exported);
     set_num(L, "dropped", (double)st.dropped);
     set_num(L, "failed", (double)st.failed);
+    set_num(L, "rejected", (double)st.rejected);
     set_num(L, "retries", (double)st.retries);
     set_num(L, "batches", (double)st.batches);
     set_num(L, "connects", (double)st.connects);

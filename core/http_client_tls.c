@@ -183,7 +183,12 @@ int jr_hc_tls_drain(jr_hc_tls *t, jr_buf *out)
     size_t pending = BIO_ctrl_pending(t->wbio);
     if (pending == 0) return 0;
     if (jr_buf_reserve(out, pending) != 0) return -1;
-    int r = BIO_read(t->wbio, out->data + out->len, (int)pending);
-    if (r > 0) out->len += (size_t)r;
+    /* BIO_read counts in int: a request body near 2 GiB encrypts to more */
+    while (pending > 0) {
+        int r = BIO_read(t->wbio, out->data + out->len, pending > 1 << 30 ? 1 << 30 : (int)pending);
+        if (r <= 0) break;
+        out->len += (size_t)r;
+        pending -= (size_t)r;
+    }
     return 0;
 }

@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "otlp_int.h"
+#include "pb.h"
 
 #define BACKOFF_START_MS 200
 #define BACKOFF_CAP_MS 5000
@@ -62,36 +63,20 @@ struct jr_otlp {
 };
 
 static const char *const signal_names[JR_OTLP_NSIGNALS] = {"traces", "metrics", "logs"};
+/* what each signal's partial_success.rejected_<items> counts */
+static const char *const item_units[JR_OTLP_NSIGNALS] = {"spans", "data points", "log records"};
 
 /* ---- protobuf: the envelope is all length-delimited fields ---- */
 
-static size_t varint_len(size_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static void put_varint(jr_buf *b, size_t v)
-{
-    while (v >= 0x80) {
-        jr_buf_append_char(b, (char)(0x80 | (v & 0x7f)));
-        v >>= 7;
-    }
-    jr_buf_append_char(b, (char)v);
-}
-
-/* field (1..15), wire type 2, length */
+/* field, wire type 2, length (the bytes follow) */
 static void put_len_field(jr_buf *b, int field, size_t len)
 {
-    jr_buf_append_char(b, (char)(field << 3 | 2));
-    put_varint(b, len);
+    jr_pb_tag(b, (uint32_t)field, JR_PB_LEN);
+    jr_pb_varint(b, len);
 }
 
-static size_t field_size(size_t len) { return 1 + varint_len(len) + len; }
+/* a field's size with its one-byte tag (fields 1, 2) */
+static size_t field_size(size_t len) { return 1 + (size_t)jr_pb_varint_len(len) + len; }
 
 /* out = gzip(d[0..n)). 0, or -1 (out of memory or a zlib error). */
 static int gzip_into(jr_buf *out, const char *d, size_t n)
@@ -177,6 +162,7 @@ static void export_batch(jr_otlp *o, sig *s, size_t n)
     uint64_t start = jr_otlp_now_ms(), deadline = start + (uint64_t)s->cfg.export_timeout_ms;
     int ok = 0, attempts = 0;
     char why[256] = "";
+    int64_t rejected = 0; /* what a 2xx said it rejected (partial success) */
     if (encode_request(o, s, n) != 0) {
         snprintf(why, sizeof why, "out of memory encoding a batch of %zu", n);
         uv_mutex_lock(&o->mu);
@@ -198,6 +184,10 @@ static void export_batch(jr_otlp *o, sig *s, size_t n)
         s->st.last_status = r.status;
         if (r.status >= 200 && r.status <= 299) {
             ok = 1;
+            rejected = r.rejected;
+            if (rejected > 0)
+                snprintf(why, sizeof why, "the collector rejected %lld %s of a batch of %zu: %.150s", (long long)rejected,
+                         item_units[s - o->s], n, r.partial_msg[0] ? r.partial_msg : "(no message)");
             break;
         }
         snprintf(why, sizeof why, "%s", r.err);
@@ -207,8 +197,8 @@ static void export_batch(jr_otlp *o, sig *s, size_t n)
                         (r.status == 0 || r.status == 429 || r.status == 502 || r.status == 503 || r.status == 504);
         if (!retryable) break;
         uint64_t wait;
-        if (r.retry_after_s >= 0) {
-            wait = (uint64_t)r.retry_after_s * 1000u;
+        if (r.retry_after_ms >= 0) {
+            wait = (uint64_t)r.retry_after_ms;
         } else {
             uint64_t b = (uint64_t)BACKOFF_START_MS << (attempts - 1 < 5 ? attempts - 1 : 5);
             if (b > BACKOFF_CAP_MS) b = BACKOFF_CAP_MS;
@@ -231,7 +221,17 @@ static void export_batch(jr_otlp *o, sig *s, size_t n)
     if (!ok && why[0] == '\0') snprintf(why, sizeof why, "export timeout after %d attempts", attempts);
 out:
     if (ok) {
-        s->st.exported += n;
+        /* Spans and log records are our items: the rejected ones move from
+         * exported to failed. A metric's collector counts data points, not
+         * our Metric items: those are in rejected only. */
+        size_t lost = 0;
+        if (rejected > 0) {
+            s->st.rejected += (uint64_t)rejected;
+            if (s - o->s != JR_OTLP_METRICS) lost = (uint64_t)rejected < n ? (size_t)rejected : n;
+            snprintf(s->st.last_error, sizeof s->st.last_error, "%s", why);
+        }
+        s->st.exported += n - lost;
+        s->st.failed += lost;
         s->st.batches++;
     } else {
         s->st.failed += n;

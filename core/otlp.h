@@ -20,9 +20,14 @@
  * (the field numbers are the same for the three signals in
  * opentelemetry-proto).
  *
- * Delivery: 2xx = exported. 429, 502, 503, 504, connection errors and
+ * Delivery: 2xx = exported, but for what its body's partial_success
+ * (Export*ServiceResponse field 1) says was rejected: rejected spans and log
+ * records are counted failed (and in rejected), rejected metric data points
+ * in rejected only (our items are Metrics, not points); the error_message
+ * goes to last_error. 429, 502, 503, 504, connection errors and
  * timeouts are retried with exponential backoff and jitter (200 ms
- * doubling, capped at 5 s; a Retry-After in seconds is honoured) until the
+ * doubling, capped at 5 s; a Retry-After, in seconds or as an HTTP-date,
+ * is honoured: core/retry_after.h) until the
  * batch has used export_timeout_ms; then it is dropped and counted failed.
  * Any other status fails the batch at once. A TLS certificate that does not
  * verify (unknown CA, wrong host name) fails at once too: retrying cannot
@@ -31,8 +36,10 @@
  *
  * Connections: one per signal, HTTP/1.1 keep-alive, reused across batches;
  * a reused connection the peer closed while idle is reopened once without
- * counting a retry. Host names are resolved with getaddrinfo on the
- * exporter thread (its time is not bounded by timeout_ms).
+ * counting a retry. Host names are resolved with getaddrinfo on a helper
+ * thread the exporter waits for within timeout_ms (and that a stop cuts
+ * short): a DNS server that does not answer fails the attempt, it does not
+ * hold the exporter or its shutdown (otlp_http.c).
  *
  * Thread safety: push, flush, stats and free may be called from any thread
  * (the loop's, typically). Nothing is logged from the exporter thread
@@ -92,7 +99,10 @@ struct jr_otlp_stats {
     uint64_t queued;   /* items waiting now */
     uint64_t exported; /* items the collector accepted */
     uint64_t dropped;  /* items refused because the queue was full */
-    uint64_t failed;   /* items given up (non-retryable answer, or out of time) */
+    uint64_t failed;   /* items given up (non-retryable answer, or out of time, or
+                          spans / log records a 2xx's partial_success rejected) */
+    uint64_t rejected; /* what 2xx partial_success answers rejected, in the
+                          collector's unit: spans, metric data points, log records */
     uint64_t retries;  /* POST attempts that were retried */
     uint64_t batches;  /* batches exported */
     uint64_t connects; /* connections opened */

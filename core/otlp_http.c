@@ -13,15 +13,20 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "otlp_int.h"
+#include "pb.h"
+#include "retry_after.h"
 
 uint64_t jr_otlp_now_ms(void) { return uv_hrtime() / 1000000u; }
 
@@ -137,8 +142,150 @@ int jr_otlp_url_parse(const char *url, jr_otlp_url *u, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- host lookups, bounded ----
+ * getaddrinfo takes no timeout (a DNS server that does not answer holds it
+ * for the resolver's own timeouts times attempts), so it runs on a detached
+ * thread of its own and the exporter waits for it with poll(): the
+ * attempt's deadline and the wake fd (stop) bound the wait. A lookup given
+ * up on is kept on the connection for the next attempt (one lookup at a
+ * time, however many attempts time out); abandoned at close, it finishes
+ * on its own and the last of its two owners frees it. (getaddrinfo_a would
+ * do the waiting too, but it is glibc-only; a thread is portable.) */
+
+static int wait_fd(int fd, short events, int wake_fd, uint64_t deadline);
+static int set_failure(jr_otlp_result *r, int w, const char *what, const jr_otlp_url *u);
+
+int (*jr_otlp_getaddrinfo)(const char *, const char *, const struct addrinfo *, struct addrinfo **) = getaddrinfo;
+
+struct jr_otlp_lookup {
+    pthread_mutex_t mu;
+    int refs;    /* the connection and the lookup thread */
+    int done_fd[2]; /* readable once the lookup finished */
+    char *host, *port;
+    int gai;     /* getaddrinfo's result */
+    struct addrinfo *res;
+};
+
+static void lookup_release(jr_otlp_lookup *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int last = --l->refs == 0;
+    pthread_mutex_unlock(&l->mu);
+    if (!last) return;
+    if (l->res) freeaddrinfo(l->res);
+    close(l->done_fd[0]);
+    close(l->done_fd[1]);
+    free(l->host);
+    free(l->port);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+static void *lookup_main(void *arg)
+{
+    jr_otlp_lookup *l = arg;
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int gai = jr_otlp_getaddrinfo(l->host, l->port, &hints, &res);
+    pthread_mutex_lock(&l->mu);
+    l->gai = gai;
+    l->res = gai == 0 ? res : NULL;
+    pthread_mutex_unlock(&l->mu);
+    char one = 1;
+    ssize_t k = write(l->done_fd[1], &one, 1); /* a pipe with room: does not block */
+    (void)k;
+    lookup_release(l);
+    return NULL;
+}
+
+/* A lookup of u's host on its own thread, or NULL (err filled). */
+static jr_otlp_lookup *lookup_start(const jr_otlp_url *u, char *err, size_t errlen)
+{
+    jr_otlp_lookup *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->done_fd[0] = l->done_fd[1] = -1;
+    l->host = strdup(u->host);
+    l->port = strdup(u->port);
+    int rc = ENOMEM;
+    if (!l->host || !l->port || pthread_mutex_init(&l->mu, NULL) != 0) goto fail;
+    if (pipe2(l->done_fd, O_CLOEXEC | O_NONBLOCK) != 0) {
+        rc = errno;
+        pthread_mutex_destroy(&l->mu);
+        goto fail;
+    }
+    l->refs = 2;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    sigfillset(&all);
+    rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        /* signals are for the loop's thread, never this one */
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_t t;
+        rc = pthread_create(&t, &attr, lookup_main, l);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc == 0) return l;
+    l->refs = 1;
+    lookup_release(l);
+    snprintf(err, errlen, "cannot start a host lookup: %s", strerror(rc));
+    return NULL;
+fail:
+    if (l->done_fd[0] >= 0) close(l->done_fd[0]), close(l->done_fd[1]);
+    free(l->host);
+    free(l->port);
+    free(l);
+    snprintf(err, errlen, "cannot start a host lookup: %s", strerror(rc));
+    return NULL;
+}
+
+/* Resolves u's host by the deadline: 0 and *res (the caller frees it), or
+ * -1 with r->err (timed out, stopped, or the lookup's own failure). */
+static int resolve(jr_otlp_conn *c, const jr_otlp_url *u, uint64_t deadline, int wake_fd, jr_otlp_result *r,
+                   struct addrinfo **res)
+{
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST;
+    /* an IP address needs no lookup: no thread (AI_NUMERICHOST never asks DNS) */
+    if (getaddrinfo(u->host, u->port, &hints, res) == 0) return 0;
+    if (!c->lookup) {
+        c->lookup = lookup_start(u, r->err, sizeof r->err);
+        if (!c->lookup) return -1;
+    }
+    jr_otlp_lookup *l = c->lookup;
+    int w = wait_fd(l->done_fd[0], POLLIN, wake_fd, deadline);
+    if (w != 1) {
+        set_failure(r, w, "resolving", u); /* the lookup stays for the next attempt */
+        return -1;
+    }
+    c->lookup = NULL;
+    pthread_mutex_lock(&l->mu);
+    int gai = l->gai;
+    *res = l->res;
+    l->res = NULL;
+    pthread_mutex_unlock(&l->mu);
+    lookup_release(l);
+    if (gai != 0) {
+        snprintf(r->err, sizeof r->err, "cannot resolve %s: %s", u->host, gai_strerror(gai));
+        return -1;
+    }
+    return 0;
+}
+
 void jr_otlp_conn_close(jr_otlp_conn *c)
 {
+    if (c->lookup) {
+        lookup_release(c->lookup); /* still running: it frees itself when done */
+        c->lookup = NULL;
+    }
     if (c->ssl) {
         /* No close_notify round trip: the peer may be gone, and waiting
          * on it would hold the exporter thread. */
@@ -188,14 +335,8 @@ static int set_failure(jr_otlp_result *r, int w, const char *what, const jr_otlp
 
 static int tcp_connect(jr_otlp_conn *c, const jr_otlp_url *u, uint64_t deadline, int wake_fd, jr_otlp_result *r)
 {
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int gai = getaddrinfo(u->host, u->port, &hints, &res);
-    if (gai != 0) {
-        snprintf(r->err, sizeof r->err, "cannot resolve %s: %s", u->host, gai_strerror(gai));
-        return -1;
-    }
+    struct addrinfo *res = NULL;
+    if (resolve(c, u, deadline, wake_fd, r, &res) != 0) return -1;
     int saved = 0, w = -1;
     for (struct addrinfo *a = res; a; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
@@ -325,10 +466,15 @@ typedef struct {
     jr_otlp_result *r;
     char field[16];
     size_t flen; /* > sizeof field: a long name we do not care about */
-    char value[16];
+    char value[40]; /* the longest value read: an IMF-fixdate (29) */
     size_t vlen;
+    int vcut; /* the value was longer than value: not one we read */
     char body[120];
     size_t blen;
+    char raw[2048]; /* the body as it came: a 2xx's partial_success is read from it */
+    size_t rawlen;
+    int rawcut;     /* the body was longer than raw: not read */
+    int protobuf;   /* Content-Type: application/x-protobuf (what a partial_success comes in) */
     int done;
 } answer;
 
@@ -343,7 +489,13 @@ static int on_hfield(llhttp_t *p, const char *at, size_t len)
 static int on_hvalue(llhttp_t *p, const char *at, size_t len)
 {
     answer *a = p->data;
-    for (size_t i = 0; i < len && a->vlen < sizeof a->value - 1; i++) a->value[a->vlen++] = at[i];
+    for (size_t i = 0; i < len; i++) {
+        if (a->vlen == sizeof a->value) {
+            a->vcut = 1;
+            break;
+        }
+        a->value[a->vlen++] = at[i];
+    }
     return 0;
 }
 
@@ -351,20 +503,22 @@ static int on_hvalue_complete(llhttp_t *p)
 {
     answer *a = p->data;
     if (a->flen == 11 && memcmp(a->field, "retry-after", 11) == 0) {
-        /* Seconds only: the HTTP-date form is rare from collectors, and
-         * ignoring it just means our own backoff is used. */
-        a->value[a->vlen] = '\0';
-        char *end;
-        long s = strtol(a->value, &end, 10);
-        if (end != a->value && *end == '\0' && s >= 0) a->r->retry_after_s = s > 3600 ? 3600 : (int)s;
+        double sec;
+        if (!a->vcut && jr_retry_after_parse(a->value, a->vlen, (int64_t)time(NULL), &sec) == 0)
+            a->r->retry_after_ms = sec > 3600 ? 3600000 : (int)(sec * 1000 + 0.5);
     }
+    if (a->flen == 12 && memcmp(a->field, "content-type", 12) == 0)
+        a->protobuf = a->vlen >= 22 && strncasecmp(a->value, "application/x-protobuf", 22) == 0;
     a->flen = a->vlen = 0;
+    a->vcut = 0;
     return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     answer *a = p->data;
+    if (len > sizeof a->raw - a->rawlen) a->rawcut = 1;
+    else memcpy(a->raw + a->rawlen, at, len), a->rawlen += len;
     for (size_t i = 0; i < len && a->blen < sizeof a->body - 1; i++) {
         unsigned char ch = (unsigned char)at[i];
         /* The body may be a protobuf Status: keep its readable runs only. */
@@ -377,11 +531,44 @@ static int on_complete(llhttp_t *p)
 {
     answer *a = p->data;
     if (p->status_code < 200) { /* an interim 1xx: the answer follows */
-        a->blen = 0;
+        a->blen = a->rawlen = 0;
+        a->rawcut = a->protobuf = 0;
         return 0;
     }
     a->done = 1;
     return HPE_PAUSED; /* bytes after the answer are not ours */
+}
+
+/* A 2xx body: Export{Trace,Metrics,Logs}ServiceResponse { partial_success(1)
+ * { rejected_<items>(1): int64, error_message(2): string } } (the same
+ * numbers for the three signals in opentelemetry-proto's
+ * collector/<signal>/v1/<signal>_service.proto). A body that is not
+ * application/x-protobuf (a proxy's text, nothing) or does not decode is a
+ * full success. */
+static void read_partial_success(const answer *a, jr_otlp_result *r)
+{
+    if (a->rawcut || a->rawlen == 0 || !a->protobuf) return;
+    jr_pb_reader top = {(const unsigned char *)a->raw, (const unsigned char *)a->raw + a->rawlen};
+    jr_pb_field f, g;
+    int k;
+    int64_t rejected = 0;
+    const unsigned char *msg = NULL;
+    size_t msglen = 0;
+    while ((k = jr_pb_next(&top, &f)) == 1) {
+        if (f.num != 1 || f.wire != JR_PB_LEN) continue;
+        jr_pb_reader ps = {f.data, f.data + f.len};
+        while ((k = jr_pb_next(&ps, &g)) == 1) {
+            if (g.num == 1 && g.wire == JR_PB_VARINT) rejected = (int64_t)g.v;
+            else if (g.num == 2 && g.wire == JR_PB_LEN) msg = g.data, msglen = g.len;
+        }
+        if (k < 0) return;
+    }
+    if (k < 0) return;
+    r->rejected = rejected > 0 ? rejected : 0;
+    size_t n = 0;
+    for (size_t i = 0; i < msglen && n < sizeof r->partial_msg - 1; i++)
+        r->partial_msg[n++] = msg[i] >= ' ' && msg[i] < 0x7f ? (char)msg[i] : ' ';
+    r->partial_msg[n] = '\0';
 }
 
 /* Reads the answer. 0 with r->status set, or -1 with r->err. got_bytes
@@ -459,6 +646,8 @@ static int read_answer(jr_otlp_conn *c, const jr_otlp_url *u, uint64_t deadline,
         a.body[a.blen] = '\0';
         snprintf(r->err, sizeof r->err, "HTTP %d from %s%s%s", r->status, u->authority, a.blen ? ": " : "",
                  a.body);
+    } else {
+        read_partial_success(&a, r);
     }
     if (!llhttp_should_keep_alive(&p)) jr_otlp_conn_close(c);
     else c->requests++;
@@ -469,7 +658,7 @@ void jr_otlp_post(jr_otlp_conn *c, SSL_CTX *ctx, const jr_otlp_url *u, const cha
                   int timeout_ms, int wake_fd, jr_otlp_result *r)
 {
     memset(r, 0, sizeof *r);
-    r->retry_after_s = -1;
+    r->retry_after_ms = -1;
     uint64_t deadline = jr_otlp_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
     for (int attempt = 0; attempt < 2; attempt++) {
         int reused = c->fd >= 0;

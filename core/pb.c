@@ -103,3 +103,50 @@ void jr_pb_end(jr_buf *b, size_t mark)
     }
     p[n - 1] = (unsigned char)v;
 }
+
+/* A varint at r->p: 0, or -1 (truncated, or more than ten bytes). */
+static int read_varint(jr_pb_reader *r, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (r->p >= r->end) return -1;
+        unsigned char b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int jr_pb_next(jr_pb_reader *r, jr_pb_field *f)
+{
+    if (r->p >= r->end) return 0;
+    uint64_t tag;
+    if (read_varint(r, &tag) != 0 || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff) return -1;
+    memset(f, 0, sizeof *f);
+    f->num = (uint32_t)(tag >> 3);
+    f->wire = (int)(tag & 7);
+    size_t left;
+    switch (f->wire) {
+    case JR_PB_VARINT: return read_varint(r, &f->v) == 0 ? 1 : -1;
+    case JR_PB_I64:
+    case JR_PB_I32: {
+        size_t w = f->wire == JR_PB_I64 ? 8 : 4;
+        if ((size_t)(r->end - r->p) < w) return -1;
+        for (size_t i = 0; i < w; i++) f->v |= (uint64_t)r->p[i] << (8 * i);
+        r->p += w;
+        return 1;
+    }
+    case JR_PB_LEN:
+        if (read_varint(r, &f->v) != 0) return -1;
+        left = (size_t)(r->end - r->p);
+        if (f->v > left) return -1; /* compared as uint64: no size_t overflow */
+        f->data = r->p;
+        f->len = (size_t)f->v;
+        r->p += f->len;
+        return 1;
+    default: return -1;
+    }
+}

@@ -1,5 +1,6 @@
-/* pb.h - a small protocol-buffers writer (what OTLP export needs: encoding
- * only, no schema, no reader).
+/* pb.h - a small protocol-buffers writer (what OTLP export needs: no
+ * schema), and a field reader for the little the exporter reads back (a
+ * collector's ExportTraceServiceResponse.partial_success).
  *
  *   jr_buf b = JR_BUF_INIT;
  *   jr_pb_string(&b, 5, "GET /", 5);          name = 5
@@ -50,5 +51,26 @@ void jr_pb_end(jr_buf *b, size_t mark);
 
 /* The number of bytes v takes as a varint (1..10). */
 int jr_pb_varint_len(uint64_t v);
+
+/* Reading: walks the fields of one message, bounds-checked (the bytes come
+ * from the network).
+ *   jr_pb_reader r = {data, data + len};  jr_pb_field f;  int k;
+ *   while ((k = jr_pb_next(&r, &f)) == 1) if (f.num == 1 && f.wire == JR_PB_LEN) ... f.data, f.len
+ *   if (k < 0) malformed
+ * f.v holds a VARINT's value, or an I64/I32's little-endian bits. Groups
+ * (wire types 3, 4) are refused as malformed: proto3 has none. */
+typedef struct {
+    const unsigned char *p, *end;
+} jr_pb_reader;
+typedef struct {
+    uint32_t num;
+    int wire;
+    uint64_t v;
+    const unsigned char *data; /* JR_PB_LEN: the bytes */
+    size_t len;
+} jr_pb_field;
+/* 1 a field read, 0 at the end, -1 malformed (truncated, overlong varint,
+ * a length past the end, field number 0, a group). */
+int jr_pb_next(jr_pb_reader *r, jr_pb_field *f);
 
 #endif

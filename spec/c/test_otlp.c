@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdint.h>
+#include <netdb.h>
 #include <zlib.h>
 
 #include "otlp_int.h"
@@ -228,6 +229,92 @@ TEST(retry_after_beyond_the_export_timeout_gives_up)
     rig_stop(&r);
 }
 
+TEST(retry_after_as_an_http_date)
+{
+    /* A date 60 s ahead with 2 s left: given up after one attempt (our own
+     * backoff would have retried); a date in the past: retried at once. */
+    static const char *const ahead[] = {"503 retry-date=60"};
+    rig r;
+    rig_start(&r, ahead, 1, (jr_otlp_signal_config){.export_timeout_ms = 2000});
+    rig_export(&r, 0, 1);
+    check_counts(&r.st, 0, 1, 0, 503);
+    CHECK(strstr(r.st.last_error, "gave up after 1 attempts") != NULL);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 1), 1);
+    rig_stop(&r);
+
+    static const char *const past[] = {"503 retry-date=-60", "200"};
+    rig_start(&r, past, 2, as_is);
+    rig_export(&r, 0, 1);
+    check_counts(&r.st, 1, 0, 1, 200);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 2), 2);
+    rig_stop(&r);
+}
+
+TEST(partial_success_counts_the_rejected_items)
+{
+    /* 5 spans, the collector keeps 3: 3 exported, 2 failed and rejected,
+     * its message in last_error; then a warning only (rejected 0 with a
+     * message) is a full success. */
+    static const char *const script[] = {"partial=2:two spans had no trace id", "partial=0:use gzip"};
+    rig r;
+    rig_start(&r, script, 2, as_is);
+    rig_export(&r, 0, 5);
+    check_counts(&r.st, 3, 2, 0, 200);
+    CHECK_EQ_INT(r.st.rejected, 2);
+    CHECK_EQ_INT(r.st.batches, 1);
+    CHECK(strstr(r.st.last_error, "rejected 2 spans of a batch of 5: two spans had no trace id") != NULL);
+    rig_export(&r, 5, 1);
+    check_counts(&r.st, 4, 2, 0, 200);
+    CHECK_EQ_INT(r.st.rejected, 2);
+    CHECK_EQ_INT(peer_wait_requests(&r.p, 2), 2);
+    rig_stop(&r);
+
+    /* The same bytes as text/plain (a proxy's body, say): not read. */
+    static const char *const text[] = {"200 \x0a\x02\x08\x05"};
+    rig_start(&r, text, 1, as_is);
+    rig_export(&r, 0, 5);
+    check_counts(&r.st, 5, 0, 0, 200);
+    CHECK_EQ_INT(r.st.rejected, 0);
+    rig_stop(&r);
+
+    /* A collector claiming more than the batch held: failed stops at the batch. */
+    static const char *const more[] = {"partial=9:"};
+    rig_start(&r, more, 1, as_is);
+    rig_export(&r, 0, 2);
+    check_counts(&r.st, 0, 2, 0, 200);
+    CHECK_EQ_INT(r.st.rejected, 9);
+    CHECK(strstr(r.st.last_error, "(no message)") != NULL);
+    rig_stop(&r);
+}
+
+TEST(partial_success_of_metrics_counts_data_points_apart)
+{
+    /* The collector counts rejected data points: the batch's Metric items
+     * stay exported, the points are in rejected. */
+    static const char *const script[] = {"partial=4:points out of order"};
+    peer p;
+    CHECK(peer_start(&p, script, 1, NULL) == 0);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/metrics", p.port);
+    jr_otlp_config c = test_config("http://unused:1/");
+    c.signal[JR_OTLP_TRACES].enabled = 0;
+    c.signal[JR_OTLP_METRICS].enabled = 1;
+    c.signal[JR_OTLP_METRICS].url = url;
+    char err[256];
+    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
+    CHECK(o != NULL);
+    CHECK_EQ_INT(jr_otlp_push(o, JR_OTLP_METRICS, "metric-a", 8), JR_OTLP_OK);
+    CHECK_EQ_INT(jr_otlp_push(o, JR_OTLP_METRICS, "metric-b", 8), JR_OTLP_OK);
+    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK);
+    struct jr_otlp_stats st;
+    jr_otlp_stats(o, JR_OTLP_METRICS, &st);
+    check_counts(&st, 2, 0, 0, 200);
+    CHECK_EQ_INT(st.rejected, 4);
+    CHECK(strstr(st.last_error, "rejected 4 data points of a batch of 2: points out of order") != NULL);
+    jr_otlp_free(o, 1000);
+    peer_stop(&p);
+}
+
 TEST(status_400_fails_without_retry)
 {
     static const char *const script[] = {"400 span has no trace id"};
@@ -294,6 +381,81 @@ TEST(queue_full_drops_and_counts_free_cuts_a_hang_short)
     CHECK_EQ_INT(jr_otlp_flush(r.o, 50), JR_OTLP_ETIMEDOUT);
     jr_otlp_free(r.o, 0); /* returns although the POST would hang for a minute */
     peer_stop(&r.p);
+}
+
+/* A DNS server that does not answer: the resolver (otlp_int.h's seam)
+ * blocks until the test lets it go. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int calls, released, returned;
+} dns = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static int stuck_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints, struct addrinfo **res)
+{
+    (void)host, (void)port, (void)hints;
+    pthread_mutex_lock(&dns.mu);
+    dns.calls++;
+    pthread_cond_broadcast(&dns.cond);
+    while (!dns.released) pthread_cond_wait(&dns.cond, &dns.mu);
+    dns.returned++;
+    pthread_cond_broadcast(&dns.cond);
+    pthread_mutex_unlock(&dns.mu);
+    *res = NULL;
+    return EAI_AGAIN;
+}
+
+/* Waits (20 s hang guard) until *v >= n; returns *v. */
+static int dns_wait(int *v, int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&dns.mu);
+    while (*v < n && pthread_cond_timedwait(&dns.cond, &dns.mu, &until) == 0) {
+    }
+    int got = *v;
+    pthread_mutex_unlock(&dns.mu);
+    return got;
+}
+
+TEST(a_lookup_that_never_answers_fails_the_attempt_and_does_not_hold_free)
+{
+    jr_otlp_getaddrinfo = stuck_getaddrinfo;
+    jr_otlp_config c = test_config("http://collector.invalid:4318/v1/traces");
+    c.signal[JR_OTLP_TRACES].timeout_ms = 100;
+    c.signal[JR_OTLP_TRACES].export_timeout_ms = 700;
+    char err[256];
+    jr_otlp *o = jr_otlp_new(&c, err, sizeof err);
+    CHECK(o != NULL);
+    push_n(o, 0, 1);
+    CHECK_EQ_INT(jr_otlp_flush(o, 20000), JR_OTLP_OK); /* the batch ends: bounded by its export timeout */
+    struct jr_otlp_stats st;
+    jr_otlp_stats(o, JR_OTLP_TRACES, &st);
+    CHECK_EQ_INT(st.failed, 1);
+    CHECK_EQ_INT(st.exported, 0);
+    CHECK(st.retries >= 1);
+    CHECK(strstr(st.last_error, "resolving collector.invalid:4318 timed out") != NULL);
+    CHECK_EQ_INT(dns_wait(&dns.calls, 1), 1); /* every attempt waited on the one lookup */
+    jr_otlp_free(o, 0);
+
+    /* Stopping while an attempt waits on the lookup: free returns, the
+     * lookup is left to finish on its own. */
+    c.signal[JR_OTLP_TRACES].timeout_ms = 60000;
+    c.signal[JR_OTLP_TRACES].export_timeout_ms = 60000;
+    o = jr_otlp_new(&c, err, sizeof err);
+    CHECK(o != NULL);
+    push_n(o, 0, 1);
+    CHECK_EQ_INT(jr_otlp_flush(o, 0), JR_OTLP_ETIMEDOUT); /* asks for the export, does not wait */
+    CHECK_EQ_INT(dns_wait(&dns.calls, 2), 2);
+    jr_otlp_free(o, 0);
+    pthread_mutex_lock(&dns.mu);
+    CHECK_EQ_INT(dns.returned, 0); /* free did not wait for the resolver */
+    dns.released = 1;
+    pthread_cond_broadcast(&dns.cond);
+    pthread_mutex_unlock(&dns.mu);
+    CHECK_EQ_INT(dns_wait(&dns.returned, 2), 2); /* the abandoned lookups end (and free themselves) */
+    jr_otlp_getaddrinfo = getaddrinfo;
 }
 
 TEST(free_flushes_what_is_queued)
@@ -575,10 +737,14 @@ int main(void)
     RUN(schedule_delay_sends_a_partial_batch);
     RUN(retries_503_then_exports_once);
     RUN(retry_after_beyond_the_export_timeout_gives_up);
+    RUN(retry_after_as_an_http_date);
+    RUN(partial_success_counts_the_rejected_items);
+    RUN(partial_success_of_metrics_counts_data_points_apart);
     RUN(status_400_fails_without_retry);
     RUN(hanging_collector_times_out_retries_then_fails);
     RUN(refused_connection_is_retried_then_fails);
     RUN(queue_full_drops_and_counts_free_cuts_a_hang_short);
+    RUN(a_lookup_that_never_answers_fails_the_attempt_and_does_not_hold_free);
     RUN(free_flushes_what_is_queued);
     RUN(peer_closing_an_idle_connection_is_not_a_retry);
     RUN(answer_delimited_by_the_close_and_connection_close);

@@ -4,6 +4,9 @@
  * It records every request and answers from a script:
  *   "200" / "503" / "400 bad span" / "503 retry-after=60"  an answer (the text after
  *                                                           the code is the body)
+ *   "503 retry-date=60"  Retry-After as the IMF-fixdate 60 s from now (-60: past)
+ *   "partial=3:why"  200 with an application/x-protobuf body: partial_success
+ *                    { rejected_<items> = 3, error_message = "why" }
  *   "hang"    read the request, never answer (the peer waits for the close)
  *   "close"   answer 200 keep-alive, then close the connection at once
  *   "eof"     answer 200 with Connection: close and a body that runs to the close
@@ -23,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PEER_MAX 64
@@ -96,8 +100,39 @@ static int peer_read_request(peer_conn *c, char **acc, size_t *alen, peer_reques
     }
 }
 
+/* 200 + Export*ServiceResponse { partial_success(1) { rejected(1), error_message(2) } }
+ * (message and both fields under 128 bytes: one-byte lengths). */
+static void peer_answer_partial(peer_conn *c, const char *how)
+{
+    int rejected = atoi(how + 8);
+    const char *msg = strchr(how, ':');
+    msg = msg ? msg + 1 : "";
+    unsigned char ps[160], body[170];
+    size_t n = 0, ml = strlen(msg);
+    ps[n++] = 0x08; /* rejected_<items>: varint */
+    ps[n++] = (unsigned char)rejected;
+    if (ml) {
+        ps[n++] = 0x12; /* error_message */
+        ps[n++] = (unsigned char)ml;
+        memcpy(ps + n, msg, ml);
+        n += ml;
+    }
+    body[0] = 0x0a; /* partial_success */
+    body[1] = (unsigned char)n;
+    memcpy(body + 2, ps, n);
+    char head[160];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: %zu\r\n\r\n", n + 2);
+    peer_write(c, head, (size_t)hl);
+    peer_write(c, (const char *)body, n + 2);
+}
+
 static void peer_answer(peer_conn *c, const char *how)
 {
+    if (strncmp(how, "partial=", 8) == 0) {
+        peer_answer_partial(c, how);
+        return;
+    }
     int code = atoi(how);
     const char *body = strchr(how, ' ');
     body = body ? body + 1 : "";
@@ -105,6 +140,14 @@ static void peer_answer(peer_conn *c, const char *how)
     const char *ra = strstr(how, "retry-after=");
     if (ra) {
         snprintf(extra, sizeof extra, "Retry-After: %d\r\n", atoi(ra + 12));
+        body = "";
+    }
+    const char *rd = strstr(how, "retry-date=");
+    if (rd) {
+        time_t at = time(NULL) + atoi(rd + 11);
+        struct tm tm;
+        gmtime_r(&at, &tm);
+        strftime(extra, sizeof extra, "Retry-After: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm); /* C locale */
         body = "";
     }
     char out[512];

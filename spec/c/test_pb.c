@@ -1,6 +1,7 @@
 /* test_pb.c - core/pb.c: varints, tags, fixed64/double, and nested
  * messages whose length needs one, two or three varint bytes (the body
- * moved up by jr_pb_end), checked byte for byte. */
+ * moved up by jr_pb_end), checked byte for byte; the reader, on what the
+ * writer wrote and on malformed input. */
 #include "pb.h"
 #include "test.h"
 
@@ -105,11 +106,71 @@ TEST(nested_in_nested)
     jr_buf_free(&b);
 }
 
+/* What the writer wrote, the reader reads back field by field. */
+TEST(reader_round_trip)
+{
+    jr_buf b = JR_BUF_INIT;
+    jr_pb_uint(&b, 1, 300);
+    jr_pb_int64(&b, 2, -1);
+    jr_pb_fixed64(&b, 3, 0x0102030405060708ull);
+    jr_pb_tag(&b, 4, JR_PB_I32);
+    jr_buf_append(&b, "\x01\x02\x03\x04", 4);
+    size_t m = jr_pb_begin(&b, 536870911); /* the largest field number */
+    jr_pb_string(&b, 2, "why", 3);
+    jr_pb_end(&b, m);
+    jr_pb_reader r = {(const unsigned char *)b.data, (const unsigned char *)b.data + b.len};
+    jr_pb_field f;
+    CHECK_EQ_INT(jr_pb_next(&r, &f), 1);
+    CHECK(f.num == 1 && f.wire == JR_PB_VARINT && f.v == 300);
+    CHECK_EQ_INT(jr_pb_next(&r, &f), 1);
+    CHECK(f.num == 2 && f.wire == JR_PB_VARINT && (int64_t)f.v == -1);
+    CHECK_EQ_INT(jr_pb_next(&r, &f), 1);
+    CHECK(f.num == 3 && f.wire == JR_PB_I64 && f.v == 0x0102030405060708ull);
+    CHECK_EQ_INT(jr_pb_next(&r, &f), 1);
+    CHECK(f.num == 4 && f.wire == JR_PB_I32 && f.v == 0x04030201u);
+    CHECK_EQ_INT(jr_pb_next(&r, &f), 1);
+    CHECK(f.num == 536870911 && f.wire == JR_PB_LEN && f.len == 5);
+    jr_pb_reader in = {f.data, f.data + f.len};
+    CHECK_EQ_INT(jr_pb_next(&in, &f), 1);
+    CHECK(f.num == 2 && f.len == 3 && memcmp(f.data, "why", 3) == 0);
+    CHECK_EQ_INT(jr_pb_next(&in, &f), 0);
+    CHECK_EQ_INT(jr_pb_next(&r, &f), 0);
+    jr_buf_free(&b);
+}
+
+static int read_all(const char *d, size_t n)
+{
+    jr_pb_reader r = {(const unsigned char *)d, (const unsigned char *)d + n};
+    jr_pb_field f;
+    int k;
+    while ((k = jr_pb_next(&r, &f)) == 1) {
+    }
+    return k;
+}
+
+/* Bytes off the network: every way to run past the end is refused. */
+TEST(reader_refuses_malformed)
+{
+    CHECK_EQ_INT(read_all("", 0), 0);
+    CHECK_EQ_INT(read_all("\x08", 1), -1);                          /* a tag, no value */
+    CHECK_EQ_INT(read_all("\x08\x80", 2), -1);                      /* a varint cut short */
+    CHECK_EQ_INT(read_all("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12), -1); /* 11 bytes */
+    CHECK_EQ_INT(read_all("\x0a\x05" "abc", 5), -1);                   /* a length past the end */
+    CHECK_EQ_INT(read_all("\x0a\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 10), -1); /* a huge length */
+    CHECK_EQ_INT(read_all("\x09\x01\x02", 3), -1);                 /* a fixed64 cut short */
+    CHECK_EQ_INT(read_all("\x0d\x01", 2), -1);                      /* a fixed32 cut short */
+    CHECK_EQ_INT(read_all("\x0b", 1), -1);                           /* a group */
+    CHECK_EQ_INT(read_all("\x00\x01", 2), -1);                      /* field 0 */
+    CHECK_EQ_INT(read_all("\x0a\x00", 2), 0);                       /* an empty message is fine */
+}
+
 int main(void)
 {
     RUN(varints);
     RUN(scalar_fields);
     RUN(nested_lengths);
     RUN(nested_in_nested);
+    RUN(reader_round_trip);
+    RUN(reader_refuses_malformed);
     return test_summary();
 }

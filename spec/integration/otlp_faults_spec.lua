@@ -27,13 +27,25 @@ local function env_for(endpoint, extra)
   return env
 end
 
+-- fn(rcv, start) with a receiver; start(extra_env) starts the server
+-- exporting to it. The server (when fn failed before stopping it) and the
+-- receiver are stopped however fn ends.
+local function with_receiver(fn)
+  local rcv, srv = otlp.start(), nil
+  local ok, err = pcall(fn, rcv, function(extra)
+    srv = server.start(APP, { "--worker-timeout", "0" }, env_for(rcv.endpoint, extra))
+    return srv
+  end)
+  if not ok and srv then srv:stop() end
+  rcv:stop()
+  assert(ok, err)
+end
+
 describe("OTLP export faults", function()
   it("retries a batch answered 503 twice: its spans arrive once", function()
-    local rcv = otlp.start()
-    local srv
-    local ok, err = pcall(function()
+    with_receiver(function(rcv, start)
       rcv:fault(503, 2)
-      srv = server.start(APP, { "--worker-timeout", "0" }, env_for(rcv.endpoint))
+      local srv = start()
       local res = assert(client.request(srv.port, "POST", "/chain", {}))
       assert.equal(202, res.status, res.body)
       local got = rcv:wait_for("traces", function(items, all)
@@ -44,11 +56,7 @@ describe("OTLP export faults", function()
       for _, s in ipairs(got.items) do if s.name == "POST /chain" then n = n + 1 end end
       assert.equal(1, n)
       assert.equal(0, (srv:stop()))
-      srv = nil
     end)
-    if srv then srv:stop() end
-    rcv:stop()
-    assert(ok, err)
   end)
 
   it("exits within the flush bound when the collector is down at shutdown", function()
@@ -81,6 +89,19 @@ describe("OTLP export faults", function()
     -- interval (a few), not one per batch (10) or per attempt
     assert.truthy(lines < 10, lines .. " reports")
     assert.equal(0, (srv:stop()))
+  end)
+
+  it("logs the spans a 2xx partial_success rejected, with the collector's message", function()
+    with_receiver(function(rcv, start)
+      rcv:partial("traces", 1, "span name too long")
+      local srv = start { OTEL_METRICS_EXPORTER = "otlp", OTEL_METRIC_EXPORT_INTERVAL = "500" }
+      assert.equal(202, assert(client.request(srv.port, "POST", "/chain", {})).status)
+      wait.until_true(function()
+        return srv:output():find("WARN .*otlp traces export: 0 dropped %(queue full%), 1 failed, 1 rejected by the "
+          .. "collector %(last error: the collector rejected 1 spans of a batch of %d+: span name too long%)")
+      end, "the server reported the rejected span", 20)
+      assert.equal(0, (srv:stop()))
+    end)
   end)
 
   it("a bad OTEL_* variable is a startup error naming it", function()

@@ -7,6 +7,8 @@
 --   local spans = r:wait_for("traces", function(items) return #items >= 3 and items end, 10)
 --   r:items("logs")                          -- every log record received so far
 --   r:fault(503, 2)                          -- the next 2 export requests answered 503
+--   r:partial("traces", 2, "why")             -- the next traces export answered 200 with a
+--                                            -- partial_success rejecting 2, message "why"
 --   r:decode("Span", bytes)                  -- one encoded message as the receiver reads it
 --   r:stop()                                 -- SIGTERM by PID
 local process = require "jararaca.core.process"
@@ -81,6 +83,13 @@ end
 
 function Receiver:fault(status, count)
   local res = call(self, "POST", ("/fault?status=%d&count=%d"):format(status, count), "")
+  assert(res.status == 200, res.body)
+end
+
+function Receiver:partial(signal, rejected, message)
+  local q = ("/partial?signal=%s&rejected=%d&message=%s"):format(signal, rejected,
+    (message:gsub("[^%w]", function(c) return ("%%%02X"):format(c:byte()) end)))
+  local res = call(self, "POST", q, "")
   assert(res.status == 200, res.body)
 end
 

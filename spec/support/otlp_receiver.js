@@ -12,6 +12,8 @@
 //        (log record, metric) received, flattened, with `resource` and `scope`, ids as hex,
 //        attributes as an object `attrs` { key: value } beside the raw list
 //   POST /fault?status=503&count=2 -> the next 2 export requests are answered 503
+//   POST /partial?signal=traces&rejected=2&message=why -> the next export request of that signal is
+//        stored and answered 200 with Export*ServiceResponse.partial_success { rejected_<items>, error_message }
 //   POST /decode/<Span|LogRecord|Resource|Metric>  (bytes) -> that one message as JSON
 //   POST /reset                    -> forget everything received
 // OTLP_RECEIVER_DISCARD=1 (benchmarks): decode, count the items, keep nothing
@@ -93,6 +95,12 @@ const counts = { traces: 0, metrics: 0, logs: 0 };
 const gzipped = { traces: 0, metrics: 0, logs: 0 };
 const attempts = { traces: 0, metrics: 0, logs: 0 };
 let fault = { status: 0, count: 0 };
+let partial = null; // { signal, rejected, message }: the next answer of that signal
+const RESPONSES = {
+  traces: [p.collector.trace.v1.ExportTraceServiceResponse, 'rejectedSpans'],
+  metrics: [p.collector.metrics.v1.ExportMetricsServiceResponse, 'rejectedDataPoints'],
+  logs: [p.collector.logs.v1.ExportLogsServiceResponse, 'rejectedLogRecords'],
+};
 
 function flatten(signal) {
   const [rk, sk, ik] = ITEMS[signal];
@@ -148,6 +156,15 @@ const server = http.createServer((rq, res) => {
         const [rk, sk, ik] = ITEMS[signal];
         for (const rs of msg[rk] || []) for (const ss of rs[sk] || []) counts[signal] += (ss[ik] || []).length;
         if (!DISCARD) received[signal].push(toJson(type, msg));
+        if (partial && partial.signal === signal) {
+          const [rtype, field] = RESPONSES[signal];
+          const ps = { errorMessage: partial.message };
+          ps[field] = partial.rejected;
+          const out = Buffer.from(rtype.encode({ partialSuccess: ps }).finish());
+          partial = null;
+          res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': out.length });
+          return res.end(out);
+        }
         res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 });
         return res.end(); // an empty Export*ServiceResponse: all accepted
       }
@@ -156,6 +173,12 @@ const server = http.createServer((rq, res) => {
         if (!received[s]) return send(res, 400, 'signal: traces | metrics | logs');
         return send(res, 200, { requests: received[s].length, attempts: attempts[s], count: counts[s], gzipped: gzipped[s],
           bytes: bytes[s], items: flatten(s) });
+      }
+      if (rq.method === 'POST' && url.pathname === '/partial') {
+        const signal = url.searchParams.get('signal') || 'traces';
+        if (!RESPONSES[signal]) return send(res, 400, 'signal: traces | metrics | logs');
+        partial = { signal, rejected: Number(url.searchParams.get('rejected') || 1), message: url.searchParams.get('message') || '' };
+        return send(res, 200, partial);
       }
       if (rq.method === 'POST' && url.pathname === '/fault') {
         fault = { status: Number(url.searchParams.get('status') || 503), count: Number(url.searchParams.get('count') || 1) };

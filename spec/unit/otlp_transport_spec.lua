@@ -139,7 +139,7 @@ describe("jararaca.core.otlp", function()
     local resourced = "\10\5\10\3res\18" .. string.char(#scoped) .. scoped
     assert.equal("\10" .. string.char(#resourced) .. resourced, req.body)
     local st = e:stats("traces")
-    assert.same({ queued = 0, exported = 3, dropped = 0, failed = 0, retries = 0, batches = 1, connects = 1,
+    assert.same({ queued = 0, exported = 3, dropped = 0, failed = 0, rejected = 0, retries = 0, batches = 1, connects = 1,
       last_status = 200, last_error = "" }, st)
     e:close()
     col:close()

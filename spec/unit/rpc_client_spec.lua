@@ -347,6 +347,10 @@ describe("rpc: retries", function()
     assert.equal(0.3, delay(r, 1, { headers = { ["retry-after"] = "0.3" } }))
     assert.equal(0.5, delay(r, 1, { headers = { ["retry-after"] = "120" } }))
     assert.equal(0.2, delay(r, 2, { headers = { ["retry-after"] = "Wed, 21 Oct 2015 07:28:00 GMT" } }))
+    -- an HTTP-date ahead asks for longer too (IMF-fixdate, RFC 9110 10.2.3)
+    local ahead = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 100)
+    assert.equal(0.5, delay(r, 1, { headers = { ["retry-after"] = ahead } }))
+    assert.equal(0.1, delay(r, 1, { headers = { ["retry-after"] = "soon" } }))
     -- the delay of each retry is on its span event
     local mem = memory.new()
     tracing.configure { exporter = mem.export, batch_size = 1 }

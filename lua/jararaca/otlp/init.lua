@@ -32,18 +32,21 @@ local function signal_on(cfg, name)
 end
 
 -- Log what the exporter gave up on (dropped: queue full; failed: given up
--- after retries) since the last report: one line per signal, not per batch.
+-- after retries, or rejected by a 2xx's partial_success; rejected: in the
+-- collector's unit) since the last report: one line per signal, not per batch.
 local function report(st)
   for _, signal in ipairs(SIGNALS) do
     if signal_on(st.cfg, signal) then
       local s = st.exporter:stats(signal)
-      local seen = st.seen[signal] or { dropped = 0, failed = 0 }
+      local seen = st.seen[signal] or { dropped = 0, failed = 0, rejected = 0 }
       local dropped, failed = (s.dropped or 0) - seen.dropped, (s.failed or 0) - seen.failed
-      if dropped > 0 or failed > 0 then
-        log.warn(("otlp %s export: %d dropped (queue full), %d failed%s"):format(signal, dropped, failed,
+      local rejected = (s.rejected or 0) - seen.rejected
+      if dropped > 0 or failed > 0 or rejected > 0 then
+        log.warn(("otlp %s export: %d dropped (queue full), %d failed%s%s"):format(signal, dropped, failed,
+          rejected > 0 and (", " .. rejected .. " rejected by the collector") or "",
           s.last_error and s.last_error ~= "" and (" (last error: " .. s.last_error .. ")") or ""))
       end
-      st.seen[signal] = { dropped = s.dropped or 0, failed = s.failed or 0 }
+      st.seen[signal] = { dropped = s.dropped or 0, failed = s.failed or 0, rejected = s.rejected or 0 }
     end
   end
 end

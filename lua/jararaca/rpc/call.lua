@@ -22,10 +22,11 @@ local url = require "jararaca.rpc.url"
 
 local M = {}
 
-local type, tostring, format, lower, find, min, tonumber, error =
-  type, tostring, string.format, string.lower, string.find, math.min, tonumber, error
+local type, tostring, format, lower, find, min, error =
+  type, tostring, string.format, string.lower, string.find, math.min, error
 local sleep, CANCELLED = sched.sleep, sched.CANCELLED
 local decode = json.decode
+local retry_after = require("jararaca.core.http_client").retry_after
 local query_string = url.query
 
 local tracing -- loaded when tracing is on
@@ -37,10 +38,10 @@ local function full_url(req)
 end
 
 -- The delay before try n + 1: backoff * 2^(n-1), at most max_backoff; a
--- Retry-After in seconds asks for longer (up to max_backoff).
+-- Retry-After (seconds or an HTTP-date) asks for longer (up to max_backoff).
 local function delay(retry, n, res)
   local d = min(retry.backoff * 2 ^ (n - 1), retry.max_backoff)
-  local ra = res and res.headers and tonumber(res.headers["retry-after"])
+  local ra = res and res.headers and retry_after(res.headers["retry-after"])
   if ra and ra > d then d = min(ra, retry.max_backoff) end
   return d
 end
