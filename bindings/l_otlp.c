@@ -181,6 +181,20 @@ static int l_push(lua_State *L)
     return jr_push_fail(L, "queue full", "full");
 }
 
+/* Push an encoded span (the encoder's shared buffer) into the traces
+ * queue: true | nil, "queue full", "full". */
+static int push_encoded(lua_State *L, otlp_ud *u, const char *d, size_t len)
+{
+    int rc = jr_otlp_push(u->o, JR_OTLP_TRACES, d, len);
+    jr_l_otlp_encode_done();
+    if (rc == JR_OTLP_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (rc == JR_OTLP_EINVAL) return luaL_error(L, "otlp exporter: traces export is not enabled");
+    return jr_push_fail(L, "queue full", "full");
+}
+
 /* e:push_span(sp): the finished span table sp encoded (l_otlp_encode.c)
  * straight into the traces queue: true | nil, msg, "full" | "invalid". */
 static int l_push_span(lua_State *L)
@@ -191,14 +205,7 @@ static int l_push_span(lua_State *L)
     const char *err = NULL;
     const char *d = jr_l_otlp_encode_span(L, 2, &len, &err);
     if (!d) return jr_push_fail(L, err, "invalid");
-    int rc = jr_otlp_push(u->o, JR_OTLP_TRACES, d, len);
-    jr_l_otlp_encode_done();
-    if (rc == JR_OTLP_OK) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    if (rc == JR_OTLP_EINVAL) return luaL_error(L, "otlp exporter: traces export is not enabled");
-    return jr_push_fail(L, "queue full", "full");
+    return push_encoded(L, u, d, len);
 }
 
 /* e:push_http_span(h, status, name, attrs, websocket, params): the root
@@ -224,14 +231,7 @@ static int l_push_http_span(lua_State *L)
     size_t len;
     const char *d = jr_l_otlp_encode_http_span(L, t, req, 4, 7, status, &len);
     if (!d) return jr_push_fail(L, "out of memory", "nomem");
-    int rc = jr_otlp_push(u->o, JR_OTLP_TRACES, d, len);
-    jr_l_otlp_encode_done();
-    if (rc == JR_OTLP_OK) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    if (rc == JR_OTLP_EINVAL) return luaL_error(L, "otlp exporter: traces export is not enabled");
-    return jr_push_fail(L, "queue full", "full");
+    return push_encoded(L, u, d, len);
 }
 
 static int timeout_ms_arg(lua_State *L, int idx, double dflt)
