@@ -13,7 +13,7 @@ int jr_pb_varint_len(uint64_t v)
     return n;
 }
 
-void jr_pb_varint(jr_buf *b, uint64_t v)
+void jr_pb_varint_slow(jr_buf *b, uint64_t v)
 {
     if (jr_buf_reserve(b, 10) != 0) return;
     unsigned char *p = (unsigned char *)b->data + b->len;
@@ -24,11 +24,6 @@ void jr_pb_varint(jr_buf *b, uint64_t v)
     }
     p[n++] = (unsigned char)v;
     b->len += n;
-}
-
-void jr_pb_tag(jr_buf *b, uint32_t field, int wire)
-{
-    jr_pb_varint(b, ((uint64_t)field << 3) | (uint64_t)wire);
 }
 
 void jr_pb_raw_fixed64(jr_buf *b, uint64_t v)

@@ -29,8 +29,24 @@
 
 enum { JR_PB_VARINT = 0, JR_PB_I64 = 1, JR_PB_LEN = 2, JR_PB_I32 = 5 };
 
-void jr_pb_varint(jr_buf *b, uint64_t v);
-void jr_pb_tag(jr_buf *b, uint32_t field, int wire);
+/* The general case of jr_pb_varint (any value, room to grow). */
+void jr_pb_varint_slow(jr_buf *b, uint64_t v);
+
+/* A varint; inline for the common one-byte case (tags, short lengths):
+ * an encoded span is mostly those. */
+static inline void jr_pb_varint(jr_buf *b, uint64_t v)
+{
+    if (v < 0x80 && b->len < b->cap) {
+        b->data[b->len++] = (char)v;
+        return;
+    }
+    jr_pb_varint_slow(b, v);
+}
+
+static inline void jr_pb_tag(jr_buf *b, uint32_t field, int wire)
+{
+    jr_pb_varint(b, ((uint64_t)field << 3) | (uint64_t)wire);
+}
 /* Little-endian 8 bytes, no tag (a packed repeated fixed64/double's items). */
 void jr_pb_raw_fixed64(jr_buf *b, uint64_t v);
 void jr_pb_raw_double(jr_buf *b, double v);
