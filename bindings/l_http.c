@@ -414,7 +414,8 @@ static void push_word(lua_State *L, const unsigned char *b)
 /* h:trace_take() -> t1, t2, t3, t4, s1, s2 (the ids as signed 32-bit
  * words, jararaca.tracing.span's), parent_id (hex) | nil, sampled,
  * start_us; nothing when the span is not kept in C (or the request is
- * over). From then on Lua has the span: the answer does not echo it. */
+ * over). From then on Lua has the span and exports it; the answer still
+ * echoes it from here unless Lua did. */
 static int req_trace_take(lua_State *L)
 {
     req_slot *sl = live_slot(L, 1);
@@ -679,11 +680,12 @@ static int req_respond(lua_State *L)
                 nh--;
                 break;
             }
-    /* A root span kept in C is echoed as `traceparent`, unless the app sent
-     * its own (jararaca.tracing's echo does the same for a Lua span). */
+    /* A root span kept in C, or taken over by Lua since (same ids), is
+     * echoed as `traceparent`, unless the answer has one: the app's own, or
+     * jararaca.tracing's echo of a Lua span. */
     char tp[JR_TRACEPARENT_LEN];
     req_slot *sl = live_slot(L, 1);
-    if (sl && sl->trace_state == TRACE_KEPT) {
+    if (sl && sl->trace_state != TRACE_NONE) {
         int own = 0;
         for (size_t i = 0; i < nh && !own; i++)
             own = hs[i].nlen == 11 && strncasecmp(hs[i].name, "traceparent", 11) == 0;

@@ -69,11 +69,62 @@ enum {
 
 /* -------- helpers reading the table at stack index idx -------- */
 
+/* Field names interned once. A name pushed through the C API is hashed and
+ * looked up in the string table each time (about 100 instructions, and a
+ * span has some 20 fields, read at every span's end): between keys_on and
+ * the caller's settop, push_key takes the names it has met before from a
+ * table kept in the registry, found by the address of the C literal. */
+#define KEY_SLOTS 256 /* (a power of two, twice the distinct names and more) */
+static const char *key_ptr[KEY_SLOTS];
+static int key_num[KEY_SLOTS], nkeys, keys_idx, keys_ref = LUA_NOREF;
+static const void *keys_registry; /* the lua_State (registry) the cache belongs to */
+
+static void keys_on(lua_State *L)
+{
+    lua_pushvalue(L, LUA_REGISTRYINDEX);
+    const void *reg = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    if (reg != keys_registry) { /* (another Lua state: start over) */
+        memset(key_ptr, 0, sizeof key_ptr);
+        nkeys = 0;
+        lua_newtable(L);
+        keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        keys_registry = reg;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, keys_ref);
+    keys_idx = lua_gettop(L);
+}
+
+/* (the caller's settop takes the table off the stack) */
+static void keys_off(void) { keys_idx = 0; }
+
+static void push_key(lua_State *L, const char *k)
+{
+    if (!keys_idx) {
+        lua_pushstring(L, k);
+        return;
+    }
+    unsigned h = (unsigned)(((uintptr_t)k >> 3) & (KEY_SLOTS - 1));
+    while (key_ptr[h] && key_ptr[h] != k) h = (h + 1) & (KEY_SLOTS - 1);
+    if (key_ptr[h]) {
+        lua_rawgeti(L, keys_idx, key_num[h]);
+        return;
+    }
+    lua_pushstring(L, k);
+    if (nkeys < KEY_SLOTS / 2) { /* (half full at most: probes stay short) */
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, keys_idx, ++nkeys);
+        key_ptr[h] = k;
+        key_num[h] = nkeys;
+    }
+}
+
 /* t[k] raw, pushed. */
 static int rawfield(lua_State *L, int idx, const char *k)
 {
-    lua_pushstring(L, k);
-    lua_rawget(L, idx < 0 ? idx - 1 : idx);
+    int t = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    push_key(L, k);
+    lua_rawget(L, t);
     return lua_type(L, -1);
 }
 
@@ -128,8 +179,7 @@ static int words_id(lua_State *L, int idx, size_t nbytes, uint32_t field)
     unsigned char id[16];
     int any = 0;
     for (size_t i = 0; i < n; i++) {
-        lua_getfield(L, idx, names[i]);
-        if (lua_type(L, -1) != LUA_TNUMBER) {
+        if (rawfield(L, idx, names[i]) != LUA_TNUMBER) {
             lua_pop(L, 1);
             return -1;
         }
@@ -299,9 +349,13 @@ static void http_attributes(lua_State *L, int hp)
 {
     static const char param_prefix[] = "http.request.path_param.";
     int websocket = 0;
-    lua_rawgeti(L, hp, 3); /* route info: { template, websocket } */
+    lua_rawgeti(L, hp, 3); /* route info: { template, attrs, websocket } */
     if (lua_type(L, -1) == LUA_TTABLE) {
-        attributes(L, -1, "template", SPAN_ATTRS);
+        size_t n;
+        /* attrs: the template already encoded (once per route), else the table */
+        const char *enc = str_field(L, -1, "attrs", &n);
+        if (enc) jr_buf_append(&out, enc, n);
+        else attributes(L, -1, "template", SPAN_ATTRS);
         websocket = rawfield(L, -1, "websocket") == LUA_TBOOLEAN && lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
@@ -450,7 +504,11 @@ static int encode_span(lua_State *L, int idx)
 static int l_span(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    keys_on(L);
     int rc = encode_span(L, 1);
+    keys_off();
+    lua_settop(L, 1);
     if (rc != 0) return fail(L, rc == -2 ? "span link" : "span");
     return result(L);
 }
@@ -458,7 +516,9 @@ static int l_span(lua_State *L)
 const char *jr_l_otlp_encode_span(lua_State *L, int idx, size_t *len, const char **err)
 {
     int top = lua_gettop(L);
+    keys_on(L);
     int rc = encode_span(L, idx < 0 ? top + idx + 1 : idx);
+    keys_off();
     lua_settop(L, top);
     if (rc != 0) {
         *err = errmsg;
@@ -532,9 +592,22 @@ static int l_span_attributes(lua_State *L)
 
 /* -------- LogRecord -------- */
 
+static int log_record(lua_State *L);
+
 static int l_log_record(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    keys_on(L);
+    int rc = log_record(L);
+    keys_off();
+    lua_settop(L, 1);
+    if (rc != 0) return fail(L, "log record");
+    return result(L);
+}
+
+static int log_record(lua_State *L)
+{
     begin();
     double t;
     if (num_field(L, 1, "time_us", &t)) jr_pb_fixed64(&out, LOG_TIME, us_to_ns(t));
@@ -549,7 +622,7 @@ static int l_log_record(lua_State *L)
     attributes(L, 1, "attributes", LOG_ATTRS);
     if (id_field(L, 1, "trace_id", 16, LOG_TRACE_ID, 0) != 0 ||
         id_field(L, 1, "span_id", 8, LOG_SPAN_ID, 0) != 0)
-        return fail(L, "log record");
+        return -1;
     if (rawfield(L, 1, "sampled") == LUA_TBOOLEAN && lua_toboolean(L, -1)) {
         jr_pb_tag(&out, LOG_FLAGS, JR_PB_I32);
         static const unsigned char one[4] = {LOG_FLAG_SAMPLED, 0, 0, 0};
@@ -557,7 +630,7 @@ static int l_log_record(lua_State *L)
     }
     lua_pop(L, 1);
     if (num_field(L, 1, "observed_us", &t)) jr_pb_fixed64(&out, LOG_OBSERVED, us_to_ns(t));
-    return result(L);
+    return 0;
 }
 
 /* -------- Resource -------- */

@@ -27,7 +27,7 @@ setup(function()
   srv = server.start(APP, { "--worker-timeout", "0" }, env())
   -- a route's first request takes the Lua path (it makes the route's span
   -- info the C path then uses): one each first
-  for _, t in ipairs { "/plain/0", "/touch/0", "/boom", "/own" } do get(t) end
+  for _, t in ipairs { "/plain/0", "/touch/0", "/peek/0", "/boom", "/own" } do get(t) end
 end)
 
 teardown(function()
@@ -107,6 +107,25 @@ describe("an HTTP root span kept in C", function()
       ["http.query"] = "q=1", ["http.request.path_param.id"] = "9", ["http.request.header.x-thing"] = "a",
       ["http.request.header.host"] = "127.0.0.1", ["http.request.client.host"] = "127.0.0.1",
       ["http.response.status_code"] = 200, touched = true,
+    }, request_attrs(s))
+  end)
+
+  it("taken over by Lua without its attributes read, is exported with all of them", function()
+    local res = get("/peek/4?q=2", { ["X-Thing"] = "c" })
+    assert.equal(200, res.status, res.body)
+    local body = cjson.decode(res.body)
+    local trace, span = echoed(res)
+    assert.equal(trace, body.trace_id)
+    assert.equal(span, body.span_id)
+    local s = span_of(span)
+    assert.equal(trace, s.traceId)
+    assert.equal("GET /peek/{id}", s.name)
+    assert.same({
+      ["app.context_type"] = "http", ["http.method"] = "GET", ["http.route.path"] = "/peek/{id}",
+      ["http.route.endpoint.name"] = "peek", ["http.url"] = "/peek/4?q=2", ["http.path"] = "/peek/4",
+      ["http.query"] = "q=2", ["http.request.path_param.id"] = "4", ["http.request.header.x-thing"] = "c",
+      ["http.request.header.host"] = "127.0.0.1", ["http.request.client.host"] = "127.0.0.1",
+      ["http.response.status_code"] = 200,
     }, request_attrs(s))
   end)
 

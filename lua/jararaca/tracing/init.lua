@@ -408,7 +408,8 @@ local function materialize(ctx, r)
   local ok, t1, t2, t3, t4, s1, s2, parent, sampled, start_us = pcall(h.trace_take, h)
   if not ok or t1 == nil then return nil end
   local sp = spanmod.from_words(r.name, "server", t1, t2, t3, t4, s1, s2, parent, sampled, start_us)
-  if sampled then sp._http = { h, rawget(req, "params"), r, false } end
+  -- (5th: the C server echoes its traceparent, the same ids, see answer)
+  if sampled then sp._http = { h, rawget(req, "params"), r, false, true } end
   rawset(ctx, "_span", sp)
   return sp
 end
@@ -442,6 +443,7 @@ function M.start_http(ctx, req, route)
   end
   r = route_info(route, h:method())
   if type(h) == "userdata" then
+    if otlp_e and not r.attrs then otlp_attributes(r) end -- (the encoder copies it in)
     local sp = M.start_root(ctx, r.name, "server", h.header, h, cfg.trust_inbound, false)
     if sp.sampled then sp._http = { h, rawget(req, "params"), r, false } end
     return sp
@@ -469,7 +471,8 @@ function M.answer(holder, h, ws, st, hd)
     if e then pcall(e.push_http_span, e, h, st, sp.name, sp.attrs, sp.websocket, rawget(req, "params")) end
     return hd
   end
-  if not ws then hd = M.echo(sp, hd) end
+  local hp = rawget(sp, "_http")
+  if not ws and not (hp and hp[5]) then hd = M.echo(sp, hd) end
   M.end_http(sp, ws and 101 or st)
   return hd
 end

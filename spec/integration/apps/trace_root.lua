@@ -4,6 +4,8 @@
 --   GET /plain/{id}   touches no span (the span stays in C)
 --   GET /touch/{id}   sets an attribute on the current span (Lua takes it
 --                     over mid-request) and answers its ids
+--   GET /peek/{id}    reads the current span's ids only (Lua takes it over,
+--                     its attributes are never read in Lua)
 --   GET /boom         raises: a 500
 --   GET /own          answers with a traceparent header of its own
 -- TRACE_SAMPLE: the sampling probability (default 1.0).
@@ -16,6 +18,13 @@ T.plain = j.Get("/plain/{id}", function(_, req) return { id = req.params.id } en
 T.touch = j.Get("/touch/{id}", function(_, req)
   local sp = j.current_span()
   sp:set_attribute("touched", true)
+  return { id = req.params.id, trace_id = sp.trace_id, span_id = sp.span_id }
+end)
+
+-- the span taken over by Lua, its attributes never read: the encoder
+-- writes them from the request (the route's template encoded once)
+T.peek = j.Get("/peek/{id}", function(_, req)
+  local sp = j.current_span()
   return { id = req.params.id, trace_id = sp.trace_id, span_id = sp.span_id }
 end)
 
