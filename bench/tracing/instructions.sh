@@ -18,16 +18,8 @@ PORT=${PORT:-18097}
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }
 rm -rf "$WORK"; mkdir -p "$WORK"
 
-cp -r "$ROOT/lua" "$WORK/lua-base" # (base: the request hook cut out, as run.sh does)
-python3 - "$WORK/lua-base/jararaca/http/dispatch.lua" <<'PY'
-import re, sys
-p = sys.argv[1]
-src = open(p).read()
-new, n = re.subn(r"\n( *)if tracing_state\.on then\n.*?\n\1end\n", "\n", src, count=1, flags=re.S)
-if n != 1 or "bind(ctx) -- the trampoline" not in new:
-    sys.exit("bench/tracing: the request hook of http/dispatch.lua was not found; update instructions.sh")
-open(p, "w").write(new)
-PY
+source "$ROOT/bench/tracing/base_lua.sh"
+make_base_lua "$ROOT" "$WORK"
 
 OTLP_RECEIVER_DISCARD=count node "$ROOT/spec/support/otlp_receiver.js" > "$WORK/receiver.log" 2>&1 &
 RECV=$!

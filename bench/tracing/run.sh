@@ -34,18 +34,8 @@ source "$ROOT/bench/lib.sh"
 bench_setup /tmp/jararaca-bench-tracing
 OUT="$WORK/results.txt"; : > "$OUT"
 
-# base: lua/ with the hot path's tracing hook cut out (fails loudly when the
-# block is not found, rather than measuring the same code twice)
-cp -r "$ROOT/lua" "$WORK/lua-base"
-python3 - "$WORK/lua-base/jararaca/http/dispatch.lua" <<'PY'
-import re, sys
-p = sys.argv[1]
-src = open(p).read()
-new, n = re.subn(r"\n( *)if tracing_state\.on then\n.*?\n\1end\n", "\n", src, count=1, flags=re.S)
-if n != 1 or "bind(ctx) -- the trampoline" not in new:
-    sys.exit("bench/tracing: the request hook of http/dispatch.lua was not found; update run.sh")
-open(p, "w").write(new)
-PY
+source "$ROOT/bench/tracing/base_lua.sh"
+make_base_lua "$ROOT" "$WORK"
 
 MODES=${MODES:-base off drop otlp otlpc}
 RECV_PID=

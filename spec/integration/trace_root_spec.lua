@@ -91,8 +91,11 @@ describe("an HTTP root span kept in C", function()
     assert.truthy(math.abs(start / 1e9 - os.time()) < 60, "a wall-clock start")
   end)
 
-  it("becomes the Lua span, with the same ids and attributes, when the handler asks for it", function()
-    local res = get("/touch/9?q=1", { ["X-Thing"] = "a" })
+  -- GET /<member>/<id>?q=<q> with X-Thing: <thing>, a route whose handler
+  -- takes the span over and answers its ids: the exported span has those
+  -- ids and every attribute, plus extra
+  local function taken_over(member, id, q, thing, extra)
+    local res = get(("/%s/%s?q=%s"):format(member, id, q), { ["X-Thing"] = thing })
     assert.equal(200, res.status, res.body)
     local body = cjson.decode(res.body)
     local trace, span = echoed(res)
@@ -100,33 +103,25 @@ describe("an HTTP root span kept in C", function()
     assert.equal(span, body.span_id)
     local s = span_of(span)
     assert.equal(trace, s.traceId)
-    assert.equal("GET /touch/{id}", s.name)
-    assert.same({
-      ["app.context_type"] = "http", ["http.method"] = "GET", ["http.route.path"] = "/touch/{id}",
-      ["http.route.endpoint.name"] = "touch", ["http.url"] = "/touch/9?q=1", ["http.path"] = "/touch/9",
-      ["http.query"] = "q=1", ["http.request.path_param.id"] = "9", ["http.request.header.x-thing"] = "a",
+    assert.equal(("GET /%s/{id}"):format(member), s.name)
+    local want = {
+      ["app.context_type"] = "http", ["http.method"] = "GET", ["http.route.path"] = "/" .. member .. "/{id}",
+      ["http.route.endpoint.name"] = member, ["http.url"] = ("/%s/%s?q=%s"):format(member, id, q),
+      ["http.path"] = ("/%s/%s"):format(member, id), ["http.query"] = "q=" .. q,
+      ["http.request.path_param.id"] = id, ["http.request.header.x-thing"] = thing,
       ["http.request.header.host"] = "127.0.0.1", ["http.request.client.host"] = "127.0.0.1",
-      ["http.response.status_code"] = 200, touched = true,
-    }, request_attrs(s))
+      ["http.response.status_code"] = 200,
+    }
+    for k, v in pairs(extra or {}) do want[k] = v end
+    assert.same(want, request_attrs(s))
+  end
+
+  it("becomes the Lua span, with the same ids and attributes, when the handler asks for it", function()
+    taken_over("touch", "9", "1", "a", { touched = true })
   end)
 
   it("taken over by Lua without its attributes read, is exported with all of them", function()
-    local res = get("/peek/4?q=2", { ["X-Thing"] = "c" })
-    assert.equal(200, res.status, res.body)
-    local body = cjson.decode(res.body)
-    local trace, span = echoed(res)
-    assert.equal(trace, body.trace_id)
-    assert.equal(span, body.span_id)
-    local s = span_of(span)
-    assert.equal(trace, s.traceId)
-    assert.equal("GET /peek/{id}", s.name)
-    assert.same({
-      ["app.context_type"] = "http", ["http.method"] = "GET", ["http.route.path"] = "/peek/{id}",
-      ["http.route.endpoint.name"] = "peek", ["http.url"] = "/peek/4?q=2", ["http.path"] = "/peek/4",
-      ["http.query"] = "q=2", ["http.request.path_param.id"] = "4", ["http.request.header.x-thing"] = "c",
-      ["http.request.header.host"] = "127.0.0.1", ["http.request.client.host"] = "127.0.0.1",
-      ["http.response.status_code"] = 200,
-    }, request_attrs(s))
+    taken_over("peek", "4", "2", "c")
   end)
 
   it("ends with status error on a 500", function()
