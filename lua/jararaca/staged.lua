@@ -1,6 +1,7 @@
 --- jararaca.staged: actions that wait for their transaction's outcome.
 --
---   staged.add(ctx, fn, ...)   -- ctx: a transaction context, or nil for the current one
+--   staged.add(ctx, fn, ...)      -- ctx: a transaction context, or nil for the current one
+--   staged.settled(ctx, fn, ...)  -- fn(ok, ...) once the transaction is over, either way
 --
 -- fn(...) runs once the transaction (an HTTP request, a WebSocket connection,
 -- later a message or a scheduled run) has succeeded: after its whole
@@ -12,6 +13,10 @@
 -- in the order they were added, in the transaction's task; an action that
 -- raises is logged and the next ones still run. Outside a transaction (no
 -- context, or the startup/shutdown context) fn(...) runs at once.
+-- `settled` is for an outcome that must be recorded whatever happens (a
+-- scheduled tick's claim): fn(ok, ...) runs in the same order after a
+-- success (ok true) and also after a failure (ok false), where `add`'s
+-- actions are dropped.
 --
 -- `j.WebSocketMessage(...):send(rooms)` is staged this way; the message bus
 -- will publish the same way. Runners of transactions call
@@ -37,28 +42,35 @@ local SUCCEEDED, FAILED = {}, {}
 -- Contexts that are not transactions: their actions run at once.
 local IMMEDIATE = { startup = true, shutdown = true }
 
-local function run_one(e)
-  local ok, err = xpcall(e.fn, traceback, unpack(e, 1, e.n))
-  if not ok then log.error("a staged action failed: ", tostring(err)) end
+-- e.settled: fn gets the transaction's ok first.
+local function run_one(e, ok)
+  local rok, err
+  if e.settled then
+    rok, err = xpcall(e.fn, traceback, ok, unpack(e, 1, e.n))
+  else
+    rok, err = xpcall(e.fn, traceback, unpack(e, 1, e.n))
+  end
+  if not rok then log.error("a staged action failed: ", tostring(err)) end
 end
 
---- Stage fn(...) in ctx (nil: the current transaction). Returns "staged",
---- "ran" (no transaction, or one that already succeeded: fn ran now) or
---- "dropped" (its transaction already failed).
-function M.add(ctx, fn, ...)
-  if type(fn) ~= "function" then error("staged.add(ctx, fn, ...): fn must be a function, got " .. type(fn), 2) end
+local function stage(what, ctx, fn, settled, ...)
+  if type(fn) ~= "function" then error(what .. ": fn must be a function, got " .. type(fn), 3) end
   if ctx == nil then ctx = current() end
   if ctx ~= nil and type(ctx) ~= "table" then
-    error("staged.add(ctx, fn, ...): ctx must be a transaction context or nil, got " .. type(ctx), 2)
+    error(what .. ": ctx must be a transaction context or nil, got " .. type(ctx), 3)
   end
-  local e = { fn = fn, n = select("#", ...), ... }
+  local e = { fn = fn, settled = settled, n = select("#", ...), ... }
   if ctx == nil or IMMEDIATE[ctx.kind] then
-    run_one(e)
+    run_one(e, true)
     return "ran"
   end
   local list = rawget(ctx, "_staged")
-  if list == SUCCEEDED then run_one(e); return "ran" end
-  if list == FAILED then return "dropped" end
+  if list == SUCCEEDED then run_one(e, true); return "ran" end
+  if list == FAILED then
+    if not settled then return "dropped" end
+    run_one(e, false)
+    return "ran"
+  end
   if not list then
     list = {}
     rawset(ctx, "_staged", list)
@@ -67,13 +79,33 @@ function M.add(ctx, fn, ...)
   return "staged"
 end
 
+--- Stage fn(...) in ctx (nil: the current transaction): it runs after the
+--- transaction succeeded, is dropped when it failed. Returns "staged",
+--- "ran" (no transaction, or one that already succeeded: fn ran now) or
+--- "dropped" (its transaction already failed).
+function M.add(ctx, fn, ...)
+  local r = stage("staged.add(ctx, fn, ...)", ctx, fn, false, ...) -- (not a tail call: misuse names the caller)
+  return r
+end
+
+--- Stage fn(ok, ...) in ctx (nil: the current transaction): it runs once
+--- the transaction is over, ok telling whether it succeeded. Returns
+--- "staged" or "ran" (no transaction, or one already over: fn ran now).
+function M.settled(ctx, fn, ...)
+  local r = stage("staged.settled(ctx, fn, ...)", ctx, fn, true, ...)
+  return r
+end
+
 --- The transaction of ctx is over: ok true runs its staged actions in order,
---- false drops them. Never raises.
+--- false drops them (but for `settled` ones, run with ok false). Never raises.
 function M.settle(ctx, ok)
   local list = rawget(ctx, "_staged")
   rawset(ctx, "_staged", ok and SUCCEEDED or FAILED)
-  if not ok or not list or list == SUCCEEDED or list == FAILED then return end
-  for i = 1, #list do run_one(list[i]) end
+  if not list or list == SUCCEEDED or list == FAILED then return end
+  for i = 1, #list do
+    local e = list[i]
+    if ok or e.settled then run_one(e, ok) end
+  end
 end
 
 --- How many actions wait in ctx (for tests and diagnostics).

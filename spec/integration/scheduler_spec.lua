@@ -327,6 +327,38 @@ describe("jararaca scheduler", function()
     assert.is_falsy(output(s1):find(" 0 published"))
   end)
 
+  it("dispatch = 'bus': a run whose commit fails is recorded as failed (its message dead-lettered), and the "
+    .. "next ticks run", function()
+    local s = until_started(start("nc", { "--actions", "nocommit" }))
+    local w = start("ncw", { "--handlers", "schedule.nocommit" }, "worker")
+    w.worker = true
+    until_started(w)
+    local t0 = wait.until_true(function()
+      local r = rows("SELECT min(tick) AS t FROM started WHERE action = 'nocommit'")[1]
+      return r.t ~= dbmod.null and r.t or nil
+    end, "nocommit started", 30)
+    -- three ticks after t0 with an outcome in the store: ran (and failed) or, had t0's claim stayed
+    -- unfinished, skipped (allow_overlap = false) behind it
+    wait.until_true(function()
+      local n, _, list = 0, outcomes("nocommit")
+      for _, r in ipairs(list) do
+        if r.tick > t0 and r.outcome then n = n + 1 end
+      end
+      return n >= 3
+    end, "three ticks of nocommit after the first have an outcome", 30)
+    for _, p in ipairs { s, w } do assert.equal(0, stop(p), output(p)) end
+    local by_tick = outcomes("nocommit")
+    for t = t0, t0 + 3 do
+      assert.equal("failed", by_tick[t] and by_tick[t].outcome, "tick " .. t)
+      assert.equal(1, rows("SELECT count(*) AS n FROM started WHERE action = 'nocommit' AND tick = ?", { t })[1].n)
+    end
+    assert.equal(0, rows("SELECT count(*) AS n FROM orphans")[1].n)
+    local out = output(w)
+    assert.is_truthy(out:find("action nocommit %(tick " .. t0 .. "%) failed: its transaction did not commit"), out)
+    assert.is_truthy(out:find("dead%-lettered: failed after 1 attempt%(s%): [^\n]*FOREIGN KEY constraint failed"), out)
+    assert.is_falsy(out:find("recording the outcome", 1, true), out)
+  end)
+
   -- A scheduler running "hold" with that grace period, once a run started:
   -- the process, the run's tick.
   local function hold(grace)

@@ -123,12 +123,59 @@ describe("jararaca.staged", function()
     assert.same({ "a", "b" }, ran)
   end)
 
-  it("raises for misuse", function()
+  it("settled: runs fn(true, ...) after a success, in order with the others", function()
+    local trace = {}
+    local commit = { exit = function() trace[#trace + 1] = "commit" end }
+    transaction({ commit }, function()
+      staged.add(nil, function() trace[#trace + 1] = "add" end)
+      assert.equal("staged", staged.settled(nil, function(ok, a, b) trace[#trace + 1] = { ok, a, b } end, "x", nil))
+    end)
+    assert.same({ "commit", "add", { true, "x", nil } }, trace)
+  end)
+
+  it("settled: runs fn(false, ...) after a failed commit, a raise, an exit suppressing either", function()
+    local commit = { exit = function() error("commit failed", 0) end }
+    local forgive = { exit = function() return true end }
+    local cases = {
+      { { commit }, function() end },
+      { {}, function() error("boom", 0) end },
+      { { forgive, commit }, function() end },
+      { { forgive }, function() error("boom", 0) end },
+    }
+    for i, c in ipairs(cases) do
+      local got = {}
+      transaction(c[1], function()
+        staged.add(nil, function() got[#got + 1] = "dropped one ran" end)
+        staged.settled(nil, function(ok, v) got[#got + 1] = { ok, v } end, i)
+        c[2]()
+      end)
+      assert.same({ { false, i } }, got)
+    end
+  end)
+
+  it("settled: after the outcome and outside a transaction, runs at once with the outcome", function()
+    local ok_ctx = transaction({}, function() end)
+    local bad_ctx = transaction({}, function() error("x", 0) end)
+    local got = {}
+    local function note(ok, v) got[#got + 1] = { ok, v } end
+    assert.equal("ran", staged.settled(ok_ctx, note, "a"))
+    assert.equal("ran", staged.settled(bad_ctx, note, "b"))
+    local prev = context.current()
+    context.bind(nil)
+    assert.equal("ran", staged.settled(nil, note, "c"))
+    context.bind(prev)
+    assert.same({ { true, "a" }, { false, "b" }, { true, "c" } }, got)
+  end)
+
+  it("raises for misuse, naming the caller", function()
     local ok, err = pcall(staged.add, nil, "not a function")
     assert.is_false(ok)
     assert.matches("fn must be a function, got string$", err)
     ok, err = pcall(staged.add, 42, function() end)
     assert.is_false(ok)
     assert.matches("ctx must be a transaction context or nil, got number$", err)
+    ok, err = pcall(function() staged.settled(nil, 1) end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*staged_spec.lua:%d+: staged.settled%(ctx, fn, ...%): fn must be a function, got number$", err)
   end)
 end)

@@ -12,7 +12,9 @@
 -- commits when the action returns, its publishes go out on commit); the
 -- action gets the same run table { action, tick, fired_at, token }. A
 -- failed run is not retried (the tick is claimed: max_retries = 0), so its
--- message is dead-lettered with the error.
+-- message is dead-lettered with the error; the tick's outcome is "failed"
+-- also when the action returned and the commit (or an interceptor's exit)
+-- failed after it.
 -- @module jararaca.schedule.dispatch
 local schedule = require "jararaca.schedule"
 local action_mod = require "jararaca.schedule.action"
@@ -30,6 +32,15 @@ local traceback, describe, CANCELLED = debug.traceback, errors.describe, sched.C
 --- Seconds the worker lets a dispatched run take (its handler's timeout)
 --- when the action has no timeout of its own.
 M.NO_TIMEOUT = 86400
+
+-- The run's transaction is over (the action had returned): its outcome.
+local function committed(ok, container, a, tick, token)
+  if not ok then
+    log.error(format("scheduler: action %s (tick %d) failed: its transaction did not commit (its commit or an "
+      .. "interceptor's exit failed after the action returned)", a.name, tick))
+  end
+  schedule.finish(container, a, tick, token, ok and "ok" or "failed")
+end
 
 local function handle(a, self, msg)
   local p = msg:payload()
@@ -74,7 +85,9 @@ local function handle(a, self, msg)
   end
   a.running = a.running - 1
   if ok then
-    staged.add(ctx, schedule.finish, ctx.container, a, p.tick, token, "ok")
+    -- the outcome waits for the commit, and is recorded also when the
+    -- commit (or an interceptor's exit) fails: never a claim left unfinished
+    staged.settled(ctx, committed, ctx.container, a, p.tick, token)
     return
   end
   local outcome = timed_out and "timeout" or "failed"

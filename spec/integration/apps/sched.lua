@@ -13,6 +13,8 @@
 --   hold      every second: notes it started, takes 3 s, records (for SIGTERM's grace period)
 --   catchup   every second, misfire = "run_once": records
 --   viabus    every second, dispatch = "bus" (a worker runs it): records
+--   nocommit  every second, dispatch = "bus": notes it started, then writes an
+--             orphan (a deferred foreign key): the action returns, its COMMIT fails
 --   everywhere  every second, exclusive = false: records (in every scheduler process)
 -- The interceptor notes every scheduled transaction in `intercepted` (in
 -- a session of its own).
@@ -81,6 +83,11 @@ end)
 Jobs.catchup = j.ScheduledAction("* * * * * *", { misfire = "run_once" }, function(_, r) record(r) end)
 
 Jobs.viabus = j.ScheduledAction("* * * * * *", { dispatch = "bus", group = "bus" }, function(_, r) record(r) end)
+
+Jobs.nocommit = j.ScheduledAction("* * * * * *", { dispatch = "bus", group = "bus" }, function(_, r)
+  note("started", r)
+  assert(j.use_session():execute("INSERT INTO orphans (parent) VALUES (?)", { r.tick }))
+end)
 
 Jobs.everywhere = j.ScheduledAction("* * * * * *", { exclusive = false }, function(_, r) record(r) end)
 

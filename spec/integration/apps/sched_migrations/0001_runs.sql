@@ -9,3 +9,7 @@ CREATE TABLE started (action TEXT NOT NULL, tick INTEGER NOT NULL, pid INTEGER N
 CREATE TABLE errors (action TEXT NOT NULL, tick INTEGER NOT NULL, err TEXT NOT NULL);
 -- what the interceptor saw: one row per transaction it entered
 CREATE TABLE intercepted (action TEXT NOT NULL, tick INTEGER NOT NULL, kind TEXT NOT NULL);
+-- a deferred foreign key, checked at COMMIT: a run inserting an orphan
+-- passes the statement and fails its commit
+CREATE TABLE parents (id INTEGER PRIMARY KEY);
+CREATE TABLE orphans (parent INTEGER NOT NULL REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED);
