@@ -16,7 +16,8 @@
 -- delivery stays with its consumer until settled or until the connection
 -- drops (no lease: extend is a no-op and the handler's timeout bounds it);
 -- a retry is a copy published to a delay queue and the original acked, in
--- that order (a crash in between: both exist, the same message id twice);
+-- that order (a crash in between: both exist, the same message id twice;
+-- a copy that fails or raises: the original nacked with requeue instead);
 -- delays round to a tier (amqp_topology.tier); header values come back as
 -- strings.
 -- @module jararaca.bus.amqp
@@ -368,7 +369,8 @@ local function headers_of(d, extra)
 end
 
 -- Publish a copy, then ack the original; if the copy fails the original
--- goes back to its queue (a delivery is never left unsettled).
+-- goes back to its queue (a delivery is never left unsettled; if it
+-- raises, see released_on_raise).
 local function move(self, d, exchange, key, headers)
   -- its connection dropped: RabbitMQ has requeued it and delivers it
   -- again; a copy would be a second one (after waiting for the reconnect)
@@ -385,10 +387,20 @@ local function move(self, d, exchange, key, headers)
   return d._ad:ack()
 end
 
---- Retry after delay_seconds (attempt + 1): a copy through the delay tier
---- to the handler's queue, then the original acked.
-function Broker:retry(d, delay_seconds)
-  check_delivery(d, "broker:retry()")
+-- The answer of a copy's publish run by pcall (ok, ...): if it raised
+-- (ac:publish refusing the copy's headers, out of memory) the original
+-- goes back to its queue first, then the error is raised again: one
+-- settlement, never none (it would stay unacked until the connection
+-- closes). Not when it is settled already (a raise after the ack), or its
+-- connection dropped (RabbitMQ requeued it).
+local function released_on_raise(d, ok, ...)
+  if ok then return ... end
+  local ad = d._ad
+  if ad:live() then ad:nack(true) end
+  error((...), 0)
+end
+
+local function retry_copy(self, d, delay_seconds)
   local exchange = self.names.retry
   local tier, terr = topology.tier(floor((delay_seconds or 0) * 1000))
   if terr then tier = topology.TIERS[#topology.TIERS] end
@@ -403,14 +415,25 @@ function Broker:retry(d, delay_seconds)
   return move(self, d, exchange, d.queue, headers_of(d, { ["x-retry-count"] = d.attempt + 1, ["x-topic"] = d.topic }))
 end
 
---- Dead-letter d with reason: a copy to the app's DLQ (with its original
---- queue, topic, the reason and the time), then the original acked.
-function Broker:dead_letter(d, reason)
-  check_delivery(d, "broker:dead_letter()")
+--- Retry after delay_seconds (attempt + 1): a copy through the delay tier
+--- to the handler's queue, then the original acked.
+function Broker:retry(d, delay_seconds)
+  check_delivery(d, "broker:retry()")
+  return released_on_raise(d, pcall(retry_copy, self, d, delay_seconds))
+end
+
+local function dead_letter_copy(self, d, reason)
   return move(self, d, self.names.dlx, d.queue, headers_of(d, {
     ["x-retry-count"] = d.attempt, ["x-original-queue"] = d.queue, ["x-original-topic"] = d.topic,
     ["x-dead-reason"] = tostring(reason or ""), ["x-dead-at"] = floor(time() * 1000),
   }))
+end
+
+--- Dead-letter d with reason: a copy to the app's DLQ (with its original
+--- queue, topic, the reason and the time), then the original acked.
+function Broker:dead_letter(d, reason)
+  check_delivery(d, "broker:dead_letter()")
+  return released_on_raise(d, pcall(dead_letter_copy, self, d, reason))
 end
 
 --- A new message id (32 hex digits), as the embedded broker's.

@@ -20,10 +20,11 @@
 --   * released (nack: ready again, attempt unchanged): msg:nack(), fetched
 --     but not started when the worker stops, or still running when the
 --     grace period ends (cancelled).
--- Settling uses the delivery's lease; a settle that fails (the lease was
--- lost, the database is gone) is logged, counted as lost (not as the
--- outcome it failed to record), and the lease's end brings the message
--- back (at least once).
+-- Settling uses the delivery's lease; a settle that fails or raises (the
+-- lease was lost, the database is gone, a copy that cannot be sent) is
+-- logged, counted as lost (not as the outcome it failed to record), and the
+-- lease's end (RabbitMQ: the nack that replaces the copy) brings the
+-- message back (at least once).
 -- @module jararaca.bus.worker
 local bus = require "jararaca.bus"
 local message = require "jararaca.bus.message"
@@ -67,12 +68,16 @@ end
 
 -- Settle with the broker and count the outcome (w.counts[count]) once it is
 -- recorded; a "busy" answer (another process held the file's write lock
--- past busy_timeout) is tried again a few times.
+-- past busy_timeout) is tried again a few times. A settle that raises (a
+-- copy ac:publish refuses, out of memory) is a failed one: logged and counted as lost like the others,
+-- so the delivery still has its one outcome (the broker gave it back, or
+-- its lease ends). Not raised again: nothing waits after a settle.
 local function settle(w, count, method, d, arg)
   local broker = w.broker
-  local ok, err, code
+  local pok, ok, err, code
   for _ = 1, 5 do
-    ok, err, code = broker[method](broker, d, arg)
+    pok, ok, err, code = pcall(broker[method], broker, d, arg)
+    if not pok then ok, err, code = nil, describe(ok), "error" end
     if ok or code ~= "busy" then break end
   end
   local counts = w.counts
@@ -231,9 +236,8 @@ local function delivery_task(w, loop, h, d)
   local th = c_current()
   bind(loop.ctx) -- the consumer loop's context, as sched.spawn would
   -- whatever run_delivery raises outside its own protected calls (building
-  -- the message, a dead letter's copy that cannot be sent), the slot is
-  -- given back; the delivery, unsettled, comes back (lease end or the
-  -- connection's close) and is counted as lost here
+  -- the message), the slot is given back; the delivery, unsettled, comes
+  -- back (lease end or the connection's close) and is counted as lost here
   local ok, err = pcall(run_delivery, w, loop, h, d)
   if not ok and err ~= CANCELLED then
     w.counts.lost = w.counts.lost + 1
