@@ -27,7 +27,7 @@ setup(function()
   srv = server.start(APP, { "--worker-timeout", "0" }, env())
   -- a route's first request takes the Lua path (it makes the route's span
   -- info the C path then uses): one each first
-  for _, t in ipairs { "/plain/0", "/touch/0", "/boom", "/own" } do get(t) end
+  for _, t in ipairs { "/plain/0", "/touch/0", "/boom", "/own", "/later" } do get(t) end
 end)
 
 teardown(function()
@@ -187,6 +187,22 @@ describe("an HTTP root span kept in C", function()
     assert.equal("/plain/3", s.attrs["http.url"])
     assert.equal("3", s.attrs["http.request.path_param.id"])
     assert.equal(200, s.attrs["http.response.status_code"])
+  end)
+
+  it("is the parent of a span a task the handler spawned runs after the answer, as a Lua span is", function()
+    -- the Lua path (a tracestate) and the C path: the same parent
+    for _, headers in ipairs { { traceparent = "00-7bf92f3577b34da6a3ce929d0e0e4736-30f067aa0ba902b7-01",
+      tracestate = "k=v" }, {} } do
+      local res = get("/later", headers)
+      assert.equal(200, res.status, res.body)
+      local trace, span = echoed(res)
+      local items = rcv:wait_for("traces", function(items)
+        for _, s in ipairs(items) do
+          if s.name == "later" and s.traceId == trace then return { s } end
+        end
+      end, 10)
+      assert.equal(span, items[1].parentSpanId, headers.tracestate and "Lua path" or "C path")
+    end
   end)
 
   it("names a HEAD on a GET route as the Lua path does", function()
