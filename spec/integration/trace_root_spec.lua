@@ -27,7 +27,7 @@ setup(function()
   srv = server.start(APP, { "--worker-timeout", "0" }, env())
   -- a route's first request takes the Lua path (it makes the route's span
   -- info the C path then uses): one each first
-  for _, t in ipairs { "/plain/0", "/touch/0", "/boom", "/own", "/later" } do get(t) end
+  for _, t in ipairs { "/plain/0", "/touch/0", "/boom", "/own", "/later", "/badstatus" } do get(t) end
 end)
 
 teardown(function()
@@ -202,6 +202,24 @@ describe("an HTTP root span kept in C", function()
         end
       end, 10)
       assert.equal(span, items[1].parentSpanId, headers.tracestate and "Lua path" or "C path")
+    end
+  end)
+
+  it("is exported for an answer the server refuses, with the 500 sent, as a Lua span is", function()
+    for n, headers in ipairs { { traceparent = "00-8bf92f3577b34da6a3ce929d0e0e4736-40f067aa0ba902b7-01",
+      tracestate = "k=v" }, {} } do
+      local url = "/badstatus?n=" .. n
+      local res = get(url, headers)
+      assert.equal(500, res.status, res.body)
+      local ok, items = pcall(rcv.wait_for, rcv, "traces", function(items)
+        for _, s in ipairs(items) do
+          if s.attrs and s.attrs["http.url"] == url then return { s } end
+        end
+      end, 5)
+      assert(ok, (headers.tracestate and "Lua path" or "C path") .. ": no span exported")
+      assert.equal("GET /badstatus", items[1].name)
+      assert.equal(500, items[1].attrs["http.response.status_code"])
+      assert.equal(2, items[1].status.code)
     end
   end)
 
