@@ -233,6 +233,27 @@ describe("an HTTP root span kept in C", function()
   end)
 end)
 
+describe("an HTTP root span kept in C, pre-forked workers", function()
+  it("draws different ids in each worker", function()
+    local s2 = server.start(APP, { "--workers", "2" }, env())
+    local ok, err = pcall(function()
+      local seen, n = {}, 0
+      for i = 1, 40 do
+        local res = get("/plain/" .. (100 + i), nil, nil, s2.port) -- (a connection each: either worker)
+        assert.equal(200, res.status)
+        local trace, span = echoed(res)
+        assert.is_nil(seen[trace], "trace id drawn twice: " .. trace)
+        assert.is_nil(seen[span], "span id drawn twice: " .. span)
+        seen[trace], seen[span] = true, true
+        n = n + 1
+      end
+      assert.equal(40, n)
+    end)
+    s2:stop()
+    assert(ok, err)
+  end)
+end)
+
 describe("an HTTP root span kept in C, sampling", function()
   it("samples nothing at sample = 0 and still echoes the trace", function()
     local s0 = server.start(APP, { "--worker-timeout", "0" }, env { TRACE_SAMPLE = "0" })
