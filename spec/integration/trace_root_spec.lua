@@ -202,6 +202,11 @@ describe("an HTTP root span kept in C", function()
         end
       end, 10)
       assert.equal(span, items[1].parentSpanId, headers.tracestate and "Lua path" or "C path")
+      -- the root span itself: exported once
+      assert.equal("GET /later", span_of(span).name)
+      local n = 0
+      for _, s in ipairs(rcv:items("traces")) do if s.spanId == span then n = n + 1 end end
+      assert.equal(1, n)
     end
   end)
 
