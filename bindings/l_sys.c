@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <lauxlib.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,11 +194,21 @@ static int l_time(lua_State *L)
 }
 
 /* sys.random_bytes(n) -> n bytes from the kernel's CSPRNG (uuid4, tokens).
- * Served from a 4 KiB buffer so a uuid costs no system call most of the time. */
+ * Served from a 4 KiB buffer so a uuid costs no system call most of the time.
+ * A forked child empties the buffer it inherited (pool_forget): pre-forked
+ * workers would otherwise hand out the same bytes, the same ids and tokens. */
+static unsigned char pool[4096];
+static size_t avail;
+
+static void pool_forget(void) { avail = 0; }
+
 static int l_random_bytes(lua_State *L)
 {
-    static unsigned char pool[4096];
-    static size_t avail;
+    static int atfork;
+    if (!atfork) {
+        if (pthread_atfork(NULL, NULL, pool_forget) != 0) return luaL_error(L, "pthread_atfork failed");
+        atfork = 1;
+    }
     lua_Integer n = luaL_checkinteger(L, 1);
     if (n < 0 || n > 4096) return luaL_argerror(L, 1, "0..4096 bytes");
     if ((size_t)n > avail) {

@@ -72,6 +72,10 @@ function M.spawn(fn, ...)
   local args = pack(...)
   -- tracing on: the task's spans are children of the span it was spawned in
   local span = tracing.on and tracing.current(nil)
+  -- a request's root span the C server keeps (jararaca.tracing.state) is
+  -- made Lua's now: the task may run after the request is over, when C no
+  -- longer has it, and its spans must still be children of it
+  if tracing.on and not span and ctx then tracing.current(ctx) end
   task.handle, task.gen = c_spawn(function()
     bind(ctx)
     -- (coroutines are reused for tasks: the entry is cleared at the end)

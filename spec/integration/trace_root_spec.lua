@@ -27,7 +27,7 @@ setup(function()
   srv = server.start(APP, { "--worker-timeout", "0" }, env())
   -- a route's first request takes the Lua path (it makes the route's span
   -- info the C path then uses): one each first
-  for _, t in ipairs { "/plain/0", "/touch/0", "/peek/0", "/boom", "/own" } do get(t) end
+  for _, t in ipairs { "/plain/0", "/touch/0", "/peek/0", "/boom", "/own", "/later", "/badstatus" } do get(t) end
 end)
 
 teardown(function()
@@ -203,6 +203,45 @@ describe("an HTTP root span kept in C", function()
     assert.equal(200, s.attrs["http.response.status_code"])
   end)
 
+  it("is the parent of a span a task the handler spawned runs after the answer, as a Lua span is", function()
+    -- the Lua path (a tracestate) and the C path: the same parent
+    for _, headers in ipairs { { traceparent = "00-7bf92f3577b34da6a3ce929d0e0e4736-30f067aa0ba902b7-01",
+      tracestate = "k=v" }, {} } do
+      local res = get("/later", headers)
+      assert.equal(200, res.status, res.body)
+      local trace, span = echoed(res)
+      local items = rcv:wait_for("traces", function(items)
+        for _, s in ipairs(items) do
+          if s.name == "later" and s.traceId == trace then return { s } end
+        end
+      end, 10)
+      assert.equal(span, items[1].parentSpanId, headers.tracestate and "Lua path" or "C path")
+      -- the root span itself: exported once
+      assert.equal("GET /later", span_of(span).name)
+      local n = 0
+      for _, s in ipairs(rcv:items("traces")) do if s.spanId == span then n = n + 1 end end
+      assert.equal(1, n)
+    end
+  end)
+
+  it("is exported for an answer the server refuses, with the 500 sent, as a Lua span is", function()
+    for n, headers in ipairs { { traceparent = "00-8bf92f3577b34da6a3ce929d0e0e4736-40f067aa0ba902b7-01",
+      tracestate = "k=v" }, {} } do
+      local url = "/badstatus?n=" .. n
+      local res = get(url, headers)
+      assert.equal(500, res.status, res.body)
+      local ok, items = pcall(rcv.wait_for, rcv, "traces", function(items)
+        for _, s in ipairs(items) do
+          if s.attrs and s.attrs["http.url"] == url then return { s } end
+        end
+      end, 5)
+      assert(ok, (headers.tracestate and "Lua path" or "C path") .. ": no span exported")
+      assert.equal("GET /badstatus", items[1].name)
+      assert.equal(500, items[1].attrs["http.response.status_code"])
+      assert.equal(2, items[1].status.code)
+    end
+  end)
+
   it("names a HEAD on a GET route as the Lua path does", function()
     local res = get("/plain/5", nil, "HEAD")
     assert.equal(200, res.status)
@@ -210,6 +249,27 @@ describe("an HTTP root span kept in C", function()
     local s = span_of(span)
     assert.equal("HEAD", s.attrs["http.method"])
     assert.equal("HEAD /plain/{id}", s.name)
+  end)
+end)
+
+describe("an HTTP root span kept in C, pre-forked workers", function()
+  it("draws different ids in each worker", function()
+    local s2 = server.start(APP, { "--workers", "2" }, env())
+    local ok, err = pcall(function()
+      local seen, n = {}, 0
+      for i = 1, 40 do
+        local res = get("/plain/" .. (100 + i), nil, nil, s2.port) -- (a connection each: either worker)
+        assert.equal(200, res.status)
+        local trace, span = echoed(res)
+        assert.is_nil(seen[trace], "trace id drawn twice: " .. trace)
+        assert.is_nil(seen[span], "span id drawn twice: " .. span)
+        seen[trace], seen[span] = true, true
+        n = n + 1
+      end
+      assert.equal(40, n)
+    end)
+    s2:stop()
+    assert(ok, err)
   end)
 end)
 

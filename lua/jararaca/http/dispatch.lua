@@ -156,11 +156,17 @@ end
 -- root span ends with the answer (jararaca.tracing.answer), else nil.
 local function send_span(h, req, holder, st, b, ct, hd)
   local ws = rawget(req, "_ws")
-  if holder then hd = tracing().answer(holder, h, ws, st, hd) end
-  if ws then return ws_socket().finish(ws, true) end -- (a no-op after ws_failed)
+  if ws then
+    if holder then tracing().answer(holder, h, 101) end
+    return ws_socket().finish(ws, true) -- (a no-op after ws_failed)
+  end
+  if holder then hd = tracing().answer_headers(holder, hd) end
   local ok, msg, code = h:respond(st, b, ct, hd)
-  if ok or code ~= "invalid" then return st end -- "closed": the client is gone
-  return refused(h, req, msg)
+  -- "closed": the client is gone; "invalid": a logged 500 instead
+  if not ok and code == "invalid" then st = refused(h, req, msg) end
+  -- (the span ends once answered: with the status sent)
+  if holder then tracing().answer(holder, h, st) end
+  return st
 end
 
 local function send(h, req, st, b, ct, hd)

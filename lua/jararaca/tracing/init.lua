@@ -456,25 +456,32 @@ function M.start_http(ctx, req, route)
   return sp
 end
 
---- The answer of an HTTP request or WebSocket handshake (ws: its socket)
---- with status st and headers hd, in the root span of holder (the request's
---- context, or the request): the span ends; returns the headers to answer
---- with (hd, or a copy with `traceparent`; a span C kept is echoed by C).
-function M.answer(holder, h, ws, st, hd)
+--- The headers to answer an HTTP request with, in the root span of holder
+--- (the request's context, or the request): hd, or a copy with
+--- `traceparent` (a span C keeps is echoed by C).
+function M.answer_headers(holder, hd)
   local sp = rawget(holder, "_span")
-  if sp == nil then return hd end
+  if sp == nil or rawget(sp, "_virtual") then return hd end
+  local hp = rawget(sp, "_http")
+  if hp and hp[5] then return hd end -- (a span Lua took over from C: C echoes it, the same ids)
+  return M.echo(sp, hd)
+end
+
+--- The answer of an HTTP request (the status st it was sent with: a
+--- refused answer's 500) or WebSocket handshake (101), in the root span of
+--- holder: the span ends.
+function M.answer(holder, h, st)
+  local sp = rawget(holder, "_span")
+  if sp == nil then return end
   if rawget(sp, "_virtual") then
     local req = rawget(holder, "request") or holder
     -- (never raises into the answer: an exporter stopped meanwhile, at
     -- shutdown, loses the span, not the answer)
     local e = otlp_e
     if e then pcall(e.push_http_span, e, h, st, sp.name, sp.attrs, sp.websocket, rawget(req, "params")) end
-    return hd
+    return
   end
-  local hp = rawget(sp, "_http")
-  if not ws and not (hp and hp[5]) then hd = M.echo(sp, hd) end
-  M.end_http(sp, ws and 101 or st)
-  return hd
+  M.end_http(sp, st)
 end
 
 -- The headers of an answer without headers of its own: one table reused

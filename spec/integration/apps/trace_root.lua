@@ -8,6 +8,9 @@
 --                     its attributes are never read in Lua)
 --   GET /boom         raises: a 500
 --   GET /own          answers with a traceparent header of its own
+--   GET /badstatus    answers a status the server refuses (a 500 is sent)
+--   GET /later        spawns a task that, once the request is over, runs a
+--                     span "later" (a child of the request's root span)
 -- TRACE_SAMPLE: the sampling probability (default 1.0).
 local j = require "jararaca"
 
@@ -32,6 +35,19 @@ T.boom = j.Get("/boom", function() error("boom") end)
 
 local OWN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 T.own = j.Get("/own", function() return { ok = true }, 200, { traceparent = OWN } end)
+
+T.badstatus = j.Get("/badstatus", function() return { ok = true }, "abc" end)
+
+-- (the request is over when its handle says so: no sleep as a clock)
+local function over(h) return not pcall(h.id, h) end
+T.later = j.Get("/later", function(_, req)
+  local h = req._h
+  j.spawn(function()
+    while not over(h) do j.sleep(0.001) end
+    j.start_span("later", function() end)
+  end)
+  return { ok = true }
+end)
 
 return j.Microservice {
   name = "traceroot",
