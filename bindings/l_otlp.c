@@ -6,7 +6,7 @@
  *     table is present (and its enabled is not false): cfg.traces = { url =, headers = { {name, value}, ... },
  *     timeout_ms =, max_queue =, max_batch =, schedule_delay_ms =, export_timeout_ms =,
  *     compression = "none" | "gzip" }
- *   e:push(signal, bytes) -> true | nil, "queue full", "full"
+ *   e:push(signal, bytes) -> true | nil, "queue full", "full" | nil, "out of memory", "nomem"
  *                             (raises for a signal that is not enabled)
  *     signal: "traces" | "metrics" | "logs"; bytes: one encoded Span, Metric
  *     or LogRecord. Cheap: a copy into the exporter's queue.
@@ -165,6 +165,13 @@ static otlp_ud *check_open(lua_State *L)
     return u;
 }
 
+/* A push the exporter refused (the item is counted dropped either way). */
+static int push_failed(lua_State *L, int rc)
+{
+    if (rc == JR_OTLP_ENOMEM) return jr_push_fail(L, "out of memory", "nomem");
+    return jr_push_fail(L, "queue full", "full");
+}
+
 static int l_push(lua_State *L)
 {
     otlp_ud *u = check_open(L);
@@ -178,11 +185,11 @@ static int l_push(lua_State *L)
     }
     /* the glue knows which signals it configured: pushing to another is a bug */
     if (rc == JR_OTLP_EINVAL) return luaL_error(L, "otlp exporter: %s export is not enabled", signal_names[sig]);
-    return jr_push_fail(L, "queue full", "full");
+    return push_failed(L, rc);
 }
 
 /* Push an encoded span (the encoder's shared buffer) into the traces
- * queue: true | nil, "queue full", "full". */
+ * queue: true | nil, "queue full", "full" | nil, "out of memory", "nomem". */
 static int push_encoded(lua_State *L, otlp_ud *u, const char *d, size_t len)
 {
     int rc = jr_otlp_push(u->o, JR_OTLP_TRACES, d, len);
@@ -192,7 +199,7 @@ static int push_encoded(lua_State *L, otlp_ud *u, const char *d, size_t len)
         return 1;
     }
     if (rc == JR_OTLP_EINVAL) return luaL_error(L, "otlp exporter: traces export is not enabled");
-    return jr_push_fail(L, "queue full", "full");
+    return push_failed(L, rc);
 }
 
 /* e:push_span(sp): the finished span table sp encoded (l_otlp_encode.c)
