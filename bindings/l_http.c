@@ -441,6 +441,21 @@ static int req_trace_take(lua_State *L)
     return 9;
 }
 
+/* h:trace_ids() -> trace_id, span_id (hex), sampled of the root span kept
+ * in C; nothing when it is not (or the request is over). What a log line
+ * needs, without handing the span to Lua (jararaca.log). */
+static int req_trace_ids(lua_State *L)
+{
+    req_slot *sl = live_slot(L, 1);
+    if (!sl || sl->trace_state != TRACE_KEPT) return 0;
+    char tp[JR_TRACEPARENT_LEN]; /* "00-<trace>-<span>-0x": the hex cut from it */
+    jr_traceparent_format(tp, sl->trace.trace_id, sl->trace.span_id, sl->trace.sampled);
+    lua_pushlstring(L, tp + 3, 32);
+    lua_pushlstring(L, tp + 36, 16);
+    lua_pushboolean(L, sl->trace.sampled);
+    return 3;
+}
+
 /* http.trace_seed(): seed the root spans' ids (after a fork: each worker
  * its own sequence; jararaca.tracing.configure calls it). */
 static int l_trace_seed(lua_State *L)
@@ -1022,7 +1037,7 @@ int jr_open_http(lua_State *L)
         {"is_upgrade", req_is_upgrade}, {"start_ms", req_start_ms}, {"respond", req_respond},
         {"method", req_method},   {"path", req_path},             {"query", req_query},
         {"span_attributes", req_span_attributes}, {"trace_begin", req_trace_begin},
-        {"trace_take", req_trace_take}, {NULL, NULL}};
+        {"trace_take", req_trace_take}, {"trace_ids", req_trace_ids}, {NULL, NULL}};
     static const luaL_Reg srv_methods[] = {
         {"port", srv_port}, {"stats", srv_stats}, {"shutdown", srv_shutdown},
         {"close", srv_close}, {NULL, NULL}};

@@ -9,7 +9,7 @@ local tracing = require "jararaca.tracing.state"
 local M = {}
 local sys_log, level_of = sys.log, sys.log_level
 local tostring, select, concat, type, error = tostring, select, table.concat, type, error
-local sink -- fn(level, msg, request_id, span): every line written (jararaca.otlp)
+local sink -- fn(level, msg, request_id, trace_id, span_id, sampled): every line written (jararaca.otlp)
 
 local function emit(level, ...)
   if level < level_of() then return end
@@ -26,18 +26,19 @@ local function emit(level, ...)
   local rid = ctx and ctx.request_id or nil
   if tracing.on then
     -- inside a traced transaction: the current span's ids on the line
-    local sp = tracing.current(ctx)
-    if sp then
-      if sink then sink(level, msg, rid, sp) end
-      return sys_log(level, msg, rid, sp.trace_id, sp.span_id)
+    local tid, sid, sampled = tracing.ids(ctx)
+    if tid then
+      if sink then sink(level, msg, rid, tid, sid, sampled) end
+      return sys_log(level, msg, rid, tid, sid)
     end
   end
-  if sink then sink(level, msg, rid, nil) end
+  if sink then sink(level, msg, rid) end
   sys_log(level, msg, rid)
 end
 
 --- Hand every line written to fn(level (0 debug .. 3 error), msg,
---- request_id, span) as well (nil: none). jararaca.otlp's hook.
+--- request_id, trace_id, span_id, sampled) as well (the ids of the span it
+--- was written in, or nil; nil fn: none). jararaca.otlp's hook.
 function M.set_sink(fn) sink = fn end
 
 function M.debug(...) emit(0, ...) end

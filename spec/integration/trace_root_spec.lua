@@ -27,7 +27,7 @@ setup(function()
   srv = server.start(APP, { "--worker-timeout", "0" }, env())
   -- a route's first request takes the Lua path (it makes the route's span
   -- info the C path then uses): one each first
-  for _, t in ipairs { "/plain/0", "/touch/0", "/peek/0", "/boom", "/own", "/later", "/badstatus" } do get(t) end
+  for _, t in ipairs { "/plain/0", "/touch/0", "/peek/0", "/logs/0", "/boom", "/own", "/later", "/badstatus" } do get(t) end
 end)
 
 teardown(function()
@@ -122,6 +122,22 @@ describe("an HTTP root span kept in C", function()
 
   it("taken over by Lua without its attributes read, is exported with all of them", function()
     taken_over("peek", "4", "2", "c")
+  end)
+
+  it("gives a log line written in the request the span's ids", function()
+    local res = get("/logs/77")
+    assert.equal(200, res.status, res.body)
+    local trace, span = echoed(res)
+    local s = span_of(span)
+    assert.equal("GET /logs/{id}", s.name)
+    assert.equal("77", s.attrs["http.request.path_param.id"])
+    local line
+    for l in srv:output():gmatch("[^\n]+") do
+      if l:find("in logs 77", 1, true) then line = l end
+    end
+    assert.truthy(line, "the log line")
+    assert.truthy(line:find("trace_id=" .. trace, 1, true), line)
+    assert.truthy(line:find("span_id=" .. span, 1, true), line)
   end)
 
   it("ends with status error on a 500", function()

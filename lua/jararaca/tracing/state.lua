@@ -30,4 +30,24 @@ function M.current(ctx)
   return nil
 end
 
+--- The ids a log line carries: trace_id, span_id (hex), sampled of the
+--- current span, or nothing outside a traced transaction. A request's root
+--- span the C server keeps stays there (h:trace_ids: no span made for a
+--- log line).
+function M.ids(ctx)
+  local co = running()
+  local sp = active[co or active]
+  if not sp and ctx then
+    sp = rawget(ctx, "_span")
+    if sp and rawget(sp, "_virtual") then
+      local req = rawget(ctx, "request")
+      local h = req and rawget(req, "_h")
+      local ok, t, s, sampled = pcall(h.trace_ids, h)
+      if ok and t then return t, s, sampled end
+      sp = M.materialize(ctx, sp)
+    end
+  end
+  if sp then return sp.trace_id, sp.span_id, sp.sampled == true end
+end
+
 return M

@@ -6,6 +6,7 @@
 --                     over mid-request) and answers its ids
 --   GET /peek/{id}    reads the current span's ids only (Lua takes it over,
 --                     its attributes are never read in Lua)
+--   GET /logs/{id}    writes a log line (its ids read from C)
 --   GET /boom         raises: a 500
 --   GET /own          answers with a traceparent header of its own
 --   GET /badstatus    answers a status the server refuses (a 500 is sent)
@@ -29,6 +30,12 @@ end)
 T.peek = j.Get("/peek/{id}", function(_, req)
   local sp = j.current_span()
   return { id = req.params.id, trace_id = sp.trace_id, span_id = sp.span_id }
+end)
+
+-- a log line: it carries the span's ids, the span stays in C
+T.logs = j.Get("/logs/{id}", function(_, req)
+  j.log.info("in logs " .. req.params.id)
+  return { id = req.params.id }
 end)
 
 T.boom = j.Get("/boom", function() error("boom") end)
