@@ -426,12 +426,8 @@ static int req_trace_take(lua_State *L)
     push_word(L, t->span_id);
     push_word(L, t->span_id + 4);
     if (t->has_parent) {
-        static const char digits[] = "0123456789abcdef";
         char hex[16];
-        for (int i = 0; i < 8; i++) {
-            hex[2 * i] = digits[t->parent_id[i] >> 4];
-            hex[2 * i + 1] = digits[t->parent_id[i] & 15];
-        }
+        jr_trace_hex(hex, t->parent_id, 8);
         lua_pushlstring(L, hex, 16);
     } else {
         lua_pushnil(L);
@@ -448,10 +444,11 @@ static int req_trace_ids(lua_State *L)
 {
     req_slot *sl = live_slot(L, 1);
     if (!sl || sl->trace_state != TRACE_KEPT) return 0;
-    char tp[JR_TRACEPARENT_LEN]; /* "00-<trace>-<span>-0x": the hex cut from it */
-    jr_traceparent_format(tp, sl->trace.trace_id, sl->trace.span_id, sl->trace.sampled);
-    lua_pushlstring(L, tp + 3, 32);
-    lua_pushlstring(L, tp + 36, 16);
+    char hex[32];
+    jr_trace_hex(hex, sl->trace.trace_id, 16);
+    lua_pushlstring(L, hex, 32);
+    jr_trace_hex(hex, sl->trace.span_id, 8);
+    lua_pushlstring(L, hex, 16);
     lua_pushboolean(L, sl->trace.sampled);
     return 3;
 }

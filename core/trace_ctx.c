@@ -52,7 +52,7 @@ int jr_traceparent_parse(const char *s, size_t n, unsigned char trace_id[16], un
     return 0;
 }
 
-static void put_hex(char *out, const unsigned char *b, size_t n)
+void jr_trace_hex(char *out, const unsigned char *b, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -64,9 +64,9 @@ static void put_hex(char *out, const unsigned char *b, size_t n)
 void jr_traceparent_format(char *out, const unsigned char trace_id[16], const unsigned char span_id[8], int sampled)
 {
     memcpy(out, "00-", 3);
-    put_hex(out + 3, trace_id, 16);
+    jr_trace_hex(out + 3, trace_id, 16);
     out[35] = '-';
-    put_hex(out + 36, span_id, 8);
+    jr_trace_hex(out + 36, span_id, 8);
     memcpy(out + 52, sampled ? "-01" : "-00", 3);
 }
 

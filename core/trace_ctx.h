@@ -29,6 +29,9 @@ typedef struct {
 int jr_traceparent_parse(const char *s, size_t n, unsigned char trace_id[16], unsigned char parent_id[8],
                          int *sampled);
 
+/* n bytes as 2n lower-case hex digits into out (no NUL). */
+void jr_trace_hex(char *out, const unsigned char *b, size_t n);
+
 #define JR_TRACEPARENT_LEN 55
 /* "00-<trace>-<span>-0<sampled>" into out (JR_TRACEPARENT_LEN bytes, no NUL). */
 void jr_traceparent_format(char *out, const unsigned char trace_id[16], const unsigned char span_id[8], int sampled);
