@@ -92,10 +92,19 @@ static void keys_on(lua_State *L)
         keys_registry = reg;
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, keys_ref);
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        /* (a new Lua state at a freed one's address: its registry has no
+         * such table; names are pushed as they come, and the cache starts
+         * over next time) */
+        lua_pop(L, 1);
+        keys_registry = NULL;
+        keys_idx = 0;
+        return;
+    }
     keys_idx = lua_gettop(L);
 }
 
-/* (the caller's settop takes the table off the stack) */
+/* (the caller's settop takes the table, if pushed, off the stack) */
 static void keys_off(void) { keys_idx = 0; }
 
 static void push_key(lua_State *L, const char *k)

@@ -405,6 +405,7 @@ spanmod.set_lazy_attributes(lazy_attributes)
 local function materialize(ctx, r)
   local req = rawget(ctx, "request")
   local h = req and rawget(req, "_h")
+  if not h then return nil end
   local ok, t1, t2, t3, t4, s1, s2, parent, sampled, start_us = pcall(h.trace_take, h)
   if not ok or t1 == nil then return nil end
   local sp = spanmod.from_words(r.name, "server", t1, t2, t3, t4, s1, s2, parent, sampled, start_us)

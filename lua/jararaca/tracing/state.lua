@@ -42,8 +42,10 @@ function M.ids(ctx)
     if sp and rawget(sp, "_virtual") then
       local req = rawget(ctx, "request")
       local h = req and rawget(req, "_h")
-      local ok, t, s, sampled = pcall(h.trace_ids, h)
-      if ok and t then return t, s, sampled end
+      if h then
+        local ok, t, s, sampled = pcall(h.trace_ids, h)
+        if ok and t then return t, s, sampled end
+      end
       sp = M.materialize(ctx, sp)
     end
   end
