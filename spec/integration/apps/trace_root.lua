@@ -1,7 +1,8 @@
 -- An app for spec/integration/trace_root_spec.lua: tracing on, exported over
 -- OTLP (OTEL_EXPORTER_OTLP_ENDPOINT: the test receiver), so the C server
 -- keeps a request's root span until Lua asks for it.
---   GET /plain/{id}   touches no span (the span stays in C)
+--   GET /plain/{id}   touches no span (the span stays in C); answers the
+--                     worker's pid
 --   GET /touch/{id}   sets an attribute on the current span (Lua takes it
 --                     over mid-request) and answers its ids
 --   GET /peek/{id}    reads the current span's ids only (Lua takes it over,
@@ -17,7 +18,8 @@ local j = require "jararaca"
 
 local T = j.RestController("", { name = "TraceRoot" })
 
-T.plain = j.Get("/plain/{id}", function(_, req) return { id = req.params.id } end)
+local pid = require("jararaca.core.sys").pid
+T.plain = j.Get("/plain/{id}", function(_, req) return { id = req.params.id, pid = pid() } end)
 
 T.touch = j.Get("/touch/{id}", function(_, req)
   local sp = j.current_span()
